@@ -1,0 +1,45 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set up .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= .demo
+
+.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps
+
+$(STAMP): pyproject.toml
+	@bash .ci/system-deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check daemon tui tests bench
+	$(BIN)/ruff format --check daemon tui tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck contracts pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m kairand.demo --dir $(DEMO_DIR)
+
+bench: $(STAMP)
+	@for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+bench-quick: $(STAMP)
+	@for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache

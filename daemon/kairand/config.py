@@ -1,0 +1,144 @@
+"""Daemon configuration: a TOML file validated by pydantic, with documented defaults.
+
+Every key is documented in docs/configuration.md. Unknown keys are refused, so a typo never
+silently falls back to a default. Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kairand.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonSection(Section):
+    state_dir: Path = Path("/var/lib/kairan")
+    """Folder holding the encrypted store (and nothing else personal)."""
+    database: str = "kairan.db"
+    """File name of the SQLCipher store inside state_dir."""
+    runtime_dir: Path = Path("/run/kairan")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    read_threads: Annotated[int, Field(ge=1, le=16)] = 2
+    """Threads serving read-only queries (the single writer has its own thread)."""
+    training_mode: bool = False
+    """True when the LINE endpoint is the simulator: staff screens show 訓練モード."""
+
+
+class KeyringSection(Section):
+    backend: str = ""
+    """Dotted class path of the keyring backend. Empty: keyring's own choice, which honours
+    PYTHON_KEYRING_BACKEND (the systemd unit pins the credentials backend that way)."""
+    directory: Path | None = None
+    """For kairand.keys.backends.DirectoryKeyring: the folder holding one file per secret."""
+
+
+class WebhookSection(Section):
+    socket: Path | None = Path("/run/kairan/webhook.sock")
+    """Unix socket the tunnel forwards to (TLS served on it when tls_cert is set)."""
+    socket_mode: int = 0o660
+    tcp_host: str = ""
+    """Loopback TCP listener for development (empty: none)."""
+    tcp_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    path: str = "/webhook"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024
+    bot_user_id: str = ""
+    """The `destination` LINE puts in every webhook body; empty accepts any (dev only)."""
+
+
+class LineSection(Section):
+    api_base: str = "https://api.line.me"
+    """Messaging API base URL (no trailing slash). The simulator's URL in training mode."""
+    request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+class ApiSection(Section):
+    socket: Path = Path("/run/kairan/api.sock")
+    socket_mode: int = 0o660
+    socket_group: str = "kairan-staff"
+    """Group owning the API socket; empty leaves the daemon's group."""
+
+
+class DeliverySection(Section):
+    multicast_rate_per_second: Annotated[float, Field(gt=0, le=2000)] = 200.0
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 16
+    self_approval_threshold: Annotated[int, Field(ge=0)] = 0
+    """Deliveries to fewer recipients than this may be approved by their author (0 = never)."""
+
+
+class PrivacySection(Section):
+    store_display_name: bool = False
+    """Keep residents' LINE display names (W6: off unless the municipality needs them)."""
+    small_cell_threshold: Annotated[int, Field(ge=1)] = 10
+    """Statistics cells below this count are shown as "<N" (W4)."""
+
+
+class Config(Section):
+    daemon: DaemonSection = DaemonSection()
+    keyring: KeyringSection = KeyringSection()
+    webhook: WebhookSection = WebhookSection()
+    line: LineSection = LineSection()
+    api: ApiSection = ApiSection()
+    delivery: DeliverySection = DeliverySection()
+    privacy: PrivacySection = PrivacySection()
+
+    @property
+    def database_path(self) -> Path:
+        return self.daemon.state_dir / self.daemon.database
+
+
+_PATH_KEYS = {
+    ("daemon", "state_dir"),
+    ("daemon", "runtime_dir"),
+    ("keyring", "directory"),
+    ("webhook", "socket"),
+    ("webhook", "tls_cert"),
+    ("webhook", "tls_key"),
+    ("api", "socket"),
+}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate PATH; a ConfigError names the file and the offending key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"configuration file {path} does not exist",
+            "pass --config PATH, or create one with `kairanctl init --dev DIR`",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", "fix the syntax at that line") from None
+    return parse_config(raw, base_dir=path.parent.resolve(), source=str(path))
+
+
+def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
+    for section, key in _PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            raw[section][key] = str(base_dir / value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        problem = (
+            "unknown key (check the spelling against docs/configuration.md)"
+            if first["type"] == "extra_forbidden"
+            else first["msg"]
+        )
+        raise ConfigError(
+            f"{source}: invalid value for `{where}`: {problem}",
+            "see docs/configuration.md for every key and its default",
+        ) from None

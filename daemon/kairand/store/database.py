@@ -1,0 +1,175 @@
+"""Opening the SQLCipher file and running work on it off the event loop.
+
+One writer thread holds the only write connection (SQLite allows one writer anyway); a small
+pool of reader threads each hold their own connection (WAL lets them read while the writer
+writes). Coroutines hand functions `fn(conn, *args)` to those threads; the functions themselves
+live in the query modules beside this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlcipher3
+
+from kairand.errors import BlockingCallError, SecretError, StoreError
+from kairand.logs import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+Connection = sqlcipher3.Connection
+DatabaseError = sqlcipher3.DatabaseError
+IntegrityError = sqlcipher3.IntegrityError
+
+
+def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
+    """Open PATH with the raw 256-bit KEY and set every pragma in one place.
+
+    Raises SecretError when KEY does not open the file, StoreError when it cannot be opened.
+    """
+    if len(key) != 32:
+        raise SecretError("the database key must be 32 bytes (256 bits)")
+    try:
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        conn = sqlcipher3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
+        )
+    except sqlcipher3.OperationalError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}", "check the path and its permissions") from None
+    try:
+        # The key must be the first statement. bytes.hex() cannot carry a quote: no injection.
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        # The first read decrypts page 1: a wrong key fails here, not later.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as exc:
+        conn.close()
+        if "not a database" in str(exc):
+            raise SecretError(
+                f"the database key does not open {path}",
+                "check the credential db-key: it must be the key this store was created with",
+            ) from None
+        raise StoreError(f"cannot read the store {path}: {exc}") from None
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a lost commit could mean a resident messaged twice or a purge undone.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    # Deleted personal data is overwritten in the file, not just unlinked from the b-tree.
+    conn.execute("PRAGMA secure_delete = ON")
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn: Connection, immediate: bool = True) -> Iterator[Connection]:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Store:
+    """The daemon's handle on the store. Construct, then `migrate()`, then use `write`/`read`."""
+
+    def __init__(self, path: Path, key: bytes, read_threads: int = 2) -> None:
+        self.path = path
+        self._key = key
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="kairan-db-writer")
+        self._reader_pool = ThreadPoolExecutor(read_threads, thread_name_prefix="kairan-db-reader")
+        self._local = threading.local()
+        self._connections: list[Connection] = []
+        self._lock = threading.Lock()
+        self._loop_thread: int | None = None
+        self._closed = False
+        # Open one connection now so a wrong key or missing file fails at start-up.
+        self._writer = open_connection(path, key)
+        self._connections.append(self._writer)
+
+    # -- synchronous API (kairanctl, tests, and inside the worker threads) -----------------
+
+    def _guard(self) -> None:
+        if self._loop_thread is not None and threading.get_ident() == self._loop_thread:
+            raise BlockingCallError("synchronous store call on the event loop thread")
+
+    def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(conn, *args) in one write transaction on the calling thread."""
+        self._guard()
+        with self._lock, transaction(self._writer):
+            return fn(self._writer, *args)
+
+    def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        self._guard()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = open_connection(self.path, self._key)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        with transaction(conn, immediate=False):
+            return fn(conn, *args)
+
+    def raw_writer(self) -> Connection:
+        """The write connection, for migrations and maintenance run before the loop starts."""
+        self._guard()
+        return self._writer
+
+    # -- asynchronous API (the daemon) -----------------------------------------------------
+
+    def bind_loop(self) -> None:
+        """From now on, synchronous calls on this (the loop's) thread raise BlockingCallError."""
+        self._loop_thread = threading.get_ident()
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_pool, self._write_in_thread, fn, args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_pool, self._read_in_thread, fn, args)
+
+    def _write_in_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self._lock, transaction(self._writer):
+            return fn(self._writer, *args)
+
+    def _read_in_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        return self.read_sync(fn, *args)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file and truncate it (after purges and masking)."""
+        self._guard()
+        with self._lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    async def acheckpoint(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_pool, self.checkpoint)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._connections.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
