@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlcipher3
 
@@ -24,9 +24,12 @@ from kairand.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 
-Connection = sqlcipher3.Connection
-DatabaseError = sqlcipher3.DatabaseError
-IntegrityError = sqlcipher3.IntegrityError
+if TYPE_CHECKING:  # sqlcipher3 ships no stubs; its API is the stdlib sqlite3 one.
+    from sqlite3 import Connection, DatabaseError, IntegrityError
+else:
+    Connection = sqlcipher3.Connection
+    DatabaseError = sqlcipher3.DatabaseError
+    IntegrityError = sqlcipher3.IntegrityError
 
 
 def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
@@ -42,7 +45,9 @@ def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connec
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
         )
     except sqlcipher3.OperationalError as exc:
-        raise StoreError(f"cannot open the store {path}: {exc}", "check the path and its permissions") from None
+        raise StoreError(
+            f"cannot open the store {path}: {exc}", "check the path and its permissions"
+        ) from None
     try:
         # The key must be the first statement. bytes.hex() cannot carry a quote: no injection.
         conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
