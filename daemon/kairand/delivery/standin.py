@@ -180,7 +180,9 @@ def _error(status: int, message: str) -> web.Response:
     )
 
 
-async def serve(standin: StandIn, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+async def serve(
+    standin: StandIn, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
     """Start STANDIN on HOST:PORT; returns the runner (cleanup it) and the base URL."""
     runner = web.AppRunner(standin.app(), access_log=None)
     await runner.setup()
