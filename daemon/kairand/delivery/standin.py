@@ -188,6 +188,6 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    sockets = site._server.sockets if site._server else []  # type: ignore[attr-defined]
     actual = sockets[0].getsockname()[1]
     return runner, f"http://{host}:{actual}"

@@ -64,11 +64,11 @@ class Line:
 
 
 @contextlib.asynccontextmanager
-async def stand_in(timeout: float = 2.0, **kw) -> AsyncIterator[Line]:
+async def stand_in(client_timeout: float = 2.0, **kw) -> AsyncIterator[Line]:
     standin = StandIn(**kw)
     runner, url = await serve(standin)
     try:
-        async with line_api(url, "test-token", timeout) as api:
+        async with line_api(url, "test-token", client_timeout) as api:
             yield Line(standin, api, url)
     finally:
         await runner.cleanup()
@@ -98,12 +98,12 @@ async def run_sender(
     *,
     store: Store | None = None,
     delivery_ids: tuple[int, ...] = (),
-    timeout: float = 20.0,
+    limit_seconds: float = 20.0,
 ) -> None:
     """Run SENDER until UNTIL() or every delivery in DELIVERY_IDS is terminal/paused."""
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_seconds
     try:
         while time.monotonic() < deadline:
             if task.done():

@@ -4,6 +4,7 @@ urgent first, unfollow mid-delivery."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 
@@ -14,7 +15,6 @@ from delivery_harness import (
     populate,
     run_sender,
     stand_in,
-    uid,
 )
 
 from kairand.delivery import service
@@ -75,7 +75,7 @@ async def test_faults_never_duplicate_or_skip(store: Store, seed: int) -> None:
     faults = Faults(
         error_5xx=0.2, lost_response=0.2, timeout=0.1, timeout_before=0.05, hang_seconds=0.6
     )
-    async with stand_in(timeout=0.3, seed=seed, faults=faults) as line:
+    async with stand_in(client_timeout=0.3, seed=seed, faults=faults) as line:
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
         received = line.standin.received()
         assert line.standin.requests > len(batches(store, did))  # faults did happen
@@ -240,7 +240,7 @@ def test_classify_line_answers() -> None:
 
     def exc(status, message, headers=None):
         e = ApiException(status=status, reason="x")
-        e.body = ('{"message": "%s"}' % message).encode()
+        e.body = json.dumps({"message": message}).encode()
         e.headers = headers or {}
         return e
 
