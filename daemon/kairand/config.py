@@ -6,11 +6,12 @@ silently falls back to a default. Relative paths are resolved against the config
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kairand.errors import ConfigError
 
@@ -95,6 +96,17 @@ class Config(Section):
     def database_path(self) -> Path:
         return self.daemon.state_dir / self.daemon.database
 
+    @model_validator(mode="after")
+    def _socket_paths_fit(self) -> Config:
+        # The kernel limits a unix socket path to 107 bytes; fail here, not at bind time.
+        for name, path in (
+            ("webhook.socket", self.webhook.socket),
+            ("api.socket", self.api.socket),
+        ):
+            if path is not None and len(os.fsencode(path)) > 107:
+                raise ValueError(f"{name} path is longer than 107 bytes: {path}")
+        return self
+
 
 _PATH_KEYS = {
     ("daemon", "state_dir"),
@@ -119,7 +131,9 @@ def load_config(path: Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}", "fix the syntax at that line") from None
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}", "fix the syntax at that line"
+        ) from None
     return parse_config(raw, base_dir=path.parent.resolve(), source=str(path))
 
 

@@ -33,9 +33,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(str(record.msg))
         if record.args:
-            record.args = tuple(redact(str(a)) for a in record.args) if isinstance(
-                record.args, tuple
-            ) else record.args
+            record.args = (
+                tuple(redact(str(a)) for a in record.args)
+                if isinstance(record.args, tuple)
+                else record.args
+            )
         fields = getattr(record, "fields", None)
         if fields:
             record.fields = {k: redact(_render_value(v)) for k, v in fields.items()}

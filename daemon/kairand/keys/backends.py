@@ -51,7 +51,7 @@ class CredentialsKeyring(_FileKeyring):
     """systemd credentials in $CREDENTIALS_DIRECTORY (read-only, non-swappable ramfs)."""
 
     @properties.classproperty
-    def priority(cls) -> float:  # noqa: N805 - keyring's classproperty convention
+    def priority(cls) -> float:
         if not os.environ.get("CREDENTIALS_DIRECTORY"):
             raise RuntimeError("no $CREDENTIALS_DIRECTORY: not running under systemd credentials")
         return 10
@@ -77,7 +77,7 @@ class DirectoryKeyring(_FileKeyring):
     ENV: ClassVar[str] = "KAIRAN_KEYRING_DIRECTORY"
 
     @properties.classproperty
-    def priority(cls) -> float:  # noqa: N805
+    def priority(cls) -> float:
         raise RuntimeError("DirectoryKeyring is only used when selected explicitly")
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
@@ -108,7 +108,7 @@ class MemoryKeyring(KeyringBackend):
     store: ClassVar[dict[str, str]] = {}
 
     @properties.classproperty
-    def priority(cls) -> float:  # noqa: N805
+    def priority(cls) -> float:
         raise RuntimeError("MemoryKeyring is only used when selected explicitly")
 
     def get_password(self, service: str, username: str) -> str | None:

@@ -15,8 +15,8 @@ from kairand.errors import ConfigError, SecretError
 from kairand.keys.backends import SERVICE
 
 DB_KEY = "db-key"
-CHANNEL_SECRET = "line-channel-secret"
-CHANNEL_ACCESS_TOKEN = "line-channel-access-token"
+CHANNEL_SECRET = "line-channel-secret"  # noqa: S105 - a name, not a value
+CHANNEL_ACCESS_TOKEN = "line-channel-access-token"  # noqa: S105
 SIGNING_KEY = "signing-key"
 RECEIPT_HMAC_KEY = "receipt-hmac-key"
 
@@ -43,8 +43,10 @@ def get_secret(name: str) -> str:
     value = keyring.get_password(SERVICE, name)
     if not value:
         raise SecretError(
-            f"secret {name!r} is not available from the keyring ({type(keyring.get_keyring()).__name__})",
-            f"provision the credential {name!r} (appliance: systemd-creds; dev: kairanctl init --dev)",
+            f"secret {name!r} is not available from the keyring"
+            f" ({type(keyring.get_keyring()).__name__})",
+            f"provision the credential {name!r}"
+            " (appliance: systemd-creds; development: kairanctl init --dev)",
         )
     return value
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlcipher3
 
@@ -24,9 +24,12 @@ from kairand.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 
-Connection = sqlcipher3.Connection
-DatabaseError = sqlcipher3.DatabaseError
-IntegrityError = sqlcipher3.IntegrityError
+if TYPE_CHECKING:  # sqlcipher3 ships no stubs; its API is the stdlib sqlite3 one.
+    from sqlite3 import Connection, DatabaseError, IntegrityError
+else:
+    Connection = sqlcipher3.Connection
+    DatabaseError = sqlcipher3.DatabaseError
+    IntegrityError = sqlcipher3.IntegrityError
 
 
 def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connection:
@@ -42,7 +45,9 @@ def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connec
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
         )
     except sqlcipher3.OperationalError as exc:
-        raise StoreError(f"cannot open the store {path}: {exc}", "check the path and its permissions") from None
+        raise StoreError(
+            f"cannot open the store {path}: {exc}", "check the path and its permissions"
+        ) from None
     try:
         # The key must be the first statement. bytes.hex() cannot carry a quote: no injection.
         conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
@@ -68,16 +73,34 @@ def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connec
     return conn
 
 
+class StoreFullError(StoreError):
+    """The disk (or the store's size limit) is full: the write was rolled back whole."""
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, sqlcipher3.OperationalError) and "full" in str(exc):
+        return StoreFullError(
+            "the store could not be written: the disk is full (nothing was changed)",
+            "free space on the disk holding the state directory; the daemon retries",
+        )
+    return exc
+
+
 @contextlib.contextmanager
 def transaction(conn: Connection, immediate: bool = True) -> Iterator[Connection]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. A full disk becomes
+    StoreFullError after the rollback, so callers can answer "try again later"."""
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        translated = _translate(exc) if isinstance(exc, Exception) else exc
+        if translated is not exc:
+            raise translated from None
         raise
-    conn.execute("COMMIT")
 
 
 class Store:

@@ -1,0 +1,5 @@
+import sys
+
+from kairand.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tamper-evident audit log: a hash chain over canonical entries, with signed checkpoints."""

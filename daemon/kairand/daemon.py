@@ -1,0 +1,103 @@
+"""Builds the daemon: one aiohttp root application whose cleanup contexts own every resource.
+
+Order: store (opened before the loop by `main`) → background tasks → LINE client → components
+(webhook site, inbox worker, delivery worker, retention worker, staff API site) → watchdog.
+Each component is a cleanup context: it starts its work before `yield` and stops it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from kairand import notify
+from kairand.config import Config
+from kairand.keys import secrets
+from kairand.line.client import LineApi, line_api
+from kairand.logs import get_logger
+from kairand.store.database import Store
+from kairand.tasks import TaskGroup
+
+log = get_logger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+TASKS = web.AppKey("tasks", TaskGroup)
+LINE = web.AppKey("line", LineApi)
+STOPPING = web.AppKey("stopping", asyncio.Event)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[TASKS] = TaskGroup()
+    yield
+    await app[TASKS].close()
+
+
+async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
+    async with line_api(config.line.api_base, token, config.line.request_timeout_seconds) as api:
+        app[LINE] = api
+        yield
+
+
+async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval = notify.watchdog_interval()
+    if interval:
+
+        async def ping() -> None:
+            while True:
+                notify.notify("WATCHDOG=1")
+                await asyncio.sleep(interval)
+
+        app[TASKS].spawn(ping(), "watchdog")
+    yield
+
+
+def components() -> list[CleanupContext]:
+    """The daemon's working parts, in start order (stopped in reverse)."""
+    return []
+
+
+def build_app(config: Config, store: Store) -> web.Application:
+    app = web.Application()
+    app[CONFIG] = config
+    app[STORE] = store
+    app[STOPPING] = asyncio.Event()
+    app.cleanup_ctx.append(_tasks_ctx)
+    app.cleanup_ctx.append(_line_ctx)
+    app.cleanup_ctx.extend(components())
+    app.cleanup_ctx.append(_watchdog_ctx)
+    return app
+
+
+async def run(
+    config: Config, store: Store, ready: Callable[[web.Application], Any] | None = None
+) -> None:
+    """Start every component, report READY=1, and run until SIGTERM/SIGINT."""
+    store.bind_loop()
+    app = build_app(config, store)
+    runner = web.AppRunner(app, handle_signals=False)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app[STOPPING].set)
+    await runner.setup()
+    try:
+        notify.notify("READY=1\nSTATUS=running")
+        log.info("daemon.ready", training_mode=config.daemon.training_mode)
+        if ready is not None:
+            ready(app)
+        await app[STOPPING].wait()
+        log.info("daemon.stopping")
+        notify.notify("STOPPING=1")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    log.info("daemon.stopped")

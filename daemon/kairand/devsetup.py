@@ -1,0 +1,102 @@
+"""`kairanctl init --dev DIR`: a complete development setup (config, keys, migrated store).
+
+The config names its own keyring backend (a DirectoryKeyring over DIR/keys), so `kairand
+--config DIR/kairan.toml` works with no environment variables set. The keys are plain files:
+development and training only, never a real municipality's data.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets as _random
+import time
+from pathlib import Path
+
+from kairand.config import load_config
+from kairand.errors import AlreadyExistsError
+from kairand.keys import secrets
+from kairand.keys.backends import SERVICE, DirectoryKeyring
+from kairand.store.bootstrap import open_store, select_keyring
+
+CONFIG_NAME = "kairan.toml"
+
+DEV_CONFIG = """\
+# Kairan development / training configuration, written by `kairanctl init --dev`.
+# Every key is documented in docs/configuration.md. Relative paths are relative to this file.
+
+[daemon]
+state_dir = "state"
+runtime_dir = "run"
+log_level = "info"
+training_mode = true          # the LINE endpoint below is the simulator: screens show 訓練モード
+
+[keyring]
+# Development keyring: one 0600 file per secret. The appliance uses systemd credentials instead.
+backend = "kairand.keys.backends.DirectoryKeyring"
+directory = "keys"
+
+[webhook]
+socket = "run/webhook.sock"
+tcp_host = "127.0.0.1"        # development only: LINE reaches a real appliance via the tunnel
+tcp_port = {webhook_port}
+bot_user_id = "{bot_user_id}"
+
+[line]
+api_base = "http://127.0.0.1:{simulator_port}"   # kairan-sim
+
+[api]
+socket = "run/api.sock"
+socket_group = ""             # development: the socket keeps your own group
+
+[delivery]
+self_approval_threshold = 0   # four eyes: nobody approves their own delivery
+"""
+
+
+def init_dev(directory: Path, *, webhook_port: int = 8470, simulator_port: int = 8471) -> Path:
+    """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup."""
+    directory = directory.resolve()
+    config_path = directory / CONFIG_NAME
+    for existing in (config_path, directory / "state" / "kairan.db"):
+        if existing.exists():
+            raise AlreadyExistsError(
+                f"{existing} already exists: refusing to overwrite a store or its setup",
+                "choose an empty folder, or delete the old one if it held only test data",
+            )
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for sub in ("state", "run", "keys"):
+        (directory / sub).mkdir(mode=0o700, exist_ok=True)
+    keyring_backend = DirectoryKeyring(directory / "keys")
+    for name in secrets.ALL:
+        if keyring_backend.get_password(SERVICE, name) is None:
+            keyring_backend.set_password(SERVICE, name, secrets.generate(name))
+    config_path.write_text(
+        DEV_CONFIG.format(
+            webhook_port=webhook_port,
+            simulator_port=simulator_port,
+            bot_user_id="U" + _random.token_hex(16),
+        ),
+        encoding="utf-8",
+    )
+    config_path.chmod(0o600)
+    config = load_config(config_path)
+    select_keyring(config)
+    store = open_store(config, create=True)
+    try:
+        from kairand.store import staff
+
+        now = int(time.time())
+        store.write_sync(
+            staff.upsert,
+            staff.StaffRecord(
+                username=getpass.getuser(),
+                display_name="開発者",
+                roles=("admin", "author", "approver", "auditor"),
+                handles_personal_data=True,
+                active=True,
+            ),
+            now,
+        )
+    finally:
+        store.close()
+    return config_path

@@ -1,0 +1,1 @@
+"""Privacy lifecycle: purge, deletion receipts, retention rules, masking, certificates."""

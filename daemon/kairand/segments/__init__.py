@@ -1,0 +1,1 @@
+"""Segments: the filter that selects a delivery's recipients, and its SQL compilation."""

@@ -1,0 +1,36 @@
+"""Survey definition versions."""
+
+from __future__ import annotations
+
+import time
+
+from kairand.conversation.survey import SurveyDefinition
+from kairand.store.database import Connection
+
+
+def current(conn: Connection) -> tuple[int, SurveyDefinition] | None:
+    row = conn.execute(
+        "SELECT version, definition FROM survey_versions ORDER BY version DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return int(row[0]), SurveyDefinition.model_validate_json(row[1])
+
+
+def by_version(conn: Connection, version: int) -> SurveyDefinition | None:
+    row = conn.execute(
+        "SELECT definition FROM survey_versions WHERE version = ?", (version,)
+    ).fetchone()
+    return SurveyDefinition.model_validate_json(row[0]) if row else None
+
+
+def save(conn: Connection, definition: SurveyDefinition, created_by: str) -> int:
+    """Store DEFINITION as a new version and return its number."""
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM survey_versions").fetchone()
+    version = int(row[0]) + 1
+    conn.execute(
+        "INSERT INTO survey_versions (version, definition, created_at, created_by)"
+        " VALUES (?, ?, ?, ?)",
+        (version, definition.model_dump_json(), int(time.time()), created_by),
+    )
+    return version
