@@ -108,7 +108,9 @@ def rich_menu_details(body: Any) -> list[ErrorDetail]:
         if key not in body:
             out.append(ErrorDetail("Must not be null", key))
     size = body.get("size")
-    width, height = (size.get("width"), size.get("height")) if isinstance(size, dict) else (None, None)
+    if not isinstance(size, dict):
+        size = {}
+    width, height = size.get("width"), size.get("height")
     if (
         isinstance(width, int)
         and isinstance(height, int)

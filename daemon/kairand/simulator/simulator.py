@@ -19,6 +19,7 @@ from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
 from kairand.simulator.population import Municipality, Population, Resident, bot_user_id
+from kairand.simulator.spec import messaging_spec
 from kairand.simulator.webhook import EventFactory, WebhookSender, WebhookTarget
 
 log = get_logger(__name__)
@@ -35,6 +36,7 @@ class SimulatorConfig:
     municipality: Municipality = field(default_factory=Municipality)
     channel_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     access_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    bot_user_id: str | None = None  # the webhook `destination`; derived from the seed if None
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port; see Simulator.api_url
     webhook: WebhookTarget | None = None  # None: events are kept in Simulator.outbox
@@ -63,7 +65,7 @@ class Simulator:
         self.config = config or SimulatorConfig()
         c = self.config
         self.population = Population(c.population, c.seed, c.municipality)
-        self.bot_user_id = bot_user_id(c.seed)
+        self.bot_user_id = c.bot_user_id or bot_user_id(c.seed)
         self.ledger = Ledger()
         self.platform = Platform(
             channel_secret=c.channel_secret,
@@ -96,6 +98,7 @@ class Simulator:
     async def start(self) -> None:
         c = self.config
         log.info("simulator.start", population=len(self.population), seed=c.seed)
+        await asyncio.to_thread(messaging_spec)  # reads and compiles the spec files once
         self._runner = web.AppRunner(
             make_api_app(self.platform), access_log=None, shutdown_timeout=0.5
         )

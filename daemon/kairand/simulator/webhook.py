@@ -158,8 +158,11 @@ class WebhookSender:
         self._workers: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.Task[None]] = set()
         self._in_flight = 0
+        self._ssl: ssl.SSLContext | bool = False
 
     async def start(self) -> None:
+        # Loading CA files reads the disk: not on the event loop.
+        self._ssl = await asyncio.to_thread(self.target.ssl_context)
         connector: aiohttp.BaseConnector
         if self.target.unix_socket:
             connector = aiohttp.UnixConnector(path=self.target.unix_socket)
@@ -214,7 +217,7 @@ class WebhookSender:
         started = time.monotonic()
         try:
             async with self._session.post(
-                self.target.url, data=body, headers=headers, ssl=self.target.ssl_context()
+                self.target.url, data=body, headers=headers, ssl=self._ssl
             ) as response:
                 await response.read()
                 status = response.status
