@@ -108,6 +108,11 @@ class Platform:
         self.listeners: list[DeliveryListener] = []
         self.counters: dict[str, int] = {}
 
+    def set_faults(self, profile: FaultProfile) -> None:
+        """Switch the fault profile (e.g. "the network heals"); its seed restarts the sequence."""
+        self.faults = profile
+        self.injector = FaultInjector(profile)
+
     # ---- ids -----------------------------------------------------------------------------
     def new_request_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
