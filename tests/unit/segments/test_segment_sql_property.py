@@ -57,19 +57,17 @@ def age(draw: st.DrawFn) -> AgeCondition:
     )
 
 
-conditions = (
-    st.lists(
-        st.one_of(
-            age(),
-            choice("area", AREAS[:3]),
-            choice("topics", TOPICS[:3]),
-            choice("gender", GENDERS),
-        ),
-        min_size=1,
-        max_size=3,
-        unique_by=lambda c: c.question,
-    ).map(lambda conds: SegmentFilter(conditions=tuple(conds)))
-)
+conditions = st.lists(
+    st.one_of(
+        age(),
+        choice("area", AREAS[:3]),
+        choice("topics", TOPICS[:3]),
+        choice("gender", GENDERS),
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda c: c.question,
+).map(lambda conds: SegmentFilter(conditions=tuple(conds)))
 # Mostly condition filters; "everyone" now and then.
 segment = st.integers(0, 9).flatmap(
     lambda k: st.just(SegmentFilter.everyone()) if k == 0 else conditions
