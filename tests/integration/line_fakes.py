@@ -285,12 +285,12 @@ class InProcessDaemon:
             await response.read()
             return int(response.status)
 
-    async def settle(self, timeout: float = 20.0) -> None:
+    async def settle(self, limit_seconds: float = 20.0) -> None:
         """Wait until the inbox has nothing pending."""
         from kairand.store import inbox
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + limit_seconds
         while await self.store.read(inbox.count_pending):
             if loop.time() > deadline:
                 raise TimeoutError("inbox not drained")
