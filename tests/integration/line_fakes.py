@@ -109,6 +109,7 @@ class LineStandIn:
         self.reply_waiters: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.reply_delay = reply_delay
         self.profile_calls = 0
+        self.duplicate_replies = 0
         self.calls: list[tuple[str, str]] = []
         self.rich_menus: dict[str, dict[str, Any]] = {}
         self.rich_menu_images: dict[str, tuple[str, int]] = {}
@@ -136,6 +137,7 @@ class LineStandIn:
         if not 1 <= len(messages) <= 5:
             return web.json_response({"message": "bad messages"}, status=400)
         if token in self.replies:
+            self.duplicate_replies += 1
             return web.json_response({"message": "Invalid reply token"}, status=400)
         self.replies[token] = messages
         future = self.reply_waiters.get(token)
