@@ -242,7 +242,7 @@ class InboxWorker:
             self.wake.clear()
             try:
                 result = await self.run_once()
-            except Exception as exc:
+            except Exception:
                 log.error("inbox.batch_failed", exc_info=True)
                 await asyncio.sleep(POLL_SECONDS)
                 continue
