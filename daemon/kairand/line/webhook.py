@@ -25,7 +25,7 @@ from kairand.config import Config
 from kairand.keys import secrets
 from kairand.logs import get_logger
 from kairand.store import inbox
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
 
@@ -108,6 +108,48 @@ def parse_envelope(body: bytes) -> tuple[str, list[inbox.IncomingEvent]]:
     return destination, events
 
 
+class InboxWriter:
+    """Group commit: bodies that arrive while a write is running are stored together in the
+    next transaction (one fsync for many requests). Each body's events still commit all at
+    once, and no request is answered before its events are committed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: list[tuple[list[inbox.IncomingEvent], asyncio.Future[int]]] = []
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None  # a reference keeps the task alive
+
+    async def add(self, events: list[inbox.IncomingEvent]) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((events, future))
+        if not self._flushing:
+            self._flushing = True
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    added = await self.store.write(_insert_bodies, [b for b, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), count in zip(batch, added, strict=True):
+                    if not future.done():
+                        future.set_result(count)
+        finally:
+            self._flushing = False
+
+
+def _insert_bodies(conn: Connection, bodies: list[list[inbox.IncomingEvent]]) -> list[int]:
+    now = time.time()
+    return [inbox.insert_events(conn, events, now) for events in bodies]
+
+
 def _bad_request(reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=400)
 
@@ -120,6 +162,7 @@ def make_webhook_app(
     app = web.Application(client_max_size=settings.max_body_bytes)
     stats = WebhookStats()
     app[WEBHOOK_STATS] = stats
+    writer = InboxWriter(store)
 
     async def receive(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
@@ -147,7 +190,7 @@ def make_webhook_app(
             stats.wrong_destination += 1
             log.warning("webhook.wrong_destination", count=stats.wrong_destination)
             return _bad_request("wrong destination")
-        added = await store.write(inbox.insert_events, events, time.time())
+        added = await writer.add(events)
         stats.accepted_requests += 1
         stats.accepted_events += added
         if added and wake is not None:
