@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blockbuster import blockbuster_ctx
 from line_fakes import InProcessDaemon, LineStandIn, event, free_port, setup_dev, user_id
 
 from kairand.conversation import texts
@@ -132,8 +133,10 @@ async def world(short_tmp: Path) -> AsyncIterator[tuple[InProcessDaemon, LineSta
     _, config = setup_dev(short_tmp / "dev", port)
     store = open_store(config)
     try:
-        async with InProcessDaemon(config, store) as daemon:
-            yield daemon, line
+        # Any blocking call made on the event loop by the LINE-side code fails the test.
+        with blockbuster_ctx(["kairand.line", "kairand.conversation", "kairand.retention"]):
+            async with InProcessDaemon(config, store) as daemon:
+                yield daemon, line
     finally:
         store.close()
         await line.stop()

@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -220,22 +221,33 @@ def server_ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+def _prepare_socket_path(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()  # left over from a killed daemon
+
+
+def _remove_socket(path: Path | None) -> None:
+    if path is not None and path.is_socket():
+        path.unlink()
+
+
 async def start_sites(config: Config, app: web.Application) -> tuple[web.AppRunner, list[str]]:
     """Serve APP on the configured unix socket (TLS when configured) and dev TCP listener."""
     settings = config.webhook
+    loop = asyncio.get_running_loop()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     where: list[str] = []
     try:
-        context = server_ssl_context(config)
+        # File work (certificates, socket path) off the event loop.
+        context = await loop.run_in_executor(None, server_ssl_context, config)
         if settings.socket is not None:
             path = settings.socket
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_socket():
-                path.unlink()  # left over from a killed daemon
+            await loop.run_in_executor(None, _prepare_socket_path, path)
             site: web.BaseSite = web.UnixSite(runner, str(path), ssl_context=context)
             await site.start()
-            os.chmod(path, settings.socket_mode)
+            await loop.run_in_executor(None, os.chmod, path, settings.socket_mode)
             where.append(f"unix:{path}")
         if settings.tcp_host and settings.tcp_port:
             site = web.TCPSite(runner, settings.tcp_host, settings.tcp_port, ssl_context=context)
@@ -268,5 +280,6 @@ async def webhook_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
-        if config.webhook.socket is not None and config.webhook.socket.is_socket():
-            config.webhook.socket.unlink()
+        await asyncio.get_running_loop().run_in_executor(
+            None, _remove_socket, config.webhook.socket
+        )
