@@ -54,7 +54,8 @@ MSG_IMAGE_REQUIRED = "must upload richmenu image before applying it to user"
 # Per-request keys; the rest of a body (the messages) repeats and its validation is cached.
 VOLATILE = ("replyToken", "to")
 
-DeliveryListener = Callable[[Receipt], None]
+# Called for every receipt with the already parsed messages (no second parse per resident).
+DeliveryListener = Callable[[Receipt, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -189,19 +190,19 @@ class Platform:
         messages: list[dict[str, Any]],
         request_id: str,
         retry_key: str | None,
+        body: bytes,
     ) -> int:
         """Hand messages to followers; returns how many received them (blocked ones do not)."""
         now = self.clock.now()
-        frozen = tuple(messages)
         count = 0
         for user_id in user_ids:
             if not self.is_follower(user_id):
                 continue
-            receipt = Receipt(user_id, kind, request_id, retry_key, frozen, now)
+            receipt = Receipt(user_id, kind, request_id, retry_key, body, now)
             self.ledger.record(receipt)
             count += 1
             for listener in self.listeners:
-                listener(receipt)
+                listener(receipt, messages)
         return count
 
 
@@ -334,7 +335,9 @@ async def reply(request: web.Request, call: Call) -> web.Response:
     if token is None or token.used or now - token.issued_at > platform.reply_token_ttl_s:
         return error(400, MSG_INVALID_REPLY_TOKEN)
     token.used = True
-    platform.deliver([token.user_id], "reply", call.body["messages"], call.request_id, None)
+    platform.deliver(
+        [token.user_id], "reply", call.body["messages"], call.request_id, None, call.raw
+    )
     return web.json_response(_sent_messages(platform, call.body["messages"]))
 
 
@@ -363,7 +366,9 @@ async def _send(request: web.Request, call: Call, kind: str, to: list[str]) -> w
         return error(429, MSG_MONTHLY_LIMIT)
     if key is not None:
         platform.retry_keys[key] = (call.request_id, platform.clock.now())
-    delivered = platform.deliver(recipients, kind, call.body["messages"], call.request_id, key)
+    delivered = platform.deliver(
+        recipients, kind, call.body["messages"], call.request_id, key, call.raw
+    )
     platform.usage = platform.current_usage() + delivered
     if kind == "push":
         return web.json_response(_sent_messages(platform, call.body["messages"]))

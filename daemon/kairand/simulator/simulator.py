@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,9 @@ class Simulator:
         self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
         self.memories: dict[str, behaviour.Memory] = {}
         self.outcomes: Counter[str] = Counter()
+        # How late residents react compared with their think time (ms): the "falling behind"
+        # figure bench/simulator_population.py reports.
+        self.reaction_lag_ms: deque[float] = deque(maxlen=100_000)
         self._rngs: dict[str, random.Random] = {}
         self._runner: web.AppRunner | None = None
         self._reactions: set[asyncio.Task[None]] = set()
@@ -238,11 +242,11 @@ class Simulator:
         else:
             self.send_postback(user_id, action.data, action.params)
 
-    def _on_delivery(self, receipt: Receipt) -> None:
+    def _on_delivery(self, receipt: Receipt, messages: list[dict[str, Any]]) -> None:
         if not self.config.auto_react or receipt.user_id not in self.population:
             return
         task = asyncio.get_running_loop().create_task(
-            self._react(receipt), name="sim-resident-reaction"
+            self._react(receipt, messages), name="sim-resident-reaction"
         )
         self._reactions.add(task)
         task.add_done_callback(self._reaction_done)
@@ -252,23 +256,26 @@ class Simulator:
         if not task.cancelled() and task.exception() is not None:
             log.error("simulator.reaction.failed", error=repr(task.exception()))
 
-    async def _react(self, receipt: Receipt) -> None:
+    async def _react(self, receipt: Receipt, messages: list[dict[str, Any]]) -> None:
         uid = receipt.user_id
         rng = self._rngs.get(uid)
         if rng is None:
             rng = self._rngs[uid] = self.resident(uid).rng()
         lo, hi = self.config.think_time_s
-        if hi > 0:
-            await asyncio.sleep(rng.uniform(lo, hi))
+        think = rng.uniform(lo, hi) if hi > 0 else 0.0
+        due = time.monotonic() + think
+        if think:
+            await asyncio.sleep(think)
         memory = self.memories.get(uid, behaviour.Memory())
         reaction = behaviour.react(
             self.resident(uid),
-            list(receipt.messages),
+            messages,
             memory,
             rng,
             kind=receipt.kind,
             rich_menu_actions=self.rich_menu_actions(uid),
         )
+        self.reaction_lag_ms.append((time.monotonic() - due) * 1000)
         self.memories[uid] = reaction.memory
         self.outcomes[reaction.reason] += 1
         if reaction.action is not None and self.platform.is_follower(uid):

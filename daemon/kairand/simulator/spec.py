@@ -111,6 +111,7 @@ class Spec:
         self.schemas = _rewrite_discriminators(document["components"]["schemas"])
         self._validators: dict[str, Any] = {}
         self._cache: dict[tuple[str, str], list[ErrorDetail]] = {}
+        self._property_validators: dict[int, Any] = {}  # keyed by id() of a schema in self.schemas
 
     def validator(self, schema_name: str) -> Any:
         found = self._validators.get(schema_name)
@@ -161,8 +162,11 @@ class Spec:
         return details
 
     def _validate_now_schema(self, schema: dict[str, Any], value: Any) -> list[ErrorDetail]:
-        root = {**schema, "components": {"schemas": self.schemas}}
-        return self._details(_Validator(root).iter_errors(value))
+        validator = self._property_validators.get(id(schema))
+        if validator is None:
+            validator = _Validator({**schema, "components": {"schemas": self.schemas}})
+            self._property_validators[id(schema)] = validator
+        return self._details(validator.iter_errors(value))
 
     def _validate_now(self, schema_name: str, body: Any) -> list[ErrorDetail]:
         return self._details(self.validator(schema_name).iter_errors(body))
