@@ -58,11 +58,12 @@ VOLATILE = ("replyToken", "to")
 DeliveryListener = Callable[[Receipt, list[dict[str, Any]]], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class ReplyToken:
+    """Issued with a webhook event; deleted when used (single use) or pruned when expired."""
+
     user_id: str
     issued_at: float
-    used: bool = False
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Platform:
         self.injector = FaultInjector(self.faults)
         self._rng = random.Random(f"platform:{self.seed}")
         self.reply_tokens: dict[str, ReplyToken] = {}
+        self._prune_at = 10_000
         self.retry_keys: dict[str, tuple[str, float]] = {}  # key -> (request id, accepted at)
         self.usage = 0
         self._usage_month = self._month()
@@ -121,7 +123,7 @@ class Platform:
     def new_reply_token(self, user_id: str) -> str:
         token = f"{self._rng.getrandbits(128):032x}"
         self.reply_tokens[token] = ReplyToken(user_id, self.clock.now())
-        if len(self.reply_tokens) > 50_000:
+        if len(self.reply_tokens) > self._prune_at:
             self._prune_reply_tokens()
         return token
 
@@ -176,11 +178,11 @@ class Platform:
     def _prune_reply_tokens(self) -> None:
         now = self.clock.now()
         for token in [
-            t
-            for t, r in self.reply_tokens.items()
-            if r.used or now - r.issued_at > self.reply_token_ttl_s
+            t for t, r in self.reply_tokens.items() if now - r.issued_at > self.reply_token_ttl_s
         ]:
             del self.reply_tokens[token]
+        # Amortised: the next prune waits until the dict has doubled.
+        self._prune_at = max(10_000, 2 * len(self.reply_tokens))
 
     # ---- delivery -------------------------------------------------------------------------
     def deliver(
@@ -254,7 +256,7 @@ def endpoint(
             if auth.removeprefix("Bearer ").strip() not in platform.access_tokens:
                 return error(401, MSG_AUTH_INVALID)
             decision = None
-            if group in platform.fault_endpoints:
+            if group in platform.fault_endpoints and platform.faults.active:
                 decision = platform.injector.decide()
                 if decision.latency_s:
                     await asyncio.sleep(decision.latency_s)
@@ -332,9 +334,9 @@ async def reply(request: web.Request, call: Call) -> web.Response:
     platform = call.platform
     token = platform.reply_tokens.get(call.body["replyToken"])
     now = platform.clock.now()
-    if token is None or token.used or now - token.issued_at > platform.reply_token_ttl_s:
+    if token is None or now - token.issued_at > platform.reply_token_ttl_s:
         return error(400, MSG_INVALID_REPLY_TOKEN)
-    token.used = True
+    del platform.reply_tokens[call.body["replyToken"]]  # single use
     platform.deliver(
         [token.user_id], "reply", call.body["messages"], call.request_id, None, call.raw
     )
