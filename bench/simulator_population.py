@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -41,15 +41,29 @@ async def main(quick: bool) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ks-", dir="/tmp"))
     sock = tmp / "bot.sock"
     config = SimulatorConfig(
-        population=population, seed=1, access_token=TOKEN, channel_secret=SECRET,
+        population=population,
+        seed=1,
+        access_token=TOKEN,
+        channel_secret=SECRET,
         webhook=WebhookTarget("http://bot/webhook", unix_socket=str(sock)),
-        think_time_s=think, port=0,
+        think_time_s=think,
+        port=0,
     )
     async with Simulator(config) as sim:
         bot = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kairand.simulator.survey_bot", "--socket", str(sock),
-            "--api-url", sim.api_url, "--access-token", TOKEN, "--channel-secret", SECRET,
-            "--areas", *config.municipality.area_names,
+            sys.executable,
+            "-m",
+            "kairand.simulator.survey_bot",
+            "--socket",
+            str(sock),
+            "--api-url",
+            sim.api_url,
+            "--access-token",
+            TOKEN,
+            "--channel-secret",
+            SECRET,
+            "--areas",
+            *config.municipality.area_names,
             stdout=asyncio.subprocess.PIPE,
         )
         assert bot.stdout is not None
@@ -82,24 +96,29 @@ async def main(quick: bool) -> int:
         # waiting in the sender's queue, arrivals scheduled later than planned.
         lag_p99 = pct(reaction_lag, 0.99)
         print(f"residents {population} over {arrival_s:.0f}s, think {think[0]}-{think[1]}s")
-        print(f"webhook events {events} in {elapsed:.1f}s ({events / elapsed:.0f}/s), "
-              f"bot completed {bot_stats['completed']}, replies {bot_stats['reply_status']}")
-        print(f"reaction lag p50 {pct(reaction_lag, .5):.1f} ms p99 {pct(reaction_lag, .99):.1f} ms; "
-              f"webhook queue lag p99 {pct(webhook_lag, .99):.1f} ms; "
-              f"arrival lag max {max(loop_lag, default=0):.1f} ms")
-        print(f"p99 reaction lag / LINE's 2 s webhook deadline = {lag_p99 / 2000:.3f}; "
-              f"simulator CPU {cpu / elapsed:.0%} of one core")
+        print(
+            f"webhook events {events} in {elapsed:.1f}s ({events / elapsed:.0f}/s), "
+            f"bot completed {bot_stats['completed']}, replies {bot_stats['reply_status']}"
+        )
+        print(
+            f"reaction lag p50 {pct(reaction_lag, 0.5):.1f} ms p99 {lag_p99:.1f} ms; "
+            f"webhook queue lag p99 {pct(webhook_lag, 0.99):.1f} ms; "
+            f"arrival lag max {max(loop_lag, default=0):.1f} ms"
+        )
+        print(
+            f"p99 reaction lag / LINE's 2 s webhook deadline = {lag_p99 / 2000:.3f}; "
+            f"simulator CPU {cpu / elapsed:.0%} of one core"
+        )
         ok = bot_stats["bad_signatures"] == 0 and set(bot_stats["reply_status"]) == {"200"}
         print(
             f"BENCH simulator_population residents={population} events={events} "
             f"events_per_s={events / elapsed:.0f} duration_s={elapsed:.1f} "
             f"reaction_lag_p99_ms={lag_p99:.1f} lag_over_deadline={lag_p99 / 2000:.3f} "
-            f"webhook_lag_p99_ms={pct(webhook_lag, .99):.1f} "
+            f"webhook_lag_p99_ms={pct(webhook_lag, 0.99):.1f} "
             f"arrival_lag_max_ms={max(loop_lag, default=0):.1f} cpu_share={cpu / elapsed:.2f} "
             f"completed={bot_stats['completed']} ok={int(ok)}"
         )
-    os.unlink(sock) if sock.exists() else None
-    tmp.rmdir()
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
 
 
