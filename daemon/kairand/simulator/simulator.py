@@ -197,6 +197,47 @@ class Simulator:
             self.emit(self.events.follow(uid, token, unblocked=unblocked))
         return residents
 
+    async def arrive(self, rate_per_s: float, count: int | None = None) -> int:
+        """Residents who have never followed add the account at `rate_per_s`, until `count`
+        have (or everyone has). Returns how many followed. Cancel it to stop arrivals."""
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be > 0")
+        interval = 1.0 / rate_per_s
+        loop = asyncio.get_running_loop()
+        started, done = loop.time(), 0
+        while (count is None or done < count) and self.follow(1):
+            done += 1
+            # Paced against the start time, so a slow loop catches up instead of drifting.
+            await asyncio.sleep(max(0.0, started + done * interval - loop.time()))
+        return done
+
+    def summary(self) -> dict[str, int]:
+        """Counts for a status line or a headless demo report (no personal data)."""
+        stats = self.sender.stats if self.sender is not None else None
+        return {
+            "residents": len(self.population),
+            "friends": len(self.platform.profiles) - len(self.platform.blocked),
+            "blocked": len(self.platform.blocked),
+            "messages_received": len(self.ledger),
+            "answers": self.outcomes["answered"],
+            "finished": self.outcomes["finished"],
+            "abandoned": self.outcomes["abandoned"],
+            "settings_changes": self.outcomes["change_settings"],
+            "webhook_events": stats.events if stats else len(self.outbox),
+            "webhook_failures": stats.failures if stats else 0,
+            "webhook_redeliveries": stats.redeliveries if stats else 0,
+        }
+
+    def status_text(self) -> str:
+        """The summary in Japanese, for trainees watching a console."""
+        s = self.summary()
+        return (
+            f"友だち {s['friends']} | 受信メッセージ {s['messages_received']} | "
+            f"回答 {s['answers']} | 完了 {s['finished']} | 離脱 {s['abandoned']} | "
+            f"設定変更 {s['settings_changes']} | ブロック {s['blocked']} | "
+            f"webhook {s['webhook_events']}件 失敗 {s['webhook_failures']}"
+        )
+
     def unfollow(self, user_id: str) -> None:
         """The resident blocks the account."""
         self.platform.block(user_id)
