@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from kairand.errors import ConfigError, DataError
@@ -173,6 +173,34 @@ def install_pair(
     _install_file(key, dest_key, 0o640 if gid is not None else 0o600, gid)
     _install_file(cert, dest_cert, 0o644, None)
     return leaf
+
+
+def self_signed(
+    host: str, *, days: int = 365, not_before: dt.datetime | None = None
+) -> tuple[bytes, bytes]:
+    """A self-signed certificate and key (PEM) for HOST: training boxes and tests only.
+    LINE requires a certificate from a public CA for a real webhook."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, host)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 # -- kairanctl tls install|status ---------------------------------------------------------------
