@@ -34,6 +34,7 @@ python=python3
 relay_host=""
 relay_addrs=()
 relay_ssh_port=22
+ssh_port_given=0
 relay_user=kairan-relay
 relay_listen_port=""
 relay_known_hosts=""
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
     --python) need_value "$@"; python=$2; shift 2 ;;
     --relay-host) need_value "$@"; relay_host=$2; shift 2 ;;
     --relay-addr) need_value "$@"; relay_addrs+=("$2"); shift 2 ;;
-    --relay-ssh-port) need_value "$@"; relay_ssh_port=$2; shift 2 ;;
+    --relay-ssh-port) need_value "$@"; relay_ssh_port=$2; ssh_port_given=1; shift 2 ;;
     --relay-user) need_value "$@"; relay_user=$2; shift 2 ;;
     --relay-listen-port) need_value "$@"; relay_listen_port=$2; shift 2 ;;
     --relay-known-hosts) need_value "$@"; relay_known_hosts=$2; shift 2 ;;
@@ -79,6 +80,22 @@ case $bot_user_id in ''|U[0-9a-f]*) ;; *) die "--bot-user-id must look like U fo
 [ "$(id -u)" -eq 0 ] || die "run as root (files are owned by the service users)"
 ROOT=$(cd "$ROOT" 2>/dev/null && pwd) || die "--root: no such directory"
 R=${ROOT%/}   # "" for the real root, so "$R/etc" is always right
+
+# --- remembered firewall options -----------------------------------------------------------------
+# A re-run without --relay-addr / --staff-net / --relay-ssh-port keeps the previous values.
+options_file="$R/etc/kairan/install-options"
+if [ -r "$options_file" ]; then
+  old_relay=(); old_staff=()
+  while IFS='=' read -r key value; do
+    case $key in
+      relay_addr) old_relay+=("$value") ;;
+      staff_net) old_staff+=("$value") ;;
+      relay_ssh_port) [ "$ssh_port_given" -eq 1 ] || relay_ssh_port=$value ;;
+    esac
+  done < "$options_file"
+  [ ${#relay_addrs[@]} -gt 0 ] || relay_addrs=("${old_relay[@]}")
+  [ ${#staff_nets[@]} -gt 0 ] || staff_nets=("${old_staff[@]}")
+fi
 
 # --- secrets need systemd-creds ----------------------------------------------------------------
 seal_plain=0
@@ -187,6 +204,15 @@ if [ -n "$recovery_pub" ]; then
 elif [ ! -e "$R/etc/kairan/recovery.pub" ]; then
   note "no --recovery-pub: backups fail until /etc/kairan/recovery.pub exists (kairanctl backup keygen)"
 fi
+
+{
+  echo "# Firewall options remembered by install.sh (edit by re-running it with new options)."
+  echo "relay_ssh_port=$relay_ssh_port"
+  for a in "${relay_addrs[@]}"; do echo "relay_addr=$a"; done
+  for a in "${staff_nets[@]}"; do echo "staff_net=$a"; done
+} > "$options_file.new"
+chmod 0644 "$options_file.new"
+if cmp -s "$options_file.new" "$options_file"; then rm -f "$options_file.new"; else mv "$options_file.new" "$options_file"; fi
 
 # --- secrets ---------------------------------------------------------------------------------------
 credstore="$R/etc/credstore.encrypted/kairan"
