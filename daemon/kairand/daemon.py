@@ -62,7 +62,10 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
-    return []
+    from kairand.line.inbox import inbox_component
+    from kairand.line.webhook import webhook_component
+
+    return [webhook_component, inbox_component]
 
 
 def build_app(config: Config, store: Store) -> web.Application:
