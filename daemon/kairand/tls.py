@@ -26,12 +26,13 @@ from kairand.errors import ConfigError, DataError
 WARN_DAYS = 30
 
 
-def load_server_context(cert: Path, key: Path) -> ssl.SSLContext:
-    """A TLS server context for the webhook (TLS 1.2+, the chain in CERT, the key in KEY)."""
+def load_server_context(cert: Path, key: Path | None) -> ssl.SSLContext:
+    """A TLS server context for the webhook (TLS 1.2+, the chain in CERT, the key in KEY; with
+    KEY None the key is read from CERT, as `ssl` allows)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        ctx.load_cert_chain(certfile=str(cert), keyfile=str(key))
+        ctx.load_cert_chain(certfile=str(cert), keyfile=str(key) if key else None)
     except FileNotFoundError as exc:
         raise ConfigError(
             f"webhook TLS file {exc.filename} does not exist",

@@ -35,7 +35,7 @@ def seal(records: list[bytes], pub: Path, manifest: dict | None = None) -> bytes
 
 
 def unseal(data: bytes, key: Path) -> list[bytes]:
-    header, records = envelope.open_records(io.BytesIO(data), envelope.load_recovery_key(key))
+    _header, records = envelope.open_records(io.BytesIO(data), envelope.load_recovery_key(key))
     return list(records)
 
 
@@ -62,7 +62,7 @@ def test_round_trip_any_records(keys: tuple[Path, Path], records: list[bytes]) -
 
 def test_manifest_is_readable_without_the_key_and_names_the_recipient(keys) -> None:
     """S9: `backup list` shows the manifest without the private key; it names the key used."""
-    key, pub = keys
+    _key, pub = keys
     data = seal([b"x"], pub, {"schema_version": 7})
     header = envelope.read_header(io.BytesIO(data))
     assert header.manifest["schema_version"] == 7
@@ -114,7 +114,7 @@ def test_trailing_data_and_spliced_files_are_refused(keys) -> None:
     second = seal([b"a", b"b"], pub)
     with pytest.raises(DataError, match="after its final record"):
         unseal(first + b"\x00", key)
-    (a0, a1), (b0, b1) = record_offsets(first)
+    (a0, _a1), (b0, b1) = record_offsets(first)
     (x0, x1), _ = record_offsets(second)
     with pytest.raises(DataError):
         unseal(first[:a0] + second[x0:x1] + first[b0:b1], key)
