@@ -222,12 +222,42 @@ def _configured_paths(config_path: Path) -> tuple[Path, Path]:
 def _cmd_install(args: argparse.Namespace) -> int:
     dest_cert, dest_key = _configured_paths(args.config)
     leaf = install_pair(args.cert, args.key, dest_cert, dest_key)
+    _record_not_after(args.config, leaf.not_valid_after_utc)
     print(
         "証明書をインストールしました / certificate installed: "
         f"{dest_cert} (valid until {leaf.not_valid_after_utc:%Y-%m-%d})"
     )
     print("kairand を再起動してください / restart kairand: systemctl restart kairand")
     return 0
+
+
+NOT_AFTER_SETTING = "tls.not_after"
+
+
+def _record_not_after(config_path: Path, not_after: dt.datetime) -> None:
+    """Best effort: note the expiry in the store's settings (unix seconds) for health. Where the
+    db-key is not available to kairanctl (the appliance keeps it in systemd credentials), health
+    and doctor read the certificate file itself."""
+    from kairand.config import load_config
+    from kairand.errors import KairanError
+    from kairand.keys import secrets
+    from kairand.store import settings
+    from kairand.store.bootstrap import select_keyring
+    from kairand.store.database import open_connection, transaction
+
+    try:
+        config = load_config(config_path)
+        if not config.database_path.exists():
+            return
+        select_keyring(config)
+        conn = open_connection(config.database_path, secrets.db_key())
+    except (KairanError, RuntimeError):
+        return
+    try:
+        with transaction(conn):
+            settings.put(conn, NOT_AFTER_SETTING, int(not_after.timestamp()))
+    finally:
+        conn.close()
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

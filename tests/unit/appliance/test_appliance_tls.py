@@ -12,7 +12,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kairand import ctl, tls
+from kairand.config import load_config
 from kairand.errors import ConfigError, DataError, ExitCode
+from kairand.store import settings
+from kairand.store.bootstrap import open_store, select_keyring
 
 
 def write_pair(folder: Path, name: str, **kwargs) -> tuple[Path, Path]:
@@ -100,3 +103,12 @@ def test_kairanctl_tls_install_copies_with_safe_modes(tmp_path: Path, dev_setup:
     assert stat.S_IMODE((dest / "webhook.crt").stat().st_mode) == 0o644
     assert (dest / "webhook.key").read_bytes() == key.read_bytes()
     assert ctl.main(["--config", str(dev_setup), "tls", "status"]) == 0
+    # The expiry is also noted in the store's settings for the health screen.
+    config = load_config(dev_setup)
+    select_keyring(config)
+    store = open_store(config)
+    try:
+        noted = store.read_sync(settings.get, tls.NOT_AFTER_SETTING)
+    finally:
+        store.close()
+    assert noted == int(tls.certificate_expiry(cert).timestamp())
