@@ -163,6 +163,7 @@ else
   note "--skip-venv: /opt/kairan/bin is not populated"
 fi
 install -m 0755 "$repo/provisioning/kairan-tunnel" "$R/opt/kairan/libexec/kairan-tunnel"
+install -m 0755 "$repo/provisioning/kairanctl-with-credentials" "$R/opt/kairan/libexec/kairanctl-with-credentials"
 for doc in "運用マニュアル.md:operations-manual.ja.md" "appliance.md:appliance.md" \
            "threat-model.md:threat-model.md"; do
   src=${doc%%:*}; dst=${doc##*:}

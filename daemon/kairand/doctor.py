@@ -111,15 +111,21 @@ def check_keys(ctx: Context) -> Check:
         for name in secrets.ALL:
             try:
                 secrets.get_secret(name)
-            except KairanError:
+            except (KairanError, RuntimeError):
+                # RuntimeError: keyring.errors.NoKeyringError (no viable backend, e.g. run from
+                # a root shell instead of kairanctl-with-credentials).
                 missing.append(name)
         if missing:
             return _c(
                 "鍵",
                 "secrets",
                 FAIL,
-                "読み出せない鍵があります: " + ", ".join(missing),
-                "not readable through the keyring: " + ", ".join(missing),
+                "読み出せない鍵があります: "
+                + ", ".join(missing)
+                + "（アプライアンスでは kairanctl-with-credentials doctor で実行してください）",
+                "not readable through the keyring: "
+                + ", ".join(missing)
+                + " (on the appliance run /opt/kairan/libexec/kairanctl-with-credentials doctor)",
             )
         ctx.db_key = secrets.db_key()
         secrets.signing_key()
@@ -285,7 +291,7 @@ def check_line(ctx: Context) -> Check:
     name = ("LINE API", "LINE API")
     try:
         token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
-    except KairanError:
+    except (KairanError, RuntimeError):
         return _c(*name, SKIP, "アクセストークンがないため確認できません", "no access token")
     base = config.line.api_base
     try:

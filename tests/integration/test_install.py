@@ -131,6 +131,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
         "var/lib/kairan": (0o700, k, gk),
         "var/backups/kairan": (0o700, k, gk),
         "opt/kairan/libexec/kairan-tunnel": (0o755, 0, 0),
+        "opt/kairan/libexec/kairanctl-with-credentials": (0o755, 0, 0),
         "opt/kairan/share/doc/relay-README.md": (0o644, 0, 0),
     }
     for unit in (

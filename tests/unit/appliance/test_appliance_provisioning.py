@@ -17,7 +17,13 @@ PROV = REPO / "provisioning"
 def test_scripts_pass_shellcheck() -> None:
     """N7: the installer and the tunnel script pass shellcheck (all severities)."""
     result = subprocess.run(
-        ["shellcheck", "--shell=bash", str(PROV / "install.sh"), str(PROV / "kairan-tunnel")],
+        [
+            "shellcheck",
+            "--shell=bash",
+            str(PROV / "install.sh"),
+            str(PROV / "kairan-tunnel"),
+            str(PROV / "kairanctl-with-credentials"),
+        ],
         capture_output=True,
         text=True,
         check=False,
