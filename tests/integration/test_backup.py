@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from kairand.config import load_config
 from kairand.errors import AlreadyExistsError, DataError, ExitCode
 from kairand.keys import secrets
 from kairand.keys.backends import SERVICE, DirectoryKeyring
+from kairand.store import backup as store_backup
 from kairand.store import settings, staff
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import open_connection
@@ -209,7 +211,7 @@ def test_backup_is_consistent_while_the_store_is_written(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        while written[0] < 20:
+        while written[0] < 3:
             threading.Event().wait(0.01)
         before = written[0]
         info = service.create_backup(config, pub, short_tmp / "b", chunk_size=8192)
@@ -229,6 +231,33 @@ def test_backup_is_consistent_while_the_store_is_written(
     finally:
         conn.close()
     assert before <= count <= after + 1
+
+
+def test_copy_is_the_committed_snapshot_while_a_writer_holds_a_transaction(
+    dev_setup: Path, short_tmp: Path
+) -> None:
+    """S9: the online copy does not wait for, and does not include, a write transaction that is
+    open (uncommitted) while it runs; everything committed before is in it."""
+    fill(dev_setup, 4)
+    config = load_config(dev_setup)
+    select_keyring(config)
+    key = secrets.db_key()
+    writer = open_connection(config.database_path, key)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("DELETE FROM staff")
+        started = time.monotonic()
+        store_backup.copy_store(config.database_path, key, short_tmp / "copy.db")
+        assert time.monotonic() - started < 5  # not blocked until busy_timeout
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    copy = open_connection(short_tmp / "copy.db", key)
+    try:
+        names = {row[0] for row in copy.execute("SELECT username FROM staff")}
+    finally:
+        copy.close()
+    assert {f"staff{i:03d}" for i in range(4)} <= names
 
 
 def _dir_sink(config_path: Path):

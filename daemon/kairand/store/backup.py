@@ -17,15 +17,19 @@ LAST_FILE = "backup.last_file"
 LAST_SIZE = "backup.last_size"
 
 
-def copy_store(source: Path, key: bytes, target: Path, pages_per_step: int = 256) -> int:
+def copy_store(source: Path, key: bytes, target: Path) -> int:
     """Copy the live store at SOURCE to a new file TARGET, encrypted with the same KEY, using
     SQLite's online backup API (a consistent snapshot while the daemon keeps writing).
-    Returns the schema version of the copy."""
+    Returns the schema version of the copy.
+
+    The copy is one backup step: in WAL mode that step reads one snapshot while writers carry
+    on. Copying in several steps would restart whenever the daemon commits in between, and a
+    busy daemon could starve the backup for ever."""
     src = open_connection(source, key)
     try:
         dst = open_connection(target, key)
         try:
-            src.backup(dst, pages=pages_per_step)
+            src.backup(dst, pages=-1)
             # One self-contained file: fold and drop the copy's WAL before it is read back.
             dst.execute("PRAGMA journal_mode = DELETE").fetchall()
             return current_version(dst)
