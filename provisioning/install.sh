@@ -11,7 +11,8 @@
 #   --root DIR              install into DIR instead of / (tests; nothing is enabled or started)
 #   --insecure-dev          allow running without systemd-creds: secrets are stored PLAIN
 #   --skip-venv             do not create the Python venv under /opt/kairan (tests)
-#   --source DIR | --wheel FILE   what to pip-install (default: this checkout)
+#   --source DIR | --wheel FILE   what to pip-install (default: this checkout; --wheel installs
+#                           offline from the wheel's folder, a wheelhouse with all dependencies)
 #   --python PYTHON         interpreter for the venv (default python3)
 #   --relay-host HOST --relay-addr ADDR (repeatable) --relay-ssh-port N (22)
 #   --relay-user NAME (kairan-relay) --relay-listen-port N --relay-known-hosts FILE
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
     --line-channel-secret-file) need_value "$@"; line_secret_file=$2; shift 2 ;;
     --line-channel-access-token-file) need_value "$@"; line_token_file=$2; shift 2 ;;
     --recovery-pub) need_value "$@"; recovery_pub=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -155,7 +156,10 @@ install -d -m 0755 -o 0 -g 0 "$R/opt/kairan" "$R/opt/kairan/libexec" "$R/opt/kai
 if [ "$skip_venv" -eq 0 ]; then
   [ -x "$R/opt/kairan/bin/python" ] || "$python" -m venv "$R/opt/kairan"
   if [ -n "$wheel" ]; then
-    "$R/opt/kairan/bin/python" -m pip install --quiet --upgrade "$wheel"
+    # Offline: the wheel's folder is a wheelhouse with every dependency (`pip wheel -w DIR .`
+    # on a build machine). The appliance's firewall does not let root reach PyPI.
+    "$R/opt/kairan/bin/python" -m pip install --quiet --upgrade --no-index \
+      --find-links "$(dirname "$wheel")" "$wheel"
   else
     "$R/opt/kairan/bin/python" -m pip install --quiet --upgrade "$source_dir"
   fi
