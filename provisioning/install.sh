@@ -68,7 +68,7 @@ while [ $# -gt 0 ]; do
     --line-channel-secret-file) need_value "$@"; line_secret_file=$2; shift 2 ;;
     --line-channel-access-token-file) need_value "$@"; line_token_file=$2; shift 2 ;;
     --recovery-pub) need_value "$@"; recovery_pub=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
