@@ -10,7 +10,8 @@
 # Options (all optional; see docs/appliance.md):
 #   --root DIR              install into DIR instead of / (tests; nothing is enabled or started)
 #   --insecure-dev          allow running without systemd-creds: secrets are stored PLAIN
-#   --skip-venv             do not create the Python venv under /opt/kairan (tests)
+#   --skip-venv             do not create the Python venv under /opt/kairan (tests); with
+#                           --python, that interpreter (which has Kairan) creates the store
 #   --source DIR | --wheel FILE   what to pip-install (default: this checkout; --wheel installs
 #                           offline from the wheel's folder, a wheelhouse with all dependencies)
 #   --python PYTHON         interpreter for the venv (default python3)
@@ -32,6 +33,7 @@ skip_venv=0
 source_dir=$repo
 wheel=""
 python=python3
+python_given=0
 relay_host=""
 relay_addrs=()
 relay_ssh_port=22
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
     --skip-venv) skip_venv=1; shift ;;
     --source) need_value "$@"; source_dir=$2; shift 2 ;;
     --wheel) need_value "$@"; wheel=$2; shift 2 ;;
-    --python) need_value "$@"; python=$2; shift 2 ;;
+    --python) need_value "$@"; python=$2; python_given=1; shift 2 ;;
     --relay-host) need_value "$@"; relay_host=$2; shift 2 ;;
     --relay-addr) need_value "$@"; relay_addrs+=("$2"); shift 2 ;;
     --relay-ssh-port) need_value "$@"; relay_ssh_port=$2; ssh_port_given=1; shift 2 ;;
@@ -257,6 +259,43 @@ if [ ! -e "$credstore/tunnel-ssh-key" ]; then
   seal tunnel-ssh-key < "$keydir/key"
   install -m 0644 -o 0 -g 0 "$keydir/key.pub" "$R/etc/kairan/tunnel-ssh-key.pub"
   rm -rf "$keydir"
+fi
+
+# --- the store (created once, empty, with the sealed db-key) ----------------------------------
+# kairand refuses to start without its store, so that a lost disk is never silently replaced
+# by an empty one. The key goes to Python on stdin (never in argv or the environment).
+store_python=""
+if [ "$skip_venv" -eq 0 ]; then
+  store_python="$R/opt/kairan/bin/python"
+elif [ "$python_given" -eq 1 ]; then
+  store_python=$python
+fi
+if [ -e "$R/var/lib/kairan/kairan.db" ]; then
+  :
+elif [ -z "$store_python" ]; then
+  note "--skip-venv without --python: the store is not created (kairand will not start)"
+else
+  read_db_key() {
+    if [ "$seal_plain" -eq 1 ]; then cat "$credstore/db-key"
+    else systemd-creds decrypt --name=db-key "$credstore/db-key" -; fi
+  }
+  read_db_key | "$store_python" -c '
+import sys
+from pathlib import Path
+import keyring
+from kairand.config import load_config
+from kairand.keys.backends import SERVICE, MemoryKeyring
+from kairand.store.bootstrap import open_store
+config = load_config(Path(sys.argv[1]))
+daemon = config.daemon.model_copy(update={"state_dir": Path(sys.argv[2])})
+config = config.model_copy(update={"daemon": daemon})
+backend = MemoryKeyring()
+backend.set_password(SERVICE, "db-key", sys.stdin.read().strip())
+keyring.set_keyring(backend)
+open_store(config, create=True).close()
+' "$config" "$R/var/lib/kairan"
+  for f in "$R"/var/lib/kairan/kairan.db*; do chown "$kairan_uid:$kairan_gid" "$f"; chmod 0600 "$f"; done
+  note "created the empty store /var/lib/kairan/kairan.db"
 fi
 
 # --- systemd units -------------------------------------------------------------------------------

@@ -15,11 +15,14 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kairand.config import load_config
+from kairand.store.database import open_connection
+from kairand.store.migrations import current_version, latest_version
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "provisioning" / "install.sh"
@@ -72,6 +75,8 @@ def full_args(files: dict[str, Path]) -> list[str]:
         "--line-channel-secret-file", str(files["secret"]),
         "--line-channel-access-token-file", str(files["token"]),
         "--staff-net", "192.168.10.0/24", "--bot-user-id", "U" + "a" * 32,
+        # --skip-venv: this test's interpreter (which has Kairan) creates the store.
+        "--python", sys.executable,
     ]  # fmt: skip
 
 
@@ -130,6 +135,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
         "etc/tmpfiles.d/kairan.conf": (0o644, 0, 0),
         "var/lib/kairan": (0o700, k, gk),
         "var/backups/kairan": (0o700, k, gk),
+        "var/lib/kairan/kairan.db": (0o600, k, gk),
         "opt/kairan/libexec/kairan-tunnel": (0o755, 0, 0),
         "opt/kairan/libexec/kairanctl-with-credentials": (0o755, 0, 0),
         "opt/kairan/share/doc/relay-README.md": (0o644, 0, 0),
@@ -192,6 +198,14 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     ).stdout.split()[:2]
     assert (root / "etc/kairan/tunnel-ssh-key.pub").read_text().split()[:2] == pub_of_sealed
     assert 'permitlisten="127.0.0.1:18443"' in result.stdout
+
+    # The empty store exists, opens with the sealed db-key and has the current schema.
+    conn = open_connection(root / "var/lib/kairan/kairan.db", bytes.fromhex(db_key))
+    try:
+        assert current_version(conn) == latest_version()
+    finally:
+        conn.close()
+    assert "created the empty store" in result.stdout
 
     config = load_config(root / "etc/kairan/kairan.toml")
     assert config.webhook.bot_user_id == "U" + "a" * 32
@@ -262,9 +276,12 @@ def test_refuses_without_systemd_creds_unless_insecure_dev(tmp_path: Path, input
     assert "systemd-creds is required" in refused.stderr
     assert list(root.iterdir()) == []
     dev = run_install(
-        root, "--insecure-dev", "--line-channel-secret-file", str(inputs["secret"]), path=path
-    )
+        root, "--insecure-dev", "--line-channel-secret-file", str(inputs["secret"]),
+        "--python", sys.executable, path=path,
+    )  # fmt: skip
     assert dev.returncode == 0, dev.stderr
+    db_key = bytes.fromhex((root / "etc/credstore/kairan/db-key").read_text())
+    open_connection(root / "var/lib/kairan/kairan.db", db_key).close()
     plain = root / "etc/credstore/kairan"
     assert stat.S_IMODE(plain.stat().st_mode) == 0o700
     assert (plain / "line-channel-secret").read_text() == LINE_SECRET
