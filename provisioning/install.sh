@@ -12,6 +12,7 @@
 #   --insecure-dev          allow running without systemd-creds: secrets are stored PLAIN
 #   --skip-venv             do not create the Python venv under /opt/kairan (tests); with
 #                           --python, that interpreter (which has Kairan) creates the store
+#   --no-store              do not create an empty store (a backup is restored next)
 #   --source DIR | --wheel FILE   what to pip-install (default: this checkout; --wheel installs
 #                           offline from the wheel's folder, a wheelhouse with all dependencies)
 #   --python PYTHON         interpreter for the venv (default python3)
@@ -30,6 +31,7 @@ repo=$(cd "$here/.." && pwd)
 ROOT=/
 insecure_dev=0
 skip_venv=0
+no_store=0
 source_dir=$repo
 wheel=""
 python=python3
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
     --root) need_value "$@"; ROOT=$2; shift 2 ;;
     --insecure-dev) insecure_dev=1; shift ;;
     --skip-venv) skip_venv=1; shift ;;
+    --no-store) no_store=1; shift ;;
     --source) need_value "$@"; source_dir=$2; shift 2 ;;
     --wheel) need_value "$@"; wheel=$2; shift 2 ;;
     --python) need_value "$@"; python=$2; python_given=1; shift 2 ;;
@@ -272,6 +275,8 @@ elif [ "$python_given" -eq 1 ]; then
 fi
 if [ -e "$R/var/lib/kairan/kairan.db" ]; then
   :
+elif [ "$no_store" -eq 1 ]; then
+  note "--no-store: restore a backup next (kairanctl backup restore FILE --recovery-key KEY)"
 elif [ -z "$store_python" ]; then
   note "--skip-venv without --python: the store is not created (kairand will not start)"
 else

@@ -304,3 +304,68 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         result = run_install(root, *args)
         assert result.returncode != 0 and message in result.stderr
     assert list(root.iterdir()) == []
+
+
+def test_rebuilt_appliance_restores_a_backup(
+    tmp_path: Path, inputs, dev_setup: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S9, K4: a box rebuilt with `install.sh --no-store` plus `kairanctl backup restore` gets
+    the old store and the old db-key, re-sealed with systemd-creds for the new box: the sealed
+    credential decrypts to the key that opens the restored store, which holds the old rows."""
+    from kairand import ctl
+    from kairand.backup import service
+    from kairand.keys import secrets
+    from kairand.keys.backends import SERVICE, DirectoryKeyring
+    from kairand.store import staff
+    from kairand.store.bootstrap import select_keyring
+
+    old = load_config(dev_setup)
+    select_keyring(old)
+    key = tmp_path / "recovery.key"  # made by the inputs fixture with recovery.pub
+    made = service.create_backup(old, inputs["pub"], tmp_path / "backups").path
+    old_key = DirectoryKeyring(dev_setup.parent / "keys").get_password(SERVICE, secrets.DB_KEY)
+
+    root = tmp_path / "root"
+    root.mkdir()
+    result = run_install(root, *full_args(inputs), "--no-store")
+    assert result.returncode == 0, result.stderr
+    assert not (root / "var/lib/kairan/kairan.db").exists()
+    fresh_key = decrypt(root, "db-key")
+    assert fresh_key != old_key
+    # The appliance config, pointed at the scratch root's state folder.
+    config = tmp_path / "restore.toml"
+    config.write_text(
+        (root / "etc/kairan/kairan.toml")
+        .read_text()
+        .replace('state_dir = "/var/lib/kairan"', f'state_dir = "{root}/var/lib/kairan"')
+    )
+    monkeypatch.setenv("SYSTEMD_CREDENTIAL_SECRET", str(root / "var/lib/systemd/credential.secret"))
+    credstore = root / "etc/credstore.encrypted/kairan"
+    rc = ctl.main(["--config", str(config), "backup", "restore", str(made),
+                   "--recovery-key", str(key), "--credstore", str(credstore)])  # fmt: skip
+    assert rc == 0
+    restored_key = decrypt(root, "db-key")
+    assert restored_key == old_key
+    db = root / "var/lib/kairan/kairan.db"
+    st = db.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, ids(root, "passwd")["kairan"])
+    assert stat.S_IMODE((credstore / "db-key").stat().st_mode) == 0o600
+    conn = open_connection(db, bytes.fromhex(restored_key))
+    try:
+        names = [s.username for s in staff.all_staff(conn)]
+    finally:
+        conn.close()
+    assert names and names == [s.username for s in _staff_of(dev_setup)]
+
+
+def _staff_of(config_path: Path) -> list:
+    from kairand.store import staff
+    from kairand.store.bootstrap import open_store, select_keyring
+
+    config = load_config(config_path)
+    select_keyring(config)
+    store = open_store(config)
+    try:
+        return store.read_sync(staff.all_staff)
+    finally:
+        store.close()
