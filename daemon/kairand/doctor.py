@@ -24,6 +24,8 @@ from kairand.keys import secrets
 OK, WARN, FAIL, SKIP = "ok", "warning", "fail", "skipped"
 _MARK = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]", SKIP: "[SKIP]"}
 BACKUP_MAX_AGE = dt.timedelta(hours=36)
+CREDSTORE = Path("/etc/credstore.encrypted")
+BACKUPS = Path("/var/backups/kairan")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def check_config(ctx: Context) -> Check:
 def _mode_problem(path: Path, forbidden: int, what: str) -> str | None:
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
+    except OSError:  # absent, or not ours to inspect (doctor runs as kairan on the appliance)
         return None
     if mode & forbidden:
         return f"{what} {path} has mode {mode:04o} (must not have {forbidden:04o})"
@@ -83,6 +85,9 @@ def check_permissions(ctx: Context) -> Check:
     ]
     if config.webhook.tls_key is not None:
         problems.append(_mode_problem(config.webhook.tls_key, 0o037, "webhook TLS key"))
+    # Appliance-wide folders (absent on development machines).
+    problems.append(_mode_problem(CREDSTORE, 0o077, "sealed credentials folder"))
+    problems.append(_mode_problem(BACKUPS, 0o077, "backup folder"))
     if config.keyring.directory is not None:
         problems.append(_mode_problem(config.keyring.directory, 0o077, "keyring folder"))
         if config.keyring.directory.is_dir():

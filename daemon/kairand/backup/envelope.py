@@ -139,6 +139,7 @@ class SealedWriter:
         ephemeral = X25519PrivateKey.generate()
         eph_raw = _raw_public(ephemeral.public_key())
         manifest = {**manifest, "format": FORMAT_VERSION, "recipient": fingerprint(recipient)}
+        self.manifest = manifest
         body = json.dumps(manifest, sort_keys=True, ensure_ascii=False).encode()
         prefix = MAGIC + bytes([FORMAT_VERSION]) + eph_raw + struct.pack(">I", len(body)) + body
         self._aead = _derive(ephemeral.exchange(recipient), eph_raw, _raw_public(recipient))

@@ -118,6 +118,7 @@ def create_backup(
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out, copy.open("rb") as src:
             writer = envelope.SealedWriter(out, recipient, manifest)
+            manifest = writer.manifest
             writer.write_record(json.dumps(escrow).encode())
             block = src.read(chunk_size)
             while True:

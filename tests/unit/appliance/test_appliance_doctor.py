@@ -138,6 +138,15 @@ def test_each_fault_is_reported_as_a_failure(setup) -> None:
     config.daemon.state_dir.chmod(0o755)
     assert run(config_path)["file permissions"].status == doctor.FAIL
     config.daemon.state_dir.chmod(0o700)
+    loose = config_path.parent / "credstore"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    original, doctor.CREDSTORE = doctor.CREDSTORE, loose
+    try:
+        perms = run(config_path)["file permissions"]
+    finally:
+        doctor.CREDSTORE = original
+    assert perms.status == doctor.FAIL and "sealed credentials folder" in perms.en
     assert config.webhook.tls_cert is not None
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=100)
     assert run(config_path, now=later)["webhook TLS"].status == doctor.FAIL
