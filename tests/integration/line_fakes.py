@@ -18,11 +18,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from ulid import ULID
 
 from kairand.config import Config, load_config
+from kairand.daemon import STOPPING, run
 from kairand.devsetup import init_dev
+from kairand.store import inbox
 from kairand.store.bootstrap import select_keyring
 
 
@@ -109,6 +112,7 @@ class LineStandIn:
         self.reply_waiters: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.reply_delay = reply_delay
         self.profile_calls = 0
+        self.duplicate_replies = 0
         self.calls: list[tuple[str, str]] = []
         self.rich_menus: dict[str, dict[str, Any]] = {}
         self.rich_menu_images: dict[str, tuple[str, int]] = {}
@@ -136,12 +140,17 @@ class LineStandIn:
         if not 1 <= len(messages) <= 5:
             return web.json_response({"message": "bad messages"}, status=400)
         if token in self.replies:
+            self.duplicate_replies += 1
             return web.json_response({"message": "Invalid reply token"}, status=400)
         self.replies[token] = messages
         future = self.reply_waiters.get(token)
         if future is not None and not future.done():
             future.set_result(messages)
-        return web.json_response({"sentMessages": []})
+        sent = [
+            {"id": str(secrets.randbelow(10**17)), "quoteToken": secrets.token_hex(8)}
+            for _ in messages
+        ]
+        return web.json_response({"sentMessages": sent})
 
     async def _profile(self, request: web.Request) -> web.Response:
         self.profile_calls += 1
@@ -219,3 +228,69 @@ class LineStandIn:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
+
+
+class InProcessDaemon:
+    """`kairand.daemon.run` in the test's loop (the real components, webhook on a unix socket
+    and loopback TCP), plus a signed-webhook client."""
+
+    def __init__(self, config: Config, store: Any) -> None:
+        self.config = config
+        self.store = store
+        self.secret = channel_secret(config)
+        self.app: web.Application | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.session: Any = None
+
+    async def __aenter__(self) -> InProcessDaemon:
+        def ready(app: web.Application) -> None:
+            self.app = app
+            self._ready.set()
+
+        self._task = asyncio.create_task(run(self.config, self.store, ready=ready))
+        waiter = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._task}, timeout=20, return_when="FIRST_COMPLETED"
+        )
+        if self._task in done:
+            waiter.cancel()
+            self._task.result()
+            raise RuntimeError("daemon stopped at start-up")
+        assert self.config.webhook.socket is not None
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=str(self.config.webhook.socket))
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.app is not None:
+            self.app[STOPPING].set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 20)
+
+    async def post(self, events: list[dict[str, Any]]) -> int:
+        body = envelope(self.config.webhook.bot_user_id, events)
+        async with self.session.post(
+            "http://localhost" + self.config.webhook.path,
+            data=body,
+            headers={
+                "x-line-signature": sign(self.secret, body),
+                "Content-Type": "application/json",
+            },
+        ) as response:
+            await response.read()
+            return int(response.status)
+
+    async def settle(self, limit_seconds: float = 20.0) -> None:
+        """Wait until the inbox has nothing pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_seconds
+        while await self.store.read(inbox.count_pending):
+            if loop.time() > deadline:
+                raise TimeoutError("inbox not drained")
+            await asyncio.sleep(0.02)
+        # Replies go out after the commit: give the worker a moment to send them.
+        await asyncio.sleep(0.05)
