@@ -39,10 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 RELAY = REPO / "provisioning" / "relay"
 TUNNEL = REPO / "provisioning" / "kairan-tunnel"
 HOST = "webhook.example-city.jp"
-# allow_blocking: kairand.line.webhook.start_sites (issue-4) makes its one-time socket set-up
-# calls (mkdir, unlink, chmod) on the loop before serving, which the blocking guard flags; the
-# requests themselves are served by the real app. Remove once start_sites moves them off-loop.
-pytestmark = [pytest.mark.slow, pytest.mark.allow_blocking]
+pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:
