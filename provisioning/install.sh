@@ -33,6 +33,7 @@ insecure_dev=0
 skip_venv=0
 no_store=0
 source_dir=$repo
+source_given=0
 wheel=""
 python=python3
 python_given=0
@@ -59,7 +60,7 @@ while [ $# -gt 0 ]; do
     --insecure-dev) insecure_dev=1; shift ;;
     --skip-venv) skip_venv=1; shift ;;
     --no-store) no_store=1; shift ;;
-    --source) need_value "$@"; source_dir=$2; shift 2 ;;
+    --source) need_value "$@"; source_dir=$2; source_given=1; shift 2 ;;
     --wheel) need_value "$@"; wheel=$2; shift 2 ;;
     --python) need_value "$@"; python=$2; python_given=1; shift 2 ;;
     --relay-host) need_value "$@"; relay_host=$2; shift 2 ;;
@@ -158,7 +159,12 @@ install -d -m 0700 -o "$kairan_uid" -g "$kairan_gid" "$R/var/lib/kairan" "$R/var
 install -d -m 0755 -o 0 -g 0 "$R/opt/kairan" "$R/opt/kairan/libexec" "$R/opt/kairan/share/doc"
 
 # --- the program ----------------------------------------------------------------------------------
-if [ "$skip_venv" -eq 0 ]; then
+# A re-run (e.g. to rotate a key) keeps the installed program unless --source or --wheel asks
+# for an upgrade: the firewall gives root no route to PyPI once it is loaded.
+if [ "$skip_venv" -eq 0 ] && [ -x "$R/opt/kairan/bin/kairand" ] && [ "$source_given" -eq 0 ] \
+   && [ -z "$wheel" ]; then
+  note "Kairan is already installed in /opt/kairan (upgrade with --wheel FILE)"
+elif [ "$skip_venv" -eq 0 ]; then
   [ -x "$R/opt/kairan/bin/python" ] || "$python" -m venv "$R/opt/kairan"
   if [ -n "$wheel" ]; then
     # Offline: the wheel's folder is a wheelhouse with every dependency (`pip wheel -w DIR .`
