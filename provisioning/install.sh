@@ -83,6 +83,12 @@ is_port() { case $1 in ''|*[!0-9]*) return 1 ;; *) [ "$1" -ge 1 ] && [ "$1" -le 
 is_port "$relay_ssh_port" || die "--relay-ssh-port must be a port number"
 [ -z "$relay_listen_port" ] || is_port "$relay_listen_port" || die "--relay-listen-port must be a port number"
 case $bot_user_id in ''|U[0-9a-f]*) ;; *) die "--bot-user-id must look like U followed by hex digits" ;; esac
+case $bot_user_id in *[!Ua-f0-9]*) die "--bot-user-id must look like U followed by hex digits" ;; esac
+case $relay_host in *[!A-Za-z0-9.:-]*) die "--relay-host must be a host name or address" ;; esac
+case $relay_user in ''|*[!a-z0-9_-]*) die "--relay-user must be a plain user name" ;; esac
+for a in "${relay_addrs[@]}" "${staff_nets[@]}"; do
+  case $a in ''|*[!0-9A-Fa-f.:/]*) die "not an IP address or network: $a" ;; esac
+done
 
 [ "$(id -u)" -eq 0 ] || die "run as root (files are owned by the service users)"
 ROOT=$(cd "$ROOT" 2>/dev/null && pwd) || die "--root: no such directory"

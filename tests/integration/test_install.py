@@ -300,6 +300,8 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         (["--relay-listen-port", "http"], "port number"),
         (["--bot-user-id", "someone"], "bot-user-id"),
         (["--frobnicate"], "unknown option"),
+        (["--staff-net", "10.0.0.0/8 } accept; tcp dport 1-65535"], "not an IP"),
+        (["--relay-host", "relay.example.jp\nKAIRAN_RELAY_USER=root"], "host name"),
     ):
         result = run_install(root, *args)
         assert result.returncode != 0 and message in result.stderr
