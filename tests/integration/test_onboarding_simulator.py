@@ -163,6 +163,7 @@ async def test_thousand_simulated_residents_onboard(
             memories = dict(sim.memories)
             profile_calls = sim.platform.counters.get("profile", 0)
             reply_calls = sim.platform.counters.get("reply", 0)
+            endpoints_used = {k for k, v in sim.platform.counters.items() if v}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -201,6 +202,9 @@ async def test_thousand_simulated_residents_onboard(
         assert stored.get("topics")
     assert area_matches > len(registered) // 2  # residents find their area, also on page 2
     assert profile_calls == 0 and reply_calls > POPULATION  # W6: no profile wanted by default
+    # S10: onboarding talks to LINE only through the reply API: no audiences, no narrowcast,
+    # no pushes; the answers never leave the box.
+    assert endpoints_used == {"reply"}
     log_text = log_path.read_text(encoding="utf-8")
     assert "inbox.processed" in log_text
     assert not any(r.user_id in log_text for r in population)
