@@ -22,8 +22,8 @@ from kairand.store import inbox, metrics, residents
 from kairand.store.bootstrap import open_store
 
 BATCH_EVENTS = 50
-# Every answer path, deterministically; the 1,000-resident run is test_onboarding_simulator.
-STAND_IN_POPULATION = 400
+# Every answer path, deterministically (test_onboarding_simulator adds realistic residents).
+STAND_IN_POPULATION = 1000
 
 
 @dataclass
@@ -168,7 +168,7 @@ async def drive(daemon: InProcessDaemon, line: LineStandIn, population: list[Sim
 async def test_residents_onboard_by_every_answer_path(
     world: tuple[InProcessDaemon, LineStandIn], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """N1, N2, S1, S16, G4, G5, W6: 400 residents follow, read the purpose notice, consent
+    """N1, N2, S1, S16, G4, G5, W6: 1,000 residents follow, read the purpose notice, consent
     (some decline first), answer every question by every path (date picker or 回答しない, all
     genders, paged areas, topic toggles) — some chat or send images mid-way and get guidance —
     and end registered with exactly the answers they chose. No profile is fetched, no user id
