@@ -432,9 +432,7 @@ class _Machine:
                 return self.fresh_start(follow=False)
             return Outcome((_start_offer(),))
         consented = resident.consent_version is not None
-        if (action == "start" and not consented) or (
-            action in ("settings", "restart") and not consented
-        ):
+        if action in ("start", "settings", "restart") and not consented:
             state = {"step": "consent"}
             replies = [_text(texts.NEED_CONSENT_FIRST), _consent_prompt(self.survey, self.version)]
             return Outcome(tuple(replies), (SetConversation(state),))
