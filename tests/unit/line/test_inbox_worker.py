@@ -121,3 +121,12 @@ def test_store_display_name_asks_for_the_profile_only_when_configured(store: Sto
     store.write_sync(inbox.insert_events, [_incoming("follow", b, 2)], time.time())
     on = store.write_sync(worker.process_batch, 10, time.time(), _keys(), True)
     assert off.want_profile == [] and on.want_profile == [b]
+
+
+def test_processed_rows_can_be_pruned_pending_ones_never(store: Store) -> None:
+    """Processed inbox rows (dedupe keys only) can be pruned by age; pending ones are kept."""
+    store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 1)], 1000)
+    store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 2)], 1000)
+    assert store.write_sync(inbox.prune_processed, 2000) == 1
+    assert store.read_sync(inbox.counts) == {"pending": 1}
