@@ -8,11 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from kairand.config import Config, load_config
 from kairand.devsetup import init_dev
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import Store
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_on_event_loop(request: pytest.FixtureRequest) -> Iterator[BlockBuster | None]:
+    """Fail any blocking call (file, socket, sleep, subprocess...) that Kairan's own code makes
+    on a running event loop. Store calls have their own guard (Store.bind_loop)."""
+    if request.node.get_closest_marker("allow_blocking"):
+        yield None
+        return
+    with blockbuster_ctx(["kairand", "kairan_tui"]) as guard:
+        yield guard
 
 
 @pytest.fixture

@@ -1,0 +1,139 @@
+"""The encrypted store: encryption at rest, keys, migrations, schema guard (K4)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kairand.config import Config
+from kairand.errors import BlockingCallError, ExitCode, SchemaTooNewError, SecretError
+from kairand.store import settings
+from kairand.store.database import Store, open_connection, transaction
+from kairand.store.migrations import all_migrations, applied_versions, latest_version, migrate
+
+MARKER = "KAIRAN-PLAINTEXT-MARKER-3f9a1c"
+
+
+def test_file_is_unreadable_without_key_and_holds_no_plaintext(store: Store) -> None:
+    """K4: the store file and its WAL are ciphertext: plain sqlite3 cannot read them and a
+    marker written through the store appears in neither."""
+    store.write_sync(settings.put, "marker", MARKER)
+    wal = Path(f"{store.path}-wal")
+    assert wal.exists() and wal.stat().st_size > 0, "the marker should still be in the WAL"
+    for path in (store.path, wal):
+        assert MARKER.encode() not in path.read_bytes()
+        assert MARKER.encode("utf-16-le") not in path.read_bytes()
+    store.checkpoint()
+    assert MARKER.encode() not in store.path.read_bytes()
+    plain = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        plain.execute("SELECT * FROM sqlite_master").fetchall()
+    plain.close()
+    assert store.read_sync(settings.get, "marker") == MARKER
+
+
+def test_wrong_key_is_a_key_error(store: Store) -> None:
+    """K4: a wrong key is reported as a key problem with a hint, not as a corrupt file."""
+    with pytest.raises(SecretError) as caught:
+        open_connection(store.path, b"\x01" * 32)
+    assert caught.value.exit_code == ExitCode.KEY
+    assert "db-key" in caught.value.hint
+
+
+def test_wrong_key_exit_code_from_kairand(dev_setup: Path) -> None:
+    """K4: kairand exits with the key exit code (77) and an explained message."""
+    keyfile = dev_setup.parent / "keys" / "db-key"
+    keyfile.write_text("ab" * 32)
+    result = subprocess.run(
+        [sys.executable, "-m", "kairand", "--config", str(dev_setup), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == ExitCode.KEY == 77
+    assert "database key does not open" in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_migrations_from_empty_and_rerun_are_idempotent(config: Config, store: Store) -> None:
+    """Migrations apply once from empty; running them again changes nothing."""
+    conn = store.raw_writer()
+    assert applied_versions(conn) == {m.version for m in all_migrations()}
+    schema_before = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    assert migrate(conn) == []
+    assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema_before
+    descriptions = [r[0] for r in conn.execute("SELECT description FROM schema_version")]
+    assert all(descriptions)
+
+
+def test_each_migration_is_its_own_transaction(store: Store) -> None:
+    """A failing statement rolls back only its own migration."""
+    conn = store.raw_writer()
+    with pytest.raises(Exception, match="syntax error"), transaction(conn):
+        conn.execute("CREATE TABLE half_done (x)")
+        conn.execute("THIS IS NOT SQL")
+    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
+
+
+def test_newer_schema_is_refused(store: Store) -> None:
+    """A store written by a newer Kairan is refused with the schema exit code."""
+    conn = store.raw_writer()
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, 'x', 0)",
+            (latest_version() + 1,),
+        )
+    with pytest.raises(SchemaTooNewError) as caught:
+        migrate(conn)
+    assert caught.value.exit_code == ExitCode.SCHEMA
+
+
+async def test_store_work_runs_off_the_event_loop(store: Store) -> None:
+    """Store work happens in its threads; a synchronous call on the loop thread is refused."""
+    store.bind_loop()
+    await store.write(settings.put, "k", 1)
+    assert await store.read(settings.get, "k") == 1
+    with pytest.raises(BlockingCallError):
+        store.read_sync(settings.get, "k")
+    results = await asyncio.gather(*(store.read(settings.get, "k") for _ in range(20)))
+    assert results == [1] * 20
+
+
+async def test_failed_write_leaves_nothing(store: Store) -> None:
+    """A write function that raises rolls back everything it did (no partial write)."""
+
+    def half(conn, key):  # type: ignore[no-untyped-def]
+        settings.put(conn, key, "first")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        await store.write(half, "partial")
+    assert await store.read(settings.get, "partial") is None
+
+
+async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store) -> None:
+    """A full disk (SQLITE_FULL, produced here with max_page_count) rolls the write back whole
+    and raises StoreFullError with an operator hint; earlier data stays readable."""
+    from kairand.store.database import StoreFullError
+
+    await store.write(settings.put, "before", "kept")
+    pages = store.raw_writer().execute("PRAGMA page_count").fetchone()[0]
+    store.raw_writer().execute(f"PRAGMA max_page_count = {pages}")
+
+    def fill(conn):  # type: ignore[no-untyped-def]
+        settings.put(conn, "partial", "x")
+        for i in range(2000):
+            settings.put(conn, f"big{i}", "y" * 1000)
+
+    with pytest.raises(StoreFullError) as caught:
+        await store.write(fill)
+    assert caught.value.exit_code == ExitCode.STORE
+    assert "disk is full" in caught.value.message
+    assert await store.read(settings.get, "partial") is None
+    assert await store.read(settings.get, "before") == "kept"
