@@ -19,7 +19,6 @@ from kairand.config import Config
 from kairand.keys import secrets
 from kairand.line.client import LineApi, line_api
 from kairand.logs import get_logger
-from kairand.retention.worker import retention_component
 from kairand.store.database import Store
 from kairand.tasks import TaskGroup
 
@@ -63,7 +62,11 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
-    return [retention_component]
+    from kairand.line.inbox import inbox_component
+    from kairand.line.webhook import webhook_component
+    from kairand.retention.worker import retention_component
+
+    return [webhook_component, inbox_component, retention_component]
 
 
 def build_app(config: Config, store: Store) -> web.Application:
