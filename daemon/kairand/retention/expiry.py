@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
+from kairand.retention.purge import purge_resident
 from kairand.retention.receipts import make_receipt
 from kairand.retention.rules import Expiry, cycle_name
 from kairand.store import audit, receipts
@@ -32,9 +33,7 @@ def expire_answers(
     line_user_id = retention_store.line_user_id_of(conn, expiry.resident_id)
     if line_user_id is None:
         return None
-    count = retention_store.delete_answers(
-        conn, expiry.resident_id, expiry.question, expiry.before
-    )
+    count = retention_store.delete_answers(conn, expiry.resident_id, expiry.question, expiry.before)
     if count == 0:
         return None
     deleted: dict[str, object] = {"answers": count, "question": expiry.question}
@@ -71,12 +70,12 @@ def purge_registration(
     signing_key: Ed25519PrivateKey,
 ) -> int | None:
     """Destroy the whole registration through the shared purge (receipt + audit included)."""
-    from kairand.retention.purge import purge_resident  # issue-4's purge (one for every reason)
-
     line_user_id = retention_store.line_user_id_of(conn, expiry.resident_id)
     if line_user_id is None:
         return None
-    return purge_resident(conn, line_user_id, expiry.reason, now, hmac_key, signing_key)
+    return purge_resident(
+        conn, line_user_id, expiry.reason, now, hmac_key, signing_key, actor=ACTOR
+    )
 
 
 def apply_batch(

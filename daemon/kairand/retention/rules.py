@@ -90,9 +90,7 @@ class MonthsAfterInteraction(_Model):
     months: Annotated[int, Field(ge=1, le=120)]
 
 
-Policy = Annotated[
-    WhileFollowing | Annual | MonthsAfterInteraction, Field(discriminator="kind")
-]
+Policy = Annotated[WhileFollowing | Annual | MonthsAfterInteraction, Field(discriminator="kind")]
 
 
 class RetentionRule(_Model):
@@ -276,7 +274,9 @@ def plan_expiries(
                 if isinstance(policy, Annual) and boundaries[index]:
                     hit = _annual_expiry(policy, resident.registration_anchor, boundaries[index])
                     if hit:
-                        plan.append(Expiry(resident.resident_id, None, "annual_expiry", None, hit[0]))
+                        plan.append(
+                            Expiry(resident.resident_id, None, "annual_expiry", None, hit[0])
+                        )
                         purged = True
                 elif isinstance(policy, MonthsAfterInteraction) and (
                     add_months(resident.last_interaction_at, policy.months) <= now

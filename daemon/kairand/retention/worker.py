@@ -8,6 +8,7 @@ without deleting or receipting anything twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -32,10 +33,8 @@ log = get_logger(__name__)
 
 BATCH = 200  # expiries per write transaction: short transactions, few fsyncs
 Clock = Callable[[], float]
-CLOCK = web.AppKey("retention_clock", Clock)
+CLOCK: web.AppKey[Clock] = web.AppKey("retention_clock")
 """Optional: a test sets a fixed clock here; the daemon uses time.time."""
-RUNS = web.AppKey("retention_runs", list)
-"""Results of the runs this process made (for status and tests)."""
 
 
 @dataclass
@@ -45,6 +44,10 @@ class RunResult:
     rules_version: int | None
     expired: Counter[str] = field(default_factory=Counter)
     notices: Counter[str] = field(default_factory=Counter)
+
+
+RUNS: web.AppKey[list[RunResult]] = web.AppKey("retention_runs")
+"""Results of the runs this process made (for status and tests)."""
 
 
 def _load(conn: Connection) -> tuple[tuple[int, int, RetentionRules] | None, int | None]:
@@ -131,8 +134,11 @@ async def run_once(
     facts = await store.read(retention_store.resident_facts, questions)
     plan = rules_mod.plan_expiries(rules, facts, result.since, now)
     if plan:
-        hmac_key = hmac_key if hmac_key is not None else secrets.receipt_hmac_key()
-        signing_key = signing_key if signing_key is not None else secrets.signing_key()
+        if hmac_key is None or signing_key is None:
+            # The keyring reads files: not on the event loop.
+            loop = asyncio.get_running_loop()
+            hmac_key = await loop.run_in_executor(None, secrets.receipt_hmac_key)
+            signing_key = await loop.run_in_executor(None, secrets.signing_key)
         for start in range(0, len(plan), BATCH):
             done = await store.write(
                 apply_batch, plan[start : start + BATCH], now, hmac_key, signing_key
@@ -163,21 +169,23 @@ async def next_wake_at(store: Store, now: int) -> int:
 
 
 async def _loop(app: web.Application) -> None:
-    from kairand.daemon import LINE, STORE  # the daemon module imports components lazily
+    from kairand.daemon import LINE, STOPPING, STORE  # kairand.daemon imports this module
 
     store = app[STORE]
+    stopping = app[STOPPING]
     clock = app.get(CLOCK, time.time)
-    runs: list[RunResult] = app[RUNS]
-    while True:
+    runs = app[RUNS]
+    while not stopping.is_set():
         now = int(clock())
         try:
             runs.append(await run_once(store, app.get(LINE), now))
         except Exception as exc:  # keep the worker alive; the next wake retries
             log.error("retention.run_failed", error=f"{type(exc).__name__}: {exc}")
         wake = await next_wake_at(store, int(clock()))
-        # Sleep in slices so a changed clock (tests) or rules are noticed within a minute.
-        while int(clock()) < wake:
-            await asyncio.sleep(min(60.0, max(0.05, wake - clock())))
+        # Wait in slices of at most a minute: a clock that jumps (suspend, NTP) is noticed.
+        while (remaining := wake - clock()) > 0 and not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), min(60.0, max(0.05, remaining)))
 
 
 async def retention_component(app: web.Application) -> AsyncIterator[None]:

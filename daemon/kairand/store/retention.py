@@ -93,7 +93,10 @@ def delete_answers(
 
 def notices_recorded(conn: Connection) -> set[tuple[int, str]]:
     """(resident, cycle) pairs with a notice sent, pending or given up: never planned again."""
-    return {(int(r), str(c)) for r, c in conn.execute("SELECT resident_id, cycle FROM retention_notices")}
+    return {
+        (int(r), str(c))
+        for r, c in conn.execute("SELECT resident_id, cycle FROM retention_notices")
+    }
 
 
 def pending_notices(conn: Connection, cycles: Sequence[str]) -> list[tuple[int, str, str]]:
@@ -131,9 +134,7 @@ def notice_target(conn: Connection, resident_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
-def mark_notice(
-    conn: Connection, resident_id: int, cycle: str, state: str, now: int
-) -> None:
+def mark_notice(conn: Connection, resident_id: int, cycle: str, state: str, now: int) -> None:
     conn.execute(
         "UPDATE retention_notices SET state = ?, attempts = attempts + 1,"
         " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"

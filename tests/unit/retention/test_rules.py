@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -52,8 +53,11 @@ def resident(rid: int, registered: int | None, **kw: object) -> ResidentFacts:
         (t(2027, 3, 31, 23, 59), t(2027, 4, 1), []),  # already applied at the boundary
         (t(2027, 3, 1), t(2027, 3, 31, 23, 58, 59), []),  # one second early
         (t(2027, 3, 20), t(2027, 4, 20), [t(2027, 3, 31, 23, 59)]),  # a month of downtime
-        (t(2026, 3, 20), t(2028, 4, 20), [t(2026, 3, 31, 23, 59), t(2027, 3, 31, 23, 59),
-                                           t(2028, 3, 31, 23, 59)]),
+        (
+            t(2026, 3, 20),
+            t(2028, 4, 20),
+            [t(2026, 3, 31, 23, 59), t(2027, 3, 31, 23, 59), t(2028, 3, 31, 23, 59)],
+        ),
         (t(2027, 1, 1), t(2027, 12, 31), [t(2027, 3, 31, 23, 59)]),
     ],
 )
@@ -72,8 +76,9 @@ def test_configurable_boundary_and_notice() -> None:
     assert notice_time_for(late, t(2028, 1, 10, 23, 59)) == t(2027, 12, 20, 10)
 
 
-@pytest.mark.parametrize("bad", [{"month": 2, "day": 29}, {"month": 4, "day": 31},
-                                 {"time": "24:00"}, {"notice_day": 32}])
+@pytest.mark.parametrize(
+    "bad", [{"month": 2, "day": 29}, {"month": 4, "day": 31}, {"time": "24:00"}, {"notice_day": 32}]
+)
 def test_impossible_dates_refused(bad: dict[str, object]) -> None:
     """K2: a boundary that does not exist every year is refused, not guessed."""
     with pytest.raises(ValidationError):
@@ -140,10 +145,18 @@ def test_question_rules_and_precedence() -> None:
     )
     now = t(2027, 4, 1, 3)
     facts = [
-        resident(1, t(2026, 6, 1), last=t(2027, 3, 1),
-                 first_answer_at={"area": t(2026, 6, 1), "gender": t(2026, 6, 1)}),
-        resident(2, t(2026, 6, 1), last=t(2026, 9, 1),
-                 first_answer_at={"area": t(2026, 6, 1), "gender": t(2026, 6, 1)}),
+        resident(
+            1,
+            t(2026, 6, 1),
+            last=t(2027, 3, 1),
+            first_answer_at={"area": t(2026, 6, 1), "gender": t(2026, 6, 1)},
+        ),
+        resident(
+            2,
+            t(2026, 6, 1),
+            last=t(2026, 9, 1),
+            first_answer_at={"area": t(2026, 6, 1), "gender": t(2026, 6, 1)},
+        ),
         resident(3, t(2024, 6, 1), last=t(2025, 1, 1), first_answer_at={"area": t(2024, 6, 1)}),
         resident(4, t(2027, 4, 1, 1), first_answer_at={"area": t(2027, 4, 1, 1)}),
     ]
@@ -174,7 +187,9 @@ def test_notices_window_once_and_never_after() -> None:
     again = plan_notices(ANNUAL, facts, t(2027, 3, 15), {(1, cycle), (4, cycle)})
     assert again == []
     assert plan_notices(ANNUAL, facts, t(2027, 4, 1, 0, 0), set()) == []
-    silent = RetentionRules(rules=(RetentionRule(scope="registration", policy=Annual(notify=False)),))
+    silent = RetentionRules(
+        rules=(RetentionRule(scope="registration", policy=Annual(notify=False)),)
+    )
     assert plan_notices(silent, facts, t(2027, 3, 10), set()) == []
 
 
@@ -217,10 +232,11 @@ def test_many_runs_equal_one_run(anchors: list[int], cuts: list[int], month: int
     alive = dict(facts)
     many: dict[int, int | None] = {}
     points = [START, *sorted(set(cuts)), END]
-    for since, now in zip(points, points[1:], strict=False):
+    for since, now in itertools.pairwise(points):
         # Only residents registered by then exist at a run.
-        present = [f for f in alive.values() if f.registered_at is not None and
-                   f.registered_at <= now]
+        present = [
+            f for f in alive.values() if f.registered_at is not None and f.registered_at <= now
+        ]
         for expiry in plan_expiries(rules, present, since, now):
             assert expiry.resident_id not in many
             many[expiry.resident_id] = expiry.boundary
