@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from retention_support import add_resident, decrypted_pages, occurrences, t
 
 from kairand.config import Config
