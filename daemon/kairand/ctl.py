@@ -16,7 +16,11 @@ from kairand.errors import ExitCode, KairanError
 from kairand.logs import setup_logging
 from kairand.main import DEFAULT_CONFIG, report
 
-SUBCOMMAND_MODULES: list[str] = ["kairand.line.richmenu"]
+SUBCOMMAND_MODULES: list[str] = [
+    "kairand.line.richmenu",
+    "kairand.reports.ctl",
+    "kairand.retention.ctl",
+]
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

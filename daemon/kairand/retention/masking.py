@@ -49,6 +49,12 @@ class MaskRule(BaseModel):
         return mask(value, self.keep, self.fill, self.preserve)
 
 
+MASK_TARGET_LABELS = {
+    "residents.display_name": "LINEの表示名",
+    "reservations.name_kana": "予約者の氏名（カナ）",
+    "reservations.phone": "予約者の電話番号",
+}
+
 KANA_NAME = MaskRule(target="reservations.name_kana", keep=(0, 2), fill="＊")
 """W7's kana-name rule, for the reservation module to come (its table does not exist yet)."""
 PHONE = MaskRule(target="reservations.phone", keep=(-2, -1), preserve="-")

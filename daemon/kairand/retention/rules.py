@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kairand.retention.masking import MaskRule
+from kairand.retention.masking import MASK_TARGET_LABELS, MaskRule
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 WEEKDAYS_JA = "月火水木金土日"
@@ -361,11 +361,14 @@ def next_wake(rules: RetentionRules, now: int) -> int:
     return min(candidates)
 
 
-def describe_ja(rules: RetentionRules) -> list[str]:
-    """One Japanese line per rule, for the handling report and `kairanctl retention show`."""
+def describe_ja(rules: RetentionRules, titles: Mapping[str, str] | None = None) -> list[str]:
+    """One Japanese line per rule, for the handling report and `kairanctl retention show`
+    (TITLES: question code -> the survey's title for it)."""
+    titles = titles or {}
     lines = []
     for rule in rules.rules:
-        target = "登録全体" if rule.scope == "registration" else f"質問「{rule.question}」の回答"
+        question = titles.get(rule.question or "", rule.question)
+        target = "登録全体" if rule.scope == "registration" else f"質問「{question}」の回答"
         policy = rule.policy
         if isinstance(policy, Annual):
             text = (
@@ -382,8 +385,9 @@ def describe_ja(rules: RetentionRules) -> list[str]:
         lines.append("登録全体：友だち登録中は保存（ブロック時に削除）")
     for mask_rule in rules.masking:
         kept = "、".join(str(k + 1 if k >= 0 else f"末尾から{-k}") for k in mask_rule.keep)
+        label = MASK_TARGET_LABELS.get(mask_rule.target, mask_rule.target)
         lines.append(
-            f"{mask_rule.target}：{mask_rule.after_months}か月経過後に上書き（残す文字位置: "
-            f"{kept or 'なし'}）"
+            f"{label}：{mask_rule.after_months}か月経過後に復元できない形で上書き"
+            f"（残す文字: {kept or 'なし'}文字目）"
         )
     return lines
