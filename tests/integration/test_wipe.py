@@ -113,7 +113,7 @@ def test_wipe_refused_while_daemon_runs(dev_setup: Path, config: Config, store: 
         listener.bind(str(config.api.socket))
         listener.listen(1)
         code = ctl.main(["--config", str(dev_setup), "wipe", "--i-understand"])
-    assert code == ExitCode.RUNTIME
+    assert code == ExitCode.FAILURE
     assert config.database_path.exists()
     assert secrets.db_key()
 

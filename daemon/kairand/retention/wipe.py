@@ -29,7 +29,7 @@ import keyring
 from kairand.audit.chain import AuditEntry
 from kairand.audit.chain import verify as verify_chain
 from kairand.config import Config
-from kairand.errors import KairanError, StoreError
+from kairand.errors import ExitCode, KairanError, StoreError
 from kairand.keys import secrets
 from kairand.keys.backends import CredentialsKeyring, DirectoryKeyring, MemoryKeyring
 from kairand.logs import get_logger
@@ -46,7 +46,9 @@ CREDSTORE_FILES = ("/etc/credstore.encrypted/kairan/db-key", "/etc/credstore/kai
 
 
 class DaemonRunningError(KairanError):
-    pass
+    """A precondition failed: the daemon holds the store open."""
+
+    exit_code = ExitCode.FAILURE
 
 
 @dataclass

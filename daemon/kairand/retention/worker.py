@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -103,6 +104,13 @@ def apply_masking(conn: Connection, rules: RetentionRules, now: int) -> dict[str
     return counts
 
 
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def live_cycles(rules: RetentionRules, now: int) -> dict[str, str]:
     """Cycles whose notice window is open at NOW (cycle -> notice text)."""
     found: dict[str, str] = {}
@@ -151,6 +159,11 @@ async def run_once(
     if result.expired:
         # Fold the WAL into the file and truncate it: the deleted rows' old page versions go.
         await store.acheckpoint()
+        wal = store.path.with_name(store.path.name + "-wal")
+        size = await asyncio.get_running_loop().run_in_executor(None, _size_of, wal)
+        if size:
+            # A reader held an old snapshot: the stale pages go at the next checkpoint.
+            log.warning("retention.checkpoint_incomplete", wal_bytes=size)
         log.info("retention.expired", **dict(result.expired))
     if line is not None and rules.annual_rules():
         cycles = live_cycles(rules, now)
