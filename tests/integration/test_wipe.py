@@ -97,13 +97,18 @@ def test_wipe_leaves_nothing_readable(
 
     (record_path,) = setup_root.glob("kairan-final-record-*.json")
     record = json.loads(record_path.read_text(encoding="utf-8"))["payload"]
-    assert [r["digest"] for r in record["receipts"]] == digests
+    listed = [r["digest"] for r in record["receipts"]]
+    assert listed[: len(digests)] == digests
+    assert [r["reason"] for r in record["receipts"][len(digests) :]] == ["contract_end"] * 3
     assert record["personal_rows"]["residents"] == len(PEOPLE)
     assert record["audit_chain"]["intact"] and record["audit_chain"]["entries"] >= 3
     for path in [record_path, *setup_root.glob("deletion-certificate-final-*")]:
         assert ctl.main(["--config", str(dev_setup), "certificate", "verify", str(path)]) == 0
     (text,) = setup_root.glob("deletion-certificate-final-*.txt")
     assert "契約終了に伴う全データの消去" in text.read_text(encoding="utf-8")
+    (final_json,) = setup_root.glob("deletion-certificate-final-*.json")
+    counts = json.loads(final_json.read_text(encoding="utf-8"))["payload"]["counts_by_reason"]
+    assert counts["contract_end"] == len(PEOPLE) and counts["unfollow"] == 1
 
 
 def test_wipe_refused_while_daemon_runs(dev_setup: Path, config: Config, store: Store) -> None:

@@ -2,8 +2,8 @@
 
 Order, so that a failure half-way never loses the proof:
 1. refuse while kairand runs (its API socket answers);
-2. from the store: every receipt's digest, the audit chain head (after a `wipe.started`
-   entry), counts of what is about to be destroyed;
+2. in the store: count what is about to be destroyed, audit `wipe.started`, purge every person
+   with a `contract_end` receipt; then read every receipt's digest and the audit chain head;
 3. write the signed final record (JSON) and the final deletion certificate next to the state
    directory;
 4. crypto-erase: overwrite the database file and its -wal/-shm/-journal with random bytes,
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import keyring
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
 from kairand.audit.chain import verify as verify_chain
@@ -36,6 +37,7 @@ from kairand.logs import get_logger
 from kairand.reports import certificate
 from kairand.reports.common import JST, Period, iso_jst
 from kairand.reports.signing import sign_json
+from kairand.retention.purge import purge_resident
 from kairand.store import audit, reports
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, open_connection
@@ -75,7 +77,9 @@ def _daemon_running(config: Config) -> bool:
     return True
 
 
-def _prepare(conn: Connection, now: int, actor: str) -> dict[str, Any]:
+def _prepare(
+    conn: Connection, now: int, actor: str, hmac_key: bytes, signing_key: Ed25519PrivateKey
+) -> dict[str, Any]:
     counts = reports.personal_counts(conn)
     audit.append(
         conn,
@@ -83,6 +87,10 @@ def _prepare(conn: Connection, now: int, actor: str) -> dict[str, Any]:
             at_ms=now * 1000, actor=actor, action="wipe.started", outcome="ok", detail=counts
         ),
     )
+    # One contract_end receipt per person, so the final certificate counts them like any
+    # other deletion; the crypto-erase below then destroys whatever else the file holds.
+    for line_user_id in reports.subject_ids(conn):
+        purge_resident(conn, line_user_id, "contract_end", now, hmac_key, signing_key, actor=actor)
     chain = verify_chain(audit.iter_entries(conn))
     return {
         "personal_rows": counts,
@@ -151,7 +159,9 @@ def wipe(config: Config, *, output_dir: Path | None, now: int, actor: str) -> Wi
     if db_path.exists():
         store = open_store(config)
         try:
-            prepared = store.write_sync(_prepare, now, actor)
+            prepared = store.write_sync(
+                _prepare, now, actor, secrets.receipt_hmac_key(), signing_key
+            )
             store.checkpoint()
         finally:
             store.close()

@@ -136,6 +136,17 @@ def personal_counts(conn: Connection) -> dict[str, int]:
     return counts
 
 
+def subject_ids(conn: Connection) -> list[str]:
+    """Every LINE user id the store holds for a person (residents and test recipients)."""
+    return [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT line_user_id FROM residents UNION SELECT line_user_id FROM test_recipients"
+            " ORDER BY 1"
+        )
+    ]
+
+
 def personal_rows(conn: Connection) -> Iterator[tuple[int, str, int, int | None, str]]:
     """(resident id, LINE user id, followed_at, registered_at, answers as 'q=v;...') — only
     for the personal export an administrator enabled in the configuration."""
