@@ -178,6 +178,9 @@ async def send_replies(line: LineApi, replies: list[PendingReply]) -> tuple[int,
             except (ClientError, TimeoutError, OSError) as exc:
                 failed += 1
                 log.warning("inbox.reply_failed", error=type(exc).__name__)
+            except Exception as exc:  # e.g. an unparseable answer: never stop the worker
+                failed += 1
+                log.warning("inbox.reply_failed", error=type(exc).__name__)
 
     await asyncio.gather(*(one(r) for r in replies))
     return sent, failed
@@ -239,8 +242,8 @@ class InboxWorker:
             self.wake.clear()
             try:
                 result = await self.run_once()
-            except Exception as exc:
-                log.error("inbox.batch_failed", error=f"{type(exc).__name__}")
+            except Exception:
+                log.error("inbox.batch_failed", exc_info=True)
                 await asyncio.sleep(POLL_SECONDS)
                 continue
             if result.processed < BATCH_SIZE:
