@@ -63,6 +63,8 @@ def _finish_run(conn: Connection, result: RunResult) -> None:
         retention_store.LAST_RESULT_KEY,
         {"at": result.at, "since": result.since, "expired": dict(result.expired)},
     )
+    if not result.expired:
+        return  # a run that changed nothing is recorded in settings only, not in the audit log
     audit.append(
         conn,
         AuditEntry(
