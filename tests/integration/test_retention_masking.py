@@ -90,6 +90,22 @@ def test_masking_overwrites_in_place_and_leaves_no_old_copy(
         "スズキハナコ",
     ]
 
+    # Second view: a plaintext copy made by SQLCipher itself (ATTACH ... KEY '' +
+    # sqlcipher_export) holds the masked value and not the originals. It copies live rows only,
+    # so it complements, not replaces, the page scan above.
+    plain = config.daemon.state_dir.parent / "plain-copy.db"
+    writer = store.raw_writer()
+    writer.execute(f"ATTACH DATABASE '{plain}' AS plain KEY ''")
+    writer.execute("SELECT sqlcipher_export('plain')")
+    writer.execute("DETACH DATABASE plain")
+    copy = plain.read_bytes()
+    assert copy.startswith(b"SQLite format 3\x00")
+    assert occurrences(copy, ["ヤ＊ダ＊＊＊", NAME, PHONE_NUMBER]) == ["ヤ＊ダ＊＊＊"]
+    plain.unlink()
+    # And the raw file and WAL bytes on disk show no plaintext at all (encryption at rest).
+    raw = config.database_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert occurrences(raw, ["ヤ＊ダ＊＊＊", "スズキハナコ", NAME]) == []
+
 
 async def test_masking_rule_in_the_daily_run(config: Config, store: Store) -> None:
     """W7: masking rules are data in the retention rules; the daily run masks rows older than
