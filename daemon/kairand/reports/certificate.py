@@ -58,7 +58,8 @@ def gather(conn: Connection, start: int, end: int) -> Gathered:
 
 
 def _kind_of(receipt: Receipt) -> str:
-    return "registration" if receipt.deleted.get("resident") else "answers"
+    # Answer-only expiries name their question; every other receipt is a whole purge.
+    return "answers" if "question" in receipt.deleted else "registration"
 
 
 def build_payload(

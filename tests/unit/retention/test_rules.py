@@ -242,3 +242,23 @@ def test_many_runs_equal_one_run(anchors: list[int], cuts: list[int], month: int
             many[expiry.resident_id] = expiry.boundary
             del alive[expiry.resident_id]
     assert many == one
+
+
+def test_question_scoped_annual_notice_only_to_those_with_answers() -> None:
+    """K2: with an annual rule on one question, only residents who answered it are notified,
+    once per cycle even when two rules share the boundary."""
+    rules = RetentionRules(
+        rules=(
+            RetentionRule(scope="question", question="area", policy=Annual()),
+            RetentionRule(scope="question", question="gender", policy=Annual()),
+        )
+    )
+    facts = [
+        resident(
+            1, t(2026, 6, 1), first_answer_at={"area": t(2026, 6, 1), "gender": t(2026, 6, 1)}
+        ),
+        resident(2, t(2026, 6, 1), first_answer_at={"topics": t(2026, 6, 1)}),
+        resident(3, t(2026, 6, 1), first_answer_at={"gender": t(2026, 6, 1)}),
+    ]
+    due = plan_notices(rules, facts, t(2027, 3, 5), set())
+    assert [n.resident_id for n in due] == [1, 3]
