@@ -183,6 +183,13 @@ async def test_question_rule_expires_only_that_question(store: Store) -> None:
     assert not again.expired
 
 
+def test_retention_component_is_a_daemon_component() -> None:
+    """K2: the daemon starts the retention worker with its other components."""
+    from kairand.daemon import components
+
+    assert worker.retention_component in components()
+
+
 async def test_retention_component_catches_up_at_start(config: Config, store: Store) -> None:
     """K2: the daemon's retention component runs once at start with the stored last run, so a
     restart after the boundary applies it; the run is remembered in settings."""

@@ -111,16 +111,26 @@ def test_wipe_leaves_nothing_readable(
     assert counts["contract_end"] == len(PEOPLE) and counts["unfollow"] == 1
 
 
-def test_wipe_refused_while_daemon_runs(dev_setup: Path, config: Config, store: Store) -> None:
-    """S13: with kairand running (its API socket answers) the wipe refuses and changes nothing."""
-    config.api.socket.parent.mkdir(parents=True, exist_ok=True)
+@pytest.mark.parametrize("which", ["api", "webhook"])
+def test_wipe_refused_while_daemon_runs(
+    dev_setup: Path, config: Config, store: Store, which: str
+) -> None:
+    """S13: with kairand running (its API or webhook socket answers) the wipe refuses and
+    changes nothing; a stale socket file alone does not block it."""
+    path = config.api.socket if which == "api" else config.webhook.socket
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(config.api.socket))
+        listener.bind(str(path))
         listener.listen(1)
         code = ctl.main(["--config", str(dev_setup), "wipe", "--i-understand"])
     assert code == ExitCode.FAILURE
     assert config.database_path.exists()
     assert secrets.db_key()
+    assert path.exists()  # the socket file is left behind, nobody listens now
+    store.close()
+    assert ctl.main(["--config", str(dev_setup), "wipe", "--i-understand"]) == 0
+    assert not config.database_path.exists()
 
 
 def test_wipe_with_systemd_credentials_prints_the_command(

@@ -65,16 +65,18 @@ class WipeResult:
 
 
 def _daemon_running(config: Config) -> bool:
-    path = config.api.socket
-    if not path.exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
+    """True if kairand answers on its API or webhook socket (a stale socket file does not)."""
+    for path in (config.api.socket, config.webhook.socket):
+        if path is None or not path.exists():
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                continue
+        return True
+    return False
 
 
 def _prepare(
