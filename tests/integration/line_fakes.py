@@ -18,11 +18,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from ulid import ULID
 
 from kairand.config import Config, load_config
+from kairand.daemon import STOPPING, run
 from kairand.devsetup import init_dev
+from kairand.store import inbox
 from kairand.store.bootstrap import select_keyring
 
 
@@ -241,10 +244,6 @@ class InProcessDaemon:
         self.session: Any = None
 
     async def __aenter__(self) -> InProcessDaemon:
-        import aiohttp
-
-        from kairand.daemon import run
-
         def ready(app: web.Application) -> None:
             self.app = app
             self._ready.set()
@@ -265,8 +264,6 @@ class InProcessDaemon:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        from kairand.daemon import STOPPING
-
         if self.session is not None:
             await self.session.close()
         if self.app is not None:
@@ -289,8 +286,6 @@ class InProcessDaemon:
 
     async def settle(self, limit_seconds: float = 20.0) -> None:
         """Wait until the inbox has nothing pending."""
-        from kairand.store import inbox
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_seconds
         while await self.store.read(inbox.count_pending):

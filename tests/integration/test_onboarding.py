@@ -129,13 +129,15 @@ async def world(short_tmp: Path) -> AsyncIterator[tuple[InProcessDaemon, LineSta
     port = free_port()
     line = LineStandIn()
     await line.start(port)
-    _, config = setup_dev(short_tmp / "dev", port)
-    store = open_store(config)
+    # Set-up is blocking file work: in a thread (the conftest guard fails blocking calls that
+    # Kairan's code makes on the loop, in the daemon under test as in the fixtures).
+    _, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
+    store = await asyncio.to_thread(open_store, config)
     try:
         async with InProcessDaemon(config, store) as daemon:
             yield daemon, line
     finally:
-        store.close()
+        await asyncio.to_thread(store.close)
         await line.stop()
 
 

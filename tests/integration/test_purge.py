@@ -91,8 +91,8 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
     port = free_port()
     line = LineStandIn()
     await line.start(port)
-    _, config = setup_dev(short_tmp / "dev", port)
-    store = open_store(config)
+    _, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
+    store = await asyncio.to_thread(open_store, config)
     uid = user_id()
     try:
         async with InProcessDaemon(config, store) as daemon:
@@ -105,7 +105,9 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
             await store.write(_add_unsent_batch, uid)
             assert (await store.read(residents.flags_of, uid))["registered"]
             await store.acheckpoint()
-            assert found_in_store(store.path, uid)  # the scan does see ids that are there
+            assert await asyncio.to_thread(
+                found_in_store, store.path, uid
+            )  # the scan does see ids that are there
 
             await daemon.post([event("unfollow", uid, 4000)])
             await daemon.settle()
@@ -113,12 +115,15 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
             assert await store.read(residents.flags_of, uid) is None
             assert await store.read(test_recipients.recipients_of, "tanaka") == []
             found = await store.read(
-                receipts.for_subject, subject_hmac(keys.receipt_hmac_key(), uid)
+                receipts.for_subject,
+                subject_hmac(await asyncio.to_thread(keys.receipt_hmac_key), uid),
             )
             assert len(found) == 1 and found[0].reason == "unfollow"
             assert found[0].deleted["answers"] == 4 and found[0].deleted["test_recipient"] == 1
             assert found[0].deleted["unsent_batch_entries"] == 1
-            assert verify_receipt(found[0], keys.signing_key().public_key())
+            assert verify_receipt(
+                found[0], (await asyncio.to_thread(keys.signing_key)).public_key()
+            )
             entries = await store.read(lambda c: list(audit.iter_entries(c)))
             assert [e.entry.action for e in entries] == ["resident.purge"]
             assert uid not in repr(entries)
@@ -127,7 +132,7 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
             assert await store.read(metrics.series, "unfollow", today, today) == {today: 1}
             assert set(await store.read(inbox.counts)) == {"done"}
             await store.acheckpoint()
-            assert not found_in_store(store.path, uid)
+            assert not await asyncio.to_thread(found_in_store, store.path, uid)
             assert store.path.with_name("kairan.db-wal").stat().st_size == 0
 
             # Re-follow (unblock) starts fresh.
@@ -137,7 +142,7 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
             assert "友だち追加ありがとうございます" in messages[0]["text"]
             assert await store.read(residents.answers_of, uid) == {}
     finally:
-        store.close()
+        await asyncio.to_thread(store.close)
         await line.stop()
 
 
@@ -147,8 +152,8 @@ async def test_unfollow_and_refollow_in_one_body_keep_the_refollow(short_tmp: Pa
     port = free_port()
     line = LineStandIn()
     await line.start(port)
-    _, config = setup_dev(short_tmp / "dev", port)
-    store = open_store(config)
+    _, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
+    store = await asyncio.to_thread(open_store, config)
     uid = user_id()
     try:
         async with InProcessDaemon(config, store) as daemon:
@@ -161,7 +166,7 @@ async def test_unfollow_and_refollow_in_one_body_keep_the_refollow(short_tmp: Pa
             assert await store.read(residents.answers_of, uid) == {}
             assert refollow["replyToken"] in line.replies
     finally:
-        store.close()
+        await asyncio.to_thread(store.close)
         await line.stop()
 
 
@@ -192,8 +197,9 @@ async def test_display_name_only_when_configured_never_picture_or_status(short_t
     port = free_port()
     line = LineStandIn()
     await line.start(port)
-    _, config = setup_dev(short_tmp / "dev", port, extra="\n[privacy]\nstore_display_name = true\n")
-    store = open_store(config)
+    extra = "\n[privacy]\nstore_display_name = true\n"
+    _, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port, extra=extra)
+    store = await asyncio.to_thread(open_store, config)
     uid = user_id()
     try:
         async with InProcessDaemon(config, store) as daemon:
@@ -208,9 +214,9 @@ async def test_display_name_only_when_configured_never_picture_or_status(short_t
             assert flags is not None and flags["display_name"] == "山田 花子"
             assert line.profile_calls == 1
             await store.acheckpoint()
-            assert found_in_store(store.path, "山田 花子")
-            assert not found_in_store(store.path, "profile.example")
-            assert not found_in_store(store.path, "ステータス")
+            assert await asyncio.to_thread(found_in_store, store.path, "山田 花子")
+            assert not await asyncio.to_thread(found_in_store, store.path, "profile.example")
+            assert not await asyncio.to_thread(found_in_store, store.path, "ステータス")
     finally:
-        store.close()
+        await asyncio.to_thread(store.close)
         await line.stop()

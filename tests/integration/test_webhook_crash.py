@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from line_fakes import (
     LineStandIn,
     channel_secret,
@@ -77,6 +78,7 @@ def _read(config: Config, fn, *args):  # type: ignore[no-untyped-def]
         conn.close()
 
 
+@pytest.mark.allow_blocking  # the daemon under test is another process; the test reads its store
 async def test_kill_9_between_receipt_and_processing(short_tmp: Path) -> None:
     """N1: events acknowledged with 200 survive a kill -9 before processing; after restart each
     is processed exactly once (one resident and one follow count per user, none twice), no

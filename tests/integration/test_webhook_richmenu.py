@@ -22,7 +22,7 @@ async def test_apply_creates_uploads_sets_default_then_deletes_old(short_tmp: Pa
     port = free_port()
     line = LineStandIn()
     await line.start(port)
-    config_path, config = setup_dev(short_tmp / "dev", port)
+    config_path, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
     args = ["--config", str(config_path), "richmenu", "apply", str(EXAMPLE)]
     try:
         assert await asyncio.to_thread(ctl.main, args) == ExitCode.OK
@@ -43,9 +43,12 @@ async def test_apply_creates_uploads_sets_default_then_deletes_old(short_tmp: Pa
         assert [c[0] for c in line.calls] == ["create", "delete"]
     finally:
         await line.stop()
-    store = open_store(config)
-    try:
-        actions = [e.entry.action for e in store.read_sync(lambda c: list(audit.iter_entries(c)))]
-        assert actions == ["richmenu.apply", "richmenu.apply"]
-    finally:
-        store.close()
+
+    def audit_actions() -> list[str]:
+        store = open_store(config)
+        try:
+            return [e.entry.action for e in store.read_sync(lambda c: list(audit.iter_entries(c)))]
+        finally:
+            store.close()
+
+    assert await asyncio.to_thread(audit_actions) == ["richmenu.apply", "richmenu.apply"]

@@ -112,10 +112,11 @@ def load_plan(path: Path) -> RichMenuPlan:
         if not isinstance(area, dict):
             problems.append(f"{where} is not a table")
             continue
-        bounds = {k: area.get(k) for k in ("x", "y", "width", "height")}
-        if not all(isinstance(v, int) and v >= 0 for v in bounds.values()):
+        given = {k: area.get(k) for k in ("x", "y", "width", "height")}
+        if not all(isinstance(v, int) and v >= 0 for v in given.values()):
             problems.append(f"{where}: x, y, width, height must be whole numbers ≥ 0")
             continue
+        bounds: dict[str, int] = {k: int(v) for k, v in given.items() if isinstance(v, int)}
         if (
             isinstance(width, int)
             and isinstance(height, int)
@@ -265,7 +266,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     parser = subparsers.add_parser("richmenu", help="the LINE rich menu (S2)")
     sub = parser.add_subparsers(dest="richmenu_command", required=True)
     apply = sub.add_parser("apply", help="create the default rich menu from FILE.toml")

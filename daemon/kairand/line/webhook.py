@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -25,7 +26,7 @@ from kairand.config import Config
 from kairand.keys import secrets
 from kairand.logs import get_logger
 from kairand.store import inbox
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
 
@@ -108,6 +109,48 @@ def parse_envelope(body: bytes) -> tuple[str, list[inbox.IncomingEvent]]:
     return destination, events
 
 
+class InboxWriter:
+    """Group commit: bodies that arrive while a write is running are stored together in the
+    next transaction (one fsync for many requests). Each body's events still commit all at
+    once, and no request is answered before its events are committed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: list[tuple[list[inbox.IncomingEvent], asyncio.Future[int]]] = []
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None  # a reference keeps the task alive
+
+    async def add(self, events: list[inbox.IncomingEvent]) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((events, future))
+        if not self._flushing:
+            self._flushing = True
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    added = await self.store.write(_insert_bodies, [b for b, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), count in zip(batch, added, strict=True):
+                    if not future.done():
+                        future.set_result(count)
+        finally:
+            self._flushing = False
+
+
+def _insert_bodies(conn: Connection, bodies: list[list[inbox.IncomingEvent]]) -> list[int]:
+    now = time.time()
+    return [inbox.insert_events(conn, events, now) for events in bodies]
+
+
 def _bad_request(reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=400)
 
@@ -120,6 +163,7 @@ def make_webhook_app(
     app = web.Application(client_max_size=settings.max_body_bytes)
     stats = WebhookStats()
     app[WEBHOOK_STATS] = stats
+    writer = InboxWriter(store)
 
     async def receive(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
@@ -147,7 +191,7 @@ def make_webhook_app(
             stats.wrong_destination += 1
             log.warning("webhook.wrong_destination", count=stats.wrong_destination)
             return _bad_request("wrong destination")
-        added = await store.write(inbox.insert_events, events, time.time())
+        added = await writer.add(events)
         stats.accepted_requests += 1
         stats.accepted_events += added
         if added and wake is not None:
@@ -177,22 +221,33 @@ def server_ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+def _prepare_socket_path(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()  # left over from a killed daemon
+
+
+def _remove_socket(path: Path | None) -> None:
+    if path is not None and path.is_socket():
+        path.unlink()
+
+
 async def start_sites(config: Config, app: web.Application) -> tuple[web.AppRunner, list[str]]:
     """Serve APP on the configured unix socket (TLS when configured) and dev TCP listener."""
     settings = config.webhook
+    loop = asyncio.get_running_loop()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     where: list[str] = []
     try:
-        context = server_ssl_context(config)
+        # File work (certificates, socket path) off the event loop.
+        context = await loop.run_in_executor(None, server_ssl_context, config)
         if settings.socket is not None:
             path = settings.socket
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_socket():
-                path.unlink()  # left over from a killed daemon
+            await loop.run_in_executor(None, _prepare_socket_path, path)
             site: web.BaseSite = web.UnixSite(runner, str(path), ssl_context=context)
             await site.start()
-            os.chmod(path, settings.socket_mode)
+            await loop.run_in_executor(None, os.chmod, path, settings.socket_mode)
             where.append(f"unix:{path}")
         if settings.tcp_host and settings.tcp_port:
             site = web.TCPSite(runner, settings.tcp_host, settings.tcp_port, ssl_context=context)
@@ -225,5 +280,6 @@ async def webhook_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
-        if config.webhook.socket is not None and config.webhook.socket.is_socket():
-            config.webhook.socket.unlink()
+        await asyncio.get_running_loop().run_in_executor(
+            None, _remove_socket, config.webhook.socket
+        )
