@@ -12,11 +12,13 @@ scanner finds the value before it is destroyed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -28,6 +30,22 @@ PAGE_SIZE = 4096  # SQLCipher 4 default (cipher_page_size)
 RESERVE = 80  # 16-byte IV + 64-byte HMAC-SHA512 at the end of every page
 WAL_HEADER = 32
 FRAME_HEADER = 24
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging() -> Iterator[None]:
+    """kairanctl's main() installs its own root log handler (with a filter that rewrites
+    record fields); put the root logger back so later tests see the logging they expect."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 def t(*args: int) -> int:

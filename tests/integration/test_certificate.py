@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from retention_support import add_resident, t
+from retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 from kairand import ctl
 from kairand.config import Config

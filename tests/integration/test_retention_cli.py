@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from retention_support import add_resident, t
+from retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 from kairand import ctl
 from kairand.store import audit

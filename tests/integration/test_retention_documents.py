@@ -7,7 +7,11 @@ import io
 from pathlib import Path
 
 import pytest
-from retention_support import add_resident, t
+from retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 from kairand import ctl
 from kairand.audit.chain import AuditEntry

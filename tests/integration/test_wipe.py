@@ -11,7 +11,13 @@ import socket
 from pathlib import Path
 
 import pytest
-from retention_support import add_resident, decrypted_pages, occurrences, t
+from retention_support import (
+    add_resident,
+    decrypted_pages,
+    occurrences,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 from kairand import ctl
 from kairand.audit.chain import AuditEntry
