@@ -73,8 +73,7 @@ def gather(conn: Connection, period: Period) -> ReportData:
         audit_lines=reports.audit_summary(conn, period.start * 1000, period.end * 1000),
         purges=Counter(r.reason for r in found),
         purge_kinds=Counter(
-            f"{r.reason}.{'answers' if 'question' in r.deleted else 'registration'}"
-            for r in found
+            f"{r.reason}.{'answers' if 'question' in r.deleted else 'registration'}" for r in found
         ),
         chain=verify_chain(audit.iter_entries(conn)),
         backup_last_ok_at=settings.get(conn, "backup.last_ok_at"),
