@@ -262,3 +262,18 @@ def test_question_scoped_annual_notice_only_to_those_with_answers() -> None:
     ]
     due = plan_notices(rules, facts, t(2027, 3, 5), set())
     assert [n.resident_id for n in due] == [1, 3]
+
+
+@settings(max_examples=100, deadline=None)
+@given(runs=st.lists(st.integers(t(2027, 1, 1), t(2028, 6, 1)), min_size=1, max_size=30))
+def test_notices_once_per_cycle_and_only_inside_the_window(runs: list[int]) -> None:
+    """K2: whatever the run times, each resident is notified at most once per cycle, and only
+    between the notice time and the boundary."""
+    facts = [resident(i, t(2026, 6, 1)) for i in range(3)]
+    already: set[tuple[int, str]] = set()
+    for now in sorted(runs):
+        for notice in plan_notices(ANNUAL, facts, now, already):
+            assert (notice.resident_id, notice.cycle) not in already
+            assert notice_time_for(ANNUAL.rules[0].policy, notice.boundary) <= now  # type: ignore[arg-type]
+            assert now < notice.boundary
+            already.add((notice.resident_id, notice.cycle))
