@@ -18,6 +18,9 @@ from kairand.main import DEFAULT_CONFIG, report
 
 SUBCOMMAND_MODULES: list[str] = [
     "kairand.line.richmenu",
+    "kairand.backup.cli",  # issue-8: backup keygen|create|list|verify|restore
+    "kairand.tls",  # issue-8: tls install|status
+    "kairand.doctor",  # issue-8: doctor
     "kairand.reports.ctl",
     "kairand.retention.ctl",
 ]
