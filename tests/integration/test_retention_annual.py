@@ -15,6 +15,7 @@ from kairand.line.client import line_api
 from kairand.retention import worker
 from kairand.retention.receipts import subject_hmac, verify_receipt
 from kairand.retention.rules import Annual, RetentionRule, RetentionRules
+from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import receipts, residents, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
@@ -217,3 +218,39 @@ async def test_retention_component_catches_up_at_start(config: Config, store: St
         app[STOPPING].set()
         await runner.cleanup()
     assert store.read_sync(settings.get, retention_store.LAST_RUN_KEY) == t(2027, 4, 3, 12)
+
+
+async def test_notice_through_the_line_simulator(store: Store) -> None:
+    """K2: against the LINE Platform simulator (real line-bot-sdk, its push endpoint validated
+    against LINE's OpenAPI spec), the re-registration notice reaches exactly the registered,
+    receiving residents, once each, with a retry key, and nobody after the boundary."""
+    config = SimulatorConfig(seed=9, population=4, auto_react=False, redelivery=False)
+    async with Simulator(config) as sim:
+        followers = [r.user_id for r in sim.follow(4)]
+        receiving, stopped, unregistered, late = followers
+
+        def population(conn: Connection) -> None:
+            retention_store.save_rules(conn, ANNUAL, "admin", t(2026, 4, 1))
+            add_resident(conn, receiving, followed=t(2026, 5, 1), registered=t(2026, 5, 1))
+            add_resident(
+                conn, stopped, followed=t(2026, 5, 1), registered=t(2026, 5, 1), stopped=True
+            )
+            add_resident(conn, unregistered, followed=t(2026, 5, 1))
+
+        store.write_sync(population)
+        async with line_api(sim.api_url, config.access_token) as line:
+            await worker.run_once(store, line, t(2027, 3, 1, 10))
+            store.write_sync(
+                lambda c: add_resident(c, late, followed=t(2027, 3, 20), registered=t(2027, 3, 20))
+            )
+            for moment in (
+                t(2027, 3, 2, 3),
+                t(2027, 3, 21, 3),
+                t(2027, 3, 31, 23, 59),
+                t(2027, 4, 1, 3),
+            ):
+                await worker.run_once(store, line, moment)
+        pushes = sim.ledger.find(kind="push")
+        assert sorted(p.user_id for p in pushes) == sorted([receiving, late])
+        assert all(p.retry_key for p in pushes)
+        assert all("改めてご登録" in p.texts[0] for p in pushes)
