@@ -173,20 +173,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 
 def status_line(sim: Simulator, started: float) -> str:
-    stats = sim.sender.stats if sim.sender else None
-    followers = len(sim.platform.profiles) - len(sim.platform.blocked)
-    parts = [
-        f"{time.monotonic() - started:6.0f}s",
-        f"友だち {followers}",
-        f"受信メッセージ {len(sim.ledger)}",
-        f"回答 {sim.outcomes['answered']}",
-        f"完了 {sim.outcomes['finished']}",
-        f"離脱 {sim.outcomes['abandoned']}",
-        f"ブロック {len(sim.platform.blocked)}",
-    ]
-    if stats is not None:
-        parts.append(f"webhook {stats.events}件 失敗 {stats.failures}")
-    return " | ".join(parts)
+    return f"{time.monotonic() - started:6.0f}s | {sim.status_text()}"
 
 
 async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
@@ -206,19 +193,14 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
         started = time.monotonic()
         sim.follow(args.follow)
 
-        async def arrivals() -> None:
-            if args.follow_rate <= 0:
-                return
-            interval = 1.0 / args.follow_rate
-            while len(sim.follow(1)) == 1:  # noqa: ASYNC110 - paced arrivals, not a wait
-                await asyncio.sleep(interval)
-
         async def reports() -> None:
             while True:
                 await asyncio.sleep(args.report_every)
                 print(status_line(sim, started), flush=True)
 
-        tasks = [asyncio.create_task(arrivals()), asyncio.create_task(reports())]
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(reports())]
+        if args.follow_rate > 0:
+            tasks.append(asyncio.create_task(sim.arrive(args.follow_rate)))
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

@@ -7,9 +7,11 @@ verifies every signature, answers 200 at once and replies asynchronously, like a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hmac
 import json
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,7 @@ class SurveyBot:
     completed: set[str] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _encoded: dict[str, bytes] = field(default_factory=dict)
 
     # ---- the survey, as data --------------------------------------------------------------
     def step(
@@ -155,10 +158,19 @@ class SurveyBot:
         else:
             messages = [{"type": "text", "text": "メニューからお選びください。"}]
         assert self._session is not None
+        # The same questions go to everyone: encode each message set once.
+        key = repr(messages)  # much cheaper than encoding JSON
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = json.dumps(messages, ensure_ascii=False).encode()
+        body = b'{"replyToken":"' + token.encode() + b'","messages":' + encoded + b"}"
         async with self._session.post(
             f"{self.api_url}/v2/bot/message/reply",
-            json={"replyToken": token, "messages": messages},
-            headers={"Authorization": f"Bearer {self.access_token}"},
+            data=body,
+            headers={
+                "Authorization": f"Bearer {self.access_token}",
+                "Content-Type": "application/json",
+            },
         ) as response:
             await response.read()
             self.reply_status[response.status] += 1
@@ -181,3 +193,44 @@ class SurveyBot:
     @property
     def idle(self) -> bool:
         return not self._tasks
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    bot = SurveyBot(args.api_url, args.access_token, args.channel_secret, tuple(args.areas))
+    runner = web.AppRunner(bot.make_app(), access_log=None)
+    await runner.setup()
+    await web.UnixSite(runner, args.socket).start()
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    print(
+        json.dumps(
+            {
+                "events": dict(bot.events),
+                "completed": len(bot.completed),
+                "duplicates": bot.duplicates,
+                "bad_signatures": bot.bad_signatures,
+                "reply_status": {str(k): v for k, v in bot.reply_status.items()},
+            }
+        ),
+        flush=True,
+    )
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the bot on a unix socket (bench/simulator_population.py starts it as a process)."""
+    parser = argparse.ArgumentParser(prog="python -m kairand.simulator.survey_bot")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--access-token", required=True)
+    parser.add_argument("--channel-secret", required=True)
+    parser.add_argument("--areas", nargs="+", required=True)
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
