@@ -21,9 +21,11 @@ from kairand.delivery import service
 from kairand.delivery.errors import QuotaExceeded
 from kairand.delivery.model import Status
 from kairand.delivery.worker import KEY_LIFETIME_SECONDS, Sender, TokenBucket, classify
+from kairand.keys.secrets import receipt_hmac_key, signing_key
+from kairand.retention.purge import purge_resident
 from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
-from kairand.store import metrics, settings, synthetic
+from kairand.store import metrics, settings
 from kairand.store.database import Store
 
 
@@ -213,8 +215,12 @@ async def test_unfollow_mid_delivery(store: Store) -> None:
         attempted = store.read_sync(members, 0)
         pending = store.read_sync(members, pending_seq)
         gone_attempted, gone_pending = attempted[3], pending[5]
-        store.write_sync(synthetic.delete_resident, gone_attempted)
-        store.write_sync(synthetic.delete_resident, gone_pending)
+        keys = await asyncio.to_thread(lambda: (receipt_hmac_key(), signing_key()))
+        for gone in (gone_attempted, gone_pending):  # the real unfollow purge
+            receipt = await store.write(purge_resident, gone, "unfollow", int(time.time()), *keys)
+            assert receipt is not None
+        # A bare row delete (FK cascade only) holds the id too.
+        await store.write(synthetic.delete_resident, attempted[7])
         line.sim.set_faults(FaultProfile())
         await run_sender(sender, store=store, delivery_ids=(did,))
         by_key = {m.retry_key: m.to for m in line.sim.multicasts}

@@ -28,12 +28,22 @@ STATEMENTS = [
         line_user_id TEXT NOT NULL,
         PRIMARY KEY (batch_id, resident_id)
     ) WITHOUT ROWID""",
+    # Two ways a purge removes a batch entry: the FK cascade from residents (the resident row
+    # is read before it goes), or an explicit DELETE FROM batch_recipients before the resident
+    # row (kairand.store.residents.delete does that). Either trigger holds the id.
     """CREATE TRIGGER residents_hold_in_flight BEFORE DELETE ON residents
     BEGIN
         INSERT OR IGNORE INTO batch_recipients_held (batch_id, resident_id, line_user_id)
         SELECT br.batch_id, OLD.id, OLD.line_user_id
         FROM batch_recipients br JOIN batches b ON b.id = br.batch_id
         WHERE br.resident_id = OLD.id AND b.state = 'in_flight';
+    END""",
+    """CREATE TRIGGER batch_recipients_hold_in_flight BEFORE DELETE ON batch_recipients
+    BEGIN
+        INSERT OR IGNORE INTO batch_recipients_held (batch_id, resident_id, line_user_id)
+        SELECT b.id, r.id, r.line_user_id
+        FROM batches b JOIN residents r ON r.id = OLD.resident_id
+        WHERE b.id = OLD.batch_id AND b.state = 'in_flight';
     END""",
 ]
 
