@@ -25,7 +25,7 @@ from kairand.keys.secrets import receipt_hmac_key, signing_key
 from kairand.retention.purge import purge_resident
 from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
-from kairand.store import metrics, settings
+from kairand.store import metrics, settings, synthetic
 from kairand.store.database import Store
 
 
