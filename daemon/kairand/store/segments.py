@@ -31,9 +31,15 @@ def compile_for(
     return compile_segment(segment, on, survey, facet_map(conn))
 
 
+COUNT_CACHE_KIB = 16 * 1024
+"""Page cache of a connection that answers live audience counts: keeps the facet index
+(about 25 MB at 1M residents) mostly decrypted in memory between counts."""
+
+
 def count_segment(
     conn: Connection, segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None
 ) -> int:
+    conn.execute(f"PRAGMA cache_size = -{COUNT_CACHE_KIB}")
     return count(conn, compile_for(conn, segment, on, survey))
 
 
