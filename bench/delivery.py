@@ -40,10 +40,10 @@ from kairand.simulator import api as sim_api
 async def main(port, token):
     stamps = []
     original = sim_api.Platform.deliver
-    def deliver(self, user_ids, kind, messages, request_id, retry_key):
+    def deliver(self, user_ids, kind, *args, **kwargs):
         if kind == "multicast":
             stamps.append((time.monotonic(), len(user_ids)))
-        return original(self, user_ids, kind, messages, request_id, retry_key)
+        return original(self, user_ids, kind, *args, **kwargs)
     sim_api.Platform.deliver = deliver
     config = SimulatorConfig(
         population=0, access_token=token, port=port, auto_react=False,
