@@ -98,9 +98,18 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def run(n: int, folder: Path) -> dict[str, float]:
+ONLY_SENDER = (
+    "import sys; import kairand.daemon as d; from kairand.delivery.worker import"
+    " delivery_component; d.components = lambda: [delivery_component];"
+    " from kairand.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def run(n: int, folder: Path, only_sender: bool = False) -> dict[str, float]:
     sim_port = free_port()
-    config_path = init_dev(folder / f"dev-{n}", webhook_port=free_port(), simulator_port=sim_port)
+    config_path = init_dev(
+        folder / f"dev-{n}-{int(only_sender)}", webhook_port=free_port(), simulator_port=sim_port
+    )
     text = config_path.read_text(encoding="utf-8")
     text = text.replace('log_level = "info"', 'log_level = "warning"', 1)
     config_path.write_text(text, encoding="utf-8")
@@ -132,8 +141,10 @@ def run(n: int, folder: Path) -> dict[str, float]:
     assert sim.stdout.readline().strip() == "ready"
     log = (folder / f"kairand-{n}.log").open("w")
     started = time.monotonic()
+    # only_sender: the daemon with no component but the sender, to attribute memory.
+    command = ["-c", ONLY_SENDER] if only_sender else ["-m", "kairand"]
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "kairand", "--config", str(config_path)], stdout=log, stderr=log
+        [sys.executable, *command, "--config", str(config_path)], stdout=log, stderr=log
     )
     peak = 0.0
     try:
@@ -141,6 +152,12 @@ def run(n: int, folder: Path) -> dict[str, float]:
         while time.monotonic() < deadline:
             peak = max(peak, peak_rss_mb(daemon.pid))
             view = asyncio.run(service.get(store, did))
+            if os.environ.get("BENCH_TRACE"):
+                print(
+                    f"  t={time.monotonic() - started:5.1f}s rss_peak={peak:6.1f} MB"
+                    f" status={view.status.value} batches_sent={view.batches_sent}",
+                    flush=True,
+                )
             if view.status in TERMINAL:
                 break
             time.sleep(0.25)
@@ -182,7 +199,8 @@ def run(n: int, folder: Path) -> dict[str, float]:
     }
     bound = config.delivery.multicast_rate_per_second
     print(
-        f"{n:>9,} recipients  status {result['status']}  sent {view.sent_count:,}"
+        ("[sender only] " if only_sender else "[whole daemon] ")
+        + f"{n:>9,} recipients  status {result['status']}  sent {view.sent_count:,}"
         f"  requests {report['requests']} (accepted {accepted})"
         f"  {rate:6.1f} req/s = {result['ratio']:.3f} of the {bound:.0f}/s bound"
         f"  {result['recipients_per_s']:,.0f} recipients/s  daemon peak RSS {peak:.1f} MB"
@@ -201,6 +219,7 @@ def main() -> int:
     try:
         small = run(100_000, folder)
         big = None if args.quick else run(1_000_000, folder)
+        big_sender = None if args.quick else run(1_000_000, folder, only_sender=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     fields = [
@@ -215,6 +234,8 @@ def main() -> int:
             f"recipients_per_s_1m={big['recipients_per_s']:.0f}",
             f"rss_mb_1m={big['rss_mb']:.1f}",
         ]
+    if big_sender is not None:
+        fields.append(f"rss_mb_1m_sender_only={big_sender['rss_mb']:.1f}")
     print("BENCH delivery " + " ".join(fields))
     return 0
 
