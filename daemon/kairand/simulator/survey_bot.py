@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class SurveyBot:
     seen_event_ids: set[str] = field(default_factory=set)
     duplicates: int = 0
     bad_signatures: int = 0
+    rate_limited: int = 0
     reply_status: Counter[int] = field(default_factory=Counter)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
@@ -164,16 +166,22 @@ class SurveyBot:
         if encoded is None:
             encoded = self._encoded[key] = json.dumps(messages, ensure_ascii=False).encode()
         body = b'{"replyToken":"' + token.encode() + b'","messages":' + encoded + b"}"
-        async with self._session.post(
-            f"{self.api_url}/v2/bot/message/reply",
-            data=body,
-            headers={
-                "Authorization": f"Bearer {self.access_token}",
-                "Content-Type": "application/json",
-            },
-        ) as response:
-            await response.read()
-            self.reply_status[response.status] += 1
+        headers = {
+            "Authorization": f"Bearer {self.access_token}",
+            "Content-Type": "application/json",
+        }
+        for attempt in range(5):
+            async with self._session.post(
+                f"{self.api_url}/v2/bot/message/reply", data=body, headers=headers
+            ) as response:
+                await response.read()
+                status = response.status
+            if status != 429:
+                break
+            # Rate limited: a well-behaved bot backs off (a reply token lasts about a minute).
+            self.rate_limited += 1
+            await asyncio.sleep(0.05 * 2**attempt)
+        self.reply_status[status] += 1
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -211,6 +219,8 @@ async def _serve(args: argparse.Namespace) -> None:
             {
                 "events": dict(bot.events),
                 "completed": len(bot.completed),
+                "rate_limited": bot.rate_limited,
+                "cpu_s": time.process_time(),
                 "duplicates": bot.duplicates,
                 "bad_signatures": bot.bad_signatures,
                 "reply_status": {str(k): v for k, v in bot.reply_status.items()},
