@@ -172,6 +172,14 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def dev_setup_config(config_path: Path, **overrides: Any) -> SimulatorConfig:
+    """A SimulatorConfig matching a `kairanctl init --dev` setup (secrets from its keyring
+    folder, its bot user id, simulator port and webhook URL), for `make demo`. Reads files:
+    call it before the event loop starts or through `asyncio.to_thread`."""
+    args = build_parser().parse_args(["--dev-config", str(config_path)])
+    return dataclasses.replace(config_from_args(args), **overrides)
+
+
 def status_line(sim: Simulator, started: float) -> str:
     return f"{time.monotonic() - started:6.0f}s | {sim.status_text()}"
 

@@ -10,7 +10,7 @@ from kairand.errors import ExitCode
 from kairand.keys.backends import SERVICE, DirectoryKeyring
 from kairand.keys.secrets import CHANNEL_ACCESS_TOKEN, CHANNEL_SECRET
 from kairand.simulator import BANNER
-from kairand.simulator.cli import build_parser, config_from_args, main
+from kairand.simulator.cli import build_parser, config_from_args, dev_setup_config, main
 
 
 def test_dev_setup_supplies_secrets_bot_id_and_ports(dev_setup: Path) -> None:
@@ -65,3 +65,15 @@ def test_run_prints_the_training_banner(capsys: pytest.CaptureFixture[str]) -> N
     assert out.splitlines()[0] == BANNER
     assert "実在の住民には送信されません" in BANNER
     assert "友だち 5" in out
+
+
+def test_dev_setup_config_for_the_demo(dev_setup: Path) -> None:
+    """S5: the demo builds its simulator from the dev setup, overriding what it needs."""
+    config = dev_setup_config(dev_setup, population=42, think_time_s=(0.5, 1.0))
+    cli = config_from_args(build_parser().parse_args(["--dev-config", str(dev_setup)]))
+    assert (config.population, config.think_time_s) == (42, (0.5, 1.0))
+    assert (config.channel_secret, config.port, config.bot_user_id) == (
+        cli.channel_secret,
+        cli.port,
+        cli.bot_user_id,
+    )
