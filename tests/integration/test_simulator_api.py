@@ -194,6 +194,28 @@ async def test_message_and_recipient_limits_answer_400_with_details(env: Env) ->
             },
             "messages[0].quickReply.items",
         ),
+        (
+            "/v2/bot/message/push",
+            {
+                "to": uid,
+                "messages": [
+                    {
+                        "type": "text",
+                        "text": "q",
+                        "quickReply": {
+                            "items": [
+                                {
+                                    "type": "action",
+                                    "action": {"type": "message", "label": "a", "text": "a"},
+                                }
+                            ]
+                        },
+                    },
+                    msg,
+                ],
+            },
+            "messages[0].quickReply",
+        ),
         ("/v2/bot/message/push", {"messages": [msg]}, "to"),
     ]
     for path, body, prop in cases:
