@@ -121,13 +121,14 @@ async def api_error(coro: Any) -> ApiException:
 async def test_bearer_token_is_required(env: Env) -> None:
     """S5: no or wrong token -> 401 with LINE's messages; nothing is delivered."""
     uid = env.follow()[0]
-    status, body, _ = await env.raw(
+    status, body, headers = await env.raw(
         "POST",
         "/v2/bot/message/push",
         {"to": uid, "messages": [{"type": "text", "text": "x"}]},
         token="wrong",
     )
     assert status == 401 and "Authentication failed" in body["message"]
+    assert headers["x-line-request-id"]  # errors carry a request id too
     async with env.http.get(env.sim.api_url + "/v2/bot/info") as response:
         assert response.status == 401
         assert "Authorization header required" in (await response.json())["message"]
