@@ -77,3 +77,17 @@ def test_dev_setup_config_for_the_demo(dev_setup: Path) -> None:
         cli.port,
         cli.bot_user_id,
     )
+
+
+def test_dev_setup_with_tls_and_a_custom_path(dev_setup: Path) -> None:
+    """S5: a dev webhook served over TLS is reached over https, trusting its own certificate."""
+    text = dev_setup.read_text(encoding="utf-8")
+    text = text.replace(
+        "bot_user_id =", 'path = "/hook"\ntls_cert = "tls/dev.crt"\nbot_user_id =', 1
+    )
+    dev_setup.write_text(text, encoding="utf-8")
+    config = dev_setup_config(dev_setup)
+    assert config.webhook is not None
+    assert config.webhook.url.startswith("https://127.0.0.1:")
+    assert config.webhook.url.endswith("/hook")
+    assert config.webhook.ca_file == str(dev_setup.parent.resolve() / "tls" / "dev.crt")
