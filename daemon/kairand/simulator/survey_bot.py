@@ -73,10 +73,9 @@ class SurveyBot:
             )
         if q == "gender":
             answers["gender"] = data.get("a")
-            return _question(
-                "お住まいの地域を選んでください。",
-                [_postback(a, f"q=area&a={i}") for i, a in enumerate(self.areas)],
-            )
+            return self._areas(0)
+        if q == "areapage":
+            return self._areas(int(data.get("p", "0")))
         if q == "area":
             answers["area"] = data.get("a")
             return self._topics(answers)
@@ -109,6 +108,20 @@ class SurveyBot:
             self.answers[user_id] = {"topics": []}
             return self.start()
         return [{"type": "text", "text": "メニューからお選びください。"}]
+
+    def _areas(self, page: int) -> list[dict[str, Any]]:
+        # 11 areas a page plus 前へ/次へ: LINE allows 13 quick-reply items.
+        per_page = 11
+        start = page * per_page
+        items = [
+            _postback(a, f"q=area&a={start + i}")
+            for i, a in enumerate(self.areas[start : start + per_page])
+        ]
+        if page > 0:
+            items.append(_postback("前へ", f"q=areapage&p={page - 1}"))
+        if start + per_page < len(self.areas):
+            items.append(_postback("次へ", f"q=areapage&p={page + 1}"))
+        return _question("お住まいの地域を選んでください。", items)
 
     def _topics(self, answers: dict[str, Any]) -> list[dict[str, Any]]:
         items = [
