@@ -366,7 +366,8 @@ async def test_rate_limit_holds_under_a_real_time_burst() -> None:
                         last_ok = time.monotonic()
                         accepted += 1
 
-        await asyncio.gather(*(hammer() for _ in range(8)))
+        # Enough concurrent clients that demand always exceeds the rate, even on a busy box.
+        await asyncio.gather(*(hammer() for _ in range(16)))
         measured = (accepted - 20) / (last_ok - start)
         assert abs(measured - 200.0) / 200.0 < 0.05, measured
         assert len(sim.ledger) == accepted
