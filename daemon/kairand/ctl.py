@@ -21,6 +21,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "kairand.backup.cli",  # issue-8: backup keygen|create|list|verify|restore
     "kairand.tls",  # issue-8: tls install|status
     "kairand.doctor",  # issue-8: doctor
+    "kairand.reports.ctl",
+    "kairand.retention.ctl",
 ]
 
 

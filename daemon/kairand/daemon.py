@@ -67,8 +67,9 @@ def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
     from kairand.line.inbox import inbox_component
     from kairand.line.webhook import webhook_component
+    from kairand.retention.worker import retention_component
 
-    return [webhook_component, inbox_component]
+    return [webhook_component, inbox_component, retention_component]
 
 
 def build_app(config: Config, store: Store) -> web.Application:
