@@ -48,6 +48,7 @@ async def main(quick: bool) -> int:
         channel_secret=SECRET,
         webhook=WebhookTarget("http://bot/webhook", unix_socket=str(sock)),
         think_time_s=think,
+        freeze_gc=True,
         port=0,
     )
     async with Simulator(config) as sim:

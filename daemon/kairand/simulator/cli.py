@@ -176,6 +176,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         redelivery=not args.no_redelivery,
         duplicate_ratio=args.duplicate_ratio,
         reorder_ratio=args.reorder_ratio,
+        freeze_gc=True,  # a process of its own: nothing else to disturb
     )
 
 

@@ -59,8 +59,8 @@ class SimulatorConfig:
     webhook_timeout_s: float = 2.0
     clock: Clock = field(default_factory=RealClock)
     # gc.freeze() at start: keeps the specs and the population out of full collections (big
-    # populations otherwise stall). Process-wide: turn off when embedding in a long-lived process.
-    freeze_gc: bool = True
+    # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
+    freeze_gc: bool = False
 
 
 class Simulator:

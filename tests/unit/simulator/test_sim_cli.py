@@ -29,6 +29,7 @@ def test_dev_setup_supplies_secrets_bot_id_and_ports(dev_setup: Path) -> None:
     assert config.webhook is not None and config.webhook.url.startswith("http://127.0.0.1:")
     assert (config.faults.error_ratio, config.faults.seed) == (0.2, 4)
     assert config.faults.lost_ratio > 0  # the rest of the flaky profile is kept
+    assert config.freeze_gc  # its own process: long-lived objects leave the collector
 
 
 def test_missing_secrets_and_bad_faults_exit_with_the_config_code(
