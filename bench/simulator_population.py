@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -36,7 +37,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def main(quick: bool) -> int:
     population = 1_000 if quick else 10_000
-    arrival_s = 10.0 if quick else 60.0
+    arrival_s = 10.0 if quick else 120.0
     think = (0.5, 2.0) if quick else (1.0, 4.0)
     tmp = Path(tempfile.mkdtemp(prefix="ks-", dir="/tmp"))
     sock = tmp / "bot.sock"
@@ -47,6 +48,7 @@ async def main(quick: bool) -> int:
         channel_secret=SECRET,
         webhook=WebhookTarget("http://bot/webhook", unix_socket=str(sock)),
         think_time_s=think,
+        freeze_gc=True,
         port=0,
     )
     async with Simulator(config) as sim:
@@ -70,6 +72,16 @@ async def main(quick: bool) -> int:
         await bot.stdout.readline()  # "ready"
         started = time.monotonic()
         cpu_started = time.process_time()
+        heartbeat_lag: list[float] = []
+
+        async def heartbeat() -> None:
+            # The simulator's own event-loop lag: how late a 20 ms timer fires.
+            while True:
+                due = time.monotonic() + 0.02
+                await asyncio.sleep(0.02)
+                heartbeat_lag.append((time.monotonic() - due) * 1000)
+
+        beat = asyncio.create_task(heartbeat())
         interval = arrival_s / population
         loop_lag: list[float] = []
         for i in range(population):
@@ -84,6 +96,7 @@ async def main(quick: bool) -> int:
             await sim.wait_idle()
         elapsed = time.monotonic() - started
         cpu = time.process_time() - cpu_started
+        beat.cancel()
         bot.terminate()
         out, _ = await bot.communicate()
         bot_stats = json.loads(out.decode().strip().splitlines()[-1])
@@ -105,9 +118,16 @@ async def main(quick: bool) -> int:
             f"webhook queue lag p99 {pct(webhook_lag, 0.99):.1f} ms; "
             f"arrival lag max {max(loop_lag, default=0):.1f} ms"
         )
+        loop_p99 = pct(heartbeat_lag, 0.99)
+        bot_cpu = bot_stats["cpu_s"] / elapsed
         print(
             f"p99 reaction lag / LINE's 2 s webhook deadline = {lag_p99 / 2000:.3f}; "
-            f"simulator CPU {cpu / elapsed:.0%} of one core"
+            f"simulator loop lag p99 {loop_p99:.1f} ms max {max(heartbeat_lag, default=0):.1f} ms"
+        )
+        print(
+            f"CPU: simulator {cpu / elapsed:.0%}, survey bot {bot_cpu:.0%} of one core; "
+            f"bot backed off on 429 {bot_stats['rate_limited']} times; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
         )
         ok = bot_stats["bad_signatures"] == 0 and set(bot_stats["reply_status"]) == {"200"}
         print(
@@ -115,7 +135,9 @@ async def main(quick: bool) -> int:
             f"events_per_s={events / elapsed:.0f} duration_s={elapsed:.1f} "
             f"reaction_lag_p99_ms={lag_p99:.1f} lag_over_deadline={lag_p99 / 2000:.3f} "
             f"webhook_lag_p99_ms={pct(webhook_lag, 0.99):.1f} "
-            f"arrival_lag_max_ms={max(loop_lag, default=0):.1f} cpu_share={cpu / elapsed:.2f} "
+            f"arrival_lag_max_ms={max(loop_lag, default=0):.1f} loop_lag_p99_ms={loop_p99:.1f} "
+            f"cpu_share={cpu / elapsed:.2f} bot_cpu_share={bot_cpu:.2f} "
+            f"load={os.getloadavg()[0]:.2f} "
             f"completed={bot_stats['completed']} ok={int(ok)}"
         )
     shutil.rmtree(tmp, ignore_errors=True)

@@ -249,6 +249,15 @@ def endpoint(
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def run(request: web.Request) -> web.StreamResponse:
             platform = request.app[PLATFORM_KEY]
+            request_id = platform.new_request_id()
+            response = await checked(request, platform, request_id)
+            # LINE issues a request id for every request, errors included.
+            response.headers.setdefault("x-line-request-id", request_id)
+            return response
+
+        async def checked(
+            request: web.Request, platform: Platform, request_id: str
+        ) -> web.StreamResponse:
             platform.counters[group] = platform.counters.get(group, 0) + 1
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer "):
@@ -275,7 +284,7 @@ def endpoint(
                 return error(413, MSG_TOO_LARGE)
             if len(raw) > MAX_BODY_BYTES:
                 return error(413, MSG_TOO_LARGE)
-            call = Call(platform, platform.new_request_id(), raw=raw)
+            call = Call(platform, request_id, raw=raw)
             if json_body:
                 try:
                     call.body = json.loads(raw)
@@ -286,7 +295,6 @@ def endpoint(
                     if details:
                         return invalid(details)
             response = await handler(request, call)
-            response.headers.setdefault("x-line-request-id", call.request_id)
             if decision is not None and decision.kind is FaultKind.LOST and response.status < 300:
                 log.info("simulator.fault.lost_response", endpoint=group)
                 if platform.faults.lost_mode == "500":

@@ -54,10 +54,13 @@ class SimulatorConfig:
     redelivery_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     duplicate_ratio: float = 0.0
     reorder_ratio: float = 0.0
-    max_events_per_body: int = 10
-    webhook_concurrency: int = 8
+    max_events_per_body: int = 20
+    webhook_concurrency: int = 32  # hides round-trip latency on a busy machine
     webhook_timeout_s: float = 2.0
     clock: Clock = field(default_factory=RealClock)
+    # gc.freeze() at start: keeps the specs and the population out of full collections (big
+    # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
+    freeze_gc: bool = False
 
 
 class Simulator:
@@ -106,7 +109,8 @@ class Simulator:
         await asyncio.to_thread(messaging_spec)  # reads and compiles the spec files once
         # The specs and the population are long-lived: keep them out of every full garbage
         # collection (with 10,000 residents those pauses otherwise show as resident lag).
-        gc.freeze()
+        if c.freeze_gc:
+            gc.freeze()
         self._runner = web.AppRunner(
             make_api_app(self.platform), access_log=None, shutdown_timeout=0.5
         )

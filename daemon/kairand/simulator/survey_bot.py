@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class SurveyBot:
     seen_event_ids: set[str] = field(default_factory=set)
     duplicates: int = 0
     bad_signatures: int = 0
+    rate_limited: int = 0
     reply_status: Counter[int] = field(default_factory=Counter)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
@@ -71,10 +73,9 @@ class SurveyBot:
             )
         if q == "gender":
             answers["gender"] = data.get("a")
-            return _question(
-                "お住まいの地域を選んでください。",
-                [_postback(a, f"q=area&a={i}") for i, a in enumerate(self.areas)],
-            )
+            return self._areas(0)
+        if q == "areapage":
+            return self._areas(int(data.get("p", "0")))
         if q == "area":
             answers["area"] = data.get("a")
             return self._topics(answers)
@@ -107,6 +108,20 @@ class SurveyBot:
             self.answers[user_id] = {"topics": []}
             return self.start()
         return [{"type": "text", "text": "メニューからお選びください。"}]
+
+    def _areas(self, page: int) -> list[dict[str, Any]]:
+        # 11 areas a page plus 前へ/次へ: LINE allows 13 quick-reply items.
+        per_page = 11
+        start = page * per_page
+        items = [
+            _postback(a, f"q=area&a={start + i}")
+            for i, a in enumerate(self.areas[start : start + per_page])
+        ]
+        if page > 0:
+            items.append(_postback("前へ", f"q=areapage&p={page - 1}"))
+        if start + per_page < len(self.areas):
+            items.append(_postback("次へ", f"q=areapage&p={page + 1}"))
+        return _question("お住まいの地域を選んでください。", items)
 
     def _topics(self, answers: dict[str, Any]) -> list[dict[str, Any]]:
         items = [
@@ -164,16 +179,22 @@ class SurveyBot:
         if encoded is None:
             encoded = self._encoded[key] = json.dumps(messages, ensure_ascii=False).encode()
         body = b'{"replyToken":"' + token.encode() + b'","messages":' + encoded + b"}"
-        async with self._session.post(
-            f"{self.api_url}/v2/bot/message/reply",
-            data=body,
-            headers={
-                "Authorization": f"Bearer {self.access_token}",
-                "Content-Type": "application/json",
-            },
-        ) as response:
-            await response.read()
-            self.reply_status[response.status] += 1
+        headers = {
+            "Authorization": f"Bearer {self.access_token}",
+            "Content-Type": "application/json",
+        }
+        for attempt in range(5):
+            async with self._session.post(
+                f"{self.api_url}/v2/bot/message/reply", data=body, headers=headers
+            ) as response:
+                await response.read()
+                status = response.status
+            if status != 429:
+                break
+            # Rate limited: a well-behaved bot backs off (a reply token lasts about a minute).
+            self.rate_limited += 1
+            await asyncio.sleep(0.05 * 2**attempt)
+        self.reply_status[status] += 1
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -211,6 +232,8 @@ async def _serve(args: argparse.Namespace) -> None:
             {
                 "events": dict(bot.events),
                 "completed": len(bot.completed),
+                "rate_limited": bot.rate_limited,
+                "cpu_s": time.process_time(),
                 "duplicates": bot.duplicates,
                 "bad_signatures": bot.bad_signatures,
                 "reply_status": {str(k): v for k, v in bot.reply_status.items()},
