@@ -187,6 +187,7 @@ class Sender:
         self.limiter = TokenBucket(config.multicast_rate_per_second)
         self.wake = asyncio.Event()
         self.stopping = False
+        self._quota_failures = 0
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -205,9 +206,11 @@ class Sender:
                 log.error("delivery.sender_error", error=f"{type(exc).__name__}: {exc}")
                 worked = False
             if not worked:
+                # LINE unreachable for the quota read: back off instead of asking every poll.
+                wait = min(60.0, self.config.poll_seconds * 2 ** min(self._quota_failures, 6))
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.config.poll_seconds)
+                    await asyncio.wait_for(self.wake.wait(), wait)
 
     async def step(self) -> bool:
         """Work on the most urgent due delivery; False when there is none (or it paused)."""
@@ -236,7 +239,9 @@ class Sender:
         survey = current[1] if current else None
         try:
             quota = await read_quota(self.line)
+            self._quota_failures = 0
         except Exception as exc:
+            self._quota_failures += 1
             verdict = _safe_classify(exc)
             await self.store.write(self._note_line, None, f"quota read: {verdict.detail}")
             log.warning("delivery.quota_unreadable", delivery=row.id, error=verdict.detail)
