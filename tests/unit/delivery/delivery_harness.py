@@ -112,6 +112,7 @@ async def simulator(
     faults: FaultProfile | None = None,
     quota_limit: int | None = None,
     seed: int = 0,
+    rates: dict[str, float] | None = None,
 ) -> AsyncIterator[Line]:
     """The simulator, with residents uid(0..FOLLOWERS-1) following the account."""
     sim = Simulator(
@@ -121,6 +122,8 @@ async def simulator(
             auto_react=False,
             faults=faults or FaultProfile(),
             quota_limit=quota_limit,
+            rates=rates,
+            burst_seconds=0.2 if rates else 1.0,
         )
     )
     async with sim:

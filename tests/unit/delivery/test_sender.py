@@ -268,3 +268,62 @@ async def test_token_bucket_holds_the_rate() -> None:
         await bucket.acquire()
     elapsed = time.monotonic() - start
     assert elapsed >= (100 - bucket.burst) / 200.0 * 0.95
+
+
+async def test_rate_limit_429_backs_off_and_still_exactly_once(store: Store) -> None:
+    """N4: when LINE answers 429 "rate limit" (the simulator limited to 5 multicasts/s while
+    the sender is allowed 50/s), the sender backs off and retries; nobody gets two copies."""
+    expected = populate(store, 6000)
+    did = await approved(store)
+    async with simulator(6000, rates={"multicast": 5.0}) as line:
+        sender = Sender(store, line.api, fast_config(multicast_rate_per_second=50, concurrency=4))
+        await run_sender(sender, store=store, delivery_ids=(did,))
+        received = line.sim.received()
+        accepted = len(line.sim.multicasts)
+        assert line.sim.requests > accepted  # some were refused with 429
+    assert (await service.get(store, did)).status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
+
+
+async def test_notification_disabled_and_retry_key_on_the_wire(store: Store) -> None:
+    """N4: the multicast body carries notificationDisabled and 1–5 text messages, and the
+    X-Line-Retry-Key header is the batch's stored uuid4."""
+    import uuid
+
+    from aiohttp import web
+
+    from kairand.line.client import line_api
+
+    seen: list[tuple[dict, str | None]] = []
+
+    async def multicast(request: web.Request) -> web.Response:
+        seen.append((await request.json(), request.headers.get("X-Line-Retry-Key")))
+        return web.json_response({})
+
+    async def quota(request: web.Request) -> web.Response:
+        return web.json_response({"type": "none"})
+
+    async def consumption(request: web.Request) -> web.Response:
+        return web.json_response({"totalUsage": 0})
+
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_post("/v2/bot/message/multicast", multicast)
+    app.router.add_get("/v2/bot/message/quota", quota)
+    app.router.add_get("/v2/bot/message/quota/consumption", consumption)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    populate(store, 60)
+    did = await approved(store, messages=("一", "二"), notification_disabled=True)
+    try:
+        async with line_api(f"http://127.0.0.1:{port}", "token", 2.0) as api:
+            await run_sender(Sender(store, api, fast_config()), store=store, delivery_ids=(did,))
+    finally:
+        await runner.cleanup()
+    assert len(seen) == 1
+    body, key = seen[0]
+    assert body["notificationDisabled"] is True
+    assert [m["text"] for m in body["messages"]] == ["一", "二"]
+    assert key == batches(store, did)[0][1] and uuid.UUID(key).version == 4
