@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from kairand import notify
+from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.keys import secrets
 from kairand.line.client import LineApi, line_api
@@ -62,7 +63,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
-    return []
+    return [api_component]
 
 
 def build_app(config: Config, store: Store) -> web.Application:
