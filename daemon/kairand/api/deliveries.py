@@ -3,28 +3,33 @@ G3 by kairand.delivery.service (whose DeliveryError becomes a 4xx problem)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from kairand.api import schema
 from kairand.api.app import config_of, json_body, line_of, note, query, staff_of, store_of
 from kairand.api.problems import ApiProblem
+from kairand.delivery import service
+from kairand.delivery.errors import DeliveryError, InvalidContent
+from kairand.delivery.service import DeliveryView
+from kairand.segments import service as segments_service
+from kairand.segments.model import SegmentError
+from kairand.store import survey as survey_store
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+T = TypeVar("T")
 
 
-def _service() -> Any:
-    from kairand.delivery import service
+class Empty(BaseModel):
+    """Action routes without options take no body, or `{}`: anything else is refused."""
 
-    return service
+    model_config = ConfigDict(extra="forbid")
 
 
-def _errors() -> Any:
-    from kairand.delivery import errors
-
-    return errors
+def dotted(path: str) -> str:
+    return path.replace("[", ".").replace("]", "")
 
 
 def _path_id(request: web.Request) -> int:
@@ -34,117 +39,95 @@ def _path_id(request: web.Request) -> int:
     return int(raw)
 
 
-def _time(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value, JST)
-    return None
-
-
-def _status(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
 def can_self_approve(recipient_count: int | None, threshold: int) -> bool:
     """Four eyes (S7): an author may approve their own delivery only when it reaches fewer
     recipients than the configured threshold (0 = never)."""
     return threshold > 0 and recipient_count is not None and recipient_count < threshold
 
 
-def summary(view: Any) -> dict[str, Any]:
-    content = view.content
+def summary(view: DeliveryView) -> dict[str, object]:
     return {
-        "id": int(view.id),
-        "title": str(content.title),
-        "status": _status(view.status),
-        "urgent": bool(content.urgent),
+        "id": view.id,
+        "title": view.title,
+        "status": view.status.value,
+        "urgent": view.urgent,
         "author": view.author,
         "approver": view.approver,
-        "scheduled_at": content.scheduled_at,
-        "created_at": _time(getattr(view, "created_at", None)),
+        "scheduled_at": view.scheduled_at,
+        "created_at": view.created_at,
         "recipient_count": view.recipient_count,
-        "sent_count": int(view.sent_count or 0),
-        "failed_count": int(view.failed_count or 0),
+        "sent_count": view.sent_count,
+        "failed_count": view.failed_count,
     }
 
 
-def progress_of(view: Any) -> float:
-    total = view.recipient_count or 0
-    if not total:
-        return 0.0
-    return min(1.0, (int(view.sent_count or 0) + int(view.failed_count or 0)) / total)
-
-
-def detail_of(view: Any, threshold: int) -> schema.DeliveryDetail:
+def detail_of(view: DeliveryView, threshold: int) -> schema.DeliveryDetail:
+    settled = (
+        view.batches_sent + view.batches_failed + view.batches_needs_attention
+    ) + view.batches_cancelled
     return schema.DeliveryDetail(
-        **summary(view),
+        **summary(view),  # type: ignore[arg-type]
         content=view.content,
-        status_reason=getattr(view, "status_reason", None),
-        reject_comment=getattr(view, "reject_comment", None),
-        submitted_at=_time(getattr(view, "submitted_at", None)),
-        approved_at=_time(getattr(view, "approved_at", None)),
-        started_at=_time(getattr(view, "started_at", None)),
-        finished_at=_time(getattr(view, "finished_at", None)),
-        batches_total=int(getattr(view, "batches_total", 0) or 0),
-        batches_done=int(getattr(view, "batches_done", 0) or 0),
-        progress=progress_of(view),
+        status_reason=view.status_reason,
+        reject_comment=view.reject_comment,
+        submitted_at=view.submitted_at,
+        approved_at=view.approved_at,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+        batches_total=view.batch_total,
+        batches_done=settled,
+        progress=view.progress,
+        quota_confirmed=view.quota_confirmed,
         can_self_approve=can_self_approve(view.recipient_count, threshold),
     )
 
 
-def event_of(view: Any) -> schema.DeliveryEvent:
+def event_of(view: DeliveryView) -> schema.DeliveryEvent:
     return schema.DeliveryEvent(
-        id=int(view.id),
-        status=_status(view.status),
+        id=view.id,
+        status=view.status.value,
         recipient_count=view.recipient_count,
-        sent_count=int(view.sent_count or 0),
-        failed_count=int(view.failed_count or 0),
-        progress=progress_of(view),
+        sent_count=view.sent_count,
+        failed_count=view.failed_count,
+        progress=view.progress,
     )
 
 
-async def _call(fn: Any, *args: Any) -> Any:
-    """Run a delivery service call; its refusals become problems naming what went wrong."""
-    errors = _errors()
+async def _call(awaitable: Awaitable[T]) -> T:
+    """Await a delivery service call; its refusals become problems naming what went wrong."""
     try:
-        return await fn(*args)
-    except errors.DeliveryError as exc:
-        code = str(getattr(exc, "code", "") or "")
-        message = (
-            str(getattr(exc, "message_ja", "") or "") or "現在の状態ではこの操作はできません。"
-        )
-        if "not_found" in code:
-            raise ApiProblem("not-found", message, code=code) from None
-        if "confidential" in code:
-            raise ApiProblem("validation", message, field="confidentiality", code=code) from None
-        if "line" in code or "unavailable" in code:
-            raise ApiProblem("line-unavailable", message, code=code) from None
-        if "test_recipient" in code:
-            raise ApiProblem("conflict", message, code=code) from None
-        if "segment" in code:
-            raise ApiProblem("validation", message, field="segment", code=code) from None
-        raise ApiProblem("conflict", message, code=code or None) from None
+        return await awaitable
+    except DeliveryError as exc:
+        raise problem_of(exc) from None
 
 
-async def _view(request: web.Request, delivery_id: int) -> Any:
-    view = await _call(_service().get, store_of(request), delivery_id)
-    if view is None:
-        raise ApiProblem("not-found", "指定された配信はありません。", field="id")
-    return view
+def problem_of(exc: DeliveryError) -> ApiProblem:
+    code, message = exc.code, exc.message_ja
+    if code == "not_found":
+        return ApiProblem("not-found", message, code=code, field="id")
+    if code == "confidentiality_refused":
+        return ApiProblem("validation", message, field="confidentiality", code=code)
+    if isinstance(exc, InvalidContent):
+        return ApiProblem("validation", message, field=dotted(exc.field), code=code)
+    if code == "test_send_failed":
+        return ApiProblem("line-unavailable", message, code=code)
+    return ApiProblem("conflict", message, code=code)
+
+
+async def _respond(request: web.Request, delivery_id: int, status: int = 200) -> web.Response:
+    view = await _call(service.get(store_of(request), delivery_id))
+    threshold = config_of(request).delivery.self_approval_threshold
+    return web.json_response(text=detail_of(view, threshold).model_dump_json(), status=status)
 
 
 async def list_(request: web.Request) -> web.Response:
     q = query(request, schema.DeliveryQuery)
-    views = await _call(
-        _service().list_deliveries, store_of(request), q.status, q.limit + 1, q.offset
-    )
+    if q.status is not None and q.status not in {s.value for s in schema.Status}:
+        raise ApiProblem("validation", "配信の状態の指定が正しくありません。", field="status")
+    views = await _call(service.list_deliveries(store_of(request), q.status, q.limit + 1, q.offset))
     more = len(views) > q.limit
-    items = [schema.DeliverySummary(**summary(v)) for v in views[: q.limit]]
     page = schema.DeliveryPage(
-        items=items,
+        items=[schema.DeliverySummary(**summary(v)) for v in views[: q.limit]],  # type: ignore[arg-type]
         limit=q.limit,
         offset=q.offset,
         next_offset=q.offset + q.limit if more else None,
@@ -156,22 +139,14 @@ async def create(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)  # class-1 public text; never recipients or answers
     new_id = await _call(
-        _service().create_draft, store_of(request), staff_of(request).username, content
+        service.create_draft(store_of(request), staff_of(request).username, content)
     )
-    note(request, id=int(new_id))
-    return web.json_response(text=schema.Created(id=int(new_id)).model_dump_json(), status=201)
+    note(request, id=new_id)
+    return web.json_response(text=schema.Created(id=new_id).model_dump_json(), status=201)
 
 
 async def detail(request: web.Request) -> web.Response:
-    view = await _view(request, _path_id(request))
-    threshold = config_of(request).delivery.self_approval_threshold
-    return web.json_response(text=detail_of(view, threshold).model_dump_json())
-
-
-async def _respond(request: web.Request, delivery_id: int) -> web.Response:
-    view = await _view(request, delivery_id)
-    threshold = config_of(request).delivery.self_approval_threshold
-    return web.json_response(text=detail_of(view, threshold).model_dump_json())
+    return await _respond(request, _path_id(request))
 
 
 async def update(request: web.Request) -> web.Response:
@@ -179,53 +154,71 @@ async def update(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)
     await _call(
-        _service().update_draft, store_of(request), delivery_id, content, staff_of(request).username
+        service.update_draft(store_of(request), delivery_id, content, staff_of(request).username)
     )
     return await _respond(request, delivery_id)
 
 
 async def test_send(request: web.Request) -> web.Response:
-    from kairand.api.views import Empty
-
     delivery_id = _path_id(request)
     await json_body(request, Empty)
     line = line_of(request)
     if line is None:
         raise ApiProblem("line-unavailable", "LINE との接続が設定されていません。")
     sent = await _call(
-        _service().test_send, store_of(request), line, delivery_id, staff_of(request).username
+        service.test_send(store_of(request), line, delivery_id, staff_of(request).username)
     )
-    note(request, sent=int(sent))
-    return web.json_response(text=schema.TestSendResult(sent=int(sent)).model_dump_json())
+    note(request, sent=sent)
+    return web.json_response(text=schema.TestSendResult(sent=sent).model_dump_json())
 
 
 async def submit(request: web.Request) -> web.Response:
-    from kairand.api.views import Empty
-
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(_service().submit, store_of(request), delivery_id, staff_of(request).username)
+    await _call(service.submit(store_of(request), delivery_id, staff_of(request).username))
     return await _respond(request, delivery_id)
 
 
-async def approve(request: web.Request) -> web.Response:
-    from kairand.api.views import Empty
-
-    delivery_id = _path_id(request)
-    await json_body(request, Empty)
-    me = staff_of(request).username
-    view = await _view(request, delivery_id)
-    threshold = config_of(request).delivery.self_approval_threshold
-    if view.author == me and not can_self_approve(view.recipient_count, threshold):
-        note(request, four_eyes="refused")
+async def _audience(request: web.Request, view: DeliveryView) -> int | None:
+    """Recipients the delivery would reach if approved now (for the four-eyes threshold)."""
+    if view.recipient_count is not None:
+        return view.recipient_count
+    current = await store_of(request).read(survey_store.current)
+    if current is None:  # pragma: no cover - open_store seeds the default survey
+        return None
+    try:
+        return await segments_service.audience_count(store_of(request), view.segment, current[1])
+    except SegmentError as exc:
         raise ApiProblem(
-            "four-eyes",
-            "配信の作成者とは別の承認者が承認してください（二人による確認）。",
-            code="self_approval",
-        )
+            "validation", exc.message_ja, field=dotted("segment." + exc.field)
+        ) from None
+
+
+async def approve(request: web.Request) -> web.Response:
+    delivery_id = _path_id(request)
+    body = await json_body(request, schema.ApproveRequest)
+    me = staff_of(request).username
+    view = await _call(service.get(store_of(request), delivery_id))
     if view.author == me:
-        note(request, four_eyes="relaxed", recipients=view.recipient_count)
-    await _call(_service().approve, store_of(request), delivery_id, me)
+        threshold = config_of(request).delivery.self_approval_threshold
+        recipients = await _audience(request, view) if threshold > 0 else None
+        if not can_self_approve(recipients, threshold):
+            note(request, four_eyes="refused")
+            raise ApiProblem(
+                "four-eyes",
+                "配信の作成者とは別の承認者が承認してください（二人による確認）。",
+                code="self_approval",
+            )
+        note(request, four_eyes="relaxed", recipients=recipients)
+    await _call(
+        service.approve(
+            store_of(request),
+            delivery_id,
+            me,
+            line=line_of(request),
+            confirm_over_quota=body.confirm_over_quota,
+        )
+    )
     return await _respond(request, delivery_id)
 
 
@@ -233,15 +226,27 @@ async def reject(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     body = await json_body(request, schema.RejectRequest)
     await _call(
-        _service().reject, store_of(request), delivery_id, staff_of(request).username, body.comment
+        service.reject(store_of(request), delivery_id, staff_of(request).username, body.comment)
+    )
+    return await _respond(request, delivery_id)
+
+
+async def resume(request: web.Request) -> web.Response:
+    delivery_id = _path_id(request)
+    body = await json_body(request, schema.ApproveRequest)
+    await _call(
+        service.resume(
+            store_of(request),
+            delivery_id,
+            staff_of(request).username,
+            confirm_over_quota=body.confirm_over_quota,
+        )
     )
     return await _respond(request, delivery_id)
 
 
 async def cancel(request: web.Request) -> web.Response:
-    from kairand.api.views import Empty
-
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(_service().cancel, store_of(request), delivery_id, staff_of(request).username)
+    await _call(service.cancel(store_of(request), delivery_id, staff_of(request).username))
     return await _respond(request, delivery_id)

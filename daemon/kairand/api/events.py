@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from aiohttp import web
 
 from kairand.api.app import STATE, config_of, store_of
+from kairand.delivery import service
+from kairand.delivery.service import DeliveryView
 
 KEEPALIVE_SECONDS = 15.0
 WATCHED = ("approved", "scheduled", "sending")
@@ -24,23 +25,16 @@ def frame(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
-async def _deliveries(request: web.Request) -> list[Any]:
+async def _deliveries(request: web.Request) -> list[DeliveryView]:
     """Deliveries whose progress staff watch: active ones and those finished in the last hour."""
-    try:
-        from kairand.delivery import service
-    except ImportError:  # pragma: no cover - before the delivery work has landed
-        return []
     store = store_of(request)
-    views: list[Any] = []
+    views: list[DeliveryView] = []
     for status in WATCHED:
         views.extend(await service.list_deliveries(store, status, 50, 0))
-    recent = await service.list_deliveries(store, None, 20, 0)
-    cutoff = time.time() - RECENT_SECONDS
     seen = {v.id for v in views}
-    for v in recent:
-        finished = getattr(v, "finished_at", None)
-        finished_ts = finished.timestamp() if hasattr(finished, "timestamp") else finished
-        if v.id not in seen and isinstance(finished_ts, int | float) and finished_ts >= cutoff:
+    cutoff = time.time() - RECENT_SECONDS
+    for v in await service.list_deliveries(store, None, 20, 0):
+        if v.id not in seen and v.finished_at is not None and v.finished_at.timestamp() >= cutoff:
             views.append(v)
     return views
 

@@ -50,6 +50,7 @@ ROUTES: tuple[Route, ...] = (
     _r("deliveries.submit", "POST", "/v1/deliveries/{id}/submit", AUTHOR, body=True),
     _r("deliveries.approve", "POST", "/v1/deliveries/{id}/approve", APPROVER, body=True),
     _r("deliveries.reject", "POST", "/v1/deliveries/{id}/reject", APPROVER, body=True),
+    _r("deliveries.resume", "POST", "/v1/deliveries/{id}/resume", APPROVER, body=True),
     _r("deliveries.cancel", "POST", "/v1/deliveries/{id}/cancel", AUTHOR, APPROVER, body=True),
     _r("test_recipients.get", "GET", "/v1/test-recipients", AUTHOR, APPROVER),
     _r("test_recipients.code", "POST", "/v1/test-recipients/code", AUTHOR, APPROVER, body=True),

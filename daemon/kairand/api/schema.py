@@ -16,21 +16,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# SegmentFilter, DeliveryContent and Status belong to kairand.segments.model and
-# kairand.delivery.model (issue-5); until they land, _provisional holds the contract's shapes.
-from kairand.api._provisional import DeliveryContent, SegmentFilter, Status
 from kairand.conversation.survey import Option, Question, SurveyDefinition
+from kairand.delivery.model import DeliveryContent, Status
+from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
 
 __all__ = [
     "API_VERSION",
     "PROBLEM_TYPES",
     "ROLES",
+    "AgeCondition",
+    "ApproveRequest",
     "AudienceCount",
     "AudienceCountRequest",
     "AuditEntryOut",
     "AuditPage",
     "AuditQuery",
     "AuditVerifyResult",
+    "ChoiceCondition",
     "Created",
     "DashboardCounters",
     "DashboardOut",
@@ -279,10 +281,20 @@ class DeliveryDetail(DeliverySummary):
     finished_at: dt.datetime | None = None
     batches_total: int = 0
     batches_done: int = 0
+    """Batches settled (sent, failed, flagged or cancelled)."""
     progress: float = 0.0
-    """0.0 – 1.0: (sent + failed) / recipients once the delivery is frozen into batches."""
+    """0.0 – 1.0: share of batches settled once the delivery is frozen into batches."""
+    quota_confirmed: bool = False
     can_self_approve: bool = False
     """Four eyes is relaxed for this delivery (recipients below the threshold)."""
+
+
+class ApproveRequest(_In):
+    """Body of approve and resume (may be empty)."""
+
+    confirm_over_quota: bool = False
+    """Approve although LINE's remaining monthly quota is smaller than the audience (the
+    daemon answers 409 `quota_exceeded` otherwise)."""
 
 
 class RejectRequest(_In):

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from kairand.api import roles as roles_table
 from kairand.api import schema
@@ -30,6 +30,8 @@ from kairand.api.statistics import Cell, shown_total, suppress
 from kairand.audit import checkpoints
 from kairand.audit.chain import AuditEntry
 from kairand.logs import get_logger
+from kairand.segments import service as segments_service
+from kairand.segments.model import SegmentError
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
 from kairand.store import stats as stats_store
@@ -39,12 +41,6 @@ from kairand.store.database import Store
 
 log = get_logger(__name__)
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
-
-
-class Empty(BaseModel):
-    """Action routes (submit, approve, …) take no body, or `{}`: anything else is refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def ok(model: BaseModel, status: int = 200) -> web.Response:
@@ -61,11 +57,9 @@ def japan_today() -> dt.date:
     return dt.datetime.now(JST).date()
 
 
-def path_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiProblem("not-found", "指定された配信はありません。", field="id")
-    return int(raw)
+def dotted(path: str) -> str:
+    """`conditions[1].any_of[0]` → `conditions.1.any_of.0` (the API's field notation)."""
+    return path.replace("[", ".").replace("]", "")
 
 
 # -- identity ----------------------------------------------------------------------------
@@ -110,7 +104,7 @@ async def quota(request: web.Request) -> schema.Quota | None:
     cached = state.get("quota")
     ttl = config_of(request).api.quota_cache_seconds
     if cached is not None and time.monotonic() - cached[0] < ttl:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     line = line_of(request)
     if line is None:
         return None
@@ -283,17 +277,14 @@ async def survey_update(request: web.Request) -> web.Response:
 
 async def audience_count(request: web.Request) -> web.Response:
     body = await json_body(request, schema.AudienceCountRequest)
-    from kairand.segments import service as segments
-
     current = await store_of(request).read(survey_store.current)
-    survey = current[1] if current else None
+    if current is None:  # pragma: no cover - open_store seeds the default survey
+        raise ApiProblem("not-found", "アンケートが設定されていません。")
     try:
-        count = await segments.audience_count(store_of(request), body.segment, survey)
-    except ValueError:  # a filter naming an unknown question or option
+        count = await segments_service.audience_count(store_of(request), body.segment, current[1])
+    except SegmentError as exc:  # a filter naming an unknown question or option
         raise ApiProblem(
-            "validation",
-            "絞り込み条件に、現在のアンケートにない質問または選択肢が含まれています。",
-            field="segment",
+            "validation", exc.message_ja, field=dotted("segment." + exc.field)
         ) from None
     k = config_of(request).privacy.small_cell_threshold
     return ok(schema.AudienceCount(count=count, small=count < k))
@@ -308,7 +299,7 @@ async def test_recipients_get(request: web.Request) -> web.Response:
 
 
 async def test_recipients_code(request: web.Request) -> web.Response:
-    await json_body(request, Empty)
+    await json_body(request, deliveries.Empty)
     now = int(time.time())
     code = await store_of(request).write(
         test_recipients_store.new_code, staff_of(request).username, now
@@ -533,6 +524,7 @@ HANDLERS: dict[str, Handler] = {
     "deliveries.submit": deliveries.submit,
     "deliveries.approve": deliveries.approve,
     "deliveries.reject": deliveries.reject,
+    "deliveries.resume": deliveries.resume,
     "deliveries.cancel": deliveries.cancel,
     "test_recipients.get": test_recipients_get,
     "test_recipients.code": test_recipients_code,

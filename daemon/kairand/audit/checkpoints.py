@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kairand.audit.chain import verify
+from kairand.audit.chain import StoredEntry, verify
 from kairand.keys import secrets
 from kairand.store import audit as audit_store
 from kairand.store.database import Connection, Store
@@ -88,7 +89,7 @@ def verify_store(conn: Connection, public: Ed25519PublicKey) -> StoreVerifyResul
     wanted = {cp.seq for cp in cps}
     hashes: dict[int, str] = {}
 
-    def entries():  # type: ignore[no-untyped-def]
+    def entries() -> Iterator[StoredEntry]:
         for row in audit_store.iter_entries(conn):
             if row.seq in wanted:
                 hashes[row.seq] = row.hash

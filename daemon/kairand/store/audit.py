@@ -63,7 +63,8 @@ class AuditFilter:
 
 def query(conn: Connection, where: AuditFilter, limit: int) -> list[StoredEntry]:
     """Entries matching WHERE, newest first (the staff audit screen pages with before_seq)."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     if where.actor:
         clauses.append("actor = ?")
         params.append(where.actor)
