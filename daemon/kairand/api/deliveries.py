@@ -162,6 +162,7 @@ async def update(request: web.Request) -> web.Response:
 async def test_send(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     await json_body(request, Empty)
+    await _call(service.get(store_of(request), delivery_id))  # 404 before "no LINE"
     line = line_of(request)
     if line is None:
         raise ApiProblem("line-unavailable", "LINE との接続が設定されていません。")
