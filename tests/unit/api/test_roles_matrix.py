@@ -44,7 +44,9 @@ def last_entry(store: Store) -> audit_store.StoredEntry:
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_every_route_allows_exactly_its_roles(api: ApiClient, store: Store, role: str) -> None:
+async def test_every_route_allows_exactly_its_roles(
+    api: ApiClient, store: Store, role: str
+) -> None:
     """N5, S7, S8: for every route, a caller holding only ROLE is refused (403 forbidden, code
     `role`, audited as denied) exactly when the table does not list ROLE."""
     user = USER_OF_ROLE[role]
