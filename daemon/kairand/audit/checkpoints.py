@@ -58,11 +58,15 @@ def checkpoint_now(conn: Connection, key: Ed25519PrivateKey, at_ms: int) -> int 
 
 
 def _due(conn: Connection, every: int, max_age_ms: int, now_ms: int) -> bool:
+    """Due when EVERY entries wait for a checkpoint, or the oldest waiting one is older than
+    MAX_AGE (so no entry stays unsigned for long on a quiet appliance)."""
     last = audit_store.last_checkpoint(conn)
-    new = audit_store.count_after(conn, last.seq if last else 0)
+    after = last.seq if last else 0
+    new = audit_store.count_after(conn, after)
     if new == 0:
         return False
-    return new >= every or last is None or now_ms - last.at_ms >= max_age_ms
+    oldest = audit_store.oldest_after(conn, after)
+    return new >= every or (oldest is not None and now_ms - oldest >= max_age_ms)
 
 
 async def maybe_checkpoint(store: Store, every: int, max_age_seconds: int) -> int | None:

@@ -142,3 +142,11 @@ def last_checkpoint(conn: Connection) -> Checkpoint | None:
 
 def count_after(conn: Connection, seq: int) -> int:
     return int(conn.execute("SELECT count(*) FROM audit_log WHERE seq > ?", (seq,)).fetchone()[0])
+
+
+def oldest_after(conn: Connection, seq: int) -> int | None:
+    """at_ms of the first entry after SEQ."""
+    row = conn.execute(
+        "SELECT at_ms FROM audit_log WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
+    ).fetchone()
+    return int(row[0]) if row else None
