@@ -502,6 +502,11 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    # Sign whatever was logged since the last checkpoint, so a clean stop leaves no tail unsigned.
+    try:
+        await checkpoints.maybe_checkpoint(store, every=1, max_age_seconds=0)
+    except Exception as exc:
+        log.error("audit.checkpoint_failed", error=type(exc).__name__)
 
 
 # -- deliveries and events live in their own module ---------------------------------------

@@ -58,6 +58,10 @@ async def test_not_json_and_wrong_media_type(api: ApiClient, store: Store) -> No
     """A body that is not JSON is 400; a non-JSON content type is 415; nothing is stored."""
     r = await api.as_user("aut").post("/v1/deliveries", raw=b"{not json")
     assert r.status == 400 and r.problem_type == "urn:kairan:problem:bad-request"
+    r = await api.as_user("aut").post("/v1/deliveries", raw=b"[" * 60_000 + b"]" * 60_000)
+    assert r.status == 400 and r.body["field"] == "body"
+    r = await api.as_user("aut").post("/v1/deliveries", raw=b"\xff\xfe{}")
+    assert r.status == 400
     r = await api.as_user("aut").post(
         "/v1/deliveries", raw=b"title=x", headers={"Content-Type": "text/plain"}
     )
