@@ -163,6 +163,9 @@ class Quota(_Out):
 
 
 class Health(_Out):
+    """稼働状況. The tunnel has no figure of its own: `last_webhook_at` shows whether LINE's
+    requests arrive through it."""
+
     last_webhook_at: dt.datetime | None
     """Last webhook accepted from LINE (None: never)."""
     line_reachable: bool | None
@@ -171,6 +174,8 @@ class Health(_Out):
     line_last_error: str | None
     tls_not_after: dt.datetime | None
     """Expiry of the webhook certificate, when one is installed."""
+    backup_last_ok_at: dt.datetime | None = None
+    """Last successful backup (`kairanctl backup create`), when backups are set up."""
 
 
 class DashboardCounters(_Out):

@@ -62,6 +62,8 @@ async def test_dashboard_figures_and_health(
     store.write_sync(metrics.increment, "unfollow", now - 86400, 2)
     store.write_sync(metrics.increment, "follow", now - 86400 * 8, 9)  # outside the 7 days
     store.write_sync(settings.put, "webhook.last_seen_at", int(now) - 60)
+    store.write_sync(settings.put, "tls.not_after", int(now) + 86400 * 40)
+    store.write_sync(settings.put, "backup.last_ok_at", int(now) - 3600)
     base, hits = fake_line
     async with (
         line_api(base, "token") as line,
@@ -84,6 +86,10 @@ async def test_dashboard_figures_and_health(
     assert health["line_reachable"] is True and health["line_last_error"] is None
     seen = dt.datetime.fromisoformat(health["last_webhook_at"])
     assert abs(seen.timestamp() - (now - 60)) < 2
+    tls = dt.datetime.fromisoformat(health["tls_not_after"])
+    assert abs(tls.timestamp() - (now + 86400 * 40)) < 2
+    backup = dt.datetime.fromisoformat(health["backup_last_ok_at"])
+    assert abs(backup.timestamp() - (now - 3600)) < 2
     assert body["training_mode"] is True
 
 
