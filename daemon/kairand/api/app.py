@@ -27,6 +27,7 @@ from kairand.api.identity import Peer, PeerResolver, peer_from_socket
 from kairand.api.problems import ApiProblem, from_validation
 from kairand.audit.chain import AuditEntry
 from kairand.config import Config
+from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.store import audit as audit_store
@@ -243,8 +244,22 @@ def make_api_app(
 
 def _prepare_socket(path: Path, mode: int, group: str) -> None:
     os.chmod(path, mode)
-    if group:
-        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    if not group:
+        return
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(
+            f"api.socket_group {group!r} does not exist",
+            'create the group (provisioning/install.sh does) or set api.socket_group = ""',
+        ) from None
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        raise ConfigError(
+            f"cannot give the API socket to group {group!r}",
+            "run kairand as root or as a member of that group (the systemd unit does)",
+        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -261,9 +276,9 @@ async def serve(
     path = config.api.socket
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, lambda: path.parent.mkdir(parents=True, exist_ok=True))
-    site = web.UnixSite(runner, str(path))
-    await site.start()
     try:
+        site = web.UnixSite(runner, str(path))
+        await site.start()
         await loop.run_in_executor(
             None, _prepare_socket, path, config.api.socket_mode, config.api.socket_group
         )
