@@ -77,8 +77,7 @@ Role = Literal["admin", "author", "approver", "auditor"]
 ProblemType = Literal[
     "urn:kairan:problem:bad-request",  # body is not JSON, or a query parameter is malformed
     "urn:kairan:problem:validation",  # a field does not validate (see `field`)
-    "urn:kairan:problem:unauthenticated",  # the caller's OS identity could not be read
-    "urn:kairan:problem:forbidden",  # not on the roster, inactive, or role not allowed
+    "urn:kairan:problem:forbidden",  # no OS identity, not on the roster, inactive, or no role
     "urn:kairan:problem:four-eyes",  # approver is the delivery's author
     "urn:kairan:problem:not-found",
     "urn:kairan:problem:method-not-allowed",
