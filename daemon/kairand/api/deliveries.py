@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
+import aiohttp
 from aiohttp import web
+from linebot.v3.messaging.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict
 
 from kairand.api import schema
@@ -15,11 +17,15 @@ from kairand.api.problems import ApiProblem
 from kairand.delivery import service
 from kairand.delivery.errors import DeliveryError, InvalidContent
 from kairand.delivery.service import DeliveryView
+from kairand.logs import get_logger
 from kairand.segments import service as segments_service
 from kairand.segments.model import SegmentError
 from kairand.store import survey as survey_store
 
 T = TypeVar("T")
+log = get_logger(__name__)
+# What a Messaging API call raises when LINE cannot be reached or answers with an error.
+LINE_ERRORS = (ApiException, aiohttp.ClientError, TimeoutError)
 
 
 class Empty(BaseModel):
@@ -211,15 +217,21 @@ async def approve(request: web.Request) -> web.Response:
                 code="self_approval",
             )
         note(request, four_eyes="relaxed", recipients=recipients)
-    await _call(
-        service.approve(
-            store_of(request),
-            delivery_id,
-            me,
-            line=line_of(request),
-            confirm_over_quota=body.confirm_over_quota,
+    store, line = store_of(request), line_of(request)
+    try:
+        await _call(
+            service.approve(
+                store, delivery_id, me, line=line, confirm_over_quota=body.confirm_over_quota
+            )
         )
-    )
+    except LINE_ERRORS as exc:
+        # LINE's quota could not be read: approve anyway; the sender reads the quota again
+        # before the first batch and pauses as quota_exhausted if it does not suffice.
+        log.warning("api.approve_without_quota", error=type(exc).__name__)
+        note(request, quota_check="unavailable")
+        await _call(
+            service.approve(store, delivery_id, me, confirm_over_quota=body.confirm_over_quota)
+        )
     return await _respond(request, delivery_id)
 
 

@@ -145,3 +145,46 @@ async def test_test_send_without_line_is_a_clear_problem(api: ApiClient) -> None
     r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
     r = await api.as_user("aut").post(f"/v1/deliveries/{r.body['id']}/test-send")
     assert r.status == 503 and r.problem_type == "urn:kairan:problem:line-unavailable"
+
+
+async def test_approval_checks_lines_quota(config: Config, store: Store, fake_line) -> None:  # type: ignore[no-untyped-def]
+    """N4: approving a delivery larger than LINE's remaining monthly quota is 409
+    quota_exceeded; approving again with confirm_over_quota goes through."""
+    from kairand.line.client import line_api
+
+    add_staff(store)
+    add_residents(store, 12)
+    fake_line.limit, fake_line.used = 100, 95
+    async with (
+        line_api(fake_line.url, "token") as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        delivery_id = await submitted(api, "aut")
+        r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+        assert r.status == 409 and r.body["code"] == "quota_exceeded", r.body
+        r = await api.as_user("apr").post(
+            f"/v1/deliveries/{delivery_id}/approve", {"confirm_over_quota": True}
+        )
+        assert r.status == 200 and r.body["status"] == "approved"
+        assert r.body["quota_confirmed"] is True
+
+
+async def test_approval_when_line_is_unreachable(config: Config, store: Store) -> None:
+    """N4: LINE not answering does not block approval (the sender reads the quota again before
+    sending); the audit entry says the quota check was unavailable."""
+    from kairand.line.client import line_api
+
+    add_staff(store)
+    async with (
+        line_api("http://127.0.0.1:9", "token", 2.0) as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        delivery_id = await submitted(api, "aut")
+        r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 200 and r.body["status"] == "approved", r.body
+    entry = store.read_sync(
+        audit_store.query, audit_store.AuditFilter(action="api.deliveries.approve"), 1
+    )[0]
+    assert entry.entry.detail["quota_check"] == "unavailable"

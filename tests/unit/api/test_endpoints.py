@@ -7,11 +7,9 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator
 
-import pytest
-from aiohttp import web
 from api_helpers import add_residents, add_staff, count, header_resolver, with_api
+from conftest_line import FakeLine
 
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
@@ -24,33 +22,8 @@ from kairand.store.database import Store
 JST = dt.timezone(dt.timedelta(hours=9))
 
 
-@pytest.fixture
-async def fake_line() -> AsyncIterator[tuple[str, list[str]]]:
-    """A loopback stand-in for the two quota endpoints of the Messaging API."""
-    hits: list[str] = []
-
-    async def quota(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.json_response({"type": "limited", "value": 1000})
-
-    async def consumption(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.json_response({"totalUsage": 120})
-
-    app = web.Application()
-    app.router.add_get("/v2/bot/message/quota", quota)
-    app.router.add_get("/v2/bot/message/quota/consumption", consumption)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", hits
-    await runner.cleanup()
-
-
 async def test_dashboard_figures_and_health(
-    config: Config, store: Store, fake_line: tuple[str, list[str]]
+    config: Config, store: Store, fake_line: FakeLine
 ) -> None:
     """N5, S9: friends/registered from the store, follows per day from the counters (7 days),
     LINE's quota (cached: asked once for two dashboards), and health from settings."""
@@ -64,7 +37,7 @@ async def test_dashboard_figures_and_health(
     store.write_sync(settings.put, "webhook.last_seen_at", int(now) - 60)
     store.write_sync(settings.put, "tls.not_after", int(now) + 86400 * 40)
     store.write_sync(settings.put, "backup.last_ok_at", int(now) - 3600)
-    base, hits = fake_line
+    base, hits = fake_line.url, fake_line.hits
     async with (
         line_api(base, "token") as line,
         serve(config, store, line, header_resolver),
