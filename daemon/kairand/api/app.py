@@ -189,8 +189,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await handler(request)
     except ApiProblem as problem:
         response = problem.response()
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        response = problem_from_http(exc).response()
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -204,15 +204,27 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
+def problem_from_http(exc: web.HTTPException) -> ApiProblem:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiProblem("payload-too-large", "送信内容が大きすぎます。", field="body")
+    if exc.status >= 500:
+        return ApiProblem("internal", "時間をおいてもう一度お試しください。")
+    kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "bad-request")
+    return ApiProblem(kind, "", status=exc.status)
+
+
 async def _default_problem_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: whatever escapes (aiohttp's own 413 on a huge body) becomes problem+json."""
+    """Outermost: whatever escapes the access middleware (a store failure while looking up the
+    caller, aiohttp's own errors) still becomes problem+json."""
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        return ApiProblem("payload-too-large", "送信内容が大きすぎます。", field="body").response()
     except web.HTTPException as exc:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "bad-request")
-        return ApiProblem(kind, exc.reason or "", status=exc.status).response()
+        return problem_from_http(exc).response()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("api.internal_error", route="(access)", error=type(exc).__name__)
+        return ApiProblem("internal", "時間をおいてもう一度お試しください。").response()
 
 
 problem_guard = web.middleware(_default_problem_guard)
