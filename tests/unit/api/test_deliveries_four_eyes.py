@@ -84,6 +84,21 @@ async def test_relaxed_threshold_still_holds_for_large_audiences(
     assert r.status == 403 and r.problem_type == "urn:kairan:problem:four-eyes"
 
 
+async def test_an_editor_cannot_approve_either(api: ApiClient, store: Store) -> None:
+    """S7 four eyes: an approver who edited someone else's draft wrote part of it, so they are
+    refused too; an approver who did not touch it may approve."""
+    r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
+    delivery_id = r.body["id"]
+    edited = {**DRAFT, "messages": ["日時を訂正しました。"]}
+    r = await api.as_user("aut2").put(f"/v1/deliveries/{delivery_id}", edited)
+    assert r.status == 200
+    await api.as_user("aut").post(f"/v1/deliveries/{delivery_id}/submit")
+    r = await api.as_user("aut2").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 403 and r.problem_type == "urn:kairan:problem:four-eyes"
+    r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 200 and r.body["approver"] == "apr"
+
+
 async def test_reject_with_comment_then_edit_and_cancel(api: ApiClient) -> None:
     """S7: an approver sends a delivery back with a comment; the author sees it, edits the
     draft, and cancels it; moves that do not fit the status are 409 with the service's code."""
