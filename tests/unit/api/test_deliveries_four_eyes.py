@@ -203,3 +203,37 @@ async def test_approval_when_line_is_unreachable(config: Config, store: Store) -
         audit_store.query, audit_store.AuditFilter(action="api.deliveries.approve"), 1
     )[0]
     assert entry.entry.detail["quota_check"] == "unavailable"
+
+
+async def test_test_send_reaches_only_the_callers_test_recipients(
+    config: Config,
+    store: Store,
+    fake_line,  # type: ignore[no-untyped-def]
+) -> None:
+    """S8: a test send pushes to the caller's own test recipients only; the audit log records
+    it without any LINE user id (nor the message text)."""
+    import re
+    import time
+
+    from kairand.line.client import line_api
+    from kairand.store import test_recipients
+
+    add_staff(store)
+    async with (
+        line_api(fake_line.url, "token") as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        code = (await api.as_user("aut").post("/v1/test-recipients/code")).body["code"]
+        other = (await api.as_user("apr").post("/v1/test-recipients/code")).body["code"]
+        mine, theirs = "U" + "1" * 32, "U" + "2" * 32
+        store.write_sync(test_recipients.claim, code, mine, int(time.time()))
+        store.write_sync(test_recipients.claim, other, theirs, int(time.time()))
+        r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
+        r = await api.as_user("aut").post(f"/v1/deliveries/{r.body['id']}/test-send")
+        assert r.status == 200 and r.body == {"sent": 1}
+    assert [p["to"] for p in fake_line.pushed] == [mine]
+    assert DRAFT["messages"][0] in fake_line.pushed[0]["messages"][0]["text"]
+    rows = store.read_sync(lambda c: c.execute("SELECT * FROM audit_log").fetchall())
+    text = repr(rows)
+    assert not re.search(r"U[0-9a-f]{32}", text) and DRAFT["messages"][0] not in text
