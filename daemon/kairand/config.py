@@ -67,11 +67,30 @@ class ApiSection(Section):
     socket_mode: int = 0o660
     socket_group: str = "kairan-staff"
     """Group owning the API socket; empty leaves the daemon's group."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 256 * 1024
+    """Largest request body the staff API reads (5 messages of 5,000 characters fit)."""
+    audit_checkpoint_every: Annotated[int, Field(ge=1)] = 1000
+    """Sign an audit checkpoint after this many new entries (S8) ..."""
+    audit_checkpoint_seconds: Annotated[int, Field(ge=10)] = 3600
+    """... or when the oldest entry not yet signed is this old, whichever comes first."""
+    event_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """How often the event stream (/v1/events) looks for changed figures."""
+    quota_cache_seconds: Annotated[int, Field(ge=0)] = 300
+    """How long the dashboard reuses LINE's quota figures before asking again."""
 
 
 class DeliverySection(Section):
     multicast_rate_per_second: Annotated[float, Field(gt=0, le=2000)] = 200.0
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 16
+    """Token-bucket rate of multicast requests (LINE allows 200/s per channel)."""
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 40
+    """Multicast requests in flight at once. To reach the rate at LINE's latency it must be at
+    least rate x latency (200/s x 0.15 s = 30); 40 leaves headroom."""
+    retry_base_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """First retry delay after a 5xx / timeout (doubles each time, full jitter)."""
+    retry_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Longest delay between retries of one batch."""
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """How often the sender looks for due deliveries when idle."""
     self_approval_threshold: Annotated[int, Field(ge=0)] = 0
     """Deliveries to fewer recipients than this may be approved by their author (0 = never)."""
 

@@ -15,7 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from kairand import notify
+from kairand.api.app import api_component
 from kairand.config import Config
+from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import LineApi, line_api
 from kairand.logs import get_logger
@@ -69,7 +71,13 @@ def components() -> list[CleanupContext]:
     from kairand.line.webhook import webhook_component
     from kairand.retention.worker import retention_component
 
-    return [webhook_component, inbox_component, retention_component]
+    return [
+        webhook_component,
+        inbox_component,
+        delivery_component,
+        retention_component,
+        api_component,
+    ]
 
 
 def build_app(config: Config, store: Store) -> web.Application:
