@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "kairand.doctor",  # issue-8: doctor
     "kairand.reports.ctl",
     "kairand.retention.ctl",
+    "kairand.audit.ctl",  # issue-6: audit verify|checkpoint, roster, staff add|remove|list
 ]
 
 

@@ -1,51 +1,267 @@
 """`make demo`: a complete training environment (訓練モード) on this machine.
 
-Creates a development setup in the given folder (once), then runs the daemon against it.
-Nothing here touches real residents: the LINE endpoint is the simulator.
+One command starts, in `.demo/`:
+- the LINE Platform simulator (`kairan-sim`) with a synthetic town whose residents friend the
+  account over time and answer the survey through the real conversation;
+- the daemon (`kairand`) pointed at the simulator;
+- a few past deliveries, created, approved and sent through the staff API;
+- the staff terminal (`kairan`) in the foreground. Quit it (Ctrl+Q) to stop everything.
+
+`--headless` runs the same without the terminal and prints what happened (for CI and for a
+machine without a terminal). Logs of the daemon and the simulator are in `.demo/logs/`.
+Nothing here talks to the real LINE Platform or touches real residents.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import IO, Any
 
-from kairand.config import load_config
+import aiohttp
+
+from kairand.api.client import ApiClient
+from kairand.config import Config, load_config
 from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
-from kairand.logs import setup_logging
 from kairand.main import report
 
-BANNER = (
-    "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
-)
+BANNER = "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
+
+# In the demo one person plays author and approver; the staff screens show that four eyes
+# are relaxed. A real appliance keeps the default 0 (never self-approve).
+DEMO_SELF_APPROVAL = 1_000_000
+
+PAST_DELIVERIES: list[dict[str, Any]] = [
+    {
+        "title": "防災訓練のお知らせ",
+        "confidentiality": 1,
+        "messages": [
+            "【防災・防犯】11月30日（日）9時から、市内一斉の防災訓練を行います。"
+            "サイレンが鳴りますが、訓練ですのでご安心ください。"
+        ],
+        "segment": {"conditions": [{"question": "topics", "any_of": ["bousai"]}]},
+        "notification_disabled": False,
+        "urgent": False,
+    },
+    {
+        "title": "子育て広場（駅前・本町）",
+        "confidentiality": 1,
+        "messages": [
+            "【子育て】12月の子育て広場は駅前地区センターで毎週水曜日10時からです。"
+            "予約は不要です。お気軽にお越しください。"
+        ],
+        "segment": {
+            "conditions": [
+                {"question": "topics", "any_of": ["kosodate"]},
+                {"question": "area", "any_of": ["ekimae", "honmachi"]},
+            ]
+        },
+        "notification_disabled": False,
+        "urgent": False,
+    },
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_setup(directory: Path) -> Path:
+    config_path = directory.resolve() / CONFIG_NAME
+    if not config_path.exists():
+        init_dev(
+            directory,
+            webhook_port=_free_port(),
+            simulator_port=_free_port(),
+            self_approval_threshold=DEMO_SELF_APPROVAL,
+        )
+    return config_path
+
+
+class Processes:
+    """The daemon and the simulator as child processes; stopped with SIGTERM, then killed."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.children: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        self.children.append((name, proc, log))
+        return proc
+
+    def check(self) -> None:
+        for name, proc, _ in self.children:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} stopped (exit {proc.returncode}); see {self.logs / (name + '.log')}"
+                )
+
+    def stop(self) -> None:
+        for _, proc, _ in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, proc, log in reversed(self.children):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+@contextlib.asynccontextmanager
+async def api_client(config: Config) -> Any:
+    connector = aiohttp.UnixConnector(path=str(config.api.socket))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield ApiClient(session)
+
+
+async def wait_for_api(config: Config, processes: Processes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        processes.check()
+        with contextlib.suppress(OSError, aiohttp.ClientError):
+            async with api_client(config) as api:
+                if (await api.get("/v1/me")).status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the daemon's staff API did not come up; see .demo/logs/kairand.log")
+        await asyncio.sleep(0.3)
+
+
+async def dashboard(config: Config) -> dict[str, Any]:
+    async with api_client(config) as api:
+        response = await api.get("/v1/dashboard")
+        return response.body if response.status == 200 else {}
+
+
+async def seed_past_deliveries(config: Config, marker: Path, min_registered: int = 30) -> int:
+    """Once per demo folder: wait until some residents have registered, then create, submit
+    and approve the sample deliveries so the history screens are not empty."""
+    if marker.exists():
+        return 0
+    deadline = time.monotonic() + 120
+    while (await dashboard(config)).get("registered", 0) < min_registered:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    created = 0
+    async with api_client(config) as api:
+        for content in PAST_DELIVERIES:
+            response = await api.post("/v1/deliveries", content)
+            if response.status != 201:
+                print(f"demo: could not create a sample delivery: {response.body}", file=sys.stderr)
+                continue
+            delivery_id = response.body["id"]
+            await api.post(f"/v1/deliveries/{delivery_id}/submit", {})
+            approved = await api.post(f"/v1/deliveries/{delivery_id}/approve", {})
+            if approved.status == 200:
+                created += 1
+    marker.write_text(f"{created}\n")
+    return created
+
+
+async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
+    started = time.monotonic()
+    seeded = asyncio.create_task(seed_past_deliveries(config, marker))
+    while time.monotonic() - started < duration:
+        await asyncio.sleep(5)
+        processes.check()
+        figures = await dashboard(config)
+        print(
+            f"{time.monotonic() - started:4.0f}s 友だち {figures.get('friends', 0)}"
+            f" / 登録済み {figures.get('registered', 0)}",
+            flush=True,
+        )
+    await seeded
+    await asyncio.sleep(3)  # let the sender finish the sample deliveries
+    async with api_client(config) as api:
+        page = (await api.get("/v1/deliveries")).body or {}
+    items = page.get("items", [])
+    for item in items:
+        print(
+            f"配信 #{item.get('id')} 「{item.get('title')}」: {item.get('status')}"
+            f" 対象 {item.get('recipient_count')} 人 / 送信済み {item.get('sent_count')} 人",
+            flush=True,
+        )
+    figures = await dashboard(config)
+    sent = sum(int(i.get("sent_count") or 0) for i in items)
+    ok = figures.get("registered", 0) > 0 and sent > 0
+    print(f"demo: {'ok' if ok else 'nothing was delivered'}", flush=True)
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kairan-demo", description=BANNER)
     parser.add_argument("--dir", type=Path, default=Path(".demo"), help="demo folder")
+    parser.add_argument("--population", type=int, default=3000, help="synthetic residents")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--headless", action="store_true", help="no staff terminal: print what happens"
+    )
+    parser.add_argument("--duration", type=float, default=40, help="seconds (headless)")
     args = parser.parse_args(argv)
-    setup_logging("info")
-    print(BANNER)
+    print(BANNER, flush=True)
     try:
-        config_path = args.dir.resolve() / CONFIG_NAME
-        if not config_path.exists():
-            init_dev(args.dir)
+        config_path = ensure_setup(args.dir)
         config = load_config(config_path)
-        from kairand.daemon import run
-        from kairand.store.bootstrap import open_store, select_keyring
-
-        select_keyring(config)
-        store = open_store(config)
     except KairanError as exc:
         return report("kairan-demo", exc)
-    print(f"daemon: config {config_path} (Ctrl-C to stop)")
+    logs = config_path.parent / "logs"
+    logs.mkdir(exist_ok=True)
+    marker = config_path.parent / "state" / "demo-seeded"
+    processes = Processes(logs)
+    python = sys.executable
     try:
-        asyncio.run(run(config, store))
+        processes.start("kairand", [python, "-m", "kairand", "--config", str(config_path)])
+        processes.start(
+            "simulator",
+            [
+                python, "-m", "kairand.simulator.cli",
+                "--dev-config", str(config_path),
+                "--population", str(args.population),
+                "--seed", str(args.seed),
+                "--follow", "150",
+                "--follow-rate", "2",
+                "--think-time", "0.3", "1.5",
+                "--report-every", "10",
+            ],
+        )  # fmt: skip
+        asyncio.run(wait_for_api(config, processes))
+        print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
+        if args.headless or not sys.stdin.isatty():
+            return asyncio.run(headless(config, processes, args.duration, marker))
+        seeding = threading.Thread(
+            target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
+        )
+        seeding.start()
+        tui = subprocess.run(
+            [python, "-m", "kairan_tui.main", "--config", str(config_path)], check=False
+        )
+        return tui.returncode
+    except (RuntimeError, OSError) as exc:
+        print(f"kairan-demo: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
-        store.close()
-    return 0
+        processes.stop()
 
 
 if __name__ == "__main__":

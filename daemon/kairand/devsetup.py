@@ -49,11 +49,23 @@ socket = "run/api.sock"
 socket_group = ""             # development: the socket keeps your own group
 
 [delivery]
-self_approval_threshold = 0   # four eyes: nobody approves their own delivery
+{four_eyes}
 """
 
+FOUR_EYES = "self_approval_threshold = 0   # four eyes: nobody approves their own delivery"
+FOUR_EYES_RELAXED = (
+    "# Demo only: one person may approve their own deliveries (the staff screens say so).\n"
+    "self_approval_threshold = {threshold}"
+)
 
-def init_dev(directory: Path, *, webhook_port: int = 8470, simulator_port: int = 8471) -> Path:
+
+def init_dev(
+    directory: Path,
+    *,
+    webhook_port: int = 8470,
+    simulator_port: int = 8471,
+    self_approval_threshold: int = 0,
+) -> Path:
     """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup."""
     directory = directory.resolve()
     config_path = directory / CONFIG_NAME
@@ -75,6 +87,9 @@ def init_dev(directory: Path, *, webhook_port: int = 8470, simulator_port: int =
             webhook_port=webhook_port,
             simulator_port=simulator_port,
             bot_user_id="U" + _random.token_hex(16),
+            four_eyes=FOUR_EYES_RELAXED.format(threshold=self_approval_threshold)
+            if self_approval_threshold
+            else FOUR_EYES,
         ),
         encoding="utf-8",
     )
