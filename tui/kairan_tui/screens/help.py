@@ -1,0 +1,96 @@
+"""Help (F1 / ?): every key binding of the app and of the screen it was opened from."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+from kairan_tui.navigation import SCREENS
+
+if TYPE_CHECKING:
+    from kairan_tui.app import KairanApp
+
+_KEY_NAMES = {
+    "question_mark": "?",
+    "escape": "Esc",
+    "enter": "Enter",
+    "tab": "Tab",
+    "delete": "Delete",
+}
+
+
+def key_label(key: str) -> str:
+    parts = []
+    for part in key.split("+"):
+        part = _KEY_NAMES.get(part, part)
+        parts.append(part.capitalize() if len(part) > 1 and part[0] != "f" else part.upper())
+    return "+".join(parts)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "閉じる"),
+        Binding("f1", "close", "閉じる", show=False),
+        Binding("q", "close", "閉じる", show=False),
+    ]
+
+    def __init__(self, origin: Screen) -> None:
+        super().__init__()
+        self.origin = origin
+
+    def compose(self) -> ComposeResult:
+        app = cast("KairanApp", self.app)
+        visible = set(app.visible_screens)
+        screens = Table.grid(padding=(0, 2))
+        screens.add_column(style="bold", no_wrap=True)
+        screens.add_column(no_wrap=True)
+        screens.add_column()
+        for entry in SCREENS:
+            if entry.name in visible:
+                screens.add_row(key_label(entry.key), entry.title, entry.help)
+        common = Table.grid(padding=(0, 2))
+        common.add_column(style="bold", no_wrap=True)
+        common.add_column()
+        for key, text in (
+            ("F1 / ?", "このヘルプを表示します（Esc で閉じます）"),
+            ("Ctrl+P", "メニュー（コマンドパレット）：画面名を入力して移動できます"),
+            ("Tab / Shift+Tab", "次の項目 / 前の項目へ移動します"),
+            ("Enter / Space", "ボタンを押す・選択肢を選びます"),
+            ("↑ ↓", "一覧の行を選びます"),
+            ("Ctrl+Q", "終了します"),
+        ):
+            common.add_row(key, text)
+        local = Table.grid(padding=(0, 2))
+        local.add_column(style="bold", no_wrap=True)
+        local.add_column()
+        seen: set[str] = set()
+        for binding in getattr(self.origin, "BINDINGS", []):
+            if isinstance(binding, Binding) and binding.description and binding.key not in seen:
+                seen.add(binding.key)
+                local.add_row(key_label(binding.key), binding.description)
+        title = getattr(self.origin, "SCREEN_TITLE", "")
+        with Vertical(id="help-dialog", classes="dialog"):
+            yield Static("ヘルプ（キー操作の一覧）", classes="dialog-title")
+            with VerticalScroll():
+                yield Static("画面の切り替え", classes="help-heading")
+                yield Static(screens)
+                if local.row_count:
+                    yield Static(f"この画面（{title}）の操作", classes="help-heading")
+                    yield Static(local)
+                yield Static("共通の操作", classes="help-heading")
+                yield Static(common)
+                yield Static(
+                    "配信・承認・配信中止は、確認画面で配信対象人数を確かめてから Y キーで"
+                    "実行します。誤操作を防ぐため、Enter キーでは実行されません。",
+                    classes="help-note",
+                )
+            yield Static("Esc キーで閉じます。", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,268 @@
+"""配信履歴: every delivery, its result counts, and a live progress bar while it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from rich.table import Table
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, ProgressBar, Static
+
+from kairan_tui.client import ApiError, ConnectionLost
+from kairan_tui.labels import CANCELLABLE, FINISHED, format_datetime, status_label
+from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.screens.approvals import content_table
+from kairan_tui.screens.base import KairanScreen
+from kairan_tui.widgets.line_preview import LinePreview
+
+from kairand.api import schema
+
+POLL_SECONDS = 1.0
+
+
+def counts_text(item: schema.DeliverySummary) -> str:
+    if item.recipient_count is None:
+        return "—"
+    return f"{item.sent_count:,}/{item.recipient_count:,}"
+
+
+class HistoryScreen(KairanScreen):
+    SCREEN_NAME = "history"
+    SCREEN_TITLE = "配信履歴"
+    BINDINGS = [
+        Binding("c", "cancel_delivery", "配信中止"),
+        Binding("e", "edit_draft", "下書きを編集"),
+        Binding("r", "reload", "一覧を更新"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.survey: schema.SurveyDefinition | None = None
+        self.selected: schema.DeliveryDetail | None = None
+        self._items: dict[int, schema.DeliverySummary] = {}
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="history-main"):
+            with Vertical(id="history-list", classes="box"):
+                yield Static("配信の一覧（新しい順）", classes="box-title")
+                yield DataTable(id="deliveries", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="history-detail", classes="box"):
+                yield Static("", id="history-status", classes="audience")
+                yield ProgressBar(total=100, show_eta=False, id="progress")
+                yield Static("", id="history-counts")
+                yield Static("配信を選ぶと詳細が表示されます。", id="history-content")
+                yield LinePreview(id="history-preview")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#deliveries", DataTable)
+        table.add_columns("番号", "件名", "状態", "送信数")
+        self.query_one("#progress").display = False
+
+    def action_reload(self) -> None:
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="history")
+    async def load(self) -> None:
+        try:
+            if self.survey is None:
+                self.survey = (await self.api.survey()).definition
+            page = await self.api.deliveries(limit=200)
+        except ApiError as exc:
+            self.report(exc, "配信履歴を表示")
+            return
+        table = self.query_one("#deliveries", DataTable)
+        keep = self.selected.id if self.selected else None
+        table.clear()
+        self._items = {item.id: item for item in page.items}
+        for item in page.items:
+            table.add_row(
+                str(item.id),
+                item.title,
+                status_label(item.status),
+                counts_text(item),
+                key=str(item.id),
+            )
+        if not page.items:
+            self.query_one("#history-content", Static).update("まだ配信はありません。")
+            return
+        ids = [item.id for item in page.items]
+        row = ids.index(keep) if keep in ids else 0
+        table.move_cursor(row=row)
+        self.show_detail(ids[row])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            delivery_id = int(event.row_key.value)
+            if self.selected is None or self.selected.id != delivery_id:
+                self.show_detail(delivery_id)
+
+    @work(exclusive=True, group="history-detail")
+    async def show_detail(self, delivery_id: int) -> None:
+        """Show one delivery; while it is under way, keep it live until it finishes."""
+        try:
+            detail = await self.api.delivery(delivery_id)
+        except ApiError as exc:
+            self.report(exc, "配信の詳細を表示")
+            return
+        self.selected = detail
+        self.render_detail(detail)
+        self.query_one(LinePreview).show(
+            list(detail.content.messages),
+            notification_disabled=detail.content.notification_disabled,
+        )
+        if detail.status in FINISHED or detail.status in ("draft", "pending_approval"):
+            return
+        listener = asyncio.create_task(self._listen(delivery_id))
+        try:
+            # Polling is the safety net: it also catches a status change the stream missed.
+            while True:
+                await asyncio.sleep(POLL_SECONDS)
+                try:
+                    detail = await self.api.delivery(delivery_id)
+                except ConnectionLost:
+                    self.kairan.connection_lost()
+                    continue
+                except ApiError as exc:
+                    self.report(exc, "配信の進み具合を表示")
+                    return
+                self.selected = detail
+                self.render_detail(detail)
+                if detail.status in FINISHED:
+                    self.notify(
+                        f"「{detail.content.title}」は{status_label(detail.status)}になりました"
+                        f"（送信 {detail.sent_count:,} 人、失敗 {detail.failed_count:,} 人）。",
+                        title="配信が終わりました",
+                    )
+                    self.load()
+                    return
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+
+    async def _listen(self, delivery_id: int) -> None:
+        """Progress events from the API's SSE stream, between two polls."""
+        with contextlib.suppress(ApiError):
+            async for event in self.api.delivery_events():
+                if event.id == delivery_id:
+                    self.render_progress(
+                        event.status,
+                        event.recipient_count,
+                        event.sent_count,
+                        event.failed_count,
+                        event.progress,
+                    )
+
+    def render_progress(
+        self,
+        status: str,
+        recipients: int | None,
+        sent: int,
+        failed: int,
+        progress: float,
+    ) -> None:
+        self.query_one("#history-status", Static).update(f"状態：{status_label(status)}")
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = status not in ("draft", "pending_approval", "cancelled")
+        bar.update(total=100, progress=round(progress * 100, 1))
+        counts = Table.grid(padding=(0, 2))
+        counts.add_column(style="bold")
+        counts.add_column(justify="right")
+        counts.add_row("配信対象", "—" if recipients is None else f"{recipients:,} 人")
+        counts.add_row("送信済み", f"{sent:,} 人")
+        counts.add_row("失敗", f"{failed:,} 人")
+        self.query_one("#history-counts", Static).update(counts)
+
+    def render_detail(self, detail: schema.DeliveryDetail) -> None:
+        self.render_progress(
+            detail.status,
+            detail.recipient_count,
+            detail.sent_count,
+            detail.failed_count,
+            detail.progress,
+        )
+        table = content_table(detail, self.survey)
+        if detail.approver:
+            table.add_row("承認者", detail.approver)
+        for label, value in (
+            ("承認依頼", detail.submitted_at),
+            ("承認", detail.approved_at),
+            ("配信開始", detail.started_at),
+            ("配信終了", detail.finished_at),
+        ):
+            if value is not None:
+                table.add_row(label, format_datetime(value, with_year=True))
+        if detail.reject_comment:
+            table.add_row("差し戻し理由", detail.reject_comment)
+        if detail.status_reason:
+            table.add_row("状況", detail.status_reason)
+        self.query_one("#history-content", Static).update(table)
+        summary = self._items.get(detail.id)
+        if summary is not None and (
+            summary.status != detail.status or summary.sent_count != detail.sent_count
+        ):
+            table_widget = self.query_one("#deliveries", DataTable)
+            key = str(detail.id)
+            with contextlib.suppress(Exception):
+                table_widget.update_cell(key, table_widget.ordered_columns[2].key,
+                                         status_label(detail.status))
+                table_widget.update_cell(key, table_widget.ordered_columns[3].key,
+                                         counts_text(detail))
+
+    def action_cancel_delivery(self) -> None:
+        detail = self.selected
+        if detail is None:
+            self.notify("中止する配信を一覧から選んでください。", severity="warning")
+            return
+        if detail.status not in CANCELLABLE:
+            self.notify(
+                f"この配信は「{status_label(detail.status)}」のため中止できません。",
+                severity="warning",
+            )
+            return
+        self.cancel_delivery(detail)
+
+    @work(exclusive=True, group="history-action")
+    async def cancel_delivery(self, detail: schema.DeliveryDetail) -> None:
+        remaining = None
+        if detail.recipient_count is not None:
+            remaining = max(0, detail.recipient_count - detail.sent_count - detail.failed_count)
+        else:
+            with contextlib.suppress(ApiError):
+                remaining = (await self.api.audience_count(detail.content.segment)).count
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"「{detail.content.title}」の配信を中止します",
+                "まだ届いていない登録者には送信されなくなります。"
+                "すでに届いたメッセージは取り消せません。",
+                confirm_label="配信中止する",
+                audience=remaining,
+            )
+        )
+        if not confirmed:
+            return
+        try:
+            await self.api.cancel(detail.id)
+        except ApiError as exc:
+            self.report(exc, "配信中止")
+            return
+        self.notify(f"「{detail.content.title}」の配信を中止しました。", title="配信中止")
+        self.selected = None
+        self.load()
+
+    def action_edit_draft(self) -> None:
+        detail = self.selected
+        if detail is None or detail.status != "draft":
+            self.notify("編集できるのは下書きの配信だけです。", severity="warning")
+            return
+        if "compose" not in self.kairan.visible_screens:
+            self.notify("下書きを編集する権限がありません。", severity="warning")
+            return
+        self.kairan.open_draft(detail)
