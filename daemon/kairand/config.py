@@ -67,6 +67,16 @@ class ApiSection(Section):
     socket_mode: int = 0o660
     socket_group: str = "kairan-staff"
     """Group owning the API socket; empty leaves the daemon's group."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 256 * 1024
+    """Largest request body the staff API reads (5 messages of 5,000 characters fit)."""
+    audit_checkpoint_every: Annotated[int, Field(ge=1)] = 1000
+    """Sign an audit checkpoint after this many new entries (S8) ..."""
+    audit_checkpoint_seconds: Annotated[int, Field(ge=10)] = 3600
+    """... or this long after the last one, whichever comes first (if anything was logged)."""
+    event_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """How often the event stream (/v1/events) looks for changed figures."""
+    quota_cache_seconds: Annotated[int, Field(ge=0)] = 300
+    """How long the dashboard reuses LINE's quota figures before asking again."""
 
 
 class DeliverySection(Section):

@@ -16,7 +16,7 @@ from kairand.errors import ExitCode, KairanError
 from kairand.logs import setup_logging
 from kairand.main import DEFAULT_CONFIG, report
 
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["kairand.audit.ctl"]
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from kairand import notify
+from kairand.api.app import api_component
 from kairand.config import Config
+from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import LineApi, line_api
 from kairand.logs import get_logger
@@ -62,7 +64,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
-    return []
+    return [delivery_component, api_component]
 
 
 def build_app(config: Config, store: Store) -> web.Application:

@@ -73,16 +73,34 @@ def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connec
     return conn
 
 
+class StoreFullError(StoreError):
+    """The disk (or the store's size limit) is full: the write was rolled back whole."""
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, sqlcipher3.OperationalError) and "full" in str(exc):
+        return StoreFullError(
+            "the store could not be written: the disk is full (nothing was changed)",
+            "free space on the disk holding the state directory; the daemon retries",
+        )
+    return exc
+
+
 @contextlib.contextmanager
 def transaction(conn: Connection, immediate: bool = True) -> Iterator[Connection]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. A full disk becomes
+    StoreFullError after the rollback, so callers can answer "try again later"."""
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        translated = _translate(exc) if isinstance(exc, Exception) else exc
+        if translated is not exc:
+            raise translated from None
         raise
-    conn.execute("COMMIT")
 
 
 class Store:

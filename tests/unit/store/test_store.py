@@ -115,3 +115,25 @@ async def test_failed_write_leaves_nothing(store: Store) -> None:
     with pytest.raises(ValueError):
         await store.write(half, "partial")
     assert await store.read(settings.get, "partial") is None
+
+
+async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store) -> None:
+    """A full disk (SQLITE_FULL, produced here with max_page_count) rolls the write back whole
+    and raises StoreFullError with an operator hint; earlier data stays readable."""
+    from kairand.store.database import StoreFullError
+
+    await store.write(settings.put, "before", "kept")
+    pages = store.raw_writer().execute("PRAGMA page_count").fetchone()[0]
+    store.raw_writer().execute(f"PRAGMA max_page_count = {pages}")
+
+    def fill(conn):  # type: ignore[no-untyped-def]
+        settings.put(conn, "partial", "x")
+        for i in range(2000):
+            settings.put(conn, f"big{i}", "y" * 1000)
+
+    with pytest.raises(StoreFullError) as caught:
+        await store.write(fill)
+    assert caught.value.exit_code == ExitCode.STORE
+    assert "disk is full" in caught.value.message
+    assert await store.read(settings.get, "partial") is None
+    assert await store.read(settings.get, "before") == "kept"

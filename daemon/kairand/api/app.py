@@ -1,0 +1,278 @@
+"""The staff API site: aiohttp on a unix socket, identity + roles + audit in one middleware.
+
+Every request: resolve the caller (SO_PEERCRED → user name → staff roster), check the route's
+roles in api.roles.ROUTES, run the handler, and append one audit entry (allowed or denied).
+Handlers raise ApiProblem for anything the caller did wrong; the middleware answers
+application/problem+json. An unexpected exception is logged and answered as a problem too (500),
+but the fuzz tests prove no body reaches that path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from kairand.api import roles as roles_table
+from kairand.api.identity import Peer, PeerResolver, peer_from_socket
+from kairand.api.problems import ApiProblem, from_validation
+from kairand.audit.chain import AuditEntry
+from kairand.config import Config
+from kairand.line.client import LineApi
+from kairand.logs import get_logger
+from kairand.store import audit as audit_store
+from kairand.store import staff as staff_store
+from kairand.store.database import Store
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+CONFIG = web.AppKey("api_config", Config)
+STORE = web.AppKey("api_store", Store)
+LINE = web.AppKey("api_line", object)  # LineApi | None (AppKey needs a concrete type)
+RESOLVER = web.AppKey("api_peer_resolver", object)
+STATE = web.AppKey("api_state", dict)
+
+STAFF = web.RequestKey("staff", staff_store.StaffRecord)
+ROUTE = web.RequestKey("route", roles_table.Route)
+AUDIT_DETAIL = web.RequestKey("audit_detail", dict)
+AUDITED = web.RequestKey("audited", bool)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def audit(request: web.Request, actor: str, outcome: str, detail: dict[str, Any]) -> None:
+    """Append the access-log entry for this call (S8). Never bodies, user ids or answers."""
+    route = request.get(ROUTE)
+    action = f"api.{route.name}" if route else "api.unknown"
+    target = request.match_info.get("id") or request.match_info.get("username") or ""
+    entry = AuditEntry(now_ms(), actor, action, outcome, target, detail)
+    try:
+        await request.app[STORE].write(audit_store.append, entry)
+    except Exception as exc:  # the answer still goes out; the failure is loud in the journal
+        log.error("api.audit_failed", action=action, error=type(exc).__name__)
+
+
+def line_of(request: web.Request) -> LineApi | None:
+    line = request.app.get(LINE)
+    return line if isinstance(line, LineApi) else None
+
+
+def config_of(request: web.Request) -> Config:
+    return request.app[CONFIG]
+
+
+def store_of(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+def staff_of(request: web.Request) -> staff_store.StaffRecord:
+    return request[STAFF]
+
+
+def note(request: web.Request, **detail: Any) -> None:
+    """Add non-personal facts (a delivery's title, a new version number) to the audit entry."""
+    request.setdefault(AUDIT_DETAIL, {}).update(detail)
+
+
+async def json_body(request: web.Request, model: type[M]) -> M:
+    """Read and validate the request body; every failure names the field (4xx, no write)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiProblem(
+            "payload-too-large",
+            f"送信できる大きさは {request.app[CONFIG].api.max_body_bytes} バイトまでです。",
+            field="body",
+        ) from None
+    if not raw.strip():
+        raw = b"{}"
+    elif request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise ApiProblem(
+            "unsupported-media-type", "Content-Type: application/json で送信してください。"
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiProblem(
+            "bad-request", "本文が JSON として読み取れません。", field="body"
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+    except RecursionError:
+        raise ApiProblem("bad-request", "本文の入れ子が深すぎます。", field="body") from None
+
+
+def query(request: web.Request, model: type[M]) -> M:
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values[0] if len(values) == 1 else values
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def _route_of(request: web.Request) -> roles_table.Route | None:
+    route = request.match_info.route
+    name = getattr(route, "name", None)
+    return roles_table.BY_NAME.get(name) if name else None
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = _route_of(request)
+    if route is not None:
+        request[ROUTE] = route
+    resolver: PeerResolver = request.app[RESOLVER]  # type: ignore[assignment]
+    peer: Peer = await resolver(request)
+    record = (
+        await request.app[STORE].read(staff_store.get, peer.username) if peer.username else None
+    )
+    base = {"method": request.method}
+    if record is None or not record.active:
+        reason = "inactive" if record is not None else "not_on_roster"
+        await audit(request, peer.label, "denied", {**base, "reason": reason, "uid": peer.uid})
+        log.warning("api.denied", reason=reason, uid=peer.uid)
+        return ApiProblem(
+            "forbidden",
+            "職員名簿に登録された有効な利用者だけが操作できます。管理者にお問い合わせください。",
+            code=reason,
+        ).response()
+    request[STAFF] = record
+    if route is None:
+        # Unknown path or method: still an access, still logged.
+        try:
+            resp = await handler(request)
+        except web.HTTPMethodNotAllowed:
+            problem = ApiProblem("method-not-allowed", "このメソッドは使えません。")
+        except web.HTTPException:
+            problem = ApiProblem("not-found", "そのアドレスの API はありません。")
+        else:  # pragma: no cover - aiohttp only routes through here for 404/405
+            return resp
+        await audit(request, record.username, "failed", {**base, "status": problem.status})
+        return problem.response()
+    if not roles_table.allowed(route, record.roles):
+        await audit(request, record.username, "denied", {**base, "reason": "role"})
+        return ApiProblem(
+            "forbidden",
+            "この操作に必要な役割がありません。管理者にお問い合わせください。",
+            code="role",
+        ).response()
+    if route.stream:
+        await audit(request, record.username, "allowed", base)
+        request[AUDITED] = True
+    try:
+        response = await handler(request)
+    except ApiProblem as problem:
+        response = problem.response()
+    except web.HTTPException:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("api.internal_error", route=route.name, error=type(exc).__name__)
+        response = ApiProblem("internal", "時間をおいてもう一度お試しください。").response()
+    if not request.get(AUDITED):
+        status = response.status
+        outcome = "allowed" if status < 400 else ("denied" if status == 403 else "failed")
+        detail = {**base, "status": status, **request.get(AUDIT_DETAIL, {})}
+        await audit(request, record.username, outcome, detail)
+    return response
+
+
+async def _default_problem_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: whatever escapes (aiohttp's own 413 on a huge body) becomes problem+json."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return ApiProblem("payload-too-large", "送信内容が大きすぎます。", field="body").response()
+    except web.HTTPException as exc:
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "bad-request")
+        return ApiProblem(kind, exc.reason or "", status=exc.status).response()
+
+
+problem_guard = web.middleware(_default_problem_guard)
+
+
+def make_api_app(
+    config: Config,
+    store: Store,
+    line: LineApi | None = None,
+    resolver: PeerResolver = peer_from_socket,
+) -> web.Application:
+    from kairand.api import views
+
+    app = web.Application(
+        middlewares=[problem_guard, access_middleware],
+        client_max_size=config.api.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[STORE] = store
+    app[LINE] = line
+    app[RESOLVER] = resolver
+    app[STATE] = {"stopping": asyncio.Event()}
+    for route in roles_table.ROUTES:
+        app.router.add_route(route.method, route.path, views.HANDLERS[route.name], name=route.name)
+    app.cleanup_ctx.append(views.background)
+    app.on_shutdown.append(views.stop_streams)
+    return app
+
+
+def _prepare_socket(path: Path, mode: int, group: str) -> None:
+    os.chmod(path, mode)
+    if group:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    config: Config,
+    store: Store,
+    line: LineApi | None = None,
+    resolver: PeerResolver = peer_from_socket,
+) -> AsyncIterator[web.Application]:
+    """Run the API on config.api.socket until the block exits (the daemon and tests use it)."""
+    app = make_api_app(config, store, line, resolver)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    path = config.api.socket
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, lambda: path.parent.mkdir(parents=True, exist_ok=True))
+    site = web.UnixSite(runner, str(path))
+    await site.start()
+    try:
+        await loop.run_in_executor(
+            None, _prepare_socket, path, config.api.socket_mode, config.api.socket_group
+        )
+        log.info("api.listening", socket=str(path))
+        yield app
+    finally:
+        await runner.cleanup()
+        with contextlib.suppress(OSError):
+            await loop.run_in_executor(None, path.unlink)
+
+
+async def api_component(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context for kairand.daemon.components(): the staff API site."""
+    from kairand import daemon
+
+    line = app.get(daemon.LINE)
+    async with serve(app[daemon.CONFIG], app[daemon.STORE], line):
+        yield

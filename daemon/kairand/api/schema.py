@@ -1,0 +1,424 @@
+"""Wire shapes of the staff API (`/v1/…`): one declaration shared by the daemon and the TUI.
+
+The TUI imports this module and nothing else from kairand, so it holds plain pydantic models
+and constants only: no server code, no store, no aiohttp. Every request model forbids unknown
+fields; a body that does not validate is answered with `application/problem+json` naming the
+field (see `Problem`). Documented endpoint by endpoint in docs/api.md.
+
+Times on the wire are ISO 8601 with an offset (the daemon answers in Japan time) unless a
+field's name ends in `_ms` (Unix milliseconds) or `_at_unix` (Unix seconds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kairand.conversation.survey import Option, Question, SurveyDefinition
+from kairand.delivery.model import DeliveryContent, Status
+from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
+
+__all__ = [
+    "API_VERSION",
+    "PROBLEM_TYPES",
+    "ROLES",
+    "AgeCondition",
+    "ApproveRequest",
+    "AudienceCount",
+    "AudienceCountRequest",
+    "AuditEntryOut",
+    "AuditPage",
+    "AuditQuery",
+    "AuditVerifyResult",
+    "ChoiceCondition",
+    "Created",
+    "DashboardCounters",
+    "DashboardOut",
+    "DayCount",
+    "DeliveryContent",
+    "DeliveryDetail",
+    "DeliveryEvent",
+    "DeliveryPage",
+    "DeliveryQuery",
+    "DeliverySummary",
+    "FourEyes",
+    "Health",
+    "Me",
+    "Option",
+    "Problem",
+    "ProblemType",
+    "Question",
+    "Quota",
+    "RejectRequest",
+    "SegmentFilter",
+    "StaffList",
+    "StaffOut",
+    "StaffUpdate",
+    "StatisticsCell",
+    "StatisticsOut",
+    "StatisticsQuestion",
+    "Status",
+    "SurveyDefinition",
+    "SurveyOut",
+    "SurveyUpdate",
+    "SurveyUpdated",
+    "TestRecipientCode",
+    "TestRecipients",
+    "TestSendResult",
+]
+
+API_VERSION = "v1"
+ROLES = ("admin", "author", "approver", "auditor")
+Role = Literal["admin", "author", "approver", "auditor"]
+
+# Stable problem `type` URIs: clients branch on these, never on the Japanese text.
+ProblemType = Literal[
+    "urn:kairan:problem:bad-request",  # body is not JSON, or a query parameter is malformed
+    "urn:kairan:problem:validation",  # a field does not validate (see `field`)
+    "urn:kairan:problem:unauthenticated",  # the caller's OS identity could not be read
+    "urn:kairan:problem:forbidden",  # not on the roster, inactive, or role not allowed
+    "urn:kairan:problem:four-eyes",  # approver is the delivery's author
+    "urn:kairan:problem:not-found",
+    "urn:kairan:problem:method-not-allowed",
+    "urn:kairan:problem:conflict",  # the action does not fit the current state
+    "urn:kairan:problem:payload-too-large",
+    "urn:kairan:problem:unsupported-media-type",
+    "urn:kairan:problem:line-unavailable",  # LINE could not be reached (test send)
+    "urn:kairan:problem:internal",  # a bug: reported, never expected
+]
+PROBLEM_TYPES: tuple[str, ...] = ProblemType.__args__  # type: ignore[attr-defined]
+
+
+class _Out(BaseModel):
+    """Response shapes: tolerant of fields a newer daemon adds (the TUI may be older)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _In(BaseModel):
+    """Request shapes: unknown fields are refused so a typo is never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class Problem(_Out):
+    """RFC 9457 problem details (`Content-Type: application/problem+json`)."""
+
+    type: str
+    title: str
+    """Japanese, short, for staff (e.g. 権限がありません)."""
+    status: int
+    detail: str = ""
+    """Japanese, one or two sentences saying what to do."""
+    field: str | None = None
+    """Dotted path of the offending field (e.g. `messages.0`), or a query parameter name."""
+    code: str | None = None
+    """Finer machine code where useful (e.g. the delivery service's error code)."""
+
+
+# -- identity ----------------------------------------------------------------------------
+
+
+class FourEyes(_Out):
+    self_approval_threshold: int
+    """Deliveries to fewer recipients than this may be approved by their author (0 = never)."""
+    relaxed: bool
+    """True when the threshold is above 0: the TUI shows that four eyes is relaxed."""
+
+
+class Me(_Out):
+    username: str
+    display_name: str
+    roles: list[Role]
+    training_mode: bool
+    """The LINE endpoint is the simulator: every screen shows 訓練モード."""
+    four_eyes: FourEyes
+    allowed: list[str]
+    """Names of the routes this caller may use (see docs/api.md), to grey out menu entries."""
+
+
+# -- dashboard ---------------------------------------------------------------------------
+
+
+class DayCount(_Out):
+    day: dt.date
+    """A Japan-time calendar day."""
+    follows: int
+    unfollows: int
+
+
+class Quota(_Out):
+    type: str
+    """LINE's quota type: "limited" or "none" (unlimited)."""
+    limit: int | None
+    """Messages per month (None when unlimited)."""
+    used: int
+    checked_at: dt.datetime
+    """When the daemon last asked LINE (cached for a few minutes)."""
+
+
+class Health(_Out):
+    last_webhook_at: dt.datetime | None
+    """Last webhook accepted from LINE (None: never)."""
+    line_reachable: bool | None
+    """Last call to the Messaging API succeeded (None: not called yet)."""
+    line_last_ok_at: dt.datetime | None
+    line_last_error: str | None
+    tls_not_after: dt.datetime | None
+    """Expiry of the webhook certificate, when one is installed."""
+
+
+class DashboardCounters(_Out):
+    """The figures that change while the dashboard is open (also sent as an SSE event)."""
+
+    friends: int
+    """Residents following the account now."""
+    registered: int
+    """Residents who completed the survey."""
+    deliveries_today: int
+    """Deliveries started today (Japan time)."""
+    messages_sent_today: int
+    """Recipients reached today (LINE counts one message per recipient)."""
+    active_deliveries: int
+    """Deliveries approved, scheduled or sending."""
+    pending_approval: int
+
+
+class DashboardOut(DashboardCounters):
+    days: list[DayCount]
+    """The last 7 Japan-time days, oldest first, including today."""
+    quota: Quota | None
+    """None when LINE could not be asked."""
+    health: Health
+    training_mode: bool
+
+
+# -- statistics (W4) ---------------------------------------------------------------------
+
+
+class StatisticsCell(_Out):
+    code: str
+    """Option code; for year questions the decade ("1980s"); "_none" for 回答なし."""
+    label: str
+    count: int | None
+    """None when suppressed (a small cell, or one that would reveal a small cell)."""
+    display: str
+    """What to show: the number, or "<10" (k = config.privacy.small_cell_threshold)."""
+
+
+class StatisticsQuestion(_Out):
+    code: str
+    title: str
+    kind: str
+    cells: list[StatisticsCell]
+
+
+class StatisticsOut(_Out):
+    survey_version: int
+    registered_display: str
+    """Registered residents (the population the cells count), suppressed like a cell."""
+    threshold: int
+    questions: list[StatisticsQuestion]
+
+
+# -- segments ----------------------------------------------------------------------------
+
+
+class AudienceCountRequest(_In):
+    segment: SegmentFilter
+
+
+class AudienceCount(_Out):
+    count: int
+    """Residents the segment selects now (registered, deliveries not stopped)."""
+    small: bool
+    """True when below the small-cell threshold: the TUI may warn before sending."""
+
+
+# -- deliveries --------------------------------------------------------------------------
+
+
+class DeliveryQuery(_In):
+    status: str | None = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class DeliverySummary(_Out):
+    id: int
+    title: str
+    status: str
+    urgent: bool
+    author: str
+    approver: str | None
+    scheduled_at: dt.datetime | None
+    created_at: dt.datetime | None
+    recipient_count: int | None
+    sent_count: int
+    failed_count: int
+
+
+class DeliveryPage(_Out):
+    items: list[DeliverySummary]
+    limit: int
+    offset: int
+    next_offset: int | None
+    """Pass as `offset` for the next page; None on the last page."""
+
+
+class DeliveryDetail(DeliverySummary):
+    content: DeliveryContent
+    status_reason: str | None = None
+    reject_comment: str | None = None
+    submitted_at: dt.datetime | None = None
+    approved_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    batches_total: int = 0
+    batches_done: int = 0
+    """Batches settled (sent, failed, flagged or cancelled)."""
+    progress: float = 0.0
+    """0.0 – 1.0: share of batches settled once the delivery is frozen into batches."""
+    quota_confirmed: bool = False
+    can_self_approve: bool = False
+    """Four eyes is relaxed for this delivery (recipients below the threshold)."""
+
+
+class ApproveRequest(_In):
+    """Body of approve and resume (may be empty)."""
+
+    confirm_over_quota: bool = False
+    """Approve although LINE's remaining monthly quota is smaller than the audience (the
+    daemon answers 409 `quota_exceeded` otherwise)."""
+
+
+class RejectRequest(_In):
+    comment: Annotated[str, Field(min_length=1, max_length=2000)]
+    """Why the delivery goes back to its author (差し戻し理由)."""
+
+
+class TestSendResult(_Out):
+    sent: int
+    """Test recipients the message was pushed to."""
+
+
+class Created(_Out):
+    id: int
+
+
+class DeliveryEvent(_Out):
+    """SSE `delivery` event: progress of one delivery."""
+
+    id: int
+    status: str
+    recipient_count: int | None
+    sent_count: int
+    failed_count: int
+    progress: float
+
+
+# -- test recipients ---------------------------------------------------------------------
+
+
+class TestRecipientCode(_Out):
+    code: str
+    """e.g. KAIRAN-123456: the staff member sends it from their own LINE to the account."""
+    expires_at: dt.datetime
+
+
+class TestRecipients(_Out):
+    count: int
+    """LINE accounts registered as this staff member's test recipients."""
+
+
+# -- survey ------------------------------------------------------------------------------
+
+
+class SurveyOut(_Out):
+    version: int
+    definition: SurveyDefinition
+
+
+class SurveyUpdate(_In):
+    definition: SurveyDefinition
+    based_on_version: int | None = None
+    """The version the editor started from; a newer current version → 409 (lost update)."""
+
+
+class SurveyUpdated(_Out):
+    version: int
+
+
+# -- staff roster ------------------------------------------------------------------------
+
+
+class StaffOut(_Out):
+    username: str
+    display_name: str
+    roles: list[Role]
+    handles_personal_data: bool
+    active: bool
+
+
+class StaffList(_Out):
+    items: list[StaffOut]
+
+
+class StaffUpdate(_In):
+    """PUT /v1/staff/{username}: create or replace a roster entry."""
+
+    display_name: Annotated[str, Field(min_length=1, max_length=100)]
+    roles: Annotated[list[Role], Field(max_length=4)]
+    handles_personal_data: bool = True
+    active: bool = True
+
+
+# -- audit -------------------------------------------------------------------------------
+
+
+class AuditQuery(_In):
+    actor: Annotated[str, Field(max_length=100)] | None = None
+    action: Annotated[str, Field(max_length=100)] | None = None
+    """Exact action, or a prefix ending in "." or "*" (e.g. `api.deliveries.`)."""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    before_seq: Annotated[int, Field(ge=1)] | None = None
+    """Cursor: entries with a smaller sequence number (newest first)."""
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class AuditEntryOut(_Out):
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+class AuditPage(_Out):
+    items: list[AuditEntryOut]
+    next_before_seq: int | None
+    """Pass as `before_seq` for the next (older) page; None when there is none."""
+
+
+class AuditVerifyResult(_Out):
+    ok: bool
+    entries: int
+    checkpoints: int
+    first_broken_seq: int | None
+    reason: str
+    head_hash: str
+
+
+# -- events (SSE) ------------------------------------------------------------------------
+
+EventName = Literal["dashboard", "delivery", "ping"]
+"""GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
+`event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""

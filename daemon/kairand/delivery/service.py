@@ -1,0 +1,469 @@
+"""Delivery operations for the staff API (issue-6 calls these; names fixed in CONTRACTS.md).
+
+They enforce the status machine (kairand.delivery.model) and G3 (only confidentiality class 1
+goes through LINE). They do NOT check roles or four eyes: the API does that before calling.
+Every state change writes an audit entry in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
+
+from kairand.audit.chain import AuditEntry
+from kairand.delivery.errors import (
+    ConfidentialityRefused,
+    DeliveryError,
+    DeliveryNotFound,
+    InvalidContent,
+    InvalidTransition,
+    NoTestRecipients,
+    QuotaExceeded,
+)
+from kairand.delivery.model import (
+    MAX_TEXT_UNITS,
+    TEST_PREFIX,
+    DeliveryContent,
+    Status,
+    can_move,
+    utf16_units,
+)
+from kairand.delivery.quota import read_quota
+from kairand.line.client import LineApi
+from kairand.logs import get_logger
+from kairand.segments.compiler import compile_segment
+from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
+from kairand.store import audit as audit_store
+from kairand.store import deliveries as q
+from kairand.store import segments as segment_queries
+from kairand.store import settings, test_recipients
+from kairand.store import survey as survey_store
+from kairand.store.database import Connection, Store
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    title: str
+    confidentiality: int
+    messages: list[str]
+    segment: SegmentFilter
+    notification_disabled: bool
+    scheduled_at: dt.datetime | None
+    urgent: bool
+    status: Status
+    status_reason: str | None
+    author: str
+    approver: str | None
+    reject_comment: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    submitted_at: dt.datetime | None
+    approved_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    recipient_count: int | None
+    sent_count: int
+    failed_count: int
+    batch_total: int
+    batches_sent: int
+    batches_failed: int
+    batches_pending: int
+    batches_in_flight: int
+    batches_needs_attention: int
+    batches_cancelled: int
+    progress: float
+    """Share of batches settled (sent, failed, flagged or cancelled), 0.0–1.0."""
+    quota_confirmed: bool
+
+    @property
+    def content(self) -> DeliveryContent:
+        return DeliveryContent(
+            title=self.title,
+            confidentiality=self.confidentiality,  # type: ignore[arg-type]
+            messages=tuple(self.messages),
+            segment=self.segment,
+            notification_disabled=self.notification_disabled,
+            scheduled_at=self.scheduled_at,
+            urgent=self.urgent,
+        )
+
+
+def _ts(value: int | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(value, dt.UTC) if value is not None else None
+
+
+def _view(row: q.DeliveryRow, totals: q.BatchTotals) -> DeliveryView:
+    settled = totals.sent + totals.failed + totals.needs_attention + totals.cancelled
+    return DeliveryView(
+        id=row.id,
+        title=row.title,
+        confidentiality=row.confidentiality,
+        messages=row.messages,
+        segment=SegmentFilter.model_validate(row.segment),
+        notification_disabled=row.notification_disabled,
+        scheduled_at=_ts(row.scheduled_at),
+        urgent=row.urgent,
+        status=Status(row.status),
+        status_reason=row.status_reason,
+        author=row.author,
+        approver=row.approver,
+        reject_comment=row.reject_comment,
+        created_at=_ts(row.created_at) or dt.datetime.now(dt.UTC),
+        updated_at=_ts(row.updated_at) or dt.datetime.now(dt.UTC),
+        submitted_at=_ts(row.submitted_at),
+        approved_at=_ts(row.approved_at),
+        started_at=_ts(row.started_at),
+        finished_at=_ts(row.finished_at),
+        recipient_count=row.recipient_count,
+        sent_count=row.sent_count,
+        failed_count=row.failed_count,
+        batch_total=totals.total,
+        batches_sent=totals.sent,
+        batches_failed=totals.failed,
+        batches_pending=totals.pending,
+        batches_in_flight=totals.in_flight,
+        batches_needs_attention=totals.needs_attention,
+        batches_cancelled=totals.cancelled,
+        progress=(settled / totals.total) if totals.total else 0.0,
+        quota_confirmed=row.quota_confirmed,
+    )
+
+
+def audit(
+    conn: Connection, actor: str, action: str, delivery_id: int, outcome: str = "ok", **detail: Any
+) -> None:
+    audit_store.append(
+        conn,
+        AuditEntry(
+            int(time.time() * 1000), actor, action, outcome, f"delivery {delivery_id}", detail
+        ),
+    )
+
+
+def _check_class(confidentiality: int) -> None:
+    if confidentiality != 1:
+        raise ConfidentialityRefused(confidentiality)
+
+
+def _check_segment(conn: Connection, segment: SegmentFilter) -> None:
+    current = survey_store.current(conn)
+    if current is None:
+        return
+    try:
+        validate_against(segment, current[1])
+    except SegmentError as exc:
+        raise InvalidContent(f"segment.{exc.field}", exc.message_ja) from None
+
+
+def _content_fields(content: DeliveryContent) -> dict[str, Any]:
+    return {
+        "title": content.title,
+        "confidentiality": content.confidentiality,
+        "messages": list(content.messages),
+        "segment_json": content.segment.model_dump_json(),
+        "notification_disabled": content.notification_disabled,
+        "urgent": content.urgent,
+        "scheduled_at": int(content.scheduled_at.timestamp()) if content.scheduled_at else None,
+    }
+
+
+def _load(conn: Connection, delivery_id: int) -> q.DeliveryRow:
+    row = q.get(conn, delivery_id)
+    if row is None:
+        raise DeliveryNotFound(delivery_id)
+    return row
+
+
+def _move(
+    conn: Connection, row: q.DeliveryRow, target: Status, action: str, now: int, **fields: Any
+) -> None:
+    if not can_move(row.status, target) or not q.set_status(
+        conn, row.id, [row.status], target.value, now, **fields
+    ):
+        raise InvalidTransition(row.id, row.status, action)
+
+
+# -- the operations -----------------------------------------------------------------------------
+
+
+async def create_draft(store: Store, author: str, content: DeliveryContent) -> int:
+    _check_class(content.confidentiality)
+
+    def tx(conn: Connection) -> int:
+        _check_segment(conn, content.segment)
+        delivery_id = q.insert(
+            conn, author=author, now=int(time.time()), **_content_fields(content)
+        )
+        audit(conn, author, "delivery.create", delivery_id)
+        return delivery_id
+
+    return await store.write(tx)
+
+
+async def update_draft(
+    store: Store, delivery_id: int, content: DeliveryContent, actor: str
+) -> None:
+    _check_class(content.confidentiality)
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, delivery_id)
+        if row.status != Status.draft.value:
+            raise InvalidTransition(delivery_id, row.status, "update")
+        _check_segment(conn, content.segment)
+        if not q.update_content(
+            conn, delivery_id, now=int(time.time()), **_content_fields(content)
+        ):
+            raise InvalidTransition(delivery_id, row.status, "update")
+        audit(conn, actor, "delivery.update", delivery_id)
+
+    await store.write(tx)
+
+
+async def submit(store: Store, delivery_id: int, actor: str) -> None:
+    def tx(conn: Connection) -> None:
+        row = _load(conn, delivery_id)
+        _check_class(row.confidentiality)
+        _check_segment(conn, SegmentFilter.model_validate(row.segment))
+        now = int(time.time())
+        _move(
+            conn, row, Status.pending_approval, "submit", now, submitted_at=now, reject_comment=None
+        )
+        audit(conn, actor, "delivery.submit", delivery_id)
+
+    await store.write(tx)
+
+
+async def approve(
+    store: Store,
+    delivery_id: int,
+    approver: str,
+    *,
+    line: LineApi | None = None,
+    confirm_over_quota: bool = False,
+) -> Status:
+    """Approve; returns the new status (approved: send now, scheduled: at scheduled_at).
+
+    With LINE given, reads the monthly quota first and raises QuotaExceeded when the segment
+    would exceed a limited quota, unless CONFIRM_OVER_QUOTA. The sender checks again before
+    sending (a delivery approved without LINE at hand is still protected).
+    """
+    row = await store.read(_load, delivery_id)
+    _check_class(row.confidentiality)
+    if row.status != Status.pending_approval.value:
+        raise InvalidTransition(delivery_id, row.status, "approve")
+    if line is not None:
+        quota = await read_quota(line)
+        if quota.limited and not confirm_over_quota:
+            needed = await _segment_count(store, row)
+            if not quota.allows(needed):
+                raise QuotaExceeded(needed, quota.remaining or 0)
+
+    def tx(conn: Connection) -> Status:
+        current = _load(conn, delivery_id)
+        _check_segment(conn, SegmentFilter.model_validate(current.segment))
+        now = int(time.time())
+        target = (
+            Status.scheduled
+            if current.scheduled_at is not None and current.scheduled_at > now
+            else Status.approved
+        )
+        _move(
+            conn,
+            current,
+            target,
+            "approve",
+            now,
+            approver=approver,
+            approved_at=now,
+            quota_confirmed=int(confirm_over_quota),
+        )
+        audit(
+            conn,
+            approver,
+            "delivery.approve",
+            delivery_id,
+            status=target.value,
+            quota_confirmed=confirm_over_quota,
+        )
+        return target
+
+    return await store.write(tx)
+
+
+async def _segment_count(store: Store, row: q.DeliveryRow) -> int:
+    segment = SegmentFilter.model_validate(row.segment)
+    at = _ts(row.scheduled_at)
+    current = await store.read(survey_store.current)
+    compiled = compile_segment(segment, send_date(at), current[1] if current else None)
+    return await store.read(segment_queries.count, compiled)
+
+
+async def reject(store: Store, delivery_id: int, approver: str, comment: str) -> None:
+    """Send back to the author as a draft with COMMENT (差し戻し)."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, delivery_id)
+        if row.status != Status.pending_approval.value:
+            raise InvalidTransition(delivery_id, row.status, "reject")
+        _move(
+            conn,
+            row,
+            Status.draft,
+            "reject",
+            int(time.time()),
+            reject_comment=comment,
+            approver=None,
+        )
+        audit(conn, approver, "delivery.reject", delivery_id)
+
+    await store.write(tx)
+
+
+async def cancel(store: Store, delivery_id: int, actor: str) -> None:
+    """Cancel; a sending delivery stops before its next batch (batches already requested are
+    still confirmed with their retry key). See docs/delivery.md."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, delivery_id)
+        now = int(time.time())
+        _move(conn, row, Status.cancelled, "cancel", now, finished_at=now)
+        dropped = q.cancel_pending_batches(conn, delivery_id)
+        audit(
+            conn,
+            actor,
+            "delivery.cancel",
+            delivery_id,
+            batches_cancelled=dropped,
+            previous_status=row.status,
+        )
+
+    await store.write(tx)
+
+
+async def resume(
+    store: Store, delivery_id: int, actor: str, *, confirm_over_quota: bool = False
+) -> None:
+    """Resume a delivery paused as quota_exhausted (after the quota was raised or reset)."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, delivery_id)
+        _check_class(row.confidentiality)
+        _move(
+            conn,
+            row,
+            Status.sending,
+            "resume",
+            int(time.time()),
+            status_reason=None,
+            quota_confirmed=int(confirm_over_quota or row.quota_confirmed),
+        )
+        audit(conn, actor, "delivery.resume", delivery_id)
+
+    await store.write(tx)
+
+
+async def get(store: Store, delivery_id: int) -> DeliveryView:
+    def tx(conn: Connection) -> DeliveryView:
+        row = _load(conn, delivery_id)
+        return _view(row, q.batch_totals(conn, delivery_id))
+
+    return await store.read(tx)
+
+
+async def list_deliveries(
+    store: Store, status: Status | str | None = None, limit: int = 50, offset: int = 0
+) -> list[DeliveryView]:
+    wanted = Status(status).value if status is not None else None
+
+    def tx(conn: Connection) -> list[DeliveryView]:
+        rows = q.list_rows(conn, wanted, limit, offset)
+        return [_view(row, q.batch_totals(conn, row.id)) for row in rows]
+
+    return await store.read(tx)
+
+
+# -- test send ---------------------------------------------------------------------------------
+
+
+def test_messages(messages: list[str]) -> list[str]:
+    out = []
+    for i, text in enumerate(messages):
+        marked = TEST_PREFIX + text
+        if utf16_units(marked) > MAX_TEXT_UNITS:
+            raise InvalidContent(
+                f"messages[{i}]",
+                f"メッセージ{i + 1}はテスト送信の表示を付けると{MAX_TEXT_UNITS:,}文字"
+                "（UTF-16単位）を超えます。少し短くしてください。",
+            )
+        out.append(marked)
+    return out
+
+
+async def test_send(
+    store: Store,
+    line: LineApi,
+    delivery_id: int,
+    staff: str,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Push the delivery's messages, marked 【テスト送信】, to STAFF's own test recipients only
+    (push, never multicast; no approval needed). Returns how many received it."""
+    row = await store.read(_load, delivery_id)
+    _check_class(row.confidentiality)
+    if row.status == Status.cancelled.value:
+        raise InvalidTransition(delivery_id, row.status, "test_send")
+    recipients = await store.read(test_recipients.recipients_of, staff)
+    if not recipients:
+        raise NoTestRecipients()
+    texts = test_messages(row.messages)
+    ok = 0
+    last_error = None
+    for to in recipients:
+        request = PushMessageRequest(
+            to=to,
+            messages=[TextMessage(text=t) for t in texts],  # type: ignore[call-arg]
+            notification_disabled=row.notification_disabled,
+        )  # type: ignore[call-arg]
+        try:
+            await line.messaging.push_message(
+                request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=line.timeout
+            )
+            ok += 1
+        except ApiException as exc:
+            last_error = f"push HTTP {exc.status}"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            last_error = f"push {type(exc).__name__}"
+    now = clock()
+
+    def tx(conn: Connection) -> None:
+        if ok:
+            settings.put(conn, "line.last_ok_at", int(now))
+        if last_error:
+            settings.put(conn, "line.last_error", {"at": int(now), "error": last_error})
+        audit(
+            conn,
+            staff,
+            "delivery.test_send",
+            delivery_id,
+            outcome="ok" if ok == len(recipients) else "failed",
+            recipients=len(recipients),
+            delivered=ok,
+        )
+
+    await store.write(tx)
+    if ok == 0:
+        raise DeliveryError(
+            "test_send_failed",
+            "テスト送信に失敗しました。LINEとの接続状況を確認してから、もう一度お試しください。",
+        )
+    return ok

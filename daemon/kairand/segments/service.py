@@ -1,0 +1,27 @@
+"""Segment operations for the staff API: validate a filter against the survey and count it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kairand.conversation.survey import SurveyDefinition
+from kairand.segments.compiler import compile_segment
+from kairand.segments.model import SegmentFilter, send_date, validate_against
+from kairand.store import segments as segment_queries
+from kairand.store.database import Store
+
+
+async def audience_count(
+    store: Store,
+    segment: SegmentFilter,
+    survey: SurveyDefinition,
+    today: dt.date | None = None,
+) -> int:
+    """How many residents SEGMENT selects on TODAY (Japan time; now when None).
+
+    Raises kairand.segments.model.SegmentError when the filter does not fit SURVEY.
+    """
+    validate_against(segment, survey)
+    on = today if today is not None else send_date()
+    compiled = compile_segment(segment, on, survey)
+    return await store.read(segment_queries.count, compiled)

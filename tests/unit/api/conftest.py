@@ -1,0 +1,22 @@
+"""Fixture for API tests: a real store and the API on a real unix socket (peer resolver
+injected: tests/integration/test_api_peercred.py proves the SO_PEERCRED path with a real uid)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from api_helpers import add_staff, header_resolver
+
+from kairand.api.app import serve
+from kairand.api.client import ApiClient, connect
+from kairand.config import Config
+from kairand.store.database import Store
+
+
+@pytest.fixture
+async def api(config: Config, store: Store) -> AsyncIterator[ApiClient]:
+    """The API served on config.api.socket with the header resolver; yields a client."""
+    add_staff(store)
+    async with serve(config, store, None, header_resolver), connect(config.api.socket) as client:
+        yield client

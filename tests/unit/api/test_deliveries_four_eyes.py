@@ -1,0 +1,147 @@
+"""Deliveries through the API: the whole approval flow, four eyes, and G3 (S7, G3, S8)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from api_helpers import add_residents, add_staff, count, header_resolver, with_threshold
+
+from kairand.api.app import serve
+from kairand.api.client import ApiClient, connect
+from kairand.config import Config
+from kairand.store import audit as audit_store
+from kairand.store.database import Store
+
+DRAFT = {
+    "title": "防災訓練のお知らせ",
+    "confidentiality": 1,
+    "messages": ["11月30日に防災訓練を行います。"],
+    "segment": {"all_registered": True},
+}
+
+
+async def submitted(api: ApiClient, author: str) -> int:
+    r = await api.as_user(author).post("/v1/deliveries", DRAFT)
+    assert r.status == 201, r.body
+    delivery_id = r.body["id"]
+    r = await api.as_user(author).post(f"/v1/deliveries/{delivery_id}/submit")
+    assert r.status == 200 and r.body["status"] == "pending_approval", r.body
+    return int(delivery_id)
+
+
+async def test_author_cannot_approve_own_delivery(api: ApiClient, store: Store) -> None:
+    """S7 four eyes: with the default threshold 0, the author (even holding the approver role)
+    is refused with urn:kairan:problem:four-eyes, audited; another approver may approve."""
+    delivery_id = await submitted(api, "aut2")  # aut2 holds author and approver
+    r = await api.as_user("aut2").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 403 and r.problem_type == "urn:kairan:problem:four-eyes"
+    assert r.body["code"] == "self_approval" and r.body["detail"]
+    entry = store.read_sync(audit_store.query, audit_store.AuditFilter(actor="aut2"), 1)[0]
+    assert entry.entry.action == "api.deliveries.approve" and entry.entry.outcome == "denied"
+    assert entry.entry.target == str(delivery_id)
+    r = await api.as_user("aut2").get(f"/v1/deliveries/{delivery_id}")
+    assert r.body["status"] == "pending_approval" and r.body["approver"] is None
+    r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 200 and r.body["status"] == "approved" and r.body["approver"] == "apr"
+    me = await api.as_user("apr").get("/v1/me")
+    assert me.body["four_eyes"] == {"self_approval_threshold": 0, "relaxed": False}
+
+
+@pytest.fixture
+async def relaxed_api(config: Config, store: Store) -> AsyncIterator[ApiClient]:
+    add_staff(store)
+    cfg = with_threshold(config, 5)
+    async with serve(cfg, store, None, header_resolver), connect(cfg.api.socket) as client:
+        yield client
+
+
+async def test_relaxed_threshold_lets_small_deliveries_self_approve(
+    relaxed_api: ApiClient, store: Store
+) -> None:
+    """S7: below delivery.self_approval_threshold (here 5; no registered residents yet, so 0
+    recipients) the author may approve; /v1/me says four eyes is relaxed."""
+    me = await relaxed_api.as_user("aut2").get("/v1/me")
+    assert me.body["four_eyes"] == {"self_approval_threshold": 5, "relaxed": True}
+    delivery_id = await submitted(relaxed_api, "aut2")
+    detail = await relaxed_api.as_user("aut2").get(f"/v1/deliveries/{delivery_id}")
+    assert detail.body["status"] == "pending_approval"
+    r = await relaxed_api.as_user("aut2").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 200 and r.body["approver"] == "aut2", r.body
+    entry = store.read_sync(
+        audit_store.query, audit_store.AuditFilter(action="api.deliveries.approve"), 1
+    )[0]
+    assert entry.entry.detail["four_eyes"] == "relaxed" and entry.entry.detail["recipients"] == 0
+
+
+async def test_relaxed_threshold_still_holds_for_large_audiences(
+    relaxed_api: ApiClient, store: Store
+) -> None:
+    """S7: at or above the threshold the author is refused again (5 registered residents)."""
+    add_residents(store, 5)
+    delivery_id = await submitted(relaxed_api, "aut2")
+    r = await relaxed_api.as_user("aut2").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 403 and r.problem_type == "urn:kairan:problem:four-eyes"
+
+
+async def test_reject_with_comment_then_edit_and_cancel(api: ApiClient) -> None:
+    """S7: an approver sends a delivery back with a comment; the author sees it, edits the
+    draft, and cancels it; moves that do not fit the status are 409 with the service's code."""
+    delivery_id = await submitted(api, "aut")
+    r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/reject", {"comment": ""})
+    assert r.status == 422 and r.body["field"] == "comment"
+    r = await api.as_user("apr").post(
+        f"/v1/deliveries/{delivery_id}/reject", {"comment": "日付を確認してください。"}
+    )
+    assert r.status == 200 and r.body["status"] == "draft"
+    assert r.body["reject_comment"] == "日付を確認してください。"
+    edited = {**DRAFT, "title": "防災訓練（日付訂正）"}
+    r = await api.as_user("aut").put(f"/v1/deliveries/{delivery_id}", edited)
+    assert r.status == 200 and r.body["title"] == "防災訓練（日付訂正）"
+    assert r.body["content"]["messages"] == DRAFT["messages"]
+    r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 409 and r.body["code"] == "invalid_transition"
+    r = await api.as_user("aut").post(f"/v1/deliveries/{delivery_id}/cancel")
+    assert r.status == 200 and r.body["status"] == "cancelled"
+    r = await api.as_user("aut").put(f"/v1/deliveries/{delivery_id}", edited)
+    assert r.status == 409 and r.problem_type == "urn:kairan:problem:conflict"
+
+
+async def test_list_pages_and_filters(api: ApiClient) -> None:
+    """Pagination: limit/offset with next_offset, newest first; status filter validated."""
+    ids = []
+    for i in range(5):
+        r = await api.as_user("aut").post("/v1/deliveries", {**DRAFT, "title": f"配信{i}"})
+        ids.append(r.body["id"])
+    await api.as_user("aut").post(f"/v1/deliveries/{ids[0]}/submit")
+    seen = []
+    offset: int | None = 0
+    while offset is not None:
+        r = await api.as_user("aud").get("/v1/deliveries", params={"limit": 2, "offset": offset})
+        assert r.status == 200 and len(r.body["items"]) <= 2
+        seen += [item["id"] for item in r.body["items"]]
+        offset = r.body["next_offset"]
+    assert sorted(seen) == sorted(ids)
+    r = await api.as_user("aud").get("/v1/deliveries", params={"status": "pending_approval"})
+    assert [item["id"] for item in r.body["items"]] == [ids[0]]
+    r = await api.as_user("aud").get("/v1/deliveries", params={"status": "bogus"})
+    assert r.status == 422 and r.body["field"] == "status"
+    r = await api.as_user("aud").get("/v1/deliveries", params={"limit": "0"})
+    assert r.status == 422 and r.body["field"] == "limit"
+
+
+async def test_confidential_content_is_refused(api: ApiClient, store: Store) -> None:
+    """G3: class 2/3 content is refused with 422 naming `confidentiality`; nothing is stored."""
+    before = count(store, "deliveries")
+    r = await api.as_user("aut").post("/v1/deliveries", {**DRAFT, "confidentiality": 2})
+    assert r.status == 422 and r.body["field"] == "confidentiality"
+    assert r.body["code"] == "confidentiality_refused"
+    after = count(store, "deliveries")
+    assert before == after
+
+
+async def test_test_send_without_line_is_a_clear_problem(api: ApiClient) -> None:
+    """A test send when the daemon has no LINE client is 503 line-unavailable, not a 500."""
+    r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
+    r = await api.as_user("aut").post(f"/v1/deliveries/{r.body['id']}/test-send")
+    assert r.status == 503 and r.problem_type == "urn:kairan:problem:line-unavailable"
