@@ -81,7 +81,16 @@ class ApiSection(Section):
 
 class DeliverySection(Section):
     multicast_rate_per_second: Annotated[float, Field(gt=0, le=2000)] = 200.0
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 16
+    """Token-bucket rate of multicast requests (LINE allows 200/s per channel)."""
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 40
+    """Multicast requests in flight at once. To reach the rate at LINE's latency it must be at
+    least rate x latency (200/s x 0.15 s = 30); 40 leaves headroom."""
+    retry_base_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """First retry delay after a 5xx / timeout (doubles each time, full jitter)."""
+    retry_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Longest delay between retries of one batch."""
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """How often the sender looks for due deliveries when idle."""
     self_approval_threshold: Annotated[int, Field(ge=0)] = 0
     """Deliveries to fewer recipients than this may be approved by their author (0 = never)."""
 

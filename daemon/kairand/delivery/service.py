@@ -431,9 +431,9 @@ async def test_send(
     for to in recipients:
         request = PushMessageRequest(
             to=to,
-            messages=[TextMessage(text=t) for t in texts],  # type: ignore[call-arg]
+            messages=[TextMessage(text=t) for t in texts],
             notification_disabled=row.notification_disabled,
-        )  # type: ignore[call-arg]
+        )
         try:
             await line.messaging.push_message(
                 request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=line.timeout

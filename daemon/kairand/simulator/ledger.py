@@ -1,0 +1,81 @@
+"""Every message a synthetic resident received, queryable by tests and the demo:
+"who received delivery X, and how often"."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One request's messages as one resident received them."""
+
+    user_id: str
+    kind: str  # "reply" | "push" | "multicast"
+    request_id: str
+    retry_key: str | None
+    messages: tuple[dict[str, Any], ...]
+    at: float  # simulated epoch seconds
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(m.get("text", m.get("altText", "")) for m in self.messages)
+
+    def contains_text(self, needle: str) -> bool:
+        return any(needle in t for t in self.texts)
+
+
+@dataclass
+class Ledger:
+    receipts: list[Receipt] = field(default_factory=list)
+    _by_user: dict[str, list[Receipt]] = field(default_factory=dict)
+
+    def record(self, receipt: Receipt) -> None:
+        self.receipts.append(receipt)
+        self._by_user.setdefault(receipt.user_id, []).append(receipt)
+
+    def find(
+        self,
+        *,
+        user_id: str | None = None,
+        kind: str | None = None,
+        request_id: str | None = None,
+        retry_key: str | None = None,
+        text: str | None = None,
+    ) -> list[Receipt]:
+        """Receipts matching every given filter (`text` is a substring of any message)."""
+        source: Iterable[Receipt] = (
+            self._by_user.get(user_id, []) if user_id is not None else self.receipts
+        )
+        return [
+            r
+            for r in source
+            if (kind is None or r.kind == kind)
+            and (request_id is None or r.request_id == request_id)
+            and (retry_key is None or r.retry_key == retry_key)
+            and (text is None or r.contains_text(text))
+        ]
+
+    def recipients(self, **filters: Any) -> Counter[str]:
+        """user id -> how many matching receipts that resident got (2+ means a duplicate)."""
+        return Counter(r.user_id for r in self.find(**filters))
+
+    def for_user(self, user_id: str) -> list[Receipt]:
+        return list(self._by_user.get(user_id, []))
+
+    def last_for(self, user_id: str) -> Receipt | None:
+        got = self._by_user.get(user_id)
+        return got[-1] if got else None
+
+    def __len__(self) -> int:
+        return len(self.receipts)
+
+    async def wait_for(self, predicate: Callable[[Ledger], bool]) -> None:
+        """Wait until `predicate(ledger)` holds; bound it with `asyncio.timeout`."""
+        # Polling: receipts arrive from many handlers; a 5 ms poll is simpler than wiring events.
+        while not predicate(self):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)

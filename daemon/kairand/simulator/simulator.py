@@ -1,0 +1,275 @@
+"""`Simulator`: the LINE Platform (Messaging API server + webhook sender) and a population of
+synthetic residents who use the conversation, in one object with `start()`/`stop()`."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from kairand.logs import get_logger
+from kairand.simulator import behaviour
+from kairand.simulator.api import Platform, make_api_app
+from kairand.simulator.clock import Clock, RealClock
+from kairand.simulator.faults import FaultProfile
+from kairand.simulator.ledger import Ledger, Receipt
+from kairand.simulator.population import Municipality, Population, Resident, bot_user_id
+from kairand.simulator.spec import messaging_spec
+from kairand.simulator.webhook import EventFactory, WebhookSender, WebhookTarget
+
+log = get_logger(__name__)
+
+BANNER = "訓練モード（シミュレーター）: 実在の住民には送信されません"
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything a simulated LINE channel needs. Defaults give a quiet, fault-free channel."""
+
+    seed: int = 0
+    population: int = 100
+    municipality: Municipality = field(default_factory=Municipality)
+    channel_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    access_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    bot_user_id: str | None = None  # the webhook `destination`; derived from the seed if None
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port; see Simulator.api_url
+    webhook: WebhookTarget | None = None  # None: events are kept in Simulator.outbox
+    faults: FaultProfile = field(default_factory=FaultProfile)
+    rates: dict[str, float] | None = None  # endpoint group -> requests/s (LINE's by default)
+    burst_seconds: float = 1.0
+    quota_limit: int | None = None
+    reply_token_ttl_s: float = 60.0
+    retry_key_ttl_s: float = 24 * 3600.0
+    think_time_s: tuple[float, float] = (0.0, 0.0)  # real seconds before a resident reacts
+    auto_react: bool = True
+    redelivery: bool = True
+    redelivery_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    duplicate_ratio: float = 0.0
+    reorder_ratio: float = 0.0
+    max_events_per_body: int = 10
+    webhook_concurrency: int = 8
+    webhook_timeout_s: float = 2.0
+    clock: Clock = field(default_factory=RealClock)
+
+
+class Simulator:
+    """Use as `async with Simulator(SimulatorConfig(...)) as sim:` or start()/stop()."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        c = self.config
+        self.population = Population(c.population, c.seed, c.municipality)
+        self.bot_user_id = c.bot_user_id or bot_user_id(c.seed)
+        self.ledger = Ledger()
+        self.platform = Platform(
+            channel_secret=c.channel_secret,
+            access_tokens=frozenset({c.access_token}),
+            bot_user_id=self.bot_user_id,
+            bot_display_name=f"{c.municipality.name}（訓練）",
+            clock=c.clock,
+            faults=c.faults,
+            rates=c.rates,
+            burst_seconds=c.burst_seconds,
+            quota_limit=c.quota_limit,
+            reply_token_ttl_s=c.reply_token_ttl_s,
+            retry_key_ttl_s=c.retry_key_ttl_s,
+            seed=c.seed,
+            ledger=self.ledger,
+        )
+        self.platform.listeners.append(self._on_delivery)
+        self.events = EventFactory(c.clock, c.seed)
+        self.sender: WebhookSender | None = None
+        self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
+        self.memories: dict[str, behaviour.Memory] = {}
+        self.outcomes: Counter[str] = Counter()
+        self._rngs: dict[str, random.Random] = {}
+        self._runner: web.AppRunner | None = None
+        self._reactions: set[asyncio.Task[None]] = set()
+        self._next_follower = 0
+        self.api_url = ""
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        c = self.config
+        log.info("simulator.start", population=len(self.population), seed=c.seed)
+        await asyncio.to_thread(messaging_spec)  # reads and compiles the spec files once
+        self._runner = web.AppRunner(
+            make_api_app(self.platform), access_log=None, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, c.host, c.port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.api_url = f"http://{c.host}:{port}"
+        if c.webhook is not None:
+            self.sender = WebhookSender(
+                c.webhook,
+                c.channel_secret,
+                self.bot_user_id,
+                seed=c.seed,
+                max_events_per_body=c.max_events_per_body,
+                concurrency=c.webhook_concurrency,
+                timeout_s=c.webhook_timeout_s,
+                redelivery=c.redelivery,
+                redelivery_delays_s=c.redelivery_delays_s,
+                duplicate_ratio=c.duplicate_ratio,
+                reorder_ratio=c.reorder_ratio,
+            )
+            await self.sender.start()
+
+    async def stop(self) -> None:
+        for task in list(self._reactions):
+            task.cancel()
+        await asyncio.gather(*self._reactions, return_exceptions=True)
+        if self.sender is not None:
+            await self.sender.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        log.info("simulator.stop", receipts=len(self.ledger))
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def idle(self) -> bool:
+        return not self._reactions and (self.sender is None or self.sender.idle)
+
+    async def wait_idle(self) -> None:
+        """Wait until no resident is about to react and no webhook is queued or in flight
+        (bound it with `asyncio.timeout`; with a bot attached, a reply may still be coming)."""
+        while True:
+            await asyncio.sleep(0.005)
+            if self.idle:
+                await asyncio.sleep(0.02)  # a reply may still be on its way back
+                if self.idle:
+                    return
+
+    # ---- what residents do ----------------------------------------------------------------
+    def resident(self, user_id: str) -> Resident:
+        found = self.population.get(user_id)
+        if found is None:
+            raise KeyError("not a resident of this simulation")
+        return found
+
+    def profile_of(self, resident: Resident) -> dict[str, Any]:
+        profile: dict[str, Any] = {
+            "userId": resident.user_id,
+            "displayName": resident.display_name,
+            "language": resident.language,
+        }
+        if resident.picture_url:
+            profile["pictureUrl"] = resident.picture_url
+        if resident.status_message:
+            profile["statusMessage"] = resident.status_message
+        return profile
+
+    def follow(self, n: int = 1, residents: list[Resident] | None = None) -> list[Resident]:
+        """Residents add the account as a friend (a follow event each). By default the next `n`
+        residents who have never followed; pass `residents` to (re)follow specific ones."""
+        if residents is None:
+            residents = self.population.residents[self._next_follower : self._next_follower + n]
+            self._next_follower += len(residents)
+        for resident in residents:
+            uid = resident.user_id
+            unblocked = uid in self.platform.blocked
+            self.platform.add_follower(self.profile_of(resident))
+            self.memories[uid] = behaviour.Memory()
+            token = self.platform.new_reply_token(uid)
+            self.emit(self.events.follow(uid, token, unblocked=unblocked))
+        return residents
+
+    def unfollow(self, user_id: str) -> None:
+        """The resident blocks the account."""
+        self.platform.block(user_id)
+        self.memories[user_id] = behaviour.Memory(blocked=True)
+        self.emit(self.events.unfollow(user_id))
+
+    def send_text(self, user_id: str, text: str) -> dict[str, Any]:
+        """The resident types free text."""
+        event = self.events.text(user_id, self.platform.new_reply_token(user_id), text)
+        self.emit(event)
+        return event
+
+    def send_postback(
+        self, user_id: str, data: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        event = self.events.postback(user_id, self.platform.new_reply_token(user_id), data, params)
+        self.emit(event)
+        return event
+
+    def rich_menu_actions(self, user_id: str) -> list[dict[str, Any]]:
+        menu = self.platform.rich_menu_for(user_id)
+        if menu is None:
+            return []
+        return [
+            a["action"] for a in menu.body.get("areas", []) if isinstance(a.get("action"), dict)
+        ]
+
+    def tap_rich_menu(self, user_id: str) -> bool:
+        """The resident taps 「設定を変更」 (or the closest settings tile) on the rich menu."""
+        action = behaviour.settings_action(self.rich_menu_actions(user_id))
+        if action is None:
+            return False
+        self._perform(user_id, action)
+        return True
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.sender is None:
+            self.outbox.append(event)
+        else:
+            self.sender.enqueue(event)
+
+    def _perform(self, user_id: str, action: behaviour.Action) -> None:
+        if action.kind == "unfollow":
+            self.unfollow(user_id)
+        elif action.kind == "text":
+            self.send_text(user_id, action.text)
+        else:
+            self.send_postback(user_id, action.data, action.params)
+
+    def _on_delivery(self, receipt: Receipt) -> None:
+        if not self.config.auto_react or receipt.user_id not in self.population:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._react(receipt), name="sim-resident-reaction"
+        )
+        self._reactions.add(task)
+        task.add_done_callback(self._reaction_done)
+
+    def _reaction_done(self, task: asyncio.Task[None]) -> None:
+        self._reactions.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("simulator.reaction.failed", error=repr(task.exception()))
+
+    async def _react(self, receipt: Receipt) -> None:
+        uid = receipt.user_id
+        rng = self._rngs.get(uid)
+        if rng is None:
+            rng = self._rngs[uid] = self.resident(uid).rng()
+        lo, hi = self.config.think_time_s
+        if hi > 0:
+            await asyncio.sleep(rng.uniform(lo, hi))
+        memory = self.memories.get(uid, behaviour.Memory())
+        reaction = behaviour.react(
+            self.resident(uid),
+            list(receipt.messages),
+            memory,
+            rng,
+            kind=receipt.kind,
+            rich_menu_actions=self.rich_menu_actions(uid),
+        )
+        self.memories[uid] = reaction.memory
+        self.outcomes[reaction.reason] += 1
+        if reaction.action is not None and self.platform.is_follower(uid):
+            self._perform(uid, reaction.action)

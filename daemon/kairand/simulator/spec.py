@@ -1,0 +1,198 @@
+"""Request and webhook-body validation against LINE's own OpenAPI specs (line_openapi/).
+
+The specs use OpenAPI 3.0 `discriminator` for polymorphic objects (Message, Action, Event, ...),
+which plain JSON Schema ignores. We load each spec once, rewrite every discriminated base into a
+dispatching schema (the base's own checks live on as `<Name>__base`, which the subtypes' `allOf`
+now point at, so there is no recursion), and validate with a Draft 4 validator, the JSON Schema
+dialect OpenAPI 3.0 is built on. Message sets repeat (the same question goes to many
+residents), so results are cached per distinct body minus its volatile keys (reply token,
+recipients): uncached, a reply with seven quick-reply items costs ~3 ms to validate.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema import validators
+
+SCHEMA_PREFIX = "#/components/schemas/"
+# Valid values for volatile keys, so a cached check of the rest of a body cannot fail on them.
+_STAND_INS: dict[str, Any] = {"replyToken": "x", "to": "U00000000000000000000000000000000"}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One entry of LINE's error `details` array."""
+
+    message: str
+    property: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"message": self.message, "property": self.property}
+
+
+def _discriminator(
+    validator: Any, discriminator: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    if not isinstance(instance, dict):
+        return
+    prop = discriminator["propertyName"]
+    mapping: dict[str, str] = discriminator.get("mapping", {})
+    value = instance.get(prop)
+    if value is None:
+        return  # `required` on the base reports the missing property
+    target = mapping.get(value) if isinstance(value, str) else None
+    if target is None:
+        yield jsonschema.ValidationError(
+            f"Must be one of the following values: [{', '.join(sorted(mapping))}]",
+            path=[prop],
+        )
+        return
+    yield from validator.descend(instance, {"$ref": target})
+
+
+_Validator = validators.extend(jsonschema.Draft4Validator, {"discriminator": _discriminator})
+
+
+def _rewrite_discriminators(schemas: dict[str, Any]) -> dict[str, Any]:
+    schemas = copy.deepcopy(schemas)
+    for name, schema in list(schemas.items()):
+        disc = schema.get("discriminator") if isinstance(schema, dict) else None
+        if not disc:
+            continue
+        base = {k: v for k, v in schema.items() if k != "discriminator"}
+        schemas[f"{name}__base"] = base
+        for target in disc.get("mapping", {}).values():
+            sub = schemas.get(target.removeprefix(SCHEMA_PREFIX))
+            for part in (sub or {}).get("allOf", []):
+                if part.get("$ref") == SCHEMA_PREFIX + name:
+                    part["$ref"] = f"{SCHEMA_PREFIX}{name}__base"
+    return schemas
+
+
+def _property_path(path: Any) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message_for(error: jsonschema.ValidationError) -> str:
+    # LINE's own wording for the common cases; the raw jsonschema text otherwise.
+    if error.validator == "required":
+        return "Must not be null"
+    if error.validator == "maxItems":
+        return f"Size must be between {error.schema.get('minItems', 0)} and {error.validator_value}"
+    if error.validator == "minItems":
+        return f"Size must be between {error.validator_value} and {error.schema.get('maxItems')}"
+    if error.validator == "maxLength":
+        return f"Length must be between 0 and {error.validator_value}"
+    if error.validator == "enum":
+        return f"Must be one of the following values: {error.validator_value}"
+    return error.message
+
+
+class Spec:
+    """One loaded OpenAPI document; `validate(schema_name, body)` lists LINE-style details."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.schemas = _rewrite_discriminators(document["components"]["schemas"])
+        self._validators: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], list[ErrorDetail]] = {}
+
+    def validator(self, schema_name: str) -> Any:
+        found = self._validators.get(schema_name)
+        if found is None:
+            if schema_name not in self.schemas:
+                raise KeyError(schema_name)
+            root = {"$ref": SCHEMA_PREFIX + schema_name, "components": {"schemas": self.schemas}}
+            found = _Validator(root)
+            self._validators[schema_name] = found
+        return found
+
+    def validate(
+        self, schema_name: str, body: Any, volatile: tuple[str, ...] = ()
+    ) -> list[ErrorDetail]:
+        """LINE-style error details for `body` against component `schema_name`.
+
+        Keys named in `volatile` (reply tokens, recipients) change on every request while the
+        rest (the messages) repeats; the rest is validated once per distinct value and cached,
+        the volatile keys are checked on their own against their property schemas.
+        """
+        if not volatile or not isinstance(body, dict):
+            return self._validate_now(schema_name, body)
+        rest = {k: v for k, v in body.items() if k not in volatile}
+        key = (schema_name, json.dumps(rest, sort_keys=True, ensure_ascii=False))
+        cached = self._cache.get(key)
+        if cached is None:
+            props = self.schemas[schema_name].get("properties", {})
+            stand_ins = {
+                k: [_STAND_INS[k]] if props.get(k, {}).get("type") == "array" else _STAND_INS[k]
+                for k in volatile
+                if k in body
+            }
+            cached = self._validate_now(schema_name, {**rest, **stand_ins})
+            if len(self._cache) >= 4096:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = cached
+        details = list(cached)
+        properties = self.schemas[schema_name].get("properties", {})
+        for name in volatile:
+            if name in body and name in properties:
+                for detail in self._validate_now_schema(properties[name], body[name]):
+                    prop = name + (
+                        detail.property
+                        if detail.property.startswith("[")
+                        else ("." + detail.property if detail.property else "")
+                    )
+                    details.append(ErrorDetail(detail.message, prop))
+        return details
+
+    def _validate_now_schema(self, schema: dict[str, Any], value: Any) -> list[ErrorDetail]:
+        root = {**schema, "components": {"schemas": self.schemas}}
+        return self._details(_Validator(root).iter_errors(value))
+
+    def _validate_now(self, schema_name: str, body: Any) -> list[ErrorDetail]:
+        return self._details(self.validator(schema_name).iter_errors(body))
+
+    @staticmethod
+    def _details(errors_iter: Iterator[jsonschema.ValidationError]) -> list[ErrorDetail]:
+        errors = sorted(errors_iter, key=lambda e: list(map(str, e.path)))
+        details: list[ErrorDetail] = []
+        for error in errors:
+            path = list(error.absolute_path)
+            if error.validator == "required":
+                missing = error.message.split("'")[1] if "'" in error.message else ""
+                path.append(missing)
+            details.append(ErrorDetail(_message_for(error), _property_path(path)))
+        return list(dict.fromkeys(details))  # a discriminated subtype can report twice
+
+    def paths(self) -> dict[str, Any]:
+        return self.document.get("paths", {})
+
+
+def _load(filename: str) -> dict[str, Any]:
+    text = resources.files("kairand.simulator").joinpath("line_openapi", filename).read_text()
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
+@functools.cache
+def messaging_spec() -> Spec:
+    return Spec(_load("messaging-api.yml"))
+
+
+@functools.cache
+def webhook_spec() -> Spec:
+    return Spec(_load("webhook.yml"))

@@ -1,0 +1,183 @@
+"""A minimal webhook receiver that runs a small survey through the simulator's reply API.
+
+It is NOT Kairan's survey: it exists so that tests and bench/simulator_population.py can drive
+the simulator end to end without the daemon (measuring the simulator, not the daemon). It
+verifies every signature, answers 200 at once and replies asynchronously, like a real bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+from aiohttp import web
+
+from kairand.simulator.webhook import sign
+
+TOPIC_LABELS = ("子育て", "高齢者・介護", "健康・医療", "防災・防犯", "イベント", "ごみ・環境")
+
+
+def _postback(label: str, data: str) -> dict[str, Any]:
+    return {
+        "type": "action",
+        "action": {"type": "postback", "label": label, "data": data, "displayText": label},
+    }
+
+
+def _question(text: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text, "quickReply": {"items": items}}]
+
+
+@dataclass
+class SurveyBot:
+    api_url: str
+    access_token: str
+    channel_secret: str
+    areas: tuple[str, ...]
+    events: Counter[str] = field(default_factory=Counter)
+    seen_event_ids: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    bad_signatures: int = 0
+    reply_status: Counter[int] = field(default_factory=Counter)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    completed: set[str] = field(default_factory=set)
+    _session: aiohttp.ClientSession | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # ---- the survey, as data --------------------------------------------------------------
+    def step(
+        self, user_id: str, data: dict[str, str], params: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        answers = self.answers.setdefault(user_id, {"topics": []})
+        q = data.get("q")
+        if q == "consent":
+            if data.get("a") != "yes":
+                return [{"type": "text", "text": "承知しました。いつでも設定できます。"}]
+            return _question(
+                "性別を教えてください。",
+                [
+                    _postback(lbl, f"q=gender&a={code}")
+                    for lbl, code in (("男性", "m"), ("女性", "f"), ("回答しない", "x"))
+                ],
+            )
+        if q == "gender":
+            answers["gender"] = data.get("a")
+            return _question(
+                "お住まいの地域を選んでください。",
+                [_postback(a, f"q=area&a={i}") for i, a in enumerate(self.areas)],
+            )
+        if q == "area":
+            answers["area"] = data.get("a")
+            return self._topics(answers)
+        if q == "topic":
+            if data.get("a") == "done":
+                return _question(
+                    "生年月日を選んでください。",
+                    [
+                        {
+                            "type": "action",
+                            "action": {
+                                "type": "datetimepicker",
+                                "label": "生年月日を選ぶ",
+                                "data": "q=birth",
+                                "mode": "date",
+                                "initial": "1980-01-01",
+                                "min": "1920-01-01",
+                                "max": "2011-12-31",
+                            },
+                        }
+                    ],
+                )
+            answers["topics"].append(data.get("a"))
+            return self._topics(answers)
+        if q == "birth":
+            answers["birth"] = params.get("date")
+            self.completed.add(user_id)
+            return [{"type": "text", "text": "登録ありがとうございました。"}]
+        if q == "settings":
+            self.answers[user_id] = {"topics": []}
+            return self.start()
+        return [{"type": "text", "text": "メニューからお選びください。"}]
+
+    def _topics(self, answers: dict[str, Any]) -> list[dict[str, Any]]:
+        items = [
+            _postback(t, f"q=topic&a={i}")
+            for i, t in enumerate(TOPIC_LABELS)
+            if str(i) not in answers["topics"]
+        ]
+        return _question(
+            "受け取りたい情報を選んでください。", [*items, _postback("完了", "q=topic&a=done")]
+        )
+
+    def start(self) -> list[dict[str, Any]]:
+        return _question(
+            "友だち追加ありがとうございます。利用目的をご確認のうえ、同意をお願いします。",
+            [_postback("同意する", "q=consent&a=yes"), _postback("同意しない", "q=consent&a=no")],
+        )
+
+    # ---- HTTP ------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        expected = sign(self.channel_secret, raw)
+        if not hmac.compare_digest(expected, request.headers.get("x-line-signature", "")):
+            self.bad_signatures += 1
+            return web.Response(status=400)
+        body = json.loads(raw)
+        for event in body["events"]:
+            if event["webhookEventId"] in self.seen_event_ids:
+                self.duplicates += 1
+                continue
+            self.seen_event_ids.add(event["webhookEventId"])
+            self.events[event["type"]] += 1
+            task = asyncio.create_task(self._answer(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return web.Response(text="OK")
+
+    async def _answer(self, event: dict[str, Any]) -> None:
+        token = event.get("replyToken")
+        if not token:
+            return
+        user_id = event["source"]["userId"]
+        if event["type"] == "follow":
+            messages = self.start()
+        elif event["type"] == "postback":
+            postback = event["postback"]
+            messages = self.step(
+                user_id, dict(parse_qsl(postback["data"])), postback.get("params") or {}
+            )
+        else:
+            messages = [{"type": "text", "text": "メニューからお選びください。"}]
+        assert self._session is not None
+        async with self._session.post(
+            f"{self.api_url}/v2/bot/message/reply",
+            json={"replyToken": token, "messages": messages},
+            headers={"Authorization": f"Bearer {self.access_token}"},
+        ) as response:
+            await response.read()
+            self.reply_status[response.status] += 1
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/webhook", self.handle)
+
+        async def session_ctx(app: web.Application) -> Any:
+            self._session = aiohttp.ClientSession()
+            yield
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._session.close()
+
+        app.cleanup_ctx.append(session_ctx)
+        return app
+
+    @property
+    def idle(self) -> bool:
+        return not self._tasks

@@ -1,0 +1,123 @@
+"""Shared helpers for the delivery tests: a population, a stand-in LINE, a sender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from kairand.config import DeliverySection
+from kairand.delivery import service
+from kairand.delivery.model import TERMINAL, DeliveryContent, Status
+from kairand.delivery.standin import StandIn, serve
+from kairand.delivery.worker import Sender
+from kairand.line.client import LineApi, line_api
+from kairand.segments.model import SegmentFilter
+from kairand.store import synthetic
+from kairand.store.database import Store
+
+AREAS = ("asahi", "minato", "wakaba")
+IN_SEGMENT = SegmentFilter.model_validate(
+    {"conditions": [{"question": "area", "any_of": ["asahi", "minato"]}]}
+)
+
+
+def uid(i: int) -> str:
+    return f"U{i:032x}"
+
+
+def populate(store: Store, n: int) -> set[str]:
+    """N residents, areas cycling asahi/minato/wakaba, every 10th stopped, every 7th not
+    registered. Returns the LINE ids IN_SEGMENT selects."""
+    rows = []
+    expected = set()
+    for i in range(n):
+        area = AREAS[i % 3]
+        stopped = i % 10 == 9
+        registered = i % 7 != 6
+        rows.append(synthetic.SyntheticResident(uid(i), registered, stopped, {"area": [area]}))
+        if area != "wakaba" and not stopped and registered:
+            expected.add(uid(i))
+    store.write_sync(synthetic.insert_residents, rows, int(time.time()))
+    return expected
+
+
+def fast_config(**kw) -> DeliverySection:
+    base = {
+        "multicast_rate_per_second": 500.0,
+        "concurrency": 4,
+        "retry_base_seconds": 0.01,
+        "retry_max_seconds": 0.05,
+        "poll_seconds": 0.05,
+    }
+    base.update(kw)
+    return DeliverySection(**base)
+
+
+@dataclass
+class Line:
+    standin: StandIn
+    api: LineApi
+    url: str
+
+
+@contextlib.asynccontextmanager
+async def stand_in(client_timeout: float = 2.0, **kw) -> AsyncIterator[Line]:
+    standin = StandIn(**kw)
+    runner, url = await serve(standin)
+    try:
+        async with line_api(url, "test-token", client_timeout) as api:
+            yield Line(standin, api, url)
+    finally:
+        await runner.cleanup()
+
+
+async def approved(
+    store: Store,
+    segment: SegmentFilter = IN_SEGMENT,
+    *,
+    urgent: bool = False,
+    messages: tuple[str, ...] = ("お知らせです。",),
+    confirm: bool = False,
+    **kw,
+) -> int:
+    content = DeliveryContent(
+        title="テスト配信", messages=messages, segment=segment, urgent=urgent, **kw
+    )
+    did = await service.create_draft(store, "tanaka", content)
+    await service.submit(store, did, "tanaka")
+    await service.approve(store, did, "suzuki", confirm_over_quota=confirm)
+    return did
+
+
+async def run_sender(
+    sender: Sender,
+    until: Callable[[], bool] | None = None,
+    *,
+    store: Store | None = None,
+    delivery_ids: tuple[int, ...] = (),
+    limit_seconds: float = 20.0,
+) -> None:
+    """Run SENDER until UNTIL() or every delivery in DELIVERY_IDS is terminal/paused."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    deadline = time.monotonic() + limit_seconds
+    try:
+        while time.monotonic() < deadline:
+            if task.done():
+                task.result()
+            if until is not None and until():
+                return
+            if store is not None and delivery_ids:
+                views = [await service.get(store, d) for d in delivery_ids]
+                if all(v.status in TERMINAL or v.status == Status.quota_exhausted for v in views):
+                    return
+            await asyncio.sleep(0.02)
+        raise AssertionError("sender did not finish in time")
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

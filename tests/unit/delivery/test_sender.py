@@ -1,0 +1,266 @@
+"""The sender against a stand-in LINE: batches, retry keys, faults, 24 h, quota, cancel,
+urgent first, unfollow mid-delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+
+import pytest
+from delivery_harness import (
+    approved,
+    fast_config,
+    populate,
+    run_sender,
+    stand_in,
+)
+
+from kairand.delivery import service
+from kairand.delivery.errors import QuotaExceeded
+from kairand.delivery.model import Status
+from kairand.delivery.standin import Faults
+from kairand.delivery.worker import KEY_LIFETIME_SECONDS, Sender, TokenBucket, classify
+from kairand.store import audit as audit_store
+from kairand.store import metrics, settings, synthetic
+from kairand.store.database import Store
+
+
+def batches(store: Store, delivery_id: int) -> list[tuple]:
+    return store.read_sync(
+        lambda c: c.execute(
+            "SELECT seq, retry_key, state, recipient_count, attempts, first_attempt_at"
+            " FROM batches WHERE delivery_id = ? ORDER BY seq",
+            (delivery_id,),
+        ).fetchall()
+    )
+
+
+async def test_delivery_exactly_once_in_batches_of_500(store: Store) -> None:
+    """N4, S10: the segment is frozen into batches of <= 500, each with its own stored uuid4
+    retry key; every selected resident gets exactly one copy, nobody else any; counters,
+    settings and audit entries (actor system) are written."""
+    expected = populate(store, 2600)
+    did = await approved(store, messages=("一通目", "二通目"), notification_disabled=True)
+    async with stand_in() as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        ledger = line.standin
+    view = await service.get(store, did)
+    assert view.status == Status.sent
+    assert view.recipient_count == len(expected) == view.sent_count
+    rows = batches(store, did)
+    assert all(r[3] <= 500 for r in rows) and len(rows) == -(-len(expected) // 500)
+    assert {r[1] for r in rows} == {m.retry_key for m in ledger.multicasts}
+    received = ledger.received()
+    assert set(received) == expected and set(received.values()) == {1}
+    assert all(
+        m.texts == ["一通目", "二通目"] and m.notification_disabled for m in ledger.multicasts
+    )
+    day = metrics.day_of(time.time())
+    assert store.read_sync(metrics.series, "delivery_sent", day, day)[day] == len(expected)
+    assert store.read_sync(settings.get, "line.last_ok_at") is not None
+    entries = store.read_sync(lambda c: list(audit_store.iter_entries(c)))
+    system = [e.entry.action for e in entries if e.entry.actor == "system"]
+    assert system == ["delivery.send_start", "delivery.send_finish"]
+    assert view.progress == 1.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_faults_never_duplicate_or_skip(store: Store, seed: int) -> None:
+    """N4: with 5xx, lost responses (accepted, answer lost) and timeouts injected, the
+    identical batch is retried with the same key; 409 counts as sent; exactly one copy each."""
+    expected = populate(store, 3000)
+    did = await approved(store)
+    faults = Faults(
+        error_5xx=0.2, lost_response=0.2, timeout=0.1, timeout_before=0.05, hang_seconds=0.6
+    )
+    async with stand_in(client_timeout=0.3, seed=seed, faults=faults) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.standin.received()
+        assert line.standin.requests > len(batches(store, did))  # faults did happen
+    assert (await service.get(store, did)).status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
+
+
+async def test_unconfirmed_for_24h_is_not_retried(store: Store) -> None:
+    """N4: a batch still unconfirmed 24 h after its first attempt is never retried (LINE
+    forgets keys): it is flagged needs_attention and the delivery says so."""
+    populate(store, 300)
+    did = await approved(store)
+    async with stand_in(faults=Faults(error_5xx=1.0)) as line:
+        await run_sender(
+            Sender(store, line.api, fast_config()),
+            lambda: line.standin.requests >= 3,
+        )
+        assert batches(store, did)[0][2] == "in_flight"
+        requests_before = line.standin.requests
+        line.standin.faults = Faults()
+        later = Sender(
+            store, line.api, fast_config(), clock=lambda: time.time() + KEY_LIFETIME_SECONDS + 60
+        )
+        await run_sender(later, store=store, delivery_ids=(did,))
+        assert line.standin.requests == requests_before
+        assert line.standin.multicasts == []
+    view = await service.get(store, did)
+    assert view.status == Status.needs_attention and view.batches_needs_attention == 1
+
+
+async def test_quota_refused_then_paused_then_resumed(store: Store) -> None:
+    """N4: a delivery that would exceed a limited quota is refused at approval unless
+    confirmed; the monthly-limit 429 pauses it as quota_exhausted; resume finishes it
+    with nobody receiving twice."""
+    expected = populate(store, 3000)
+    async with stand_in(quota_type="limited", quota_value=1200) as line:
+        from delivery_harness import IN_SEGMENT
+
+        from kairand.delivery.model import DeliveryContent
+
+        did = await service.create_draft(
+            store, "tanaka", DeliveryContent(title="t", messages=("m",), segment=IN_SEGMENT)
+        )
+        await service.submit(store, did, "tanaka")
+        with pytest.raises(QuotaExceeded):
+            await service.approve(store, did, "suzuki", line=line.api)
+        await service.approve(store, did, "suzuki", line=line.api, confirm_over_quota=True)
+        sender = Sender(store, line.api, fast_config(concurrency=1))
+        await run_sender(sender, store=store, delivery_ids=(did,))
+        view = await service.get(store, did)
+        assert view.status == Status.quota_exhausted
+        assert 0 < view.sent_count <= 1200
+        assert line.standin.usage <= 1200
+        line.standin.quota_value = 100_000
+        await service.resume(store, did, "suzuki")
+        await run_sender(sender, store=store, delivery_ids=(did,))
+        received = line.standin.received()
+    assert (await service.get(store, did)).status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
+
+
+async def test_sender_refuses_unconfirmed_over_quota(store: Store) -> None:
+    """N4: approved without a quota check, the sender itself refuses to start a delivery
+    that would exceed a limited quota (status quota_exhausted, nothing sent)."""
+    populate(store, 900)
+    did = await approved(store)
+    async with stand_in(quota_type="limited", quota_value=10) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        assert line.standin.multicasts == []
+    view = await service.get(store, did)
+    assert view.status == Status.quota_exhausted and "10 left" in (view.status_reason or "")
+
+
+async def test_cancel_stops_further_batches(store: Store) -> None:
+    """N4: cancelling a sending delivery stops every batch not yet requested."""
+    populate(store, 6000)
+    did = await approved(store)
+    async with stand_in() as line:
+        sender = Sender(store, line.api, fast_config(multicast_rate_per_second=10, concurrency=1))
+        await run_sender(sender, lambda: len(line.standin.multicasts) >= 2)
+        await service.cancel(store, did, "suzuki")
+        await run_sender(sender, store=store, delivery_ids=(did,))
+        sent_requests = len(line.standin.multicasts)
+        await asyncio.sleep(0.3)
+        assert len(line.standin.multicasts) == sent_requests
+    view = await service.get(store, did)
+    assert view.status == Status.cancelled
+    assert view.batches_cancelled >= 1 and view.batches_pending == 0
+    assert sent_requests < view.batch_total
+
+
+async def test_urgent_jumps_the_queue(store: Store) -> None:
+    """N4: an urgent delivery approved while another is sending goes out before the rest of
+    the other one."""
+    populate(store, 9000)
+    normal = await approved(store)
+    async with stand_in() as line:
+        sender = Sender(store, line.api, fast_config(multicast_rate_per_second=20, concurrency=1))
+        await run_sender(sender, lambda: len(line.standin.multicasts) >= 1)
+        urgent = await approved(store, urgent=True, messages=("緊急",))
+        await run_sender(sender, store=store, delivery_ids=(normal, urgent))
+        order = ["urgent" if m.texts == ["緊急"] else "normal" for m in line.standin.multicasts]
+    first_urgent = order.index("urgent")
+    last_urgent = len(order) - 1 - order[::-1].index("urgent")
+    assert "normal" in order[last_urgent + 1 :]  # the normal one finished after it
+    assert (
+        set(order[first_urgent : last_urgent + 1]) == {"urgent"}
+        or order[first_urgent : last_urgent + 1].count("normal") <= 1
+    )  # at most the batch already in flight
+
+
+async def test_unfollow_mid_delivery(store: Store) -> None:
+    """N4, S11: a resident purged mid-delivery is dropped from batches not yet attempted; a
+    batch already attempted but unconfirmed is retried as the identical request (same key,
+    same recipients, held for that purpose), and the held id is deleted once confirmed."""
+    populate(store, 6000)
+    did = await approved(store)
+    async with stand_in(faults=Faults(error_5xx=1.0)) as line:
+        sender = Sender(store, line.api, fast_config(concurrency=1))
+        await run_sender(sender, lambda: line.standin.requests >= 2)
+        rows = batches(store, did)
+        assert rows[0][2] == "in_flight"
+        # (the next batch may already be claimed, in flight, before its request)
+        pending_seq = next(r[0] for r in rows if r[2] == "pending")
+
+        def members(conn, seq):
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT res.line_user_id FROM batch_recipients br JOIN batches b"
+                    " ON b.id = br.batch_id JOIN residents res ON res.id = br.resident_id"
+                    " WHERE b.delivery_id = ? AND b.seq = ? ORDER BY res.id",
+                    (did, seq),
+                )
+            ]
+
+        attempted = store.read_sync(members, 0)
+        pending = store.read_sync(members, pending_seq)
+        gone_attempted, gone_pending = attempted[3], pending[5]
+        store.write_sync(synthetic.delete_resident, gone_attempted)
+        store.write_sync(synthetic.delete_resident, gone_pending)
+        line.standin.faults = Faults()
+        await run_sender(sender, store=store, delivery_ids=(did,))
+        by_key = {m.retry_key: m.to for m in line.standin.multicasts}
+    key0, key1 = rows[0][1], rows[pending_seq][1]
+    assert by_key[key0] == attempted  # identical, including the purged resident
+    assert gone_pending not in by_key[key1] and len(by_key[key1]) == len(pending) - 1
+    held = store.read_sync(
+        lambda c: c.execute("SELECT count(*) FROM batch_recipients_held").fetchone()[0]
+    )
+    assert held == 0
+    received = Counter()
+    for to in by_key.values():
+        received.update(to)
+    assert set(received.values()) == {1}
+
+
+def test_classify_line_answers() -> None:
+    """N4: 409 with an accepted request id is sent; 5xx/timeout retry; 429 rate vs monthly
+    limit told apart by message; other 4xx fail with the reason."""
+    from linebot.v3.messaging import ApiException
+
+    def exc(status, message, headers=None):
+        e = ApiException(status=status, reason="x")
+        e.body = json.dumps({"message": message}).encode()
+        e.headers = headers or {}
+        return e
+
+    assert classify(exc(409, "x", {"X-Line-Accepted-Request-Id": "r1"})).kind in ("sent",)
+    assert classify(exc(409, "x", {"x-line-accepted-request-id": "r1"})).accepted_request_id == "r1"
+    assert classify(exc(500, "boom")).kind == "retry"
+    assert classify(TimeoutError()).kind == "retry"
+    assert (
+        classify(exc(429, "The API rate limit has been exceeded. Try again later.")).kind == "rate"
+    )
+    assert classify(exc(429, "You have reached your monthly limit.")).kind == "quota"
+    verdict = classify(exc(400, "The request body has 1 error(s)"))
+    assert verdict.kind == "failed" and "400" in verdict.detail
+
+
+async def test_token_bucket_holds_the_rate() -> None:
+    """N4: the limiter admits at most rate x time (+ a small burst)."""
+    bucket = TokenBucket(200.0)
+    start = time.monotonic()
+    for _ in range(100):
+        await bucket.acquire()
+    elapsed = time.monotonic() - start
+    assert elapsed >= (100 - bucket.burst) / 200.0 * 0.95

@@ -1,0 +1,111 @@
+"""Token buckets, seeded faults, LINE's signature, and the spec validator."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kairand.simulator.clock import ManualClock
+from kairand.simulator.faults import FaultInjector, FaultKind, FaultProfile
+from kairand.simulator.ratelimit import RateLimiter, TokenBucket
+from kairand.simulator.spec import messaging_spec, webhook_spec
+from kairand.simulator.webhook import EventFactory, sign
+
+
+def test_signature_matches_lines_published_vector() -> None:
+    """S5: x-line-signature = base64 HMAC-SHA256 of the raw body (LINE's test vector)."""
+    body = b'{"destination":"U8e742f61d673b39c7fff3cecb7536ef0","events":[]}'
+    assert sign("8c570fa6dd201bb328f1c1eac23a96d8", body) == (
+        "GhRKmvmHys4Pi8DxkF4+EayaH0OqtJtaZxgTD9fMDLs="
+    )
+
+
+@pytest.mark.parametrize("rate", [200.0, 2000.0, 7.5])
+def test_token_bucket_rate_is_exact_in_simulated_time(rate: float) -> None:
+    """S5: under constant demand the bucket grants `rate` tokens/s within 5% (deterministic,
+    injected clock; the initial burst of `capacity` tokens is not counted)."""
+    clock = ManualClock()
+    start = clock.now()
+    bucket = TokenBucket(rate, capacity=rate, clock=clock)
+    while bucket.try_take():
+        pass  # the initial burst
+    granted = 0
+    jitter = random.Random(7)
+    for _ in range(4000):  # ~10 s of simulated time in small, uneven steps
+        clock.advance(10.0 / 4000 * jitter.uniform(0.5, 1.5))
+        while bucket.try_take():
+            granted += 1
+    measured = granted / (clock.now() - start)
+    assert abs(measured - rate) / rate < 0.05
+
+
+def test_limiter_defaults_are_lines_and_groups_are_independent() -> None:
+    """S5: multicast 200/s, push 2000/s; exhausting one group leaves the other untouched."""
+    clock = ManualClock()
+    limiter = RateLimiter(clock)
+    multicast = sum(limiter.allow("multicast") for _ in range(1000))
+    push = sum(limiter.allow("push") for _ in range(5000))
+    assert (multicast, push) == (200, 2000)
+    clock.advance(0.5)
+    assert sum(limiter.allow("multicast") for _ in range(1000)) == 100
+
+
+def test_seeded_faults_reproduce_and_follow_ratios() -> None:
+    """S5: the same seed gives the same fault sequence; ratios hold over many requests."""
+    profile = FaultProfile(latency_min_ms=50, latency_max_ms=150, error_ratio=0.1,
+                           timeout_ratio=0.05, lost_ratio=0.05, seed=42)
+    a = [FaultInjector(profile).decide() for _ in range(1)]
+    one, two = FaultInjector(profile), FaultInjector(profile)
+    seq1 = [one.decide() for _ in range(4000)]
+    seq2 = [two.decide() for _ in range(4000)]
+    assert seq1 == seq2 and seq1[0] == a[0]
+    kinds = [d.kind for d in seq1]
+    assert abs(kinds.count(FaultKind.ERROR) / 4000 - 0.1) < 0.02
+    assert abs(kinds.count(FaultKind.LOST) / 4000 - 0.05) < 0.015
+    assert all(0.05 <= d.latency_s <= 0.15 for d in seq1)
+    other = FaultInjector(FaultProfile(error_ratio=0.1, seed=43))
+    assert [other.decide() for _ in range(100)] != seq1[:100]
+
+
+def test_fault_profile_rejects_impossible_ratios() -> None:
+    """S5: bad fault settings fail loudly."""
+    with pytest.raises(ValueError, match="ratios"):
+        FaultProfile(error_ratio=0.7, lost_ratio=0.5)
+
+
+def test_validator_reports_line_style_details() -> None:
+    """S5: invalid requests get LINE's property paths (messages[0].text, to)."""
+    details = messaging_spec().validate(
+        "PushMessageRequest",
+        {"to": 5, "messages": [{"type": "text"}, {"type": "nope"}] * 3},
+    )
+    props = {d.property for d in details}
+    assert {"to", "messages", "messages[0].text", "messages[1].type"} <= props
+
+
+def test_cached_validation_still_checks_volatile_keys() -> None:
+    """S5: caching the message part never hides an invalid recipient list."""
+    spec = messaging_spec()
+    good = {"to": ["U" + "a" * 32], "messages": [{"type": "text", "text": "x"}]}
+    assert spec.validate("MulticastRequest", good, ("to",)) == []
+    bad = {**good, "to": ["U" + "a" * 32] * 501}
+    assert [d.property for d in spec.validate("MulticastRequest", bad, ("to",))] == ["to"]
+
+
+def test_factory_events_validate_against_webhook_yml() -> None:
+    """S5: every event type the simulator emits is complete per LINE's webhook.yml."""
+    factory = EventFactory(ManualClock(), seed=1)
+    uid = "U" + "1" * 32
+    events = [
+        factory.follow(uid, "t1"),
+        factory.follow(uid, "t2", unblocked=True),
+        factory.unfollow(uid),
+        factory.text(uid, "t3", "こんにちは"),
+        factory.postback(uid, "t4", "q=1"),
+        factory.postback(uid, "t5", "q=birth", {"date": "1980-01-02"}),
+    ]
+    body = {"destination": "U" + "2" * 32, "events": events}
+    assert webhook_spec().validate("CallbackRequest", body) == []
+    broken = {**body, "events": [{k: v for k, v in events[0].items() if k != "follow"}]}
+    assert webhook_spec().validate("CallbackRequest", broken) != []
