@@ -67,12 +67,3 @@ def app_for(fake: ThreadedFake):
 
     return build
 
-
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 10.0) -> None:
-    """Let the app run until condition() is true (workers answer asynchronously)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        await pilot.pause(0.05)

@@ -16,7 +16,7 @@ from kairan_tui.screens.base import KairanScreen
 
 from kairand.api import schema
 
-OUTCOME_LABELS = {"ok": "成功", "denied": "拒否", "error": "失敗", "failed": "失敗"}
+OUTCOME_LABELS = {"allowed": "許可", "ok": "成功", "denied": "拒否", "failed": "失敗"}
 
 
 def parse_day(text: str, *, end: bool = False) -> dt.datetime | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -172,12 +171,8 @@ class HistoryScreen(KairanScreen):
         bar = self.query_one("#progress", ProgressBar)
         bar.display = status not in ("draft", "pending_approval", "cancelled")
         bar.update(total=100, progress=round(progress * 100, 1))
-        counts = Table.grid(padding=(0, 2))
-        counts.add_column(style="bold")
-        counts.add_column(justify="right")
-        counts.add_row("配信対象", "—" if recipients is None else f"{recipients:,} 人")
-        counts.add_row("送信済み", f"{sent:,} 人")
-        counts.add_row("失敗", f"{failed:,} 人")
+        target = "—" if recipients is None else f"{recipients:,} 人"
+        counts = f"配信対象 {target}　送信済み {sent:,} 人　失敗 {failed:,} 人"
         self.query_one("#history-counts", Static).update(counts)
 
     def render_detail(self, detail: schema.DeliveryDetail) -> None:
