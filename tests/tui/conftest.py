@@ -41,6 +41,15 @@ class ThreadedFake:
     def close(self) -> None:
         for server in self.servers:
             asyncio.run_coroutine_threadsafe(server.stop(), self.loop).result(10)
+
+        async def cancel_the_rest() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_the_rest(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

@@ -25,7 +25,7 @@ from tui_helpers import notifications, wait_until
 
 from kairan_tui.app import make_app
 from kairan_tui.modals.confirm import ConfirmModal
-from kairan_tui.modals.test_recipient import TestRecipientCodeModal
+from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.screens.compose import ComposeScreen
 from kairand import daemon
 from kairand.api.app import serve
@@ -171,8 +171,8 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await wait_until(pilot, lambda: f"{expected:,} 人" in _audience_text(author))
 
             # テスト送信先の登録: the code shown is claimed from "the staff member's LINE".
-            await pilot.press("ctrl+k")
-            await wait_until(pilot, lambda: isinstance(author.screen, TestRecipientCodeModal))
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(author.screen, RecipientCodeModal))
             code = str(author.screen.query_one("#test-code", Static).render())
             assert "ご自身のLINEからこのコードを公式アカウントに送信してください" in str(
                 author.screen.query_one(".dialog-body", Static).render()

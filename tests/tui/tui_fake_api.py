@@ -467,8 +467,11 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                 payload = await queue.get()
                 await response.write(
                     f"event: delivery\ndata: {json.dumps(payload)}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass  # the client went away or the fake is shutting down
         finally:
             state.listeners.remove(queue)
+        return response
 
     app = web.Application()
     app.add_routes(routes)

@@ -79,3 +79,9 @@ def format_datetime(value: dt.datetime | None, *, with_year: bool = False) -> st
 
 def format_day(value: dt.date) -> str:
     return f"{value.month}/{value.day}({WEEKDAYS[value.weekday()]})"
+
+
+def format_compact(value: dt.datetime) -> str:
+    """For tables: 2026/11/25 10:05 (Japan time)."""
+    local = value.astimezone(JST) if value.tzinfo else value
+    return f"{local:%Y/%m/%d %H:%M}"

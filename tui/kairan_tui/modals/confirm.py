@@ -52,8 +52,8 @@ class ConfirmModal(ModalScreen[bool]):
                 )
             yield Static(self.body, classes="dialog-body")
             yield Static(
-                f"実行する場合は Y キーを押すか「{self.confirm_label}」ボタンを選んでください。"
-                "やめる場合は Esc キーです。",
+                "実行するには Y キーを押してください（Enter キーでは実行されません）。"
+                "やめる場合は Esc キーを押してください。",
                 classes="dialog-hint",
             )
             with Horizontal(classes="dialog-buttons"):

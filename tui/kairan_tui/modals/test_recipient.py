@@ -11,7 +11,7 @@ from textual.widgets import Button, Static
 from kairand.api import schema
 
 
-class TestRecipientCodeModal(ModalScreen[None]):
+class RecipientCodeModal(ModalScreen[None]):
     BINDINGS = [Binding("escape", "close", "閉じる")]
 
     def __init__(self, code: schema.TestRecipientCode, registered: int | None = None) -> None:

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from kairan_tui.client import ApiError
-from kairan_tui.labels import CONFIDENTIALITY_LABELS, format_datetime
+from kairan_tui.labels import CONFIDENTIALITY_LABELS, format_compact, format_datetime
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.reject import RejectModal
 from kairan_tui.screens.base import KairanScreen
@@ -98,7 +98,7 @@ class ApprovalsScreen(KairanScreen):
                 str(item.id),
                 item.title,
                 item.author,
-                format_datetime(item.created_at),
+                format_compact(item.created_at) if item.created_at else "—",
                 key=str(item.id),
             )
         self.query_one("#pending-empty", Static).update(

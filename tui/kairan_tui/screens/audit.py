@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Static
 
 from kairan_tui.client import ApiError
-from kairan_tui.labels import JST, format_datetime
+from kairan_tui.labels import JST, format_compact
 from kairan_tui.screens.base import KairanScreen
 
 from kairand.api import schema
@@ -32,8 +32,8 @@ class AuditScreen(KairanScreen):
     SCREEN_NAME = "audit"
     SCREEN_TITLE = "監査ログ"
     BINDINGS = [
-        Binding("ctrl+f", "search", "絞り込み"),
-        Binding("ctrl+v", "verify", "検証"),
+        Binding("ctrl+r", "search", "絞り込み（入力欄で Enter でも可）"),
+        Binding("ctrl+g", "verify", "検証"),
         Binding("ctrl+o", "older", "さらに古いログ"),
     ]
 
@@ -43,10 +43,12 @@ class AuditScreen(KairanScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="audit-filters"):
-            yield Input(placeholder="職員（ユーザー名）", id="filter-actor")
-            yield Input(placeholder="操作（例 api.deliveries.）", id="filter-action")
-            yield Input(placeholder="開始日 2026-11-01", id="filter-since")
-            yield Input(placeholder="終了日 2026-11-30", id="filter-until")
+            yield Input(placeholder="職員名", id="filter-actor", tooltip="ユーザー名（例 sato）")
+            yield Input(
+                placeholder="操作名", id="filter-action", tooltip="例 api.deliveries.（前方一致）"
+            )
+            yield Input(placeholder="開始日", id="filter-since", tooltip="例 2026-11-01")
+            yield Input(placeholder="終了日", id="filter-until", tooltip="例 2026-11-30")
             yield Button("絞り込み", id="search")
             yield Button("検証", id="verify", variant="primary")
         yield Static("", id="verify-result")
@@ -115,7 +117,7 @@ class AuditScreen(KairanScreen):
         for entry in page.items:
             table.add_row(
                 str(entry.seq),
-                format_datetime(entry.at, with_year=True),
+                format_compact(entry.at),
                 entry.actor,
                 entry.action,
                 entry.target,

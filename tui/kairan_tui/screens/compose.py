@@ -20,7 +20,7 @@ from kairan_tui.labels import (
     utf16_length,
 )
 from kairan_tui.modals.confirm import ConfirmModal
-from kairan_tui.modals.test_recipient import TestRecipientCodeModal
+from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.message_editor import MessageEditor
@@ -55,7 +55,7 @@ class ComposeScreen(KairanScreen):
         Binding("ctrl+s", "save_draft", "下書き保存"),
         Binding("ctrl+r", "submit", "承認依頼"),
         Binding("ctrl+n", "new", "新規作成"),
-        Binding("ctrl+k", "register_test_recipient", "テスト送信先の登録"),
+        Binding("ctrl+o", "register_test_recipient", "テスト送信先の登録"),
     ]
 
     def __init__(self) -> None:
@@ -314,7 +314,7 @@ class ComposeScreen(KairanScreen):
             return
         if result.sent == 0:
             self.notify(
-                "テスト送信先が登録されていません。「テスト送信先の登録」（Ctrl+K）から"
+                "テスト送信先が登録されていません。「テスト送信先の登録」（Ctrl+O）から"
                 "ご自身のLINEを登録してください。",
                 title="テスト送信",
                 severity="warning",
@@ -386,7 +386,7 @@ class ComposeScreen(KairanScreen):
         except ApiError as exc:
             self.report(exc, "テスト送信先の登録コードを発行")
             return
-        await self.app.push_screen_wait(TestRecipientCodeModal(code, current.count))
+        await self.app.push_screen_wait(RecipientCodeModal(code, current.count))
 
     def load_draft(self, detail: schema.DeliveryDetail) -> None:
         """Open an existing draft (from 配信履歴) for editing."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from rich.table import Table
+from rich.cells import cell_len
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -33,6 +34,17 @@ def key_label(key: str) -> str:
     return "+".join(parts)
 
 
+def key_lines(rows: list[tuple[str, str]]) -> Text:
+    """Keys in a padded column, then what they do: plain text, readable in any terminal."""
+    width = max((cell_len(key) for key, _ in rows), default=0) + 2
+    text = Text()
+    for key, what in rows:
+        text.append(key + " " * (width - cell_len(key)), style="bold")
+        text.append(what + "\n")
+    text.rstrip()
+    return text
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "close", "閉じる"),
@@ -47,44 +59,36 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         app = cast("KairanApp", self.app)
         visible = set(app.visible_screens)
-        screens = Table.grid(padding=(0, 2))
-        screens.add_column(style="bold", no_wrap=True)
-        screens.add_column(no_wrap=True)
-        screens.add_column()
-        for entry in SCREENS:
-            if entry.name in visible:
-                screens.add_row(key_label(entry.key), entry.title, entry.help)
-        common = Table.grid(padding=(0, 2))
-        common.add_column(style="bold", no_wrap=True)
-        common.add_column()
-        for key, text in (
+        screens = [
+            (key_label(entry.key), f"{entry.title}：{entry.help}")
+            for entry in SCREENS
+            if entry.name in visible
+        ]
+        local: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for binding in getattr(self.origin, "BINDINGS", []):
+            if isinstance(binding, Binding) and binding.description and binding.key not in seen:
+                seen.add(binding.key)
+                local.append((key_label(binding.key), binding.description))
+        common = [
             ("F1 / ?", "このヘルプを表示します（Esc で閉じます）"),
             ("Ctrl+P", "メニュー（コマンドパレット）：画面名を入力して移動できます"),
             ("Tab / Shift+Tab", "次の項目 / 前の項目へ移動します"),
             ("Enter / Space", "ボタンを押す・選択肢を選びます"),
             ("↑ ↓", "一覧の行を選びます"),
             ("Ctrl+Q", "終了します"),
-        ):
-            common.add_row(key, text)
-        local = Table.grid(padding=(0, 2))
-        local.add_column(style="bold", no_wrap=True)
-        local.add_column()
-        seen: set[str] = set()
-        for binding in getattr(self.origin, "BINDINGS", []):
-            if isinstance(binding, Binding) and binding.description and binding.key not in seen:
-                seen.add(binding.key)
-                local.add_row(key_label(binding.key), binding.description)
+        ]
         title = getattr(self.origin, "SCREEN_TITLE", "")
         with Vertical(id="help-dialog", classes="dialog"):
             yield Static("ヘルプ（キー操作の一覧）", classes="dialog-title")
             with VerticalScroll():
                 yield Static("画面の切り替え", classes="help-heading")
-                yield Static(screens)
-                if local.row_count:
+                yield Static(key_lines(screens), classes="help-keys")
+                if local:
                     yield Static(f"この画面（{title}）の操作", classes="help-heading")
-                    yield Static(local)
+                    yield Static(key_lines(local), classes="help-keys")
                 yield Static("共通の操作", classes="help-heading")
-                yield Static(common)
+                yield Static(key_lines(common), classes="help-keys")
                 yield Static(
                     "配信・承認・配信中止は、確認画面で配信対象人数を確かめてから Y キーで"
                     "実行します。誤操作を防ぐため、Enter キーでは実行されません。",
