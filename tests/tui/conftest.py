@@ -75,4 +75,3 @@ def app_for(fake: ThreadedFake):
         return fast_app(fake.socket_for(username))
 
     return build
-

@@ -184,8 +184,9 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             assert claimed is not None
 
             await pilot.press("ctrl+t")
-            await wait_until(pilot, lambda: any("テスト送信しました" in m
-                                                for m in notifications(author)))
+            await wait_until(
+                pilot, lambda: any("テスト送信しました" in m for m in notifications(author))
+            )
             test_receipts = world.sim.ledger.find(text=MESSAGE)
             assert [r.user_id for r in test_receipts] == [world.staff_phone]
             draft_id = screen.draft_id
@@ -207,8 +208,9 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await wait_until(pilot, lambda: isinstance(author.screen, ConfirmModal))
             await pilot.pause(0.6)
             await pilot.press("y")
-            await wait_until(pilot, lambda: any("承認を依頼しました" in m
-                                                for m in notifications(author)))
+            await wait_until(
+                pilot, lambda: any("承認を依頼しました" in m for m in notifications(author))
+            )
             assert (await service.get(world.store, draft_id)).status == "pending_approval"
 
         # -- the approver (another staff member) -----------------------------------------
@@ -219,8 +221,10 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await pilot.press("f4")
             await wait_until(
                 pilot,
-                lambda: getattr(approver.screen, "selected", None) is not None
-                and approver.screen.selected.id == draft_id,
+                lambda: (
+                    getattr(approver.screen, "selected", None) is not None
+                    and approver.screen.selected.id == draft_id
+                ),
             )
             await pilot.press("a")
             await wait_until(pilot, lambda: isinstance(approver.screen, ConfirmModal))
@@ -229,16 +233,19 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             )
             await pilot.pause(0.6)
             await pilot.press("y")
-            await wait_until(pilot, lambda: any("承認しました" in m
-                                                for m in notifications(approver)))
+            await wait_until(
+                pilot, lambda: any("承認しました" in m for m in notifications(approver))
+            )
             await pilot.press("f5")
             history = approver.screen
             await wait_until(
                 pilot,
-                lambda: getattr(history, "selected", None) is not None
-                and history.selected.id == draft_id,
+                lambda: (
+                    getattr(history, "selected", None) is not None
+                    and history.selected.id == draft_id
+                ),
             )
-            await wait_until(pilot, lambda: history.selected.status == "sent", timeout=30)
+            await wait_until(pilot, lambda: history.selected.status == "sent", limit=30)
             bar = history.query_one("#progress", ProgressBar)
             assert bar.percentage == 1.0
             counts = str(history.query_one("#history-counts", Static).render())

@@ -26,24 +26,72 @@ NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
 """Fixed 'now' of the fake: old enough that no screen shows a relative time."""
 
 ROUTES_BY_ROLE = {
-    "admin": ["me", "dashboard", "events", "statistics", "survey.get", "survey.update",
-              "staff.list", "staff.put", "staff.delete"],
-    "author": ["me", "dashboard", "events", "statistics", "survey.get", "audience.count",
-               "deliveries.list", "deliveries.create", "deliveries.get", "deliveries.update",
-               "deliveries.test_send", "deliveries.submit", "deliveries.cancel",
-               "test_recipients.get", "test_recipients.code"],
-    "approver": ["me", "dashboard", "events", "statistics", "survey.get", "audience.count",
-                 "deliveries.list", "deliveries.get", "deliveries.test_send",
-                 "deliveries.approve", "deliveries.reject", "deliveries.cancel",
-                 "test_recipients.get", "test_recipients.code"],
-    "auditor": ["me", "dashboard", "events", "statistics", "survey.get", "deliveries.list",
-                "deliveries.get", "staff.list", "audit.list", "audit.verify"],
+    "admin": [
+        "me",
+        "dashboard",
+        "events",
+        "statistics",
+        "survey.get",
+        "survey.update",
+        "staff.list",
+        "staff.put",
+        "staff.delete",
+    ],
+    "author": [
+        "me",
+        "dashboard",
+        "events",
+        "statistics",
+        "survey.get",
+        "audience.count",
+        "deliveries.list",
+        "deliveries.create",
+        "deliveries.get",
+        "deliveries.update",
+        "deliveries.test_send",
+        "deliveries.submit",
+        "deliveries.cancel",
+        "test_recipients.get",
+        "test_recipients.code",
+    ],
+    "approver": [
+        "me",
+        "dashboard",
+        "events",
+        "statistics",
+        "survey.get",
+        "audience.count",
+        "deliveries.list",
+        "deliveries.get",
+        "deliveries.test_send",
+        "deliveries.approve",
+        "deliveries.reject",
+        "deliveries.cancel",
+        "test_recipients.get",
+        "test_recipients.code",
+    ],
+    "auditor": [
+        "me",
+        "dashboard",
+        "events",
+        "statistics",
+        "survey.get",
+        "deliveries.list",
+        "deliveries.get",
+        "staff.list",
+        "audit.list",
+        "audit.verify",
+    ],
 }
 
 
 def problem(status: int, kind: str, title: str, detail: str) -> web.Response:
-    body = {"type": f"urn:kairan:problem:{kind}", "title": title, "status": status,
-            "detail": detail}
+    body = {
+        "type": f"urn:kairan:problem:{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     return web.Response(
         status=status,
         text=json.dumps(body, ensure_ascii=False),
@@ -76,9 +124,7 @@ def _residents(count: int = 600, seed: int = 7) -> list[dict[str, Any]]:
 class FakeState:
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     survey_version: int = 1
-    survey: dict[str, Any] = field(
-        default_factory=lambda: default_survey().model_dump(mode="json")
-    )
+    survey: dict[str, Any] = field(default_factory=lambda: default_survey().model_dump(mode="json"))
     residents: list[dict[str, Any]] = field(default_factory=_residents)
     deliveries: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1
@@ -102,8 +148,17 @@ class FakeState:
     def log(self, actor: str, action: str, target: str = "", outcome: str = "ok") -> None:
         seq = len(self.audit) + 1
         at = NOW + dt.timedelta(minutes=seq)
-        self.audit.append({"seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
-                           "target": target, "outcome": outcome, "detail": {}})
+        self.audit.append(
+            {
+                "seq": seq,
+                "at": at.isoformat(),
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "outcome": outcome,
+                "detail": {},
+            }
+        )
 
     def count(self, segment: dict[str, Any]) -> int:
         if segment.get("all_registered"):
@@ -128,8 +183,9 @@ class FakeState:
             selected += ok
         return selected
 
-    def add_delivery(self, author: str, content: dict[str, Any], status: str = "draft",
-                     **extra: Any) -> int:
+    def add_delivery(
+        self, author: str, content: dict[str, Any], status: str = "draft", **extra: Any
+    ) -> int:
         delivery_id = self.next_id
         self.next_id += 1
         created = NOW - dt.timedelta(days=10 - delivery_id)
@@ -183,19 +239,27 @@ def demo_state() -> FakeState:
     state.add_staff("tanaka", "田中 次郎", ["admin"])
     state.add_staff("takahashi", "高橋 三郎", ["auditor"])
     state.add_staff("ito", "伊藤 四郎", ["author", "approver"])
-    sent = state.add_delivery("sato", sample_content("乳幼児健診の日程"), status="sent",
-                              approver="suzuki")
-    state.deliveries[sent].update(recipient_count=212, sent_count=210, failed_count=2,
-                                  progress=1.0)
-    state.add_delivery("sato", sample_content("防災訓練のご案内", segment={
-        "conditions": [{"question": "area", "any_of": ["honmachi", "ekimae"]}]}),
-        status="pending_approval")
-    state.add_delivery("ito", sample_content("秋のイベント情報", segment={"all_registered": True}),
-                       status="draft")
+    sent = state.add_delivery(
+        "sato", sample_content("乳幼児健診の日程"), status="sent", approver="suzuki"
+    )
+    state.deliveries[sent].update(recipient_count=212, sent_count=210, failed_count=2, progress=1.0)
+    state.add_delivery(
+        "sato",
+        sample_content(
+            "防災訓練のご案内",
+            segment={"conditions": [{"question": "area", "any_of": ["honmachi", "ekimae"]}]},
+        ),
+        status="pending_approval",
+    )
+    state.add_delivery(
+        "ito", sample_content("秋のイベント情報", segment={"all_registered": True}), status="draft"
+    )
     for i in range(5):
-        state.log(["sato", "suzuki", "tanaka"][i % 3],
-                  ["api.deliveries.create", "api.deliveries.approve", "api.survey.update"][i % 3],
-                  f"delivery:{i + 1}")
+        state.log(
+            ["sato", "suzuki", "tanaka"][i % 3],
+            ["api.deliveries.create", "api.deliveries.approve", "api.survey.update"][i % 3],
+            f"delivery:{i + 1}",
+        )
     return state
 
 
@@ -211,8 +275,12 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     def guard(route: str) -> web.Response | None:
         if not allowed(route):
             state.log(username, f"api.{route}", outcome="denied")
-            return problem(403, "forbidden", "この操作を行う権限がありません",
-                           "この操作には別の役割が必要です。システム管理者に相談してください。")
+            return problem(
+                403,
+                "forbidden",
+                "この操作を行う権限がありません",
+                "この操作には別の役割が必要です。システム管理者に相談してください。",
+            )
         state.log(username, f"api.{route}")
         return None
 
@@ -226,35 +294,58 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     async def get_me(_: web.Request) -> web.Response:
         person = me()
         routes_allowed = sorted({r for role in person["roles"] for r in ROUTES_BY_ROLE[role]})
-        body = schema.Me.model_validate({
-            **person, "training_mode": state.training_mode,
-            "four_eyes": {"self_approval_threshold": 0, "relaxed": False},
-            "allowed": routes_allowed,
-        })
+        body = schema.Me.model_validate(
+            {
+                **person,
+                "training_mode": state.training_mode,
+                "four_eyes": {"self_approval_threshold": 0, "relaxed": False},
+                "allowed": routes_allowed,
+            }
+        )
         return web.json_response(body.model_dump(mode="json"))
 
     @routes.get("/v1/dashboard")
     async def dashboard(_: web.Request) -> web.Response:
         if (denied := guard("dashboard")) is not None:
             return denied
-        days = [{"day": (NOW.date() - dt.timedelta(days=6 - i)).isoformat(),
-                 "follows": [12, 8, 15, 4, 22, 9, 11][i], "unfollows": [1, 0, 3, 1, 2, 0, 1][i]}
-                for i in range(7)]
-        body = schema.DashboardOut.model_validate({
-            "friends": 642, "registered": len(state.residents), "deliveries_today": 1,
-            "messages_sent_today": 210, "active_deliveries": sum(
-                d["status"] in ("approved", "scheduled", "sending")
-                for d in state.deliveries.values()),
-            "pending_approval": sum(d["status"] == "pending_approval"
-                                    for d in state.deliveries.values()),
-            "days": days,
-            "quota": {"type": "limited", "limit": 5000, "used": 1210,
-                      "checked_at": NOW.isoformat()},
-            "health": {"last_webhook_at": (NOW - dt.timedelta(minutes=3)).isoformat(),
-                       "line_reachable": True, "line_last_ok_at": NOW.isoformat(),
-                       "line_last_error": None, "tls_not_after": None},
-            "training_mode": state.training_mode,
-        })
+        days = [
+            {
+                "day": (NOW.date() - dt.timedelta(days=6 - i)).isoformat(),
+                "follows": [12, 8, 15, 4, 22, 9, 11][i],
+                "unfollows": [1, 0, 3, 1, 2, 0, 1][i],
+            }
+            for i in range(7)
+        ]
+        body = schema.DashboardOut.model_validate(
+            {
+                "friends": 642,
+                "registered": len(state.residents),
+                "deliveries_today": 1,
+                "messages_sent_today": 210,
+                "active_deliveries": sum(
+                    d["status"] in ("approved", "scheduled", "sending")
+                    for d in state.deliveries.values()
+                ),
+                "pending_approval": sum(
+                    d["status"] == "pending_approval" for d in state.deliveries.values()
+                ),
+                "days": days,
+                "quota": {
+                    "type": "limited",
+                    "limit": 5000,
+                    "used": 1210,
+                    "checked_at": NOW.isoformat(),
+                },
+                "health": {
+                    "last_webhook_at": (NOW - dt.timedelta(minutes=3)).isoformat(),
+                    "line_reachable": True,
+                    "line_last_ok_at": NOW.isoformat(),
+                    "line_last_error": None,
+                    "tls_not_after": None,
+                },
+                "training_mode": state.training_mode,
+            }
+        )
         return web.json_response(body.model_dump(mode="json"))
 
     @routes.get("/v1/statistics")
@@ -268,25 +359,42 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             if q.kind == "year":
                 decades: dict[int, int] = {}
                 for p in state.residents:
-                    decades[p["birth_year"] // 10 * 10] = decades.get(
-                        p["birth_year"] // 10 * 10, 0) + 1
+                    decades[p["birth_year"] // 10 * 10] = (
+                        decades.get(p["birth_year"] // 10 * 10, 0) + 1
+                    )
                 for decade in sorted(decades):
                     n = decades[decade]
-                    cells.append({"code": f"{decade}s", "label": f"{decade}年代",
-                                  "count": n if n >= 10 else None,
-                                  "display": str(n) if n >= 10 else "<10"})
+                    cells.append(
+                        {
+                            "code": f"{decade}s",
+                            "label": f"{decade}年代",
+                            "count": n if n >= 10 else None,
+                            "display": str(n) if n >= 10 else "<10",
+                        }
+                    )
             else:
                 for o in q.options:
-                    n = sum(o.code in (p[q.code] if isinstance(p[q.code], set) else {p[q.code]})
-                            for p in state.residents)
-                    cells.append({"code": o.code, "label": o.label,
-                                  "count": n if n >= 10 else None,
-                                  "display": f"{n:,}" if n >= 10 else "<10"})
+                    n = sum(
+                        o.code in (p[q.code] if isinstance(p[q.code], set) else {p[q.code]})
+                        for p in state.residents
+                    )
+                    cells.append(
+                        {
+                            "code": o.code,
+                            "label": o.label,
+                            "count": n if n >= 10 else None,
+                            "display": f"{n:,}" if n >= 10 else "<10",
+                        }
+                    )
             questions.append({"code": q.code, "title": q.title, "kind": q.kind, "cells": cells})
-        body = schema.StatisticsOut.model_validate({
-            "survey_version": state.survey_version,
-            "registered_display": f"{len(state.residents):,}", "threshold": 10,
-            "questions": questions})
+        body = schema.StatisticsOut.model_validate(
+            {
+                "survey_version": state.survey_version,
+                "registered_display": f"{len(state.residents):,}",
+                "threshold": 10,
+                "questions": questions,
+            }
+        )
         return web.json_response(body.model_dump(mode="json"))
 
     @routes.get("/v1/survey")
@@ -294,7 +402,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if (denied := guard("survey.get")) is not None:
             return denied
         body = schema.SurveyOut.model_validate(
-            {"version": state.survey_version, "definition": state.survey})
+            {"version": state.survey_version, "definition": state.survey}
+        )
         return web.json_response(body.model_dump(mode="json"))
 
     @routes.put("/v1/survey")
@@ -303,8 +412,12 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             return denied
         update = schema.SurveyUpdate.model_validate(await request.json())
         if update.based_on_version != state.survey_version:
-            return problem(409, "conflict", "現在の状態ではこの操作はできません",
-                           "ほかの職員が先にアンケートを保存しました。読み込み直してください。")
+            return problem(
+                409,
+                "conflict",
+                "現在の状態ではこの操作はできません",
+                "ほかの職員が先にアンケートを保存しました。読み込み直してください。",
+            )
         state.survey_version += 1
         state.survey = update.definition.model_dump(mode="json")
         return web.json_response({"version": state.survey_version})
@@ -323,11 +436,12 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if (denied := guard("deliveries.list")) is not None:
             return denied
         status = request.query.get("status")
-        items = [state.summary(d) for d in sorted(state.deliveries.values(),
-                                                  key=lambda d: -d["id"])
-                 if status is None or d["status"] == status]
-        return web.json_response({"items": items, "limit": 50, "offset": 0,
-                                  "next_offset": None})
+        items = [
+            state.summary(d)
+            for d in sorted(state.deliveries.values(), key=lambda d: -d["id"])
+            if status is None or d["status"] == status
+        ]
+        return web.json_response({"items": items, "limit": 50, "offset": 0, "next_offset": None})
 
     @routes.post("/v1/deliveries")
     async def create(request: web.Request) -> web.Response:
@@ -358,8 +472,12 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
 
     def move(d: dict[str, Any], allowed_from: tuple[str, ...], to: str) -> web.Response | None:
         if d["status"] not in allowed_from:
-            return problem(409, "conflict", "現在の状態ではこの操作はできません",
-                           "この配信の状態が変わっています。一覧を更新してください。")
+            return problem(
+                409,
+                "conflict",
+                "現在の状態ではこの操作はできません",
+                "この配信の状態が変わっています。一覧を更新してください。",
+            )
         d["status"] = to
         return None
 
@@ -380,8 +498,12 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if d is None:
             return not_found()
         if d["author"] == username:
-            return problem(403, "four-eyes", "作成者ご本人はこの配信を承認できません",
-                           "ほかの承認者に承認を依頼してください。")
+            return problem(
+                403,
+                "four-eyes",
+                "作成者ご本人はこの配信を承認できません",
+                "ほかの承認者に承認を依頼してください。",
+            )
         failed = move(d, ("pending_approval",), "sending")
         if failed is not None:
             return failed
@@ -409,7 +531,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if d is None:
             return not_found()
         return move(d, ("approved", "scheduled", "sending"), "cancelled") or web.Response(
-            status=204)
+            status=204
+        )
 
     @routes.post("/v1/deliveries/{id}/test-send")
     async def test_send(request: web.Request) -> web.Response:
@@ -431,8 +554,9 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     async def test_code(_: web.Request) -> web.Response:
         if (denied := guard("test_recipients.code")) is not None:
             return denied
-        return web.json_response({"code": "KAIRAN-482913",
-                                  "expires_at": (NOW + dt.timedelta(minutes=15)).isoformat()})
+        return web.json_response(
+            {"code": "KAIRAN-482913", "expires_at": (NOW + dt.timedelta(minutes=15)).isoformat()}
+        )
 
     @routes.get("/v1/staff")
     async def staff(_: web.Request) -> web.Response:
@@ -453,8 +577,16 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     async def verify(_: web.Request) -> web.Response:
         if (denied := guard("audit.verify")) is not None:
             return denied
-        return web.json_response({"ok": True, "entries": len(state.audit), "checkpoints": 2,
-                                  "first_broken_seq": None, "reason": "", "head_hash": "ab" * 32})
+        return web.json_response(
+            {
+                "ok": True,
+                "entries": len(state.audit),
+                "checkpoints": 2,
+                "first_broken_seq": None,
+                "reason": "",
+                "head_hash": "ab" * 32,
+            }
+        )
 
     @routes.get("/v1/events")
     async def events(request: web.Request) -> web.StreamResponse:
@@ -465,8 +597,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         try:
             while True:
                 payload = await queue.get()
-                await response.write(
-                    f"event: delivery\ndata: {json.dumps(payload)}\n\n".encode())
+                await response.write(f"event: delivery\ndata: {json.dumps(payload)}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away or the fake is shutting down
         finally:
@@ -505,8 +636,7 @@ class FakeServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(make_fake_app(self.state, self.username),
-                                     shutdown_timeout=0.1)
+        self._runner = web.AppRunner(make_fake_app(self.state, self.username), shutdown_timeout=0.1)
         await self._runner.setup()
         await web.UnixSite(self._runner, str(self.socket)).start()
 

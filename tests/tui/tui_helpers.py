@@ -8,10 +8,10 @@ from collections.abc import Callable
 from textual.widgets import Input, TextArea
 
 
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 10.0) -> None:
+async def wait_until(pilot, condition: Callable[[], object], limit: float = 10.0) -> None:
     """Let the app run until condition() is true (workers answer asynchronously)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
-from textual.command import CommandPalette
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette, Provider
 from textual.containers import Center, Middle
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -19,7 +20,6 @@ from kairan_tui.client import CONNECTION_LOST_MESSAGE, ApiError, ConnectionLost,
 from kairan_tui.commands import ScreenCommands
 from kairan_tui.navigation import SCREENS, allowed_screens
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
-
 from kairand.api import schema
 
 
@@ -48,7 +48,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
 class ConnectingScreen(Screen):
     """Shown until the daemon tells who the caller is."""
 
-    BINDINGS = [Binding("ctrl+q", "app.quit", "終了")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "app.quit", "終了")]
 
     def compose(self) -> ComposeResult:
         with Middle(), Center():
@@ -65,9 +65,9 @@ class KairanApp(App[None]):
     # Absolute: resolving a relative path would touch the filesystem on the event loop.
     CSS_PATH = Path(__file__).parent / "kairan.tcss"
     TITLE = "Kairan 職員用画面"
-    COMMANDS = {ScreenCommands}
+    COMMANDS: ClassVar[set[type[Provider]]] = {ScreenCommands}
     COMMAND_PALETTE_DISPLAY = "Ctrl+P"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "ヘルプ", key_display="F1"),
         Binding("question_mark", "help", "ヘルプ", show=False),
         Binding("ctrl+p", "command_palette", "メニュー", show=False, priority=True),

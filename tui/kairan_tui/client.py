@@ -9,7 +9,6 @@ the daemon is back.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -53,9 +52,13 @@ class ApiError(Exception):
 _GENERIC_BY_STATUS = {
     400: "入力内容に誤りがあります。内容を確認して、もう一度お試しください。",
     401: "職員として登録されていません。システム管理者に職員登録を依頼してください。",
-    403: "この操作を行う権限がありません。必要な場合はシステム管理者に役割の追加を依頼してください。",
+    403: (
+        "この操作を行う権限がありません。必要な場合はシステム管理者に役割の追加を依頼してください。"
+    ),
     404: "対象が見つかりません。一覧を更新して、もう一度お試しください。",
-    409: "ほかの職員が先に操作したため、実行できませんでした。画面を更新して状態を確認してください。",
+    409: (
+        "ほかの職員が先に操作したため、実行できませんでした。画面を更新して状態を確認してください。"
+    ),
     422: "入力内容を処理できませんでした。内容を確認して、もう一度お試しください。",
     500: "サーバーで問題が発生しました。時間をおいてもう一度お試しください。",
     503: "サーバーが一時的に利用できません。時間をおいてもう一度お試しください。",
@@ -122,7 +125,7 @@ class ApiClient:
                 await self._reset()
                 if attempt + 1 >= attempts:
                     raise ConnectionLost(type(exc).__name__) from exc
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 await self._reset()
                 raise ConnectionLost("timeout") from exc
         raise ConnectionLost("unreachable")  # pragma: no cover - loop always returns or raises
@@ -164,7 +167,7 @@ class ApiClient:
         except (aiohttp.ClientConnectionError, ConnectionError, OSError) as exc:
             await self._reset()
             raise ConnectionLost(type(exc).__name__) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             await self._reset()
             raise ConnectionLost("timeout") from exc
 
@@ -248,9 +251,7 @@ class KairanApi(ApiClient):
         return await self._model(schema.TestRecipients, "GET", "/v1/test-recipients")
 
     async def new_test_recipient_code(self) -> schema.TestRecipientCode:
-        return await self._model(
-            schema.TestRecipientCode, "POST", "/v1/test-recipients/code", {}
-        )
+        return await self._model(schema.TestRecipientCode, "POST", "/v1/test-recipients/code", {})
 
     # survey
     async def survey(self) -> schema.SurveyOut:

@@ -64,6 +64,7 @@ def count_cell(value: int | None, threshold_label: str = "<10") -> str:
     """Aggregates below the small-cell threshold arrive as None: show them as "<10" (W4)."""
     return threshold_label if value is None else f"{value:,}"
 
+
 WEEKDAYS = "月火水木金土日"
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 

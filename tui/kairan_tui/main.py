@@ -53,9 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="kairand の職員用APIソケット（既定：/etc/kairan/kairan.toml の [api] socket、"
         "読めない場合は /run/kairan/api.sock）",
     )
-    parser.add_argument(
-        "--config", type=Path, help="接続先を読み取る設定ファイル（kairan.toml）"
-    )
+    parser.add_argument("--config", type=Path, help="接続先を読み取る設定ファイル（kairan.toml）")
     return parser
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class ScreenEntry:
     name: str
@@ -22,35 +21,59 @@ class ScreenEntry:
 
 SCREENS: tuple[ScreenEntry, ...] = (
     ScreenEntry(
-        "dashboard", "ダッシュボード", "f2", "dashboard",
+        "dashboard",
+        "ダッシュボード",
+        "f2",
+        "dashboard",
         "友だち数・登録者数・本日の配信・送信可能数・稼働状況を表示します。",
     ),
     ScreenEntry(
-        "compose", "配信作成", "f3", "deliveries.create",
+        "compose",
+        "配信作成",
+        "f3",
+        "deliveries.create",
         "お知らせを作成し、テスト送信・下書き保存・承認依頼を行います。",
     ),
     ScreenEntry(
-        "approvals", "承認待ち", "f4", "deliveries.approve",
+        "approvals",
+        "承認待ち",
+        "f4",
+        "deliveries.approve",
         "承認依頼された配信を確認し、承認または差し戻しをします。",
     ),
     ScreenEntry(
-        "history", "配信履歴", "f5", "deliveries.list",
+        "history",
+        "配信履歴",
+        "f5",
+        "deliveries.list",
         "これまでの配信と進み具合・結果を確認し、必要なら配信中止をします。",
     ),
     ScreenEntry(
-        "statistics", "登録者の傾向", "f6", "statistics",
+        "statistics",
+        "登録者の傾向",
+        "f6",
+        "statistics",
         "質問ごとの回答の分布を表示します（10人未満は「<10」と表示）。",
     ),
     ScreenEntry(
-        "survey", "アンケート設定", "f7", "survey.update",
+        "survey",
+        "アンケート設定",
+        "f7",
+        "survey.update",
         "登録者に尋ねる質問・選択肢・利用目的を編集し、新しい版として保存します。",
     ),
     ScreenEntry(
-        "staff", "職員", "f8", "staff.put",
+        "staff",
+        "職員",
+        "f8",
+        "staff.put",
         "職員（取扱者名簿）と役割の一覧を表示します。",
     ),
     ScreenEntry(
-        "audit", "監査ログ", "f9", "audit.list",
+        "audit",
+        "監査ログ",
+        "f9",
+        "audit.list",
         "操作ログを条件で絞り込んで表示し、改ざんがないか「検証」します。",
     ),
 )

@@ -8,10 +8,11 @@ keyboard shortcut to confirm is a distinct key (Y), not Enter.
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -19,8 +20,13 @@ from textual.widgets import Button, Static
 GUARD_SECONDS = 0.5
 
 
+def _clock() -> float:
+    """Monotonic seconds (a function so tests can drive the guard without sleeping)."""
+    return time.monotonic()
+
+
 class ConfirmModal(ModalScreen[bool]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "answer(False)", "やめる"),
         Binding("n", "answer(False)", "やめる", show=False),
         Binding("y", "answer(True)", "実行する（Y）"),
@@ -41,7 +47,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.confirm_label = confirm_label
         self.audience = audience
         self.danger = danger
-        self._opened_at = time.monotonic()
+        self._opened_at = _clock()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="dialog"):
@@ -65,13 +71,13 @@ class ConfirmModal(ModalScreen[bool]):
                 )
 
     def on_mount(self) -> None:
-        self._opened_at = time.monotonic()
+        self._opened_at = _clock()
         # The confirm button takes no focus: Enter (or a held Enter) can only ever cancel.
         self.query_one("#confirm", Button).can_focus = False
         self.query_one("#cancel", Button).focus()
 
     def _guarded(self) -> bool:
-        return time.monotonic() - self._opened_at < GUARD_SECONDS
+        return _clock() - self._opened_at < GUARD_SECONDS
 
     async def _on_key(self, event: events.Key) -> None:
         # Swallow key repeat from the key that opened this dialog.

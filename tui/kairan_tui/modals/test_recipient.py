@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -12,7 +14,7 @@ from kairand.api import schema
 
 
 class RecipientCodeModal(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "close", "閉じる")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "閉じる")]
 
     def __init__(self, code: schema.TestRecipientCode, registered: int | None = None) -> None:
         super().__init__()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
@@ -16,13 +18,10 @@ from kairan_tui.modals.reject import RejectModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.segment_builder import describe_segment
-
 from kairand.api import schema
 
 
-def content_table(
-    detail: schema.DeliveryDetail, survey: schema.SurveyDefinition | None
-) -> Table:
+def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition | None) -> Table:
     content = detail.content
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
@@ -46,7 +45,7 @@ def content_table(
 class ApprovalsScreen(KairanScreen):
     SCREEN_NAME = "approvals"
     SCREEN_TITLE = "承認待ち"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "承認"),
         Binding("d", "reject", "差し戻し"),
         Binding("t", "test_send", "テスト送信"),

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Static
 
 from kairan_tui.client import ApiError
 from kairan_tui.labels import JST, format_compact
 from kairan_tui.screens.base import KairanScreen
-
 from kairand.api import schema
 
 OUTCOME_LABELS = {"allowed": "許可", "ok": "成功", "denied": "拒否", "failed": "失敗"}
@@ -31,7 +31,7 @@ def parse_day(text: str, *, end: bool = False) -> dt.datetime | None:
 class AuditScreen(KairanScreen):
     SCREEN_NAME = "audit"
     SCREEN_TITLE = "監査ログ"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "search", "絞り込み（入力欄で Enter でも可）"),
         Binding("ctrl+g", "verify", "検証"),
         Binding("ctrl+o", "older", "さらに古いログ"),
@@ -88,9 +88,7 @@ class AuditScreen(KairanScreen):
             since = parse_day(self.query_one("#filter-since", Input).value)
             until = parse_day(self.query_one("#filter-until", Input).value, end=True)
         except ValueError:
-            self.notify(
-                "日付は「2026-11-01」の形で入力してください。", severity="warning"
-            )
+            self.notify("日付は「2026-11-01」の形で入力してください。", severity="warning")
             return None
         return schema.AuditQuery(
             actor=self.query_one("#filter-actor", Input).value.strip() or None,

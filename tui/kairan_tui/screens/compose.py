@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -25,7 +26,6 @@ from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice
-
 from kairand.api import schema
 
 AUDIENCE_DEBOUNCE_SECONDS = 0.4
@@ -41,16 +41,14 @@ def parse_schedule(text: str) -> dt.datetime:
     try:
         value = dt.datetime.strptime(cleaned, "%Y-%m-%d %H:%M")
     except ValueError:
-        raise FormProblem(
-            "配信日時は「2026-12-01 09:30」の形で入力してください。"
-        ) from None
+        raise FormProblem("配信日時は「2026-12-01 09:30」の形で入力してください。") from None
     return value.replace(tzinfo=JST)
 
 
 class ComposeScreen(KairanScreen):
     SCREEN_NAME = "compose"
     SCREEN_TITLE = "配信作成"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+t", "test_send", "テスト送信"),
         Binding("ctrl+s", "save_draft", "下書き保存"),
         Binding("ctrl+r", "submit", "承認依頼"),
@@ -74,8 +72,12 @@ class ComposeScreen(KairanScreen):
         with Horizontal(id="compose-main"):
             with VerticalScroll(id="compose-form"):
                 yield Static("", id="draft-state", classes="hint")
-                yield Label("件名（職員向けの管理用。登録者には表示されません）", classes="field-label")
-                yield Input(placeholder="例：子育て支援センターのお知らせ", id="title", max_length=100)
+                yield Label(
+                    "件名（職員向けの管理用。登録者には表示されません）", classes="field-label"
+                )
+                yield Input(
+                    placeholder="例：子育て支援センターのお知らせ", id="title", max_length=100
+                )
                 yield Label("機密性区分", classes="field-label")
                 yield Select(
                     [(label, value) for value, label in CONFIDENTIALITY_LABELS.items()],
@@ -248,7 +250,9 @@ class ComposeScreen(KairanScreen):
             raise FormProblem("メッセージを1件以上入力してください。")
         for number, text in enumerate(messages, start=1):
             if utf16_length(text) > 5000:
-                raise FormProblem(f"メッセージ {number} が5,000文字を超えています。短くしてください。")
+                raise FormProblem(
+                    f"メッセージ {number} が5,000文字を超えています。短くしてください。"
+                )
         segment = self.segment_choice.segment
         if segment is None:
             raise FormProblem(self.segment_choice.problem or "配信対象を選んでください。")
@@ -256,7 +260,9 @@ class ComposeScreen(KairanScreen):
         if self.query_one("#schedule", Select).value == "at":
             scheduled_at = parse_schedule(self.query_one("#scheduled-at", Input).value)
             if for_sending and scheduled_at <= dt.datetime.now(JST):
-                raise FormProblem("予約配信の日時が過ぎています。これから先の日時を入力してください。")
+                raise FormProblem(
+                    "予約配信の日時が過ぎています。これから先の日時を入力してください。"
+                )
         return schema.DeliveryContent.model_validate(
             {
                 "title": title,
@@ -320,8 +326,10 @@ class ComposeScreen(KairanScreen):
                 severity="warning",
             )
         else:
-            self.notify(f"テスト送信しました（{result.sent} 件）。LINEで確認してください。",
-                        title="テスト送信")
+            self.notify(
+                f"テスト送信しました（{result.sent} 件）。LINEで確認してください。",
+                title="テスト送信",
+            )
 
     def action_submit(self) -> None:
         content = self._content_or_warn(for_sending=True)
@@ -395,9 +403,8 @@ class ComposeScreen(KairanScreen):
         self.query_one("#draft-state", Static).update(f"下書き番号 {detail.id} を編集中")
         self.query_one("#title", Input).value = content.title
         self.query_one("#confidentiality", Select).value = content.confidentiality
-        for number, text in enumerate(content.messages, start=1):
-            if number > self.message_count:
-                self.add_message()
+        while self.message_count < len(content.messages):
+            self.add_message()
         self.call_after_refresh(self._fill_messages, list(content.messages))
         self.query_one("#silent", Checkbox).value = content.notification_disabled
         if content.scheduled_at is not None:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from kairan_tui.client import ApiError
 from kairan_tui.labels import format_datetime, format_day
 from kairan_tui.screens.base import KairanScreen
-
 from kairand.api import schema
 
 REFRESH_SECONDS = 10.0
@@ -72,7 +72,7 @@ def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
 class DashboardScreen(KairanScreen):
     SCREEN_NAME = "dashboard"
     SCREEN_TITLE = "ダッシュボード"
-    BINDINGS = [Binding("r", "reload", "最新の情報に更新")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "最新の情報に更新")]
 
     def compose_body(self) -> ComposeResult:
         yield Static(

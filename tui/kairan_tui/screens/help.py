@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.cells import cell_len
-from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
@@ -34,19 +33,21 @@ def key_label(key: str) -> str:
     return "+".join(parts)
 
 
-def key_lines(rows: list[tuple[str, str]]) -> Text:
-    """Keys in a padded column, then what they do: plain text, readable in any terminal."""
+def key_rows(rows: list[tuple[str, str]]) -> list[Horizontal]:
+    """One row per key: the key in a fixed column, what it does wrapped beside it."""
     width = max((cell_len(key) for key, _ in rows), default=0) + 2
-    text = Text()
+    result = []
     for key, what in rows:
-        text.append(key + " " * (width - cell_len(key)), style="bold")
-        text.append(what + "\n")
-    text.rstrip()
-    return text
+        key_label_widget = Static(key, classes="help-key")
+        key_label_widget.styles.width = width
+        result.append(
+            Horizontal(key_label_widget, Static(what, classes="help-what"), classes="help-row")
+        )
+    return result
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "閉じる"),
         Binding("f1", "close", "閉じる", show=False),
         Binding("q", "close", "閉じる", show=False),
@@ -82,13 +83,13 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-dialog", classes="dialog"):
             yield Static("ヘルプ（キー操作の一覧）", classes="dialog-title")
             with VerticalScroll():
-                yield Static("画面の切り替え", classes="help-heading")
-                yield Static(key_lines(screens), classes="help-keys")
                 if local:
                     yield Static(f"この画面（{title}）の操作", classes="help-heading")
-                    yield Static(key_lines(local), classes="help-keys")
+                    yield from key_rows(local)
+                yield Static("画面の切り替え", classes="help-heading")
+                yield from key_rows(screens)
                 yield Static("共通の操作", classes="help-heading")
-                yield Static(key_lines(common), classes="help-keys")
+                yield from key_rows(common)
                 yield Static(
                     "配信・承認・配信中止は、確認画面で配信対象人数を確かめてから Y キーで"
                     "実行します。誤操作を防ぐため、Enter キーでは実行されません。",

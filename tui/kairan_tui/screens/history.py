@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static
 
@@ -17,7 +18,6 @@ from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.screens.approvals import content_table
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
-
 from kairand.api import schema
 
 POLL_SECONDS = 1.0
@@ -32,7 +32,7 @@ def counts_text(item: schema.DeliverySummary) -> str:
 class HistoryScreen(KairanScreen):
     SCREEN_NAME = "history"
     SCREEN_TITLE = "配信履歴"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_delivery", "配信中止"),
         Binding("e", "edit_draft", "下書きを編集"),
         Binding("r", "reload", "一覧を更新"),
@@ -206,10 +206,12 @@ class HistoryScreen(KairanScreen):
             table_widget = self.query_one("#deliveries", DataTable)
             key = str(detail.id)
             with contextlib.suppress(Exception):
-                table_widget.update_cell(key, table_widget.ordered_columns[2].key,
-                                         status_label(detail.status))
-                table_widget.update_cell(key, table_widget.ordered_columns[3].key,
-                                         counts_text(detail))
+                table_widget.update_cell(
+                    key, table_widget.ordered_columns[2].key, status_label(detail.status)
+                )
+                table_widget.update_cell(
+                    key, table_widget.ordered_columns[3].key, counts_text(detail)
+                )
 
     def action_cancel_delivery(self) -> None:
         detail = self.selected

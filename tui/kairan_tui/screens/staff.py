@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
@@ -16,7 +18,7 @@ from kairan_tui.screens.base import KairanScreen
 class StaffScreen(KairanScreen):
     SCREEN_NAME = "staff"
     SCREEN_TITLE = "職員"
-    BINDINGS = [Binding("r", "reload", "一覧を更新")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "一覧を更新")]
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="box", id="staff-box"):

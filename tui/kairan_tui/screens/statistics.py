@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -16,7 +18,7 @@ from kairan_tui.widgets.bar_chart import BarChart
 class StatisticsScreen(KairanScreen):
     SCREEN_NAME = "statistics"
     SCREEN_TITLE = "登録者の傾向"
-    BINDINGS = [Binding("r", "reload", "最新の情報に更新")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "最新の情報に更新")]
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="statistics-summary", classes="box-title")

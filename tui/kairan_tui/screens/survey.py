@@ -7,13 +7,13 @@ reads 「ラベル [code]」; rewording keeps the [code], a new line without one
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Button,
@@ -31,7 +31,6 @@ from textual.widgets import (
 
 from kairan_tui.client import ApiError
 from kairan_tui.screens.base import KairanScreen
-
 from kairand.api import schema
 
 KIND_LABELS = {
@@ -140,7 +139,7 @@ def conversation_preview(definition: dict[str, Any]) -> Text:
 class SurveyScreen(KairanScreen):
     SCREEN_NAME = "survey"
     SCREEN_TITLE = "アンケート設定"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "新しい版として保存"),
         Binding("ctrl+r", "reload", "保存済みの内容に戻す"),
     ]
@@ -155,55 +154,52 @@ class SurveyScreen(KairanScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="survey-version", classes="box-title")
         with TabbedContent(id="survey-tabs"):
-            with TabPane("質問", id="tab-questions"):
-                with Horizontal():
-                    with Vertical(id="question-list-box"):
-                        yield ListView(id="question-list")
-                        with Horizontal(classes="button-row"):
-                            yield Button("上へ", id="move-up")
-                            yield Button("下へ", id="move-down")
-                        with Horizontal(classes="button-row"):
-                            yield Button("追加", id="add-question")
-                            yield Button("削除", id="remove-question", variant="warning")
-                    with VerticalScroll(id="question-editor"):
-                        yield Static("", id="question-kind", classes="hint")
-                        yield Label("見出し（職員画面と絞り込みで使う短い名前）", classes="field-label")
-                        yield Input(id="q-title", max_length=40)
-                        yield Label("質問文（登録者に表示されます）", classes="field-label")
-                        yield TextArea(id="q-text", classes="short-area")
-                        yield Label("利用目的（質問と一緒に表示されます）", classes="field-label")
-                        yield TextArea(id="q-purpose", classes="short-area")
-                        yield Select(
-                            [(KIND_LABELS["choice"], "choice"), (KIND_LABELS["multi"], "multi")],
-                            id="q-kind",
-                            allow_blank=False,
-                        )
-                        yield Label(
-                            "選択肢（1行に1つ。[ ]内は識別子なので、文言を変えても残してください。"
-                            "新しい選択肢は文言だけを書きます）",
-                            classes="field-label",
-                            id="q-options-label",
-                        )
-                        yield TextArea(id="q-options", classes="options-area")
-                        yield Checkbox("「回答しない」を選べるようにする", id="q-skip")
-            with TabPane("案内文", id="tab-texts"):
-                with VerticalScroll():
-                    yield Label("友だち追加時のあいさつ", classes="field-label")
-                    yield TextArea(id="welcome", classes="short-area")
-                    yield Label("利用目的の説明（最初に表示し、同意をお願いします）", classes="field-label")
-                    yield TextArea(id="purpose-notice", classes="long-area")
-                    yield Checkbox(
-                        "利用目的の内容を変更したので、登録者にあらためて同意をお願いする",
-                        id="new-consent",
+            with TabPane("質問", id="tab-questions"), Horizontal():
+                with Vertical(id="question-list-box"):
+                    yield ListView(id="question-list")
+                    with Horizontal(classes="button-row"):
+                        yield Button("上へ", id="move-up")
+                        yield Button("下へ", id="move-down")
+                    with Horizontal(classes="button-row"):
+                        yield Button("追加", id="add-question")
+                        yield Button("削除", id="remove-question", variant="warning")
+                with VerticalScroll(id="question-editor"):
+                    yield Static("", id="question-kind", classes="hint")
+                    yield Label("見出し（職員画面と絞り込みで使う短い名前）", classes="field-label")
+                    yield Input(id="q-title", max_length=40)
+                    yield Label("質問文（登録者に表示されます）", classes="field-label")
+                    yield TextArea(id="q-text", classes="short-area")
+                    yield Label("利用目的（質問と一緒に表示されます）", classes="field-label")
+                    yield TextArea(id="q-purpose", classes="short-area")
+                    yield Select(
+                        [(KIND_LABELS["choice"], "choice"), (KIND_LABELS["multi"], "multi")],
+                        id="q-kind",
+                        allow_blank=False,
                     )
-                    yield Label("登録完了のメッセージ", classes="field-label")
-                    yield TextArea(id="completion", classes="short-area")
-            with TabPane("プレビュー", id="tab-preview"):
-                with VerticalScroll():
-                    yield Static(
-                        "登録者がLINEで見る会話の流れです（［ ］はボタン）。", classes="hint"
+                    yield Label(
+                        "選択肢（1行に1つ。[ ]内は識別子なので、文言を変えても残してください。"
+                        "新しい選択肢は文言だけを書きます）",
+                        classes="field-label",
+                        id="q-options-label",
                     )
-                    yield Static(id="conversation-preview")
+                    yield TextArea(id="q-options", classes="options-area")
+                    yield Checkbox("「回答しない」を選べるようにする", id="q-skip")
+            with TabPane("案内文", id="tab-texts"), VerticalScroll():
+                yield Label("友だち追加時のあいさつ", classes="field-label")
+                yield TextArea(id="welcome", classes="short-area")
+                yield Label(
+                    "利用目的の説明（最初に表示し、同意をお願いします）", classes="field-label"
+                )
+                yield TextArea(id="purpose-notice", classes="long-area")
+                yield Checkbox(
+                    "利用目的の内容を変更したので、登録者にあらためて同意をお願いする",
+                    id="new-consent",
+                )
+                yield Label("登録完了のメッセージ", classes="field-label")
+                yield TextArea(id="completion", classes="short-area")
+            with TabPane("プレビュー", id="tab-preview"), VerticalScroll():
+                yield Static("登録者がLINEで見る会話の流れです（［ ］はボタン）。", classes="hint")
+                yield Static(id="conversation-preview")
 
     def refresh_data(self) -> None:
         if self.definition is None:

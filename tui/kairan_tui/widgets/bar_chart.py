@@ -8,7 +8,6 @@ from rich.text import Text
 from textual.widgets import Static
 
 
-
 def _pad(label: str, width: int) -> str:
     return label + " " * max(0, width - cell_len(label))
 

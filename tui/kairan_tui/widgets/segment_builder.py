@@ -145,7 +145,7 @@ class SegmentBuilder(Vertical):
         segment = schema.SegmentFilter.model_validate({"conditions": conditions})
         return SegmentChoice(segment, " ／ ".join(parts))
 
-    def _age(self, selector: str) -> int | None | str:
+    def _age(self, selector: str) -> int | str | None:
         text = self.query_one(selector, Input).value.strip()
         if not text:
             return None
@@ -161,9 +161,7 @@ class SegmentBuilder(Vertical):
         self.post_message(self.Changed(self, choice))
 
 
-def describe_segment(
-    segment: schema.SegmentFilter, survey: schema.SurveyDefinition | None
-) -> str:
+def describe_segment(segment: schema.SegmentFilter, survey: schema.SurveyDefinition | None) -> str:
     """A segment in the words of the survey: 「地域：本町・駅前 ／ 生まれた年：30〜49歳」."""
     if segment.all_registered:
         return "登録者全員"
