@@ -43,7 +43,8 @@ async def signed_in(pilot, app) -> None:
 )
 async def test_screens_follow_roles(user, visible, app_for):
     """S7, S8: a staff member sees only the screens their roles allow, in the navigation bar,
-    the help and the command palette; the key of a hidden screen does nothing but explain."""
+    the help and the command palette (which also finds a screen by its kana reading); the key
+    of a hidden screen does nothing but explain."""
     app = app_for(user)
     async with app.run_test(size=SIZE) as pilot:
         await signed_in(pilot, app)
@@ -71,6 +72,9 @@ async def test_screens_follow_roles(user, visible, app_for):
         titles = [hit.text async for hit in provider.discover()]
         assert len(titles) == len(visible)
         assert all(str(t).endswith("を開く") for t in titles)
+        # Kana typed before conversion finds the screen too (only if allowed).
+        found = [hit async for hit in provider.search("かんさ")]
+        assert bool(found) == ("audit" in visible)
 
 
 async def open_compose(pilot, app) -> ComposeScreen:

@@ -183,7 +183,10 @@ class KairanApp(App[None]):
 
     def update_connection_banners(self) -> None:
         for banner in self.screen.query(ConnectionBanner):
-            banner.update(f"⚠ {CONNECTION_LOST_MESSAGE}")
+            banner.update(
+                "サーバー（kairand）に接続できません。自動的に再接続しています…"
+                "（戻らない場合はシステム管理者に連絡してください）"
+            )
             banner.set_class(not self.connected, "-lost")
 
     # -- navigation ------------------------------------------------------------------------

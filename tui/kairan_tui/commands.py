@@ -33,7 +33,7 @@ class ScreenCommands(Provider):
         matcher = self.matcher(query)
         for entry in self._entries():
             text = f"{entry.title}を開く"
-            score = matcher.match(text)
+            score = max(matcher.match(text), matcher.match(entry.keywords) * 0.9)
             if score > 0:
                 yield Hit(
                     score,

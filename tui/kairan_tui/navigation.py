@@ -17,6 +17,8 @@ class ScreenEntry:
     """The API route (name from /v1/me `allowed`) the screen needs: shown only when allowed."""
     help: str
     """One sentence for the help screen and the command palette."""
+    keywords: str = ""
+    """Readings and synonyms the command palette also matches (kana typed before conversion)."""
 
 
 SCREENS: tuple[ScreenEntry, ...] = (
@@ -26,6 +28,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f2",
         "dashboard",
         "友だち数・登録者数・本日の配信・送信可能数・稼働状況を表示します。",
+        "だっしゅぼーど ほーむ dashboard",
     ),
     ScreenEntry(
         "compose",
@@ -33,6 +36,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f3",
         "deliveries.create",
         "お知らせを作成し、テスト送信・下書き保存・承認依頼を行います。",
+        "はいしんさくせい さくせい おしらせ compose",
     ),
     ScreenEntry(
         "approvals",
@@ -40,6 +44,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f4",
         "deliveries.approve",
         "承認依頼された配信を確認し、承認または差し戻しをします。",
+        "しょうにんまち しょうにん approve",
     ),
     ScreenEntry(
         "history",
@@ -47,6 +52,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f5",
         "deliveries.list",
         "これまでの配信と進み具合・結果を確認し、必要なら配信中止をします。",
+        "はいしんりれき りれき history",
     ),
     ScreenEntry(
         "statistics",
@@ -54,6 +60,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f6",
         "statistics",
         "質問ごとの回答の分布を表示します（10人未満は「<10」と表示）。",
+        "とうろくしゃのけいこう けいこう とうけい statistics",
     ),
     ScreenEntry(
         "survey",
@@ -61,6 +68,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f7",
         "survey.update",
         "登録者に尋ねる質問・選択肢・利用目的を編集し、新しい版として保存します。",
+        "あんけーとせってい しつもん survey",
     ),
     ScreenEntry(
         "staff",
@@ -68,6 +76,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f8",
         "staff.put",
         "職員（取扱者名簿）と役割の一覧を表示します。",
+        "しょくいん めいぼ staff",
     ),
     ScreenEntry(
         "audit",
@@ -75,6 +84,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "f9",
         "audit.list",
         "操作ログを条件で絞り込んで表示し、改ざんがないか「検証」します。",
+        "かんさろぐ かんさ そうさろぐ audit",
     ),
 )
 

@@ -144,8 +144,15 @@ class ApprovalsScreen(KairanScreen):
         )
 
     def _own_delivery(self, detail: schema.DeliveryDetail) -> bool:
+        """True when four eyes forbids this caller approving: their own delivery, unless the
+        threshold relaxes it for the current audience (the API decides in the end; the
+        detail's can_self_approve is only known once recipients are frozen)."""
         me = self.kairan.me
-        return me is not None and detail.author == me.username and not detail.can_self_approve
+        if me is None or detail.author != me.username or detail.can_self_approve:
+            return False
+        threshold = me.four_eyes.self_approval_threshold
+        relaxed = me.four_eyes.relaxed and self.audience is not None and self.audience < threshold
+        return not relaxed
 
     def action_approve(self) -> None:
         if self.selected is None:

@@ -194,7 +194,7 @@ class ComposeScreen(KairanScreen):
             self.report(exc, "配信対象人数を数え")
             return
         self.audience = result.count
-        note = "（少人数です。条件を確認してください）" if result.small else ""
+        note = "\n（少人数です。条件を確認してください）" if result.small else ""
         label.update(f"配信対象人数：{result.count:,} 人{note}")
 
     # -- messages --------------------------------------------------------------------------
@@ -381,6 +381,8 @@ class ComposeScreen(KairanScreen):
         self.query_one("#schedule", Select).value = "now"
         self.query_one("#confidentiality", Select).value = 1
         self.query_one("#scheduled-at", Input).value = ""
+        for builder in self.query(SegmentBuilder):
+            builder.clear()
         self.query_one("#title", Input).focus()
 
     def action_register_test_recipient(self) -> None:

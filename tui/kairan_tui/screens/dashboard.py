@@ -42,10 +42,10 @@ class StatCard(Vertical):
 
 def week_table(days: list[schema.DayCount], width: int = 12) -> Table:
     top = max([max(d.follows, d.unfollows) for d in days] + [1])
-    table = Table.grid(padding=(0, 1))
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True)
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    table.add_column("日付", no_wrap=True)
+    table.add_column("友だち追加", no_wrap=True)
+    table.add_column("ブロック", no_wrap=True)
     for day in days:
         follow = Text("▇" * max(1 if day.follows else 0, round(width * day.follows / top)))
         follow.stylize("green")
@@ -87,7 +87,7 @@ class DashboardScreen(KairanScreen):
                 yield StatCard("承認待ち", "stat-pending")
             with Horizontal(id="dashboard-lower"):
                 with Vertical(id="week-box", classes="box"):
-                    yield Static("直近7日間（緑：友だち追加　赤：ブロック）", classes="box-title")
+                    yield Static("直近7日間の友だち追加・ブロック", classes="box-title")
                     yield Static(id="week-chart")
                 with Vertical(id="health-box", classes="box"):
                     yield Static("送信可能数・稼働状況", classes="box-title")

@@ -108,6 +108,15 @@ class SegmentBuilder(Vertical):
                     self.query_one(f"#age-to-{code}", Input).value = str(data["age_to"])
         self._emit()
 
+    def clear(self) -> None:
+        """Back to no condition (after a delivery was submitted)."""
+        self.query_one("#segment-all", Checkbox).value = False
+        for selection in self.query(SelectionList):
+            selection.deselect_all()
+        for field in self.query(Input):
+            field.value = ""
+        self._emit()
+
     def current(self) -> SegmentChoice:
         if self.query_one("#segment-all", Checkbox).value:
             return SegmentChoice(schema.SegmentFilter(all_registered=True), "登録者全員")

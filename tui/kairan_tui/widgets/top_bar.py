@@ -47,8 +47,9 @@ class TopBar(Vertical):
         nav = Text(" ")
         for entry in allowed_screens(me.allowed if me else []):
             style = "reverse bold" if entry.name == self.current else ""
+            # Compact: with every role the whole bar must still fit 100 columns.
             nav.append(f"{entry.key.upper()}", style="bold")
-            nav.append(f" {entry.title} ", style=style)
+            nav.append(entry.title, style=style)
             nav.append(" ")
         nav.append("F1 ヘルプ", style="dim")
         self.query_one("#nav-line", Static).update(nav)
@@ -59,7 +60,7 @@ class ConnectionBanner(Static):
 
     DEFAULT_CSS = """
     ConnectionBanner {
-        dock: top; height: auto; display: none;
+        height: auto; display: none;
         background: $error; color: $text; text-style: bold; padding: 0 1;
     }
     ConnectionBanner.-lost { display: block; }
