@@ -16,7 +16,13 @@ from kairand.errors import ExitCode, KairanError
 from kairand.logs import setup_logging
 from kairand.main import DEFAULT_CONFIG, report
 
-SUBCOMMAND_MODULES: list[str] = ["kairand.audit.ctl"]
+SUBCOMMAND_MODULES: list[str] = [
+    "kairand.audit.ctl",
+    "kairand.line.richmenu",
+    "kairand.backup.cli",  # issue-8: backup keygen|create|list|verify|restore
+    "kairand.tls",  # issue-8: tls install|status
+    "kairand.doctor",  # issue-8: doctor
+]
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

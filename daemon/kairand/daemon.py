@@ -43,7 +43,10 @@ async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
+    # The keyring reads a file (or a credential): off the event loop.
+    token = await asyncio.get_running_loop().run_in_executor(
+        None, secrets.get_secret, secrets.CHANNEL_ACCESS_TOKEN
+    )
     async with line_api(config.line.api_base, token, config.line.request_timeout_seconds) as api:
         app[LINE] = api
         yield
@@ -64,7 +67,10 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
-    return [delivery_component, api_component]
+    from kairand.line.inbox import inbox_component
+    from kairand.line.webhook import webhook_component
+
+    return [webhook_component, inbox_component, delivery_component, api_component]
 
 
 def build_app(config: Config, store: Store) -> web.Application:

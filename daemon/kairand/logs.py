@@ -40,7 +40,8 @@ class RedactingFilter(logging.Filter):
             )
         fields = getattr(record, "fields", None)
         if fields:
-            record.fields = {k: redact(_render_value(v)) for k, v in fields.items()}
+            # Redact strings in place but keep other types: rendering happens in the formatter.
+            record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
         return True
 
 
@@ -59,7 +60,7 @@ class KeyValueFormatter(logging.Formatter):
         parts += [f"level={record.levelname.lower()}", f"logger={record.name}"]
         parts.append(f"event={_render_value(redact(record.getMessage()))}")
         for key, value in (getattr(record, "fields", None) or {}).items():
-            parts.append(f"{key}={value}")
+            parts.append(f"{key}={redact(_render_value(value))}")
         if record.exc_info:
             exc = record.exc_info[1]
             parts.append(f"error={_render_value(redact(f'{type(exc).__name__}: {exc}'))}")

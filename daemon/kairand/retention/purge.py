@@ -1,0 +1,61 @@
+"""Purge one resident (S11): delete everything about them at once and write a signed receipt.
+
+Used for unfollow (block), a resident's own deletion request, and by the retention worker for
+annual expiry. Runs inside the caller's write transaction, so the deletion, the receipt and the
+audit entry commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kairand.audit.chain import AuditEntry
+from kairand.retention.receipts import make_receipt
+from kairand.store import audit, inbox, receipts, residents, test_recipients
+from kairand.store.database import Connection
+
+
+def purge_resident(
+    conn: Connection,
+    line_user_id: str,
+    reason: str,
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+    *,
+    actor: str = "system",
+    keep_pending_after_ms: int | None = None,
+) -> int | None:
+    """Delete the resident (answers and batch entries cascade), their inbox events and test
+    recipient entry; write the receipt and an audit entry. Returns the receipt id, or None
+    when nothing about LINE_USER_ID was stored.
+
+    KEEP_PENDING_AFTER_MS: the inbox worker passes the timestamp of the event it is processing,
+    so events that arrived after it (a re-follow) survive the purge.
+    """
+    deleted = residents.delete(conn, line_user_id) or {"resident": 0}
+    deleted["inbox_events"] = inbox.delete_for_user(conn, line_user_id, keep_pending_after_ms)
+    deleted["test_recipient"] = test_recipients.forget(conn, line_user_id)
+    if not deleted["resident"] and not deleted["test_recipient"]:
+        return None
+    receipt = make_receipt(
+        at=int(now),
+        reason=reason,
+        line_user_id=line_user_id,
+        deleted=deleted,
+        hmac_key=hmac_key,
+        signing_key=signing_key,
+    )
+    receipt_id = receipts.insert(conn, receipt)
+    audit.append(
+        conn,
+        AuditEntry(
+            at_ms=int(now) * 1000,
+            actor=actor,
+            action="resident.purge",
+            outcome="ok",
+            target=f"receipt {receipt_id}",
+            detail={"reason": reason, **deleted},
+        ),
+    )
+    return receipt_id

@@ -1,0 +1,299 @@
+"""The webhook's TLS certificate: server context, installation, and expiry monitoring.
+
+TLS terminates in kairand (on the webhook unix socket), so the relay only forwards ciphertext.
+The certificate is installed with `kairanctl tls install CERT KEY`; health and `kairanctl doctor`
+warn WARN_DAYS before it expires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import shutil
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from kairand.errors import ConfigError, DataError
+
+WARN_DAYS = 30
+
+
+def load_server_context(cert: Path, key: Path | None) -> ssl.SSLContext:
+    """A TLS server context for the webhook (TLS 1.2+, the chain in CERT, the key in KEY; with
+    KEY None the key is read from CERT, as `ssl` allows)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(certfile=str(cert), keyfile=str(key) if key else None)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"webhook TLS file {exc.filename} does not exist",
+            "install the certificate with `kairanctl tls install CERT KEY`",
+        ) from None
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"the webhook certificate {cert} and key {key} cannot be used together: {exc.reason}",
+            "check that the key belongs to the certificate; reinstall with `kairanctl tls install`",
+        ) from None
+    return ctx
+
+
+def _read_chain(cert: Path) -> list[x509.Certificate]:
+    try:
+        data = cert.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the certificate {cert}: {exc.strerror}") from None
+    try:
+        chain = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        chain = []
+    if not chain:
+        raise DataError(
+            f"{cert} holds no PEM certificate",
+            "give the certificate (and its intermediates) in PEM form, leaf first",
+        )
+    return chain
+
+
+def certificate_expiry(cert: Path) -> dt.datetime:
+    """When the leaf certificate in CERT stops being valid (aware, UTC)."""
+    return _read_chain(cert)[0].not_valid_after_utc
+
+
+@dataclass(frozen=True)
+class CertificateHealth:
+    """What health and doctor show about the webhook certificate."""
+
+    status: str  # "ok", "warning" (< WARN_DAYS left), "expired", "missing", "not_configured"
+    not_after: dt.datetime | None
+    days_left: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "warning")
+
+
+def certificate_health(
+    cert: Path | None, *, now: dt.datetime | None = None, warn_days: int = WARN_DAYS
+) -> CertificateHealth:
+    if cert is None:
+        return CertificateHealth("not_configured", None, None)
+    if not cert.exists():
+        return CertificateHealth("missing", None, None)
+    not_after = certificate_expiry(cert)
+    now = now or dt.datetime.now(dt.UTC)
+    left = not_after - now
+    days = int(left.total_seconds() // 86400)
+    if left.total_seconds() <= 0:
+        return CertificateHealth("expired", not_after, days)
+    return CertificateHealth("warning" if days < warn_days else "ok", not_after, days)
+
+
+def _load_key(data: bytes, key: Path) -> object:
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise DataError(
+            f"the private key {key} is protected by a passphrase",
+            "remove it (openssl pkey -in KEY -out KEY.plain): kairand starts unattended",
+        ) from None
+    except ValueError:
+        raise DataError(f"{key} holds no PEM private key") from None
+
+
+def validate_pair(cert: Path, key: Path, *, now: dt.datetime | None = None) -> x509.Certificate:
+    """Check that CERT (PEM chain) and KEY (PEM, unencrypted) match and the leaf is current."""
+    leaf = _read_chain(cert)[0]
+    try:
+        key_data = key.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the key {key}: {exc.strerror}") from None
+    private = _load_key(key_data, key)
+    if not isinstance(
+        private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    ):
+        raise DataError(f"{key}: unsupported key type {type(private).__name__}")
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if private.public_key().public_bytes(*raw) != leaf.public_key().public_bytes(*raw):
+        raise DataError(
+            f"the key {key} does not belong to the certificate {cert}",
+            "give the private key that was used for this certificate's signing request",
+        )
+    now = now or dt.datetime.now(dt.UTC)
+    if leaf.not_valid_after_utc <= now:
+        raise DataError(
+            f"the certificate {cert} expired on {leaf.not_valid_after_utc:%Y-%m-%d}",
+            "renew it with the certificate authority first",
+        )
+    if leaf.not_valid_before_utc > now:
+        raise DataError(f"the certificate {cert} is not valid before {leaf.not_valid_before_utc}")
+    # The same check the daemon will do at start-up, so a pair accepted here also loads there.
+    load_server_context(cert, key)
+    return leaf
+
+
+def _install_file(source: Path, dest: Path, mode: int, gid: int | None) -> None:
+    """Copy SOURCE to DEST atomically with MODE (and group GID when given)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            os.fchmod(out.fileno(), mode)
+            if gid is not None:
+                os.fchown(out.fileno(), -1, gid)
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def install_pair(
+    cert: Path, key: Path, dest_cert: Path, dest_key: Path, *, group: str | None = "kairan"
+) -> x509.Certificate:
+    """Validate CERT/KEY, then copy them to the configured paths: cert 0644, key 0640 with the
+    daemon's group (when it exists and we may chown), so only root and kairand read the key."""
+    leaf = validate_pair(cert, key)
+    gid = None
+    if group and os.geteuid() == 0:
+        import grp
+
+        with contextlib.suppress(KeyError):
+            gid = grp.getgrnam(group).gr_gid
+    _install_file(key, dest_key, 0o640 if gid is not None else 0o600, gid)
+    _install_file(cert, dest_cert, 0o644, None)
+    return leaf
+
+
+def self_signed(
+    host: str, *, days: int = 365, not_before: dt.datetime | None = None
+) -> tuple[bytes, bytes]:
+    """A self-signed certificate and key (PEM) for HOST: training boxes and tests only.
+    LINE requires a certificate from a public CA for a real webhook."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, host)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+# -- kairanctl tls install|status ---------------------------------------------------------------
+
+
+def _configured_paths(config_path: Path) -> tuple[Path, Path]:
+    from kairand.config import load_config
+
+    config = load_config(config_path)
+    if config.webhook.tls_cert is None or config.webhook.tls_key is None:
+        raise ConfigError(
+            "webhook.tls_cert and webhook.tls_key are not set in the configuration",
+            "set them (the appliance template uses /etc/kairan/tls/webhook.crt and .key)",
+        )
+    return config.webhook.tls_cert, config.webhook.tls_key
+
+
+def _cmd_install(args: argparse.Namespace) -> int:
+    dest_cert, dest_key = _configured_paths(args.config)
+    leaf = install_pair(args.cert, args.key, dest_cert, dest_key)
+    _record_not_after(args.config, leaf.not_valid_after_utc)
+    print(
+        "証明書をインストールしました / certificate installed: "
+        f"{dest_cert} (valid until {leaf.not_valid_after_utc:%Y-%m-%d})"
+    )
+    print("kairand を再起動してください / restart kairand: systemctl restart kairand")
+    return 0
+
+
+NOT_AFTER_SETTING = "tls.not_after"
+
+
+def _record_not_after(config_path: Path, not_after: dt.datetime) -> None:
+    """Best effort: note the expiry in the store's settings (unix seconds) for health. Where the
+    db-key is not available to kairanctl (the appliance keeps it in systemd credentials), health
+    and doctor read the certificate file itself."""
+    from kairand.config import load_config
+    from kairand.errors import KairanError
+    from kairand.keys import secrets
+    from kairand.store import settings
+    from kairand.store.bootstrap import select_keyring
+    from kairand.store.database import open_connection, transaction
+
+    try:
+        config = load_config(config_path)
+        if not config.database_path.exists():
+            return
+        select_keyring(config)
+        conn = open_connection(config.database_path, secrets.db_key())
+    except (KairanError, RuntimeError):
+        return
+    try:
+        with transaction(conn):
+            settings.put(conn, NOT_AFTER_SETTING, int(not_after.timestamp()))
+    finally:
+        conn.close()
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    cert, _ = _configured_paths(args.config)
+    health = certificate_health(cert)
+    print(describe(health))
+    return 0 if health.status == "ok" else 1
+
+
+def describe(health: CertificateHealth) -> str:
+    """One line, Japanese then English, for doctor and `tls status`."""
+    if health.status == "not_configured":
+        return "Webhook の証明書が設定されていません / webhook TLS is not configured"
+    if health.status == "missing":
+        return "Webhook の証明書ファイルがありません / the webhook certificate file is missing"
+    assert health.not_after is not None
+    until = f"{health.not_after:%Y-%m-%d}"
+    if health.status == "expired":
+        return f"証明書の有効期限が切れています（{until}） / the certificate expired on {until}"
+    if health.status == "warning":
+        return (
+            f"証明書の有効期限まであと {health.days_left} 日です（{until}）。更新してください"
+            f" / the certificate expires in {health.days_left} days ({until}): renew it"
+        )
+    return (
+        f"証明書は有効です（{until} まで、残り {health.days_left} 日）"
+        f" / the certificate is valid until {until} ({health.days_left} days left)"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    tls = subparsers.add_parser("tls", help="the webhook's TLS certificate")
+    sub = tls.add_subparsers(dest="tls_command", required=True)
+    install = sub.add_parser("install", help="validate and install a certificate and its key")
+    install.add_argument("cert", type=Path, help="PEM certificate chain (leaf first)")
+    install.add_argument("key", type=Path, help="PEM private key (no passphrase)")
+    install.set_defaults(func=_cmd_install)
+    status = sub.add_parser("status", help="show the installed certificate's expiry")
+    status.set_defaults(func=_cmd_status)

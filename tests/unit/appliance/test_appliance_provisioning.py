@@ -1,0 +1,153 @@
+"""Provisioning files: shellcheck, nftables syntax, sshd drop-ins, config template (N5, N7, S6)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kairand.config import load_config
+
+REPO = Path(__file__).resolve().parents[3]
+PROV = REPO / "provisioning"
+
+
+def test_scripts_pass_shellcheck() -> None:
+    """N7: the installer and the tunnel script pass shellcheck (all severities)."""
+    result = subprocess.run(
+        [
+            "shellcheck",
+            "--shell=bash",
+            str(PROV / "install.sh"),
+            str(PROV / "kairan-tunnel"),
+            str(PROV / "kairanctl-with-credentials"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def render_nft(**over: str) -> str:
+    values = {
+        "@RELAY_V4_ELEMENTS@": "elements = { 203.0.113.10 }",
+        "@RELAY_V6_ELEMENTS@": "",
+        "@STAFF_V4_ELEMENTS@": "",
+        "@STAFF_V6_ELEMENTS@": "elements = { 2001:db8:1::/64 }",
+        "@DNS_UIDS@": "0, 991, 992",
+        "@NTP_UIDS@": "0",
+        "@KAIRAN_UID@": "991",
+        "@TUNNEL_UID@": "992",
+        "@APT_UIDS@": "42",
+        "@RELAY_SSH_PORT@": "22",
+        **over,
+    }
+    text = (PROV / "nftables" / "kairan.nft.in").read_text()
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def nft_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "ruleset.nft"
+    path.write_text(text)
+    return subprocess.run(
+        ["nft", "-c", "-f", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_nftables_ruleset_is_accepted_and_default_drop(tmp_path: Path) -> None:
+    """N7, S6: `nft -c` accepts the rendered ruleset; input, forward and output drop by default;
+    new outbound 443 only for the two service uids. A broken variant is rejected (the check
+    can fail)."""
+    text = render_nft()
+    result = nft_check(text, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for chain in ("input", "forward", "output"):
+        assert f"type filter hook {chain} priority filter; policy drop;" in text
+    assert "meta skuid { 991, 992 } tcp dport 443 ct state new accept" in text
+    assert nft_check(render_nft(**{"@KAIRAN_UID@": "kairan-no-such-user"}), tmp_path).returncode
+    assert nft_check(text.replace("policy drop;", "policy maybe;", 1), tmp_path).returncode
+
+
+def ensure_privsep_dir() -> None:
+    """sshd refuses to start without /run/sshd (systemd's tmpfiles makes it on a booted box)."""
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+
+def sshd_effective(config_text: str, tmp_path: Path, spec: str) -> dict[str, str]:
+    """`sshd -T` for a connection described by SPEC, with CONFIG_TEXT as the whole config."""
+    ensure_privsep_dir()
+    host_key = tmp_path / "host_key"
+    if not host_key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+        )
+    conf = tmp_path / "sshd_config"
+    conf.write_text(f"HostKey {host_key}\nUsePAM no\n" + config_text)
+    result = subprocess.run(
+        ["/usr/sbin/sshd", "-T", "-f", str(conf), "-C", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        out.setdefault(key, value)
+    return out
+
+
+def test_staff_dropin_forces_the_tui_and_disables_forwarding(tmp_path: Path) -> None:
+    """N5, K3: a member of kairan-staff gets only the TUI, with every kind of forwarding off.
+    (The group is mapped to root's group here so sshd can evaluate the Match.)"""
+    dropin = (PROV / "sshd" / "kairan-staff.conf").read_text()
+    staff = sshd_effective(
+        dropin.replace("Match Group kairan-staff", "Match Group root"),
+        tmp_path,
+        "user=root,host=pc,addr=192.168.10.5",
+    )
+    assert staff["forcecommand"] == "/opt/kairan/bin/kairan"
+    assert staff["disableforwarding"] == "yes"
+    assert staff["allowtcpforwarding"] == "no"
+    assert staff["allowstreamlocalforwarding"] == "no"
+    assert staff["permittunnel"] == "no"
+    other = sshd_effective(dropin, tmp_path, "user=root,host=pc,addr=192.168.10.5")
+    assert "forcecommand" not in other or other["forcecommand"] == "none"
+
+
+def test_relay_match_block_allows_only_remote_forwarding(tmp_path: Path) -> None:
+    """N7: on the relay the tunnel account may only request remote forwards: no tty, no local
+    forwards, no agent/X11/streamlocal, public-key only."""
+    block = (PROV / "relay" / "sshd-kairan-relay.conf").read_text()
+    relay = sshd_effective(block, tmp_path, "user=kairan-relay,host=office,addr=198.51.100.7")
+    assert relay["allowtcpforwarding"] == "remote"
+    assert relay["permittty"] == "no"
+    assert relay["permitopen"] == "none"
+    assert relay["allowstreamlocalforwarding"] == "no"
+    assert relay["gatewayports"] == "no"
+    assert relay["authenticationmethods"] == "publickey"
+    assert relay["authorizedkeysfile"] == "/etc/ssh/kairan-relay/authorized_keys"
+    template = (PROV / "relay" / "authorized_keys.template").read_text()
+    assert (
+        'restrict,port-forwarding,permitlisten="127.0.0.1:@LISTEN_PORT@" @PUBLIC_KEY@' in template
+    )
+
+
+@pytest.mark.parametrize("bot", ["", "U" + "0" * 32])
+def test_config_template_validates(tmp_path: Path, bot: str) -> None:
+    """N7: the appliance config template (as install.sh renders it) passes kairand's own
+    validation, serves TLS on the unix socket and opens no TCP listener."""
+    text = (PROV / "kairan.toml.template").read_text().replace("@BOT_USER_ID@", bot)
+    path = tmp_path / "kairan.toml"
+    path.write_text(text)
+    config = load_config(path)
+    assert config.webhook.tcp_host == "" and config.webhook.tls_cert is not None
+    assert config.webhook.socket == Path("/run/kairan/webhook.sock")
+    assert config.api.socket_group == "kairan-staff"
+    assert config.webhook.bot_user_id == bot
