@@ -72,7 +72,7 @@ class ApiSection(Section):
     audit_checkpoint_every: Annotated[int, Field(ge=1)] = 1000
     """Sign an audit checkpoint after this many new entries (S8) ..."""
     audit_checkpoint_seconds: Annotated[int, Field(ge=10)] = 3600
-    """... or this long after the last one, whichever comes first (if anything was logged)."""
+    """... or when the oldest entry not yet signed is this old, whichever comes first."""
     event_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     """How often the event stream (/v1/events) looks for changed figures."""
     quota_cache_seconds: Annotated[int, Field(ge=0)] = 300

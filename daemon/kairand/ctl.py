@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "kairand.backup.cli",  # issue-8: backup keygen|create|list|verify|restore
     "kairand.tls",  # issue-8: tls install|status
     "kairand.doctor",  # issue-8: doctor
+    "kairand.audit.ctl",  # issue-6: audit verify|checkpoint, roster, staff add|remove|list
 ]
 
 

@@ -20,6 +20,7 @@ from kairand.config import Config
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
 
+SYSTEM_PYTHON = "/usr/bin/python3"  # readable by any uid, unlike a venv under /root or /work
 OTHER_UID = 65534  # nobody on Debian; any uid that is not on the roster would do
 
 # Runs as OTHER_UID with only the standard library: a raw HTTP/1.1 request over the socket.
@@ -61,7 +62,7 @@ async def test_other_uid_is_refused_and_audited(
     log holds the denied call with that uid; root (on the roster) gets its /v1/me."""
     assert os.geteuid() == 0, "this test needs root (as in CI) to start a child under another uid"
     cfg = public_socket_config(config, short_tmp / "public")
-    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
     async with serve(cfg, store):
         info = cfg.api.socket.stat()
         assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == OTHER_UID

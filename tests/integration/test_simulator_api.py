@@ -40,26 +40,44 @@ def png(width: int, height: int) -> bytes:
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
     )
 
 
 class Env:
-    def __init__(self, sim: Simulator, api: AsyncMessagingApi, blob: AsyncMessagingApiBlob,
-                 http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        api: AsyncMessagingApi,
+        blob: AsyncMessagingApiBlob,
+        http: aiohttp.ClientSession,
+    ) -> None:
         self.sim, self.api, self.blob, self.http = sim, api, blob, http
         self.clock: ManualClock = sim.config.clock  # type: ignore[assignment]
 
-    async def raw(self, method: str, path: str, body: Any = None, *, token: str = TOKEN,
-                  headers: dict[str, str] | None = None, data: bytes | None = None
-                  ) -> tuple[int, Any, Any]:
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str = TOKEN,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[int, Any, Any]:
         h = {"Authorization": f"Bearer {token}", **(headers or {})}
-        async with self.http.request(method, self.sim.api_url + path, json=body, data=data,
-                                     headers=h) as response:
+        async with self.http.request(
+            method, self.sim.api_url + path, json=body, data=data, headers=h
+        ) as response:
             return response.status, await response.json(content_type=None), response.headers
 
     def follow(self, n: int = 1) -> list[str]:
@@ -70,8 +88,14 @@ class Env:
 
 
 async def make_env(**overrides: Any) -> AsyncIterator[Env]:
-    config = SimulatorConfig(population=600, seed=3, access_token=TOKEN, clock=ManualClock(),
-                             auto_react=False, **overrides)
+    config = SimulatorConfig(
+        population=600,
+        seed=3,
+        access_token=TOKEN,
+        clock=ManualClock(),
+        auto_react=False,
+        **overrides,
+    )
     async with Simulator(config) as sim:
         sdk_config = Configuration(host=sim.api_url, access_token=TOKEN)
         async with AsyncApiClient(sdk_config) as client, aiohttp.ClientSession() as http:
@@ -97,9 +121,12 @@ async def api_error(coro: Any) -> ApiException:
 async def test_bearer_token_is_required(env: Env) -> None:
     """S5: no or wrong token -> 401 with LINE's messages; nothing is delivered."""
     uid = env.follow()[0]
-    status, body, _ = await env.raw("POST", "/v2/bot/message/push",
-                                    {"to": uid, "messages": [{"type": "text", "text": "x"}]},
-                                    token="wrong")
+    status, body, _ = await env.raw(
+        "POST",
+        "/v2/bot/message/push",
+        {"to": uid, "messages": [{"type": "text", "text": "x"}]},
+        token="wrong",
+    )
     assert status == 401 and "Authentication failed" in body["message"]
     async with env.http.get(env.sim.api_url + "/v2/bot/info") as response:
         assert response.status == 401
@@ -111,15 +138,18 @@ async def test_push_multicast_reply_deliver_and_carry_request_ids(env: Env) -> N
     """S5: push/multicast/reply succeed, answer x-line-request-id, and land in the ledger."""
     a, b, c = env.follow(3)
     pushed = await env.api.push_message_with_http_info(
-        PushMessageRequest(to=a, messages=[text("プッシュ")]), x_line_retry_key=str(uuid.uuid4()))
+        PushMessageRequest(to=a, messages=[text("プッシュ")]), x_line_retry_key=str(uuid.uuid4())
+    )
     assert pushed.status_code == 200 and pushed.data.sent_messages[0].id
     push_id = pushed.headers["x-line-request-id"]
     multi = await env.api.multicast_with_http_info(
-        MulticastRequest(to=[a, b, c], messages=[text("一斉"), text("二通目")]))
+        MulticastRequest(to=[a, b, c], messages=[text("一斉"), text("二通目")])
+    )
     multi_id = multi.headers["x-line-request-id"]
     assert multi.status_code == 200 and multi_id != push_id
-    await env.api.reply_message(ReplyMessageRequest(reply_token=env.reply_token(c),
-                                                    messages=[text("返信")]))
+    await env.api.reply_message(
+        ReplyMessageRequest(reply_token=env.reply_token(c), messages=[text("返信")])
+    )
     ledger = env.sim.ledger
     assert ledger.recipients(request_id=push_id) == {a: 1}
     assert ledger.recipients(request_id=multi_id) == {a: 1, b: 1, c: 1}
@@ -135,14 +165,35 @@ async def test_message_and_recipient_limits_answer_400_with_details(env: Env) ->
         ("/v2/bot/message/push", {"to": uid, "messages": [msg] * 6}, "messages"),
         ("/v2/bot/message/multicast", {"to": [uid] * 501, "messages": [msg]}, "to"),
         ("/v2/bot/message/multicast", {"to": ["not-an-id"], "messages": [msg]}, "to[0]"),
-        ("/v2/bot/message/push", {"to": uid, "messages": [{"type": "text", "text": "😀" * 2501}]},
-         "messages[0].text"),
+        (
+            "/v2/bot/message/push",
+            {"to": uid, "messages": [{"type": "text", "text": "😀" * 2501}]},
+            "messages[0].text",
+        ),
         ("/v2/bot/message/push", {"to": uid, "messages": [{"type": "text"}]}, "messages[0].text"),
         ("/v2/bot/message/push", {"to": uid, "messages": [{"type": "bogus"}]}, "messages[0].type"),
-        ("/v2/bot/message/push", {"to": uid, "messages": [
-            {"type": "text", "text": "q", "quickReply": {"items": [
-                {"type": "action", "action": {"type": "postback", "label": "a", "data": "d"}}
-            ] * 14}}]}, "messages[0].quickReply.items"),
+        (
+            "/v2/bot/message/push",
+            {
+                "to": uid,
+                "messages": [
+                    {
+                        "type": "text",
+                        "text": "q",
+                        "quickReply": {
+                            "items": [
+                                {
+                                    "type": "action",
+                                    "action": {"type": "postback", "label": "a", "data": "d"},
+                                }
+                            ]
+                            * 14
+                        },
+                    }
+                ],
+            },
+            "messages[0].quickReply.items",
+        ),
         ("/v2/bot/message/push", {"messages": [msg]}, "to"),
     ]
     for path, body, prop in cases:
@@ -150,8 +201,11 @@ async def test_message_and_recipient_limits_answer_400_with_details(env: Env) ->
         assert status == 400, (prop, answer)
         assert answer["message"].startswith("The request body has")
         assert prop in [d["property"] for d in answer["details"]], answer
-    status, _, _ = await env.raw("POST", "/v2/bot/message/push",
-                                 {"to": uid, "messages": [{"type": "text", "text": "😀" * 2500}]})
+    status, _, _ = await env.raw(
+        "POST",
+        "/v2/bot/message/push",
+        {"to": uid, "messages": [{"type": "text", "text": "😀" * 2500}]},
+    )
     assert status == 200
     assert len(env.sim.ledger) == 1  # only the last, valid push
 
@@ -162,18 +216,23 @@ async def test_reply_tokens_are_single_use_and_expire(env: Env) -> None:
     uid = env.follow()[0]
     token = env.reply_token(uid)
     await env.api.reply_message(ReplyMessageRequest(reply_token=token, messages=[text()]))
-    again = await api_error(env.api.reply_message(
-        ReplyMessageRequest(reply_token=token, messages=[text()])))
+    again = await api_error(
+        env.api.reply_message(ReplyMessageRequest(reply_token=token, messages=[text()]))
+    )
     assert again.status == 400 and "Invalid reply token" in again.body
     late = env.reply_token(uid)
     env.clock.advance(61)
-    expired = await api_error(env.api.reply_message(
-        ReplyMessageRequest(reply_token=late, messages=[text()])))
+    expired = await api_error(
+        env.api.reply_message(ReplyMessageRequest(reply_token=late, messages=[text()]))
+    )
     assert expired.status == 400
     fresh = env.reply_token(uid)
-    status, _, _ = await env.raw("POST", "/v2/bot/message/reply",
-                                 {"replyToken": fresh, "messages": [{"type": "text", "text": "x"}]},
-                                 headers={"X-Line-Retry-Key": str(uuid.uuid4())})
+    status, _, _ = await env.raw(
+        "POST",
+        "/v2/bot/message/reply",
+        {"replyToken": fresh, "messages": [{"type": "text", "text": "x"}]},
+        headers={"X-Line-Retry-Key": str(uuid.uuid4())},
+    )
     assert status == 400
     assert env.sim.ledger.recipients(kind="reply") == {uid: 1}
 
@@ -220,7 +279,9 @@ async def test_monthly_quota_is_all_or_nothing_and_resets_next_month() -> None:
         assert (quota.type, quota.value) == ("limited", 5)
         await env.api.multicast(MulticastRequest(to=users[:3], messages=[text(), text("2")]))
         assert (await env.api.get_message_quota_consumption()).total_usage == 3
-        refused = await api_error(env.api.multicast(MulticastRequest(to=users[3:], messages=[text()])))
+        refused = await api_error(
+            env.api.multicast(MulticastRequest(to=users[3:], messages=[text()]))
+        )
         assert refused.status == 429 and "You have reached your monthly limit." in refused.body
         assert env.sim.ledger.recipients(kind="multicast").keys() == set(users[:3])
         await env.api.multicast(MulticastRequest(to=users[3:5], messages=[text()]))
@@ -255,8 +316,14 @@ async def test_rate_limit_429_is_deterministic_with_the_injected_clock(env: Env)
 async def test_rate_limit_holds_under_a_real_time_burst() -> None:
     """S5: hammering multicast for ~2 s of wall time, accepted requests/s stay within 5% of
     the configured 200/s (real clock; the bucket's initial 20 tokens are not counted)."""
-    config = SimulatorConfig(population=5, seed=1, access_token=TOKEN, auto_react=False,
-                             rates={"multicast": 200.0}, burst_seconds=0.1)
+    config = SimulatorConfig(
+        population=5,
+        seed=1,
+        access_token=TOKEN,
+        auto_react=False,
+        rates={"multicast": 200.0},
+        burst_seconds=0.1,
+    )
     async with Simulator(config) as sim, aiohttp.ClientSession() as http:
         uid = sim.follow(1)[0].user_id
         body = {"to": [uid], "messages": [{"type": "text", "text": "x"}]}
@@ -268,8 +335,9 @@ async def test_rate_limit_holds_under_a_real_time_burst() -> None:
         async def hammer() -> None:
             nonlocal accepted, last_ok
             while time.monotonic() - start < 2.0:
-                async with http.post(sim.api_url + "/v2/bot/message/multicast", json=body,
-                                     headers=headers) as response:
+                async with http.post(
+                    sim.api_url + "/v2/bot/message/multicast", json=body, headers=headers
+                ) as response:
                     await response.read()
                     if response.status == 200:
                         last_ok = time.monotonic()
@@ -286,21 +354,32 @@ async def test_rich_menu_lifecycle(env: Env) -> None:
     list, delete, with LINE's errors for a missing image, a wrong size and unknown ids."""
     uid = env.follow()[0]
     request = RichMenuRequest(
-        size=RichMenuSize(width=2500, height=843), selected=True, name="メイン",
+        size=RichMenuSize(width=2500, height=843),
+        selected=True,
+        name="メイン",
         chat_bar_text="メニュー",
-        areas=[RichMenuArea(bounds=RichMenuBounds(x=0, y=0, width=1250, height=843),
-                            action=SdkPostbackAction(label="設定を変更", data="menu=settings"))],
+        areas=[
+            RichMenuArea(
+                bounds=RichMenuBounds(x=0, y=0, width=1250, height=843),
+                action=SdkPostbackAction(label="設定を変更", data="menu=settings"),
+            )
+        ],
     )
     menu_id = (await env.api.create_rich_menu(request)).rich_menu_id
     no_image = await api_error(env.api.set_default_rich_menu(menu_id))
     assert no_image.status == 400 and "upload richmenu image" in no_image.body
-    wrong = await api_error(env.blob.set_rich_menu_image(
-        menu_id, png(800, 270), _headers={"Content-Type": "image/png"}))
+    wrong = await api_error(
+        env.blob.set_rich_menu_image(menu_id, png(800, 270), _headers={"Content-Type": "image/png"})
+    )
     assert wrong.status == 400
-    await env.blob.set_rich_menu_image(menu_id, png(2500, 843),
-                                       _headers={"Content-Type": "image/png"})
-    twice = await api_error(env.blob.set_rich_menu_image(
-        menu_id, png(2500, 843), _headers={"Content-Type": "image/png"}))
+    await env.blob.set_rich_menu_image(
+        menu_id, png(2500, 843), _headers={"Content-Type": "image/png"}
+    )
+    twice = await api_error(
+        env.blob.set_rich_menu_image(
+            menu_id, png(2500, 843), _headers={"Content-Type": "image/png"}
+        )
+    )
     assert twice.status == 400
     await env.api.set_default_rich_menu(menu_id)
     assert (await env.api.get_default_rich_menu_id()).rich_menu_id == menu_id
@@ -315,10 +394,17 @@ async def test_rich_menu_lifecycle(env: Env) -> None:
     assert (await api_error(env.api.delete_rich_menu(menu_id))).status == 404
     assert (await api_error(env.api.link_rich_menu_id_to_user(uid, menu_id))).status == 404
     assert (await env.api.get_rich_menu_list()).richmenus == []
-    status, answer, _ = await env.raw("POST", "/v2/bot/richmenu",
-                                      {"size": {"width": 2500, "height": 843}, "selected": False,
-                                       "name": "x", "chatBarText": "十五文字を超えるチャットバーのテキスト",
-                                       "areas": []})
+    status, answer, _ = await env.raw(
+        "POST",
+        "/v2/bot/richmenu",
+        {
+            "size": {"width": 2500, "height": 843},
+            "selected": False,
+            "name": "x",
+            "chatBarText": "十五文字を超えるチャットバーのテキスト",
+            "areas": [],
+        },
+    )
     assert status == 400 and answer["details"][0]["property"] == "chatBarText"
 
 

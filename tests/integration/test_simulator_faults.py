@@ -23,8 +23,14 @@ TOKEN = "fault-token"
 
 
 async def started(profile: FaultProfile) -> AsyncIterator[tuple[Simulator, AsyncMessagingApi]]:
-    config = SimulatorConfig(population=20, seed=9, access_token=TOKEN, faults=profile,
-                             clock=ManualClock(), auto_react=False)
+    config = SimulatorConfig(
+        population=20,
+        seed=9,
+        access_token=TOKEN,
+        faults=profile,
+        clock=ManualClock(),
+        auto_react=False,
+    )
     async with Simulator(config) as sim:
         async with AsyncApiClient(Configuration(host=sim.api_url, access_token=TOKEN)) as client:
             yield sim, AsyncMessagingApi(client)
@@ -85,7 +91,9 @@ async def test_seeded_faults_reproduce_over_http() -> None:
             statuses = []
             for _ in range(30):
                 try:
-                    await api.multicast(MulticastRequest(to=[uid], messages=[TextMessage(text="x")]))
+                    await api.multicast(
+                        MulticastRequest(to=[uid], messages=[TextMessage(text="x")])
+                    )
                     statuses.append(200)
                 except ApiException as exc:
                     statuses.append(exc.status)

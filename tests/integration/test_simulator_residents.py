@@ -17,12 +17,18 @@ from kairand.simulator.survey_bot import TOPIC_LABELS, SurveyBot
 TOKEN, SECRET = "resident-token", "resident-secret"
 
 
-async def running(tmp: Path, size: int = 150, seed: int = 4, **kw: object
-                  ) -> AsyncIterator[tuple[Simulator, SurveyBot]]:
+async def running(
+    tmp: Path, size: int = 150, seed: int = 4, **kw: object
+) -> AsyncIterator[tuple[Simulator, SurveyBot]]:
     sock = tmp / f"bot-{seed}-{size}.sock"
-    base = dict(population=size, seed=seed, access_token=TOKEN, channel_secret=SECRET,
-                clock=ManualClock(), webhook=WebhookTarget("http://bot/webhook",
-                                                           unix_socket=str(sock)))
+    base = dict(
+        population=size,
+        seed=seed,
+        access_token=TOKEN,
+        channel_secret=SECRET,
+        clock=ManualClock(),
+        webhook=WebhookTarget("http://bot/webhook", unix_socket=str(sock)),
+    )
     config = SimulatorConfig(**{**base, **kw})  # type: ignore[arg-type]
     bot = SurveyBot("", TOKEN, SECRET, config.municipality.area_names)
     runner = web.AppRunner(bot.make_app())
@@ -80,7 +86,10 @@ async def test_ledger_answers_who_received_a_delivery(short_tmp: Path) -> None:
         async with aiohttp.ClientSession() as http:
             async with http.post(
                 sim.api_url + "/v2/bot/message/multicast",
-                json={"to": wanted, "messages": [{"type": "text", "text": "【防災】避難訓練のお知らせ"}]},
+                json={
+                    "to": wanted,
+                    "messages": [{"type": "text", "text": "【防災】避難訓練のお知らせ"}],
+                },
                 headers={"Authorization": f"Bearer {TOKEN}"},
             ) as response:
                 assert response.status == 200
@@ -98,8 +107,9 @@ async def test_the_same_seed_replays_the_same_conversations(short_tmp: Path) -> 
         async for sim, bot in running(short_tmp, size=80, seed=13):
             sim.follow(80)
             await settle(sim, bot)
-            per_user = {r.user_id: [x.texts for x in sim.ledger.for_user(r.user_id)]
-                        for r in sim.population}
+            per_user = {
+                r.user_id: [x.texts for x in sim.ledger.for_user(r.user_id)] for r in sim.population
+            }
             runs.append((bot.answers, per_user, Counter(sim.outcomes)))
     assert runs[0] == runs[1]
 
@@ -114,10 +124,22 @@ async def test_settings_change_via_rich_menu_and_free_text(short_tmp: Path) -> N
         menu_id = "richmenu-test"
         from kairand.simulator.api import RichMenu
 
-        sim.platform.rich_menus[menu_id] = RichMenu(menu_id, {"areas": [
-            {"bounds": {}, "action": {"type": "uri", "label": "市のサイト", "uri": "https://x.jp"}},
-            {"bounds": {}, "action": {"type": "postback", "label": "設定を変更",
-                                      "data": "q=settings"}}]}, image=b"x")
+        sim.platform.rich_menus[menu_id] = RichMenu(
+            menu_id,
+            {
+                "areas": [
+                    {
+                        "bounds": {},
+                        "action": {"type": "uri", "label": "市のサイト", "uri": "https://x.jp"},
+                    },
+                    {
+                        "bounds": {},
+                        "action": {"type": "postback", "label": "設定を変更", "data": "q=settings"},
+                    },
+                ]
+            },
+            image=b"x",
+        )
         sim.platform.default_rich_menu = menu_id
         bot.completed.discard(uid)
         assert sim.tap_rich_menu(uid)

@@ -43,8 +43,9 @@ class Receiver:
         return [e for raw, _ in self.bodies for e in json.loads(raw)["events"]]
 
 
-async def serve(receiver: Receiver, *, unix: Path | None = None,
-                ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+async def serve(
+    receiver: Receiver, *, unix: Path | None = None, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/webhook", receiver.handle)
     runner = web.AppRunner(app)
@@ -64,8 +65,15 @@ async def serve(receiver: Receiver, *, unix: Path | None = None,
 
 
 def config(target: WebhookTarget, **kw: object) -> SimulatorConfig:
-    base = dict(population=50, seed=21, channel_secret=SECRET, clock=ManualClock(),
-                auto_react=False, webhook=target, redelivery_delays_s=(0.05, 0.05, 0.05))
+    base = dict(
+        population=50,
+        seed=21,
+        channel_secret=SECRET,
+        clock=ManualClock(),
+        auto_react=False,
+        webhook=target,
+        redelivery_delays_s=(0.05, 0.05, 0.05),
+    )
     return SimulatorConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -98,8 +106,10 @@ async def test_events_verify_with_line_bot_sdk_and_validate_against_the_spec(
     kinds = [type(e) for e in seen]
     assert kinds.count(FollowEvent) == 5 and kinds.count(PostbackEvent) == 2
     assert kinds.count(MessageEvent) == 1 and kinds.count(UnfollowEvent) == 1
-    assert any(len({e["source"]["userId"] for e in json.loads(raw)["events"]}) > 1
-               for raw, _ in receiver.bodies)
+    assert any(
+        len({e["source"]["userId"] for e in json.loads(raw)["events"]}) > 1
+        for raw, _ in receiver.bodies
+    )
     birth = next(e for e in seen if isinstance(e, PostbackEvent) and e.postback.params)
     assert birth.postback.params == {"date": "1980-04-01"}
     with pytest.raises(Exception, match="signature"):
@@ -131,9 +141,14 @@ async def test_duplicates_and_reordering_can_be_injected(short_tmp: Path) -> Non
         sock = short_tmp / f"hook{len(runs)}.sock"
         clock = ManualClock()
         async for url in serve(receiver, unix=sock):
-            cfg = config(WebhookTarget(url, unix_socket=str(sock)), clock=clock,
-                         duplicate_ratio=0.3, reorder_ratio=1.0, webhook_concurrency=1,
-                         max_events_per_body=50)
+            cfg = config(
+                WebhookTarget(url, unix_socket=str(sock)),
+                clock=clock,
+                duplicate_ratio=0.3,
+                reorder_ratio=1.0,
+                webhook_concurrency=1,
+                max_events_per_body=50,
+            )
             async with Simulator(cfg) as sim:
                 for resident in sim.population.residents[:40]:
                     sim.follow(residents=[resident])
@@ -153,18 +168,30 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
-            __import__("ipaddress").ip_address("127.0.0.1"))]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -179,8 +206,9 @@ async def test_tls_with_a_ca_file_or_the_insecure_flag(short_tmp: Path, mode: st
         receiver = Receiver()
         async for url in serve(receiver, ssl_context=server_ctx):
             if trusted:
-                target = WebhookTarget(url, ca_file=str(cert) if mode == "ca" else None,
-                                       insecure=mode == "insecure")
+                target = WebhookTarget(
+                    url, ca_file=str(cert) if mode == "ca" else None, insecure=mode == "insecure"
+                )
             else:
                 target = WebhookTarget(url)
             async with Simulator(config(target, redelivery=False)) as sim:

@@ -27,6 +27,7 @@ from kairand.api.identity import Peer, PeerResolver, peer_from_socket
 from kairand.api.problems import ApiProblem, from_validation
 from kairand.audit.chain import AuditEntry
 from kairand.config import Config
+from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.store import audit as audit_store
@@ -110,11 +111,13 @@ async def json_body(request: web.Request, model: type[M]) -> M:
         raise ApiProblem(
             "bad-request", "本文が JSON として読み取れません。", field="body"
         ) from None
+    except RecursionError:
+        raise ApiProblem("bad-request", "本文の入れ子が深すぎます。", field="body") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise from_validation(exc) from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - json.loads refuses such depth first
         raise ApiProblem("bad-request", "本文の入れ子が深すぎます。", field="body") from None
 
 
@@ -141,7 +144,11 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if route is not None:
         request[ROUTE] = route
     resolver: PeerResolver = request.app[RESOLVER]  # type: ignore[assignment]
-    peer: Peer = await resolver(request)
+    try:
+        peer: Peer = await resolver(request)
+    except OSError as exc:  # the peer's credentials could not be read: nobody, then
+        log.warning("api.peer_unknown", error=type(exc).__name__)
+        peer = Peer(None, None)
     record = (
         await request.app[STORE].read(staff_store.get, peer.username) if peer.username else None
     )
@@ -182,8 +189,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await handler(request)
     except ApiProblem as problem:
         response = problem.response()
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        response = problem_from_http(exc).response()
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -197,15 +204,27 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
+def problem_from_http(exc: web.HTTPException) -> ApiProblem:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiProblem("payload-too-large", "送信内容が大きすぎます。", field="body")
+    if exc.status >= 500:
+        return ApiProblem("internal", "時間をおいてもう一度お試しください。")
+    kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "bad-request")
+    return ApiProblem(kind, "", status=exc.status)
+
+
 async def _default_problem_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: whatever escapes (aiohttp's own 413 on a huge body) becomes problem+json."""
+    """Outermost: whatever escapes the access middleware (a store failure while looking up the
+    caller, aiohttp's own errors) still becomes problem+json."""
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        return ApiProblem("payload-too-large", "送信内容が大きすぎます。", field="body").response()
     except web.HTTPException as exc:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "bad-request")
-        return ApiProblem(kind, exc.reason or "", status=exc.status).response()
+        return problem_from_http(exc).response()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("api.internal_error", route="(access)", error=type(exc).__name__)
+        return ApiProblem("internal", "時間をおいてもう一度お試しください。").response()
 
 
 problem_guard = web.middleware(_default_problem_guard)
@@ -237,8 +256,22 @@ def make_api_app(
 
 def _prepare_socket(path: Path, mode: int, group: str) -> None:
     os.chmod(path, mode)
-    if group:
-        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    if not group:
+        return
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(
+            f"api.socket_group {group!r} does not exist",
+            'create the group (provisioning/install.sh does) or set api.socket_group = ""',
+        ) from None
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        raise ConfigError(
+            f"cannot give the API socket to group {group!r}",
+            "run kairand as root or as a member of that group (the systemd unit does)",
+        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -255,9 +288,9 @@ async def serve(
     path = config.api.socket
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, lambda: path.parent.mkdir(parents=True, exist_ok=True))
-    site = web.UnixSite(runner, str(path))
-    await site.start()
     try:
+        site = web.UnixSite(runner, str(path))
+        await site.start()
         await loop.run_in_executor(
             None, _prepare_socket, path, config.api.socket_mode, config.api.socket_group
         )

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
+import aiohttp
 from aiohttp import web
+from linebot.v3.messaging.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict
 
 from kairand.api import schema
@@ -15,11 +17,18 @@ from kairand.api.problems import ApiProblem
 from kairand.delivery import service
 from kairand.delivery.errors import DeliveryError, InvalidContent
 from kairand.delivery.service import DeliveryView
+from kairand.logs import get_logger
 from kairand.segments import service as segments_service
 from kairand.segments.model import SegmentError
+from kairand.store import audit as audit_store
 from kairand.store import survey as survey_store
 
 T = TypeVar("T")
+log = get_logger(__name__)
+# What a Messaging API call raises when LINE cannot be reached or answers with an error.
+LINE_ERRORS = (ApiException, aiohttp.ClientError, TimeoutError)
+# Audit actions (written by kairand.delivery.service) that make someone a delivery's writer.
+WRITING_ACTIONS = ("delivery.create", "delivery.update")
 
 
 class Empty(BaseModel):
@@ -200,26 +209,36 @@ async def approve(request: web.Request) -> web.Response:
     body = await json_body(request, schema.ApproveRequest)
     me = staff_of(request).username
     view = await _call(service.get(store_of(request), delivery_id))
-    if view.author == me:
+    # The author, and anyone who edited the content, counts as its writer (S7: four eyes).
+    writers = {view.author} | await store_of(request).read(
+        audit_store.actors_for, f"delivery {delivery_id}", WRITING_ACTIONS
+    )
+    if me in writers:
         threshold = config_of(request).delivery.self_approval_threshold
         recipients = await _audience(request, view) if threshold > 0 else None
         if not can_self_approve(recipients, threshold):
             note(request, four_eyes="refused")
             raise ApiProblem(
                 "four-eyes",
-                "配信の作成者とは別の承認者が承認してください（二人による確認）。",
+                "配信を作成・編集した方とは別の承認者が承認してください（二人による確認）。",
                 code="self_approval",
             )
         note(request, four_eyes="relaxed", recipients=recipients)
-    await _call(
-        service.approve(
-            store_of(request),
-            delivery_id,
-            me,
-            line=line_of(request),
-            confirm_over_quota=body.confirm_over_quota,
+    store, line = store_of(request), line_of(request)
+    try:
+        await _call(
+            service.approve(
+                store, delivery_id, me, line=line, confirm_over_quota=body.confirm_over_quota
+            )
         )
-    )
+    except LINE_ERRORS as exc:
+        # LINE's quota could not be read: approve anyway; the sender reads the quota again
+        # before the first batch and pauses as quota_exhausted if it does not suffice.
+        log.warning("api.approve_without_quota", error=type(exc).__name__)
+        note(request, quota_check="unavailable")
+        await _call(
+            service.approve(store, delivery_id, me, confirm_over_quota=body.confirm_over_quota)
+        )
     return await _respond(request, delivery_id)
 
 

@@ -14,7 +14,6 @@ CONTENT_TYPE = "application/problem+json"
 TITLES: dict[str, tuple[int, str]] = {
     "bad-request": (400, "リクエストの形式が正しくありません"),
     "validation": (422, "入力内容に誤りがあります"),
-    "unauthenticated": (401, "利用者を確認できません"),
     "forbidden": (403, "この操作を行う権限がありません"),
     "four-eyes": (403, "作成者ご本人はこの配信を承認できません"),
     "not-found": (404, "見つかりません"),
@@ -103,14 +102,41 @@ _JA = {
 GENERIC_JA = "値が正しくありません。"
 
 
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic names the union member it tried: "ChoiceCondition", "function-after[…]".
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+
+
 def field_path(loc: tuple[int | str, ...]) -> str:
-    # Union members add their class name to the location; staff need the data path only.
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p[:1].isupper())]
-    return ".".join(parts) or "body"
+    """The data path staff can act on, without union member names."""
+    return ".".join(str(p) for p in loc if not _is_union_tag(p)) or "body"
+
+
+def _best_union_member(errors: list[Any]) -> list[Any]:
+    """A value that matches no member of a union gets errors for every member; keep those of
+    the member it came closest to (fewest errors), which is the one the sender meant."""
+    counts: dict[tuple[Any, ...], dict[str, int]] = {}
+    for e in errors:
+        loc = tuple(e["loc"])
+        for i, part in enumerate(loc):
+            if _is_union_tag(part):
+                members = counts.setdefault(loc[:i], {})
+                members[str(part)] = members.get(str(part), 0) + 1
+                break
+    best = {key: min(members, key=lambda m: members[m]) for key, members in counts.items()}
+    kept = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        tag = next((i for i, part in enumerate(loc) if _is_union_tag(part)), None)
+        if tag is None or best.get(loc[:tag]) == str(loc[tag]):
+            kept.append(e)
+    return kept
 
 
 def from_validation(exc: ValidationError, prefix: str = "") -> ApiProblem:
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    errors = _best_union_member(
+        exc.errors(include_url=False, include_input=False, include_context=False)
+    )
     listed = [
         {
             "field": prefix + field_path(tuple(e["loc"])),

@@ -77,8 +77,7 @@ Role = Literal["admin", "author", "approver", "auditor"]
 ProblemType = Literal[
     "urn:kairan:problem:bad-request",  # body is not JSON, or a query parameter is malformed
     "urn:kairan:problem:validation",  # a field does not validate (see `field`)
-    "urn:kairan:problem:unauthenticated",  # the caller's OS identity could not be read
-    "urn:kairan:problem:forbidden",  # not on the roster, inactive, or role not allowed
+    "urn:kairan:problem:forbidden",  # no OS identity, not on the roster, inactive, or no role
     "urn:kairan:problem:four-eyes",  # approver is the delivery's author
     "urn:kairan:problem:not-found",
     "urn:kairan:problem:method-not-allowed",
@@ -163,6 +162,9 @@ class Quota(_Out):
 
 
 class Health(_Out):
+    """稼働状況. The tunnel has no figure of its own: `last_webhook_at` shows whether LINE's
+    requests arrive through it."""
+
     last_webhook_at: dt.datetime | None
     """Last webhook accepted from LINE (None: never)."""
     line_reachable: bool | None
@@ -171,6 +173,8 @@ class Health(_Out):
     line_last_error: str | None
     tls_not_after: dt.datetime | None
     """Expiry of the webhook certificate, when one is installed."""
+    backup_last_ok_at: dt.datetime | None = None
+    """Last successful backup (`kairanctl backup create`), when backups are set up."""
 
 
 class DashboardCounters(_Out):

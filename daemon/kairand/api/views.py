@@ -153,12 +153,14 @@ async def dashboard(request: web.Request) -> web.Response:
     else:
         reachable = error_at is None or (last_ok is not None and last_ok >= error_at)
     not_after = settings.get("tls.not_after")
+    backup = settings.get("backup.last_ok_at")
     health = schema.Health(
         last_webhook_at=from_unix(settings.get("webhook.last_seen_at")),  # type: ignore[arg-type]
         line_reachable=reachable,
         line_last_ok_at=from_unix(last_ok),  # type: ignore[arg-type]
         line_last_error=str(last_error.get("error")) if isinstance(last_error, dict) else None,
         tls_not_after=from_unix(not_after) if isinstance(not_after, int | float) else None,
+        backup_last_ok_at=from_unix(backup) if isinstance(backup, int | float) else None,
     )
     return ok(
         schema.DashboardOut(
@@ -502,6 +504,11 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    # Sign whatever was logged since the last checkpoint, so a clean stop leaves no tail unsigned.
+    try:
+        await checkpoints.maybe_checkpoint(store, every=1, max_age_seconds=0)
+    except Exception as exc:
+        log.error("audit.checkpoint_failed", error=type(exc).__name__)
 
 
 # -- deliveries and events live in their own module ---------------------------------------

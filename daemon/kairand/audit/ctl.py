@@ -180,7 +180,7 @@ def cmd_staff_list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from pathlib import Path
 
     audit = sub.add_parser("audit", help="verify or checkpoint the audit log (S8)")

@@ -150,3 +150,13 @@ def oldest_after(conn: Connection, seq: int) -> int | None:
         "SELECT at_ms FROM audit_log WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
     ).fetchone()
     return int(row[0]) if row else None
+
+
+def actors_for(conn: Connection, target: str, actions: tuple[str, ...]) -> set[str]:
+    """Who performed ACTIONS on TARGET (e.g. who created or edited `delivery 12`)."""
+    marks = ", ".join("?" for _ in actions)
+    rows = conn.execute(
+        f"SELECT DISTINCT actor FROM audit_log WHERE target = ? AND action IN ({marks})",
+        (target, *actions),
+    ).fetchall()
+    return {str(r[0]) for r in rows}

@@ -48,7 +48,13 @@ def daily(conn: Connection, first_day: str, last_day: str) -> dict[str, dict[str
 
 
 def health_settings(conn: Connection) -> dict[str, object]:
-    keys = ("webhook.last_seen_at", "line.last_ok_at", "line.last_error", "tls.not_after")
+    keys = (
+        "webhook.last_seen_at",
+        "line.last_ok_at",
+        "line.last_error",
+        "tls.not_after",
+        "backup.last_ok_at",
+    )
     return {k: settings.get(conn, k) for k in keys}
 
 

@@ -3,6 +3,8 @@ LINE's limits → 4xx problem+json naming the field; never a 500, never a partia
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from api_helpers import count
 
@@ -58,6 +60,10 @@ async def test_not_json_and_wrong_media_type(api: ApiClient, store: Store) -> No
     """A body that is not JSON is 400; a non-JSON content type is 415; nothing is stored."""
     r = await api.as_user("aut").post("/v1/deliveries", raw=b"{not json")
     assert r.status == 400 and r.problem_type == "urn:kairan:problem:bad-request"
+    r = await api.as_user("aut").post("/v1/deliveries", raw=b"[" * 60_000 + b"]" * 60_000)
+    assert r.status == 400 and r.body["field"] == "body"
+    r = await api.as_user("aut").post("/v1/deliveries", raw=b"\xff\xfe{}")
+    assert r.status == 400
     r = await api.as_user("aut").post(
         "/v1/deliveries", raw=b"title=x", headers={"Content-Type": "text/plain"}
     )
@@ -107,3 +113,18 @@ async def test_action_routes_refuse_stray_bodies(api: ApiClient) -> None:
     assert r.status == 422 and r.body["field"] == "force"
     r = await api.as_user("aut").get(f"/v1/deliveries/{delivery_id}")
     assert r.body["status"] == "draft"
+
+
+async def test_missing_socket_group_is_a_config_error(config, store) -> None:  # type: ignore[no-untyped-def]
+    """N5: a socket group that does not exist stops start-up with an operator hint (exit code
+    of ConfigError), and leaves no socket behind."""
+    from api_helpers import with_api
+
+    from kairand.api.app import serve
+    from kairand.errors import ConfigError
+
+    cfg = with_api(config, socket_group="no-such-group-kairan")
+    with pytest.raises(ConfigError, match="socket_group"):
+        async with serve(cfg, store):
+            pass
+    assert not await asyncio.to_thread(cfg.api.socket.exists)

@@ -84,6 +84,21 @@ async def test_relaxed_threshold_still_holds_for_large_audiences(
     assert r.status == 403 and r.problem_type == "urn:kairan:problem:four-eyes"
 
 
+async def test_an_editor_cannot_approve_either(api: ApiClient, store: Store) -> None:
+    """S7 four eyes: an approver who edited someone else's draft wrote part of it, so they are
+    refused too; an approver who did not touch it may approve."""
+    r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
+    delivery_id = r.body["id"]
+    edited = {**DRAFT, "messages": ["日時を訂正しました。"]}
+    r = await api.as_user("aut2").put(f"/v1/deliveries/{delivery_id}", edited)
+    assert r.status == 200
+    await api.as_user("aut").post(f"/v1/deliveries/{delivery_id}/submit")
+    r = await api.as_user("aut2").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 403 and r.problem_type == "urn:kairan:problem:four-eyes"
+    r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 200 and r.body["approver"] == "apr"
+
+
 async def test_reject_with_comment_then_edit_and_cancel(api: ApiClient) -> None:
     """S7: an approver sends a delivery back with a comment; the author sees it, edits the
     draft, and cancels it; moves that do not fit the status are 409 with the service's code."""
@@ -145,3 +160,80 @@ async def test_test_send_without_line_is_a_clear_problem(api: ApiClient) -> None
     r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
     r = await api.as_user("aut").post(f"/v1/deliveries/{r.body['id']}/test-send")
     assert r.status == 503 and r.problem_type == "urn:kairan:problem:line-unavailable"
+
+
+async def test_approval_checks_lines_quota(config: Config, store: Store, fake_line) -> None:  # type: ignore[no-untyped-def]
+    """N4: approving a delivery larger than LINE's remaining monthly quota is 409
+    quota_exceeded; approving again with confirm_over_quota goes through."""
+    from kairand.line.client import line_api
+
+    add_staff(store)
+    add_residents(store, 12)
+    fake_line.limit, fake_line.used = 100, 95
+    async with (
+        line_api(fake_line.url, "token") as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        delivery_id = await submitted(api, "aut")
+        r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+        assert r.status == 409 and r.body["code"] == "quota_exceeded", r.body
+        r = await api.as_user("apr").post(
+            f"/v1/deliveries/{delivery_id}/approve", {"confirm_over_quota": True}
+        )
+        assert r.status == 200 and r.body["status"] == "approved"
+        assert r.body["quota_confirmed"] is True
+
+
+async def test_approval_when_line_is_unreachable(config: Config, store: Store) -> None:
+    """N4: LINE not answering does not block approval (the sender reads the quota again before
+    sending); the audit entry says the quota check was unavailable."""
+    from kairand.line.client import line_api
+
+    add_staff(store)
+    async with (
+        line_api("http://127.0.0.1:9", "token", 2.0) as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        delivery_id = await submitted(api, "aut")
+        r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 200 and r.body["status"] == "approved", r.body
+    entry = store.read_sync(
+        audit_store.query, audit_store.AuditFilter(action="api.deliveries.approve"), 1
+    )[0]
+    assert entry.entry.detail["quota_check"] == "unavailable"
+
+
+async def test_test_send_reaches_only_the_callers_test_recipients(
+    config: Config,
+    store: Store,
+    fake_line,  # type: ignore[no-untyped-def]
+) -> None:
+    """S8: a test send pushes to the caller's own test recipients only; the audit log records
+    it without any LINE user id (nor the message text)."""
+    import re
+    import time
+
+    from kairand.line.client import line_api
+    from kairand.store import test_recipients
+
+    add_staff(store)
+    async with (
+        line_api(fake_line.url, "token") as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        code = (await api.as_user("aut").post("/v1/test-recipients/code")).body["code"]
+        other = (await api.as_user("apr").post("/v1/test-recipients/code")).body["code"]
+        mine, theirs = "U" + "1" * 32, "U" + "2" * 32
+        store.write_sync(test_recipients.claim, code, mine, int(time.time()))
+        store.write_sync(test_recipients.claim, other, theirs, int(time.time()))
+        r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
+        r = await api.as_user("aut").post(f"/v1/deliveries/{r.body['id']}/test-send")
+        assert r.status == 200 and r.body == {"sent": 1}
+    assert [p["to"] for p in fake_line.pushed] == [mine]
+    assert DRAFT["messages"][0] in fake_line.pushed[0]["messages"][0]["text"]
+    rows = store.read_sync(lambda c: c.execute("SELECT * FROM audit_log").fetchall())
+    text = repr(rows)
+    assert not re.search(r"U[0-9a-f]{32}", text) and DRAFT["messages"][0] not in text

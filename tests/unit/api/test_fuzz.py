@@ -3,7 +3,8 @@ routes): whatever arrives, the answer is a 2xx or a 4xx problem+json — never a
 
 Bodies are drawn four ways: arbitrary JSON, a valid body with one field replaced by arbitrary
 JSON or an unknown field added, arbitrary bytes, and the valid body itself. The server is real
-(unix socket, SQLCipher store); the caller holds every role so that validation, not authorization, is what is probed.
+(unix socket, SQLCipher store); the caller holds every role so that validation, not
+authorization, is what is probed.
 """
 
 from __future__ import annotations

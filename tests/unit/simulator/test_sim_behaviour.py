@@ -73,8 +73,14 @@ def test_birth_date_picker_answers_inside_min_and_max() -> None:
     """S1: a date picker gets the resident's birth date, clamped to [min, max]."""
     picker = {
         "type": "action",
-        "action": {"type": "datetimepicker", "label": "生年月日", "data": "birth", "mode": "date",
-                   "min": "1950-01-01", "max": "2000-12-31"},
+        "action": {
+            "type": "datetimepicker",
+            "label": "生年月日",
+            "data": "birth",
+            "mode": "date",
+            "min": "1950-01-01",
+            "max": "2000-12-31",
+        },
     }
     young = resident(birth_date=dt.date(1990, 5, 6))
     old = resident(birth_date=dt.date(1930, 5, 6))
@@ -92,8 +98,13 @@ def test_birth_date_picker_answers_inside_min_and_max() -> None:
 def test_datetime_picker_answers_are_always_within_bounds(birth, lo, span, mode) -> None:
     """S1: whatever the bounds, the picked value lies inside them (LINE enforces it)."""
     hi = lo + dt.timedelta(days=span)
-    action = {"type": "datetimepicker", "data": "d", "mode": mode,
-              "min": lo.isoformat(), "max": hi.isoformat()}
+    action = {
+        "type": "datetimepicker",
+        "data": "d",
+        "mode": mode,
+        "min": lo.isoformat(),
+        "max": hi.isoformat(),
+    }
     params = behaviour.pick_datetime(action, resident(birth_date=birth), random.Random(0))
     if mode == "time":
         assert len(params["time"]) == 5
@@ -113,7 +124,9 @@ def test_age_band_labels_match_the_residents_age() -> None:
 
 def test_message_actions_become_text_and_unknown_questions_get_an_answer() -> None:
     """N1: message actions send their text; an unrelated question still gets one of its options."""
-    msg = question({"type": "action", "action": {"type": "message", "label": "はい", "text": "はい"}})
+    msg = question(
+        {"type": "action", "action": {"type": "message", "label": "はい", "text": "はい"}}
+    )
     action = tap(resident(), msg).action
     assert (action.kind, action.text) == ("text", "はい")
     odd = question(pb("りんご", "x"), pb("みかん", "y"))
@@ -125,22 +138,30 @@ def test_abandoning_residents_stop_for_good() -> None:
     r = resident(abandon_rate=1.0)
     first = tap(r, question(pb("同意する", "y")))
     assert first.action is None and first.memory.abandoned
-    again = react(dataclasses.replace(r, abandon_rate=0.0), question(pb("同意する", "y")),
-                  first.memory, random.Random(1))
+    again = react(
+        dataclasses.replace(r, abandon_rate=0.0),
+        question(pb("同意する", "y")),
+        first.memory,
+        random.Random(1),
+    )
     assert again.action is None
 
 
 def test_finishing_may_lead_to_the_rich_menu_settings_tap() -> None:
     """N1: after the closing message some residents tap 「設定を変更」 on the rich menu."""
-    menu = [{"type": "uri", "label": "市のサイト", "uri": "https://example.jp"},
-            {"type": "postback", "label": "設定を変更", "data": "menu=settings"}]
+    menu = [
+        {"type": "uri", "label": "市のサイト", "uri": "https://example.jp"},
+        {"type": "postback", "label": "設定を変更", "data": "menu=settings"},
+    ]
     memory = Memory(tapped=("同意する",))
     done = [{"type": "text", "text": "登録ありがとうございました。"}]
-    eager = react(resident(settings_change_rate=1.0), done, memory, random.Random(0),
-                  rich_menu_actions=menu)
+    eager = react(
+        resident(settings_change_rate=1.0), done, memory, random.Random(0), rich_menu_actions=menu
+    )
     assert eager.action is not None and eager.action.data == "menu=settings"
-    calm = react(resident(settings_change_rate=0.0), done, memory, random.Random(0),
-                 rich_menu_actions=menu)
+    calm = react(
+        resident(settings_change_rate=0.0), done, memory, random.Random(0), rich_menu_actions=menu
+    )
     assert calm.action is None and calm.memory.finished
 
 
@@ -155,10 +176,20 @@ def test_push_can_make_a_resident_block() -> None:
 
 def test_template_buttons_are_tapped_like_quick_replies() -> None:
     """N1: a survey may use a confirm template instead of quick replies."""
-    msg = [{"type": "template", "altText": "同意",
-            "template": {"type": "confirm", "text": "同意しますか",
-                         "actions": [{"type": "postback", "label": "同意する", "data": "ok"},
-                                     {"type": "postback", "label": "同意しない", "data": "ng"}]}}]
+    msg = [
+        {
+            "type": "template",
+            "altText": "同意",
+            "template": {
+                "type": "confirm",
+                "text": "同意しますか",
+                "actions": [
+                    {"type": "postback", "label": "同意する", "data": "ok"},
+                    {"type": "postback", "label": "同意しない", "data": "ng"},
+                ],
+            },
+        }
+    ]
     assert tap(resident(), msg).action.data == "ok"
 
 

@@ -53,8 +53,14 @@ def test_limiter_defaults_are_lines_and_groups_are_independent() -> None:
 
 def test_seeded_faults_reproduce_and_follow_ratios() -> None:
     """S5: the same seed gives the same fault sequence; ratios hold over many requests."""
-    profile = FaultProfile(latency_min_ms=50, latency_max_ms=150, error_ratio=0.1,
-                           timeout_ratio=0.05, lost_ratio=0.05, seed=42)
+    profile = FaultProfile(
+        latency_min_ms=50,
+        latency_max_ms=150,
+        error_ratio=0.1,
+        timeout_ratio=0.05,
+        lost_ratio=0.05,
+        seed=42,
+    )
     a = [FaultInjector(profile).decide() for _ in range(1)]
     one, two = FaultInjector(profile), FaultInjector(profile)
     seq1 = [one.decide() for _ in range(4000)]
