@@ -90,6 +90,7 @@ async def real_daemon(config: Config, store: Store) -> AsyncIterator[World]:
         config = _with(
             config,
             line={"api_base": sim.api_url},
+            webhook={"tcp_host": "", "tcp_port": 0},  # unix socket only: no shared TCP port
             delivery={"poll_seconds": 0.05, "retry_base_seconds": 0.01, "retry_max_seconds": 0.05},
         )
         ready: asyncio.Future[web.Application] = asyncio.get_running_loop().create_future()

@@ -184,7 +184,7 @@ class ComposeScreen(KairanScreen):
         segment = self.segment_choice.segment
         if segment is None:
             self.audience = None
-            label.update("配信対象人数：—（条件を選んでください）")
+            label.update("配信対象人数：—")
             return
         label.update("配信対象人数：数えています…")
         try:

@@ -40,7 +40,7 @@ class StatCard(Vertical):
         self.query_one(".stat-value", Static).update(value)
 
 
-def week_table(days: list[schema.DayCount], width: int = 12) -> Table:
+def week_table(days: list[schema.DayCount], width: int = 8) -> Table:
     top = max([max(d.follows, d.unfollows) for d in days] + [1])
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("日付", no_wrap=True)
