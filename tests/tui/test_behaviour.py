@@ -465,3 +465,30 @@ async def test_help_lists_every_binding(app_for):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is origin
+
+
+async def test_dashboard_counters_follow_the_event_stream(app_for, fake):
+    """N5: the dashboard's counters change as soon as the API pushes a dashboard event,
+    without waiting for the next poll; the 訓練モード banner is shown on the simulator."""
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        await signed_in(pilot, app)
+        screen = app.screen
+
+        def friends() -> str:
+            return text_of(screen.query_one("#stat-friends .stat-value"))
+
+        await wait_until(pilot, lambda: "642 人" in friends())
+        assert screen.query_one("#training-banner").display
+        await wait_until(pilot, lambda: fake.call(lambda: len(fake.state.listeners)) > 0)
+        counters = {
+            "friends": 650,
+            "registered": 601,
+            "deliveries_today": 2,
+            "messages_sent_today": 400,
+            "active_deliveries": 0,
+            "pending_approval": 3,
+        }
+        fake.call(lambda: fake.state.broadcast("dashboard", counters))
+        await wait_until(pilot, lambda: "650 人" in friends(), limit=3)
+        assert "3 件" in text_of(screen.query_one("#stat-pending .stat-value"))

@@ -136,6 +136,11 @@ class FakeState:
     audience_calls: int = 0
     listeners: list[asyncio.Queue] = field(default_factory=list)
 
+    def broadcast(self, name: str, payload: dict[str, Any]) -> None:
+        """Send an SSE event to every open /v1/events stream."""
+        for queue in list(self.listeners):
+            queue.put_nowait((name, payload))
+
     def add_staff(self, username: str, display_name: str, roles: list[str]) -> None:
         self.staff[username] = {
             "username": username,
@@ -596,8 +601,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         state.listeners.append(queue)
         try:
             while True:
-                payload = await queue.get()
-                await response.write(f"event: delivery\ndata: {json.dumps(payload)}\n\n".encode())
+                name, payload = await queue.get()
+                await response.write(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away or the fake is shutting down
         finally:
@@ -619,8 +624,7 @@ async def _send(state: FakeState, d: dict[str, Any]) -> None:
         d["sent_count"] = min(total, d["sent_count"] + state.send_step)
         d["progress"] = d["sent_count"] / total if total else 1.0
         event = schema.DeliveryEvent.model_validate(d).model_dump(mode="json")
-        for queue in list(state.listeners):
-            queue.put_nowait(event)
+        state.broadcast("delivery", event)
     if d["status"] == "sending":
         d["status"] = "sent"
         d["progress"] = 1.0

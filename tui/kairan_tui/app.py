@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -65,7 +65,7 @@ class KairanApp(App[None]):
     # Absolute: resolving a relative path would touch the filesystem on the event loop.
     CSS_PATH = Path(__file__).parent / "kairan.tcss"
     TITLE = "Kairan 職員用画面"
-    COMMANDS: ClassVar[set[type[Provider]]] = {ScreenCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ScreenCommands}
     COMMAND_PALETTE_DISPLAY = "Ctrl+P"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "ヘルプ", key_display="F1"),
@@ -219,10 +219,10 @@ class KairanApp(App[None]):
         self.push_screen(HelpScreen(self.screen))
 
     def action_command_palette(self) -> None:
-        if self.use_command_palette and not CommandPalette.is_open(self):
+        if self.use_command_palette and not CommandPalette.is_open(self):  # type: ignore[arg-type]
             self.push_screen(CommandPalette(placeholder="画面名や操作を入力してください…"))
 
-    def get_system_commands(self, screen: Screen):  # type: ignore[override]
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("ヘルプ", "キー操作の一覧を表示します", self.action_help)
         yield SystemCommand("終了", "Kairan 職員用画面を終了します", self.exit)
 

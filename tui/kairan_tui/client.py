@@ -151,7 +151,7 @@ class ApiClient:
                 if response.status >= 400:
                     body = await response.read()
                     _decode(response.status, response.content_type, body)
-                event, data_lines = "message", []
+                event, data_lines = "message", list[str]()
                 async for raw in response.content:
                     line = raw.decode("utf-8").rstrip("\r\n")
                     if not line:

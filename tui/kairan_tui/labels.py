@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 ROLE_LABELS = {
     "admin": "管理者",
@@ -47,7 +48,7 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 
 
-def roles_label(roles: list[str] | tuple[str, ...]) -> str:
+def roles_label(roles: Sequence[str]) -> str:
     return "・".join(ROLE_LABELS.get(r, r) for r in roles) or "（役割なし）"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import ClassVar
 
@@ -102,6 +103,21 @@ class DashboardScreen(KairanScreen):
     def refresh_data(self) -> None:
         if self.is_current:
             self.load()
+            following = any(
+                worker.group == "dashboard-events" and worker.is_running
+                for worker in self.app.workers
+            )
+            if not following:
+                self.follow_counters()
+
+    @work(exclusive=True, group="dashboard-events")
+    async def follow_counters(self) -> None:
+        """Counters pushed by the API's event stream between two polls; the poll stays the
+        safety net, so a broken stream is simply left (it restarts on the next refresh)."""
+        with contextlib.suppress(ApiError):
+            async for name, data in self.api.events("/v1/events"):
+                if name == "dashboard" and isinstance(data, dict):
+                    self.show_counters(schema.DashboardCounters.model_validate(data))
 
     @work(exclusive=True, group="dashboard")
     async def load(self) -> None:
@@ -114,14 +130,17 @@ class DashboardScreen(KairanScreen):
 
     def show(self, data: schema.DashboardOut) -> None:
         self.query_one("#training-banner").display = data.training_mode
+        self.show_counters(data)
+        self.query_one("#week-chart", Static).update(week_table(data.days))
+        self.query_one("#health", Static).update(self._health(data))
+
+    def show_counters(self, data: schema.DashboardCounters) -> None:
         self.query_one("#stat-friends", StatCard).set_value(f"{data.friends:,} 人")
         self.query_one("#stat-registered", StatCard).set_value(f"{data.registered:,} 人")
         self.query_one("#stat-today", StatCard).set_value(
             f"{data.deliveries_today:,} 件（{data.messages_sent_today:,} 通）"
         )
         self.query_one("#stat-pending", StatCard).set_value(f"{data.pending_approval:,} 件")
-        self.query_one("#week-chart", Static).update(week_table(data.days))
-        self.query_one("#health", Static).update(self._health(data))
 
     def _health(self, data: schema.DashboardOut) -> Table:
         table = Table.grid(padding=(0, 1))

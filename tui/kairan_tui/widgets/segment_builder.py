@@ -126,7 +126,7 @@ class SegmentBuilder(Vertical):
             if question.kind in ("year", "year_month"):
                 low = self._age(f"#age-from-{question.code}")
                 high = self._age(f"#age-to-{question.code}")
-                if low == "bad" or high == "bad":
+                if isinstance(low, str) or isinstance(high, str):
                     return SegmentChoice(None, "", "年齢は0〜150の数字で入力してください。")
                 if low is None and high is None:
                     continue
