@@ -492,3 +492,72 @@ async def test_dashboard_counters_follow_the_event_stream(app_for, fake):
         fake.call(lambda: fake.state.broadcast("dashboard", counters))
         await wait_until(pilot, lambda: "650 人" in friends(), limit=3)
         assert "3 件" in text_of(screen.query_one("#stat-pending .stat-value"))
+
+
+async def test_draft_with_schedule_is_saved_and_reopened_for_editing(app_for, fake):
+    """S7: 下書き保存 keeps title, messages, segment, 予約配信 time (Japan time) and 通知なし;
+    the draft reopens from 配信履歴 (e) with everything in place; a wrongly typed date is
+    explained instead of saved."""
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_compose(pilot, app)
+        screen.query_one("#title", Input).value = "健診の予約開始"
+        screen.query_one("#message-1 TextArea", TextArea).text = "一通目"
+        screen.query_one("#add-message", Button).press()
+        await wait_until(pilot, lambda: screen.query("#message-2"))
+        screen.query_one("#message-2 TextArea", TextArea).text = "二通目"
+        topics = screen.query_one("#choice-topics", SelectionList)
+        topics.select("kenkou")
+        screen.query_one("#age-from-birth_year", Input).value = "40"
+        screen.query_one("#age-to-birth_year", Input).value = "64"
+        screen.query_one("#schedule", Select).value = "at"
+        screen.query_one("#scheduled-at", Input).value = "12月1日 9時半"
+        screen.query_one("#silent").value = True
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert any("「2026-12-01 09:30」の形" in m for m in notifications(app))
+        assert fake.call(lambda: len(fake.state.deliveries)) == 3
+        screen.query_one("#scheduled-at", Input).value = "2026-12-01 09:30"
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot, lambda: any("下書きを保存しました" in m for m in notifications(app))
+        )
+        saved = fake.call(lambda: dict(fake.state.deliveries[screen.draft_id]))
+        content = saved["content"]
+        assert content["messages"] == ["一通目", "二通目"]
+        assert content["scheduled_at"] == "2026-12-01T09:30:00+09:00"
+        assert content["notification_disabled"] is True
+        assert content["segment"]["conditions"] == [
+            {"question": "birth_year", "age_from": 40, "age_to": 64},
+            {"question": "topics", "any_of": ["kenkou"]},
+        ]
+        draft_id = screen.draft_id
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert screen.query_one("#title", Input).value == ""
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: getattr(app.screen, "selected", None) is not None)
+        assert app.screen.selected.id == draft_id
+        await pilot.press("e")
+        await wait_until(pilot, lambda: app.screen is screen)
+        await wait_until(pilot, lambda: screen.query_one("#title", Input).value == "健診の予約開始")
+        await wait_until(pilot, lambda: screen.messages() == ["一通目", "二通目"])
+        assert screen.draft_id == draft_id
+        assert screen.query_one("#scheduled-at", Input).value == "2026-12-01 09:30"
+        assert list(screen.query_one("#choice-topics", SelectionList).selected) == ["kenkou"]
+
+
+async def test_statistics_show_small_cells_as_less_than_ten(app_for):
+    """W4: 登録者の傾向 draws one chart per question and shows suppressed cells as "<10"."""
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        await signed_in(pilot, app)
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: app.screen.query(".chart"))
+        titles = [text_of(t) for t in app.screen.query(".chart-title")]
+        assert titles == ["生まれた年", "性別", "地域", "受け取りたい情報"]
+        area_chart = list(app.screen.query(".chart"))[2]
+        rows = {label: display for label, _, display in area_chart._rows}
+        assert rows["青葉台"] == "<10"
+        assert all(d != "<10" for label, d in rows.items() if label in ("本町", "駅前"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import ClassVar
 
 from textual import work
@@ -199,7 +200,7 @@ class ComposeScreen(KairanScreen):
 
     # -- messages --------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         actions = {
             "add-message": self.add_message,
             "remove-message": self.remove_message,
@@ -211,7 +212,9 @@ class ComposeScreen(KairanScreen):
         action = actions.get(event.button.id or "")
         if action is not None:
             event.stop()
-            action()
+            result = action()
+            if inspect.isawaitable(result):
+                await result
 
     def add_message(self) -> None:
         if self.message_count >= MESSAGES_MAX:
@@ -222,12 +225,22 @@ class ComposeScreen(KairanScreen):
         self.query_one("#messages", Vertical).mount(editor)
         editor.call_after_refresh(lambda: editor.query_one("TextArea").focus())
 
-    def remove_message(self) -> None:
+    async def remove_message(self) -> None:
         if self.message_count <= 1:
             return
-        self.query_one(f"#message-{self.message_count}", MessageEditor).remove()
+        await self.query_one(f"#message-{self.message_count}", MessageEditor).remove()
         self.message_count -= 1
-        self.call_after_refresh(self._update_preview)
+        self._update_preview()
+
+    async def _set_messages(self, texts: list[str]) -> None:
+        """Replace every message editor (a new delivery, or a draft being reopened)."""
+        holder = self.query_one("#messages", Vertical)
+        await holder.remove_children()
+        self.message_count = len(texts)
+        await holder.mount_all(
+            [MessageEditor(n, text, id=f"message-{n}") for n, text in enumerate(texts, start=1)]
+        )
+        self._update_preview()
 
     def messages(self) -> list[str]:
         return [editor.text for editor in self.query(MessageEditor)]
@@ -365,18 +378,16 @@ class ComposeScreen(KairanScreen):
         self.notify(
             f"承認を依頼しました（番号 {draft_id}）。承認されると配信されます。", title="承認依頼"
         )
-        self.reset_form()
+        await self.reset_form()
 
-    def action_new(self) -> None:
-        self.reset_form()
+    async def action_new(self) -> None:
+        await self.reset_form()
 
-    def reset_form(self) -> None:
+    async def reset_form(self) -> None:
         self.draft_id = None
         self.query_one("#draft-state", Static).update("")
         self.query_one("#title", Input).value = ""
-        while self.message_count > 1:
-            self.remove_message()
-        self.query_one("#message-1", MessageEditor).query_one("TextArea").text = ""  # type: ignore[attr-defined]
+        await self._set_messages([""])
         self.query_one("#silent", Checkbox).value = False
         self.query_one("#schedule", Select).value = "now"
         self.query_one("#confidentiality", Select).value = 1
@@ -398,16 +409,14 @@ class ComposeScreen(KairanScreen):
             return
         await self.app.push_screen_wait(RecipientCodeModal(code, current.count))
 
-    def load_draft(self, detail: schema.DeliveryDetail) -> None:
+    async def load_draft(self, detail: schema.DeliveryDetail) -> None:
         """Open an existing draft (from 配信履歴) for editing."""
         self.draft_id = detail.id
         content = detail.content
         self.query_one("#draft-state", Static).update(f"下書き番号 {detail.id} を編集中")
         self.query_one("#title", Input).value = content.title
         self.query_one("#confidentiality", Select).value = content.confidentiality
-        while self.message_count < len(content.messages):
-            self.add_message()
-        self.call_after_refresh(self._fill_messages, list(content.messages))
+        await self._set_messages(list(content.messages))
         self.query_one("#silent", Checkbox).value = content.notification_disabled
         if content.scheduled_at is not None:
             self.query_one("#schedule", Select).value = "at"
@@ -418,7 +427,3 @@ class ComposeScreen(KairanScreen):
             builders.first().set_segment(content.segment)
         else:
             self._pending_segment = content.segment
-
-    def _fill_messages(self, messages: list[str]) -> None:
-        for editor, text in zip(self.query(MessageEditor), messages, strict=False):
-            editor.query_one("TextArea").text = text  # type: ignore[attr-defined]

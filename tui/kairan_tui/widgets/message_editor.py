@@ -44,7 +44,9 @@ class MessageEditor(Vertical):
 
     @property
     def text(self) -> str:
-        return self.query_one(TextArea).text
+        areas = self.query(TextArea)
+        # Just mounted editors may not have composed their TextArea yet.
+        return areas.first().text if areas else self._initial
 
     @property
     def length(self) -> int:
