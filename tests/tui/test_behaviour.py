@@ -561,3 +561,60 @@ async def test_statistics_show_small_cells_as_less_than_ten(app_for):
         rows = {label: display for label, _, display in area_chart._rows}
         assert rows["青葉台"] == "<10"
         assert all(d != "<10" for label, d in rows.items() if label in ("本町", "駅前"))
+
+
+async def test_over_quota_and_resume_need_explicit_decisions(app_for, fake, monkeypatch):
+    """S7, G1: approving a delivery larger than LINE's remaining monthly quota needs a second,
+    explicit confirmation (then the API is told confirm_over_quota); a delivery stopped as
+    要確認 is resumed from 配信履歴 only after a confirmation showing who is still waiting."""
+
+    def setup() -> int:
+        fake.state.quota_remaining = 10
+        did = fake.state.add_delivery(
+            "sato", sample_content("止まった配信"), status="needs_attention"
+        )
+        fake.state.deliveries[did].update(
+            recipient_count=100, sent_count=60, status_reason="LINEの応答が確認できませんでした"
+        )
+        return did
+
+    stopped = fake.call(setup)
+    app = app_for("suzuki")
+    async with app.run_test(size=SIZE) as pilot:
+        await signed_in(pilot, app)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: getattr(app.screen, "audience", None) is not None)
+        approvals = app.screen
+        monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ConfirmModal)
+                and "送信可能数を超えます" in app.screen.title_text
+            ),
+        )
+        assert "残り 10 通" in app.screen.body
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.screen is approvals)
+        await wait_until(pilot, lambda: any("承認しました" in m for m in notifications(app)))
+        assert fake.call(lambda: fake.state.deliveries[2].get("quota_confirmed")) is True
+
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: getattr(app.screen, "selected", None) is not None)
+        history = app.screen
+        table = history.query_one("#deliveries")
+        table.move_cursor(row=table.get_row_index(str(stopped)))
+        await wait_until(pilot, lambda: history.selected.id == stopped)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert "40 人" in text_of(app.screen.query_one("#confirm-audience"))
+        assert "LINEの応答が確認できませんでした" in app.screen.body
+        await pilot.press("y")
+        await wait_until(pilot, lambda: any("再開しました" in m for m in notifications(app)))
+        assert fake.call(lambda: fake.state.deliveries[stopped]["status"]) in (
+            "sending",
+            "sent",
+        )

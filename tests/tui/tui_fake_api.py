@@ -65,6 +65,7 @@ ROUTES_BY_ROLE = {
         "deliveries.get",
         "deliveries.test_send",
         "deliveries.approve",
+        "deliveries.resume",
         "deliveries.reject",
         "deliveries.cancel",
         "test_recipients.get",
@@ -85,13 +86,17 @@ ROUTES_BY_ROLE = {
 }
 
 
-def problem(status: int, kind: str, title: str, detail: str) -> web.Response:
-    body = {
+def problem(
+    status: int, kind: str, title: str, detail: str, code: str | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
         "type": f"urn:kairan:problem:{kind}",
         "title": title,
         "status": status,
         "detail": detail,
     }
+    if code is not None:
+        body["code"] = code
     return web.Response(
         status=status,
         text=json.dumps(body, ensure_ascii=False),
@@ -134,6 +139,8 @@ class FakeState:
     """Recipients 'sent' per tick while a delivery is sending."""
     tick_seconds: float = 0.15
     audience_calls: int = 0
+    quota_remaining: int | None = None
+    """LINE's remaining monthly messages (None: unlimited)."""
     listeners: list[asyncio.Queue] = field(default_factory=list)
 
     def broadcast(self, name: str, payload: dict[str, Any]) -> None:
@@ -509,11 +516,38 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                 "作成者ご本人はこの配信を承認できません",
                 "ほかの承認者に承認を依頼してください。",
             )
+        body = schema.ApproveRequest.model_validate(await request.json())
+        needed = state.count(d["content"]["segment"])
+        if state.quota_remaining is not None and needed > state.quota_remaining:
+            if not body.confirm_over_quota:
+                return problem(
+                    409,
+                    "conflict",
+                    "現在の状態ではこの操作はできません",
+                    f"今月の送信可能数が不足しています（必要 {needed:,} 通、"
+                    f"残り {state.quota_remaining:,} 通）。",
+                    code="quota_exceeded",
+                )
+            d["quota_confirmed"] = True
         failed = move(d, ("pending_approval",), "sending")
         if failed is not None:
             return failed
         d["approver"] = username
         d["recipient_count"] = state.count(d["content"]["segment"])
+        asyncio.get_running_loop().create_task(_send(state, d))
+        return web.Response(status=204)
+
+    @routes.post("/v1/deliveries/{id}/resume")
+    async def resume(request: web.Request) -> web.Response:
+        if (denied := guard("deliveries.resume")) is not None:
+            return denied
+        d = find(request)
+        if d is None:
+            return not_found()
+        schema.ApproveRequest.model_validate(await request.json())
+        failed = move(d, ("needs_attention", "quota_exhausted"), "sending")
+        if failed is not None:
+            return failed
         asyncio.get_running_loop().create_task(_send(state, d))
         return web.Response(status=204)
 

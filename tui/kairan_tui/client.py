@@ -28,12 +28,16 @@ CONNECTION_LOST_MESSAGE = (
 class ApiError(Exception):
     """The API refused a request (problem+json). `detail` is Japanese, written for staff."""
 
-    def __init__(self, status: int, type_: str, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, type_: str, title: str, detail: str, code: str | None = None
+    ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.type = type_
         self.title = title
         self.detail = detail
+        self.code = code
+        """The API's finer machine code (e.g. quota_exceeded), when it sent one."""
 
     @property
     def message(self) -> str:
@@ -232,8 +236,13 @@ class KairanApi(ApiClient):
     async def submit(self, delivery_id: int) -> None:
         await self._action(delivery_id, "submit")
 
-    async def approve(self, delivery_id: int) -> None:
-        await self._action(delivery_id, "approve")
+    async def approve(self, delivery_id: int, *, confirm_over_quota: bool = False) -> None:
+        body = schema.ApproveRequest(confirm_over_quota=confirm_over_quota)
+        await self._action(delivery_id, "approve", body.model_dump(mode="json"))
+
+    async def resume(self, delivery_id: int, *, confirm_over_quota: bool = False) -> None:
+        body = schema.ApproveRequest(confirm_over_quota=confirm_over_quota)
+        await self._action(delivery_id, "resume", body.model_dump(mode="json"))
 
     async def reject(self, delivery_id: int, comment: str) -> None:
         await self._action(delivery_id, "reject", {"comment": comment})
@@ -307,6 +316,7 @@ def _decode(status: int, content_type: str, body: bytes) -> Any:
             str(problem.get("type", "about:blank")),
             str(problem.get("title", "")),
             str(problem.get("detail", "")),
+            str(problem["code"]) if problem.get("code") else None,
         )
     if status == 204 or not body:
         return None

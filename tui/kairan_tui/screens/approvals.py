@@ -194,8 +194,26 @@ class ApprovalsScreen(KairanScreen):
         try:
             await self.api.approve(detail.id)
         except ApiError as exc:
-            self.report(exc, "承認")
-            return
+            if exc.code != "quota_exceeded":
+                self.report(exc, "承認")
+                return
+            # LINE's monthly allowance is smaller than the audience: a second, explicit decision.
+            over = await self.app.push_screen_wait(
+                ConfirmModal(
+                    "今月の送信可能数を超えます",
+                    f"{exc.message}\n上限を超えた分はLINEの追加料金の対象になる場合があります。",
+                    confirm_label="上限を超えて承認する",
+                    audience=count,
+                )
+            )
+            if not over:
+                self.notify("承認を取りやめました。", timeout=4)
+                return
+            try:
+                await self.api.approve(detail.id, confirm_over_quota=True)
+            except ApiError as again:
+                self.report(again, "承認")
+                return
         self.notify(
             f"「{detail.content.title}」を承認しました。配信の進み具合は配信履歴（F5）で確認できます。",
             title="承認しました",

@@ -104,6 +104,9 @@ class ComposeScreen(KairanScreen):
                     )
                     yield Input(placeholder="2026-12-01 09:30", id="scheduled-at", disabled=True)
                 yield Checkbox("通知なし（音やバイブを鳴らさずに届けます）", id="silent")
+                yield Checkbox(
+                    "緊急配信（ほかの配信より先に送ります。防災・子どもの安全など）", id="urgent"
+                )
                 with Horizontal(classes="button-row"):
                     yield Button("テスト送信", id="test-send")
                     yield Button("下書き保存", id="save-draft")
@@ -283,6 +286,7 @@ class ComposeScreen(KairanScreen):
                 "messages": messages,
                 "segment": segment.model_dump(mode="json"),
                 "notification_disabled": self.query_one("#silent", Checkbox).value,
+                "urgent": self.query_one("#urgent", Checkbox).value,
                 "scheduled_at": scheduled_at,
             }
         )
@@ -389,6 +393,7 @@ class ComposeScreen(KairanScreen):
         self.query_one("#title", Input).value = ""
         await self._set_messages([""])
         self.query_one("#silent", Checkbox).value = False
+        self.query_one("#urgent", Checkbox).value = False
         self.query_one("#schedule", Select).value = "now"
         self.query_one("#confidentiality", Select).value = 1
         self.query_one("#scheduled-at", Input).value = ""
@@ -418,6 +423,7 @@ class ComposeScreen(KairanScreen):
         self.query_one("#confidentiality", Select).value = content.confidentiality
         await self._set_messages(list(content.messages))
         self.query_one("#silent", Checkbox).value = content.notification_disabled
+        self.query_one("#urgent", Checkbox).value = content.urgent
         if content.scheduled_at is not None:
             self.query_one("#schedule", Select).value = "at"
             local = content.scheduled_at.astimezone(JST)

@@ -21,6 +21,7 @@ from kairan_tui.widgets.line_preview import LinePreview
 from kairand.api import schema
 
 POLL_SECONDS = 1.0
+RESUMABLE = frozenset({"needs_attention", "quota_exhausted"})
 
 
 def counts_text(item: schema.DeliverySummary) -> str:
@@ -35,6 +36,7 @@ class HistoryScreen(KairanScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_delivery", "配信中止"),
         Binding("e", "edit_draft", "下書きを編集"),
+        Binding("s", "resume_delivery", "配信を再開（要確認・送信可能数超過の配信）"),
         Binding("r", "reload", "一覧を更新"),
     ]
 
@@ -251,6 +253,61 @@ class HistoryScreen(KairanScreen):
             self.report(exc, "配信中止")
             return
         self.notify(f"「{detail.content.title}」の配信を中止しました。", title="配信中止")
+        self.selected = None
+        self.load()
+
+    def action_resume_delivery(self) -> None:
+        detail = self.selected
+        me = self.kairan.me
+        if me is None or "deliveries.resume" not in me.allowed:
+            self.notify("配信の再開は承認者が行います。", severity="warning")
+            return
+        if detail is None or detail.status not in RESUMABLE:
+            self.notify(
+                "再開できるのは「要確認」または「送信可能数超過」で止まった配信だけです。",
+                severity="warning",
+            )
+            return
+        self.resume_delivery(detail)
+
+    @work(exclusive=True, group="history-action")
+    async def resume_delivery(self, detail: schema.DeliveryDetail) -> None:
+        remaining = None
+        if detail.recipient_count is not None:
+            remaining = max(0, detail.recipient_count - detail.sent_count - detail.failed_count)
+        reason = f"止まった理由：{detail.status_reason}\n" if detail.status_reason else ""
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"「{detail.content.title}」の配信を再開します",
+                f"{reason}まだ届いていない登録者への送信を再開します。"
+                "同じ登録者に二重に届くことはありません。",
+                confirm_label="再開する",
+                audience=remaining,
+            )
+        )
+        if not confirmed:
+            return
+        over = False
+        while True:
+            try:
+                await self.api.resume(detail.id, confirm_over_quota=over)
+            except ApiError as exc:
+                if exc.code == "quota_exceeded" and not over:
+                    over = await self.app.push_screen_wait(
+                        ConfirmModal(
+                            "今月の送信可能数を超えます",
+                            exc.message,
+                            confirm_label="上限を超えて再開する",
+                            audience=remaining,
+                        )
+                    )
+                    if over:
+                        continue
+                    return
+                self.report(exc, "配信の再開")
+                return
+            break
+        self.notify(f"「{detail.content.title}」の配信を再開しました。", title="再開しました")
         self.selected = None
         self.load()
 
