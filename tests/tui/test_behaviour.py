@@ -147,10 +147,9 @@ async def test_audience_count_preview_and_test_recipient_code(app_for, fake):
         await pilot.pause(0.6)
         calls_before = fake.call(lambda: fake.state.audience_calls)
         areas = screen.query_one("#choice-area", SelectionList)
-        areas.focus()
-        for index in range(4):
-            areas.highlighted = index
-            await pilot.press("space")
+        # Four changes in quick succession (as fast clicking would make them).
+        for code in ("honmachi", "ekimae", "kitamachi", "minamimachi"):
+            areas.select(code)
         segment = {
             "conditions": [
                 {"question": "area", "any_of": ["honmachi", "ekimae", "kitamachi", "minamimachi"]}
@@ -280,19 +279,16 @@ async def test_cancel_a_sending_delivery_after_confirmation(app_for, fake, monke
 async def test_progress_bar_follows_a_delivery_until_sent(app_for, fake):
     """S5: while a delivery is sent the history shows a live progress bar and counts (SSE
     events with polling as a safety net), then 配信済み and a notification."""
+    from tui_fake_api import _send
 
     def sending() -> int:
         did = fake.state.add_delivery("sato", sample_content("進み具合"), status="sending")
         fake.state.deliveries[did].update(recipient_count=400)
         fake.state.send_step = 25
-        asyncio.get_running_loop().create_task(_send_later(fake.state, did))
         return did
 
-    from tui_fake_api import _send
-
-    async def _send_later(state, did):
-        await asyncio.sleep(0.5)
-        await _send(state, state.deliveries[did])
+    def start_sending(did: int) -> None:
+        asyncio.get_running_loop().create_task(_send(fake.state, fake.state.deliveries[did]))
 
     did = fake.call(sending)
     app = app_for("sato")
@@ -301,6 +297,7 @@ async def test_progress_bar_follows_a_delivery_until_sent(app_for, fake):
         await pilot.press("f5")
         await wait_until(pilot, lambda: getattr(app.screen, "selected", None) is not None)
         history = app.screen
+        assert history.selected.id == did
         bar = history.query_one("#progress")
         seen: set[float] = set()
 
@@ -308,12 +305,14 @@ async def test_progress_bar_follows_a_delivery_until_sent(app_for, fake):
             seen.add(bar.percentage or 0.0)
             return history.selected is not None and history.selected.status == "sent"
 
+        # Sending starts only once the screen watches it, so a slow machine sees it too.
+        await wait_until(pilot, lambda: fake.call(lambda: len(fake.state.listeners)) > 0)
+        fake.call(lambda: start_sending(did))
         await wait_until(pilot, done, limit=20)
         assert bar.percentage == 1.0
         assert any(0.0 < p < 1.0 for p in seen), seen
         assert "送信済み 400 人" in text_of(history.query_one("#history-counts"))
         assert any("配信済み" in m for m in notifications(app))
-        assert did == history.selected.id
 
 
 async def test_lost_daemon_is_explained_and_reconnected(short_tmp: Path):
