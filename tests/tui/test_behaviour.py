@@ -617,3 +617,28 @@ async def test_over_quota_and_resume_need_explicit_decisions(app_for, fake, monk
             "sending",
             "sent",
         )
+
+
+async def test_unexpected_answers_and_bugs_do_not_close_the_terminal(app_for, fake, monkeypatch):
+    """N5: an answer that does not fit the schema is reported as a version mismatch, and even
+    an unexpected exception in a worker becomes a Japanese notification; the app stays usable."""
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        await signed_in(pilot, app)
+
+        async def not_a_dashboard() -> object:
+            return await app.api._model(type(app.me), "GET", "/v1/dashboard")
+
+        monkeypatch.setattr(app.api, "dashboard", not_a_dashboard)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: any("想定外の応答" in m for m in notifications(app)))
+
+        async def broken() -> object:
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(app.api, "dashboard", broken)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: any("予期しないエラー" in m for m in notifications(app)))
+        assert app.is_running
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: app.screen.SCREEN_NAME == "history")

@@ -15,6 +15,7 @@ from textual.containers import Center, Middle
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
 
 from kairan_tui.client import CONNECTION_LOST_MESSAGE, ApiError, ConnectionLost, KairanApi
 from kairan_tui.commands import ScreenCommands
@@ -105,7 +106,7 @@ class KairanApp(App[None]):
 
     # -- identity --------------------------------------------------------------------------
 
-    @work(exclusive=True, group="sign-in")
+    @work(exit_on_error=False, exclusive=True, group="sign-in")
     async def sign_in(self) -> None:
         """Ask who we are; retry quietly while the daemon is not up yet."""
         while True:
@@ -148,7 +149,7 @@ class KairanApp(App[None]):
 
     # -- connection ------------------------------------------------------------------------
 
-    @work(exclusive=True, group="watch-daemon")
+    @work(exit_on_error=False, exclusive=True, group="watch-daemon")
     async def watch_daemon(self) -> None:
         """Notice a lost daemon even when idle, and recover when it is back."""
         while True:
@@ -188,6 +189,25 @@ class KairanApp(App[None]):
                 "（戻らない場合はシステム管理者に連絡してください）"
             )
             banner.set_class(not self.connected, "-lost")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.report_worker_failure(event)
+
+    def report_worker_failure(self, event: Worker.StateChanged) -> None:
+        """A bug in a worker must not close the terminal in front of staff: say so instead.
+        (Workers run with exit_on_error=False; expected failures are ApiError, handled where
+        they happen. The event does not bubble: screens forward theirs here.)"""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.log.error(f"worker {event.worker.name} failed: {error!r}")
+            self.notify(
+                "予期しないエラーが発生しました。画面を切り替えてもう一度お試しください。"
+                "続く場合はシステム管理者に連絡してください"
+                f"（{type(error).__name__}）。",
+                title="エラー",
+                severity="error",
+                timeout=15,
+            )
 
     # -- navigation ------------------------------------------------------------------------
 

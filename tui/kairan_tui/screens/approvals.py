@@ -80,7 +80,7 @@ class ApprovalsScreen(KairanScreen):
     def refresh_data(self) -> None:
         self.load()
 
-    @work(exclusive=True, group="approvals")
+    @work(exit_on_error=False, exclusive=True, group="approvals")
     async def load(self) -> None:
         try:
             if self.survey is None:
@@ -124,7 +124,7 @@ class ApprovalsScreen(KairanScreen):
             if self.selected is None or self.selected.id != delivery_id:
                 self.show_detail(delivery_id)
 
-    @work(exclusive=True, group="approval-detail")
+    @work(exit_on_error=False, exclusive=True, group="approval-detail")
     async def show_detail(self, delivery_id: int) -> None:
         try:
             detail = await self.api.delivery(delivery_id)
@@ -168,7 +168,7 @@ class ApprovalsScreen(KairanScreen):
             return
         self.approve(self.selected)
 
-    @work(exclusive=True, group="approval-action")
+    @work(exit_on_error=False, exclusive=True, group="approval-action")
     async def approve(self, detail: schema.DeliveryDetail) -> None:
         try:
             count = (await self.api.audience_count(detail.content.segment)).count
@@ -227,7 +227,7 @@ class ApprovalsScreen(KairanScreen):
             return
         self.reject(self.selected)
 
-    @work(exclusive=True, group="approval-action")
+    @work(exit_on_error=False, exclusive=True, group="approval-action")
     async def reject(self, detail: schema.DeliveryDetail) -> None:
         comment = await self.app.push_screen_wait(RejectModal(detail.content.title))
         if comment is None:
@@ -245,7 +245,7 @@ class ApprovalsScreen(KairanScreen):
         if self.selected is not None:
             self.test_send(self.selected.id)
 
-    @work(exclusive=True, group="approval-action")
+    @work(exit_on_error=False, exclusive=True, group="approval-action")
     async def test_send(self, delivery_id: int) -> None:
         try:
             result = await self.api.test_send(delivery_id)

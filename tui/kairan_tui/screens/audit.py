@@ -99,7 +99,7 @@ class AuditScreen(KairanScreen):
             limit=200,
         )
 
-    @work(exclusive=True, group="audit")
+    @work(exit_on_error=False, exclusive=True, group="audit")
     async def load(self, append: bool) -> None:
         query = self.audit_query(self.next_before_seq if append else None)
         if query is None:
@@ -126,7 +126,7 @@ class AuditScreen(KairanScreen):
     def action_verify(self) -> None:
         self.verify()
 
-    @work(exclusive=True, group="audit-verify")
+    @work(exit_on_error=False, exclusive=True, group="audit-verify")
     async def verify(self) -> None:
         result_box = self.query_one("#verify-result", Static)
         result_box.update("検証しています…")

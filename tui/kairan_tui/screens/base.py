@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker
 
 from kairan_tui.client import ApiError, ConnectionLost, KairanApi
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
@@ -40,6 +41,9 @@ class KairanScreen(Screen):
     def on_screen_resume(self) -> None:
         self.kairan.update_connection_banners()
         self.refresh_data()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.kairan.report_worker_failure(event)
 
     def refresh_data(self) -> None:
         """Reload what the screen shows (started in a worker by subclasses)."""

@@ -128,7 +128,7 @@ class ComposeScreen(KairanScreen):
         else:
             self.schedule_audience_count()
 
-    @work(exclusive=True, group="survey")
+    @work(exit_on_error=False, exclusive=True, group="survey")
     async def load_survey(self) -> None:
         try:
             survey = await self.api.survey()
@@ -182,7 +182,7 @@ class ComposeScreen(KairanScreen):
             self._debounce.stop()
         self._debounce = self.set_timer(AUDIENCE_DEBOUNCE_SECONDS, self.count_audience)
 
-    @work(exclusive=True, group="audience")
+    @work(exit_on_error=False, exclusive=True, group="audience")
     async def count_audience(self) -> None:
         label = self.query_one("#audience", Static)
         segment = self.segment_choice.segment
@@ -313,7 +313,7 @@ class ComposeScreen(KairanScreen):
         if content is not None:
             self.save_draft(content)
 
-    @work(exclusive=True, group="compose-io")
+    @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def save_draft(self, content: schema.DeliveryContent) -> None:
         try:
             draft_id = await self._save(content)
@@ -327,7 +327,7 @@ class ComposeScreen(KairanScreen):
         if content is not None:
             self.test_send(content)
 
-    @work(exclusive=True, group="compose-io")
+    @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def test_send(self, content: schema.DeliveryContent) -> None:
         try:
             draft_id = await self._save(content)
@@ -353,7 +353,7 @@ class ComposeScreen(KairanScreen):
         if content is not None:
             self.submit(content)
 
-    @work(exclusive=True, group="compose-io")
+    @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def submit(self, content: schema.DeliveryContent) -> None:
         try:
             count = await self.api.audience_count(content.segment)
@@ -404,7 +404,7 @@ class ComposeScreen(KairanScreen):
     def action_register_test_recipient(self) -> None:
         self.register_test_recipient()
 
-    @work(exclusive=True, group="compose-io")
+    @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def register_test_recipient(self) -> None:
         try:
             code = await self.api.new_test_recipient_code()

@@ -110,7 +110,7 @@ class DashboardScreen(KairanScreen):
             if not following:
                 self.follow_counters()
 
-    @work(exclusive=True, group="dashboard-events")
+    @work(exit_on_error=False, exclusive=True, group="dashboard-events")
     async def follow_counters(self) -> None:
         """Counters pushed by the API's event stream between two polls; the poll stays the
         safety net, so a broken stream is simply left (it restarts on the next refresh)."""
@@ -119,7 +119,7 @@ class DashboardScreen(KairanScreen):
                 if name == "dashboard" and isinstance(data, dict):
                     self.show_counters(schema.DashboardCounters.model_validate(data))
 
-    @work(exclusive=True, group="dashboard")
+    @work(exit_on_error=False, exclusive=True, group="dashboard")
     async def load(self) -> None:
         try:
             data = await self.api.dashboard()

@@ -69,7 +69,7 @@ class HistoryScreen(KairanScreen):
     def refresh_data(self) -> None:
         self.load()
 
-    @work(exclusive=True, group="history")
+    @work(exit_on_error=False, exclusive=True, group="history")
     async def load(self) -> None:
         try:
             if self.survey is None:
@@ -104,7 +104,7 @@ class HistoryScreen(KairanScreen):
             if self.selected is None or self.selected.id != delivery_id:
                 self.show_detail(delivery_id)
 
-    @work(exclusive=True, group="history-detail")
+    @work(exit_on_error=False, exclusive=True, group="history-detail")
     async def show_detail(self, delivery_id: int) -> None:
         """Show one delivery; while it is under way, keep it live until it finishes."""
         try:
@@ -228,7 +228,7 @@ class HistoryScreen(KairanScreen):
             return
         self.cancel_delivery(detail)
 
-    @work(exclusive=True, group="history-action")
+    @work(exit_on_error=False, exclusive=True, group="history-action")
     async def cancel_delivery(self, detail: schema.DeliveryDetail) -> None:
         remaining = None
         if detail.recipient_count is not None:
@@ -270,7 +270,7 @@ class HistoryScreen(KairanScreen):
             return
         self.resume_delivery(detail)
 
-    @work(exclusive=True, group="history-action")
+    @work(exit_on_error=False, exclusive=True, group="history-action")
     async def resume_delivery(self, detail: schema.DeliveryDetail) -> None:
         remaining = None
         if detail.recipient_count is not None:

@@ -40,7 +40,7 @@ class StaffScreen(KairanScreen):
     def refresh_data(self) -> None:
         self.load()
 
-    @work(exclusive=True, group="staff")
+    @work(exit_on_error=False, exclusive=True, group="staff")
     async def load(self) -> None:
         try:
             roster = await self.api.staff()

@@ -30,7 +30,7 @@ class StatisticsScreen(KairanScreen):
     def refresh_data(self) -> None:
         self.load()
 
-    @work(exclusive=True, group="statistics")
+    @work(exit_on_error=False, exclusive=True, group="statistics")
     async def load(self) -> None:
         try:
             stats = await self.api.statistics()

@@ -208,7 +208,7 @@ class SurveyScreen(KairanScreen):
     def action_reload(self) -> None:
         self.load()
 
-    @work(exclusive=True, group="survey")
+    @work(exit_on_error=False, exclusive=True, group="survey")
     async def load(self) -> None:
         try:
             survey = await self.api.survey()
@@ -367,7 +367,7 @@ class SurveyScreen(KairanScreen):
             return
         self.save(definition)
 
-    @work(exclusive=True, group="survey-save")
+    @work(exit_on_error=False, exclusive=True, group="survey-save")
     async def save(self, definition: schema.SurveyDefinition) -> None:
         try:
             version = await self.api.save_survey(definition, self.version)
