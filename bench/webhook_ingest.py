@@ -89,8 +89,13 @@ def _body(destination: str, count: int) -> bytes:
 
 
 async def load(
-    socket_path: str, path: str, secret: str, destination: str, seconds: float,
-    concurrency: int, events_per_body: int,
+    socket_path: str,
+    path: str,
+    secret: str,
+    destination: str,
+    seconds: float,
+    concurrency: int,
+    events_per_body: int,
 ) -> tuple[int, list[float]]:
     latencies: list[float] = []
     events = 0
@@ -148,8 +153,13 @@ def main() -> int:
             raise RuntimeError("benchmark server did not start")
         events, latencies = asyncio.run(
             load(
-                str(config.webhook.socket), config.webhook.path, secret,
-                config.webhook.bot_user_id, seconds, args.concurrency, args.events_per_body,
+                str(config.webhook.socket),
+                config.webhook.path,
+                secret,
+                config.webhook.bot_user_id,
+                seconds,
+                args.concurrency,
+                args.events_per_body,
             )
         )
     finally:
@@ -161,10 +171,14 @@ def main() -> int:
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     rate = events / seconds
-    print(f"requests={len(latencies)} events={events} seconds={seconds:.0f} "
-          f"concurrency={args.concurrency} events_per_body={args.events_per_body}")
-    print(f"sustained {rate:.0f} signed events/s; ack p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-          f"= {p99 / LINE_LIMIT_MS:.4f} of LINE's 2 s")
+    print(
+        f"requests={len(latencies)} events={events} seconds={seconds:.0f} "
+        f"concurrency={args.concurrency} events_per_body={args.events_per_body}"
+    )
+    print(
+        f"sustained {rate:.0f} signed events/s; ack p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"= {p99 / LINE_LIMIT_MS:.4f} of LINE's 2 s"
+    )
     print(
         f"BENCH webhook_ingest events_per_s={rate:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f} "
         f"p99_vs_2s={p99 / LINE_LIMIT_MS:.4f}"

@@ -100,6 +100,9 @@ class PrivacySection(Section):
     """Keep residents' LINE display names (W6: off unless the municipality needs them)."""
     small_cell_threshold: Annotated[int, Field(ge=1)] = 10
     """Statistics cells below this count are shown as "<N" (W4)."""
+    allow_personal_export: bool = False
+    """Allow `kairanctl export personal` (K6, S17). Off: only aggregate exports exist; on:
+    every personal export is written to the audit log with its row count."""
 
 
 class Config(Section):

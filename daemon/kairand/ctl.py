@@ -17,12 +17,13 @@ from kairand.logs import setup_logging
 from kairand.main import DEFAULT_CONFIG, report
 
 SUBCOMMAND_MODULES: list[str] = [
-    "kairand.audit.ctl",
     "kairand.line.richmenu",
     "kairand.backup.cli",  # issue-8: backup keygen|create|list|verify|restore
     "kairand.tls",  # issue-8: tls install|status
     "kairand.doctor",  # issue-8: doctor
     "kairand.audit.ctl",  # issue-6: audit verify|checkpoint, roster, staff add|remove|list
+    "kairand.reports.ctl",
+    "kairand.retention.ctl",
 ]
 
 

@@ -17,7 +17,6 @@ from aiohttp import web
 from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
-from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import LineApi, line_api
 from kairand.logs import get_logger
@@ -67,10 +66,18 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
+    from kairand.delivery.worker import delivery_component
     from kairand.line.inbox import inbox_component
     from kairand.line.webhook import webhook_component
+    from kairand.retention.worker import retention_component
 
-    return [webhook_component, inbox_component, delivery_component, api_component]
+    return [
+        webhook_component,
+        inbox_component,
+        delivery_component,
+        retention_component,
+        api_component,
+    ]
 
 
 def build_app(config: Config, store: Store) -> web.Application:

@@ -1,8 +1,9 @@
 """Test helpers for the LINE side: complete webhook events, signed bodies, and a small aiohttp
 stand-in for the Messaging API (reply, profile, rich menu) that records what it received.
 
-The branch's tests use these until the simulator (issue-3) lands; the stand-in serves only the
-endpoints the LINE side calls, with the status codes LINE uses.
+The stand-in serves only the endpoints the LINE side calls, with the status codes LINE uses; it
+lets tests drive exact answer paths and inspect every reply by token. The 1,000-resident run
+uses the real simulator (test_onboarding_simulator.py).
 """
 
 from __future__ import annotations

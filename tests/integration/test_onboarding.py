@@ -22,6 +22,8 @@ from kairand.store import inbox, metrics, residents
 from kairand.store.bootstrap import open_store
 
 BATCH_EVENTS = 50
+# Every answer path, deterministically (test_onboarding_simulator adds realistic residents).
+STAND_IN_POPULATION = 1000
 
 
 @dataclass
@@ -163,7 +165,7 @@ async def drive(daemon: InProcessDaemon, line: LineStandIn, population: list[Sim
             resident.last = messages
 
 
-async def test_thousand_residents_onboard_through_the_real_conversation(
+async def test_residents_onboard_by_every_answer_path(
     world: tuple[InProcessDaemon, LineStandIn], caplog: pytest.LogCaptureFixture
 ) -> None:
     """N1, N2, S1, S16, G4, G5, W6: 1,000 residents follow, read the purpose notice, consent
@@ -174,7 +176,7 @@ async def test_thousand_residents_onboard_through_the_real_conversation(
     caplog.set_level(logging.DEBUG)
     daemon, line = world
     rng = random.Random(4)
-    population = [make_resident(rng) for _ in range(1000)]
+    population = [make_resident(rng) for _ in range(STAND_IN_POPULATION)]
     await drive(daemon, line, population)
     unfinished = [r.last[-1]["text"][:60] for r in population if not r.registered]
     assert unfinished == []

@@ -83,17 +83,19 @@ async def test_ledger_answers_who_received_a_delivery(short_tmp: Path) -> None:
         wanted = [u for u in bot.completed if "3" in bot.answers[u]["topics"]]
         blocked = wanted[0]
         sim.unfollow(blocked)
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 sim.api_url + "/v2/bot/message/multicast",
                 json={
                     "to": wanted,
                     "messages": [{"type": "text", "text": "【防災】避難訓練のお知らせ"}],
                 },
                 headers={"Authorization": f"Bearer {TOKEN}"},
-            ) as response:
-                assert response.status == 200
-                request_id = response.headers["x-line-request-id"]
+            ) as response,
+        ):
+            assert response.status == 200
+            request_id = response.headers["x-line-request-id"]
         assert sim.ledger.recipients(request_id=request_id) == dict.fromkeys(wanted[1:], 1)
         assert sim.ledger.recipients(text="避難訓練") == dict.fromkeys(wanted[1:], 1)
         assert sim.ledger.find(user_id=blocked, text="避難訓練") == []
@@ -149,3 +151,21 @@ async def test_settings_change_via_rich_menu_and_free_text(short_tmp: Path) -> N
         sim.send_text(uid, "ごみの日はいつですか")
         await settle(sim, bot)
         assert sim.ledger.last_for(uid).texts == ("メニューからお選びください。",)
+
+
+async def test_paced_arrivals_and_summary(short_tmp: Path) -> None:
+    """S5: residents arrive at a set pace (the demo's and trainers' growing audience) and the
+    summary counts what happened without naming anyone."""
+    async for sim, bot in running(short_tmp, size=30, seed=6):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        followed = await sim.arrive(rate_per_s=100.0, count=20)
+        took = loop.time() - started
+        await settle(sim, bot)
+        assert followed == 20 and 0.15 <= took < 2.0
+        summary = sim.summary()
+        assert summary["friends"] == 20 and summary["residents"] == 30
+        assert summary["finished"] >= len(bot.completed) > 0
+        assert summary["messages_received"] == len(sim.ledger)
+        assert "友だち 20" in sim.status_text()
+        assert not any(r.user_id in sim.status_text() for r in sim.population)

@@ -9,6 +9,7 @@ from line_fakes import LineStandIn, free_port, setup_dev
 
 from kairand import ctl
 from kairand.errors import ExitCode
+from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import audit
 from kairand.store.bootstrap import open_store
 
@@ -52,3 +53,20 @@ async def test_apply_creates_uploads_sets_default_then_deletes_old(short_tmp: Pa
             store.close()
 
     assert await asyncio.to_thread(audit_actions) == ["richmenu.apply", "richmenu.apply"]
+
+
+async def test_apply_against_the_simulator(short_tmp: Path) -> None:
+    """S2: the LINE Platform simulator (which checks LINE's rich-menu schema, size and image
+    rules) accepts the shipped menu; residents then see the links and 「設定を変更」."""
+    port = free_port()
+    config_path, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
+    assert config.keyring.directory is not None
+    token = (config.keyring.directory / "line-channel-access-token").read_text().strip()
+    args = ["--config", str(config_path), "richmenu", "apply", str(EXAMPLE)]
+    async with Simulator(SimulatorConfig(port=port, access_token=token, population=1)) as sim:
+        assert await asyncio.to_thread(ctl.main, args) == ExitCode.OK
+        assert await asyncio.to_thread(ctl.main, args) == ExitCode.OK
+        assert len(sim.platform.rich_menus) == 1  # the first one was replaced and deleted
+        actions = sim.rich_menu_actions(next(iter(sim.population)).user_id)
+    assert [a["type"] for a in actions] == ["uri", "uri", "postback"]
+    assert actions[-1]["data"] == "a=settings"

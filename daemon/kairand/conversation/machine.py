@@ -432,9 +432,7 @@ class _Machine:
                 return self.fresh_start(follow=False)
             return Outcome((_start_offer(),))
         consented = resident.consent_version is not None
-        if (action == "start" and not consented) or (
-            action in ("settings", "restart") and not consented
-        ):
+        if action in ("start", "settings", "restart") and not consented:
             state = {"step": "consent"}
             replies = [_text(texts.NEED_CONSENT_FIRST), _consent_prompt(self.survey, self.version)]
             return Outcome(tuple(replies), (SetConversation(state),))
@@ -486,7 +484,13 @@ class _Machine:
         if pb.version != self.version or self.conv.get("step") not in ("consent", "declined"):
             return self.stale()
         if pb.option == "no":
-            return Outcome((_text(texts.DECLINED),), (SetConversation({"step": "declined"}),))
+            declined = SetConversation({"step": "declined"})
+            if self.resident.registered:
+                # Declining a changed purpose: nothing more is sent until they agree (or delete).
+                return Outcome(
+                    (_text(texts.RECONSENT_DECLINED),), (declined, SetDeliveriesStopped(True))
+                )
+            return Outcome((_text(texts.DECLINED),), (declined,))
         if pb.option != "yes":
             return self.stale()
         ops: list[Operation] = [SetConsent(self.survey.consent_version)]
@@ -499,11 +503,37 @@ class _Machine:
         return Outcome(tuple([thanks, *self._prompt_state(state)]), tuple(ops))
 
 
+# What a resident may still do before agreeing to a changed purpose notice.
+_WITHOUT_RECONSENT = frozenset({"consent", "stop", "del", "delok", "delno"})
+
+
+def _needs_reconsent(
+    event: Event, resident: ResidentState | None, survey: SurveyDefinition
+) -> bool:
+    """S16: when the purpose notice changed in substance (consent_version raised), a resident
+    who agreed to an older one is asked again before anything else is collected."""
+    if resident is None or resident.consent_version is None:
+        return False
+    if resident.consent_version >= survey.consent_version:
+        return False
+    if event.kind == "postback":
+        pb = decode(event.data)
+        return pb is None or pb.action not in _WITHOUT_RECONSENT
+    if event.kind == "text":
+        action = texts.TEXT_COMMANDS.get(event.text.strip())
+        return action not in _WITHOUT_RECONSENT
+    return event.kind == "media"
+
+
 def handle(
     event: Event, resident: ResidentState | None, survey: SurveyDefinition, version: int
 ) -> Outcome:
     """Decide what one event does. RESIDENT is None when the sender has no record."""
     machine = _Machine(survey, version, resident)
+    is_test_code = event.kind == "text" and TEST_CODE_RE.match(event.text.strip().upper())
+    if not is_test_code and _needs_reconsent(event, resident, survey):
+        replies = (_text(texts.RECONSENT), _consent_prompt(survey, version))
+        return Outcome(replies, (SetConversation({"step": "consent"}),))
     if event.kind == "unfollow":
         # S11: blocking deletes everything (the purge writes the receipt).
         return Outcome((), (Purge("unfollow"), CountMetric("unfollow")))

@@ -38,7 +38,6 @@ from kairand.delivery.model import (
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
-from kairand.segments.compiler import compile_segment
 from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -304,8 +303,8 @@ async def _segment_count(store: Store, row: q.DeliveryRow) -> int:
     segment = SegmentFilter.model_validate(row.segment)
     at = _ts(row.scheduled_at)
     current = await store.read(survey_store.current)
-    compiled = compile_segment(segment, send_date(at), current[1] if current else None)
-    return await store.read(segment_queries.count, compiled)
+    survey = current[1] if current else None
+    return await store.read(segment_queries.count_segment, segment, send_date(at), survey)
 
 
 async def reject(store: Store, delivery_id: int, approver: str, comment: str) -> None:

@@ -41,7 +41,6 @@ from kairand.delivery.model import Status
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
-from kairand.segments.compiler import compile_segment
 from kairand.segments.model import SegmentFilter, send_date
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -234,7 +233,7 @@ class Sender:
         segment = SegmentFilter.model_validate(row.segment)
         on = send_date(_utc(now))
         current = await self.store.read(survey_store.current)
-        compiled = compile_segment(segment, on, current[1] if current else None)
+        survey = current[1] if current else None
         try:
             quota = await read_quota(self.line)
         except Exception as exc:
@@ -243,7 +242,7 @@ class Sender:
             log.warning("delivery.quota_unreadable", delivery=row.id, error=verdict.detail)
             return None
         if quota.limited and not row.quota_confirmed:
-            needed = await self.store.read(segment_queries.count, compiled)
+            needed = await self.store.read(segment_queries.count_segment, segment, on, survey)
             if not quota.allows(needed):
                 await self.store.write(
                     self._refuse,
@@ -264,6 +263,7 @@ class Sender:
                 send_date=on.isoformat(),
             ):
                 return None
+            compiled = segment_queries.compile_for(conn, segment, on, survey)
             recipients, batches = q.freeze(conn, row.id, compiled, _new_key)
             q.set_status(
                 conn,

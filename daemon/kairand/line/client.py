@@ -21,6 +21,10 @@ class LineApi:
     timeout: float
 
 
+MAX_CONNECTIONS = 64
+"""Concurrent HTTP connections to the Messaging API (>= config.delivery.concurrency)."""
+
+
 @asynccontextmanager
 async def line_api(
     api_base: str, access_token: str, request_timeout: float = 10.0
@@ -32,5 +36,8 @@ async def line_api(
     on calls: the SDK's default is 300 s.
     """
     configuration = Configuration(host=api_base.rstrip("/"), access_token=access_token)
+    # The SDK's default pool is 5 connections per CPU (10 on a 2-core appliance), which caps
+    # multicast at ~100 req/s at LINE's latency; the sender needs rate x latency in flight.
+    configuration.connection_pool_maxsize = MAX_CONNECTIONS
     async with AsyncApiClient(configuration) as client:
         yield LineApi(AsyncMessagingApi(client), AsyncMessagingApiBlob(client), request_timeout)

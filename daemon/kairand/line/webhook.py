@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kairand.config import Config
+from kairand.errors import ConfigError
 from kairand.keys import secrets
 from kairand.logs import get_logger
 from kairand.store import inbox
@@ -217,7 +218,13 @@ def server_ssl_context(config: Config) -> ssl.SSLContext | None:
         pass
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"the webhook certificate {settings.tls_cert} cannot be used: {exc}",
+            "check webhook.tls_cert and webhook.tls_key (the key must belong to the certificate)",
+        ) from None
     return context
 
 

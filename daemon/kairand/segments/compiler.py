@@ -5,11 +5,18 @@ The query selects the column `id` (residents.id) of every matching resident, eac
 Values never enter the SQL text: question codes, option codes and years are all `?`
 parameters; the text depends only on the filter's shape (number of conditions and options).
 
-Plan: the most selective condition drives (`residents.id IN (subquery)`: SQLite walks the
-answers index for that condition and looks residents up by rowid); every other condition is a
-correlated EXISTS probe on the answers primary key (resident_id, question, value), which is
-covering. Selectivity is estimated from the survey (share of options chosen, share of the
-year range) — no statistics are read, so compiling stays pure and instant.
+Two plans:
+
+- Facets (used when the store's facet map covers every condition): one compact row per
+  resident in `segment_facets` (kept up to date by triggers, see migration 0005): choice /
+  multi answers as option bitmasks, year answers as the year. The whole filter is one
+  predicate over that row; with an age condition it is a covering index range scan.
+- Answers (the general fallback): the most selective condition drives
+  (`residents.id IN (subquery)`: SQLite walks the answers index for that condition and looks
+  residents up by rowid); every other condition is a correlated EXISTS probe on the answers
+  primary key (resident_id, question, value), which is covering. Selectivity is estimated
+  from the survey (share of options chosen, share of the year range): no statistics are
+  read, so compiling stays pure and instant.
 """
 
 from __future__ import annotations
@@ -21,6 +28,72 @@ from kairand.conversation.survey import SurveyDefinition
 from kairand.segments.model import AgeCondition, ChoiceCondition, Condition, SegmentFilter
 
 BASE = "r.registered_at IS NOT NULL AND r.deliveries_stopped = 0"
+C_SLOTS = 8
+Y_SLOTS = 4
+MAX_BITS = 62
+
+
+@dataclass(frozen=True)
+class FacetMap:
+    """Which facet column holds which question, and which bit which option (read from the
+    store's segment_slots / segment_bits tables)."""
+
+    slots: dict[str, tuple[str, int, bool]]
+    """question -> (kind 'c' | 'y', slot, mixed)."""
+    bits: dict[tuple[str, str], int]
+    """(question, option code) -> bit."""
+
+
+class _NotCovered(Exception):
+    pass
+
+
+def _facet_predicate(cond: Condition, facets: FacetMap, year: int) -> tuple[str, list[object]]:
+    slot = facets.slots.get(cond.question)
+    if slot is None:
+        return "0", []  # nobody ever answered this question
+    kind, index, mixed = slot
+    if mixed:
+        raise _NotCovered
+    if isinstance(cond, ChoiceCondition):
+        if kind != "c" or index >= C_SLOTS:
+            raise _NotCovered
+        mask = 0
+        for code in cond.any_of:
+            bit = facets.bits.get((cond.question, code))
+            if bit is None:
+                continue  # nobody ever chose it
+            if bit >= MAX_BITS:
+                raise _NotCovered
+            mask |= 1 << bit
+        if mask == 0:
+            return "0", []
+        return f"(f.c{index} & ?) != 0", [mask]
+    assert isinstance(cond, AgeCondition)
+    if kind != "y" or index >= Y_SLOTS:
+        raise _NotCovered
+    low, high = cond.birth_years(year)
+    return f"f.y{index} BETWEEN ? AND ?", [low, high]
+
+
+def _compile_facets(
+    segment: SegmentFilter, on: dt.date, facets: FacetMap
+) -> CompiledSegment | None:
+    parts = ["f.eligible = 1"]
+    params: list[object] = []
+    # Age conditions first: the planner ranges over the covering index on y0.
+    ordered = sorted(segment.conditions, key=lambda c: not isinstance(c, AgeCondition))
+    try:
+        for cond in ordered:
+            sql, values = _facet_predicate(cond, facets, on.year)
+            parts.append(sql)
+            params.extend(values)
+    except _NotCovered:
+        return None
+    where = " AND ".join(parts)
+    return CompiledSegment(
+        f"SELECT f.resident_id AS id FROM segment_facets f WHERE {where}", tuple(params)
+    )
 
 
 @dataclass(frozen=True)
@@ -65,14 +138,23 @@ def _condition_sql(cond: Condition, alias: str, year: int) -> tuple[str, list[ob
 
 
 def compile_segment(
-    segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None = None
+    segment: SegmentFilter,
+    on: dt.date,
+    survey: SurveyDefinition | None = None,
+    facets: FacetMap | None = None,
 ) -> CompiledSegment:
     """SQL selecting `id` of the residents SEGMENT selects on send date ON (Japan time).
 
-    SURVEY only guides the choice of driving condition; results do not depend on it.
+    With FACETS (the store's current facet map) the facet plan is used when it covers every
+    condition. SURVEY only guides the choice of driving condition in the answers plan.
+    Results never depend on either.
     """
     if segment.all_registered or not segment.conditions:
         return CompiledSegment(f"SELECT r.id AS id FROM residents r WHERE {BASE}", ())
+    if facets is not None:
+        compiled = _compile_facets(segment, on, facets)
+        if compiled is not None:
+            return compiled
     ordered = sorted(segment.conditions, key=lambda c: _selectivity(c, survey, on.year))
     driver, rest = ordered[0], ordered[1:]
     params: list[object] = []

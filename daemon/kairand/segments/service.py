@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from kairand.conversation.survey import SurveyDefinition
-from kairand.segments.compiler import compile_segment
 from kairand.segments.model import SegmentFilter, send_date, validate_against
 from kairand.store import segments as segment_queries
 from kairand.store.database import Store
@@ -23,5 +22,4 @@ async def audience_count(
     """
     validate_against(segment, survey)
     on = today if today is not None else send_date()
-    compiled = compile_segment(segment, on, survey)
-    return await store.read(segment_queries.count, compiled)
+    return await store.read(segment_queries.count_segment, segment, on, survey)

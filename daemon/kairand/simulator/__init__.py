@@ -13,9 +13,14 @@ and integration tests. It never talks to LINE and never uses the Kairan store.
     async with Simulator(config) as sim:
         # Point line-bot-sdk at sim.api_url: Configuration(host=sim.api_url, access_token=token)
         sim.follow(100)                   # 100 follow events; residents answer the survey
-        await sim.wait_idle()
+        await sim.arrive(rate_per_s=5, count=50)  # or residents arriving over time
+        async with asyncio.timeout(60):
+            await sim.wait_idle()         # nobody about to react, no webhook in flight
         sim.ledger.recipients(text="防災")  # who received what, how often
-        sim.outcomes                      # answered / abandoned / finished / blocked counts
+        print(sim.status_text())          # counts only (no personal data), in Japanese
+
+For `make demo`: `kairand.simulator.cli.dev_setup_config(path_to_kairan_toml, **overrides)`
+returns a SimulatorConfig matching a `kairanctl init --dev` setup (secrets, bot user id, ports).
 
 Parts: `api` (Messaging API server and `Platform` state), `webhook` (event factory, signed
 sender with redelivery), `population` (seeded residents), `behaviour` (pure: received message +

@@ -54,14 +54,16 @@ MSG_IMAGE_REQUIRED = "must upload richmenu image before applying it to user"
 # Per-request keys; the rest of a body (the messages) repeats and its validation is cached.
 VOLATILE = ("replyToken", "to")
 
-DeliveryListener = Callable[[Receipt], None]
+# Called for every receipt with the already parsed messages (no second parse per resident).
+DeliveryListener = Callable[[Receipt, list[dict[str, Any]]], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class ReplyToken:
+    """Issued with a webhook event; deleted when used (single use) or pruned when expired."""
+
     user_id: str
     issued_at: float
-    used: bool = False
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Platform:
         self.injector = FaultInjector(self.faults)
         self._rng = random.Random(f"platform:{self.seed}")
         self.reply_tokens: dict[str, ReplyToken] = {}
+        self._prune_at = 10_000
         self.retry_keys: dict[str, tuple[str, float]] = {}  # key -> (request id, accepted at)
         self.usage = 0
         self._usage_month = self._month()
@@ -120,7 +123,7 @@ class Platform:
     def new_reply_token(self, user_id: str) -> str:
         token = f"{self._rng.getrandbits(128):032x}"
         self.reply_tokens[token] = ReplyToken(user_id, self.clock.now())
-        if len(self.reply_tokens) > 50_000:
+        if len(self.reply_tokens) > self._prune_at:
             self._prune_reply_tokens()
         return token
 
@@ -175,11 +178,11 @@ class Platform:
     def _prune_reply_tokens(self) -> None:
         now = self.clock.now()
         for token in [
-            t
-            for t, r in self.reply_tokens.items()
-            if r.used or now - r.issued_at > self.reply_token_ttl_s
+            t for t, r in self.reply_tokens.items() if now - r.issued_at > self.reply_token_ttl_s
         ]:
             del self.reply_tokens[token]
+        # Amortised: the next prune waits until the dict has doubled.
+        self._prune_at = max(10_000, 2 * len(self.reply_tokens))
 
     # ---- delivery -------------------------------------------------------------------------
     def deliver(
@@ -189,19 +192,19 @@ class Platform:
         messages: list[dict[str, Any]],
         request_id: str,
         retry_key: str | None,
+        body: bytes,
     ) -> int:
         """Hand messages to followers; returns how many received them (blocked ones do not)."""
         now = self.clock.now()
-        frozen = tuple(messages)
         count = 0
         for user_id in user_ids:
             if not self.is_follower(user_id):
                 continue
-            receipt = Receipt(user_id, kind, request_id, retry_key, frozen, now)
+            receipt = Receipt(user_id, kind, request_id, retry_key, body, now)
             self.ledger.record(receipt)
             count += 1
             for listener in self.listeners:
-                listener(receipt)
+                listener(receipt, messages)
         return count
 
 
@@ -246,6 +249,15 @@ def endpoint(
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def run(request: web.Request) -> web.StreamResponse:
             platform = request.app[PLATFORM_KEY]
+            request_id = platform.new_request_id()
+            response = await checked(request, platform, request_id)
+            # LINE issues a request id for every request, errors included.
+            response.headers.setdefault("x-line-request-id", request_id)
+            return response
+
+        async def checked(
+            request: web.Request, platform: Platform, request_id: str
+        ) -> web.StreamResponse:
             platform.counters[group] = platform.counters.get(group, 0) + 1
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer "):
@@ -253,7 +265,7 @@ def endpoint(
             if auth.removeprefix("Bearer ").strip() not in platform.access_tokens:
                 return error(401, MSG_AUTH_INVALID)
             decision = None
-            if group in platform.fault_endpoints:
+            if group in platform.fault_endpoints and platform.faults.active:
                 decision = platform.injector.decide()
                 if decision.latency_s:
                     await asyncio.sleep(decision.latency_s)
@@ -272,7 +284,7 @@ def endpoint(
                 return error(413, MSG_TOO_LARGE)
             if len(raw) > MAX_BODY_BYTES:
                 return error(413, MSG_TOO_LARGE)
-            call = Call(platform, platform.new_request_id(), raw=raw)
+            call = Call(platform, request_id, raw=raw)
             if json_body:
                 try:
                     call.body = json.loads(raw)
@@ -283,7 +295,6 @@ def endpoint(
                     if details:
                         return invalid(details)
             response = await handler(request, call)
-            response.headers.setdefault("x-line-request-id", call.request_id)
             if decision is not None and decision.kind is FaultKind.LOST and response.status < 300:
                 log.info("simulator.fault.lost_response", endpoint=group)
                 if platform.faults.lost_mode == "500":
@@ -331,10 +342,12 @@ async def reply(request: web.Request, call: Call) -> web.Response:
     platform = call.platform
     token = platform.reply_tokens.get(call.body["replyToken"])
     now = platform.clock.now()
-    if token is None or token.used or now - token.issued_at > platform.reply_token_ttl_s:
+    if token is None or now - token.issued_at > platform.reply_token_ttl_s:
         return error(400, MSG_INVALID_REPLY_TOKEN)
-    token.used = True
-    platform.deliver([token.user_id], "reply", call.body["messages"], call.request_id, None)
+    del platform.reply_tokens[call.body["replyToken"]]  # single use
+    platform.deliver(
+        [token.user_id], "reply", call.body["messages"], call.request_id, None, call.raw
+    )
     return web.json_response(_sent_messages(platform, call.body["messages"]))
 
 
@@ -363,7 +376,9 @@ async def _send(request: web.Request, call: Call, kind: str, to: list[str]) -> w
         return error(429, MSG_MONTHLY_LIMIT)
     if key is not None:
         platform.retry_keys[key] = (call.request_id, platform.clock.now())
-    delivered = platform.deliver(recipients, kind, call.body["messages"], call.request_id, key)
+    delivered = platform.deliver(
+        recipients, kind, call.body["messages"], call.request_id, key, call.raw
+    )
     platform.usage = platform.current_usage() + delivered
     if kind == "push":
         return web.json_response(_sent_messages(platform, call.body["messages"]))

@@ -19,10 +19,15 @@ from typing import Any
 from kairand.simulator.population import Resident
 
 DECLINE_WORDS = ("回答しない", "答えない", "答えたくない", "選択しない", "その他")
+NEXT_PAGE_WORDS = ("次へ", "次のページ", "もっと見る", "ほかの")
+PAGE_WORDS = (*NEXT_PAGE_WORDS, "前へ", "前のページ")
+MAX_PAGE_TURNS = 4
+CHANGE_WORDS = ("変更", "回答し直す", "やり直")
+DESTRUCTIVE_WORDS = ("削除", "停止", "退会")
+CHECK_MARKS = ("✓", "✔", "☑", "✅", "●", "■", "[x]", "[X]")
 DONE_WORDS = (
     "完了",
     "決定",
-    "次へ",
     "以上",
     "終了",
     "登録する",
@@ -51,7 +56,8 @@ class Action:
 class Memory:
     """What a resident remembers of the current conversation."""
 
-    tapped: tuple[str, ...] = ()  # labels tapped in the current survey run
+    tapped: tuple[str, ...] = ()  # option names tapped in the current survey run
+    pages_turned: int = 0  # consecutive 「次へ」 taps on the current question
     abandoned: bool = False
     finished: bool = False
     blocked: bool = False
@@ -73,6 +79,19 @@ class Option:
     @property
     def type(self) -> str:
         return str(self.action.get("type", ""))
+
+    @property
+    def selected(self) -> bool:
+        """Shown as already chosen (a multi-select marks chosen options, e.g. 「✓ 子育て」)."""
+        return self.label.lstrip().startswith(CHECK_MARKS)
+
+    @property
+    def name(self) -> str:
+        """The label without a selection mark."""
+        text = self.label.strip()
+        for mark in CHECK_MARKS:
+            text = text.removeprefix(mark)
+        return text.strip()
 
 
 def quick_reply_options(messages: list[dict[str, Any]]) -> list[Option]:
@@ -176,69 +195,86 @@ def choose(
     """The option this resident taps, matched by label to the resident's traits."""
     if not options:
         return None
-    labels = [o.label for o in options]
+    names = [o.name for o in options]
+    pages = [o for o in options if _contains_any(o.name, NEXT_PAGE_WORDS)]
+    can_page = bool(pages) and memory.pages_turned < MAX_PAGE_TURNS
 
     pickers = [o for o in options if o.type == "datetimepicker"]
     if pickers:
         return pickers[0]
 
-    consent = [
-        o for o in options if "同意" in o.label and not _contains_any(o.label, NEGATIVE_WORDS)
-    ]
+    consent = [o for o in options if "同意" in o.name and not _contains_any(o.name, NEGATIVE_WORDS)]
     if consent:
         if resident.consents:
             return consent[0]
         refuse = [o for o in options if o not in consent]
         return refuse[0] if refuse else None
 
-    if any(lbl in ("男性", "女性") or "男性" in lbl or "女性" in lbl for lbl in labels):
+    if any("男性" in n or "女性" in n for n in names):
         wanted = ("男性" if resident.gender == "male" else "女性") if resident.states_gender else ""
         for o in options:
-            if wanted and wanted in o.label:
+            if wanted and wanted in o.name:
                 return o
         for o in options:
-            if _contains_any(o.label, DECLINE_WORDS):
+            if _contains_any(o.name, DECLINE_WORDS):
                 return o
 
     areas = [
-        o for o in options if o.label in resident_area_names(resident) or resident.area in o.label
+        o for o in options if o.name in resident_area_names(resident) or resident.area in o.name
     ]
     if areas:
         return areas[0]
 
-    topics_offered = [o for o in options if any(t in o.label for t in _all_topics(resident))]
+    topics_offered = [o for o in options if any(t in o.name for t in _all_topics(resident))]
     if topics_offered:
+        # Options shown as selected (✓) or tapped before are not tapped again: a survey that
+        # toggles would otherwise unselect them.
         fresh = [
             o
             for o in topics_offered
-            if any(t in o.label for t in resident.interests) and o.label not in memory.tapped
+            if any(t in o.name for t in resident.interests)
+            and not o.selected
+            and o.name not in memory.tapped
         ]
         if fresh:
             return fresh[0]
-        done = [o for o in options if _contains_any(o.label, DONE_WORDS)]
+        if can_page:
+            return pages[0]
+        done = [o for o in options if _contains_any(o.name, DONE_WORDS)]
         if done:
             return done[0]
-        untapped = [o for o in topics_offered if o.label not in memory.tapped]
+        untapped = [o for o in topics_offered if o.name not in memory.tapped and not o.selected]
         return rng.choice(untapped) if untapped else rng.choice(options)
 
-    ages = [(o, age_matches(o.label, resident)) for o in options]
+    ages = [(o, age_matches(o.name, resident)) for o in options]
     if any(m is not None for _, m in ages):
         for o, m in ages:
             if m:
                 return o
 
-    yes = [o for o in options if o.label in ("はい", "OK", "ＯＫ") or o.label.startswith("はい")]
+    if can_page:  # nothing here fits the resident: the right option may be on the next page
+        return pages[0]
+    if memory.settings_changes:
+        # Came through 「設定を変更」: pick something to change rather than something to end.
+        change = [o for o in options if _contains_any(o.name, CHANGE_WORDS)]
+        if change:
+            return rng.choice(change)
+    yes = [o for o in options if o.name in ("はい", "OK", "ＯＫ") or o.name.startswith("はい")]
     if yes and rng.random() < 0.85:
         return yes[0]
-    decline = [o for o in options if _contains_any(o.label, DECLINE_WORDS)]
+    decline = [o for o in options if _contains_any(o.name, DECLINE_WORDS)]
     if decline and rng.random() < 0.3:
         return decline[0]
-    done = [
-        o for o in options if _contains_any(o.label, DONE_WORDS) and o.label not in memory.tapped
-    ]
+    done = [o for o in options if _contains_any(o.name, DONE_WORDS) and o.name not in memory.tapped]
     if done and rng.random() < 0.5:
         return done[0]
-    return rng.choice(options)
+    # Residents rarely delete their registration or stop deliveries by accident.
+    calm = [
+        o
+        for o in options
+        if not _contains_any(o.name, DESTRUCTIVE_WORDS) and not _contains_any(o.name, PAGE_WORDS)
+    ]
+    return rng.choice(calm or options)
 
 
 def resident_area_names(resident: Resident) -> tuple[str, ...]:
@@ -289,8 +325,16 @@ def react(
     if option is None:
         return Reaction(None, replace(memory, abandoned=True), "abandoned")
     action = _tap(option, resident, rng)
+    paged = _contains_any(option.name, PAGE_WORDS)
     return Reaction(
-        action, replace(memory, tapped=(*memory.tapped, option.label), finished=False), "answered"
+        action,
+        replace(
+            memory,
+            tapped=memory.tapped if paged else (*memory.tapped, option.name),
+            pages_turned=memory.pages_turned + 1 if paged else 0,
+            finished=False,
+        ),
+        "answered",
     )
 
 

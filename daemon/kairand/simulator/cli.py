@@ -107,6 +107,7 @@ def _read_secret(folder: Path, name: str) -> str:
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     secret, token, bot_id = args.channel_secret, args.access_token, args.bot_user_id
     port, webhook_url, keyring_dir = args.port, args.webhook_url, args.keyring_dir
+    ca_file = args.webhook_ca
     if args.dev_config is not None:
         try:
             dev: dict[str, Any] = tomllib.loads(args.dev_config.read_text(encoding="utf-8"))
@@ -119,7 +120,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         hook = dev.get("webhook", {})
         bot_id = bot_id or hook.get("bot_user_id") or None
         if webhook_url is None and hook.get("tcp_port"):
-            webhook_url = f"http://{hook.get('tcp_host', '127.0.0.1')}:{hook['tcp_port']}/webhook"
+            # The daemon serves TLS on its webhook listener when tls_cert is set; its
+            # self-signed certificate is then the CA to trust.
+            scheme = "https" if hook.get("tls_cert") else "http"
+            host = hook.get("tcp_host") or "127.0.0.1"
+            webhook_url = f"{scheme}://{host}:{hook['tcp_port']}{hook.get('path', '/webhook')}"
+            if hook.get("tls_cert") and ca_file is None:
+                ca_file = str(base / hook["tls_cert"])
         api_base = str(dev.get("line", {}).get("api_base", ""))
         if port is None and api_base.rsplit(":", 1)[-1].isdigit():
             port = int(api_base.rsplit(":", 1)[-1])
@@ -151,7 +158,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     webhook = None
     if webhook_url:
         webhook = WebhookTarget(
-            webhook_url, args.webhook_unix_socket, args.webhook_ca, args.webhook_insecure
+            webhook_url, args.webhook_unix_socket, ca_file, args.webhook_insecure
         )
     return SimulatorConfig(
         seed=args.seed,
@@ -169,24 +176,20 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         redelivery=not args.no_redelivery,
         duplicate_ratio=args.duplicate_ratio,
         reorder_ratio=args.reorder_ratio,
+        freeze_gc=True,  # a process of its own: nothing else to disturb
     )
 
 
+def dev_setup_config(config_path: Path, **overrides: Any) -> SimulatorConfig:
+    """A SimulatorConfig matching a `kairanctl init --dev` setup (secrets from its keyring
+    folder, its bot user id, simulator port and webhook URL), for `make demo`. Reads files:
+    call it before the event loop starts or through `asyncio.to_thread`."""
+    args = build_parser().parse_args(["--dev-config", str(config_path)])
+    return dataclasses.replace(config_from_args(args), **overrides)
+
+
 def status_line(sim: Simulator, started: float) -> str:
-    stats = sim.sender.stats if sim.sender else None
-    followers = len(sim.platform.profiles) - len(sim.platform.blocked)
-    parts = [
-        f"{time.monotonic() - started:6.0f}s",
-        f"友だち {followers}",
-        f"受信メッセージ {len(sim.ledger)}",
-        f"回答 {sim.outcomes['answered']}",
-        f"完了 {sim.outcomes['finished']}",
-        f"離脱 {sim.outcomes['abandoned']}",
-        f"ブロック {len(sim.platform.blocked)}",
-    ]
-    if stats is not None:
-        parts.append(f"webhook {stats.events}件 失敗 {stats.failures}")
-    return " | ".join(parts)
+    return f"{time.monotonic() - started:6.0f}s | {sim.status_text()}"
 
 
 async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
@@ -206,19 +209,14 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
         started = time.monotonic()
         sim.follow(args.follow)
 
-        async def arrivals() -> None:
-            if args.follow_rate <= 0:
-                return
-            interval = 1.0 / args.follow_rate
-            while len(sim.follow(1)) == 1:  # noqa: ASYNC110 - paced arrivals, not a wait
-                await asyncio.sleep(interval)
-
         async def reports() -> None:
             while True:
                 await asyncio.sleep(args.report_every)
                 print(status_line(sim, started), flush=True)
 
-        tasks = [asyncio.create_task(arrivals()), asyncio.create_task(reports())]
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(reports())]
+        if args.follow_rate > 0:
+            tasks.append(asyncio.create_task(sim.arrive(args.follow_rate)))
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

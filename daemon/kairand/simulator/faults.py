@@ -42,6 +42,13 @@ class FaultProfile:
         if self.lost_mode not in ("drop", "500"):
             raise ValueError("lost_mode must be 'drop' or '500'")
 
+    @property
+    def active(self) -> bool:
+        """False for a fault-free profile (the server then skips drawing decisions)."""
+        return bool(
+            self.latency_max_ms or self.error_ratio or self.timeout_ratio or self.lost_ratio
+        )
+
 
 PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile(),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,14 +13,23 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """One request's messages as one resident received them."""
+    """One request's messages as one resident received them.
+
+    The messages are kept as the raw request body (bytes, shared by every recipient of a
+    multicast): 10,000 residents x a survey's worth of parsed dicts would make every full
+    garbage collection pause the simulator for a noticeable time.
+    """
 
     user_id: str
     kind: str  # "reply" | "push" | "multicast"
     request_id: str
     retry_key: str | None
-    messages: tuple[dict[str, Any], ...]
+    body: bytes  # the request body as sent to the Messaging API
     at: float  # simulated epoch seconds
+
+    @property
+    def messages(self) -> tuple[dict[str, Any], ...]:
+        return tuple(json.loads(self.body)["messages"])
 
     @property
     def texts(self) -> tuple[str, ...]:

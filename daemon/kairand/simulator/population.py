@@ -102,14 +102,25 @@ GIVEN_MALE = ("蓮", "大翔", "翔太", "健一", "誠", "浩", "隆", "一郎"
 @dataclass(frozen=True, slots=True)
 class Municipality:
     name: str = "みなと市"
-    # area name -> relative population weight
+    # area name -> relative population weight. The names are those of the sample survey in
+    # kairand.conversation.survey, so demo residents find their area there; a trainer running
+    # another survey passes its areas (kairan-sim --areas).
     areas: tuple[tuple[str, float], ...] = (
-        ("中央地区", 3.0),
-        ("北地区", 2.0),
-        ("南地区", 2.0),
-        ("東地区", 1.5),
-        ("西地区", 1.5),
-        ("山手地区", 1.0),
+        ("本町", 3.0),
+        ("駅前", 2.5),
+        ("北町", 1.5),
+        ("南町", 1.5),
+        ("東町", 1.2),
+        ("西町", 1.2),
+        ("川辺", 0.8),
+        ("山手", 0.8),
+        ("新町", 1.0),
+        ("旭", 0.6),
+        ("緑ヶ丘", 0.9),
+        ("桜台", 0.9),
+        ("若葉", 0.7),
+        ("港", 0.8),
+        ("青葉台", 0.9),
     )
     topics: tuple[str, ...] = TOPICS
 

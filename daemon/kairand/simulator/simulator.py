@@ -4,9 +4,11 @@ synthetic residents who use the conversation, in one object with `start()`/`stop
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import secrets
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +54,13 @@ class SimulatorConfig:
     redelivery_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     duplicate_ratio: float = 0.0
     reorder_ratio: float = 0.0
-    max_events_per_body: int = 10
-    webhook_concurrency: int = 8
+    max_events_per_body: int = 20
+    webhook_concurrency: int = 32  # hides round-trip latency on a busy machine
     webhook_timeout_s: float = 2.0
     clock: Clock = field(default_factory=RealClock)
+    # gc.freeze() at start: keeps the specs and the population out of full collections (big
+    # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
+    freeze_gc: bool = False
 
 
 class Simulator:
@@ -88,6 +93,9 @@ class Simulator:
         self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
         self.memories: dict[str, behaviour.Memory] = {}
         self.outcomes: Counter[str] = Counter()
+        # How late residents react compared with their think time (ms): the "falling behind"
+        # figure bench/simulator_population.py reports.
+        self.reaction_lag_ms: deque[float] = deque(maxlen=100_000)
         self._rngs: dict[str, random.Random] = {}
         self._runner: web.AppRunner | None = None
         self._reactions: set[asyncio.Task[None]] = set()
@@ -99,6 +107,10 @@ class Simulator:
         c = self.config
         log.info("simulator.start", population=len(self.population), seed=c.seed)
         await asyncio.to_thread(messaging_spec)  # reads and compiles the spec files once
+        # The specs and the population are long-lived: keep them out of every full garbage
+        # collection (with 10,000 residents those pauses otherwise show as resident lag).
+        if c.freeze_gc:
+            gc.freeze()
         self._runner = web.AppRunner(
             make_api_app(self.platform), access_log=None, shutdown_timeout=0.5
         )
@@ -189,6 +201,47 @@ class Simulator:
             self.emit(self.events.follow(uid, token, unblocked=unblocked))
         return residents
 
+    async def arrive(self, rate_per_s: float, count: int | None = None) -> int:
+        """Residents who have never followed add the account at `rate_per_s`, until `count`
+        have (or everyone has). Returns how many followed. Cancel it to stop arrivals."""
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be > 0")
+        interval = 1.0 / rate_per_s
+        loop = asyncio.get_running_loop()
+        started, done = loop.time(), 0
+        while (count is None or done < count) and self.follow(1):
+            done += 1
+            # Paced against the start time, so a slow loop catches up instead of drifting.
+            await asyncio.sleep(max(0.0, started + done * interval - loop.time()))
+        return done
+
+    def summary(self) -> dict[str, int]:
+        """Counts for a status line or a headless demo report (no personal data)."""
+        stats = self.sender.stats if self.sender is not None else None
+        return {
+            "residents": len(self.population),
+            "friends": len(self.platform.profiles) - len(self.platform.blocked),
+            "blocked": len(self.platform.blocked),
+            "messages_received": len(self.ledger),
+            "answers": self.outcomes["answered"],
+            "finished": self.outcomes["finished"],
+            "abandoned": self.outcomes["abandoned"],
+            "settings_changes": self.outcomes["change_settings"],
+            "webhook_events": stats.events if stats else len(self.outbox),
+            "webhook_failures": stats.failures if stats else 0,
+            "webhook_redeliveries": stats.redeliveries if stats else 0,
+        }
+
+    def status_text(self) -> str:
+        """The summary in Japanese, for trainees watching a console."""
+        s = self.summary()
+        return (
+            f"友だち {s['friends']} | 受信メッセージ {s['messages_received']} | "
+            f"回答 {s['answers']} | 完了 {s['finished']} | 離脱 {s['abandoned']} | "
+            f"設定変更 {s['settings_changes']} | ブロック {s['blocked']} | "
+            f"webhook {s['webhook_events']}件 失敗 {s['webhook_failures']}"
+        )
+
     def unfollow(self, user_id: str) -> None:
         """The resident blocks the account."""
         self.platform.block(user_id)
@@ -238,11 +291,11 @@ class Simulator:
         else:
             self.send_postback(user_id, action.data, action.params)
 
-    def _on_delivery(self, receipt: Receipt) -> None:
+    def _on_delivery(self, receipt: Receipt, messages: list[dict[str, Any]]) -> None:
         if not self.config.auto_react or receipt.user_id not in self.population:
             return
         task = asyncio.get_running_loop().create_task(
-            self._react(receipt), name="sim-resident-reaction"
+            self._react(receipt, messages), name="sim-resident-reaction"
         )
         self._reactions.add(task)
         task.add_done_callback(self._reaction_done)
@@ -252,23 +305,26 @@ class Simulator:
         if not task.cancelled() and task.exception() is not None:
             log.error("simulator.reaction.failed", error=repr(task.exception()))
 
-    async def _react(self, receipt: Receipt) -> None:
+    async def _react(self, receipt: Receipt, messages: list[dict[str, Any]]) -> None:
         uid = receipt.user_id
         rng = self._rngs.get(uid)
         if rng is None:
             rng = self._rngs[uid] = self.resident(uid).rng()
         lo, hi = self.config.think_time_s
-        if hi > 0:
-            await asyncio.sleep(rng.uniform(lo, hi))
+        think = rng.uniform(lo, hi) if hi > 0 else 0.0
+        due = time.monotonic() + think
+        if think:
+            await asyncio.sleep(think)
         memory = self.memories.get(uid, behaviour.Memory())
         reaction = behaviour.react(
             self.resident(uid),
-            list(receipt.messages),
+            messages,
             memory,
             rng,
             kind=receipt.kind,
             rich_menu_actions=self.rich_menu_actions(uid),
         )
+        self.reaction_lag_ms.append((time.monotonic() - due) * 1000)
         self.memories[uid] = reaction.memory
         self.outcomes[reaction.reason] += 1
         if reaction.action is not None and self.platform.is_follower(uid):

@@ -7,9 +7,12 @@ verifies every signature, answers 200 at once and replies asynchronously, like a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hmac
 import json
+import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,11 +47,13 @@ class SurveyBot:
     seen_event_ids: set[str] = field(default_factory=set)
     duplicates: int = 0
     bad_signatures: int = 0
+    rate_limited: int = 0
     reply_status: Counter[int] = field(default_factory=Counter)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _encoded: dict[str, bytes] = field(default_factory=dict)
 
     # ---- the survey, as data --------------------------------------------------------------
     def step(
@@ -68,10 +73,9 @@ class SurveyBot:
             )
         if q == "gender":
             answers["gender"] = data.get("a")
-            return _question(
-                "お住まいの地域を選んでください。",
-                [_postback(a, f"q=area&a={i}") for i, a in enumerate(self.areas)],
-            )
+            return self._areas(0)
+        if q == "areapage":
+            return self._areas(int(data.get("p", "0")))
         if q == "area":
             answers["area"] = data.get("a")
             return self._topics(answers)
@@ -104,6 +108,20 @@ class SurveyBot:
             self.answers[user_id] = {"topics": []}
             return self.start()
         return [{"type": "text", "text": "メニューからお選びください。"}]
+
+    def _areas(self, page: int) -> list[dict[str, Any]]:
+        # 11 areas a page plus 前へ/次へ: LINE allows 13 quick-reply items.
+        per_page = 11
+        start = page * per_page
+        items = [
+            _postback(a, f"q=area&a={start + i}")
+            for i, a in enumerate(self.areas[start : start + per_page])
+        ]
+        if page > 0:
+            items.append(_postback("前へ", f"q=areapage&p={page - 1}"))
+        if start + per_page < len(self.areas):
+            items.append(_postback("次へ", f"q=areapage&p={page + 1}"))
+        return _question("お住まいの地域を選んでください。", items)
 
     def _topics(self, answers: dict[str, Any]) -> list[dict[str, Any]]:
         items = [
@@ -155,13 +173,28 @@ class SurveyBot:
         else:
             messages = [{"type": "text", "text": "メニューからお選びください。"}]
         assert self._session is not None
-        async with self._session.post(
-            f"{self.api_url}/v2/bot/message/reply",
-            json={"replyToken": token, "messages": messages},
-            headers={"Authorization": f"Bearer {self.access_token}"},
-        ) as response:
-            await response.read()
-            self.reply_status[response.status] += 1
+        # The same questions go to everyone: encode each message set once.
+        key = repr(messages)  # much cheaper than encoding JSON
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = json.dumps(messages, ensure_ascii=False).encode()
+        body = b'{"replyToken":"' + token.encode() + b'","messages":' + encoded + b"}"
+        headers = {
+            "Authorization": f"Bearer {self.access_token}",
+            "Content-Type": "application/json",
+        }
+        for attempt in range(5):
+            async with self._session.post(
+                f"{self.api_url}/v2/bot/message/reply", data=body, headers=headers
+            ) as response:
+                await response.read()
+                status = response.status
+            if status != 429:
+                break
+            # Rate limited: a well-behaved bot backs off (a reply token lasts about a minute).
+            self.rate_limited += 1
+            await asyncio.sleep(0.05 * 2**attempt)
+        self.reply_status[status] += 1
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -181,3 +214,46 @@ class SurveyBot:
     @property
     def idle(self) -> bool:
         return not self._tasks
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    bot = SurveyBot(args.api_url, args.access_token, args.channel_secret, tuple(args.areas))
+    runner = web.AppRunner(bot.make_app(), access_log=None)
+    await runner.setup()
+    await web.UnixSite(runner, args.socket).start()
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    print(
+        json.dumps(
+            {
+                "events": dict(bot.events),
+                "completed": len(bot.completed),
+                "rate_limited": bot.rate_limited,
+                "cpu_s": time.process_time(),
+                "duplicates": bot.duplicates,
+                "bad_signatures": bot.bad_signatures,
+                "reply_status": {str(k): v for k, v in bot.reply_status.items()},
+            }
+        ),
+        flush=True,
+    )
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the bot on a unix socket (bench/simulator_population.py starts it as a process)."""
+    parser = argparse.ArgumentParser(prog="python -m kairand.simulator.survey_bot")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--access-token", required=True)
+    parser.add_argument("--channel-secret", required=True)
+    parser.add_argument("--areas", nargs="+", required=True)
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ import json
 import random
 import ssl
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +113,8 @@ class SenderStats:
     redeliveries: int = 0
     duplicates: int = 0
     dropped: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    lag_ms: list[float] = field(default_factory=list)  # enqueue -> first POST
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))  # queue -> POST
 
 
 @dataclass

@@ -122,3 +122,11 @@ def event_savepoint(conn: Connection) -> Iterator[None]:
         conn.execute("RELEASE inbox_event")
         raise
     conn.execute("RELEASE inbox_event")
+
+
+def prune_processed(conn: Connection, received_before: int) -> int:
+    """Drop processed rows received before the given time (they hold only a dedupe key, type
+    and times). LINE redelivers for minutes, not days, so a week-old key is no longer needed."""
+    return conn.execute(
+        "DELETE FROM inbox WHERE state != 'pending' AND received_at < ?", (received_before,)
+    ).rowcount

@@ -58,3 +58,23 @@ def delete_resident(conn: Connection, line_user_id: str) -> bool:
     return (
         conn.execute("DELETE FROM residents WHERE line_user_id = ?", (line_user_id,)).rowcount == 1
     )
+
+
+def set_choices(conn: Connection, line_user_id: str, question: str, codes: Sequence[str]) -> None:
+    """Replace one answer the way the conversation does (delete the question's rows, insert)."""
+    row = conn.execute(
+        "SELECT id FROM residents WHERE line_user_id = ?", (line_user_id,)
+    ).fetchone()
+    conn.execute("DELETE FROM answers WHERE resident_id = ? AND question = ?", (row[0], question))
+    conn.executemany(
+        "INSERT INTO answers (resident_id, question, value, number, answered_at)"
+        " VALUES (?, ?, ?, NULL, 0)",
+        [(row[0], question, code) for code in codes],
+    )
+
+
+def set_stopped(conn: Connection, line_user_id: str, stopped: bool) -> None:
+    conn.execute(
+        "UPDATE residents SET deliveries_stopped = ? WHERE line_user_id = ?",
+        (int(stopped), line_user_id),
+    )

@@ -429,3 +429,29 @@ def test_any_event_sequence_keeps_limits_and_invariants(events: list[Event]) -> 
                     assert number is not None and value == str(number)
         if resident.registered:
             assert resident.consent_version is not None
+
+
+def test_changed_purpose_notice_asks_for_consent_again() -> None:
+    """S16: after the purpose notice changes (consent_version raised) a registered resident is
+    asked again before anything else; declining stops deliveries; deleting stays possible."""
+    resident = FakeResident()
+    onboard(resident)
+    newer = SURVEY.model_copy(update={"consent_version": 2})
+
+    def send_newer(event: Event) -> machine.Outcome:
+        outcome = machine.handle(event, resident.state(), newer, VERSION)
+        resident.apply(outcome)
+        check_messages(outcome.replies)
+        return outcome
+
+    out = send_newer(postback("a=settings"))
+    assert out.replies[0]["text"] == texts.RECONSENT and find(out, texts.CONSENT_YES)
+    out = send_newer(postback(find(out, texts.CONSENT_NO)["data"]))
+    assert out.replies[0]["text"] == texts.RECONSENT_DECLINED and resident.stopped
+    assert resident.registered and resident.consent_version == 1
+    out = send_newer(postback("a=del"))  # deletion needs no new consent
+    assert find(out, texts.DELETE_OK)
+    out = send_newer(postback("a=delno"))
+    out = send_newer(text("こんにちは"))
+    out = send_newer(postback(find(out, texts.CONSENT_YES)["data"]))
+    assert resident.consent_version == 2 and out.replies[0]["text"] == texts.COMPLETED_AGAIN

@@ -1,4 +1,4 @@
-"""Shared helpers for the delivery tests: a population, a stand-in LINE, a sender."""
+"""Shared helpers for the delivery tests: a population, the LINE simulator, a sender."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from kairand.config import DeliverySection
 from kairand.delivery import service
 from kairand.delivery.model import TERMINAL, DeliveryContent, Status
-from kairand.delivery.standin import StandIn, serve
 from kairand.delivery.worker import Sender
 from kairand.line.client import LineApi, line_api
 from kairand.segments.model import SegmentFilter
+from kairand.simulator import FaultProfile, Simulator, SimulatorConfig
 from kairand.store import synthetic
 from kairand.store.database import Store
 
@@ -46,7 +46,7 @@ def populate(store: Store, n: int) -> set[str]:
 
 def fast_config(**kw) -> DeliverySection:
     base = {
-        "multicast_rate_per_second": 500.0,
+        "multicast_rate_per_second": 150.0,  # under the simulator 200/s
         "concurrency": 4,
         "retry_base_seconds": 0.01,
         "retry_max_seconds": 0.05,
@@ -56,22 +56,78 @@ def fast_config(**kw) -> DeliverySection:
     return DeliverySection(**base)
 
 
+@dataclass(frozen=True)
+class Request:
+    request_id: str
+    retry_key: str | None
+    to: list[str]
+    texts: tuple[str, ...]
+
+
+class SimView:
+    """What the tests look at in the simulator."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    @property
+    def multicasts(self) -> list[Request]:
+        """Accepted multicasts in order, with their recipients (all residents follow)."""
+        out: dict[str, Request] = {}
+        for r in self.sim.ledger.find(kind="multicast"):
+            if r.request_id not in out:
+                out[r.request_id] = Request(r.request_id, r.retry_key, [], r.texts)
+            out[r.request_id].to.append(r.user_id)
+        return list(out.values())
+
+    def received(self):  # type: ignore[no-untyped-def]
+        return self.sim.ledger.recipients(kind="multicast")
+
+    @property
+    def requests(self) -> int:
+        return self.sim.platform.counters.get("multicast", 0)
+
+    def set_faults(self, profile: FaultProfile) -> None:
+        self.sim.platform.set_faults(profile)
+
+    @property
+    def usage(self) -> int:
+        return self.sim.platform.current_usage()
+
+    def set_quota(self, limit: int | None) -> None:
+        self.sim.platform.quota_limit = limit
+
+
 @dataclass
 class Line:
-    standin: StandIn
+    sim: SimView
     api: LineApi
     url: str
 
 
 @contextlib.asynccontextmanager
-async def stand_in(client_timeout: float = 2.0, **kw) -> AsyncIterator[Line]:
-    standin = StandIn(**kw)
-    runner, url = await serve(standin)
-    try:
-        async with line_api(url, "test-token", client_timeout) as api:
-            yield Line(standin, api, url)
-    finally:
-        await runner.cleanup()
+async def simulator(
+    followers: int,
+    client_timeout: float = 2.0,
+    faults: FaultProfile | None = None,
+    quota_limit: int | None = None,
+    seed: int = 0,
+) -> AsyncIterator[Line]:
+    """The simulator, with residents uid(0..FOLLOWERS-1) following the account."""
+    sim = Simulator(
+        SimulatorConfig(
+            seed=seed,
+            population=0,
+            auto_react=False,
+            faults=faults or FaultProfile(),
+            quota_limit=quota_limit,
+        )
+    )
+    async with sim:
+        for i in range(followers):
+            sim.platform.add_follower({"userId": uid(i), "displayName": "住民"})
+        async with line_api(sim.api_url, sim.config.access_token, client_timeout) as api:
+            yield Line(SimView(sim), api, sim.api_url)
 
 
 async def approved(

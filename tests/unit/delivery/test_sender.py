@@ -1,4 +1,4 @@
-"""The sender against a stand-in LINE: batches, retry keys, faults, 24 h, quota, cancel,
+"""The sender against the LINE simulator: batches, retry keys, faults, 24 h, quota, cancel,
 urgent first, unfollow mid-delivery."""
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from delivery_harness import (
     fast_config,
     populate,
     run_sender,
-    stand_in,
+    simulator,
 )
 
 from kairand.delivery import service
 from kairand.delivery.errors import QuotaExceeded
 from kairand.delivery.model import Status
-from kairand.delivery.standin import Faults
 from kairand.delivery.worker import KEY_LIFETIME_SECONDS, Sender, TokenBucket, classify
+from kairand.keys.secrets import receipt_hmac_key, signing_key
+from kairand.retention.purge import purge_resident
+from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
 from kairand.store import metrics, settings, synthetic
 from kairand.store.database import Store
@@ -43,9 +45,9 @@ async def test_delivery_exactly_once_in_batches_of_500(store: Store) -> None:
     settings and audit entries (actor system) are written."""
     expected = populate(store, 2600)
     did = await approved(store, messages=("一通目", "二通目"), notification_disabled=True)
-    async with stand_in() as line:
+    async with simulator(2600) as line:
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
-        ledger = line.standin
+        ledger = line.sim
     view = await service.get(store, did)
     assert view.status == Status.sent
     assert view.recipient_count == len(expected) == view.sent_count
@@ -54,9 +56,7 @@ async def test_delivery_exactly_once_in_batches_of_500(store: Store) -> None:
     assert {r[1] for r in rows} == {m.retry_key for m in ledger.multicasts}
     received = ledger.received()
     assert set(received) == expected and set(received.values()) == {1}
-    assert all(
-        m.texts == ["一通目", "二通目"] and m.notification_disabled for m in ledger.multicasts
-    )
+    assert all(m.texts == ("一通目", "二通目") for m in ledger.multicasts)
     day = metrics.day_of(time.time())
     assert store.read_sync(metrics.series, "delivery_sent", day, day)[day] == len(expected)
     assert store.read_sync(settings.get, "line.last_ok_at") is not None
@@ -72,13 +72,13 @@ async def test_faults_never_duplicate_or_skip(store: Store, seed: int) -> None:
     identical batch is retried with the same key; 409 counts as sent; exactly one copy each."""
     expected = populate(store, 3000)
     did = await approved(store)
-    faults = Faults(
-        error_5xx=0.2, lost_response=0.2, timeout=0.1, timeout_before=0.05, hang_seconds=0.6
+    faults = FaultProfile(
+        error_ratio=0.2, lost_ratio=0.2, timeout_ratio=0.15, hang_seconds=0.6, seed=seed
     )
-    async with stand_in(client_timeout=0.3, seed=seed, faults=faults) as line:
+    async with simulator(3000, client_timeout=0.3, seed=seed, faults=faults) as line:
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
-        received = line.standin.received()
-        assert line.standin.requests > len(batches(store, did))  # faults did happen
+        received = line.sim.received()
+        assert line.sim.requests > len(batches(store, did))  # faults did happen
     assert (await service.get(store, did)).status == Status.sent
     assert set(received) == expected and set(received.values()) == {1}
 
@@ -88,20 +88,20 @@ async def test_unconfirmed_for_24h_is_not_retried(store: Store) -> None:
     forgets keys): it is flagged needs_attention and the delivery says so."""
     populate(store, 300)
     did = await approved(store)
-    async with stand_in(faults=Faults(error_5xx=1.0)) as line:
+    async with simulator(300, faults=FaultProfile(error_ratio=1.0)) as line:
         await run_sender(
             Sender(store, line.api, fast_config()),
-            lambda: line.standin.requests >= 3,
+            lambda: line.sim.requests >= 3,
         )
         assert batches(store, did)[0][2] == "in_flight"
-        requests_before = line.standin.requests
-        line.standin.faults = Faults()
+        requests_before = line.sim.requests
+        line.sim.set_faults(FaultProfile())
         later = Sender(
             store, line.api, fast_config(), clock=lambda: time.time() + KEY_LIFETIME_SECONDS + 60
         )
         await run_sender(later, store=store, delivery_ids=(did,))
-        assert line.standin.requests == requests_before
-        assert line.standin.multicasts == []
+        assert line.sim.requests == requests_before
+        assert line.sim.multicasts == []
     view = await service.get(store, did)
     assert view.status == Status.needs_attention and view.batches_needs_attention == 1
 
@@ -111,7 +111,7 @@ async def test_quota_refused_then_paused_then_resumed(store: Store) -> None:
     confirmed; the monthly-limit 429 pauses it as quota_exhausted; resume finishes it
     with nobody receiving twice."""
     expected = populate(store, 3000)
-    async with stand_in(quota_type="limited", quota_value=1200) as line:
+    async with simulator(3000, quota_limit=1200) as line:
         from delivery_harness import IN_SEGMENT
 
         from kairand.delivery.model import DeliveryContent
@@ -128,11 +128,11 @@ async def test_quota_refused_then_paused_then_resumed(store: Store) -> None:
         view = await service.get(store, did)
         assert view.status == Status.quota_exhausted
         assert 0 < view.sent_count <= 1200
-        assert line.standin.usage <= 1200
-        line.standin.quota_value = 100_000
+        assert line.sim.usage <= 1200
+        line.sim.set_quota(100_000)
         await service.resume(store, did, "suzuki")
         await run_sender(sender, store=store, delivery_ids=(did,))
-        received = line.standin.received()
+        received = line.sim.received()
     assert (await service.get(store, did)).status == Status.sent
     assert set(received) == expected and set(received.values()) == {1}
 
@@ -142,9 +142,9 @@ async def test_sender_refuses_unconfirmed_over_quota(store: Store) -> None:
     that would exceed a limited quota (status quota_exhausted, nothing sent)."""
     populate(store, 900)
     did = await approved(store)
-    async with stand_in(quota_type="limited", quota_value=10) as line:
+    async with simulator(900, quota_limit=10) as line:
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
-        assert line.standin.multicasts == []
+        assert line.sim.multicasts == []
     view = await service.get(store, did)
     assert view.status == Status.quota_exhausted and "10 left" in (view.status_reason or "")
 
@@ -153,14 +153,14 @@ async def test_cancel_stops_further_batches(store: Store) -> None:
     """N4: cancelling a sending delivery stops every batch not yet requested."""
     populate(store, 6000)
     did = await approved(store)
-    async with stand_in() as line:
+    async with simulator(6000) as line:
         sender = Sender(store, line.api, fast_config(multicast_rate_per_second=10, concurrency=1))
-        await run_sender(sender, lambda: len(line.standin.multicasts) >= 2)
+        await run_sender(sender, lambda: len(line.sim.multicasts) >= 2)
         await service.cancel(store, did, "suzuki")
         await run_sender(sender, store=store, delivery_ids=(did,))
-        sent_requests = len(line.standin.multicasts)
+        sent_requests = len(line.sim.multicasts)
         await asyncio.sleep(0.3)
-        assert len(line.standin.multicasts) == sent_requests
+        assert len(line.sim.multicasts) == sent_requests
     view = await service.get(store, did)
     assert view.status == Status.cancelled
     assert view.batches_cancelled >= 1 and view.batches_pending == 0
@@ -172,12 +172,12 @@ async def test_urgent_jumps_the_queue(store: Store) -> None:
     the other one."""
     populate(store, 9000)
     normal = await approved(store)
-    async with stand_in() as line:
+    async with simulator(9000) as line:
         sender = Sender(store, line.api, fast_config(multicast_rate_per_second=20, concurrency=1))
-        await run_sender(sender, lambda: len(line.standin.multicasts) >= 1)
+        await run_sender(sender, lambda: len(line.sim.multicasts) >= 1)
         urgent = await approved(store, urgent=True, messages=("緊急",))
         await run_sender(sender, store=store, delivery_ids=(normal, urgent))
-        order = ["urgent" if m.texts == ["緊急"] else "normal" for m in line.standin.multicasts]
+        order = ["urgent" if m.texts == ("緊急",) else "normal" for m in line.sim.multicasts]
     first_urgent = order.index("urgent")
     last_urgent = len(order) - 1 - order[::-1].index("urgent")
     assert "normal" in order[last_urgent + 1 :]  # the normal one finished after it
@@ -193,9 +193,9 @@ async def test_unfollow_mid_delivery(store: Store) -> None:
     same recipients, held for that purpose), and the held id is deleted once confirmed."""
     populate(store, 6000)
     did = await approved(store)
-    async with stand_in(faults=Faults(error_5xx=1.0)) as line:
+    async with simulator(6000, faults=FaultProfile(error_ratio=1.0)) as line:
         sender = Sender(store, line.api, fast_config(concurrency=1))
-        await run_sender(sender, lambda: line.standin.requests >= 2)
+        await run_sender(sender, lambda: line.sim.requests >= 2)
         rows = batches(store, did)
         assert rows[0][2] == "in_flight"
         # (the next batch may already be claimed, in flight, before its request)
@@ -215,11 +215,15 @@ async def test_unfollow_mid_delivery(store: Store) -> None:
         attempted = store.read_sync(members, 0)
         pending = store.read_sync(members, pending_seq)
         gone_attempted, gone_pending = attempted[3], pending[5]
-        store.write_sync(synthetic.delete_resident, gone_attempted)
-        store.write_sync(synthetic.delete_resident, gone_pending)
-        line.standin.faults = Faults()
+        keys = await asyncio.to_thread(lambda: (receipt_hmac_key(), signing_key()))
+        for gone in (gone_attempted, gone_pending):  # the real unfollow purge
+            receipt = await store.write(purge_resident, gone, "unfollow", int(time.time()), *keys)
+            assert receipt is not None
+        # A bare row delete (FK cascade only) holds the id too.
+        await store.write(synthetic.delete_resident, attempted[7])
+        line.sim.set_faults(FaultProfile())
         await run_sender(sender, store=store, delivery_ids=(did,))
-        by_key = {m.retry_key: m.to for m in line.standin.multicasts}
+        by_key = {m.retry_key: m.to for m in line.sim.multicasts}
     key0, key1 = rows[0][1], rows[pending_seq][1]
     assert by_key[key0] == attempted  # identical, including the purged resident
     assert gone_pending not in by_key[key1] and len(by_key[key1]) == len(pending) - 1

@@ -197,3 +197,57 @@ def test_free_text_is_japanese_text() -> None:
     """N1: the free-text behaviour yields a text action."""
     action = behaviour.free_text(resident(), random.Random(3))
     assert action.kind == "text" and action.text
+
+
+def test_toggled_options_marked_selected_are_not_tapped_again() -> None:
+    """N2: a multi-select that marks chosen options (「✓ 子育て」) and toggles on tap: the
+    resident never unselects an interest, and finishes with 完了."""
+    r = resident(interests=("子育て", "防災・防犯"))
+    labels = ("子育て", "高齢者・介護", "防災・防犯")
+    chosen: set[str] = set()
+    memory = Memory()
+    for _ in range(6):
+        items = [pb(("✓ " if t in chosen else "") + t, f"tog:{t}") for t in labels]
+        reaction = tap(r, question(*items, pb("完了", "done")), memory)
+        memory = reaction.memory
+        if reaction.action.data == "done":
+            break
+        chosen ^= {reaction.action.data.removeprefix("tog:")}
+    assert reaction.action.data == "done"
+    assert chosen == {"子育て", "防災・防犯"}
+
+
+def test_residents_turn_pages_to_find_their_area_but_not_forever() -> None:
+    """N2: with more areas than 13 quick replies, the resident taps 「次へ」 to find theirs;
+    a question with no fitting option anywhere does not page endlessly."""
+    r = resident(area="桜台")
+    page1 = question(pb("本町", "a1"), pb("駅前", "a2"), pb("次へ", "p2"))
+    page2 = question(pb("桜台", "a9"), pb("前へ", "p1"))
+    first = tap(r, page1)
+    assert first.action.data == "p2" and first.memory.pages_turned == 1
+    second = tap(r, page2, first.memory)
+    assert second.action.data == "a9" and second.memory.pages_turned == 0
+    memory = Memory()
+    taps = []
+    while not taps or taps[-1] == "p2":
+        reaction = tap(resident(area="どこにもない町"), page1, memory)
+        memory = reaction.memory
+        taps.append(reaction.action.data)
+    assert taps[:-1] == ["p2"] * 4  # four page turns at most, then an answer
+    assert taps[-1] in ("a1", "a2")
+
+
+def test_settings_menu_leads_to_a_change_not_a_deletion() -> None:
+    """N1: after 「設定を変更」 the resident picks something to change; residents do not pick
+    deletion or stopping at random."""
+    menu = question(
+        pb("最初から回答し直す", "restart"),
+        pb("地域を変更", "edit"),
+        pb("配信停止", "stop"),
+        pb("登録情報を削除", "del"),
+    )
+    for seed in range(30):
+        reaction = react(resident(), menu, Memory(settings_changes=1), random.Random(seed))
+        assert reaction.action.data in ("restart", "edit")
+        plain = react(resident(), menu, Memory(), random.Random(seed))
+        assert plain.action.data in ("restart", "edit")

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kairand.simulator import limits
+from kairand.simulator.api import image_size
 from kairand.simulator.clock import ManualClock
 from kairand.simulator.faults import FaultInjector, FaultKind, FaultProfile
 from kairand.simulator.ratelimit import RateLimiter, TokenBucket
@@ -115,3 +120,61 @@ def test_factory_events_validate_against_webhook_yml() -> None:
     assert webhook_spec().validate("CallbackRequest", body) == []
     broken = {**body, "events": [{k: v for k, v in events[0].items() if k != "follow"}]}
     assert webhook_spec().validate("CallbackRequest", broken) != []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "to",
+                    "messages",
+                    "type",
+                    "text",
+                    "quickReply",
+                    "items",
+                    "action",
+                    "label",
+                    "data",
+                    "replyToken",
+                    "areas",
+                    "size",
+                    "width",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=json_values)
+def test_validation_never_crashes_on_arbitrary_json(body: object) -> None:
+    """S5: whatever JSON arrives, validation answers with details (a 400), never an exception
+    (which would be a 500 LINE never gives for a bad body)."""
+    spec = messaging_spec()
+    for schema in ("PushMessageRequest", "MulticastRequest", "ReplyMessageRequest"):
+        details = spec.validate(schema, body, ("replyToken", "to"))
+        assert all(d.message for d in details)
+        if not details:
+            assert isinstance(body, dict)
+    messages = body.get("messages") if isinstance(body, dict) else body
+    limits.message_details(messages)
+    limits.recipient_details(body.get("to") if isinstance(body, dict) else body)
+    limits.rich_menu_details(body)
+
+
+def test_image_size_reads_png_and_jpeg_headers() -> None:
+    """S5: rich-menu images are checked against the menu size, for PNG and JPEG."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + struct.pack(">II", 2500, 843) + b"\x08"
+    sof = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 1686, 2500) + b"\x03" + b"\x00" * 9
+    jpeg = b"\xff\xd8" + b"\xff\xe0\x00\x10" + b"JFIF\x00" + b"\x00" * 9 + sof + b"\xff\xd9"
+    assert image_size(png, "image/png") == (2500, 843)
+    assert image_size(jpeg, "image/jpeg") == (2500, 1686)
+    assert image_size(png, "image/jpeg") is None
+    assert image_size(b"GIF89a", "image/png") is None

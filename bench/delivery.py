@@ -1,0 +1,244 @@
+"""Delivery throughput and memory: a real kairand sends one delivery through the simulator
+(separate process, LINE's multicast rate limit, 50–150 ms latency per request).
+
+    .venv/bin/python bench/delivery.py            # 100k recipients, then 1M for peak RSS
+    .venv/bin/python bench/delivery.py --quick    # 100k recipients only
+
+Figures: achieved multicast requests/s ÷ the configured rate bound (200/s), recipients/s,
+the daemon's peak RSS (VmHWM) and the time to freeze the recipients into batches.
+Request times are taken inside the simulator process (every accepted multicast), so the
+figure is what LINE would see, not what the daemon believes it sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kairand.config import load_config
+from kairand.delivery import service
+from kairand.delivery.model import TERMINAL, DeliveryContent
+from kairand.devsetup import init_dev
+from kairand.keys import secrets
+from kairand.segments.model import SegmentFilter
+from kairand.store.bootstrap import open_store, select_keyring
+
+SIM_SCRIPT = r"""
+import asyncio, json, signal, sys, time
+from kairand.simulator import FaultProfile, Simulator, SimulatorConfig
+from kairand.simulator import api as sim_api
+
+async def main(port, token):
+    stamps = []
+    original = sim_api.Platform.deliver
+    def deliver(self, user_ids, kind, *args, **kwargs):
+        if kind == "multicast":
+            stamps.append((time.monotonic(), len(user_ids)))
+        return original(self, user_ids, kind, *args, **kwargs)
+    sim_api.Platform.deliver = deliver
+    config = SimulatorConfig(
+        population=0, access_token=token, port=port, auto_react=False,
+        faults=FaultProfile(latency_min_ms=50, latency_max_ms=150, seed=1),
+    )
+    sim = Simulator(config)
+    await sim.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await sim.stop()
+    counters = dict(sim.platform.counters)
+    print(json.dumps({"stamps": stamps, "requests": counters.get("multicast", 0)}), flush=True)
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def populate(conn, n: int) -> None:  # type: ignore[no-untyped-def]
+    conn.execute("BEGIN")
+    conn.execute(
+        f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
+        " INSERT INTO residents (id, line_user_id, followed_at, registered_at,"
+        " last_interaction_at) SELECT i, printf('U%032x', i), 1, 1, 1 FROM s"
+    )
+    conn.execute("COMMIT")
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+ONLY_SENDER = (
+    "import sys; import kairand.daemon as d; from kairand.delivery.worker import"
+    " delivery_component; d.components = lambda: [delivery_component];"
+    " from kairand.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def run(n: int, folder: Path, only_sender: bool = False) -> dict[str, float]:
+    sim_port = free_port()
+    config_path = init_dev(
+        folder / f"dev-{n}-{int(only_sender)}", webhook_port=free_port(), simulator_port=sim_port
+    )
+    text = config_path.read_text(encoding="utf-8")
+    text = text.replace('log_level = "info"', 'log_level = "warning"', 1)
+    config_path.write_text(text, encoding="utf-8")
+    config = load_config(config_path)
+    select_keyring(config)
+    token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
+    store = open_store(config)
+    populate(store.raw_writer(), n)
+    import asyncio
+
+    async def make() -> int:
+        content = DeliveryContent(
+            title="ベンチマーク",
+            messages=("これはベンチマーク用の配信です。",),
+            segment=SegmentFilter.everyone(),
+        )
+        did = await service.create_draft(store, "bench", content)
+        await service.submit(store, did, "bench")
+        await service.approve(store, did, "bench2")
+        return did
+
+    did = asyncio.run(make())
+    sim = subprocess.Popen(
+        [sys.executable, "-c", SIM_SCRIPT, str(sim_port), token],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sim.stdout is not None
+    assert sim.stdout.readline().strip() == "ready"
+    log = (folder / f"kairand-{n}.log").open("w")
+    started = time.monotonic()
+    # only_sender: the daemon with no component but the sender, to attribute memory.
+    command = ["-c", ONLY_SENDER] if only_sender else ["-m", "kairand"]
+    daemon = subprocess.Popen(
+        [sys.executable, *command, "--config", str(config_path)], stdout=log, stderr=log
+    )
+    peak = 0.0
+    try:
+        deadline = time.monotonic() + max(120, n / 1000)
+        while time.monotonic() < deadline:
+            peak = max(peak, peak_rss_mb(daemon.pid))
+            view = asyncio.run(service.get(store, did))
+            if os.environ.get("BENCH_TRACE"):
+                print(
+                    f"  t={time.monotonic() - started:5.1f}s rss_peak={peak:6.1f} MB"
+                    f" status={view.status.value} batches_sent={view.batches_sent}",
+                    flush=True,
+                )
+            if view.status in TERMINAL:
+                break
+            time.sleep(0.25)
+        else:
+            raise SystemExit(f"delivery did not finish within the deadline ({view.status})")
+        peak = max(peak, peak_rss_mb(daemon.pid))
+        cpu_daemon, cpu_sim = cpu_seconds(daemon.pid), cpu_seconds(sim.pid)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(60)
+        log.close()
+        sim.send_signal(signal.SIGTERM)
+        out, _ = sim.communicate(timeout=60)
+    elapsed = time.monotonic() - started
+    report = json.loads(out.strip().splitlines()[-1])
+    stamps = report["stamps"]
+    if os.environ.get("BENCH_DUMP"):
+        Path(os.environ["BENCH_DUMP"]).write_text(json.dumps(stamps))
+    view = asyncio.run(service.get(store, did))
+    store.close()
+    first, last = stamps[0][0], stamps[-1][0]
+    accepted = len(stamps)
+    rate = (accepted - 1) / (last - first) if last > first else float("nan")
+    # Every accepted request carried its batch's recipients (sent_count in total).
+    recipients_per_s = rate * view.sent_count / accepted if accepted else float("nan")
+    result = {
+        "n": n,
+        "requests": report["requests"],
+        "accepted": accepted,
+        "req_per_s": rate,
+        "ratio": rate / config.delivery.multicast_rate_per_second,
+        "recipients_per_s": recipients_per_s,
+        "rss_mb": peak,
+        "status": view.status.value,
+        "sent": view.sent_count,
+        "elapsed_s": elapsed,
+        "cpu_daemon_s": cpu_daemon,
+        "cpu_sim_s": cpu_sim,
+    }
+    bound = config.delivery.multicast_rate_per_second
+    print(
+        ("[sender only] " if only_sender else "[whole daemon] ")
+        + f"{n:>9,} recipients  status {result['status']}  sent {view.sent_count:,}"
+        f"  requests {report['requests']} (accepted {accepted})"
+        f"  {rate:6.1f} req/s = {result['ratio']:.3f} of the {bound:.0f}/s bound"
+        f"  {result['recipients_per_s']:,.0f} recipients/s  daemon peak RSS {peak:.1f} MB"
+        f"  (wall {elapsed:.1f} s incl. start-up and freezing; CPU s: daemon {cpu_daemon:.1f},"
+        f" simulator {cpu_sim:.1f})",
+        flush=True,
+    )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k recipients only (< 1 min)")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
+    try:
+        small = run(100_000, folder)
+        big = None if args.quick else run(1_000_000, folder)
+        big_sender = None if args.quick else run(1_000_000, folder, only_sender=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    fields = [
+        f"ratio_100k={small['ratio']:.3f}",
+        f"req_per_s_100k={small['req_per_s']:.1f}",
+        f"recipients_per_s_100k={small['recipients_per_s']:.0f}",
+        f"rss_mb_100k={small['rss_mb']:.1f}",
+    ]
+    if big is not None:
+        fields += [
+            f"ratio_1m={big['ratio']:.3f}",
+            f"recipients_per_s_1m={big['recipients_per_s']:.0f}",
+            f"rss_mb_1m={big['rss_mb']:.1f}",
+        ]
+    if big_sender is not None:
+        fields.append(f"rss_mb_1m_sender_only={big_sender['rss_mb']:.1f}")
+    print("BENCH delivery " + " ".join(fields))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

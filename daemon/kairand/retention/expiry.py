@@ -1,0 +1,99 @@
+"""Applying planned expiries inside write transactions: whole registrations through the shared
+purge (kairand.retention.purge.purge_resident), single questions' answers here — each with its
+deletion receipt and audit entry in the same transaction as the deletion."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kairand.audit.chain import AuditEntry
+from kairand.retention.purge import purge_resident
+from kairand.retention.receipts import make_receipt
+from kairand.retention.rules import Expiry, cycle_name
+from kairand.store import audit, receipts
+from kairand.store import retention as retention_store
+from kairand.store.database import Connection
+
+ACTOR = "system:retention"
+
+
+def expire_answers(
+    conn: Connection,
+    expiry: Expiry,
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+) -> int | None:
+    """Delete the answers EXPIRY names and write its receipt; the receipt id, or None when
+    nothing was left to delete (a repeated run deletes nothing and writes nothing)."""
+    assert expiry.question is not None
+    line_user_id = retention_store.line_user_id_of(conn, expiry.resident_id)
+    if line_user_id is None:
+        return None
+    count = retention_store.delete_answers(conn, expiry.resident_id, expiry.question, expiry.before)
+    if count == 0:
+        return None
+    deleted: dict[str, object] = {"answers": count, "question": expiry.question}
+    if expiry.boundary is not None:
+        deleted["boundary"] = cycle_name(expiry.boundary)
+    receipt = make_receipt(
+        at=now,
+        reason=expiry.reason,
+        line_user_id=line_user_id,
+        deleted=deleted,
+        hmac_key=hmac_key,
+        signing_key=signing_key,
+    )
+    receipt_id = receipts.insert(conn, receipt)
+    audit.append(
+        conn,
+        AuditEntry(
+            at_ms=now * 1000,
+            actor=ACTOR,
+            action="retention.expire_answers",
+            outcome="ok",
+            target=f"receipt {receipt_id}",
+            detail={"reason": expiry.reason, "question": expiry.question, "answers": count},
+        ),
+    )
+    return receipt_id
+
+
+def purge_registration(
+    conn: Connection,
+    expiry: Expiry,
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+) -> int | None:
+    """Destroy the whole registration through the shared purge (receipt + audit included)."""
+    line_user_id = retention_store.line_user_id_of(conn, expiry.resident_id)
+    if line_user_id is None:
+        return None
+    return purge_resident(
+        conn, line_user_id, expiry.reason, now, hmac_key, signing_key, actor=ACTOR
+    )
+
+
+def apply_batch(
+    conn: Connection,
+    expiries: Sequence[Expiry],
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+) -> Counter[str]:
+    """Apply EXPIRIES in the caller's transaction; counts per reason and kind."""
+    done: Counter[str] = Counter()
+    for expiry in expiries:
+        if expiry.question is None:
+            receipt_id = purge_registration(conn, expiry, now, hmac_key, signing_key)
+            kind = "registrations"
+        else:
+            receipt_id = expire_answers(conn, expiry, now, hmac_key, signing_key)
+            kind = "answer_sets"
+        if receipt_id is not None:
+            done[f"{expiry.reason}.{kind}"] += 1
+    return done

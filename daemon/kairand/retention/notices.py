@@ -1,0 +1,127 @@
+"""The annual re-registration notice: one polite push per resident and cycle, never after the
+boundary. The retry key is stored before the push, so a retry after a crash reuses it and LINE
+delivers at most once; a 409 for that key means LINE already accepted it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
+
+from kairand.audit.chain import AuditEntry
+from kairand.line.client import LineApi
+from kairand.logs import get_logger
+from kairand.retention.rules import Notice
+from kairand.store import audit, settings
+from kairand.store import retention as retention_store
+from kairand.store.database import Connection, Store
+
+log = get_logger(__name__)
+MAX_ATTEMPTS = 5
+CONCURRENCY = 8  # pushes in flight; far below LINE's 2,000 requests/s for push
+
+
+@dataclass(frozen=True)
+class Pending:
+    resident_id: int
+    cycle: str
+    retry_key: str
+    text: str
+
+
+def _reserve(conn: Connection, notices: Sequence[Notice], now: int) -> list[Pending]:
+    reserved = []
+    for notice in notices:
+        key = str(uuid.uuid4())
+        if retention_store.reserve_notice(conn, notice.resident_id, notice.cycle, key, now):
+            reserved.append(Pending(notice.resident_id, notice.cycle, key, notice.text))
+    return reserved
+
+
+def _finish(conn: Connection, results: Sequence[tuple[Pending, str]], now: int) -> None:
+    states: Counter[str] = Counter()
+    for pending, state in results:
+        if state == "retry":
+            attempts = retention_store.count_attempt(conn, pending.resident_id, pending.cycle)
+            if attempts >= MAX_ATTEMPTS:
+                retention_store.mark_notice(conn, pending.resident_id, pending.cycle, "failed", now)
+                state = "failed"
+        else:
+            retention_store.mark_notice(conn, pending.resident_id, pending.cycle, state, now)
+        states[state] += 1
+    if states:
+        audit.append(
+            conn,
+            AuditEntry(
+                at_ms=now * 1000,
+                actor="system:retention",
+                action="retention.notice",
+                outcome="ok" if not states["failed"] else "failed",
+                detail=dict(states),
+            ),
+        )
+    if states["sent"]:
+        settings.put(conn, "line.last_ok_at", now)
+
+
+async def _push(line: LineApi, to: str, pending: Pending) -> str:
+    """'sent', 'retry' (try again with the same key) or 'failed' (LINE refused it)."""
+    request = PushMessageRequest(to=to, messages=[TextMessage(text=pending.text)])
+    try:
+        await line.messaging.push_message(
+            request, x_line_retry_key=pending.retry_key, _request_timeout=line.timeout
+        )
+    except ApiException as exc:
+        # 409: LINE already accepted a request with this retry key — it was delivered.
+        if exc.status == 409:
+            return "sent"
+        if exc.status == 429 or (exc.status or 0) >= 500:
+            return "retry"
+        log.warning("retention.notice_refused", status=exc.status)
+        return "failed"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("retention.notice_unreachable", error=type(exc).__name__)
+        return "retry"
+    return "sent"
+
+
+async def send_notices(
+    store: Store,
+    line: LineApi,
+    notices: Sequence[Notice],
+    live_cycles: dict[str, str],
+    now: int | None = None,
+) -> Counter[str]:
+    """Reserve and push NOTICES, and retry earlier pending ones whose cycle is still live
+    (LIVE_CYCLES: cycle -> text). Returns counts by outcome."""
+    at = int(now if now is not None else time.time())
+    reserved = await store.write(_reserve, notices, at)
+    retries = [
+        Pending(resident, cycle, key, live_cycles[cycle])
+        for resident, cycle, key in await store.read(
+            retention_store.pending_notices, list(live_cycles)
+        )
+        if not any(p.resident_id == resident and p.cycle == cycle for p in reserved)
+    ]
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(pending: Pending) -> tuple[Pending, str]:
+        async with gate:
+            to = await store.read(retention_store.notice_target, pending.resident_id)
+            if to is None:  # purged or stopped meanwhile: send nothing
+                return pending, "failed"
+            return pending, await _push(line, to, pending)
+
+    results = list(await asyncio.gather(*(one(p) for p in [*retries, *reserved])))
+    if results:
+        await store.write(_finish, results, at)
+    outcome: Counter[str] = Counter(state for _, state in results)
+    if results:
+        log.info("retention.notices", **dict(outcome))
+    return outcome

@@ -1,0 +1,213 @@
+"""The retention worker: a daily run inside the daemon (and at each annual boundary / notice
+time). Restart-safe: the time of the last completed run is kept in settings, and a run after
+downtime applies every boundary missed since then, once. Deletions are monotone (whatever a
+boundary destroys is gone), so a run interrupted half-way simply finishes on the next one
+without deleting or receipting anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kairand.audit.chain import AuditEntry
+from kairand.keys import secrets
+from kairand.line.client import LineApi
+from kairand.logs import get_logger
+from kairand.retention import rules as rules_mod
+from kairand.retention.expiry import apply_batch
+from kairand.retention.notices import send_notices
+from kairand.retention.rules import Annual, RetentionRules
+from kairand.store import audit, masking, settings
+from kairand.store import retention as retention_store
+from kairand.store.database import Connection, Store
+
+log = get_logger(__name__)
+
+BATCH = 200  # expiries per write transaction: short transactions, few fsyncs
+Clock = Callable[[], float]
+CLOCK: web.AppKey[Clock] = web.AppKey("retention_clock")
+"""Optional: a test sets a fixed clock here; the daemon uses time.time."""
+
+
+@dataclass
+class RunResult:
+    at: int
+    since: int
+    rules_version: int | None
+    expired: Counter[str] = field(default_factory=Counter)
+    notices: Counter[str] = field(default_factory=Counter)
+
+
+RUNS: web.AppKey[list[RunResult]] = web.AppKey("retention_runs")
+"""Results of the runs this process made (for status and tests)."""
+
+
+def _load(conn: Connection) -> tuple[tuple[int, int, RetentionRules] | None, int | None]:
+    last = settings.get(conn, retention_store.LAST_RUN_KEY)
+    return retention_store.current_rules(conn), (int(last) if last is not None else None)
+
+
+def _finish_run(conn: Connection, result: RunResult) -> None:
+    settings.put(conn, retention_store.LAST_RUN_KEY, result.at)
+    settings.put(
+        conn,
+        retention_store.LAST_RESULT_KEY,
+        {"at": result.at, "since": result.since, "expired": dict(result.expired)},
+    )
+    if not result.expired:
+        return  # a run that changed nothing is recorded in settings only, not in the audit log
+    audit.append(
+        conn,
+        AuditEntry(
+            at_ms=result.at * 1000,
+            actor="system:retention",
+            action="retention.run",
+            outcome="ok",
+            detail={
+                "since": result.since,
+                "rules_version": result.rules_version,
+                "expired": dict(result.expired),
+            },
+        ),
+    )
+
+
+def apply_masking(conn: Connection, rules: RetentionRules, now: int) -> dict[str, int]:
+    """Apply every masking rule whose target is registered; counts of rows rewritten."""
+    counts: dict[str, int] = {}
+    for rule in rules.masking:
+        if rule.target not in masking.TARGETS:
+            log.warning("retention.mask_target_unknown", target=rule.target)
+            continue
+        older_than = rules_mod.add_months(now, -rule.after_months)
+        changed = masking.mask_rows(conn, rule.target, rule.apply, older_than)
+        if changed:
+            counts[rule.target] = changed
+    if counts:
+        audit.append(
+            conn,
+            AuditEntry(
+                at_ms=now * 1000,
+                actor="system:retention",
+                action="retention.mask",
+                outcome="ok",
+                detail=counts,
+            ),
+        )
+    return counts
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def live_cycles(rules: RetentionRules, now: int) -> dict[str, str]:
+    """Cycles whose notice window is open at NOW (cycle -> notice text)."""
+    found: dict[str, str] = {}
+    for rule in rules.annual_rules():
+        policy = rule.policy
+        assert isinstance(policy, Annual)
+        boundary = rules_mod.next_boundary(policy, now)
+        if policy.notify and rules_mod.notice_time_for(policy, boundary) <= now:
+            found.setdefault(
+                rules_mod.cycle_name(boundary), rules_mod.notice_text(policy, boundary)
+            )
+    return found
+
+
+async def run_once(
+    store: Store,
+    line: LineApi | None,
+    now: int,
+    *,
+    hmac_key: bytes | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
+) -> RunResult:
+    """One retention run at NOW: expire, record the run, checkpoint, then notify (if LINE)."""
+    current, last_run = await store.read(_load)
+    version, created_at, rules = current if current else (None, now, RetentionRules())
+    since = last_run if last_run is not None else created_at
+    result = RunResult(at=now, since=min(since, now), rules_version=version)
+    questions = sorted({r.question for r in rules.rules if r.question is not None})
+    facts = await store.read(retention_store.resident_facts, questions)
+    plan = rules_mod.plan_expiries(rules, facts, result.since, now)
+    if plan:
+        if hmac_key is None or signing_key is None:
+            # The keyring reads files: not on the event loop.
+            loop = asyncio.get_running_loop()
+            hmac_key = await loop.run_in_executor(None, secrets.receipt_hmac_key)
+            signing_key = await loop.run_in_executor(None, secrets.signing_key)
+        for start in range(0, len(plan), BATCH):
+            done = await store.write(
+                apply_batch, plan[start : start + BATCH], now, hmac_key, signing_key
+            )
+            result.expired.update(done)
+    if rules.masking:
+        masked = await store.write(apply_masking, rules, now)
+        result.expired.update({f"masked.{k}": v for k, v in masked.items()})
+    await store.write(_finish_run, result)
+    if result.expired:
+        # Fold the WAL into the file and truncate it: the deleted rows' old page versions go.
+        await store.acheckpoint()
+        wal = store.path.with_name(store.path.name + "-wal")
+        size = await asyncio.get_running_loop().run_in_executor(None, _size_of, wal)
+        if size:
+            # A reader held an old snapshot: the stale pages go at the next checkpoint.
+            log.warning("retention.checkpoint_incomplete", wal_bytes=size)
+        log.info("retention.expired", **dict(result.expired))
+    if line is not None and rules.annual_rules():
+        cycles = live_cycles(rules, now)
+        if cycles:
+            facts = await store.read(retention_store.resident_facts, questions)
+            already = await store.read(retention_store.notices_recorded)
+            notices = rules_mod.plan_notices(rules, facts, now, already)
+            result.notices = await send_notices(store, line, notices, cycles, now)
+    return result
+
+
+async def next_wake_at(store: Store, now: int) -> int:
+    current, _ = await store.read(_load)
+    rules = current[2] if current else RetentionRules()
+    return rules_mod.next_wake(rules, now)
+
+
+async def _loop(app: web.Application) -> None:
+    from kairand.daemon import LINE, STOPPING, STORE  # kairand.daemon imports this module
+
+    store = app[STORE]
+    stopping = app[STOPPING]
+    clock = app.get(CLOCK, time.time)
+    runs = app[RUNS]
+    while not stopping.is_set():
+        now = int(clock())
+        try:
+            runs.append(await run_once(store, app.get(LINE), now))
+        except Exception as exc:  # keep the worker alive; the next wake retries
+            log.error("retention.run_failed", error=f"{type(exc).__name__}: {exc}")
+        wake = await next_wake_at(store, int(clock()))
+        # Wait in slices of at most a minute: a clock that jumps (suspend, NTP) is noticed.
+        while (remaining := wake - clock()) > 0 and not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), min(60.0, max(0.05, remaining)))
+
+
+async def retention_component(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: runs retention once at start (catching up after downtime), then at
+    the daily run time, each annual boundary and each notice time."""
+    from kairand.daemon import TASKS
+
+    app[RUNS] = []
+    app[TASKS].spawn(_loop(app), "retention")
+    yield

@@ -1,0 +1,132 @@
+"""The inbox worker's batch transaction (kairand.line.inbox.process_batch) on a real store."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kairand.config import Config
+from kairand.conversation import machine
+from kairand.keys import secrets as keys
+from kairand.line import inbox as worker
+from kairand.store import inbox, residents
+from kairand.store.bootstrap import open_store
+from kairand.store.database import Connection, Store
+
+
+def _user() -> str:
+    return "U" + secrets.token_hex(16)
+
+
+def _incoming(kind: str, user: str, ts: int, **extra: object) -> inbox.IncomingEvent:
+    body = {
+        "type": kind,
+        "mode": "active",
+        "timestamp": ts,
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": secrets.token_hex(13),
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": secrets.token_hex(16),
+        **extra,
+    }
+    return inbox.IncomingEvent(body["webhookEventId"], user, kind, ts, json.dumps(body))
+
+
+@pytest.fixture
+def store(config: Config) -> Iterator[Store]:
+    s = open_store(config)
+    yield s
+    s.close()
+
+
+def _keys() -> worker.PurgeKeys:
+    return worker.PurgeKeys(keys.receipt_hmac_key(), keys.signing_key())
+
+
+def _rows(conn: Connection) -> list[tuple[str, str | None, str]]:
+    return conn.execute("SELECT state, line_user_id, body FROM inbox ORDER BY id").fetchall()
+
+
+def test_failing_event_is_isolated_and_others_are_done(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N1: an event whose processing raises is rolled back alone and marked failed (body and
+    sender emptied); the other events of the batch commit with their effects."""
+    users = [_user() for _ in range(3)]
+    store.write_sync(
+        inbox.insert_events, [_incoming("follow", u, i) for i, u in enumerate(users)], time.time()
+    )
+    original = machine.handle
+
+    def handle(event, resident, survey, version):  # type: ignore[no-untyped-def]
+        if event.user_id == users[1]:
+            raise ValueError("boom")
+        return original(event, resident, survey, version)
+
+    monkeypatch.setattr(machine, "handle", handle)
+    result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert (result.processed, result.failed, len(result.replies)) == (3, 1, 2)
+    assert store.read_sync(_rows) == [("done", None, ""), ("failed", None, ""), ("done", None, "")]
+    assert [store.read_sync(residents.flags_of, u) is not None for u in users] == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_a_batch_that_does_not_commit_leaves_everything_pending(store: Store) -> None:
+    """N1 crash safety: effects and done-marks share one transaction — if it never commits
+    (a kill before COMMIT), no effect is applied and every event is still pending."""
+    user = _user()
+    store.write_sync(inbox.insert_events, [_incoming("follow", user, 1)], time.time())
+
+    def crash_before_commit(conn: Connection) -> None:
+        worker.process_batch(conn, 10, time.time(), _keys(), False)
+        raise KeyboardInterrupt  # stands in for the process dying inside the transaction
+
+    with pytest.raises(KeyboardInterrupt):
+        store.write_sync(crash_before_commit)
+    assert store.read_sync(inbox.count_pending) == 1
+    assert store.read_sync(residents.flags_of, user) is None
+    result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert result.processed == 1 and store.read_sync(residents.flags_of, user) is not None
+    again = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert again.processed == 0  # nothing is processed twice
+
+
+def test_unknown_types_and_group_events_are_ignored(store: Store) -> None:
+    """LINE adds event types without notice; group/room events are not Kairan's: 'ignored'."""
+    user = _user()
+    unknown = _incoming("membership", user, 1)
+    group_body = json.loads(_incoming("message", user, 2).body)
+    group_body["source"] = {"type": "group", "groupId": "C" + "0" * 32}
+    group = inbox.IncomingEvent("g1", None, "message", 2, json.dumps(group_body))
+    store.write_sync(inbox.insert_events, [unknown, group], time.time())
+    result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert result.replies == [] and [r[0] for r in store.read_sync(_rows)] == [
+        "ignored",
+        "ignored",
+    ]
+
+
+def test_store_display_name_asks_for_the_profile_only_when_configured(store: Store) -> None:
+    """W6: the profile is wanted only with privacy.store_display_name."""
+    a, b = _user(), _user()
+    store.write_sync(inbox.insert_events, [_incoming("follow", a, 1)], time.time())
+    off = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    store.write_sync(inbox.insert_events, [_incoming("follow", b, 2)], time.time())
+    on = store.write_sync(worker.process_batch, 10, time.time(), _keys(), True)
+    assert off.want_profile == [] and on.want_profile == [b]
+
+
+def test_processed_rows_can_be_pruned_pending_ones_never(store: Store) -> None:
+    """Processed inbox rows (dedupe keys only) can be pruned by age; pending ones are kept."""
+    store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 1)], 1000)
+    store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 2)], 1000)
+    assert store.write_sync(inbox.prune_processed, 2000) == 1
+    assert store.read_sync(inbox.counts) == {"pending": 1}
