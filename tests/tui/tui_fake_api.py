@@ -638,7 +638,10 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                 name, payload = await queue.get()
                 await response.write(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the client went away or the fake is shutting down
+            # The client went away or the fake is shutting down: end the stream for real, as
+            # the daemon does, so the client notices.
+            if request.transport is not None:
+                request.transport.close()
         finally:
             state.listeners.remove(queue)
         return response

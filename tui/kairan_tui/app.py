@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
 from textual.containers import Center, Middle
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -44,6 +46,15 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "staff": StaffScreen,
         "audit": AuditScreen,
     }
+
+
+@dataclass
+class DaemonEvent(Message):
+    """An event from the API's stream (`dashboard` counters, `delivery` progress), posted to
+    the current screen."""
+
+    name: str
+    data: Any
 
 
 class ConnectingScreen(Screen):
@@ -151,20 +162,35 @@ class KairanApp(App[None]):
 
     @work(exit_on_error=False, exclusive=True, group="watch-daemon")
     async def watch_daemon(self) -> None:
-        """Notice a lost daemon even when idle, and recover when it is back."""
+        """Keep one event stream open: it tells that the daemon is there (a polled request
+        would add an audit entry every few seconds; the stream is audited once, when it
+        opens), and its events go to the current screen as DaemonEvent messages. When it
+        breaks, reconnect; if the daemon refuses the stream, fall back to polling /v1/me."""
         while True:
-            await asyncio.sleep(
-                self.retry_seconds if not self.connected else self.connection_check_seconds
-            )
             try:
-                await self.api.me()
+                async for name, data in self.api.events("/v1/events", on_open=self._stream_open):
+                    self.screen.post_message(DaemonEvent(name, data))
             except ConnectionLost:
                 self.connection_lost()
             except ApiError:
-                pass
-            else:
-                if not self.connected:
-                    self.connected = True
+                await self._poll_once()
+                await asyncio.sleep(self.connection_check_seconds)
+                continue
+            await asyncio.sleep(self.retry_seconds)
+
+    async def _poll_once(self) -> None:
+        try:
+            await self.api.me()
+        except ConnectionLost:
+            self.connection_lost()
+        except ApiError:
+            pass
+        else:
+            self._stream_open()
+
+    def _stream_open(self) -> None:
+        if not self.connected:
+            self.connected = True
 
     def connection_lost(self) -> None:
         if self.connected:

@@ -10,7 +10,7 @@ the daemon is back.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,7 +125,7 @@ class ApiClient:
                 ) as response:
                     body = await response.read()
                     return _decode(response.status, response.content_type, body)
-            except (aiohttp.ClientConnectionError, ConnectionError, OSError) as exc:
+            except (aiohttp.ClientError, ConnectionError, OSError) as exc:
                 await self._reset()
                 if attempt + 1 >= attempts:
                     raise ConnectionLost(type(exc).__name__) from exc
@@ -143,8 +143,11 @@ class ApiClient:
     async def put(self, path: str, body: Any = None) -> Any:
         return await self.request("PUT", path, json_body=body)
 
-    async def events(self, path: str) -> AsyncIterator[tuple[str, Any]]:
-        """Server-sent events from PATH as (event name, parsed data) pairs until it closes."""
+    async def events(
+        self, path: str, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Server-sent events from PATH as (event name, parsed data) pairs until it closes.
+        ON_OPEN is called once the daemon has accepted the stream."""
         session = self._ensure_session()
         try:
             async with session.get(
@@ -155,6 +158,8 @@ class ApiClient:
                 if response.status >= 400:
                     body = await response.read()
                     _decode(response.status, response.content_type, body)
+                if on_open is not None:
+                    on_open()
                 event, data_lines = "message", list[str]()
                 async for raw in response.content:
                     line = raw.decode("utf-8").rstrip("\r\n")
@@ -168,7 +173,7 @@ class ApiClient:
                         event = line[6:].strip()
                     elif line.startswith("data:"):
                         data_lines.append(line[5:].lstrip())
-        except (aiohttp.ClientConnectionError, ConnectionError, OSError) as exc:
+        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
             await self._reset()
             raise ConnectionLost(type(exc).__name__) from exc
         except TimeoutError as exc:

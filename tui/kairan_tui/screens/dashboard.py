@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -19,7 +18,11 @@ from kairan_tui.labels import format_datetime, format_day
 from kairan_tui.screens.base import KairanScreen
 from kairand.api import schema
 
-REFRESH_SECONDS = 10.0
+if TYPE_CHECKING:
+    from kairan_tui.app import DaemonEvent
+
+REFRESH_SECONDS = 60.0
+"""Full reload (quota, health, days); counters arrive through the event stream."""
 
 
 class StatCard(Vertical):
@@ -103,21 +106,11 @@ class DashboardScreen(KairanScreen):
     def refresh_data(self) -> None:
         if self.is_current:
             self.load()
-            following = any(
-                worker.group == "dashboard-events" and worker.is_running
-                for worker in self.app.workers
-            )
-            if not following:
-                self.follow_counters()
 
-    @work(exit_on_error=False, exclusive=True, group="dashboard-events")
-    async def follow_counters(self) -> None:
-        """Counters pushed by the API's event stream between two polls; the poll stays the
-        safety net, so a broken stream is simply left (it restarts on the next refresh)."""
-        with contextlib.suppress(ApiError):
-            async for name, data in self.api.events("/v1/events"):
-                if name == "dashboard" and isinstance(data, dict):
-                    self.show_counters(schema.DashboardCounters.model_validate(data))
+    def on_daemon_event(self, event: DaemonEvent) -> None:
+        """Counters pushed by the API's event stream between two polls."""
+        if event.name == "dashboard" and isinstance(event.data, dict):
+            self.show_counters(schema.DashboardCounters.model_validate(event.data))
 
     @work(exit_on_error=False, exclusive=True, group="dashboard")
     async def load(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -20,7 +20,10 @@ from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairand.api import schema
 
-POLL_SECONDS = 1.0
+if TYPE_CHECKING:
+    from kairan_tui.app import DaemonEvent
+
+POLL_SECONDS = 2.0
 RESUMABLE = frozenset({"needs_attention", "quota_exhausted"})
 
 
@@ -120,46 +123,43 @@ class HistoryScreen(KairanScreen):
         )
         if detail.status in FINISHED or detail.status in ("draft", "pending_approval"):
             return
-        listener = asyncio.create_task(self._listen(delivery_id))
-        try:
-            # Polling is the safety net: it also catches a status change the stream missed.
-            while True:
-                await asyncio.sleep(POLL_SECONDS)
-                try:
-                    detail = await self.api.delivery(delivery_id)
-                except ConnectionLost:
-                    self.kairan.connection_lost()
-                    continue
-                except ApiError as exc:
-                    self.report(exc, "配信の進み具合を表示")
-                    return
-                self.selected = detail
-                self.render_detail(detail)
-                if detail.status in FINISHED:
-                    self.notify(
-                        f"「{detail.content.title}」は{status_label(detail.status)}になりました"
-                        f"（送信 {detail.sent_count:,} 人、失敗 {detail.failed_count:,} 人）。",
-                        title="配信が終わりました",
-                    )
-                    self.load()
-                    return
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+        # Progress arrives through the app's event stream (on_daemon_event); polling is the
+        # safety net that also catches a status change the stream missed.
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                detail = await self.api.delivery(delivery_id)
+            except ConnectionLost:
+                self.kairan.connection_lost()
+                continue
+            except ApiError as exc:
+                self.report(exc, "配信の進み具合を表示")
+                return
+            self.selected = detail
+            self.render_detail(detail)
+            if detail.status in FINISHED:
+                self.notify(
+                    f"「{detail.content.title}」は{status_label(detail.status)}になりました"
+                    f"（送信 {detail.sent_count:,} 人、失敗 {detail.failed_count:,} 人）。",
+                    title="配信が終わりました",
+                )
+                self.load()
+                return
 
-    async def _listen(self, delivery_id: int) -> None:
-        """Progress events from the API's SSE stream, between two polls."""
-        with contextlib.suppress(ApiError):
-            async for event in self.api.delivery_events():
-                if event.id == delivery_id:
-                    self.render_progress(
-                        event.status,
-                        event.recipient_count,
-                        event.sent_count,
-                        event.failed_count,
-                        event.progress,
-                    )
+    def on_daemon_event(self, event: DaemonEvent) -> None:
+        data = event.data
+        selected = self.selected
+        if event.name != "delivery" or not isinstance(data, dict) or selected is None:
+            return
+        progress = schema.DeliveryEvent.model_validate(data)
+        if progress.id == selected.id and selected.status not in FINISHED:
+            self.render_progress(
+                progress.status,
+                progress.recipient_count,
+                progress.sent_count,
+                progress.failed_count,
+                progress.progress,
+            )
 
     def render_progress(
         self,
