@@ -153,8 +153,6 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await wait_until(pilot, lambda: isinstance(author.screen, ComposeScreen))
             screen = author.screen
             await wait_until(pilot, lambda: screen.query("#choice-topics"))
-            screen.query_one("#title", Input).focus()
-            await pilot.press(*"test")
             screen.query_one("#title", Input).value = TITLE
             area = screen.query_one("#message-1 TextArea", TextArea)
             area.focus()
