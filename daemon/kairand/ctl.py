@@ -21,8 +21,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "kairand.backup.cli",  # issue-8: backup keygen|create|list|verify|restore
     "kairand.tls",  # issue-8: tls install|status
     "kairand.doctor",  # issue-8: doctor
-    "kairand.reports.ctl",
-    "kairand.retention.ctl",
+    "kairand.reports.ctl",  # issue-9: certificate, wipe, export, report
+    "kairand.retention.ctl",  # issue-9: retention show|set|status|run
     "kairand.audit.ctl",  # issue-6: audit verify|checkpoint, roster, staff add|remove|list
 ]
 

@@ -1,13 +1,69 @@
-"""`kairan`: the staff terminal's entry point."""
+"""`kairan`: the staff terminal's entry point (`kairan --socket PATH` or `--config PATH`)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+import tomllib
+from pathlib import Path
+
+DEFAULT_CONFIG = Path("/etc/kairan/kairan.toml")
+DEFAULT_SOCKET = Path("/run/kairan/api.sock")
+
+
+def socket_from_config(path: Path) -> Path | None:
+    """[api] socket from a kairan.toml (relative paths are relative to the file), if readable.
+
+    Read with tomllib directly: the TUI imports nothing from the daemon but the API schema.
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    api = raw.get("api")
+    value = api.get("socket") if isinstance(api, dict) else None
+    if not isinstance(value, str) or not value:
+        return None
+    socket = Path(value)
+    return socket if socket.is_absolute() else path.parent.resolve() / socket
+
+
+def resolve_socket(socket: Path | None, config: Path | None) -> Path:
+    if socket is not None:
+        return socket
+    if config is not None:
+        found = socket_from_config(config)
+        if found is None:
+            raise SystemExit(
+                f"kairan: 設定ファイル {config} から接続先（[api] socket）を読み取れませんでした。"
+                "ファイルの場所と内容を確認するか、--socket で接続先を指定してください。"
+            )
+        return found
+    return socket_from_config(DEFAULT_CONFIG) or DEFAULT_SOCKET
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kairan",
+        description="Kairan 職員用画面：LINE公式アカウントの配信作成・承認・履歴の確認を行います。",
+    )
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        help="kairand の職員用APIソケット（既定：/etc/kairan/kairan.toml の [api] socket、"
+        "読めない場合は /run/kairan/api.sock）",
+    )
+    parser.add_argument("--config", type=Path, help="接続先を読み取る設定ファイル（kairan.toml）")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("kairan: 職員用画面はまだ準備中です。", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    socket = resolve_socket(args.socket, args.config)
+    from kairan_tui.app import make_app
+
+    make_app(socket).run()
+    return 0
 
 
 if __name__ == "__main__":

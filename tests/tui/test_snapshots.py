@@ -1,0 +1,80 @@
+"""Snapshots of every screen at 80×24 and 120×36 (the smallest terminal staff use, and a common
+larger one), against the fake API so the figures never change. Review changed SVGs by eye:
+`pytest tests/tui/test_snapshots.py --snapshot-update` rewrites them."""
+
+from __future__ import annotations
+
+import pytest
+from tui_helpers import wait_until
+
+SIZES = [(80, 24), (120, 36)]
+
+# screen -> (staff member whose roles allow it, key that opens it, a selector shown when loaded)
+SCREENS = {
+    "dashboard": ("ito", None, "#stat-friends"),
+    "compose": ("ito", "f3", "#choice-topics"),
+    "approvals": ("ito", "f4", "#approval-preview"),
+    "history": ("ito", "f5", "#history-preview"),
+    "statistics": ("ito", "f6", ".chart"),
+    "survey": ("tanaka", "f7", "#question-list ListItem"),
+    "staff": ("tanaka", "f8", "#staff-table"),
+    "audit": ("takahashi", "f9", "#audit-table"),
+}
+
+
+def _loaded(app, selector: str):
+    def check() -> bool:
+        if app.me is None:
+            return False
+        found = app.screen.query(selector)
+        return bool(found)
+
+    return check
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", list(SCREENS))
+def test_screen_snapshot(name, size, app_for, snap_compare):
+    """N5, S7: each screen renders in Japanese and fits the terminal sizes staff use."""
+    user, key, selector = SCREENS[name]
+    app = app_for(user)
+
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: app.me is not None)
+        if key:
+            await pilot.press(key)
+        await wait_until(pilot, _loaded(app, selector))
+        await pilot.pause(0.4)
+        app.screen.set_focus(None)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_help_snapshot(app_for, snap_compare):
+    """N5: F1 lists every key binding of the screen and of the app, in Japanese."""
+    app = app_for("ito")
+
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("f4")
+        await wait_until(pilot, _loaded(app, "#approval-preview"))
+        await pilot.press("f1")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_confirm_snapshot(app_for, snap_compare):
+    """S7: the approval confirmation shows the audience count and the Y key, not Enter."""
+    app = app_for("ito")
+
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("f4")
+        await wait_until(pilot, _loaded(app, "#approval-preview"))
+        await wait_until(pilot, lambda: app.screen.audience is not None)
+        await pilot.press("a")
+        await pilot.pause(0.7)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -1,0 +1,291 @@
+"""The Textual application: identity, navigation by role, connection watching, help."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette, Provider
+from textual.containers import Center, Middle
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from kairan_tui.client import CONNECTION_LOST_MESSAGE, ApiError, ConnectionLost, KairanApi
+from kairan_tui.commands import ScreenCommands
+from kairan_tui.navigation import SCREENS, allowed_screens
+from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
+from kairand.api import schema
+
+
+def _screen_classes() -> dict[str, Callable[[], Screen]]:
+    from kairan_tui.screens.approvals import ApprovalsScreen
+    from kairan_tui.screens.audit import AuditScreen
+    from kairan_tui.screens.compose import ComposeScreen
+    from kairan_tui.screens.dashboard import DashboardScreen
+    from kairan_tui.screens.history import HistoryScreen
+    from kairan_tui.screens.staff import StaffScreen
+    from kairan_tui.screens.statistics import StatisticsScreen
+    from kairan_tui.screens.survey import SurveyScreen
+
+    return {
+        "dashboard": DashboardScreen,
+        "compose": ComposeScreen,
+        "approvals": ApprovalsScreen,
+        "history": HistoryScreen,
+        "statistics": StatisticsScreen,
+        "survey": SurveyScreen,
+        "staff": StaffScreen,
+        "audit": AuditScreen,
+    }
+
+
+@dataclass
+class DaemonEvent(Message):
+    """An event from the API's stream (`dashboard` counters, `delivery` progress), posted to
+    the current screen."""
+
+    name: str
+    data: Any
+
+
+class ConnectingScreen(Screen):
+    """Shown until the daemon tells who the caller is."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "app.quit", "終了")]
+
+    def compose(self) -> ComposeResult:
+        with Middle(), Center():
+            yield Static("サーバーに接続しています…", id="connecting-message")
+        yield Footer()
+
+    def show(self, text: str) -> None:
+        self.query_one("#connecting-message", Static).update(text)
+
+
+class KairanApp(App[None]):
+    """The staff terminal. Build it with make_app(); tests pass the same arguments."""
+
+    # Absolute: resolving a relative path would touch the filesystem on the event loop.
+    CSS_PATH = Path(__file__).parent / "kairan.tcss"
+    TITLE = "Kairan 職員用画面"
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ScreenCommands}
+    COMMAND_PALETTE_DISPLAY = "Ctrl+P"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "ヘルプ", key_display="F1"),
+        Binding("question_mark", "help", "ヘルプ", show=False),
+        Binding("ctrl+p", "command_palette", "メニュー", show=False, priority=True),
+        Binding("ctrl+q", "quit", "終了", priority=True),
+        *[
+            Binding(entry.key, f"open_screen('{entry.name}')", entry.title, show=False)
+            for entry in SCREENS
+        ],
+    ]
+
+    connected: reactive[bool] = reactive(True, init=False)
+
+    def __init__(
+        self,
+        api: KairanApi,
+        *,
+        connection_check_seconds: float = 5.0,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.api = api
+        self.me: schema.Me | None = None
+        self.connection_check_seconds = connection_check_seconds
+        self.retry_seconds = retry_seconds
+        self._installed: list[str] = []
+
+    def get_default_screen(self) -> Screen:
+        return ConnectingScreen()
+
+    def on_mount(self) -> None:
+        self.sign_in()
+
+    async def on_unmount(self) -> None:
+        await self.api.close()
+
+    # -- identity --------------------------------------------------------------------------
+
+    @work(exit_on_error=False, exclusive=True, group="sign-in")
+    async def sign_in(self) -> None:
+        """Ask who we are; retry quietly while the daemon is not up yet."""
+        while True:
+            try:
+                me = await self.api.me()
+            except ConnectionLost:
+                self._connecting_text(
+                    f"{CONNECTION_LOST_MESSAGE}\n\n接続先: {self.api.socket_path}\n"
+                    "（Ctrl+Q で終了します）"
+                )
+                await asyncio.sleep(self.retry_seconds)
+                continue
+            except ApiError as exc:
+                self._connecting_text(f"{exc.message}\n\n（Ctrl+Q で終了します）")
+                return
+            break
+        self.me = me
+        self._install_screens(me)
+        await self.switch_mode("dashboard")
+        self.watch_daemon()
+
+    def _connecting_text(self, text: str) -> None:
+        screen = self.screen
+        if isinstance(screen, ConnectingScreen):
+            screen.show(text)
+
+    def _install_screens(self, me: schema.Me) -> None:
+        classes = _screen_classes()
+        for entry in allowed_screens(me.allowed):
+            if entry.name not in self._installed:
+                self.add_mode(entry.name, classes[entry.name])
+                self._installed.append(entry.name)
+        if "dashboard" not in self._installed:  # pragma: no cover - dashboard allows every role
+            self.add_mode("dashboard", classes["dashboard"])
+            self._installed.append("dashboard")
+
+    @property
+    def visible_screens(self) -> list[str]:
+        return list(self._installed)
+
+    # -- connection ------------------------------------------------------------------------
+
+    @work(exit_on_error=False, exclusive=True, group="watch-daemon")
+    async def watch_daemon(self) -> None:
+        """Keep one event stream open: it tells that the daemon is there (a polled request
+        would add an audit entry every few seconds; the stream is audited once, when it
+        opens), and its events go to the current screen as DaemonEvent messages. When it
+        breaks, reconnect; if the daemon refuses the stream, fall back to polling /v1/me."""
+        while True:
+            try:
+                async for name, data in self.api.events("/v1/events", on_open=self._stream_open):
+                    self.screen.post_message(DaemonEvent(name, data))
+            except ConnectionLost:
+                self.connection_lost()
+            except ApiError:
+                await self._poll_once()
+                await asyncio.sleep(self.connection_check_seconds)
+                continue
+            await asyncio.sleep(self.retry_seconds)
+
+    async def _poll_once(self) -> None:
+        try:
+            await self.api.me()
+        except ConnectionLost:
+            self.connection_lost()
+        except ApiError:
+            pass
+        else:
+            self._stream_open()
+
+    def _stream_open(self) -> None:
+        if not self.connected:
+            self.connected = True
+
+    def connection_lost(self) -> None:
+        if self.connected:
+            self.connected = False
+
+    def watch_connected(self, connected: bool) -> None:
+        self.update_connection_banners()
+        if connected:
+            self.notify("サーバーに再接続しました。", title="接続が回復しました", timeout=5)
+            refresh = getattr(self.screen, "refresh_data", None)
+            if callable(refresh):
+                refresh()
+        else:
+            self.notify(
+                CONNECTION_LOST_MESSAGE, title="接続が切れました", severity="error", timeout=10
+            )
+
+    def update_connection_banners(self) -> None:
+        for banner in self.screen.query(ConnectionBanner):
+            banner.update(
+                "サーバー（kairand）に接続できません。自動的に再接続しています…"
+                "（戻らない場合はシステム管理者に連絡してください）"
+            )
+            banner.set_class(not self.connected, "-lost")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.report_worker_failure(event)
+
+    def report_worker_failure(self, event: Worker.StateChanged) -> None:
+        """A bug in a worker must not close the terminal in front of staff: say so instead.
+        (Workers run with exit_on_error=False; expected failures are ApiError, handled where
+        they happen. The event does not bubble: screens forward theirs here.)"""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.log.error(f"worker {event.worker.name} failed: {error!r}")
+            self.notify(
+                "予期しないエラーが発生しました。画面を切り替えてもう一度お試しください。"
+                "続く場合はシステム管理者に連絡してください"
+                f"（{type(error).__name__}）。",
+                title="エラー",
+                severity="error",
+                timeout=15,
+            )
+
+    # -- navigation ------------------------------------------------------------------------
+
+    def action_open_screen(self, name: str) -> None:
+        if name not in self._installed:
+            if self.me is not None:
+                self.notify(
+                    "この画面を使う権限がありません。必要な場合はシステム管理者に相談してください。",
+                    severity="warning",
+                )
+            return
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.switch_mode(name)
+
+    def open_draft(self, detail: schema.DeliveryDetail) -> None:
+        """Switch to 配信作成 with an existing draft loaded (from 配信履歴)."""
+        self.action_open_screen("compose")
+        screen = self.screen
+        load = getattr(screen, "load_draft", None)
+        if callable(load):
+            screen.call_after_refresh(load, detail)
+
+    def action_help(self) -> None:
+        from kairan_tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):  # type: ignore[arg-type]
+            self.push_screen(CommandPalette(placeholder="画面名や操作を入力してください…"))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("ヘルプ", "キー操作の一覧を表示します", self.action_help)
+        yield SystemCommand("終了", "Kairan 職員用画面を終了します", self.exit)
+
+    def refresh_top_bars(self) -> None:
+        for bar in self.screen.query(TopBar):
+            bar.refresh_lines()
+
+
+def make_app(
+    socket_path: Path | str,
+    *,
+    connection_check_seconds: float = 5.0,
+    retry_seconds: float = 2.0,
+) -> KairanApp:
+    """Build the app for a daemon socket: the one factory used by `kairan` and by the tests."""
+    return KairanApp(
+        KairanApi(socket_path),
+        connection_check_seconds=connection_check_seconds,
+        retry_seconds=retry_seconds,
+    )

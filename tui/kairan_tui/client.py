@@ -1,0 +1,330 @@
+"""The staff API client: the TUI's only I/O.
+
+HTTP over the daemon's unix socket (aiohttp.UnixConnector). Responses are parsed into the wire
+models of kairand.api.schema; application/problem+json answers become ApiError carrying the
+daemon's Japanese `detail`, so screens can show it as is. A lost connection becomes
+ConnectionLost; the next call opens a new connection, so the client reconnects by itself once
+the daemon is back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from kairand.api import schema
+
+CONNECTION_LOST_MESSAGE = (
+    "Kairanのサーバー（kairand）に接続できません。"
+    "自動的に再接続を試みています。しばらく待っても戻らない場合は、システム管理者に連絡してください。"
+)
+
+
+class ApiError(Exception):
+    """The API refused a request (problem+json). `detail` is Japanese, written for staff."""
+
+    def __init__(
+        self, status: int, type_: str, title: str, detail: str, code: str | None = None
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.type = type_
+        self.title = title
+        self.detail = detail
+        self.code = code
+        """The API's finer machine code (e.g. quota_exceeded), when it sent one."""
+
+    @property
+    def message(self) -> str:
+        """What to show: the daemon's explanation, or a generic one by status."""
+        if self.detail:
+            return self.detail
+        if self.title and self.status not in _GENERIC_BY_STATUS:
+            return self.title
+        return _GENERIC_BY_STATUS.get(
+            self.status,
+            f"処理できませんでした（コード {self.status}）。"
+            "もう一度お試しいただき、続く場合はシステム管理者に連絡してください。",
+        )
+
+
+_GENERIC_BY_STATUS = {
+    400: "入力内容に誤りがあります。内容を確認して、もう一度お試しください。",
+    401: "職員として登録されていません。システム管理者に職員登録を依頼してください。",
+    403: (
+        "この操作を行う権限がありません。必要な場合はシステム管理者に役割の追加を依頼してください。"
+    ),
+    404: "対象が見つかりません。一覧を更新して、もう一度お試しください。",
+    409: (
+        "ほかの職員が先に操作したため、実行できませんでした。画面を更新して状態を確認してください。"
+    ),
+    422: "入力内容を処理できませんでした。内容を確認して、もう一度お試しください。",
+    500: "サーバーで問題が発生しました。時間をおいてもう一度お試しください。",
+    503: "サーバーが一時的に利用できません。時間をおいてもう一度お試しください。",
+}
+
+
+class ConnectionLost(ApiError):
+    """The daemon cannot be reached (not running, restarting, or socket missing)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(0, "connection-lost", "接続できません", CONNECTION_LOST_MESSAGE)
+        self.reason = reason
+
+
+class ApiClient:
+    """One aiohttp session over the unix socket; safe to share between workers."""
+
+    def __init__(self, socket_path: Path | str, *, timeout: float = 15.0) -> None:
+        self.socket_path = Path(socket_path)
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=3)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.UnixConnector(path=str(self.socket_path))
+            # The host part is ignored on a unix socket; "kairan" reads well in daemon logs.
+            self._session = aiohttp.ClientSession(
+                base_url="http://kairan",
+                connector=connector,
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def _reset(self) -> None:
+        # A daemon restart leaves dead keep-alive connections in the pool: start afresh.
+        await self.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """Call the API; returns parsed JSON (or None for 204). Raises ApiError/ConnectionLost."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
+        # Only requests without side effects are retried after a dropped connection.
+        attempts = 2 if method == "GET" else 1
+        for attempt in range(attempts):
+            session = self._ensure_session()
+            try:
+                async with session.request(
+                    method, path, json=json_body, params=clean or None
+                ) as response:
+                    body = await response.read()
+                    return _decode(response.status, response.content_type, body)
+            except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+                await self._reset()
+                if attempt + 1 >= attempts:
+                    raise ConnectionLost(type(exc).__name__) from exc
+            except TimeoutError as exc:
+                await self._reset()
+                raise ConnectionLost("timeout") from exc
+        raise ConnectionLost("unreachable")  # pragma: no cover - loop always returns or raises
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, params=params)
+
+    async def post(self, path: str, body: Any = None) -> Any:
+        return await self.request("POST", path, json_body=body)
+
+    async def put(self, path: str, body: Any = None) -> Any:
+        return await self.request("PUT", path, json_body=body)
+
+    async def events(
+        self, path: str, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Server-sent events from PATH as (event name, parsed data) pairs until it closes.
+        ON_OPEN is called once the daemon has accepted the stream."""
+        session = self._ensure_session()
+        try:
+            async with session.get(
+                path,
+                headers={"Accept": "text/event-stream"},
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=60, connect=3),
+            ) as response:
+                if response.status >= 400:
+                    body = await response.read()
+                    _decode(response.status, response.content_type, body)
+                if on_open is not None:
+                    on_open()
+                event, data_lines = "message", list[str]()
+                async for raw in response.content:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                    if not line:
+                        if data_lines:
+                            yield event, _json_or_text("\n".join(data_lines))
+                        event, data_lines = "message", []
+                    elif line.startswith(":"):
+                        continue
+                    elif line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data_lines.append(line[5:].lstrip())
+        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+            await self._reset()
+            raise ConnectionLost(type(exc).__name__) from exc
+        except TimeoutError as exc:
+            await self._reset()
+            raise ConnectionLost("timeout") from exc
+
+
+class KairanApi(ApiClient):
+    """Typed calls of the staff API (docs/api.md): every answer parsed into a schema model."""
+
+    async def _model(
+        self, model: type[M], method: str, path: str, body: Any = None, **params: Any
+    ) -> M:
+        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        data = await self.request(method, path, json_body=payload, params=params)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(
+                0,
+                "urn:kairan:client:unexpected-answer",
+                "想定外の応答",
+                "サーバーから想定外の応答がありました。画面とサーバーの版が合っているか、"
+                "システム管理者に確認してください。",
+            ) from exc
+
+    # identity and overview
+    async def me(self) -> schema.Me:
+        return await self._model(schema.Me, "GET", "/v1/me")
+
+    async def dashboard(self) -> schema.DashboardOut:
+        return await self._model(schema.DashboardOut, "GET", "/v1/dashboard")
+
+    async def statistics(self) -> schema.StatisticsOut:
+        return await self._model(schema.StatisticsOut, "GET", "/v1/statistics")
+
+    # segments
+    async def audience_count(self, segment: schema.SegmentFilter) -> schema.AudienceCount:
+        body = schema.AudienceCountRequest(segment=segment)
+        return await self._model(schema.AudienceCount, "POST", "/v1/audience-count", body)
+
+    # deliveries
+    async def deliveries(
+        self, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> schema.DeliveryPage:
+        return await self._model(
+            schema.DeliveryPage, "GET", "/v1/deliveries", status=status, limit=limit, offset=offset
+        )
+
+    async def delivery(self, delivery_id: int) -> schema.DeliveryDetail:
+        return await self._model(schema.DeliveryDetail, "GET", f"/v1/deliveries/{delivery_id}")
+
+    async def create_draft(self, content: schema.DeliveryContent) -> int:
+        created = await self._model(schema.Created, "POST", "/v1/deliveries", content)
+        return created.id
+
+    async def update_draft(self, delivery_id: int, content: schema.DeliveryContent) -> None:
+        payload = content.model_dump(mode="json")
+        await self.request("PUT", f"/v1/deliveries/{delivery_id}", json_body=payload)
+
+    async def _action(self, delivery_id: int, action: str, body: Any = None) -> None:
+        path = f"/v1/deliveries/{delivery_id}/{action}"
+        await self.request("POST", path, json_body={} if body is None else body)
+
+    async def submit(self, delivery_id: int) -> None:
+        await self._action(delivery_id, "submit")
+
+    async def approve(self, delivery_id: int, *, confirm_over_quota: bool = False) -> None:
+        body = schema.ApproveRequest(confirm_over_quota=confirm_over_quota)
+        await self._action(delivery_id, "approve", body.model_dump(mode="json"))
+
+    async def resume(self, delivery_id: int, *, confirm_over_quota: bool = False) -> None:
+        body = schema.ApproveRequest(confirm_over_quota=confirm_over_quota)
+        await self._action(delivery_id, "resume", body.model_dump(mode="json"))
+
+    async def reject(self, delivery_id: int, comment: str) -> None:
+        await self._action(delivery_id, "reject", {"comment": comment})
+
+    async def cancel(self, delivery_id: int) -> None:
+        await self._action(delivery_id, "cancel")
+
+    async def test_send(self, delivery_id: int) -> schema.TestSendResult:
+        return await self._model(
+            schema.TestSendResult, "POST", f"/v1/deliveries/{delivery_id}/test-send", {}
+        )
+
+    # test recipients
+    async def test_recipients(self) -> schema.TestRecipients:
+        return await self._model(schema.TestRecipients, "GET", "/v1/test-recipients")
+
+    async def new_test_recipient_code(self) -> schema.TestRecipientCode:
+        return await self._model(schema.TestRecipientCode, "POST", "/v1/test-recipients/code", {})
+
+    # survey
+    async def survey(self) -> schema.SurveyOut:
+        return await self._model(schema.SurveyOut, "GET", "/v1/survey")
+
+    async def save_survey(
+        self, definition: schema.SurveyDefinition, based_on_version: int | None
+    ) -> int:
+        body = schema.SurveyUpdate(definition=definition, based_on_version=based_on_version)
+        updated = await self._model(schema.SurveyUpdated, "PUT", "/v1/survey", body)
+        return updated.version
+
+    # staff and audit
+    async def staff(self) -> schema.StaffList:
+        return await self._model(schema.StaffList, "GET", "/v1/staff")
+
+    async def audit(self, query: schema.AuditQuery) -> schema.AuditPage:
+        params = query.model_dump(mode="json", exclude_none=True)
+        return await self._model(schema.AuditPage, "GET", "/v1/audit", **params)
+
+    async def verify_audit(self) -> schema.AuditVerifyResult:
+        return await self._model(schema.AuditVerifyResult, "GET", "/v1/audit/verify")
+
+    async def delivery_events(self) -> AsyncIterator[schema.DeliveryEvent]:
+        """Progress of deliveries from the SSE stream (GET /v1/events)."""
+        async for name, data in self.events("/v1/events"):
+            if name == "delivery" and isinstance(data, dict):
+                yield schema.DeliveryEvent.model_validate(data)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _decode(status: int, content_type: str, body: bytes) -> Any:
+    if status >= 400:
+        problem: dict[str, Any] = {}
+        if body:
+            try:
+                parsed = json.loads(body)
+                if isinstance(parsed, dict):
+                    problem = parsed
+            except ValueError:
+                pass
+        raise ApiError(
+            status,
+            str(problem.get("type", "about:blank")),
+            str(problem.get("title", "")),
+            str(problem.get("detail", "")),
+            str(problem["code"]) if problem.get("code") else None,
+        )
+    if status == 204 or not body:
+        return None
+    if content_type in ("application/json", "application/problem+json") or body[:1] in b"[{":
+        return json.loads(body)
+    return body.decode("utf-8")

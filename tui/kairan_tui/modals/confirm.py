@@ -1,0 +1,97 @@
+"""Confirmation before an action that cannot be undone (send, 承認, 配信中止).
+
+Holding Enter must never confirm: the 実行 button is not focused (キャンセル is), keys are ignored
+for GUARD_SECONDS after opening (key repeat of the key that opened the dialog), and the
+keyboard shortcut to confirm is a distinct key (Y), not Enter.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+GUARD_SECONDS = 0.5
+
+
+def _clock() -> float:
+    """Monotonic seconds (a function so tests can drive the guard without sleeping)."""
+    return time.monotonic()
+
+
+class ConfirmModal(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "answer(False)", "やめる"),
+        Binding("n", "answer(False)", "やめる", show=False),
+        Binding("y", "answer(True)", "実行する（Y）"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        body: str,
+        *,
+        confirm_label: str,
+        audience: int | None = None,
+        danger: bool = True,
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.confirm_label = confirm_label
+        self.audience = audience
+        self.danger = danger
+        self._opened_at = _clock()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-dialog", classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title")
+            if self.audience is not None:
+                yield Static(
+                    f"配信対象人数：{self.audience:,} 人", id="confirm-audience", classes="audience"
+                )
+            yield Static(self.body, classes="dialog-body")
+            yield Static(
+                "実行するには Y キーを押してください（Enter キーでは実行されません）。"
+                "やめる場合は Esc キーを押してください。",
+                classes="dialog-hint",
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("キャンセル", id="cancel", variant="default")
+                yield Button(
+                    f"{self.confirm_label}（Y）",
+                    id="confirm",
+                    variant="error" if self.danger else "primary",
+                )
+
+    def on_mount(self) -> None:
+        self._opened_at = _clock()
+        # The confirm button takes no focus: Enter (or a held Enter) can only ever cancel.
+        self.query_one("#confirm", Button).can_focus = False
+        self.query_one("#cancel", Button).focus()
+
+    def _guarded(self) -> bool:
+        return _clock() - self._opened_at < GUARD_SECONDS
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Swallow key repeat from the key that opened this dialog.
+        if self._guarded():
+            event.stop()
+            event.prevent_default()
+
+    def action_answer(self, answer: bool) -> None:
+        if self._guarded():
+            return
+        self.dismiss(answer)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if self._guarded():
+            return
+        self.dismiss(event.button.id == "confirm")

@@ -1,0 +1,322 @@
+"""配信履歴: every delivery, its result counts, and a live progress bar while it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, ProgressBar, Static
+
+from kairan_tui.client import ApiError, ConnectionLost
+from kairan_tui.labels import CANCELLABLE, FINISHED, format_datetime, status_label
+from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.screens.approvals import content_table
+from kairan_tui.screens.base import KairanScreen
+from kairan_tui.widgets.line_preview import LinePreview
+from kairand.api import schema
+
+if TYPE_CHECKING:
+    from kairan_tui.app import DaemonEvent
+
+POLL_SECONDS = 2.0
+RESUMABLE = frozenset({"needs_attention", "quota_exhausted"})
+
+
+def counts_text(item: schema.DeliverySummary) -> str:
+    if item.recipient_count is None:
+        return "—"
+    return f"{item.sent_count:,}/{item.recipient_count:,}"
+
+
+class HistoryScreen(KairanScreen):
+    SCREEN_NAME = "history"
+    SCREEN_TITLE = "配信履歴"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel_delivery", "配信中止"),
+        Binding("e", "edit_draft", "下書きを編集"),
+        Binding("s", "resume_delivery", "配信を再開（要確認・送信可能数超過の配信）"),
+        Binding("r", "reload", "一覧を更新"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.survey: schema.SurveyDefinition | None = None
+        self.selected: schema.DeliveryDetail | None = None
+        self._items: dict[int, schema.DeliverySummary] = {}
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="history-main"):
+            with Vertical(id="history-list", classes="box"):
+                yield Static("配信の一覧（新しい順）", classes="box-title")
+                yield DataTable(id="deliveries", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="history-detail", classes="box"):
+                yield Static("", id="history-status", classes="audience")
+                yield ProgressBar(total=100, show_eta=False, id="progress")
+                yield Static("", id="history-counts")
+                yield Static("配信を選ぶと詳細が表示されます。", id="history-content")
+                yield LinePreview(id="history-preview")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#deliveries", DataTable)
+        table.add_columns("番号", "件名", "状態", "送信数")
+        self.query_one("#progress").display = False
+
+    def action_reload(self) -> None:
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        self.load()
+
+    @work(exit_on_error=False, exclusive=True, group="history")
+    async def load(self) -> None:
+        try:
+            if self.survey is None:
+                self.survey = (await self.api.survey()).definition
+            page = await self.api.deliveries(limit=200)
+        except ApiError as exc:
+            self.report(exc, "配信履歴を表示")
+            return
+        table = self.query_one("#deliveries", DataTable)
+        keep = self.selected.id if self.selected else None
+        table.clear()
+        self._items = {item.id: item for item in page.items}
+        for item in page.items:
+            table.add_row(
+                str(item.id),
+                item.title,
+                status_label(item.status),
+                counts_text(item),
+                key=str(item.id),
+            )
+        if not page.items:
+            self.query_one("#history-content", Static).update("まだ配信はありません。")
+            return
+        ids = [item.id for item in page.items]
+        row = ids.index(keep) if keep in ids else 0
+        table.move_cursor(row=row)
+        self.show_detail(ids[row])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            delivery_id = int(event.row_key.value)
+            if self.selected is None or self.selected.id != delivery_id:
+                self.show_detail(delivery_id)
+
+    @work(exit_on_error=False, exclusive=True, group="history-detail")
+    async def show_detail(self, delivery_id: int) -> None:
+        """Show one delivery; while it is under way, keep it live until it finishes."""
+        try:
+            detail = await self.api.delivery(delivery_id)
+        except ApiError as exc:
+            self.report(exc, "配信の詳細を表示")
+            return
+        self.selected = detail
+        self.render_detail(detail)
+        self.query_one(LinePreview).show(
+            list(detail.content.messages),
+            notification_disabled=detail.content.notification_disabled,
+        )
+        if detail.status in FINISHED or detail.status in ("draft", "pending_approval"):
+            return
+        # Progress arrives through the app's event stream (on_daemon_event); polling is the
+        # safety net that also catches a status change the stream missed.
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                detail = await self.api.delivery(delivery_id)
+            except ConnectionLost:
+                self.kairan.connection_lost()
+                continue
+            except ApiError as exc:
+                self.report(exc, "配信の進み具合を表示")
+                return
+            self.selected = detail
+            self.render_detail(detail)
+            if detail.status in FINISHED:
+                self.notify(
+                    f"「{detail.content.title}」は{status_label(detail.status)}になりました"
+                    f"（送信 {detail.sent_count:,} 人、失敗 {detail.failed_count:,} 人）。",
+                    title="配信が終わりました",
+                )
+                self.load()
+                return
+
+    def on_daemon_event(self, event: DaemonEvent) -> None:
+        data = event.data
+        selected = self.selected
+        if event.name != "delivery" or not isinstance(data, dict) or selected is None:
+            return
+        progress = schema.DeliveryEvent.model_validate(data)
+        if progress.id == selected.id and selected.status not in FINISHED:
+            self.render_progress(
+                progress.status,
+                progress.recipient_count,
+                progress.sent_count,
+                progress.failed_count,
+                progress.progress,
+            )
+
+    def render_progress(
+        self,
+        status: str,
+        recipients: int | None,
+        sent: int,
+        failed: int,
+        progress: float,
+    ) -> None:
+        self.query_one("#history-status", Static).update(f"状態：{status_label(status)}")
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = status not in ("draft", "pending_approval", "cancelled")
+        bar.update(total=100, progress=round(progress * 100, 1))
+        target = "—" if recipients is None else f"{recipients:,} 人"
+        counts = f"配信対象 {target}　送信済み {sent:,} 人　失敗 {failed:,} 人"
+        self.query_one("#history-counts", Static).update(counts)
+
+    def render_detail(self, detail: schema.DeliveryDetail) -> None:
+        self.render_progress(
+            detail.status,
+            detail.recipient_count,
+            detail.sent_count,
+            detail.failed_count,
+            detail.progress,
+        )
+        table = content_table(detail, self.survey)
+        if detail.approver:
+            table.add_row("承認者", detail.approver)
+        for label, value in (
+            ("承認依頼", detail.submitted_at),
+            ("承認", detail.approved_at),
+            ("配信開始", detail.started_at),
+            ("配信終了", detail.finished_at),
+        ):
+            if value is not None:
+                table.add_row(label, format_datetime(value, with_year=True))
+        if detail.reject_comment:
+            table.add_row("差し戻し理由", detail.reject_comment)
+        if detail.status_reason:
+            table.add_row("状況", detail.status_reason)
+        self.query_one("#history-content", Static).update(table)
+        summary = self._items.get(detail.id)
+        if summary is not None and (
+            summary.status != detail.status or summary.sent_count != detail.sent_count
+        ):
+            table_widget = self.query_one("#deliveries", DataTable)
+            key = str(detail.id)
+            with contextlib.suppress(Exception):
+                table_widget.update_cell(
+                    key, table_widget.ordered_columns[2].key, status_label(detail.status)
+                )
+                table_widget.update_cell(
+                    key, table_widget.ordered_columns[3].key, counts_text(detail)
+                )
+
+    def action_cancel_delivery(self) -> None:
+        detail = self.selected
+        if detail is None:
+            self.notify("中止する配信を一覧から選んでください。", severity="warning")
+            return
+        if detail.status not in CANCELLABLE:
+            self.notify(
+                f"この配信は「{status_label(detail.status)}」のため中止できません。",
+                severity="warning",
+            )
+            return
+        self.cancel_delivery(detail)
+
+    @work(exit_on_error=False, exclusive=True, group="history-action")
+    async def cancel_delivery(self, detail: schema.DeliveryDetail) -> None:
+        remaining = None
+        if detail.recipient_count is not None:
+            remaining = max(0, detail.recipient_count - detail.sent_count - detail.failed_count)
+        else:
+            with contextlib.suppress(ApiError):
+                remaining = (await self.api.audience_count(detail.content.segment)).count
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"「{detail.content.title}」の配信を中止します",
+                "まだ届いていない登録者には送信されなくなります。"
+                "すでに届いたメッセージは取り消せません。",
+                confirm_label="配信中止する",
+                audience=remaining,
+            )
+        )
+        if not confirmed:
+            return
+        try:
+            await self.api.cancel(detail.id)
+        except ApiError as exc:
+            self.report(exc, "配信中止")
+            return
+        self.notify(f"「{detail.content.title}」の配信を中止しました。", title="配信中止")
+        self.selected = None
+        self.load()
+
+    def action_resume_delivery(self) -> None:
+        detail = self.selected
+        me = self.kairan.me
+        if me is None or "deliveries.resume" not in me.allowed:
+            self.notify("配信の再開は承認者が行います。", severity="warning")
+            return
+        if detail is None or detail.status not in RESUMABLE:
+            self.notify(
+                "再開できるのは「要確認」または「送信可能数超過」で止まった配信だけです。",
+                severity="warning",
+            )
+            return
+        self.resume_delivery(detail)
+
+    @work(exit_on_error=False, exclusive=True, group="history-action")
+    async def resume_delivery(self, detail: schema.DeliveryDetail) -> None:
+        remaining = None
+        if detail.recipient_count is not None:
+            remaining = max(0, detail.recipient_count - detail.sent_count - detail.failed_count)
+        reason = f"止まった理由：{detail.status_reason}\n" if detail.status_reason else ""
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"「{detail.content.title}」の配信を再開します",
+                f"{reason}まだ届いていない登録者への送信を再開します。"
+                "同じ登録者に二重に届くことはありません。",
+                confirm_label="再開する",
+                audience=remaining,
+            )
+        )
+        if not confirmed:
+            return
+        over = False
+        while True:
+            try:
+                await self.api.resume(detail.id, confirm_over_quota=over)
+            except ApiError as exc:
+                if exc.code == "quota_exceeded" and not over:
+                    over = await self.app.push_screen_wait(
+                        ConfirmModal(
+                            "今月の送信可能数を超えます",
+                            exc.message,
+                            confirm_label="上限を超えて再開する",
+                            audience=remaining,
+                        )
+                    )
+                    if over:
+                        continue
+                    return
+                self.report(exc, "配信の再開")
+                return
+            break
+        self.notify(f"「{detail.content.title}」の配信を再開しました。", title="再開しました")
+        self.selected = None
+        self.load()
+
+    def action_edit_draft(self) -> None:
+        detail = self.selected
+        if detail is None or detail.status != "draft":
+            self.notify("編集できるのは下書きの配信だけです。", severity="warning")
+            return
+        if "compose" not in self.kairan.visible_screens:
+            self.notify("下書きを編集する権限がありません。", severity="warning")
+            return
+        self.kairan.open_draft(detail)
