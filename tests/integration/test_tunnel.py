@@ -14,6 +14,7 @@ import contextlib
 import getpass
 import json
 import os
+import random
 import socket
 import ssl
 import subprocess
@@ -42,24 +43,68 @@ HOST = "webhook.example-city.jp"
 pytestmark = pytest.mark.slow
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return int(low), int(high)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port that is free now and that no other process will be handed meanwhile.
+
+    The port is chosen at random BELOW the kernel's ephemeral range and only checked with a
+    throwaway bind: sshd binds it for real seconds later. A port from bind(("127.0.0.1", 0))
+    comes from the ephemeral range, where every other process on this (shared) machine gets its
+    bind(0) and connect() ports, so in between another test suite could take it: then ssh's
+    forward fails and a foreign listener answers on "our" port."""
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
-def wait_for_port(
-    port: int, proc: subprocess.Popen | asyncio.subprocess.Process | None, timeout: float = 10.0
-) -> None:
+def wait_for_log(log: Path, text: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until PROC (ours) writes TEXT to LOG: readiness of our own process, not merely
+    "something listens on that port"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before port {port} opened")
+        if text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode}: {log.read_text()}")
         time.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+    raise AssertionError(f"{text!r} not in {log} after {timeout} s")
+
+
+def wait_for_tunnel(
+    port: int, client_tls: ssl.SSLContext, proc: subprocess.Popen, timeout: float = 20.0
+) -> None:
+    """Wait until 127.0.0.1:PORT leads through OUR tunnel to OUR daemon: a TLS handshake that
+    verifies the daemon's own certificate (only the daemon holds its key) succeeds. A mere
+    connect would also succeed on a foreign listener holding the port (another test suite's),
+    and the requests would then go elsewhere."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise AssertionError(f"the tunnel exited with {proc.returncode}: {err}")
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                client_tls.wrap_socket(raw, server_hostname=HOST),
+            ):
+                return
+        except (OSError, ssl.SSLError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(f"no tunnel to the daemon on 127.0.0.1:{port}: {last!r}")
 
 
 @dataclass
@@ -116,7 +161,7 @@ def relay(short_tmp: Path) -> Iterator[Relay]:
         stderr=log.open("w"),
     )
     try:
-        wait_for_port(ssh_port, proc)
+        wait_for_log(log, f"Server listening on 127.0.0.1 port {ssh_port}.", proc)
         known_hosts = short_tmp / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{ssh_port} {host_pub}\n")
         yield Relay(ssh_port, listen_port, user, short_tmp / "tunnel_key", known_hosts, log)
@@ -260,7 +305,7 @@ def test_signed_webhook_arrives_through_the_reverse_tunnel(
     a = appliance.appliance
     assert a.config.webhook.socket is not None
     with running_tunnel(tunnel_env(relay, a.config.webhook.socket)) as proc:
-        wait_for_port(relay.listen_port, proc)
+        wait_for_tunnel(relay.listen_port, a.client_tls, proc)
         body = webhook_body(a.config)
         signature = signature_for(a.channel_secret, body)
         assert (
