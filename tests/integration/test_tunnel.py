@@ -97,7 +97,7 @@ def wait_for_tunnel(
             raise AssertionError(f"the tunnel exited with {proc.returncode}: {err}")
         try:
             with (
-                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
                 client_tls.wrap_socket(raw, server_hostname=HOST),
             ):
                 return
@@ -320,6 +320,23 @@ def test_signed_webhook_arrives_through_the_reverse_tunnel(
     # The relay's sshd saw the forwarding but could not read the body: the plain JSON never
     # crossed it (TLS ends in kairand), and it is not in its log either.
     assert b"webhookEventId" not in relay.log.read_bytes()
+
+
+def test_taken_relay_port_is_never_mistaken_for_the_tunnel(
+    relay: Relay, appliance: WebhookThread
+) -> None:
+    """N7: when another process already listens on the relay port, ssh exits (ExitOnForwardFailure:
+    "remote port forwarding failed") and the foreign listener, which accepts connections, does
+    not pass for the tunnel: only the daemon's own certificate does."""
+    a = appliance.appliance
+    assert a.config.webhook.socket is not None
+    with socket.socket() as foreign:
+        foreign.bind(("127.0.0.1", relay.listen_port))
+        foreign.listen()
+        with running_tunnel(tunnel_env(relay, a.config.webhook.socket)) as proc:
+            with pytest.raises(AssertionError, match="remote port forwarding failed"):
+                wait_for_tunnel(relay.listen_port, a.client_tls, proc)
+            assert proc.returncode not in (None, 0)
 
 
 def test_forbidden_listen_port_is_refused(relay: Relay, appliance: WebhookThread) -> None:
