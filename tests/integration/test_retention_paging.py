@@ -139,3 +139,21 @@ async def test_paged_notices_once_per_resident_and_pending_retried_once(store: S
     assert store.read_sync(retention_store.notice_counts) == {
         ("2027-03-31T23:59+09:00", "sent"): len(due)
     }
+
+
+def test_page_query_walks_the_primary_key_not_the_question_index(store: Store) -> None:
+    """K2: the per-page answers query is a range of the answers' primary key. If the planner
+    chose the (question, ...) index instead, every page would scan all answers to the question
+    and a run over 1M residents would be quadratic (this happened once; this plan check is the
+    deterministic guard, no timing involved)."""
+    from kairand.store.retention import FIRST_ANSWERS_SQL
+
+    plan = store.read_sync(
+        lambda conn: conn.execute(
+            "EXPLAIN QUERY PLAN " + FIRST_ANSWERS_SQL.format(marks="?,?"),
+            (1, 2000, "birth_year", "topics"),
+        ).fetchall()
+    )
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "PRIMARY KEY" in details, details
+    assert "answers_by_value" not in details and "answers_by_number" not in details, details

@@ -40,6 +40,14 @@ def save_rules(conn: Connection, rules: RetentionRules, created_by: str, now: in
 # -- facts -------------------------------------------------------------------------------
 
 
+# First answer time per question for one page of residents (see resident_facts).
+FIRST_ANSWERS_SQL = (
+    "SELECT resident_id, question, min(answered_at) FROM answers"
+    " WHERE resident_id BETWEEN ? AND ? AND +question IN ({marks})"
+    " GROUP BY resident_id, question"
+)
+
+
 def resident_facts(
     conn: Connection, questions: Sequence[str] = (), after_id: int | None = None, limit: int = 0
 ) -> list[ResidentFacts]:
@@ -61,10 +69,7 @@ def resident_facts(
         # of it. The unary + keeps the planner off the (question, ...) indexes, which would
         # scan every answer to the question for each page (quadratic over a whole run).
         for resident_id, question, answered_at in conn.execute(
-            "SELECT resident_id, question, min(answered_at) FROM answers"
-            f" WHERE resident_id BETWEEN ? AND ? AND +question IN ({marks})"
-            " GROUP BY resident_id, question",
-            (rows[0][0], rows[-1][0], *questions),
+            FIRST_ANSWERS_SQL.format(marks=marks), (rows[0][0], rows[-1][0], *questions)
         ):
             first.setdefault(resident_id, {})[question] = int(answered_at)
     return [
