@@ -48,6 +48,9 @@ class HeldKey:
         self.key = key
         self._last = at
 
+    def stop(self) -> None:
+        self.key = None
+
     def swallows(self, key: str) -> bool:
         if self.key is None:
             return False
@@ -55,7 +58,7 @@ class HeldKey:
         if key == self.key and now - self._last < HOLD_GAP_SECONDS:
             self._last = now
             return True
-        self.key = None
+        self.stop()
         return False
 
 
@@ -107,6 +110,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self._opened_at = _clock()
+        # A dialog opened right after another one guards itself against key repeat (above).
+        held = getattr(self.app, "held_key", None)
+        if isinstance(held, HeldKey):
+            held.stop()
         # The confirm button takes no focus: Enter (or a held Enter) can only ever cancel.
         self.query_one("#confirm", Button).can_focus = False
         self.query_one("#cancel", Button).focus()
