@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/delivery.py            # 100k recipients, then 1M for peak RSS
     .venv/bin/python bench/delivery.py --quick    # 100k recipients only
+    .venv/bin/python bench/delivery.py --retention-rules   # 1M only, an annual rule in force
 
 Figures: achieved multicast requests/s ÷ the configured rate bound (200/s), recipients/s,
 the daemon's peak RSS (VmHWM) and the time to freeze the recipients into batches.
@@ -105,7 +106,21 @@ ONLY_SENDER = (
 )
 
 
-def run(n: int, folder: Path, only_sender: bool = False) -> dict[str, float]:
+def save_annual_rule(conn) -> None:  # type: ignore[no-untyped-def]
+    """An annual registration rule saved now: the retention worker evaluates every resident
+    at start-up (no boundary has passed since, so it expires nobody)."""
+    from kairand.retention.rules import Annual, RetentionRule, RetentionRules
+    from kairand.store import retention as retention_store
+
+    rules = RetentionRules(rules=(RetentionRule(scope="registration", policy=Annual()),))
+    conn.execute("BEGIN")
+    retention_store.save_rules(conn, rules, "bench", int(time.time()))
+    conn.execute("COMMIT")
+
+
+def run(
+    n: int, folder: Path, only_sender: bool = False, retention_rules: bool = False
+) -> dict[str, float]:
     sim_port = free_port()
     config_path = init_dev(
         folder / f"dev-{n}-{int(only_sender)}", webhook_port=free_port(), simulator_port=sim_port
@@ -118,6 +133,8 @@ def run(n: int, folder: Path, only_sender: bool = False) -> dict[str, float]:
     token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
     store = open_store(config)
     populate(store.raw_writer(), n)
+    if retention_rules:
+        save_annual_rule(store.raw_writer())
     import asyncio
 
     async def make() -> int:
@@ -221,7 +238,23 @@ def run(n: int, folder: Path, only_sender: bool = False) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k recipients only (< 1 min)")
+    parser.add_argument(
+        "--retention-rules",
+        action="store_true",
+        help="1M recipients only, whole daemon, with an annual retention rule in force",
+    )
     args = parser.parse_args()
+    if args.retention_rules:
+        folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
+        try:
+            ruled = run(1_000_000, folder, retention_rules=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(
+            f"BENCH delivery_with_retention_rules ratio_1m={ruled['ratio']:.3f}"
+            f" rss_mb_1m={ruled['rss_mb']:.1f}"
+        )
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
     try:
         small = run(100_000, folder)

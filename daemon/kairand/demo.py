@@ -34,7 +34,9 @@ from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
 from kairand.main import report
 
-BANNER = "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
+BANNER = (
+    "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
+)
 
 # In the demo one person plays author and approver; the staff screens show that four eyes
 # are relaxed. A real appliance keeps the default 0 (never self-approve).
@@ -132,8 +134,8 @@ async def api_client(config: Config) -> Any:
         yield ApiClient(session)
 
 
-async def wait_for_api(config: Config, processes: Processes, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for_api(config: Config, processes: Processes, within: float = 60) -> None:
+    deadline = time.monotonic() + within
     while True:
         processes.check()
         with contextlib.suppress(OSError, aiohttp.ClientError):
@@ -154,7 +156,7 @@ async def dashboard(config: Config) -> dict[str, Any]:
 async def seed_past_deliveries(config: Config, marker: Path, min_registered: int = 30) -> int:
     """Once per demo folder: wait until some residents have registered, then create, submit
     and approve the sample deliveries so the history screens are not empty."""
-    if marker.exists():
+    if await asyncio.to_thread(marker.exists):
         return 0
     deadline = time.monotonic() + 120
     while (await dashboard(config)).get("registered", 0) < min_registered:
@@ -173,7 +175,7 @@ async def seed_past_deliveries(config: Config, marker: Path, min_registered: int
             approved = await api.post(f"/v1/deliveries/{delivery_id}/approve", {})
             if approved.status == 200:
                 created += 1
-    marker.write_text(f"{created}\n")
+    await asyncio.to_thread(marker.write_text, f"{created}\n")
     return created
 
 

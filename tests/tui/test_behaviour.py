@@ -208,6 +208,53 @@ async def test_confirmation_ignores_key_repeat_and_enter_never_confirms(app_for,
         assert fake.call(lambda: fake.state.deliveries[2]["status"]) in ("sending", "sent")
 
 
+async def test_enter_held_on_the_confirmation_does_not_reach_the_form(app_for, monkeypatch):
+    """S7, N2: an Enter held down on the 承認依頼 confirmation cancels it, and its further
+    repeats do not reach the form underneath: the 配信対象 list that had the focus keeps the
+    option the author chose (each repeat used to toggle it, so the delivery went for approval
+    with another audience) and the message that had the focus gets no new lines. After a pause,
+    Enter works normally again."""
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_compose(pilot, app)
+        now = [1000.0]
+        monkeypatch.setattr(confirm, "_clock", lambda: now[0])
+        screen.query_one("#title", Input).value = "健診のお知らせ"
+        editor = screen.query_one("#message-1 TextArea", TextArea)
+        editor.text = "健診のお知らせ"
+        areas = screen.query_one("#choice-area", SelectionList)
+        areas.focus()
+        areas.highlighted = 0
+        await pilot.press("space")
+        chosen = list(areas.selected)
+        assert chosen
+        await wait_until(pilot, lambda: screen.segment_choice.segment is not None)
+        chosen_segment = screen.segment_choice.segment
+
+        async def hold_enter_on_confirmation() -> None:
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+            opened = now[0]
+            for step in range(1, 26):  # 25 repeats, 30 ms apart: the guard, a cancel, the rest
+                now[0] = opened + 0.03 * step
+                await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen is screen)
+
+        await hold_enter_on_confirmation()
+        await pilot.pause()
+        assert list(areas.selected) == chosen, "a held Enter changed the 配信対象"
+        assert screen.segment_choice.segment == chosen_segment
+
+        editor.focus()
+        await hold_enter_on_confirmation()
+        await pilot.pause()
+        assert editor.text == "健診のお知らせ", "a held Enter reached the message"
+
+        now[0] += 2.0  # the key was released; a new press is the staff member's own
+        await pilot.press("enter")
+        assert editor.text.count("\n") == 1
+
+
 async def test_author_cannot_approve_own_delivery(app_for, fake):
     """S7 (four eyes): a staff member who is author and approver is told to ask another approver
     when they try to approve their own delivery; nothing is sent."""

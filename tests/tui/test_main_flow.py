@@ -139,9 +139,9 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
 ):
     """S7, S5, G3, N2: an author composes a message to 子育て residents in 本町 and sees the live
     audience count; a test send reaches only their own registered LINE; holding Enter on the
-    confirmation does not submit; Y does; a different staff member approves (the confirmation
-    shows the audience count) and watches the progress bar reach 配信済み; exactly the selected
-    residents received the message, once each."""
+    confirmation does not submit and does not change the audience; Y does; a different staff
+    member approves (the confirmation shows the audience count) and watches the progress bar
+    reach 配信済み; exactly the selected residents received the message, once each."""
     store.bind_loop()
     async with real_daemon(config, store) as world:
         # -- the author ------------------------------------------------------------------
@@ -202,9 +202,15 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
                 await pilot.pause(0.06)
             await wait_until(pilot, lambda: author.screen is screen)
             assert (await service.get(world.store, draft_id)).status == "draft"
+            # ... and the rest of the held Enter does not reach the form (the 本町 option had
+            # the focus: each repeat used to toggle it).
+            assert list(areas.selected) == ["honmachi"]
 
             await pilot.press("ctrl+r")
             await wait_until(pilot, lambda: isinstance(author.screen, ConfirmModal))
+            assert f"{expected:,} 人" in str(
+                author.screen.query_one("#confirm-audience", Static).render()
+            )
             await pilot.pause(0.6)
             await pilot.press("y")
             await wait_until(

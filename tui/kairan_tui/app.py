@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from kairan_tui.client import CONNECTION_LOST_MESSAGE, ApiError, ConnectionLost, KairanApi
 from kairan_tui.commands import ScreenCommands
+from kairan_tui.modals.confirm import HeldKey
 from kairan_tui.navigation import SCREENS, allowed_screens
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
 from kairand.api import schema
@@ -105,6 +106,8 @@ class KairanApp(App[None]):
         self.connection_check_seconds = connection_check_seconds
         self.retry_seconds = retry_seconds
         self._installed: list[str] = []
+        self.held_key = HeldKey()
+        """Repeats of a key held down on a confirmation that has closed (modals.confirm)."""
 
     def get_default_screen(self) -> Screen:
         return ConnectingScreen()
@@ -114,6 +117,15 @@ class KairanApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.api.close()
+
+    async def on_event(self, event: events.Event) -> None:
+        if (
+            isinstance(event, events.Key)
+            and not event.is_forwarded
+            and self.held_key.swallows(event.key)
+        ):
+            return  # the rest of a key held on a confirmation that has already closed
+        await super().on_event(event)
 
     # -- identity --------------------------------------------------------------------------
 

@@ -5,33 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-ROLE_LABELS = {
-    "admin": "管理者",
-    "author": "作成者",
-    "approver": "承認者",
-    "auditor": "監査担当",
-}
-
-STATUS_LABELS = {
-    "draft": "下書き",
-    "pending_approval": "承認待ち",
-    "approved": "承認済み",
-    "scheduled": "予約配信",
-    "sending": "配信中",
-    "sent": "配信済み",
-    "partially_failed": "一部失敗",
-    "failed": "失敗",
-    "cancelled": "配信中止",
-    "quota_exhausted": "送信可能数超過",
-    "needs_attention": "要確認",
-    "rejected": "差し戻し",
-}
-
-CONFIDENTIALITY_LABELS = {
-    1: "1（公開情報）",
-    2: "2（内部情報）",
-    3: "3（秘密情報）",
-}
+from kairand.api.schema import ROLE_LABELS, STATUS_LABELS
 
 CONFIDENTIALITY_BLOCKED_REASON = (
     "機密性区分2・3の情報はLINEで配信できません。"

@@ -18,12 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kairand.conversation.survey import Option, Question, SurveyDefinition
 from kairand.delivery.model import DeliveryContent, Status
+from kairand.glossary import ACTION_LABELS, CONFIDENTIALITY_LABELS, ROLE_LABELS, STATUS_LABELS
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
 
 __all__ = [
+    "ACTION_LABELS",
     "API_VERSION",
+    "CONFIDENTIALITY_LABELS",
     "PROBLEM_TYPES",
     "ROLES",
+    "ROLE_LABELS",
+    "STATUS_LABELS",
     "AgeCondition",
     "ApproveRequest",
     "AudienceCount",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from kairand.errors import ExitCode, KairanError
+from kairand.glossary import ACTION_LABELS, STATUS_LABELS
 
 
 class DeliveryError(KairanError):
@@ -28,8 +29,8 @@ class InvalidTransition(DeliveryError):
     def __init__(self, delivery_id: int, status: str, action: str) -> None:
         super().__init__(
             "invalid_transition",
-            f"配信 {delivery_id} は現在「{STATUS_LABELS_JA.get(status, status)}」のため、"
-            f"{ACTION_LABELS_JA.get(action, action)}できません。",
+            f"配信 {delivery_id} は現在「{STATUS_LABELS.get(status, status)}」のため、"
+            f"{ACTION_LABELS.get(action, action)}できません。",
         )
         self.status = status
         self.action = action
@@ -72,28 +73,3 @@ class NoTestRecipients(DeliveryError):
             "テスト送信先が登録されていません。テスト送信先の登録コードをご自身のLINEから"
             "送信して登録してください。",
         )
-
-
-STATUS_LABELS_JA = {
-    "draft": "下書き",
-    "pending_approval": "承認待ち",
-    "approved": "承認済み",
-    "scheduled": "予約済み",
-    "sending": "送信中",
-    "sent": "送信完了",
-    "partially_failed": "一部失敗",
-    "failed": "失敗",
-    "cancelled": "取消",
-    "quota_exhausted": "送信上限により停止",
-    "needs_attention": "要確認",
-}
-
-ACTION_LABELS_JA = {
-    "update": "編集",
-    "submit": "承認申請",
-    "approve": "承認",
-    "reject": "差し戻し",
-    "cancel": "取消",
-    "resume": "再開",
-    "test_send": "テスト送信",
-}

@@ -12,6 +12,7 @@ from typing import Any
 from kairand import __version__
 from kairand.audit.chain import VerifyResult
 from kairand.audit.chain import verify as verify_chain
+from kairand.glossary import ROLE_LABELS, STATUS_LABELS
 from kairand.reports.common import OUTCOME_LABELS, REASON_LABELS, Period, datetime_ja
 from kairand.retention.receipts import REASONS
 from kairand.retention.rules import RetentionRules, describe_ja
@@ -21,23 +22,9 @@ from kairand.store import survey as survey_store
 from kairand.store.database import Connection
 from kairand.store.staff import StaffRecord
 
-ROLE_LABELS = {"admin": "管理者", "author": "作成者", "approver": "承認者", "auditor": "監査担当"}
 EXPORT_LABELS = {
     "export.stats": "統計（集計値のみ）",
     "export.personal": "個人データ（設定で許可されたもの）",
-}
-STATUS_LABELS = {
-    "draft": "下書き",
-    "pending_approval": "承認待ち",
-    "approved": "承認済み",
-    "scheduled": "予約配信",
-    "sending": "配信中",
-    "sent": "配信済み",
-    "partially_failed": "一部失敗",
-    "failed": "失敗",
-    "cancelled": "配信中止",
-    "quota_exhausted": "送信可能数超過",
-    "needs_attention": "要確認",
 }
 
 

@@ -9,11 +9,8 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kairand.audit.chain import AuditEntry
-from kairand.retention.purge import purge_resident
-from kairand.retention.receipts import make_receipt
+from kairand.retention.purge import purge_resident, record_deletion
 from kairand.retention.rules import Expiry, cycle_name
-from kairand.store import audit, receipts
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection
 
@@ -39,27 +36,18 @@ def expire_answers(
     deleted: dict[str, object] = {"answers": count, "question": expiry.question}
     if expiry.boundary is not None:
         deleted["boundary"] = cycle_name(expiry.boundary)
-    receipt = make_receipt(
-        at=now,
-        reason=expiry.reason,
+    return record_deletion(
+        conn,
         line_user_id=line_user_id,
+        reason=expiry.reason,
         deleted=deleted,
+        now=now,
         hmac_key=hmac_key,
         signing_key=signing_key,
+        actor=ACTOR,
+        action="retention.expire_answers",
+        audit_detail={"reason": expiry.reason, "question": expiry.question, "answers": count},
     )
-    receipt_id = receipts.insert(conn, receipt)
-    audit.append(
-        conn,
-        AuditEntry(
-            at_ms=now * 1000,
-            actor=ACTOR,
-            action="retention.expire_answers",
-            outcome="ok",
-            target=f"receipt {receipt_id}",
-            detail={"reason": expiry.reason, "question": expiry.question, "answers": count},
-        ),
-    )
-    return receipt_id
 
 
 def purge_registration(

@@ -97,18 +97,28 @@ async def send_notices(
     notices: Sequence[Notice],
     live_cycles: dict[str, str],
     now: int | None = None,
+    *,
+    retry_pending: bool = True,
 ) -> Counter[str]:
-    """Reserve and push NOTICES, and retry earlier pending ones whose cycle is still live
-    (LIVE_CYCLES: cycle -> text). Returns counts by outcome."""
+    """Reserve and push NOTICES, and (if RETRY_PENDING) retry earlier pending ones whose
+    cycle is still live (LIVE_CYCLES: cycle -> text). Returns counts by outcome.
+
+    A run that sends its notices page by page retries the pending ones in one call only, so
+    each pending notice gets one attempt per run."""
     at = int(now if now is not None else time.time())
-    reserved = await store.write(_reserve, notices, at)
-    retries = [
-        Pending(resident, cycle, key, live_cycles[cycle])
-        for resident, cycle, key in await store.read(
-            retention_store.pending_notices, list(live_cycles)
-        )
-        if not any(p.resident_id == resident and p.cycle == cycle for p in reserved)
-    ]
+    reserved = await store.write(_reserve, notices, at) if notices else []
+    just_reserved = {(p.resident_id, p.cycle) for p in reserved}
+    retries = (
+        [
+            Pending(resident, cycle, key, live_cycles[cycle])
+            for resident, cycle, key in await store.read(
+                retention_store.pending_notices, list(live_cycles)
+            )
+            if (resident, cycle) not in just_reserved
+        ]
+        if retry_pending
+        else []
+    )
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(pending: Pending) -> tuple[Pending, str]:

@@ -7,6 +7,8 @@ audit entry commit together or not at all.
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
@@ -38,8 +40,37 @@ def purge_resident(
     deleted["test_recipient"] = test_recipients.forget(conn, line_user_id)
     if not deleted["resident"] and not deleted["test_recipient"]:
         return None
+    return record_deletion(
+        conn,
+        line_user_id=line_user_id,
+        reason=reason,
+        deleted=deleted,
+        now=int(now),
+        hmac_key=hmac_key,
+        signing_key=signing_key,
+        actor=actor,
+        action="resident.purge",
+        audit_detail={"reason": reason, **deleted},
+    )
+
+
+def record_deletion(
+    conn: Connection,
+    *,
+    line_user_id: str,
+    reason: str,
+    deleted: dict[str, Any],
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+    actor: str,
+    action: str,
+    audit_detail: dict[str, Any],
+) -> int:
+    """Write the signed deletion receipt and its audit entry (in the caller's transaction) for
+    a deletion already made; returns the receipt id. Every kind of deletion goes through here."""
     receipt = make_receipt(
-        at=int(now),
+        at=now,
         reason=reason,
         line_user_id=line_user_id,
         deleted=deleted,
@@ -50,12 +81,12 @@ def purge_resident(
     audit.append(
         conn,
         AuditEntry(
-            at_ms=int(now) * 1000,
+            at_ms=now * 1000,
             actor=actor,
-            action="resident.purge",
+            action=action,
             outcome="ok",
             target=f"receipt {receipt_id}",
-            detail={"reason": reason, **deleted},
+            detail=audit_detail,
         ),
     )
     return receipt_id

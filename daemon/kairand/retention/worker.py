@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from kairand.store.database import Connection, Store
 log = get_logger(__name__)
 
 BATCH = 200  # expiries per write transaction: short transactions, few fsyncs
+PAGE = 2000  # residents evaluated at a time: bounds the run's memory, few read transactions
 Clock = Callable[[], float]
 CLOCK: web.AppKey[Clock] = web.AppKey("retention_clock")
 """Optional: a test sets a fixed clock here; the daemon uses time.time."""
@@ -127,6 +128,21 @@ def live_cycles(rules: RetentionRules, now: int) -> dict[str, str]:
     return found
 
 
+async def _fact_pages(
+    store: Store, questions: Sequence[str], page_size: int
+) -> AsyncIterator[list[rules_mod.ResidentFacts]]:
+    """Every resident's facts, PAGE_SIZE residents at a time in id order (keyset pagination:
+    each page starts after the last id of the previous one, so rows deleted meanwhile shift
+    nothing). Only one page is held in memory at a time."""
+    after: int | None = None
+    while True:
+        page = await store.read(retention_store.resident_facts, questions, after, page_size)
+        if not page:
+            return
+        yield page
+        after = page[-1].resident_id
+
+
 async def run_once(
     store: Store,
     line: LineApi | None,
@@ -134,26 +150,34 @@ async def run_once(
     *,
     hmac_key: bytes | None = None,
     signing_key: Ed25519PrivateKey | None = None,
+    page_size: int = PAGE,
 ) -> RunResult:
-    """One retention run at NOW: expire, record the run, checkpoint, then notify (if LINE)."""
+    """One retention run at NOW: expire, record the run, checkpoint, then notify (if LINE).
+
+    Residents are evaluated PAGE_SIZE at a time (the pure rules run on each page; every rule
+    looks at one resident only, so the union of the pages' plans is the plan for everyone),
+    and each page's expiries are applied before the next page is read: memory stays bounded
+    whatever the number of residents."""
     current, last_run = await store.read(_load)
     version, created_at, rules = current if current else (None, now, RetentionRules())
     since = last_run if last_run is not None else created_at
     result = RunResult(at=now, since=min(since, now), rules_version=version)
     questions = sorted({r.question for r in rules.rules if r.question is not None})
-    facts = await store.read(retention_store.resident_facts, questions)
-    plan = rules_mod.plan_expiries(rules, facts, result.since, now)
-    if plan:
-        if hmac_key is None or signing_key is None:
-            # The keyring reads files: not on the event loop.
-            loop = asyncio.get_running_loop()
-            hmac_key = await loop.run_in_executor(None, secrets.receipt_hmac_key)
-            signing_key = await loop.run_in_executor(None, secrets.signing_key)
-        for start in range(0, len(plan), BATCH):
-            done = await store.write(
-                apply_batch, plan[start : start + BATCH], now, hmac_key, signing_key
-            )
-            result.expired.update(done)
+    if rules.rules:  # without rules nothing expires: no need to look at anyone
+        async for page in _fact_pages(store, questions, page_size):
+            plan = rules_mod.plan_expiries(rules, page, result.since, now)
+            if not plan:
+                continue
+            if hmac_key is None or signing_key is None:
+                # The keyring reads files: not on the event loop.
+                loop = asyncio.get_running_loop()
+                hmac_key = await loop.run_in_executor(None, secrets.receipt_hmac_key)
+                signing_key = await loop.run_in_executor(None, secrets.signing_key)
+            for start in range(0, len(plan), BATCH):
+                done = await store.write(
+                    apply_batch, plan[start : start + BATCH], now, hmac_key, signing_key
+                )
+                result.expired.update(done)
     if rules.masking:
         masked = await store.write(apply_masking, rules, now)
         result.expired.update({f"masked.{k}": v for k, v in masked.items()})
@@ -170,11 +194,36 @@ async def run_once(
     if line is not None and rules.annual_rules():
         cycles = live_cycles(rules, now)
         if cycles:
-            facts = await store.read(retention_store.resident_facts, questions)
-            already = await store.read(retention_store.notices_recorded)
-            notices = rules_mod.plan_notices(rules, facts, now, already)
-            result.notices = await send_notices(store, line, notices, cycles, now)
+            result.notices = await _notify(store, line, rules, questions, cycles, now, page_size)
     return result
+
+
+async def _notify(
+    store: Store,
+    line: LineApi,
+    rules: RetentionRules,
+    questions: Sequence[str],
+    cycles: dict[str, str],
+    now: int,
+    page_size: int,
+) -> Counter[str]:
+    """Plan and send the notices page by page; earlier pending ones are retried once (with
+    the first page that sends anything, or on their own if no page does)."""
+    outcome: Counter[str] = Counter()
+    retried = False
+    async for page in _fact_pages(store, questions, page_size):
+        already = await store.read(
+            retention_store.notices_recorded, page[0].resident_id, page[-1].resident_id
+        )
+        notices = rules_mod.plan_notices(rules, page, now, already)
+        if notices:
+            outcome.update(
+                await send_notices(store, line, notices, cycles, now, retry_pending=not retried)
+            )
+            retried = True
+    if not retried:
+        outcome.update(await send_notices(store, line, [], cycles, now))
+    return outcome
 
 
 async def next_wake_at(store: Store, now: int) -> int:

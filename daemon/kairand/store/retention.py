@@ -40,15 +40,36 @@ def save_rules(conn: Connection, rules: RetentionRules, created_by: str, now: in
 # -- facts -------------------------------------------------------------------------------
 
 
-def resident_facts(conn: Connection, questions: Sequence[str] = ()) -> list[ResidentFacts]:
-    """Facts for every resident; FIRST_ANSWER_AT only for QUESTIONS (those with a rule)."""
+# First answer time per question for one page of residents (see resident_facts).
+FIRST_ANSWERS_SQL = (
+    "SELECT resident_id, question, min(answered_at) FROM answers"
+    " WHERE resident_id BETWEEN ? AND ? AND +question IN ({marks})"
+    " GROUP BY resident_id, question"
+)
+
+
+def resident_facts(
+    conn: Connection, questions: Sequence[str] = (), after_id: int | None = None, limit: int = 0
+) -> list[ResidentFacts]:
+    """Facts for one page of residents, in id order: those with id > AFTER_ID (all if None),
+    at most LIMIT of them (no limit if 0); FIRST_ANSWER_AT only for QUESTIONS (those with a
+    rule). Callers walk the table page by page (keyset pagination on the primary key), so a
+    run's memory does not grow with the number of residents."""
+    rows = conn.execute(
+        "SELECT id, followed_at, registered_at, last_interaction_at, deliveries_stopped"
+        " FROM residents WHERE id > ? ORDER BY id LIMIT ?",
+        (after_id if after_id is not None else -(2**63), limit if limit > 0 else -1),
+    ).fetchall()
+    if not rows:
+        return []
     first: dict[int, dict[str, int]] = {}
     if questions:
         marks = ",".join("?" * len(questions))
+        # The answers' primary key starts with resident_id: the page's id range is a range
+        # of it. The unary + keeps the planner off the (question, ...) indexes, which would
+        # scan every answer to the question for each page (quadratic over a whole run).
         for resident_id, question, answered_at in conn.execute(
-            "SELECT resident_id, question, min(answered_at) FROM answers"
-            f" WHERE question IN ({marks}) GROUP BY resident_id, question",
-            tuple(questions),
+            FIRST_ANSWERS_SQL.format(marks=marks), (rows[0][0], rows[-1][0], *questions)
         ):
             first.setdefault(resident_id, {})[question] = int(answered_at)
     return [
@@ -60,10 +81,7 @@ def resident_facts(conn: Connection, questions: Sequence[str] = ()) -> list[Resi
             deliveries_stopped=bool(row[4]),
             first_answer_at=first.get(row[0], {}),
         )
-        for row in conn.execute(
-            "SELECT id, followed_at, registered_at, last_interaction_at, deliveries_stopped"
-            " FROM residents ORDER BY id"
-        )
+        for row in rows
     ]
 
 
@@ -91,11 +109,19 @@ def delete_answers(
 # -- re-registration notices -------------------------------------------------------------
 
 
-def notices_recorded(conn: Connection) -> set[tuple[int, str]]:
-    """(resident, cycle) pairs with a notice sent, pending or given up: never planned again."""
+def notices_recorded(
+    conn: Connection, first_id: int | None = None, last_id: int | None = None
+) -> set[tuple[int, str]]:
+    """(resident, cycle) pairs with a notice sent, pending or given up: never planned again.
+    Only for residents FIRST_ID..LAST_ID (inclusive) when given: one page of residents."""
+    low = first_id if first_id is not None else -(2**63)
+    high = last_id if last_id is not None else 2**63 - 1
     return {
         (int(r), str(c))
-        for r, c in conn.execute("SELECT resident_id, cycle FROM retention_notices")
+        for r, c in conn.execute(
+            "SELECT resident_id, cycle FROM retention_notices WHERE resident_id BETWEEN ? AND ?",
+            (low, high),
+        )
     }
 
 

@@ -3,6 +3,11 @@
 Holding Enter must never confirm: the 実行 button is not focused (キャンセル is), keys are ignored
 for GUARD_SECONDS after opening (key repeat of the key that opened the dialog), and the
 keyboard shortcut to confirm is a distinct key (Y), not Enter.
+
+A held key must not reach the screen underneath either: the repeats of the key that closed the
+dialog (a held Enter cancels it after GUARD_SECONDS) would otherwise go to the widget that had the
+focus before, e.g. toggle an option of the 配信対象 list on every repeat, so the delivery would be
+submitted next with an audience the author never chose. The app swallows those repeats (HeldKey).
 """
 
 from __future__ import annotations
@@ -18,11 +23,43 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 GUARD_SECONDS = 0.5
+HOLD_GAP_SECONDS = 1.0
+"""Repeats of a held key arrive every few tens of milliseconds; a gap this long ends the hold."""
 
 
 def _clock() -> float:
     """Monotonic seconds (a function so tests can drive the guard without sleeping)."""
     return time.monotonic()
+
+
+class HeldKey:
+    """The rest of a held key after the dialog it was aimed at has closed.
+
+    The app asks swallows() for each key press: a press of the same key within
+    HOLD_GAP_SECONDS of the previous one is still the same hold and is dropped; any other key,
+    or a pause, ends the hold.
+    """
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self._last = 0.0
+
+    def start(self, key: str, at: float) -> None:
+        self.key = key
+        self._last = at
+
+    def stop(self) -> None:
+        self.key = None
+
+    def swallows(self, key: str) -> bool:
+        if self.key is None:
+            return False
+        now = _clock()
+        if key == self.key and now - self._last < HOLD_GAP_SECONDS:
+            self._last = now
+            return True
+        self.stop()
+        return False
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -48,6 +85,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.audience = audience
         self.danger = danger
         self._opened_at = _clock()
+        self._last_key: tuple[str, float] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="dialog"):
@@ -72,6 +110,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self._opened_at = _clock()
+        # A dialog opened right after another one guards itself against key repeat (above).
+        held = getattr(self.app, "held_key", None)
+        if isinstance(held, HeldKey):
+            held.stop()
         # The confirm button takes no focus: Enter (or a held Enter) can only ever cancel.
         self.query_one("#confirm", Button).can_focus = False
         self.query_one("#cancel", Button).focus()
@@ -80,6 +122,7 @@ class ConfirmModal(ModalScreen[bool]):
         return _clock() - self._opened_at < GUARD_SECONDS
 
     async def _on_key(self, event: events.Key) -> None:
+        self._last_key = (event.key, _clock())
         # Swallow key repeat from the key that opened this dialog.
         if self._guarded():
             event.stop()
@@ -88,10 +131,17 @@ class ConfirmModal(ModalScreen[bool]):
     def action_answer(self, answer: bool) -> None:
         if self._guarded():
             return
-        self.dismiss(answer)
+        self._close(answer)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if self._guarded():
             return
-        self.dismiss(event.button.id == "confirm")
+        self._close(event.button.id == "confirm")
+
+    def _close(self, answer: bool) -> None:
+        # The key that closed the dialog may still be held: keep its repeats off the screen below.
+        held = getattr(self.app, "held_key", None)
+        if isinstance(held, HeldKey) and self._last_key is not None:
+            held.start(*self._last_key)
+        self.dismiss(answer)

@@ -12,13 +12,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from kairan_tui.client import ApiError
-from kairan_tui.labels import CONFIDENTIALITY_LABELS, format_compact, format_datetime
+from kairan_tui.labels import format_compact, format_datetime
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.reject import RejectModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.segment_builder import describe_segment
 from kairand.api import schema
+from kairand.api.schema import CONFIDENTIALITY_LABELS
 
 
 def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition | None) -> Table:

@@ -16,7 +16,6 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from kairan_tui.client import ApiError
 from kairan_tui.labels import (
     CONFIDENTIALITY_BLOCKED_REASON,
-    CONFIDENTIALITY_LABELS,
     JST,
     MESSAGES_MAX,
     utf16_length,
@@ -28,6 +27,7 @@ from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice
 from kairand.api import schema
+from kairand.api.schema import CONFIDENTIALITY_LABELS
 
 AUDIENCE_DEBOUNCE_SECONDS = 0.4
 
