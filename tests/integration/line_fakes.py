@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from ports import free_port
 from ulid import ULID
 
 from kairand.config import Config, load_config
@@ -28,12 +28,6 @@ from kairand.daemon import STOPPING, run
 from kairand.devsetup import init_dev
 from kairand.store import inbox
 from kairand.store.bootstrap import select_keyring
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def setup_dev(directory: Path, line_port: int, *, extra: str = "") -> tuple[Path, Config]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 from kairand.config import load_config
 from kairand.delivery import service
@@ -33,12 +33,6 @@ SEGMENT = SegmentFilter.model_validate(
     }
 )
 AREAS = ("asahi", "minato", "wakaba")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def residents(n: int, this_year: int) -> tuple[list[synthetic.SyntheticResident], set[str]]:

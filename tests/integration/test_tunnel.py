@@ -14,7 +14,6 @@ import contextlib
 import getpass
 import json
 import os
-import random
 import socket
 import ssl
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from ports import free_port
 from ulid import ULID
 
 from kairand import tls
@@ -43,33 +43,7 @@ HOST = "webhook.example-city.jp"
 pytestmark = pytest.mark.slow
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    return int(low), int(high)
-
-
-def free_port() -> int:
-    """A port that is free now and that no other process will be handed meanwhile.
-
-    The port is chosen at random BELOW the kernel's ephemeral range and only checked with a
-    throwaway bind: sshd binds it for real seconds later. A port from bind(("127.0.0.1", 0))
-    comes from the ephemeral range, where every other process on this (shared) machine gets its
-    bind(0) and connect() ports, so in between another test suite could take it: then ssh's
-    forward fails and a foreign listener answers on "our" port."""
-    low, _ = _ephemeral_range()
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
-
-
-def wait_for_log(log: Path, text: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def wait_for_log(log: Path, text: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     """Wait until PROC (ours) writes TEXT to LOG: readiness of our own process, not merely
     "something listens on that port"."""
     deadline = time.monotonic() + timeout
@@ -83,7 +57,7 @@ def wait_for_log(log: Path, text: str, proc: subprocess.Popen, timeout: float = 
 
 
 def wait_for_tunnel(
-    port: int, client_tls: ssl.SSLContext, proc: subprocess.Popen, timeout: float = 20.0
+    port: int, client_tls: ssl.SSLContext, proc: subprocess.Popen, timeout: float = 60.0
 ) -> None:
     """Wait until 127.0.0.1:PORT leads through OUR tunnel to OUR daemon: a TLS handshake that
     verifies the daemon's own certificate (only the daemon holds its key) succeeds. A mere
@@ -275,7 +249,7 @@ async def post_via_relay(port: int, ctx: ssl.SSLContext, body: bytes, signature:
             data=body,
             headers={"Content-Type": "application/json", "X-Line-Signature": signature},
             server_hostname=HOST,
-            timeout=aiohttp.ClientTimeout(total=15),
+            timeout=aiohttp.ClientTimeout(total=45),
         ) as resp,
     ):
         return resp.status
