@@ -162,7 +162,7 @@ async def test_paced_arrivals_and_summary(short_tmp: Path) -> None:
         followed = await sim.arrive(rate_per_s=100.0, count=20)
         took = loop.time() - started
         await settle(sim, bot)
-        assert followed == 20 and 0.15 <= took < 2.0
+        assert followed == 20 and 0.15 <= took < 10.0  # paced, not instant; generous upper bound
         summary = sim.summary()
         assert summary["friends"] == 20 and summary["residents"] == 30
         assert summary["finished"] >= len(bot.completed) > 0
