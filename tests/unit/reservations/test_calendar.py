@@ -197,7 +197,9 @@ def test_kana_is_normalised(typed: str, stored: str) -> None:
 
 
 @pytest.mark.req("W8")
-@pytest.mark.parametrize("typed", ["山田花子", "Yamada", "ヤマダ1", "", "   ", "ヤマダ😀", "ア" * 31])
+@pytest.mark.parametrize(
+    "typed", ["山田花子", "Yamada", "ヤマダ1", "", "   ", "ヤマダ😀", "ア" * 31]
+)
 def test_kana_rejects_everything_else(typed: str) -> None:
     assert isinstance(normalise_kana(typed), Invalid)
 
