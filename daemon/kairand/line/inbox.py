@@ -28,6 +28,7 @@ from kairand.keys import secrets
 from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
 from kairand.logs import get_logger
+from kairand.reservations import chat as booking_chat
 from kairand.retention.purge import purge_resident
 from kairand.store import inbox, metrics, residents, settings, test_recipients
 from kairand.store import survey as survey_store
@@ -80,6 +81,11 @@ def _apply(
     user_id = event.user_id
     if user_id is None:
         return "ignored"
+    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
+    if booked is not None:
+        if booked and event.reply_token and not event.standby:
+            result.replies.append(PendingReply(event.reply_token, tuple(booked)))
+        return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
     outcome = machine.handle(event, state, definition, version)
