@@ -69,6 +69,7 @@ def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
     from kairand.line.inbox import inbox_component
     from kairand.line.webhook import webhook_component
+    from kairand.reservations.notices import notices_component
     from kairand.retention.worker import retention_component
 
     return [
@@ -76,6 +77,7 @@ def components() -> list[CleanupContext]:
         inbox_component,
         delivery_component,
         retention_component,
+        notices_component,
         api_component,
     ]
 
