@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import given
@@ -157,7 +158,7 @@ def test_invalid_definitions_are_refused() -> None:
 def test_slots_are_inside_periods_and_never_overlap(day: dt.date, minutes: int, cap: int) -> None:
     service = SERVICE.model_copy(update={"slot_minutes": minutes, "capacity": cap})
     slots = calendar.slots_on(service, day)
-    for a, b in zip(slots, slots[1:], strict=False):
+    for a, b in itertools.pairwise(slots):
         assert a.end <= b.start
     for slot in slots:
         assert slot.start.date() == day
