@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from kairand.api import reservations as reservation_views
 from kairand.api import roles as roles_table
 from kairand.api import schema
 from kairand.api.app import (
@@ -541,3 +542,4 @@ HANDLERS: dict[str, Handler] = {
     "audit.list": audit_list,
     "audit.verify": audit_verify,
 }
+HANDLERS.update(reservation_views.HANDLERS)  # window reservations (issue 14)

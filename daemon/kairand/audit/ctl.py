@@ -23,7 +23,13 @@ from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import Connection, Store
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
-ROLE_JA = {"admin": "管理者", "author": "作成者", "approver": "承認者", "auditor": "監査担当"}
+ROLE_JA = {
+    "admin": "管理者",
+    "author": "作成者",
+    "approver": "承認者",
+    "auditor": "監査担当",
+    "counter": "窓口担当",
+}
 
 
 def _store(args: argparse.Namespace) -> Store:

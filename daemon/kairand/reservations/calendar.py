@@ -13,8 +13,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import holidays
+from typing import Any
 
 from kairand.reservations.model import WEEKDAYS, Period, Service, clock_minutes
 
@@ -23,7 +22,11 @@ KEY_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 @functools.lru_cache(maxsize=1)
-def _japan() -> holidays.HolidayBase:
+def _japan() -> Any:
+    """holidays.Japan, imported and built on first use (it reads its data and translations from
+    files: never on the event loop — the calendar runs in the store's threads)."""
+    import holidays
+
     return holidays.country_holidays("JP", language="ja")
 
 

@@ -76,14 +76,28 @@ def dates_with_room(
 
 
 def next_free(
-    conn: Connection, service: Service, after: dt.datetime, now: float, limit: int = 5
+    conn: Connection,
+    service: Service,
+    after: dt.datetime,
+    now: float,
+    limit: int = 5,
+    staff: bool = False,
 ) -> list[Free]:
-    """The first LIMIT slots with room starting at or after AFTER (same day first)."""
+    """The first LIMIT slots with room starting at or after AFTER (same day first): in the
+    booking window for residents, in the next two weeks for staff."""
     out: list[Free] = []
-    for day in calendar.dates_in_window(service, now):
-        if day < after.date():
-            continue
-        for free in day_availability(conn, service, day, now):
+    if staff:
+        days = [after.date() + dt.timedelta(days=i) for i in range(14)]
+    else:
+        days = [d for d in calendar.dates_in_window(service, now) if d >= after.date()]
+    for day in days:
+        if staff:
+            slots = calendar.slots_on(service, day)
+            used = store.taken(conn, service.code, (s.key for s in slots))
+            frees = [Free(s, max(0, s.capacity - used.get(s.key, 0))) for s in slots]
+        else:
+            frees = day_availability(conn, service, day, now)
+        for free in frees:
             if free.remaining and free.slot.start >= after:
                 out.append(free)
                 if len(out) >= limit:
@@ -169,5 +183,5 @@ def book(
         replaces=replaces,
     )
     if booking is None:
-        return Full(tuple(next_free(conn, service, slot.start, now)))
+        return Full(tuple(next_free(conn, service, slot.start, now, staff=staff)))
     return Booked(booking)
