@@ -301,9 +301,7 @@ class KairanApi(ApiClient):
         )
         return saved.version
 
-    async def desk(
-        self, service: str | None, first: dt.date | None, days: int = 1
-    ) -> schema.Desk:
+    async def desk(self, service: str | None, first: dt.date | None, days: int = 1) -> schema.Desk:
         params: dict[str, Any] = {"days": days}
         if service:
             params["service"] = service
