@@ -83,13 +83,15 @@ def next_free(
     limit: int = 5,
     staff: bool = False,
 ) -> list[Free]:
-    """The first LIMIT slots with room starting at or after AFTER (same day first): in the
-    booking window for residents, in the next two weeks for staff."""
-    out: list[Free] = []
+    """Up to LIMIT slots with room: those starting at or after AFTER first (nearest first),
+    then earlier ones — in the booking window for residents, in the next two weeks for staff.
+    Earlier times count too: the slot that filled may have been the last late one."""
     if staff:
         days = [after.date() + dt.timedelta(days=i) for i in range(14)]
     else:
-        days = [d for d in calendar.dates_in_window(service, now) if d >= after.date()]
+        days = list(calendar.dates_in_window(service, now))
+    later: list[Free] = []
+    earlier: list[Free] = []
     for day in days:
         if staff:
             slots = calendar.slots_on(service, day)
@@ -98,11 +100,11 @@ def next_free(
         else:
             frees = day_availability(conn, service, day, now)
         for free in frees:
-            if free.remaining and free.slot.start >= after:
-                out.append(free)
-                if len(out) >= limit:
-                    return out
-    return out
+            if free.remaining:
+                (later if free.slot.start >= after else earlier).append(free)
+        if len(later) >= limit:
+            break
+    return (later + earlier[::-1])[:limit]
 
 
 @dataclass(frozen=True)
