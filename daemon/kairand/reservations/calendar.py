@@ -48,7 +48,7 @@ class Slot:
     minutes: int
     capacity: int
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return slot_key(self.start)
 
@@ -58,7 +58,8 @@ class Slot:
 
 
 def slot_key(start: dt.datetime) -> str:
-    return start.astimezone(JST).strftime(KEY_FORMAT)
+    t = start.astimezone(JST)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}"
 
 
 def parse_key(key: str) -> dt.datetime | None:
@@ -93,8 +94,27 @@ def periods_on(service: Service, day: dt.date) -> tuple[Period, ...]:
     return service.weekly.get(WEEKDAYS[day.weekday()], ())
 
 
+_SLOT_CACHE: dict[tuple[int, dt.date], tuple[Service, tuple[Slot, ...]]] = {}
+_SLOT_CACHE_MAX = 20_000
+
+
 def slots_on(service: Service, day: dt.date) -> list[Slot]:
-    """Every slot of DAY (whole slots only: a period's remainder shorter than a slot is unused)."""
+    """Every slot of DAY (whole slots only: a period's remainder shorter than a slot is unused).
+
+    Memoised per (service object, day): services are frozen, and the catalogue cache hands out
+    the same object until the settings change (the entry holds the object, so its id cannot
+    be reused while cached)."""
+    cached = _SLOT_CACHE.get((id(service), day))
+    if cached is not None and cached[0] is service:
+        return list(cached[1])
+    slots = _compute_slots(service, day)
+    if len(_SLOT_CACHE) >= _SLOT_CACHE_MAX:
+        _SLOT_CACHE.clear()
+    _SLOT_CACHE[(id(service), day)] = (service, tuple(slots))
+    return slots
+
+
+def _compute_slots(service: Service, day: dt.date) -> list[Slot]:
     out: list[Slot] = []
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=JST)
     for period in sorted(periods_on(service, day), key=lambda p: clock_minutes(p.start)):
