@@ -184,7 +184,8 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
             ),
         )
         log = (Path(tmp) / "kairand.log").open("ab")
-        proc = subprocess.Popen(
+        proc = await asyncio.to_thread(
+            subprocess.Popen,
             [sys.executable, "-m", "kairand", "--config", str(config_path)],
             stdout=log,
             stderr=log,
@@ -232,8 +233,9 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
         if os.environ.get("KAIRAN_BENCH_KEEP_LOG"):
             shutil.copy(Path(tmp) / "kairand.log", os.environ["KAIRAN_BENCH_KEEP_LOG"])
     p50, p95 = _pct(latencies, 0.50), _pct(latencies, 0.95)
-    own, daemon = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN
+    own, daemon = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     print(
         f"cpu: simulator+bench {own.ru_utime + own.ru_stime:.1f} s, "
