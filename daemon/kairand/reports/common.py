@@ -6,8 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from kairand.errors import ExitCode, KairanError
-
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+from kairand.timeutil import JST
 
 REASON_LABELS = {
     "unfollow": "ブロック（友だち解除）による削除",
