@@ -64,6 +64,12 @@ class AlreadyExistsError(KairanError):
     exit_code = ExitCode.EXISTS
 
 
+class UsageError(KairanError):
+    """The command line asks for something impossible (the hint shows a correct one)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class DataError(KairanError):
     exit_code = ExitCode.DATA
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from kairand.errors import ExitCode, KairanError
+from kairand.errors import UsageError
 from kairand.timeutil import JST
 
 REASON_LABELS = {
@@ -17,10 +17,6 @@ REASON_LABELS = {
 }
 
 OUTCOME_LABELS = {"allowed": "許可", "denied": "拒否", "ok": "成功", "failed": "失敗"}
-
-
-class UsageError(KairanError):
-    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
