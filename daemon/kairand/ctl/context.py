@@ -59,7 +59,7 @@ def real_operator(environ: Mapping[str, str] | None = None, loginuid: Path = LOG
     account running the process."""
     env = os.environ if environ is None else environ
     try:
-        uid = int(loginuid.read_text().strip())
+        uid = int((loginuid or LOGINUID).read_text().strip())
     except (OSError, ValueError):
         uid = UNSET_LOGINUID
     if uid != UNSET_LOGINUID:
