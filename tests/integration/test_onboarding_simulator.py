@@ -16,7 +16,6 @@ from typing import Any, BinaryIO
 
 import aiohttp
 import pytest
-from line_fakes import channel_secret, envelope, free_port, setup_dev, sign
 
 from kairand.config import Config
 from kairand.conversation.survey import AREAS, TOPICS, default_survey
@@ -26,6 +25,7 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget, behavio
 from kairand.simulator.population import Municipality
 from kairand.store import inbox, metrics, residents
 from kairand.store.database import open_connection
+from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
 
 POPULATION = 1000
 
