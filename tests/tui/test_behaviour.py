@@ -42,7 +42,7 @@ def text_of(widget: Widget) -> str:
 
 async def signed_in(pilot, app) -> None:
     await wait_until(pilot, lambda: app.me is not None and app.screen.id != "_default")
-    await pilot.pause(0.1)
+    await pilot.pause()  # the mode switch and its mount messages are processed
 
 
 @pytest.mark.parametrize(
