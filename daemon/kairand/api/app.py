@@ -5,6 +5,10 @@ roles in api.roles.ROUTES, run the handler, and append one audit entry (allowed 
 Handlers raise ApiProblem for anything the caller did wrong; the middleware answers
 application/problem+json. An unexpected exception is logged and answered as a problem too (500),
 but the fuzz tests prove no body reaches that path.
+
+Handlers live in api.routes (one module per route group) and use api.http's helpers; this
+module imports them, never the other way round. Rules (four eyes, the last administrator) are
+the services' (kairand.delivery, kairand.staff); handlers load, call and answer.
 """
 
 from __future__ import annotations
