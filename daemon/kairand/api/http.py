@@ -25,10 +25,10 @@ from kairand.line.client import LineApi
 from kairand.runtime import CONFIG, LINE, STORE
 from kairand.store import staff as staff_store
 from kairand.store.database import Store
+from kairand.timeutil import JST
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
 @dataclass

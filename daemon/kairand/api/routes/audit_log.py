@@ -8,9 +8,10 @@ import datetime as dt
 from aiohttp import web
 
 from kairand.api import schema
-from kairand.api.http import JST, note, ok, query, store_of
+from kairand.api.http import note, ok, query, store_of
 from kairand.audit import checkpoints
 from kairand.store import audit as audit_store
+from kairand.timeutil import JST
 
 
 def _ms(value: dt.datetime | None) -> int | None:

@@ -9,7 +9,6 @@ from aiohttp import web
 
 from kairand.api import schema
 from kairand.api.http import (
-    JST,
     STATE,
     config_of,
     from_unix,
@@ -21,6 +20,7 @@ from kairand.api.http import (
 from kairand.logs import get_logger
 from kairand.store import stats as stats_store
 from kairand.store.database import Store
+from kairand.timeutil import JST
 
 log = get_logger(__name__)
 
