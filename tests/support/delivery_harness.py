@@ -13,7 +13,7 @@ from typing import Any
 from kairand.config import DeliverySection
 from kairand.delivery import service
 from kairand.delivery.model import TERMINAL, DeliveryContent, Status
-from kairand.delivery.worker import Sender
+from kairand.delivery.sender import Sender
 from kairand.line.client import LineApi, line_api
 from kairand.segments.model import SegmentFilter
 from kairand.simulator import FaultProfile, Simulator, SimulatorConfig

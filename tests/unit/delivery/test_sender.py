@@ -13,8 +13,10 @@ import pytest
 from kairand.delivery import service
 from kairand.delivery.errors import QuotaExceeded
 from kairand.delivery.model import Status
-from kairand.delivery.worker import KEY_LIFETIME_SECONDS, Sender, TokenBucket, classify
+from kairand.delivery.ratelimit import TokenBucket
+from kairand.delivery.sender import KEY_LIFETIME_SECONDS, Sender
 from kairand.keys.secrets import receipt_hmac_key, signing_key
+from kairand.line.errors import classify
 from kairand.retention.purge import purge_resident
 from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
