@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from delivery_harness import IN_SEGMENT, populate
 
 from kairand.delivery import policy, service
 from kairand.delivery.model import DeliveryContent
 from kairand.store.database import Store
+from tests.support.delivery_harness import IN_SEGMENT, populate
 
 pytestmark = pytest.mark.req("S7")
 
