@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from retention_support import decrypted_pages, occurrences, t
 
 from kairand.config import Config
 from kairand.keys import secrets
@@ -21,6 +20,7 @@ from kairand.store import reservations as rstore
 from kairand.store import residents
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import decrypted_pages, occurrences, t
 
 SERVICE = example_service()
 OLD = ("ヤマダ タロウ", "090-8765-4321", "2026-10-01T09:00")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from retention_support import push_stand_in
 
 from kairand.line.client import line_api
 from kairand.reservations import calendar, notices, service
@@ -14,14 +13,15 @@ from kairand.reservations.model import Catalogue, example_service
 from kairand.store import reservations as rstore
 from kairand.store import residents
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import push_stand_in
 
 SERVICE = example_service().model_copy(update={"reminder_days_before": (1,)})
 BOOKED_AT = dt.datetime(2026, 9, 20, 9, 0, tzinfo=calendar.JST).timestamp()
 ALICE, BOB = "U" + "a1" * 16, "U" + "b2" * 16
 
 
-def at(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=calendar.JST).timestamp())
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, tzinfo=calendar.JST).timestamp())
 
 
 def _setup(conn: Connection) -> dict[str, int]:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
+import aiohttp
 import pytest
-from line_fakes import channel_secret, free_port, setup_dev
-from test_onboarding_simulator import _start_daemon, _wait_ready
 
+from kairand.config import Config
 from kairand.line.client import line_api
 from kairand.reservations import calendar, notices, service
 from kairand.reservations.model import Catalogue, DayOverride, Period, example_service
@@ -24,8 +28,41 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
 from kairand.store import reservations as rstore
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Store
+from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
 
 BOOKERS = 40
+
+
+def _start_daemon(config_path: Path, log_file: BinaryIO) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kairand", "--config", str(config_path)],
+        stdout=log_file,
+        stderr=log_file,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+async def _wait_ready(config: Config, secret: str, proc: subprocess.Popen[bytes]) -> None:
+    body = envelope(config.webhook.bot_user_id, [])
+    assert config.webhook.socket is not None
+    for _ in range(400):
+        assert proc.poll() is None, "kairand exited at start-up"
+        try:
+            connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.post(
+                    "http://localhost" + config.webhook.path,
+                    data=body,
+                    headers={"x-line-signature": sign(secret, body)},
+                ) as response,
+            ):
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, OSError):
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError("kairand did not start")
 
 
 def rush_service(now: float, places_per_day: int, days: int, capacity: int) -> Catalogue:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from tui_helpers import type_into, wait_until
+from textual.widgets import DataTable
 
 from kairand.api.app import serve
 from kairand.api.identity import Peer
@@ -24,6 +24,7 @@ from kairand.store import audit as audit_store
 from kairand.store import reservations as rstore
 from kairand.store import residents, staff
 from kairand.store.database import Connection, Store
+from tests.support.tui_helpers import type_into, wait_until
 
 DAY = dt.date(2027, 10, 1)  # a Friday
 SERVICE = example_service()
@@ -111,7 +112,7 @@ async def _open_desk(pilot, app) -> None:
         lambda: (
             isinstance(app.screen, ReservationDeskScreen)
             and app.screen.desk is not None
-            and app.screen.query_one("#desk-table").row_count > 0
+            and app.screen.query_one("#desk-table", DataTable).row_count > 0
         ),
     )
 
@@ -125,8 +126,6 @@ def _bookings(store: Store) -> list[rstore.Booking]:
 @pytest.mark.req("S8")
 @pytest.mark.allow_blocking
 async def test_desk_flow(desk_app) -> None:
-    from textual.widgets import DataTable
-
     from kairan_tui.modals.confirm import ConfirmModal
     from kairan_tui.screens.reservations import (
         ChangeModal,

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kairand.reservations.model import WEEKDAYS, Period, Service, clock_minutes
+from kairand.reservations.model import WEEKDAY_LABELS, WEEKDAYS, Period, Service, clock_minutes
+from kairand.timeutil import JST
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 KEY_FORMAT = "%Y-%m-%dT%H:%M"
 
 
@@ -25,7 +25,7 @@ KEY_FORMAT = "%Y-%m-%dT%H:%M"
 def _japan() -> Any:
     """holidays.Japan, imported and built on first use (it reads its data and translations from
     files: never on the event loop — the calendar runs in the store's threads)."""
-    import holidays
+    import holidays  # noqa: PLC0415 - deferred: the import reads files (see above)
 
     return holidays.country_holidays("JP", language="ja")
 
@@ -189,8 +189,6 @@ def reminder_times(service: Service, slot_start: dt.datetime) -> list[tuple[str,
 
 def format_date(day: dt.date) -> str:
     """10月1日(火) — how dates are shown to residents and staff."""
-    from kairand.reservations.model import WEEKDAY_LABELS
-
     return f"{day.month}月{day.day}日({WEEKDAY_LABELS[day.weekday()]})"
 
 

@@ -18,11 +18,12 @@ from aiohttp import web
 from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
-from kairand.conversation import booking
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.reservations import calendar
 from kairand.reservations import service as svc
+from kairand.reservations.model import Service
+from kairand.runtime import LINE, STOPPING, STORE, TASKS
 from kairand.store import audit
 from kairand.store import reservations as rstore
 from kairand.store.database import Connection, Store
@@ -66,6 +67,40 @@ def staff_cancel(conn: Connection, booking_id: int, actor: str, now: int) -> rst
     return cancelled
 
 
+REMINDER_BEFORE = (
+    "【予約のお知らせ】\n{when}、ご予約の日です。\n"
+    "予約番号：{number}\n手続き：{service}\n日時：{slot}\n場所：{counter}"
+)
+REMINDER_DAY = (
+    "【予約のお知らせ】\n本日はご予約の日です。お気をつけてお越しください。\n"
+    "予約番号：{number}\n手続き：{service}\n日時：{slot}\n場所：{counter}"
+)
+STAFF_CANCELLED = (
+    "【予約取消のお知らせ】\n"
+    "誠に申し訳ありませんが、次のご予約は市の都合により取り消しとなりました。\n"
+    "予約番号：{number}\n手続き：{service}\n日時：{slot}\n"
+    "お手数ですが、メニューの「予約」から別の日時でご予約ください。"
+)
+
+
+def notice_text(kind: str, number: str, service: Service | None, slot: str, now: float) -> str:
+    """The push for a reminder (dN / day) or a staff cancellation (Japanese, no personal data
+    beyond the booking itself: the resident's own number and time)."""
+    name = service.name if service else ""
+    counter = service.counter if service else ""
+    start = calendar.parse_key(slot)
+    shown = calendar.format_slot(start) if start else slot
+    if kind == "staff_cancel":
+        return STAFF_CANCELLED.format(number=number, service=name, slot=shown)
+    if kind == "day":
+        return REMINDER_DAY.format(number=number, service=name, slot=shown, counter=counter)
+    days = (start.date() - calendar.today(now)).days if start else 0
+    when = "明日" if days == 1 else f"{days}日後" if days > 1 else "本日"
+    return REMINDER_BEFORE.format(
+        when=when, number=number, service=name, slot=shown, counter=counter
+    )
+
+
 @dataclass(frozen=True)
 class Due:
     booking_id: int
@@ -86,7 +121,7 @@ def _load_due(conn: Connection, now: int) -> list[Due]:
         reminder = kind != "staff_cancel"
         if (reminder and b.state != "active") or (b.slot_at <= now and reminder):
             to = None  # cancelled meanwhile, or the slot started: nothing to remind
-        text = booking.notice_text(kind, b.number, catalogue.service(b.service), b.slot, now)
+        text = notice_text(kind, b.number, catalogue.service(b.service), b.slot, now)
         out.append(Due(booking_id, kind, key, to, text))
     return out
 
@@ -174,8 +209,6 @@ def wake(app: web.Application) -> None:
 
 
 async def _loop(app: web.Application) -> None:
-    from kairand.daemon import LINE, STOPPING, STORE  # kairand.daemon imports the components
-
     store, stopping, event = app[STORE], app[STOPPING], app[WAKE]
     clock = app.get(CLOCK, time.time)
     while not stopping.is_set():
@@ -190,8 +223,6 @@ async def _loop(app: web.Application) -> None:
 
 async def notices_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the reminder worker runs while the daemon runs."""
-    from kairand.daemon import TASKS
-
     app[WAKE] = asyncio.Event()
-    app[TASKS].spawn(_loop(app), "reservation-notices")
+    app[TASKS].worker("reservation-notices", lambda: _loop(app))
     yield

@@ -18,8 +18,8 @@ JST = calendar.JST
 SERVICE = example_service()
 
 
-def at(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=JST).timestamp()
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=JST).timestamp()
 
 
 @pytest.mark.req("W5")

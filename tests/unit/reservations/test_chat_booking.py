@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from kairand.config import Config
-from kairand.conversation import booking
 from kairand.keys import secrets as keys
 from kairand.line import inbox as worker
 from kairand.reservations import calendar, service
+from kairand.reservations import dialogue as booking
 from kairand.reservations.model import Catalogue, example_service
 from kairand.store import inbox
 from kairand.store import reservations as rstore

@@ -381,7 +381,11 @@ class ReservationDeskScreen(KairanScreen):
             for s in self.desk.slots
             if s.slot.startswith(day.isoformat()) and s.taken < s.capacity
         ]
-        self.app.push_screen(PhoneBookingModal(self.desk.service, day, free), self._book)
+
+        def done(body: schema.PhoneBooking | None) -> None:
+            self._book(body)
+
+        self.app.push_screen(PhoneBookingModal(self.desk.service, day, free), done)
 
     @work(exit_on_error=False, group="desk-action")
     async def _book(self, body: schema.PhoneBooking | None) -> None:
@@ -477,7 +481,11 @@ class ReservationDeskScreen(KairanScreen):
         )
         if current is None:
             return
-        self.app.push_screen(SlotSettingsModal(current), self._save_settings)
+
+        def done(service: schema.Service | None) -> None:
+            self._save_settings(service)
+
+        self.app.push_screen(SlotSettingsModal(current), done)
 
     @work(exit_on_error=False, group="desk-action")
     async def _save_settings(self, service: schema.Service | None) -> None:
