@@ -196,7 +196,8 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
                 await _wait_ready(config, secret, proc)
                 people = list(sim.population.residents)
                 sim.befriend(people)
-                last_print, previous = time.monotonic(), Counter[str]()
+                last_print = progressed = time.monotonic()
+                previous = 0
                 # 9:00: the window opens; everyone sends 予約 within SPREAD_S seconds.
                 started = time.monotonic()
                 rng = random.Random(3)
@@ -209,14 +210,17 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
                     if time.monotonic() - last_print > 5:
                         last_print = time.monotonic()
                         states = Counter(m.state for _, m in sim.bookers.values())
-                        print(f"  {last_print - started:.0f} s: {dict(states)}", flush=True)
-                        if states == previous:
+                        steps = len(sim.booking_latency_ms)
+                        print(f"  {last_print - started:.0f} s: {dict(states)} steps={steps}")
+                        if steps != previous:
+                            previous, progressed = steps, last_print
+                        elif last_print - progressed > 60:
+                            # Nobody got an answer for a minute: report who is stuck, stop.
                             for uid, (_p, m) in sim.bookers.items():
                                 if m.state not in ("done", "gave_up"):
                                     got = [t for r in sim.ledger.for_user(uid) for t in r.texts]
                                     print("STUCK", m, [g[:60] for g in got[-2:]], flush=True)
                             break
-                        previous = states
                     if time.monotonic() - started > 600:
                         raise SystemExit("the rush did not finish within 10 minutes")
                     await asyncio.sleep(0.2)

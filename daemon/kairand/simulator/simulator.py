@@ -274,6 +274,33 @@ class Simulator:
         self.booking_sent_at[user_id] = time.monotonic()
         self.send_text(user_id, "予約")
 
+    async def book_over_time(self, rate_per_s: float, intent: str | None = None) -> int:
+        """Friends who have not booked yet type 予約 at RATE_PER_S (random order), until every
+        friend has; returns how many started. Cancel it to stop."""
+        rng = random.Random(self.config.seed * 31 + 7)
+        started = 0
+        while True:
+            candidates = [
+                uid
+                for uid in self.platform.profiles
+                if uid not in self.bookers and self.platform.is_follower(uid)
+            ]
+            if candidates:
+                self.start_booking(rng.choice(candidates), intent)
+                started += 1
+            await asyncio.sleep(1.0 / rate_per_s)
+
+    def rush(self, count: int, intent: str | None = None) -> int:
+        """The October rush: COUNT friends type 予約 the moment the window opens."""
+        friends = [
+            uid
+            for uid in self.platform.profiles
+            if uid not in self.bookers and self.platform.is_follower(uid)
+        ][:count]
+        for uid in friends:
+            self.start_booking(uid, intent)
+        return len(friends)
+
     def befriend(self, residents: list[Resident]) -> None:
         """Residents who are friends already (no follow event: they followed long ago)."""
         for resident in residents:
