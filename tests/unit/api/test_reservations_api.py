@@ -64,6 +64,8 @@ async def test_desk_phone_booking_change_cancel_outcome(api: ApiClient, store: S
         f"/v1/reservations/bookings/{booking_id}/change", {"slot": f"{DAY}T10:00"}
     )
     assert r.status == 200 and r.body["slot"] == f"{DAY}T10:00" and r.body["number"] == "000002"
+    # A phone booking has no LINE to tell; a LINE booker would get a staff_change push.
+    assert store.read_sync(rstore.notice_states) == {}
     # 来庁, then back, then 不来庁.
     new_id = r.body["id"]
     for outcome in ("attended", "active", "no_show"):

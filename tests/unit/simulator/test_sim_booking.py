@@ -37,8 +37,9 @@ def test_a_booker_walks_the_dialogue_and_retries_when_full() -> None:
         action, memory, outcome = booking.react(plan, memory, [messages], rng)
         assert outcome == expected
         actions.append(action)
-    assert actions[0].data == "d:10月1日(木) 残り3"
-    assert actions[2].kind == "text" and actions[3].kind == "text"
+    first, kana, phone = actions[0], actions[2], actions[3]
+    assert first is not None and first.data == "d:10月1日(木) 残り3"
+    assert kana is not None and kana.kind == "text" and phone is not None and phone.kind == "text"
     assert actions[-1] is None
     assert (memory.state, memory.number, memory.full_seen) == ("done", "000042", 1)
 

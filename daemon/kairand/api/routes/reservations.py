@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -234,10 +235,10 @@ def _change(conn: Connection, booking_id: int, slot: str, actor: str, now: float
     )
     if isinstance(result, svc.Booked):
         _audit(conn, actor, "reservation.change", result.booking, replaces=old.number)
-        if result.booking.channel == "line" and result.booking.resident_id is not None:
-            # The resident learns the old time is gone (same text as a staff cancellation
-            # would be misleading): a staff change is told as cancel + new booking number.
-            rstore.reserve_notice(conn, old.id, "staff_cancel", f"chg-{old.id}-{now}", int(now))
+        new = result.booking
+        if new.channel == "line" and new.resident_id is not None:
+            # The LINE booker is told the new time and number (a push with a stored retry key).
+            rstore.reserve_notice(conn, new.id, "staff_change", str(uuid.uuid4()), int(now))
     return result
 
 
