@@ -46,6 +46,10 @@ MARKERS = (
 )
 
 
+PATIENCE = 30
+"""How many 満席 answers a resident takes before giving up for today."""
+
+
 @dataclass(frozen=True)
 class Plan:
     intent: str
@@ -150,9 +154,13 @@ def react(
                 return _tap(labelled[label]), memory, "confirm"
     times = [a for label, a in labelled.items() if _TIME_LABEL.match(label)]
     full = "満席になりました" in text
+    if full and memory.full_seen >= PATIENCE:
+        return None, replace(memory, state="gave_up"), "gave_up"
     if times:
         memory = replace(memory, state="booking", full_seen=memory.full_seen + full)
-        return _tap(_pick(times, rng)), memory, "full" if full else "time"
+        # After 満席, people spread over the times offered instead of all taking the first.
+        choice = rng.choice(times) if full else _pick(times, rng)
+        return _tap(choice), memory, "full" if full else "time"
     dates = [a for label, a in labelled.items() if _DATE_LABEL.match(label)]
     if dates:
         return _tap(_pick(dates, rng)), replace(memory, state="booking"), "date"
