@@ -162,3 +162,25 @@ async def test_statistics_are_counts_only_with_small_cells_suppressed(
     assert "窓口業務,保育所等利用申込,12,0,0,0" in text
     assert "時間帯,9:00,<10,0,0,0" in text
     assert "スイタ" not in text
+
+
+@pytest.mark.req("W4")
+async def test_a_small_cell_cannot_be_recovered_by_subtraction(
+    api: ApiClient, store: Store
+) -> None:
+    """Within a dimension the values add up to the total: hiding only the small cell would
+    let anyone subtract, so a second cell is hidden with it (as in 登録者の傾向)."""
+    _setup(store)
+    counter = api.as_user("ctr")
+    slots = [f"{DAY}T{9 + i // 4:02d}:{30 * (i // 2 % 2):02d}" for i in range(12)]
+    slots += ["2027-10-04T09:00", "2027-10-04T09:30"]  # two on Monday
+    for slot in slots:
+        r = await counter.post("/v1/reservations/bookings", _phone(slot))
+        assert r.status == 201, (slot, r.body)
+    r = await counter.get(
+        "/v1/reservations/statistics", params={"first": DAY, "last": "2027-10-04"}
+    )
+    by = {(x["dimension"], x["key"]): x["counts"]["booked"] for x in r.body["lines"]}
+    assert by[("service", "hoiku")] == "14"
+    assert by[("weekday", "0")] == "<10"  # Monday: 2
+    assert by[("weekday", "4")] == "<10"  # Friday: 12, hidden too (14 − 12 would give 2)
