@@ -134,7 +134,8 @@ async def test_residents_book_are_reminded_and_cancel(short_tmp: Path) -> None:
             people = list(sim.population.residents)
             sim.befriend(people)
             for resident in people:
-                sim.start_booking(resident.user_id, intent="keep")
+                # Everyone keeps trying while times are offered: all places must fill.
+                sim.start_booking(resident.user_id, intent="keep", patience=1000)
             async with asyncio.timeout(90):
                 # Bookers' progress has no event to wait on: poll it, under a deadline.
                 while any(  # noqa: ASYNC110

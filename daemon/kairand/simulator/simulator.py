@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -266,11 +266,17 @@ class Simulator:
         self.emit(event)
         return event
 
-    def start_booking(self, user_id: str, intent: str | None = None) -> None:
+    def start_booking(
+        self, user_id: str, intent: str | None = None, patience: int | None = None
+    ) -> None:
         """The resident types 予約 (a friend already); they then book through the dialogue,
-        taking another time when a slot fills up, and keep, cancel or change the booking."""
+        taking another time when a slot fills up (up to PATIENCE times; default: their own),
+        and keep, cancel or change the booking."""
         resident = self.resident(user_id)
-        self.bookers[user_id] = (booking.plan_for(resident.seed, intent), booking.BookerMemory())
+        plan = booking.plan_for(resident.seed, intent)
+        if patience is not None:
+            plan = replace(plan, patience=patience)
+        self.bookers[user_id] = (plan, booking.BookerMemory())
         self.booking_sent_at[user_id] = time.monotonic()
         self.send_text(user_id, "予約")
 
