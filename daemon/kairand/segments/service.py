@@ -57,12 +57,15 @@ async def warm_index(store: Store) -> float:
 
 
 async def save_index(store: Store) -> None:
-    """Save STORE's index for the next start-up and prune the change log up to it."""
+    """Bring STORE's index up to date, save it for the next start-up and prune the change log
+    up to it (nothing is written when nothing changed since the last save)."""
     shared = shared_index(store)
 
     def save(conn: Connection) -> None:
         with shared.lock:
-            if shared.index.applied < 0:
+            # In the write transaction the index catches up with everything committed.
+            segment_queries.sync_index(conn, shared.index)
+            if shared.index.applied == shared.saved:
                 return
             bitmaps, applied = shared.index.dump(), shared.index.applied
         segment_queries.save_index(conn, bitmaps, applied)

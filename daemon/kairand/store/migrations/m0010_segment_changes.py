@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 18
+VERSION = 10
 DESCRIPTION = "segment facet change log for the in-memory audience index"
 
 
