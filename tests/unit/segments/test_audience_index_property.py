@@ -21,9 +21,17 @@ from kairand.store import synthetic
 from kairand.store.database import Connection, Store
 
 SURVEY = default_survey()
-AREAS = [o.code for o in SURVEY.question("area").options]
-TOPICS = [o.code for o in SURVEY.question("topics").options]
-GENDERS = [o.code for o in SURVEY.question("gender").options]
+
+
+def _codes(question: str) -> list[str]:
+    found = SURVEY.question(question)
+    assert found is not None
+    return [o.code for o in found.options]
+
+
+AREAS = _codes("area")
+TOPICS = _codes("topics")
+GENDERS = _codes("gender")
 ON = dt.date(2026, 6, 1)
 PEOPLE = 24
 
@@ -94,6 +102,7 @@ def _apply(conn: Connection, op: str, who: int, value: object) -> None:
         assert isinstance(value, list)
         synthetic.set_choices(conn, uid, "topics", value)
     elif op == "year":
+        assert isinstance(value, int)
         rid = conn.execute("SELECT id FROM residents WHERE line_user_id = ?", (uid,)).fetchone()
         resident_queries.replace_answer(
             conn, int(rid[0]), "birth_year", ((f"{value:04d}", value),), 0
