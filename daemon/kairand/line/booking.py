@@ -108,7 +108,9 @@ def _book(
 def route(conn: Connection, event: Event, now: float) -> list[dict[str, Any]] | None:
     """Handle EVENT if it belongs to the booking dialogue: the replies to send (maybe none);
     None when it is not a booking event (the survey machine takes it)."""
-    if event.user_id is None or event.kind not in ("text", "postback"):
+    if event.user_id is None or event.kind not in ("text", "postback") or event.standby:
+        # Standby: another channel owns the chat and Kairan may not answer — a booking the
+        # resident is never told about must not be taken.
         return None
     resident_id = _resident_id(conn, event.user_id)
     state = rstore.dialogue_of(conn, resident_id) if resident_id is not None else {}
