@@ -23,10 +23,10 @@ from tests.support.line_fakes import (
     InProcessDaemon,
     LineStandIn,
     event,
-    free_port,
     setup_dev,
     user_id,
 )
+from tests.support.ports import free_port
 
 BATCH_EVENTS = 50
 # Every answer path, deterministically (test_onboarding_simulator adds realistic residents).

@@ -25,7 +25,8 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget, behavio
 from kairand.simulator.population import Municipality
 from kairand.store import inbox, metrics, residents
 from kairand.store.database import open_connection
-from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
+from tests.support.line_fakes import channel_secret, envelope, setup_dev, sign
+from tests.support.ports import free_port
 
 POPULATION = 1000
 
