@@ -260,7 +260,7 @@ def _rows_containing(conn: Any, needle: str) -> list[str]:
     found = []
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for table in tables:
-        for row in conn.execute(f'SELECT * FROM "{table}"'):
+        for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 (names from sqlite_master)
             if any(isinstance(v, str) and needle in v for v in row):
                 found.append(table)
     return found
