@@ -1,5 +1,5 @@
 """Audience count latency: p50/p95 of a mixed segment (age range + area + topic) on the real
-encrypted store through `kairand.segments.service.audience_count`, and the same compiled
+encrypted store through `kairand.delivery.audience.audience_count`, and the same compiled
 query on plain stdlib sqlite3 with the same schema and the same data, in the same run.
 
     .venv/bin/python bench/audience.py            # 10k, 100k, 1M residents
@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from kairand.conversation.survey import AREAS, TOPICS, default_survey
+from kairand.delivery.audience import audience_count
 from kairand.segments.compiler import compile_segment
 from kairand.segments.model import SegmentFilter
-from kairand.segments.service import audience_count
 from kairand.store import segments as segment_queries
 from kairand.store.database import Store
 from kairand.store.migrations import migrate

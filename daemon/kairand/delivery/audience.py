@@ -1,4 +1,7 @@
-"""Segment operations for the staff API: validate a filter against the survey and count it."""
+"""A delivery's audience: validate a segment filter against the survey and count it in the store.
+
+The shell around the pure segment cores (kairand.segments), which know no store.
+"""
 
 from __future__ import annotations
 
