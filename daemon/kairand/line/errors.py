@@ -81,6 +81,13 @@ def classify(exc: BaseException) -> Verdict:
     raise exc
 
 
+def retry_key_held(exc: BaseException) -> bool:
+    """Whether LINE answered 409 to a request with a retry key: it holds a request with that
+    key, accepted (with x-line-accepted-request-id) or still being processed. classify() says
+    "retry" for the second case, right for a caller that retries within seconds."""
+    return isinstance(exc, ApiException) and exc.status == 409
+
+
 def safe_classify(exc: BaseException) -> Verdict:
     """classify(), but an unexpected client error means retry (never drop the batch)."""
     try:
