@@ -288,7 +288,7 @@ async def test_events_of_one_resident_apply_in_timestamp_order_and_once(
 
 
 async def test_standby_mode_sends_nothing(world: tuple[InProcessDaemon, LineStandIn]) -> None:
-    """LINE_FACTS: in standby mode the bot must not reply (events are still recorded)."""
+    """docs/line-facts.md: in standby mode the bot must not reply (events are still recorded)."""
     daemon, line = world
     uid = user_id()
     ev = event("follow", uid, 1, mode="standby")

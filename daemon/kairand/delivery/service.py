@@ -1,7 +1,9 @@
-"""Delivery operations for the staff API (issue-6 calls these; names fixed in CONTRACTS.md).
+"""Delivery operations for the staff API (kairand.api.routes.deliveries calls these).
 
 They enforce the status machine (kairand.delivery.model) and G3 (only confidentiality class 1
-goes through LINE). They do NOT check roles or four eyes: the API does that before calling.
+goes through LINE). They do NOT check roles: the API does. Four eyes is decided by
+four_eyes() below (rules in kairand.delivery.policy), which the approval route asks before
+calling approve().
 Every state change writes an audit entry in the same transaction as the change.
 """
 
