@@ -20,6 +20,7 @@ from aiohttp import web
 from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
+from kairand.delivery.audience_worker import audience_index_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import line_api
@@ -35,7 +36,6 @@ from kairand.runtime import STOPPING as STOPPING
 from kairand.runtime import STORE as STORE
 from kairand.runtime import TASKS as TASKS
 from kairand.runtime import TaskGroup
-from kairand.segments.worker import audience_index_component
 from kairand.store.database import Store
 
 log = get_logger(__name__)
