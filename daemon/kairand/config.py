@@ -59,6 +59,9 @@ class WebhookSection(Section):
 class LineSection(Section):
     api_base: str = "https://api.line.me"
     """Messaging API base URL (no trailing slash). The simulator's URL in training mode."""
+    data_base: str = "https://api-data.line.me"
+    """Data API base URL (rich-menu images): LINE serves those operations only there. The
+    simulator's data listener in training mode."""
     request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
 
 

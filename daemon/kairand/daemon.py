@@ -47,7 +47,12 @@ async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
     token = await asyncio.get_running_loop().run_in_executor(
         None, secrets.get_secret, secrets.CHANNEL_ACCESS_TOKEN
     )
-    async with line_api(config.line.api_base, token, config.line.request_timeout_seconds) as api:
+    async with line_api(
+        config.line.api_base,
+        token,
+        config.line.request_timeout_seconds,
+        data_base=config.line.data_base,
+    ) as api:
         app[LINE] = api
         yield
 
