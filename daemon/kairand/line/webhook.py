@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -35,6 +36,10 @@ INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 """Set after events are committed so the inbox worker starts at once (it also polls)."""
 
 MAX_EVENT_ID = 128
+MAX_DEPTH = 32
+"""Deepest nesting accepted in a body. LINE's deepest event (a postback with params inside an
+event inside the envelope) is about 6 levels; json recurses per level and fails with
+RecursionError (once an HTTP 500) near 1,000."""
 
 
 @dataclass
@@ -66,13 +71,43 @@ class MalformedBody(ValueError):
     """The (authentic) body is not a webhook envelope Kairan can store."""
 
 
+def _no_constant(name: str) -> Any:
+    raise MalformedBody(f"{name} is not JSON")
+
+
+def _check_values(document: Any) -> None:
+    """Refuse what LINE never sends and the store cannot keep: nesting deeper than MAX_DEPTH
+    and strings with lone surrogates (valid JSON escapes, not encodable as UTF-8). Iterative,
+    so no input can exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise MalformedBody("string is not valid Unicode") from None
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise MalformedBody("nested too deeply")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items if isinstance(item, str | dict | list))
+
+
 def parse_envelope(body: bytes) -> tuple[str, list[inbox.IncomingEvent]]:
     """The destination and the events of a verified body. Tolerant of unknown fields and event
-    types; strict only about what the inbox needs (event id, type, timestamp)."""
+    types; strict only about what the inbox needs (event id, type, timestamp). Anything LINE
+    could never send (not UTF-8, NaN/Infinity, nesting deeper than MAX_DEPTH, lone
+    surrogates) is a MalformedBody (400), never an unhandled error (500)."""
     try:
-        document = json.loads(body)
+        # LINE sends UTF-8; json.loads(bytes) would also guess UTF-16/32.
+        document = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise MalformedBody("nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody("not JSON") from exc
+    _check_values(document)
     if not isinstance(document, dict):
         raise MalformedBody("not an object")
     destination = document.get("destination", "")
