@@ -346,4 +346,29 @@ async def test_settings_edit_stop_resume_and_delete_flows(
     assert await daemon.store.read(residents.flags_of, uid) is None
     ts[0] += 1
     again = await send(event("postback", uid, ts[0], data="a=settings"))
-    assert texts.CONSENT_YES in str(again)  # still a friend: a fresh registration is offered
+    # Still a friend: a fresh registration is offered, and nothing is stored before consent.
+    assert texts.START in str(again)
+    assert await daemon.store.read(residents.flags_of, uid) is None
+    consent = await send(tap(again, texts.START))
+    assert await daemon.store.read(residents.flags_of, uid) is None
+    await send(tap(consent, texts.CONSENT_YES))
+    assert (await daemon.store.read(residents.flags_of, uid))["consent_version"] is not None
+
+
+@pytest.mark.req("S16")
+async def test_settings_from_someone_without_a_record_stores_nothing(
+    world: tuple[InProcessDaemon, LineStandIn],
+) -> None:
+    """S16, through the daemon: 「設定を変更」 typed, or the rich menu's settings postback, from
+    someone Kairan has no record of is answered with 登録を始める and stores no resident."""
+    daemon, line = world
+    uid = user_id()
+    now = int(time.time() * 1000)
+    typed = event("message", uid, now, text=texts.SETTINGS)
+    tapped = event("postback", uid, now + 1, data="a=settings")
+    await daemon.post([typed, tapped])
+    for sent in (typed, tapped):
+        replies = await asyncio.wait_for(line.wait_reply(sent["replyToken"]), 10)
+        assert texts.START in str(replies)
+    assert await daemon.store.read(residents.flags_of, uid) is None
+    assert await daemon.store.read(residents.count) == 0

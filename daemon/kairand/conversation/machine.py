@@ -428,8 +428,12 @@ class _Machine:
     def on_command(self, action: str, pb: Postback | None) -> Outcome:
         resident = self.resident
         if resident is None:
-            if action in ("start", "settings", "restart"):
-                return self.fresh_start(follow=False)
+            # S16: only a follow or the person's own consent creates a record. 登録を始める
+            # shows the purpose of use and asks for consent, storing nothing; anything else
+            # (設定を変更 typed or tapped, an old button) offers 登録を始める.
+            if action == "start":
+                replies = (_text(self.survey.welcome), _consent_prompt(self.survey, self.version))
+                return Outcome(replies)
             return Outcome((_start_offer(),))
         consented = resident.consent_version is not None
         if action in ("start", "settings", "restart") and not consented:
@@ -478,9 +482,26 @@ class _Machine:
             return Outcome(tuple(replies[:5]), (SetConversation(back),))
         return self.stale()
 
+    def consent_without_record(self, pb: Postback) -> Outcome:
+        """The answer to the consent prompt shown by 登録を始める to someone without a record:
+        同意する creates the resident with the consent (S16: collected directly from the person,
+        after the purpose was stated); 同意しない stores nothing."""
+        if pb.version != self.version or pb.option not in ("yes", "no"):
+            return Outcome((_text(texts.STALE), _start_offer()))
+        if pb.option == "no":
+            return Outcome((_text(texts.DECLINED),))
+        state = self._first_question_state("onboard")
+        ops: list[Operation] = [
+            StartResident(),
+            SetConsent(self.survey.consent_version),
+            SetConversation(state),
+        ]
+        thanks = _text(texts.CONSENT_THANKS.format(n=len(self.survey.questions)))
+        return Outcome(tuple([thanks, *self._prompt_state(state)]), tuple(ops))
+
     def on_consent(self, pb: Postback) -> Outcome:
         if self.resident is None:
-            return Outcome((_start_offer(),))
+            return self.consent_without_record(pb)
         if pb.version != self.version or self.conv.get("step") not in ("consent", "declined"):
             return self.stale()
         if pb.option == "no":

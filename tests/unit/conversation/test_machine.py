@@ -329,9 +329,11 @@ def test_delete_needs_confirmation_and_purges_with_reason_request() -> None:
     out = send(resident, postback("a=del"))
     out = send(resident, postback(find(out, texts.DELETE_OK)["data"]))
     assert resident.purged == ["request"] and not resident.exists
-    # Still a friend: a later tap offers a fresh registration.
+    # Still a friend: a later tap offers a fresh registration, which needs consent again.
     out = send(resident, postback("a=settings"))
-    assert find(out, texts.CONSENT_YES) and resident.exists
+    out = send(resident, postback(find(out, texts.START)["data"]))
+    out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
+    assert resident.exists and resident.consent_version is not None and not resident.registered
 
 
 def test_unfollow_purges_and_refollow_starts_fresh() -> None:
@@ -350,9 +352,7 @@ def test_unknown_sender_is_offered_registration() -> None:
     out = machine.handle(postback("a=ans&v=1&q=gender&o=female"), None, SURVEY, VERSION)
     assert out.ops == () and find(out, texts.START)
     out = machine.handle(postback("a=start"), None, SURVEY, VERSION)
-    assert isinstance(out.ops[0], machine.StartResident) and "follow" not in [
-        getattr(op, "metric", "") for op in out.ops
-    ]
+    assert out.ops == () and find(out, texts.CONSENT_YES)  # nothing stored before consent
 
 
 def test_unknown_event_types_are_ignored() -> None:
@@ -455,3 +455,37 @@ def test_changed_purpose_notice_asks_for_consent_again() -> None:
     out = send_newer(text("こんにちは"))
     out = send_newer(postback(find(out, texts.CONSENT_YES)["data"]))
     assert resident.consent_version == 2 and out.replies[0]["text"] == texts.COMPLETED_AGAIN
+
+
+@pytest.mark.req("S16")
+@pytest.mark.parametrize(
+    "event",
+    [postback("a=settings"), text(texts.SETTINGS), postback("a=restart"), postback("a=stop")],
+    ids=["settings-postback", "settings-text", "restart", "stop"],
+)
+def test_settings_from_someone_without_a_record_stores_nothing(event: Event) -> None:
+    """S16: 「設定を変更」 (typed or tapped) from someone Kairan has no record of offers
+    登録を始める and stores nothing: only a follow (or the person's own consent) creates a
+    resident."""
+    resident = FakeResident()
+    out = send(resident, event)
+    assert out.ops == () and not resident.exists
+    assert find(out, texts.START)
+
+
+@pytest.mark.req("S16")
+def test_start_without_a_record_asks_consent_before_storing_anything() -> None:
+    """S16: 登録を始める shows the purpose of use and asks for consent, storing nothing; 同意しない
+    stores nothing either; 同意する creates the resident with the consent and asks the first
+    question."""
+    resident = FakeResident()
+    out = send(resident, postback("a=start"))
+    assert out.ops == () and not resident.exists
+    assert out.replies[0]["text"] == SURVEY.welcome and find(out, texts.CONSENT_YES)
+    out = send(resident, postback(find(out, texts.CONSENT_NO)["data"]))
+    assert out.ops == () and not resident.exists and out.replies[0]["text"] == texts.DECLINED
+    out = send(resident, postback("a=start"))
+    out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
+    assert resident.exists and resident.consent_version == SURVEY.consent_version
+    assert resident.conversation["step"] == "ask" and find(out, texts.PICK_YEAR)
+    assert "follow" not in resident.metrics
