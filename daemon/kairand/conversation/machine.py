@@ -432,8 +432,8 @@ class _Machine:
             # shows the purpose of use and asks for consent, storing nothing; anything else
             # (設定を変更 typed or tapped, an old button) offers 登録を始める.
             if action == "start":
-                replies = (_text(self.survey.welcome), _consent_prompt(self.survey, self.version))
-                return Outcome(replies)
+                welcome = _text(self.survey.welcome)
+                return Outcome((welcome, _consent_prompt(self.survey, self.version)))
             return Outcome((_start_offer(),))
         consented = resident.consent_version is not None
         if action in ("start", "settings", "restart") and not consented:
