@@ -98,6 +98,12 @@ class DeliverySection(Section):
     """Deliveries to fewer recipients than this may be approved by their author (0 = never)."""
 
 
+class ConversationSection(Section):
+    postback_max_age_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
+    """A button tapped longer ago than this (by the event's timestamp) is refused with the
+    polite "old button" reply and the current question again, never applied as an answer."""
+
+
 class PrivacySection(Section):
     store_display_name: bool = False
     """Keep residents' LINE display names (W6: off unless the municipality needs them)."""
@@ -115,6 +121,7 @@ class Config(Section):
     line: LineSection = LineSection()
     api: ApiSection = ApiSection()
     delivery: DeliverySection = DeliverySection()
+    conversation: ConversationSection = ConversationSection()
     privacy: PrivacySection = PrivacySection()
 
     @property

@@ -214,7 +214,8 @@ async def test_decline_guidance_and_media_replies(
     an image is answered without being downloaded (the stand-in has no content endpoint)."""
     daemon, line = world
     uid = user_id()
-    follow = event("follow", uid, 1)
+    t0 = int(time.time() * 1000)  # LINE's timestamps: old postbacks are refused
+    follow = event("follow", uid, t0 + 1)
     await daemon.post([follow])
     messages = await asyncio.wait_for(line.wait_reply(follow["replyToken"]), 10)
     decline = next(
@@ -222,14 +223,14 @@ async def test_decline_guidance_and_media_replies(
         for i in messages[-1]["quickReply"]["items"]
         if i["action"]["label"] == texts.CONSENT_NO
     )
-    ev = event("postback", uid, 2, data=decline["data"])
+    ev = event("postback", uid, t0 + 2, data=decline["data"])
     await daemon.post([ev])
     assert (await asyncio.wait_for(line.wait_reply(ev["replyToken"]), 10))[0][
         "text"
     ] == texts.DECLINED
     secret_text = "私の電話番号は090-0000-0000です " + secrets.token_hex(4)
-    chat = event("message", uid, 3, text=secret_text)
-    image = event("message", uid, 4, message_type="image")
+    chat = event("message", uid, t0 + 3, text=secret_text)
+    image = event("message", uid, t0 + 4, message_type="image")
     await daemon.post([chat, image])
     assert (await asyncio.wait_for(line.wait_reply(chat["replyToken"]), 10))[0][
         "text"
@@ -266,8 +267,9 @@ async def test_events_of_one_resident_apply_in_timestamp_order_and_once(
     webhookEventId (redelivery) is applied once."""
     daemon, line = world
     uid = user_id()
-    follow = event("follow", uid, 1000)
-    consent = event("postback", uid, 2000, data="a=consent&v=1&o=yes")
+    t0 = int(time.time() * 1000)  # LINE's timestamps: old postbacks are refused
+    follow = event("follow", uid, t0 + 1000)
+    consent = event("postback", uid, t0 + 2000, data="a=consent&v=1&o=yes")
     assert await daemon.post([consent, follow]) == 200  # out of order
     redelivered = dict(follow, deliveryContext={"isRedelivery": True})
     assert await daemon.post([redelivered]) == 200

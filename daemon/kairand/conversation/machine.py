@@ -40,6 +40,8 @@ class ResidentState:
     deliveries_stopped: bool
     conversation: Mapping[str, Any]
     answers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    survey_version: int | None = None
+    """The survey version of the last buttons shown to the resident (None: not recorded)."""
 
 
 # --- outputs: store operations --------------------------------------------------------------
@@ -546,11 +548,48 @@ def _needs_reconsent(
     return event.kind == "media"
 
 
+def _refused_postback(
+    event: Event,
+    pb: Postback | None,
+    resident: ResidentState | None,
+    version: int,
+    now_ms: int | None,
+    max_age_ms: int | None,
+) -> bool:
+    """A postback Kairan will not act on although its data is well-formed: older than the
+    configured age (a button tapped long ago, or a replay), or carrying a survey version the
+    resident was never shown (only the current version, and only once they were shown it)."""
+    if now_ms is not None and max_age_ms is not None and event.timestamp < now_ms - max_age_ms:
+        return True
+    if pb is None or pb.version is None:
+        return False
+    if pb.version != version:
+        return pb.action not in _ANSWERS  # old answers have their own path (survey changed)
+    shown = resident.survey_version if resident is not None else None
+    return shown is not None and shown != pb.version
+
+
+_ANSWERS = frozenset({"ans", "page", "tog", "done", "year"})
+
+
 def handle(
-    event: Event, resident: ResidentState | None, survey: SurveyDefinition, version: int
+    event: Event,
+    resident: ResidentState | None,
+    survey: SurveyDefinition,
+    version: int,
+    *,
+    now_ms: int | None = None,
+    max_postback_age_ms: int | None = None,
 ) -> Outcome:
-    """Decide what one event does. RESIDENT is None when the sender has no record."""
+    """Decide what one event does. RESIDENT is None when the sender has no record. With
+    NOW_MS and MAX_POSTBACK_AGE_MS, postbacks older than that age are refused politely."""
     machine = _Machine(survey, version, resident)
+    if event.kind == "postback":
+        pb = decode(event.data)
+        if _refused_postback(event, pb, resident, version, now_ms, max_postback_age_ms):
+            if resident is None:
+                return Outcome((_text(texts.STALE), _start_offer()))
+            return machine.stale()
     is_test_code = event.kind == "text" and TEST_CODE_RE.match(event.text.strip().upper())
     if not is_test_code and _needs_reconsent(event, resident, survey):
         replies = (_text(texts.RECONSENT), _consent_prompt(survey, version))
@@ -580,7 +619,7 @@ def handle(
             if resident is None:
                 return Outcome((_start_offer(),))
             return machine.stale()
-        if pb.action in ("ans", "page", "tog", "done", "year"):
+        if pb.action in _ANSWERS:
             if resident is None:
                 return Outcome((_start_offer(),))
             return machine.on_answer(pb, event)

@@ -70,6 +70,7 @@ def _apply(
     keys: PurgeKeys,
     store_display_name: bool,
     result: BatchResult,
+    postback_max_age_ms: int | None = None,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -82,7 +83,14 @@ def _apply(
         return "ignored"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
-    outcome = machine.handle(event, state, definition, version)
+    outcome = machine.handle(
+        event,
+        state,
+        definition,
+        version,
+        now_ms=now * 1000,
+        max_postback_age_ms=postback_max_age_ms,
+    )
     if not outcome.handled:
         return "ignored"
     replies = list(outcome.replies)
@@ -124,7 +132,9 @@ def _apply(
             elif isinstance(op, machine.SetDeliveriesStopped):
                 residents.set_deliveries_stopped(conn, resident_id, op.stopped)
     if resident_id is not None and not conversation_saved:
-        residents.touch(conn, resident_id, now)
+        # Buttons just shown carry this survey version: postbacks of it are now expected.
+        shown = version if replies and not event.standby else None
+        residents.touch(conn, resident_id, now, shown)
     # Standby mode: another channel owns the chat; Kairan records but says nothing.
     if replies and event.reply_token and not event.standby:
         result.replies.append(PendingReply(event.reply_token, tuple(replies[:5])))
@@ -132,9 +142,16 @@ def _apply(
 
 
 def process_batch(
-    conn: Connection, limit: int, now: float, keys: PurgeKeys, store_display_name: bool
+    conn: Connection,
+    limit: int,
+    now: float,
+    keys: PurgeKeys,
+    store_display_name: bool,
+    postback_max_age_seconds: int | None = None,
 ) -> BatchResult:
-    """Process up to LIMIT pending events inside the caller's write transaction."""
+    """Process up to LIMIT pending events inside the caller's write transaction. Postbacks
+    older than POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
+    max_age_ms = None if postback_max_age_seconds is None else postback_max_age_seconds * 1000
     result = BatchResult()
     rows = inbox.pending(conn, limit)
     if not rows:
@@ -147,7 +164,17 @@ def process_batch(
     for row in rows:
         try:
             with inbox.event_savepoint(conn):
-                state = _apply(conn, row, definition, version, at, keys, store_display_name, result)
+                state = _apply(
+                    conn,
+                    row,
+                    definition,
+                    version,
+                    at,
+                    keys,
+                    store_display_name,
+                    result,
+                    max_age_ms,
+                )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
             # Logged without the event (it may hold a user id); the row is kept as 'failed'.
@@ -212,17 +239,24 @@ class InboxWorker:
         keys: PurgeKeys,
         wake: asyncio.Event,
         store_display_name: bool = False,
+        postback_max_age_seconds: int | None = None,
     ) -> None:
         self.store = store
         self.line = line
         self.keys = keys
         self.wake = wake
         self.store_display_name = store_display_name
+        self.postback_max_age_seconds = postback_max_age_seconds
         self.processed = 0
 
     async def run_once(self) -> BatchResult:
         result = await self.store.write(
-            process_batch, BATCH_SIZE, time.time(), self.keys, self.store_display_name
+            process_batch,
+            BATCH_SIZE,
+            time.time(),
+            self.keys,
+            self.store_display_name,
+            self.postback_max_age_seconds,
         )
         self.processed += result.processed
         if result.processed:
@@ -262,7 +296,12 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     keys = await asyncio.get_running_loop().run_in_executor(None, load_keys)
     worker = InboxWorker(
-        app[STORE], app.get(LINE), keys, wake_event(app), config.privacy.store_display_name
+        app[STORE],
+        app.get(LINE),
+        keys,
+        wake_event(app),
+        config.privacy.store_display_name,
+        config.conversation.postback_max_age_seconds,
     )
     app[INBOX_WORKER] = worker
     app[TASKS].spawn(worker.run(), "inbox-worker")

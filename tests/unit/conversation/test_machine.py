@@ -489,3 +489,50 @@ def test_start_without_a_record_asks_consent_before_storing_anything() -> None:
     assert resident.exists and resident.consent_version == SURVEY.consent_version
     assert resident.conversation["step"] == "ask" and find(out, texts.PICK_YEAR)
     assert "follow" not in resident.metrics
+
+
+def _asked_gender(survey_version: int | None) -> machine.ResidentState:
+    return machine.ResidentState(
+        1,
+        False,
+        False,
+        {"step": "ask", "q": "gender", "page": 0, "sel": [], "mode": "onboard"},
+        survey_version=survey_version,
+    )
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.mark.req("N1")
+def test_postback_older_than_the_configured_age_is_refused_politely() -> None:
+    """N1: a postback whose event timestamp is two days old (max age one day) is not applied:
+    the polite refusal and the current question again, no store operation."""
+    now = 1_800_000_000_000
+    old = Event("postback", USER, now - 2 * DAY_MS, "tok", data="a=ans&v=1&q=gender&o=female")
+    out = machine.handle(
+        old, _asked_gender(1), SURVEY, VERSION, now_ms=now, max_postback_age_ms=DAY_MS
+    )
+    assert out.ops == () and out.replies[0]["text"] == texts.STALE
+    assert find(out, "女性")  # the current question again
+    fresh = Event("postback", USER, now - 1000, "tok", data="a=ans&v=1&q=gender&o=female")
+    out = machine.handle(
+        fresh, _asked_gender(1), SURVEY, VERSION, now_ms=now, max_postback_age_ms=DAY_MS
+    )
+    assert machine.SetAnswer("gender", (("female", None),)) in out.ops
+
+
+@pytest.mark.req("N1")
+@pytest.mark.parametrize(
+    "data", ["a=ans&v=2&q=gender&o=female", "a=edit&v=2&q=area", "a=consent&v=2&o=yes"]
+)
+def test_postback_of_a_survey_version_never_shown_is_refused(data: str) -> None:
+    """N1: the survey is now version 2 but this resident was last shown version 1; a postback
+    carrying version 2 cannot come from a button they saw: refused politely, nothing stored."""
+    asking = {"step": "ask", "q": "gender", "page": 0, "sel": [], "mode": "edit"}
+    conversation = {"step": "consent"} if data.startswith("a=consent") else asking
+    resident = machine.ResidentState(1, True, False, conversation, survey_version=1)
+    out = machine.handle(postback(data), resident, SURVEY, 2)
+    assert out.ops == () and out.replies[0]["text"] == texts.STALE
+    shown = machine.ResidentState(1, True, False, dict(resident.conversation), survey_version=2)
+    assert machine.handle(postback(data), shown, SURVEY, 2).ops != ()

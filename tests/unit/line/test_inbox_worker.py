@@ -62,10 +62,10 @@ def test_failing_event_is_isolated_and_others_are_done(
     )
     original = machine.handle
 
-    def handle(event, resident, survey, version):  # type: ignore[no-untyped-def]
+    def handle(event, resident, survey, version, **kwargs):  # type: ignore[no-untyped-def]
         if event.user_id == users[1]:
             raise ValueError("boom")
-        return original(event, resident, survey, version)
+        return original(event, resident, survey, version, **kwargs)
 
     monkeypatch.setattr(machine, "handle", handle)
     result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
@@ -130,3 +130,42 @@ def test_processed_rows_can_be_pruned_pending_ones_never(store: Store) -> None:
     store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 2)], 1000)
     assert store.write_sync(inbox.prune_processed, 2000) == 1
     assert store.read_sync(inbox.counts) == {"pending": 1}
+
+
+def _replies_text(result: worker.BatchResult) -> list[str]:
+    return [m["text"] for r in result.replies for m in r.messages]
+
+
+@pytest.mark.req("N1")
+def test_a_two_day_old_postback_is_refused_politely_not_applied(store: Store) -> None:
+    """N1: a postback whose event timestamp is two days old (max age one day) is answered with
+    the polite refusal for old buttons and not stored as an answer; a fresh one is."""
+    from kairand.conversation import texts
+
+    user = _user()
+    now = time.time()
+    now_ms = int(now * 1000)
+    store.write_sync(inbox.insert_events, [_incoming("follow", user, now_ms - 10_000)], now)
+    store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
+    consent = "a=consent&v=1&o=yes"
+    old = _incoming("postback", user, now_ms - 2 * 86_400_000, postback={"data": consent})
+    store.write_sync(inbox.insert_events, [old], now)
+    result = store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
+    assert texts.STALE in _replies_text(result)[0]
+    assert store.read_sync(residents.flags_of, user)["consent_version"] is None
+    fresh = _incoming("postback", user, now_ms - 1000, postback={"data": consent})
+    store.write_sync(inbox.insert_events, [fresh], now)
+    store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
+    assert store.read_sync(residents.flags_of, user)["consent_version"] == 1
+
+
+@pytest.mark.req("N1")
+def test_buttons_shown_record_their_survey_version(store: Store) -> None:
+    """N1: whatever is shown to a resident records the survey version of its buttons, so a
+    postback of a version they were never shown can be told apart."""
+    user = _user()
+    now = time.time()
+    store.write_sync(inbox.insert_events, [_incoming("follow", user, 1)], now)
+    store.write_sync(worker.process_batch, 10, now, _keys(), False)
+    loaded = store.read_sync(residents.load, user)
+    assert loaded is not None and loaded[1].survey_version == 1
