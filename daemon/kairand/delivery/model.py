@@ -22,7 +22,11 @@ from kairand.segments.model import SegmentFilter
 
 MAX_MESSAGES = 5
 MAX_TEXT_UNITS = 5000
-TEST_PREFIX = "【テスト送信】\n"
+TEST_NOTICE = (
+    "【テスト送信】\nこの後のメッセージは配信前の確認用です。住民の皆さまには届いていません。"
+)
+"""The message a test send starts with: its own message object, so every text goes out
+unchanged (a prefix glued to a valid 5,000-unit text pushed it over LINE's limit)."""
 
 
 class Status(enum.StrEnum):
