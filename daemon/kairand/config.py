@@ -17,16 +17,22 @@ from kairand.errors import ConfigError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Field docstrings become descriptions: docs/configuration.md is generated from them
+    # (python -m kairand.configdoc), so the reference cannot drift from the code.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DaemonSection(Section):
+    """The daemon process: where the store lives, logging, threads, training mode."""
+
     state_dir: Path = Path("/var/lib/kairan")
     """Folder holding the encrypted store (and nothing else personal)."""
     database: str = "kairan.db"
     """File name of the SQLCipher store inside state_dir."""
     runtime_dir: Path = Path("/run/kairan")
+    """Folder for sockets and other runtime files."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe level written to the journal."""
     read_threads: Annotated[int, Field(ge=1, le=16)] = 2
     """Threads serving read-only queries (the single writer has its own thread)."""
     training_mode: bool = False
@@ -34,6 +40,8 @@ class DaemonSection(Section):
 
 
 class KeyringSection(Section):
+    """Where secrets (store key, channel secret, access token, signing keys) come from."""
+
     backend: str = ""
     """Dotted class path of the keyring backend. Empty: keyring's own choice, which honours
     PYTHON_KEYRING_BACKEND (the systemd unit pins the credentials backend that way)."""
@@ -42,32 +50,48 @@ class KeyringSection(Section):
 
 
 class WebhookSection(Section):
+    """The LINE webhook listener (reached through the outbound ssh tunnel, docs/line-side.md)."""
+
     socket: Path | None = Path("/run/kairan/webhook.sock")
     """Unix socket the tunnel forwards to (TLS served on it when tls_cert is set)."""
     socket_mode: int = 0o660
+    """File mode of the webhook socket."""
     tcp_host: str = ""
     """Loopback TCP listener for development (empty: none)."""
     tcp_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Port of the development TCP listener (0: none)."""
     tls_cert: Path | None = None
+    """Certificate served on the webhook socket (TLS terminates on the appliance, never on the
+    relay)."""
     tls_key: Path | None = None
+    """Private key of tls_cert."""
     path: str = "/webhook"
+    """URL path LINE posts to."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024
+    """Larger bodies are refused with 413 before they are read."""
     bot_user_id: str = ""
     """The `destination` LINE puts in every webhook body; empty accepts any (dev only)."""
 
 
 class LineSection(Section):
+    """The LINE Messaging API client: one base URL per LINE host."""
+
     api_base: str = "https://api.line.me"
     """Messaging API base URL (no trailing slash). The simulator's URL in training mode."""
     data_base: str = "https://api-data.line.me"
     """Data API base URL (rich-menu images): LINE serves those operations only there. The
     simulator's data listener in training mode."""
     request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Per-request timeout for calls to LINE."""
 
 
 class ApiSection(Section):
+    """The staff API (unix socket, SO_PEERCRED identities; docs/api.md)."""
+
     socket: Path = Path("/run/kairan/api.sock")
+    """Unix socket of the staff API (the TUI connects here; staff are identified by uid)."""
     socket_mode: int = 0o660
+    """File mode of the staff API socket."""
     socket_group: str = "kairan-staff"
     """Group owning the API socket; empty leaves the daemon's group."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 256 * 1024
@@ -83,6 +107,8 @@ class ApiSection(Section):
 
 
 class DeliverySection(Section):
+    """The sender (docs/delivery.md)."""
+
     multicast_rate_per_second: Annotated[float, Field(gt=0, le=2000)] = 200.0
     """Token-bucket rate of multicast requests (LINE allows 200/s per channel)."""
     concurrency: Annotated[int, Field(ge=1, le=64)] = 40
@@ -99,12 +125,16 @@ class DeliverySection(Section):
 
 
 class ConversationSection(Section):
+    """The survey conversation with residents (docs/line-side.md)."""
+
     postback_max_age_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
     """A button tapped longer ago than this (by the event's timestamp) is refused with the
     polite "old button" reply and the current question again, never applied as an answer."""
 
 
 class PrivacySection(Section):
+    """Privacy switches (W4, W6, K6, S17)."""
+
     store_display_name: bool = False
     """Keep residents' LINE display names (W6: off unless the municipality needs them)."""
     small_cell_threshold: Annotated[int, Field(ge=1)] = 10
