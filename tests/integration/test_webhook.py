@@ -172,6 +172,37 @@ def test_invalid_or_missing_signature_is_400_counted_and_pii_free(
     assert all(user not in repr(r.__dict__) for r in caplog.records)
 
 
+@pytest.mark.req("N4")
+def test_events_with_a_user_id_that_is_not_a_line_id_are_dropped_and_counted(
+    server: WebhookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """N4: a signed event whose userId is not a LINE id (U + 32 lowercase hex) is dropped and
+    counted — it would create a resident whose id makes LINE refuse a whole multicast batch —
+    while the valid events of the same body are stored; the answer is 200 and no id is
+    logged."""
+    good = user_id()
+    bad_ids = ["hello-world", "U" + "x" * 5000, "U" + "0" * 31 + "\x00", "U" + "A" * 32, "U1"]
+    events = [event("follow", good, 1)] + [
+        event("follow", bad, 2 + i) for i, bad in enumerate(bad_ids)
+    ]
+    numeric = event("follow", good, 99)
+    numeric["source"]["userId"] = 12345
+    caplog.set_level(logging.INFO)
+    status, _ = server.post(envelope(server.config.webhook.bot_user_id, [*events, numeric]))
+    assert status == 200
+    stored = server.store.read_sync(
+        lambda c: c.execute("SELECT line_user_id FROM inbox").fetchall()
+    )
+    assert stored == [(good,)]
+    today = metrics.day_of(__import__("time").time())
+    dropped = server.store.read_sync(metrics.series, "webhook_invalid_user_id", today, today)
+    assert dropped == {today: len(bad_ids) + 1}
+    logged = [r for r in caplog.records if r.getMessage() == "webhook.invalid_user_id"]
+    assert logged and all(
+        bad not in repr(r.__dict__) for r in caplog.records for bad in ["hello-world", good]
+    )
+
+
 def test_wrong_destination_is_refused(server: WebhookServer) -> None:
     """N1: a correctly signed body for another bot is not stored."""
     body = envelope("U" + "0" * 32, [event("follow", user_id(), 1)])
