@@ -306,6 +306,7 @@ HOSTILE_VALUES = st.one_of(
 )
 
 
+@pytest.mark.req("N1")
 @settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -330,6 +331,7 @@ def test_hostile_json_is_never_a_5xx(server: WebhookServer, value: str, where: s
         assert server.store.read_sync(_count) == before
 
 
+@pytest.mark.req("N1")
 @pytest.mark.parametrize(
     ("body", "where"),
     [
@@ -349,6 +351,7 @@ def test_deep_or_impossible_json_is_400(server: WebhookServer, body: str, where:
     assert server.store.read_sync(_count) == 0
 
 
+@pytest.mark.req("N1")
 def test_not_utf8_but_valid_json_in_another_encoding_is_400(server: WebhookServer) -> None:
     """LINE sends UTF-8; the same envelope in UTF-16 (which json.loads would guess) is a 400."""
     body = envelope(server.config.webhook.bot_user_id, [event("follow", user_id(), 1)])
