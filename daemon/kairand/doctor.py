@@ -6,7 +6,6 @@ fails (warnings and skipped checks do not fail). Checks never print secrets or p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kairand.config import Config, load_config
-from kairand.errors import ExitCode, KairanError
+from kairand.errors import KairanError
 from kairand.keys import secrets
 
 OK, WARN, FAIL, SKIP = "ok", "warning", "fail", "skipped"
@@ -391,15 +390,4 @@ def render(results: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    results = run_checks(Context(args.config))
-    print(render(results))
-    return ExitCode.FAILURE if any(r.status == FAIL for r in results) else ExitCode.OK
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    doctor = subparsers.add_parser("doctor", help="check the appliance's health (日本語/English)")
-    doctor.set_defaults(func=_cmd_doctor)
-
-
-__all__ = ["Check", "Context", "register", "render", "run_checks"]
+__all__ = ["Check", "Context", "render", "run_checks"]

@@ -38,9 +38,9 @@ from kairand.store import stats as stats_store
 from kairand.store import survey as survey_store
 from kairand.store import test_recipients as test_recipients_store
 from kairand.store.database import Store
+from kairand.timeutil import JST
 
 log = get_logger(__name__)
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
 def ok(model: BaseModel, status: int = 200) -> web.Response:

@@ -54,7 +54,9 @@ RUNS: web.AppKey[list[RunResult]] = web.AppKey("retention_runs")
 
 def _load(conn: Connection) -> tuple[tuple[int, int, RetentionRules] | None, int | None]:
     last = settings.get(conn, retention_store.LAST_RUN_KEY)
-    return retention_store.current_rules(conn), (int(last) if last is not None else None)
+    return rules_mod.from_stored(retention_store.current_rules(conn)), (
+        int(last) if last is not None else None
+    )
 
 
 def _finish_run(conn: Connection, result: RunResult) -> None:
