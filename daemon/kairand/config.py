@@ -83,6 +83,14 @@ class LineSection(Section):
     simulator's data listener in training mode."""
     request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """Per-request timeout for calls to LINE."""
+    reply_concurrency: Annotated[int, Field(ge=1, le=2000)] = 256
+    """Replies in flight at once across residents (each resident's own replies go in order).
+    At LINE's latency L seconds this carries reply_concurrency / L replies per second."""
+    reply_token_lifetime_seconds: Annotated[float, Field(gt=0, le=60)] = 50.0
+    """A reply is attempted only this long after its event was received (LINE's reply tokens
+    live about a minute); later, or when LINE refuses it, the state is kept and only a
+    message the resident must know (deliveries stopped/resumed, data deleted, registration
+    completed) is pushed instead."""
 
 
 class ApiSection(Section):

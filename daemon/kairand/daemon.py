@@ -19,7 +19,7 @@ from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
-from kairand.line.client import LineApi, line_api
+from kairand.line.client import MAX_CONNECTIONS, LineApi, line_api
 from kairand.logs import get_logger
 from kairand.store.database import Store
 from kairand.tasks import TaskGroup
@@ -52,6 +52,8 @@ async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
         token,
         config.line.request_timeout_seconds,
         data_base=config.line.data_base,
+        # The sender's requests and the inbox's replies in flight never wait for each other.
+        connections=MAX_CONNECTIONS + config.line.reply_concurrency,
     ) as api:
         app[LINE] = api
         yield

@@ -45,6 +45,7 @@ async def line_api(
     access_token: str,
     request_timeout: float = 10.0,
     data_base: str = DATA_API_BASE,
+    connections: int = MAX_CONNECTIONS,
 ) -> AsyncIterator[LineApi]:
     """Yield Messaging API clients; the underlying HTTP sessions are closed on exit.
 
@@ -52,11 +53,12 @@ async def line_api(
     would send the rich-menu upload to api.line.me, where LINE does not serve it. The messaging
     client (`api_base`) and the blob client (`data_base`) therefore each get their own
     Configuration and HTTP session; training mode points both at the simulator's two listeners.
-    Pass `_request_timeout=api.timeout` on calls: the SDK's default is 300 s.
+    Pass `_request_timeout=api.timeout` on calls: the SDK's default is 300 s. CONNECTIONS
+    sizes the messaging pool: the sender's requests plus the inbox's replies in flight.
     """
     # The SDK's default pool is 5 connections per CPU (10 on a 2-core appliance), which caps
     # multicast at ~100 req/s at LINE's latency; the sender needs rate x latency in flight.
-    messaging = _configuration(api_base, access_token, MAX_CONNECTIONS)
+    messaging = _configuration(api_base, access_token, connections)
     data = _configuration(data_base, access_token, MAX_DATA_CONNECTIONS)
     async with AsyncApiClient(messaging) as client, AsyncApiClient(data) as data_client:
         yield LineApi(
