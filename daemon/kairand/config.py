@@ -83,9 +83,11 @@ class LineSection(Section):
     simulator's data listener in training mode."""
     request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """Per-request timeout for calls to LINE."""
-    reply_concurrency: Annotated[int, Field(ge=1, le=2000)] = 256
+    reply_concurrency: Annotated[int, Field(ge=1, le=4000)] = 1000
     """Replies in flight at once across residents (each resident's own replies go in order).
-    At LINE's latency L seconds this carries reply_concurrency / L replies per second."""
+    At LINE's latency L seconds this carries reply_concurrency / L replies per second (LINE
+    allows 2,000/s): 1,000 residents onboarding at once never wait on each other's replies
+    even when LINE takes 2 s. One socket each (the systemd unit sets LimitNOFILE=8192)."""
     reply_token_lifetime_seconds: Annotated[float, Field(gt=0, le=60)] = 50.0
     """A reply is attempted only this long after its event was received (LINE's reply tokens
     live about a minute); later, or when LINE refuses it, the state is kept and only a

@@ -98,6 +98,10 @@ _JA = {
     "datetime_parsing": "日時（ISO 8601 形式）で指定してください。",
     "datetime_from_date_parsing": "日時（ISO 8601 形式）で指定してください。",
     "value_error": "値が正しくありません。",
+    "control_characters": (
+        "制御文字（NUL など、画面に表示されない文字）は使えません。"
+        "本文に使えるのは改行とタブだけです。コピーした文章の場合は、貼り付け直してください。"
+    ),
 }
 GENERIC_JA = "値が正しくありません。"
 

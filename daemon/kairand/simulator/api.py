@@ -114,6 +114,9 @@ class Platform:
         self._message_seq = 580_000_000_000_000_000
         self.listeners: list[DeliveryListener] = []
         self.counters: dict[str, int] = {}
+        # Seconds from an event's reply token being issued to the reply being accepted: what a
+        # resident waits for an answer (bench/webhook_ingest.py reports its percentiles).
+        self.reply_delays: deque[float] = deque(maxlen=1_000_000)
         # (listener "api" | "data", method, path) of every request, routed or not.
         self.calls: deque[tuple[str, str, str]] = deque(maxlen=100_000)
 
@@ -349,8 +352,10 @@ async def reply(request: web.Request, call: Call) -> web.Response:
     token = platform.reply_tokens.get(call.body["replyToken"])
     now = platform.clock.now()
     if token is None or now - token.issued_at > platform.reply_token_ttl_s:
+        platform.counters["reply_refused"] = platform.counters.get("reply_refused", 0) + 1
         return error(400, MSG_INVALID_REPLY_TOKEN)
     del platform.reply_tokens[call.body["replyToken"]]  # single use
+    platform.reply_delays.append(now - token.issued_at)
     platform.deliver(
         [token.user_id], "reply", call.body["messages"], call.request_id, None, call.raw
     )

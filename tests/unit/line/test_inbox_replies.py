@@ -7,7 +7,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,14 @@ from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, Store
 
 pytestmark = pytest.mark.req("N1")
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _none_pending(store: Store) -> bool:
+    return await store.read(inbox.count_pending) == 0
 
 
 def _user() -> str:
@@ -72,12 +80,17 @@ class SlowLine:
         return web.json_response({"sentMessages": [{"id": "2", "quoteToken": "q"}]})
 
     async def wait_answered(self, token: str, within: float) -> float:
-        deadline = time.monotonic() + within
-        while token not in self.answered:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no reply within {within} s")
-            await asyncio.sleep(0.01)
+        await until(lambda: _true(token in self.answered), within)
         return self.answered[token]
+
+
+async def until(condition: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait (polling) until CONDITION holds; fail after WITHIN seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -137,8 +150,7 @@ async def test_a_slow_reply_does_not_delay_other_residents(
     slow = _event("follow", _user())
     slow_line.delays[_token(slow)] = 20.0
     await _add(store, running, slow)
-    while _token(slow) not in slow_line.arrived:
-        await asyncio.sleep(0.01)
+    await until(lambda: _true(_token(slow) in slow_line.arrived))
     fast = _event("follow", _user())
     started = time.monotonic()
     await _add(store, running, fast)
@@ -190,10 +202,8 @@ async def test_replies_are_bounded_by_the_token_lifetime_and_must_know_is_pushed
     slow_line.delays[_token(follow)] = 10.0
     started = time.monotonic()
     await _add(store, running, stop, follow)
-    async with asyncio.timeout(10):
-        while not slow_line.pushes:
-            await asyncio.sleep(0.02)
-        await running.settle()
+    await until(lambda: _true(bool(slow_line.pushes)))
+    await running.settle()
     assert time.monotonic() - started < 5.0  # cut at the token's deadline, not LINE's 10 s
     assert [p["to"] for p in slow_line.pushes] == [stopper]
     assert slow_line.pushes[0]["messages"][0]["text"] == texts.STOPPED
@@ -212,10 +222,8 @@ async def test_a_reply_whose_token_already_expired_is_not_attempted(
     late = _event("follow", _user())
     await store.write(inbox.insert_events, [late], time.time() - 120)
     running.wake.set()
-    async with asyncio.timeout(10):
-        while await store.read(inbox.count_pending):
-            await asyncio.sleep(0.02)
-        await running.settle()
+    await until(lambda: _none_pending(store))
+    await running.settle()
     assert _token(late) not in slow_line.arrived
     assert await store.read(_count, "reply_expired") == 1
     assert await store.read(residents.flags_of, late.line_user_id or "") is not None
