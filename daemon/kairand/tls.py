@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import grp
 import os
 import shutil
 import ssl
@@ -166,8 +167,6 @@ def install_pair(
     leaf = validate_pair(cert, key)
     gid = None
     if group and os.geteuid() == 0:
-        import grp
-
         with contextlib.suppress(KeyError):
             gid = grp.getgrnam(group).gr_gid
     _install_file(key, dest_key, 0o640 if gid is not None else 0o600, gid)

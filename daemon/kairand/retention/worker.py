@@ -26,6 +26,7 @@ from kairand.retention import rules as rules_mod
 from kairand.retention.expiry import apply_batch
 from kairand.retention.notices import send_notices
 from kairand.retention.rules import Annual, RetentionRules
+from kairand.runtime import LINE, STOPPING, STORE, TASKS
 from kairand.store import audit, masking, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
@@ -235,8 +236,6 @@ async def next_wake_at(store: Store, now: int) -> int:
 
 
 async def _loop(app: web.Application) -> None:
-    from kairand.daemon import LINE, STOPPING, STORE  # kairand.daemon imports this module
-
     store = app[STORE]
     stopping = app[STOPPING]
     clock = app.get(CLOCK, time.time)
@@ -257,8 +256,6 @@ async def _loop(app: web.Application) -> None:
 async def retention_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: runs retention once at start (catching up after downtime), then at
     the daily run time, each annual boundary and each notice time."""
-    from kairand.daemon import TASKS
-
     app[RUNS] = []
-    app[TASKS].spawn(_loop(app), "retention")
+    app[TASKS].worker("retention", lambda: _loop(app))
     yield

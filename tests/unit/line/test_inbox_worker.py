@@ -6,11 +6,14 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from kairand.config import Config
 from kairand.conversation import machine
+from kairand.conversation.events import Event
+from kairand.conversation.survey import SurveyDefinition
 from kairand.keys import secrets as keys
 from kairand.line import inbox as worker
 from kairand.store import inbox, residents
@@ -23,7 +26,7 @@ def _user() -> str:
 
 
 def _incoming(kind: str, user: str, ts: int, **extra: object) -> inbox.IncomingEvent:
-    body = {
+    body: dict[str, Any] = {
         "type": kind,
         "mode": "active",
         "timestamp": ts,
@@ -62,7 +65,13 @@ def test_failing_event_is_isolated_and_others_are_done(
     )
     original = machine.handle
 
-    def handle(event, resident, survey, version, **kwargs):  # type: ignore[no-untyped-def]
+    def handle(
+        event: Event,
+        resident: machine.ResidentState | None,
+        survey: SurveyDefinition,
+        version: int,
+        **kwargs: Any,
+    ) -> machine.Outcome:
         if event.user_id == users[1]:
             raise ValueError("boom")
         return original(event, resident, survey, version, **kwargs)
@@ -152,11 +161,13 @@ def test_a_two_day_old_postback_is_refused_politely_not_applied(store: Store) ->
     store.write_sync(inbox.insert_events, [old], now)
     result = store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
     assert texts.STALE in _replies_text(result)[0]
-    assert store.read_sync(residents.flags_of, user)["consent_version"] is None
+    flags = store.read_sync(residents.flags_of, user)
+    assert flags is not None and flags["consent_version"] is None
     fresh = _incoming("postback", user, now_ms - 1000, postback={"data": consent})
     store.write_sync(inbox.insert_events, [fresh], now)
     store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
-    assert store.read_sync(residents.flags_of, user)["consent_version"] == 1
+    flags = store.read_sync(residents.flags_of, user)
+    assert flags is not None and flags["consent_version"] == 1
 
 
 @pytest.mark.req("N1")
