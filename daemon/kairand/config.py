@@ -106,6 +106,15 @@ class ApiSection(Section):
     """Group owning the API socket; empty leaves the daemon's group."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 256 * 1024
     """Largest request body the staff API reads (5 messages of 5,000 characters fit)."""
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A new connection must send a complete request head within this time, or is closed."""
+    idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """A kept-alive connection may wait this long for its next request (an open event
+    stream is a request in progress, never cut)."""
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    """A request body must arrive completely within this time (408 otherwise)."""
+    max_connections_per_peer: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Open connections allowed per OS user (SO_PEERCRED uid); one more gets 503."""
     audit_checkpoint_every: Annotated[int, Field(ge=1)] = 1000
     """Sign an audit checkpoint after this many new entries (S8) ..."""
     audit_checkpoint_seconds: Annotated[int, Field(ge=10)] = 3600

@@ -21,6 +21,8 @@ TITLES: dict[str, tuple[int, str]] = {
     "conflict": (409, "現在の状態ではこの操作はできません"),
     "payload-too-large": (413, "送信内容が大きすぎます"),
     "unsupported-media-type": (415, "JSON形式で送信してください"),
+    "request-timeout": (408, "送信に時間がかかりすぎました"),
+    "too-many-connections": (503, "同時接続数の上限に達しています"),
     "line-unavailable": (503, "LINEに接続できません"),
     "internal": (500, "システムエラーが発生しました"),
 }
