@@ -37,7 +37,7 @@ from kairand.line.replies import (
     must_know,
     send_replies,
 )
-from kairand.line.webhook import wake_event
+from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
@@ -87,6 +87,11 @@ def _apply(
     event = parse_event(raw if isinstance(raw, dict) else {})
     user_id = event.user_id
     if user_id is None:
+        return "ignored"
+    if not USER_ID_RE.fullmatch(user_id):
+        # Stored before the webhook refused such ids: never a resident (LINE would refuse
+        # every multicast batch it is in). Counted, never logged.
+        metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)

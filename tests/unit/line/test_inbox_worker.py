@@ -180,3 +180,18 @@ def test_buttons_shown_record_their_survey_version(store: Store) -> None:
     store.write_sync(worker.process_batch, 10, now, _keys(), False)
     loaded = store.read_sync(residents.load, user)
     assert loaded is not None and loaded[1].survey_version == 1
+
+
+@pytest.mark.req("N4")
+def test_a_stored_event_with_an_invalid_user_id_never_becomes_a_resident(store: Store) -> None:
+    """N4: an event stored before the webhook refused non-LINE ids (an upgrade with a backlog)
+    is ignored and counted by the worker; no resident is created."""
+    from kairand.store import metrics
+
+    bad = "hello-world"
+    store.write_sync(inbox.insert_events, [_incoming("follow", bad, 1)], time.time())
+    result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert result.replies == [] and store.read_sync(residents.flags_of, bad) is None
+    assert [r[0] for r in store.read_sync(_rows)] == ["ignored"]
+    today = metrics.day_of(time.time())
+    assert store.read_sync(metrics.series, "inbox_invalid_user_id", today, today) == {today: 1}
