@@ -28,7 +28,8 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
 from kairand.store import reservations as rstore
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Store
-from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
+from tests.support.line_fakes import channel_secret, envelope, setup_dev, sign
+from tests.support.ports import free_port
 
 BOOKERS = 40
 

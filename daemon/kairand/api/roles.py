@@ -12,7 +12,6 @@ ADMIN, AUTHOR, APPROVER, AUDITOR = "admin", "author", "approver", "auditor"
 COUNTER = "counter"
 """窓口担当 (issue 14): the only role that sees bookers' names and phones (every view audited)."""
 ROLES = (ADMIN, AUTHOR, APPROVER, AUDITOR, COUNTER)
-EVERYONE = frozenset(ROLES)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kairand.api.client import ApiClient
+from kairand.evidence.audit import StoredEntry
 from kairand.reservations import service
 from kairand.reservations.model import Catalogue, example_service
 from kairand.store import audit as audit_store
@@ -25,7 +26,7 @@ def _phone(slot: str, kana: str = "すいた はなこ", phone: str = "066384123
     return {"service": "hoiku", "slot": slot, "name_kana": kana, "phone": phone}
 
 
-def _last_audit(store: Store) -> audit_store.StoredEntry:
+def _last_audit(store: Store) -> StoredEntry:
     return store.read_sync(audit_store.query, audit_store.AuditFilter(), 1)[0]
 
 
