@@ -9,6 +9,7 @@ ROLE_LABELS = {
     "author": "作成者",
     "approver": "承認者",
     "auditor": "監査担当",
+    "counter": "窓口担当",
 }
 
 STATUS_LABELS = {

@@ -18,8 +18,9 @@ STAFF = {
     "aut": ("author",),
     "apr": ("approver",),
     "aud": ("auditor",),
+    "ctr": ("counter",),
     "aut2": ("author", "approver"),
-    "all": ("admin", "author", "approver", "auditor"),
+    "all": ("admin", "author", "approver", "auditor", "counter"),
 }
 
 

@@ -86,6 +86,14 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "操作ログを条件で絞り込んで表示し、改ざんがないか「検証」します。",
         "かんさろぐ かんさ そうさろぐ audit",
     ),
+    ScreenEntry(
+        "reservations",
+        "窓口予約",
+        "f10",
+        "reservations.bookings",
+        "窓口予約の一覧（日・週）、電話予約・日時変更・取消・来庁の記録、予約枠の設定をします。",
+        "まどぐちよやく よやく まどぐち reservations",
+    ),
 )
 
 

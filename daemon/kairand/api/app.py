@@ -53,6 +53,7 @@ from kairand.api.routes import (
     deliveries,
     events,
     me,
+    reservations,
     staff,
     statistics,
     survey,
@@ -96,6 +97,7 @@ HANDLERS: dict[str, Handler] = {
     "staff.delete": staff.staff_delete,
     "audit.list": audit_log.audit_list,
     "audit.verify": audit_log.audit_verify,
+    **reservations.HANDLERS,  # window reservations (issue 14)
 }
 """Route name (api.roles.ROUTES) → handler."""
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ADMIN, AUTHOR, APPROVER, AUDITOR = "admin", "author", "approver", "auditor"
-ROLES = (ADMIN, AUTHOR, APPROVER, AUDITOR)
+COUNTER = "counter"
+"""窓口担当 (issue 14): the only role that sees bookers' names and phones (every view audited)."""
+ROLES = (ADMIN, AUTHOR, APPROVER, AUDITOR, COUNTER)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,17 @@ ROUTES: tuple[Route, ...] = (
     _r("staff.delete", "DELETE", "/v1/staff/{username}", ADMIN),
     _r("audit.list", "GET", "/v1/audit", AUDITOR),
     _r("audit.verify", "GET", "/v1/audit/verify", AUDITOR),
+    # Window reservations (issue 14).
+    _r("reservations.services", "GET", "/v1/reservations/services", COUNTER, ADMIN),
+    _r("reservations.services.put", "PUT", "/v1/reservations/services", COUNTER, ADMIN, body=True),
+    _r("reservations.bookings", "GET", "/v1/reservations/bookings", COUNTER),
+    _r("reservations.book", "POST", "/v1/reservations/bookings", COUNTER, body=True),
+    _r("reservations.change", "POST", "/v1/reservations/bookings/{id}/change", COUNTER, body=True),
+    _r("reservations.cancel", "POST", "/v1/reservations/bookings/{id}/cancel", COUNTER, body=True),
+    _r(
+        "reservations.outcome", "POST", "/v1/reservations/bookings/{id}/outcome", COUNTER, body=True
+    ),
+    _r("reservations.statistics", "GET", "/v1/reservations/statistics", COUNTER, ADMIN, AUDITOR),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

@@ -75,8 +75,8 @@ __all__ = [
 ]
 
 API_VERSION = "v1"
-ROLES = ("admin", "author", "approver", "auditor")
-Role = Literal["admin", "author", "approver", "auditor"]
+ROLES = ("admin", "author", "approver", "auditor", "counter")
+Role = Literal["admin", "author", "approver", "auditor", "counter"]
 
 # Stable problem `type` URIs: clients branch on these, never on the Japanese text.
 ProblemType = Literal[
@@ -384,7 +384,7 @@ class StaffUpdate(_In):
     """PUT /v1/staff/{username}: create or replace a roster entry."""
 
     display_name: Annotated[str, Field(min_length=1, max_length=100)]
-    roles: Annotated[list[Role], Field(max_length=4)]
+    roles: Annotated[list[Role], Field(max_length=5)]
     handles_personal_data: bool = True
     active: bool = True
 
@@ -433,3 +433,10 @@ class AuditVerifyResult(_Out):
 EventName = Literal["dashboard", "delivery", "ping"]
 """GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
 `event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""
+
+# -- window reservations (issue 14): shapes live in their own module, re-exported here ----------
+
+from kairand.api.reservation_schema import *  # noqa: E402, F403
+from kairand.api.reservation_schema import __all__ as _reservation_names  # noqa: E402
+
+__all__ += _reservation_names

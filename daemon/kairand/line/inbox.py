@@ -28,6 +28,7 @@ from linebot.v3.messaging import ApiException
 from kairand.conversation import machine
 from kairand.conversation.events import parse_event
 from kairand.keys import secrets
+from kairand.line import booking as booking_chat
 from kairand.line.client import LineApi
 from kairand.line.replies import (
     REPLY_CONCURRENCY,
@@ -93,6 +94,19 @@ def _apply(
         # every multicast batch it is in). Counted, never logged.
         metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
+    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
+    if booked is not None:
+        messages, essential = booked
+        if messages and event.reply_token:
+            reply = PendingReply(
+                event.reply_token,
+                tuple(messages),
+                user_id=user_id,
+                deadline=(row.received_at or now) + reply_lifetime,
+            )
+            # A booking made or cancelled must reach the resident even if the reply is late.
+            result.replies.append(must_know(reply, essential))
+        return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
     outcome = machine.handle(
