@@ -9,6 +9,9 @@ ROLE_LABELS = {
     "author": "作成者",
     "approver": "承認者",
     "auditor": "監査担当",
+    "counter": "窓口担当",
+    "kiosk": "発券機",
+    "board": "呼出表示盤",
 }
 
 STATUS_LABELS = {

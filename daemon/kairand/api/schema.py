@@ -75,8 +75,8 @@ __all__ = [
 ]
 
 API_VERSION = "v1"
-ROLES = ("admin", "author", "approver", "auditor")
-Role = Literal["admin", "author", "approver", "auditor"]
+ROLES = ("admin", "author", "approver", "auditor", "counter", "kiosk", "board")
+Role = Literal["admin", "author", "approver", "auditor", "counter", "kiosk", "board"]
 
 # Stable problem `type` URIs: clients branch on these, never on the Japanese text.
 ProblemType = Literal[
@@ -382,7 +382,7 @@ class StaffUpdate(_In):
     """PUT /v1/staff/{username}: create or replace a roster entry."""
 
     display_name: Annotated[str, Field(min_length=1, max_length=100)]
-    roles: Annotated[list[Role], Field(max_length=4)]
+    roles: Annotated[list[Role], Field(max_length=7)]
     handles_personal_data: bool = True
     active: bool = True
 
@@ -431,3 +431,10 @@ class AuditVerifyResult(_Out):
 EventName = Literal["dashboard", "delivery", "ping"]
 """GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
 `event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""
+
+# -- same-day queue (issue 15): shapes live in their own module, re-exported here ---------------
+
+from kairand.api.queue_schema import *  # noqa: E402, F403
+from kairand.api.queue_schema import __all__ as _queue_names  # noqa: E402
+
+__all__ += _queue_names

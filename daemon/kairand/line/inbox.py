@@ -22,12 +22,14 @@ from aiohttp import ClientError, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from linebot.v3.messaging import ApiException, ReplyMessageRequest
 
+from kairand.config import QueueSection
 from kairand.conversation import machine
 from kairand.conversation.events import parse_event
 from kairand.keys import secrets
 from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
 from kairand.logs import get_logger
+from kairand.queue import chat as queue_chat
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
@@ -71,6 +73,7 @@ def _apply(
     keys: PurgeKeys,
     store_display_name: bool,
     result: BatchResult,
+    queue_cfg: QueueSection | None = None,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -81,6 +84,11 @@ def _apply(
     user_id = event.user_id
     if user_id is None:
         return "ignored"
+    queued = queue_chat.route(conn, queue_cfg, event, now)  # the same-day queue (issue 15)
+    if queued is not None:
+        if queued and event.reply_token and not event.standby:
+            result.replies.append(PendingReply(event.reply_token, tuple(queued)))
+        return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
     outcome = machine.handle(event, state, definition, version)
@@ -133,7 +141,12 @@ def _apply(
 
 
 def process_batch(
-    conn: Connection, limit: int, now: float, keys: PurgeKeys, store_display_name: bool
+    conn: Connection,
+    limit: int,
+    now: float,
+    keys: PurgeKeys,
+    store_display_name: bool,
+    queue_cfg: QueueSection | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction."""
     result = BatchResult()
@@ -148,7 +161,9 @@ def process_batch(
     for row in rows:
         try:
             with inbox.event_savepoint(conn):
-                state = _apply(conn, row, definition, version, at, keys, store_display_name, result)
+                state = _apply(
+                    conn, row, definition, version, at, keys, store_display_name, result, queue_cfg
+                )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
             # Logged without the event (it may hold a user id); the row is kept as 'failed'.
@@ -213,17 +228,24 @@ class InboxWorker:
         keys: PurgeKeys,
         wake: asyncio.Event,
         store_display_name: bool = False,
+        queue_cfg: QueueSection | None = None,
     ) -> None:
         self.store = store
         self.line = line
         self.keys = keys
         self.wake = wake
         self.store_display_name = store_display_name
+        self.queue_cfg = queue_cfg
         self.processed = 0
 
     async def run_once(self) -> BatchResult:
         result = await self.store.write(
-            process_batch, BATCH_SIZE, time.time(), self.keys, self.store_display_name
+            process_batch,
+            BATCH_SIZE,
+            time.time(),
+            self.keys,
+            self.store_display_name,
+            self.queue_cfg,
         )
         self.processed += result.processed
         if result.processed:
@@ -261,7 +283,12 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     keys = await asyncio.get_running_loop().run_in_executor(None, load_keys)
     worker = InboxWorker(
-        app[STORE], app.get(LINE), keys, wake_event(app), config.privacy.store_display_name
+        app[STORE],
+        app.get(LINE),
+        keys,
+        wake_event(app),
+        config.privacy.store_display_name,
+        config.queue,
     )
     app[INBOX_WORKER] = worker
     app[TASKS].worker("inbox-worker", worker.run)

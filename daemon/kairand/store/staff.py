@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from kairand.store.database import Connection
 
-ROLES = ("admin", "author", "approver", "auditor")
+ROLES = ("admin", "author", "approver", "auditor", "counter", "kiosk", "board")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ VALID: dict[str, dict[str, Any]] = {
     "deliveries.cancel": {},
     "test_recipients.code": {},
     "staff.put": {"display_name": "試験", "roles": ["author"], "active": True},
+    # Same-day queue (issue 15).
+    "queue.issue": {"service": "hoiku"},
+    "queue.call": {"service": "hoiku", "counter": 1},
+    "queue.action": {"action": "recall"},
+    "queue.pause": {"paused": True},
 }
 BODY_ROUTES = [r for r in ROUTES if r.body]
 assert {r.name for r in BODY_ROUTES} == set(VALID), "every body route needs a valid example"
