@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -110,13 +110,10 @@ async def run_once(store: Store, cfg: QueueSection, line: LineApi | None) -> Cou
     return Counter()
 
 
-CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("queue_clock")
-
-
 async def _loop(app: web.Application) -> None:
     store, stopping, cfg = app[STORE], app[STOPPING], app[CONFIG].queue
     event = app[SIGNALS].push
-    clock = app.get(CLOCK, time.time)
+    clock = app[SIGNALS].clock
     while not stopping.is_set():
         event.clear()
         pause = POLL_SECONDS
@@ -135,7 +132,8 @@ async def _loop(app: web.Application) -> None:
 async def queue_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the queue's push worker runs while the daemon runs (if a queue is
     configured)."""
-    app[SIGNALS] = QueueSignals()
+    if SIGNALS not in app:  # a test or the demo may have set one with its own clock
+        app[SIGNALS] = QueueSignals()
     if app[CONFIG].queue.services:
         app[TASKS].worker("queue-pushes", lambda: _loop(app))
     yield

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
 
 
 class QueueSignals:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        """The queue's clock (Unix seconds): tests and the demo may run the day at any hour."""
         self.push = asyncio.Event()
         """Set: the push worker runs now."""
         self.version = 0

@@ -31,6 +31,10 @@ from kairand.store.queue import Ticket
 KEEPALIVE_SECONDS = 15.0
 
 
+def _now(request: web.Request) -> float:
+    return request.app[SIGNALS].clock()
+
+
 def _problem(exc: QueueRuleError) -> ApiProblem:
     kind = "not-found" if exc.code == "not_found" else "conflict"
     return ApiProblem(kind, exc.message, code=exc.code)
@@ -81,7 +85,7 @@ def board_of(view: service.QueueView, opens_at: str, closes_at: str) -> schema.Q
 
 async def _board(request: web.Request) -> schema.QueueBoard:
     cfg = config_of(request).queue
-    view = await store_of(request).read(service.view, cfg, time.time())
+    view = await store_of(request).read(service.view, cfg, _now(request))
     return board_of(view, cfg.opens_at, cfg.closes_at)
 
 
@@ -132,7 +136,7 @@ async def issue(request: web.Request) -> web.Response:
     channel = "kiosk" if "kiosk" in staff_of(request).roles else "desk"
     try:
         issued = await store_of(request).write(
-            service.issue, cfg, body.service, channel, time.time()
+            service.issue, cfg, body.service, channel, _now(request)
         )
     except QueueRuleError as exc:
         raise _problem(exc) from None
@@ -161,7 +165,7 @@ async def issue(request: web.Request) -> web.Response:
 
 async def desk(request: web.Request) -> web.Response:
     cfg = config_of(request).queue
-    view = await store_of(request).read(service.view, cfg, time.time())
+    view = await store_of(request).read(service.view, cfg, _now(request))
     return ok(
         schema.QueueDesk(
             day=view.day,
@@ -193,7 +197,7 @@ async def call(request: web.Request) -> web.Response:
     cfg = config_of(request).queue
     try:
         ticket = await store_of(request).write(
-            service.call_next, cfg, body.service, body.counter, time.time()
+            service.call_next, cfg, body.service, body.counter, _now(request)
         )
     except QueueRuleError as exc:
         raise _problem(exc) from None
@@ -219,7 +223,7 @@ async def action(request: web.Request) -> web.Response:
         raise ApiProblem("bad-request", "転送先の窓口業務を選んでください。", field="service")
     try:
         acted = await store_of(request).write(
-            service.act, cfg, ticket_id, body.action, time.time(), body.service
+            service.act, cfg, ticket_id, body.action, _now(request), body.service
         )
     except QueueRuleError as exc:
         raise _problem(exc) from None
@@ -234,7 +238,7 @@ async def pause(request: web.Request) -> web.Response:
     counter = _ticket_id(request)
     try:
         await store_of(request).write(
-            service.set_paused, cfg, counter, body.paused, staff_of(request).username, time.time()
+            service.set_paused, cfg, counter, body.paused, staff_of(request).username, _now(request)
         )
     except QueueRuleError as exc:
         raise _problem(exc) from None
@@ -255,7 +259,7 @@ def _date(value: str | None, default: dt.date, name: str) -> dt.date:
 
 
 async def statistics(request: web.Request) -> web.Response:
-    today = core.day_of(time.time())
+    today = core.day_of(_now(request))
     first = _date(request.query.get("from"), today - dt.timedelta(days=30), "from")
     last = _date(request.query.get("to"), today, "to")
     if last < first or (last - first).days > 366:
