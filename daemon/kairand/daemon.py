@@ -26,6 +26,7 @@ from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
 from kairand.queue.pushes import queue_component
+from kairand.reservations.notices import notices_component
 from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
@@ -79,6 +80,7 @@ def components() -> list[CleanupContext]:
         inbox_component,
         delivery_component,
         retention_component,
+        notices_component,
         queue_component,
         api_component,
     ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import signal
 import socket
 import subprocess
@@ -33,6 +34,8 @@ from kairand.config import Config, load_config
 from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
 from kairand.main import report
+from kairand.reservations.model import example_service
+from kairand.timeutil import JST
 
 BANNER = (
     "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
@@ -179,8 +182,38 @@ async def seed_past_deliveries(config: Config, marker: Path, min_registered: int
     return created
 
 
+async def seed_reservations(config: Config) -> int:
+    """The nursery-application window of seed 003 as a bookable service, with a few phone
+    bookings, so 窓口予約 (F10) has something to show; simulated residents book in LINE."""
+    async with api_client(config) as api:
+        current = (await api.get("/v1/reservations/services")).body or {}
+        if current.get("catalogue", {}).get("services"):
+            return 0
+        service = example_service().model_dump(mode="json")
+        saved = await api.put("/v1/reservations/services", {"catalogue": {"services": [service]}})
+        if saved.status != 200:
+            print(f"demo: could not set up reservations: {saved.body}", file=sys.stderr)
+            return 0
+        booked = 0
+        day = dt.datetime.now(JST).date()
+        names = [("すいた はなこ", "06-6384-1231"), ("やまだ たろう", "090-1111-2222")]
+        while booked < len(names):
+            day += dt.timedelta(days=1)
+            slot = f"{day.isoformat()}T10:00"
+            kana, phone = names[booked]
+            body = {"service": service["code"], "slot": slot, "name_kana": kana, "phone": phone}
+            response = await api.post("/v1/reservations/bookings", body)
+            if response.status == 201:
+                booked += 1
+            elif day > dt.datetime.now(JST).date() + dt.timedelta(days=30):
+                break
+        return booked
+
+
 async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
     started = time.monotonic()
+    reservations = await seed_reservations(config)
+    print(f"demo: window reservations ready ({reservations} phone bookings)", flush=True)
     seeded = asyncio.create_task(seed_past_deliveries(config, marker))
     while time.monotonic() - started < duration:
         await asyncio.sleep(5)
@@ -242,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--follow", "150",
                 "--follow-rate", "2",
                 "--think-time", "0.3", "1.5",
+                "--booking-rate", "0.2",
                 "--report-every", "10",
             ],
         )  # fmt: skip
@@ -249,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(headless(config, processes, args.duration, marker))
+        asyncio.run(seed_reservations(config))
         seeding = threading.Thread(
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )

@@ -105,7 +105,7 @@ def init_dev(
             staff.StaffRecord(
                 username=getpass.getuser(),
                 display_name="開発者",
-                roles=("admin", "author", "approver", "auditor"),
+                roles=("admin", "author", "approver", "auditor", "counter"),
                 handles_personal_data=True,
                 active=True,
             ),

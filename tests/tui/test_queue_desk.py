@@ -75,13 +75,17 @@ async def test_desk_calls_recalls_marks_absent_transfers_and_pauses(
         # Absent needs the recalls first (the daemon's message is shown), then works.
         await pilot.press("a")
         await wait_until(pilot, lambda: any("再呼出" in n.message for n in app._notifications))
-        for _ in range(2):
-            before = store.read_sync(qstore.get, screen.here().id).recalls
-            await pilot.press("r")
-            await wait_until(
-                pilot,
-                lambda b=before: store.read_sync(qstore.get, screen.here().id).recalls == b + 1,
-            )
+        ticket_id = screen.here().id
+
+        def recalls() -> int:
+            ticket = store.read_sync(qstore.get, ticket_id)
+            assert ticket is not None
+            return ticket.recalls
+
+        await pilot.press("r")
+        await wait_until(pilot, lambda: recalls() == 1)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: recalls() == 2)
         await pilot.press("a")
         await wait_until(pilot, lambda: _states(store)["A-001"][0] == "absent")
         # A-004 is still called at counter 1: serve, then transfer it to 住民票.

@@ -34,6 +34,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
     from kairan_tui.screens.dashboard import DashboardScreen
     from kairan_tui.screens.history import HistoryScreen
     from kairan_tui.screens.queue_desk import QueueDeskScreen
+    from kairan_tui.screens.reservations import ReservationDeskScreen
     from kairan_tui.screens.staff import StaffScreen
     from kairan_tui.screens.statistics import StatisticsScreen
     from kairan_tui.screens.survey import SurveyScreen
@@ -48,6 +49,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "staff": StaffScreen,
         "audit": AuditScreen,
         "queue": QueueDeskScreen,
+        "reservations": ReservationDeskScreen,
     }
 
 

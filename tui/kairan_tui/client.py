@@ -9,6 +9,7 @@ the daemon is back.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -288,6 +289,51 @@ class KairanApi(ApiClient):
 
     async def verify_audit(self) -> schema.AuditVerifyResult:
         return await self._model(schema.AuditVerifyResult, "GET", "/v1/audit/verify")
+
+    # window reservations (issue 14)
+    async def reservation_services(self) -> schema.ReservationServices:
+        return await self._model(schema.ReservationServices, "GET", "/v1/reservations/services")
+
+    async def save_reservation_services(self, catalogue: schema.Catalogue) -> int:
+        body = schema.ReservationServicesUpdate(catalogue=catalogue)
+        saved = await self._model(
+            schema.ReservationServicesUpdated, "PUT", "/v1/reservations/services", body
+        )
+        return saved.version
+
+    async def desk(self, service: str | None, first: dt.date | None, days: int = 1) -> schema.Desk:
+        params: dict[str, Any] = {"days": days}
+        if service:
+            params["service"] = service
+        if first:
+            params["first"] = first.isoformat()
+        return await self._model(schema.Desk, "GET", "/v1/reservations/bookings", **params)
+
+    async def phone_booking(self, body: schema.PhoneBooking) -> schema.DeskBooking:
+        return await self._model(schema.DeskBooking, "POST", "/v1/reservations/bookings", body)
+
+    async def change_booking(self, booking_id: int, slot: str) -> schema.DeskBooking:
+        path = f"/v1/reservations/bookings/{booking_id}/change"
+        return await self._model(schema.DeskBooking, "POST", path, {"slot": slot})
+
+    async def cancel_booking(self, booking_id: int) -> schema.DeskBooking:
+        path = f"/v1/reservations/bookings/{booking_id}/cancel"
+        return await self._model(schema.DeskBooking, "POST", path, {})
+
+    async def booking_outcome(self, booking_id: int, outcome: str) -> schema.DeskBooking:
+        path = f"/v1/reservations/bookings/{booking_id}/outcome"
+        return await self._model(schema.DeskBooking, "POST", path, {"outcome": outcome})
+
+    async def reservation_statistics(
+        self, first: dt.date, last: dt.date
+    ) -> schema.ReservationStats:
+        return await self._model(
+            schema.ReservationStats,
+            "GET",
+            "/v1/reservations/statistics",
+            first=first.isoformat(),
+            last=last.isoformat(),
+        )
 
     async def delivery_events(self) -> AsyncIterator[schema.DeliveryEvent]:
         """Progress of deliveries from the SSE stream (GET /v1/events)."""

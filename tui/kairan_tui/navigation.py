@@ -87,6 +87,14 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "かんさろぐ かんさ そうさろぐ audit",
     ),
     ScreenEntry(
+        "reservations",
+        "窓口予約",
+        "f10",
+        "reservations.bookings",
+        "窓口予約の一覧（日・週）、電話予約・日時変更・取消・来庁の記録、予約枠の設定をします。",
+        "まどぐちよやく よやく まどぐち reservations",
+    ),
+    ScreenEntry(
         "queue",
         "呼出",
         "f11",

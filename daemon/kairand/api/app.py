@@ -45,6 +45,7 @@ from kairand.api.routes import (
     events,
     me,
     queue,
+    reservations,
     staff,
     statistics,
     survey,
@@ -97,6 +98,7 @@ HANDLERS: dict[str, Handler] = {
     "queue.action": queue.action,
     "queue.pause": queue.pause,
     "queue.statistics": queue.statistics,
+    **reservations.HANDLERS,  # window reservations (issue 14)
 }
 """Route name (api.roles.ROUTES) → handler."""
 

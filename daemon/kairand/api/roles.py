@@ -66,11 +66,22 @@ ROUTES: tuple[Route, ...] = (
     _r("staff.delete", "DELETE", "/v1/staff/{username}", ADMIN),
     _r("audit.list", "GET", "/v1/audit", AUDITOR),
     _r("audit.verify", "GET", "/v1/audit/verify", AUDITOR),
+    # Window reservations (issue 14).
+    _r("reservations.services", "GET", "/v1/reservations/services", COUNTER, ADMIN),
+    _r("reservations.services.put", "PUT", "/v1/reservations/services", COUNTER, ADMIN, body=True),
+    _r("reservations.bookings", "GET", "/v1/reservations/bookings", COUNTER),
+    _r("reservations.book", "POST", "/v1/reservations/bookings", COUNTER, body=True),
+    _r("reservations.change", "POST", "/v1/reservations/bookings/{id}/change", COUNTER, body=True),
+    _r("reservations.cancel", "POST", "/v1/reservations/bookings/{id}/cancel", COUNTER, body=True),
+    _r(
+        "reservations.outcome", "POST", "/v1/reservations/bookings/{id}/outcome", COUNTER, body=True
+    ),
+    _r("reservations.statistics", "GET", "/v1/reservations/statistics", COUNTER, ADMIN, AUDITOR),
     # Same-day queue (issue 15).
-    _r("queue.board", "GET", "/v1/queue/board", KIOSK, BOARD, COUNTER, ADMIN),
+    _r("queue.board", "GET", "/v1/queue/board", KIOSK, BOARD, COUNTER),
     _r("queue.board_events", "GET", "/v1/queue/board/events", KIOSK, BOARD, COUNTER, stream=True),
     _r("queue.issue", "POST", "/v1/queue/tickets", KIOSK, COUNTER, body=True),
-    _r("queue.desk", "GET", "/v1/queue/desk", COUNTER, ADMIN),
+    _r("queue.desk", "GET", "/v1/queue/desk", COUNTER),
     _r("queue.call", "POST", "/v1/queue/call", COUNTER, body=True),
     _r("queue.action", "POST", "/v1/queue/tickets/{id}/action", COUNTER, body=True),
     _r("queue.pause", "POST", "/v1/queue/counters/{id}/pause", COUNTER, body=True),

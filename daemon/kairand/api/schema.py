@@ -432,6 +432,13 @@ EventName = Literal["dashboard", "delivery", "ping"]
 """GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
 `event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""
 
+# -- window reservations (issue 14): shapes live in their own module, re-exported here ----------
+
+from kairand.api.reservation_schema import *  # noqa: E402, F403
+from kairand.api.reservation_schema import __all__ as _reservation_names  # noqa: E402
+
+__all__ += _reservation_names
+
 # -- same-day queue (issue 15): shapes live in their own module, re-exported here ---------------
 
 from kairand.api.queue_schema import *  # noqa: E402, F403

@@ -26,6 +26,7 @@ from kairand.config import QueueSection
 from kairand.conversation import machine
 from kairand.conversation.events import parse_event
 from kairand.keys import secrets
+from kairand.line import booking as booking_chat
 from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
 from kairand.logs import get_logger
@@ -88,6 +89,11 @@ def _apply(
     if queued is not None:
         if queued and event.reply_token and not event.standby:
             result.replies.append(PendingReply(event.reply_token, tuple(queued)))
+        return "done"
+    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
+    if booked is not None:
+        if booked and event.reply_token and not event.standby:
+            result.replies.append(PendingReply(event.reply_token, tuple(booked)))
         return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)

@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("MIN", "MAX"),
         help="seconds a resident takes before tapping (default 1-4)",
     )
+    p.add_argument(
+        "--booking-rate",
+        type=float,
+        default=0.0,
+        help="friends who start booking a window appointment per second (issue 14)",
+    )
+    p.add_argument(
+        "--rush",
+        type=int,
+        default=0,
+        help="the October rush: this many friends type 予約 at once, --rush-after seconds in",
+    )
+    p.add_argument("--rush-after", type=float, default=30.0)
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--report-every", type=float, default=10.0, help="status line interval (s)")
     p.add_argument("--log-level", default="warning")
@@ -217,6 +230,15 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(reports())]
         if args.follow_rate > 0:
             tasks.append(asyncio.create_task(sim.arrive(args.follow_rate)))
+        if args.booking_rate > 0:
+            tasks.append(asyncio.create_task(sim.book_over_time(args.booking_rate)))
+        if args.rush > 0:
+
+            async def rush() -> None:
+                await asyncio.sleep(args.rush_after)
+                print(f"rush: {sim.rush(args.rush)} residents type 予約 now", flush=True)
+
+            tasks.append(asyncio.create_task(rush()))
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

@@ -19,6 +19,7 @@ from kairand.api.client import ApiClient
 from kairand.api.roles import ROUTES
 from kairand.api.schema import PROBLEM_TYPES
 from kairand.conversation.survey import default_survey
+from kairand.reservations.model import example_service
 from kairand.store.database import Store
 from tests.support.api_helpers import count
 
@@ -44,6 +45,18 @@ VALID: dict[str, dict[str, Any]] = {
     "deliveries.cancel": {},
     "test_recipients.code": {},
     "staff.put": {"display_name": "試験", "roles": ["author"], "active": True},
+    "reservations.services.put": {
+        "catalogue": {"services": [example_service().model_dump(mode="json")]}
+    },
+    "reservations.book": {
+        "service": "hoiku",
+        "slot": "2026-10-01T09:00",
+        "name_kana": "スイタ ハナコ",
+        "phone": "090-1234-5678",
+    },
+    "reservations.change": {"slot": "2026-10-01T09:30"},
+    "reservations.cancel": {},
+    "reservations.outcome": {"outcome": "attended"},
     # Same-day queue (issue 15).
     "queue.issue": {"service": "hoiku"},
     "queue.call": {"service": "hoiku", "counter": 1},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 10
+VERSION = 11
 DESCRIPTION = "same-day queue: tickets, QR tokens, counters, call pushes"
 
 
