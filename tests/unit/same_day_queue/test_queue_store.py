@@ -228,3 +228,60 @@ def test_purged_resident_unlinks_ticket(store: Store) -> None:
 
     store.write_sync(purge)
     assert store.read_sync(qstore.get, ticket.id).resident_id is None  # type: ignore[union-attr]
+
+
+@pytest.mark.req("W2")
+def test_booked_resident_arriving_in_the_slot_goes_first(store: Store) -> None:
+    """The booking of issue 14 (same service code) gives priority within the grace period."""
+    from kairand.reservations import service as reservations
+    from kairand.reservations.model import Catalogue, example_service
+
+    booked_at = dt.datetime(2026, 9, 20, 9, 0, tzinfo=JST).timestamp()
+    rid = resident(store, "U" + "b" * 32)
+    walk_in = resident(store, "U" + "c" * 32)
+
+    def book(conn: Connection) -> None:
+        reservations.save_catalogue(conn, Catalogue(services=(example_service(),)), "t", 0)
+        _v, catalogue = reservations.load_catalogue(conn)
+        result = reservations.book(
+            conn,
+            catalogue,
+            service_code="hoiku",
+            slot_key="2026-10-01T10:30",
+            now=booked_at,
+            resident_id=rid,
+            channel="line",
+            name_kana="スイタ ハナコ",
+            phone="090-1234-5678",
+        )
+        assert isinstance(result, reservations.Booked)
+
+    store.write_sync(book)
+    early = store.write_sync(service.issue, QUEUE, "hoiku", "line", at(minute=5), walk_in)
+    booked = store.write_sync(service.issue, QUEUE, "hoiku", "line", at(minute=20), rid)
+    assert not early.ticket.priority and booked.ticket.priority  # 10 minutes before 10:30
+    assert booked.ahead == 0 and early.ticket.number < booked.ticket.number
+    first = store.write_sync(service.call_next, QUEUE, "hoiku", 1, at(minute=21))
+    assert first is not None and first.id == booked.ticket.id
+    # Outside the grace period (an hour early) there is no priority.
+    other = resident(store, "U" + "d" * 32)
+
+    def book_late(conn: Connection) -> None:
+        _v, catalogue = reservations.load_catalogue(conn)
+        result = reservations.book(
+            conn,
+            catalogue,
+            service_code="hoiku",
+            slot_key="2026-10-01T11:30",
+            now=booked_at,
+            resident_id=other,
+            channel="line",
+            name_kana="ヤマダ タロウ",
+            phone="090-1111-2222",
+        )
+        assert isinstance(result, reservations.Booked)
+
+    store.write_sync(book_late)
+    assert not store.write_sync(
+        service.issue, QUEUE, "hoiku", "line", at(minute=25), other
+    ).ticket.priority
