@@ -151,6 +151,18 @@ class QueueSection(Section):
         return next((s for s in self.services if s.code == code), None)
 
 
+class KioskSection(Section):
+    """The kiosk's receipt printer (read by `kairan kiosk`; the daemon only validates it)."""
+
+    printer: Literal["none", "usb", "serial", "network"] = "none"
+    usb_vendor: Annotated[int, Field(ge=0, le=0xFFFF)] = 0
+    usb_product: Annotated[int, Field(ge=0, le=0xFFFF)] = 0
+    serial_device: str = ""
+    serial_baudrate: Annotated[int, Field(ge=1200, le=921600)] = 19200
+    network_host: str = ""
+    network_port: Annotated[int, Field(ge=1, le=65535)] = 9100
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -160,6 +172,7 @@ class Config(Section):
     delivery: DeliverySection = DeliverySection()
     privacy: PrivacySection = PrivacySection()
     queue: QueueSection = QueueSection()
+    kiosk: KioskSection = KioskSection()
 
     @property
     def database_path(self) -> Path:

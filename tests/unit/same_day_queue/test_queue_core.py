@@ -114,3 +114,40 @@ def test_token_is_random_and_round_trips_through_the_link() -> None:
 )
 def test_parse_token_refuses_other_text(text: str) -> None:
     assert core.parse_token(text) is None
+
+
+def test_kiosk_printer_settings_refuse_incomplete_config() -> None:
+    from kairan_tui.kiosk_print import PrinterConfigError, PrinterSettings, open_printer
+
+    assert open_printer(PrinterSettings.from_table({})) is None
+    net = PrinterSettings.from_table({"printer": "network", "network_host": "192.0.2.10"})
+    assert net.kind == "network" and net.network_port == 9100
+    for bad in (
+        {"printer": "bluetooth"},
+        {"printer": "usb"},
+        {"printer": "serial"},
+        {"printer": "network"},
+        {"printer": "usb", "usb_vendor": "x", "usb_product": 1},
+    ):
+        with pytest.raises(PrinterConfigError):
+            PrinterSettings.from_table(bad)
+
+
+def test_stats_suppress_small_cells_and_csv_has_bom() -> None:
+    from kairand.queue import stats
+
+    base = dt.datetime(2026, 10, 1, 9, 0, tzinfo=JST).timestamp()
+    facts = [
+        stats.TicketFacts("hoiku", "done", base + i, base + 600 + i, base + 600 + i, base + 900 + i)
+        for i in range(12)
+    ] + [stats.TicketFacts("hoiku", "absent", base + 3600, base + 3700, None, base + 3800)]
+    rows = stats.aggregate(facts, 10)
+    nine, ten = rows
+    assert (nine.hour, nine.tickets, nine.served, nine.absent) == (9, 12, 12, 0)
+    assert nine.wait_minutes_mean == 10.0 and nine.service_minutes_mean == 5.0
+    assert ten.tickets is None and ten.absent is None and ten.wait_minutes_mean is None
+    data = stats.to_csv(rows, 10, {"hoiku": "保育所等利用申込"})
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig")
+    assert "2026-10-01,9時,保育所等利用申込,12,12,0,0,10.0,5.0" in text
+    assert "2026-10-01,10時,保育所等利用申込,<10,0,<10,0,," in text  # zero is no person
