@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 10
+VERSION = 11
 DESCRIPTION = "window reservations: catalogue versions, bookings, contacts, dialogues, notices"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 11
+VERSION = 12
 DESCRIPTION = "same-day queue: tickets, QR tokens, counters, call pushes"
 
 
