@@ -211,10 +211,35 @@ async def seed_reservations(config: Config) -> int:
         return booked
 
 
+async def seed_queue(config: Config) -> int:
+    """Walk-ins without LINE take numbers at the window (the desk issues them) and one is
+    called, so 呼出 (F11) and `kairan board` show a running queue; simulated residents take
+    tickets in LINE meanwhile (kairan-sim --queue-rate)."""
+    issued = 0
+    async with api_client(config) as api:
+        for service in config.queue.services:
+            for _ in range(3):
+                response = await api.post("/v1/queue/tickets", {"service": service.code})
+                issued += response.status == 201
+        if config.queue.services:
+            first = config.queue.services[0]
+            await api.post("/v1/queue/call", {"service": first.code, "counter": first.counters[0]})
+    return issued
+
+
+async def queue_summary(config: Config) -> str:
+    async with api_client(config) as api:
+        board = (await api.get("/v1/queue/board")).body or {}
+    calling = "、".join(f"{c['label']}→{c['counter']}番窓口" for c in board.get("calling", []))
+    waiting = "、".join(f"{s['name']} {s['waiting']}人" for s in board.get("services", []))
+    return f"番号札: 呼出中 {calling or 'なし'} / お待ち {waiting or 'なし'}"
+
+
 async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
     started = time.monotonic()
     reservations = await seed_reservations(config)
     print(f"demo: window reservations ready ({reservations} phone bookings)", flush=True)
+    print(f"demo: same-day queue running ({await seed_queue(config)} tickets at the window)")
     seeded = asyncio.create_task(seed_past_deliveries(config, marker))
     while time.monotonic() - started < duration:
         await asyncio.sleep(5)
@@ -236,6 +261,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
             f" 対象 {item.get('recipient_count')} 人 / 送信済み {item.get('sent_count')} 人",
             flush=True,
         )
+    print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
     ok = figures.get("registered", 0) > 0 and sent > 0
@@ -277,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--follow-rate", "2",
                 "--think-time", "0.3", "1.5",
                 "--booking-rate", "0.2",
+                "--queue-rate", "0.1",
                 "--report-every", "10",
             ],
         )  # fmt: skip
@@ -285,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(headless(config, processes, args.duration, marker))
         asyncio.run(seed_reservations(config))
+        asyncio.run(seed_queue(config))
         seeding = threading.Thread(
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )

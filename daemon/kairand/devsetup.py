@@ -52,6 +52,26 @@ socket_group = ""             # development: the socket keeps your own group
 
 [delivery]
 {four_eyes}
+
+# Same-day queue (issue 15). Training hours cover the whole day so the demo runs at any hour;
+# an office sets its real hours (e.g. 08:30 to 17:15).
+[queue]
+opens_at = "00:00"
+closes_at = "23:59"
+notify_when_ahead = 3
+line_basic_id = "@kairan-sim"
+
+[[queue.services]]
+code = "hoiku"                # the same code as the reservation service (booked residents first)
+prefix = "A"
+name = "保育所等利用申込"
+counters = [1, 2, 3]
+
+[[queue.services]]
+code = "juminhyo"
+prefix = "B"
+name = "住民票・証明書"
+counters = [4]
 """
 
 FOUR_EYES = "self_approval_threshold = 0   # four eyes: nobody approves their own delivery"

@@ -10,6 +10,8 @@ ROLE_LABELS = {
     "approver": "承認者",
     "auditor": "監査担当",
     "counter": "窓口担当",
+    "kiosk": "発券機",
+    "board": "呼出表示盤",
 }
 
 STATUS_LABELS = {

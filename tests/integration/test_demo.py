@@ -31,6 +31,9 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     assert "訓練モード" in out
     assert "demo: ok" in out
     assert "配信 #1 「防災訓練のお知らせ」: sent" in out
+    # Issue 15: a same-day queue is running (window tickets, one called) for the desk and board.
+    assert "demo: same-day queue running (6 tickets at the window)" in out
+    assert re.search(r"番号札: 呼出中 A-001→1番窓口 / お待ち 保育所等利用申込 \d+人", out)
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
     assert (logs / "kairand.log").exists() and (logs / "simulator.log").exists()

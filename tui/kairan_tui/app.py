@@ -33,6 +33,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
     from kairan_tui.screens.compose import ComposeScreen
     from kairan_tui.screens.dashboard import DashboardScreen
     from kairan_tui.screens.history import HistoryScreen
+    from kairan_tui.screens.queue_desk import QueueDeskScreen
     from kairan_tui.screens.reservations import ReservationDeskScreen
     from kairan_tui.screens.staff import StaffScreen
     from kairan_tui.screens.statistics import StatisticsScreen
@@ -47,6 +48,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "survey": SurveyScreen,
         "staff": StaffScreen,
         "audit": AuditScreen,
+        "queue": QueueDeskScreen,
         "reservations": ReservationDeskScreen,
     }
 

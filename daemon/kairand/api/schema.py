@@ -75,8 +75,8 @@ __all__ = [
 ]
 
 API_VERSION = "v1"
-ROLES = ("admin", "author", "approver", "auditor", "counter")
-Role = Literal["admin", "author", "approver", "auditor", "counter"]
+ROLES = ("admin", "author", "approver", "auditor", "counter", "kiosk", "board")
+Role = Literal["admin", "author", "approver", "auditor", "counter", "kiosk", "board"]
 
 # Stable problem `type` URIs: clients branch on these, never on the Japanese text.
 ProblemType = Literal[
@@ -384,7 +384,7 @@ class StaffUpdate(_In):
     """PUT /v1/staff/{username}: create or replace a roster entry."""
 
     display_name: Annotated[str, Field(min_length=1, max_length=100)]
-    roles: Annotated[list[Role], Field(max_length=5)]
+    roles: Annotated[list[Role], Field(max_length=7)]
     handles_personal_data: bool = True
     active: bool = True
 
@@ -440,3 +440,10 @@ from kairand.api.reservation_schema import *  # noqa: E402, F403
 from kairand.api.reservation_schema import __all__ as _reservation_names  # noqa: E402
 
 __all__ += _reservation_names
+
+# -- same-day queue (issue 15): shapes live in their own module, re-exported here ---------------
+
+from kairand.api.queue_schema import *  # noqa: E402, F403
+from kairand.api.queue_schema import __all__ as _queue_names  # noqa: E402
+
+__all__ += _queue_names

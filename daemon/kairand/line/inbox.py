@@ -25,6 +25,7 @@ from aiohttp import ClientError, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from linebot.v3.messaging import ApiException
 
+from kairand.config import QueueSection
 from kairand.conversation import machine
 from kairand.conversation.events import parse_event
 from kairand.keys import secrets
@@ -40,6 +41,7 @@ from kairand.line.replies import (
 )
 from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
+from kairand.queue import chat as queue_chat
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
@@ -79,6 +81,7 @@ def _apply(
     result: BatchResult,
     postback_max_age_ms: int | None = None,
     reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
+    queue_cfg: QueueSection | None = None,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -94,6 +97,18 @@ def _apply(
         # every multicast batch it is in). Counted, never logged.
         metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
+    queued = queue_chat.route(conn, queue_cfg, event, now)  # the same-day queue, if it is one
+    if queued is not None:
+        if queued and event.reply_token and not event.standby:
+            result.replies.append(
+                PendingReply(
+                    event.reply_token,
+                    tuple(queued),
+                    user_id=user_id,
+                    deadline=(row.received_at or now) + reply_lifetime,
+                )
+            )
+        return "done"
     booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
     if booked is not None:
         messages, essential = booked
@@ -190,6 +205,7 @@ def process_batch(
     store_display_name: bool,
     postback_max_age_seconds: int | None = None,
     reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
+    queue_cfg: QueueSection | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction. Postbacks
     older than POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
@@ -217,6 +233,7 @@ def process_batch(
                     result,
                     max_age_ms,
                     reply_lifetime,
+                    queue_cfg,
                 )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
@@ -280,6 +297,7 @@ class InboxWorker:
         *,
         reply_concurrency: int = REPLY_CONCURRENCY,
         reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
+        queue_cfg: QueueSection | None = None,
     ) -> None:
         self.store = store
         self.line = line
@@ -288,6 +306,7 @@ class InboxWorker:
         self.store_display_name = store_display_name
         self.postback_max_age_seconds = postback_max_age_seconds
         self.reply_lifetime = reply_lifetime
+        self.queue_cfg = queue_cfg
         self.processed = 0
         self.replies = ReplySender(line, reply_concurrency) if line is not None else None
         self._recorded = (0, 0, 0, 0, 0)
@@ -302,6 +321,7 @@ class InboxWorker:
             self.store_display_name,
             self.postback_max_age_seconds,
             self.reply_lifetime,
+            self.queue_cfg,
         )
         self.processed += result.processed
         if result.processed:
@@ -388,6 +408,7 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
         config.conversation.postback_max_age_seconds,
         reply_concurrency=config.line.reply_concurrency,
         reply_lifetime=config.line.reply_token_lifetime_seconds,
+        queue_cfg=config.queue,
     )
     app[INBOX_WORKER] = worker
     app[TASKS].worker("inbox-worker", worker.run)

@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a resident takes before tapping (default 1-4)",
     )
     p.add_argument(
+        "--queue-rate",
+        type=float,
+        default=0.0,
+        help="friends who take a same-day queue ticket in LINE per second (issue 15)",
+    )
+    p.add_argument(
         "--booking-rate",
         type=float,
         default=0.0,
@@ -246,6 +252,8 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
             tasks.append(asyncio.create_task(sim.arrive(args.follow_rate)))
         if args.booking_rate > 0:
             tasks.append(asyncio.create_task(sim.book_over_time(args.booking_rate)))
+        if args.queue_rate > 0:
+            tasks.append(asyncio.create_task(sim.queue_over_time(args.queue_rate)))
         if args.rush > 0:
 
             async def rush() -> None:

@@ -57,6 +57,11 @@ VALID: dict[str, dict[str, Any]] = {
     "reservations.change": {"slot": "2026-10-01T09:30"},
     "reservations.cancel": {},
     "reservations.outcome": {"outcome": "attended"},
+    # Same-day queue (issue 15).
+    "queue.issue": {"service": "hoiku"},
+    "queue.call": {"service": "hoiku", "counter": 1},
+    "queue.action": {"action": "recall"},
+    "queue.pause": {"paused": True},
 }
 BODY_ROUTES = [r for r in ROUTES if r.body]
 assert {r.name for r in BODY_ROUTES} == set(VALID), "every body route needs a valid example"
