@@ -105,6 +105,19 @@ class PrivacySection(Section):
     every personal export is written to the audit log with its row count."""
 
 
+class BackupSection(Section):
+    directory: Path = Path("/var/backups/kairan")
+    """Where `kairanctl backup create` writes the sealed generations (age format)."""
+    keep: Annotated[int, Field(ge=0, le=366)] = 14
+    """Generations kept (0: no count limit, only the lifetime applies)."""
+    lifetime_days: Annotated[int, Field(ge=1, le=366)] = 14
+    """Every generation older than this is destroyed, locally and on the mirror (S18): a
+    resident deleted today is in no backup after this many days."""
+    mirror: Path | None = None
+    """A mounted backup target (e.g. /mnt/kairan-backup) that receives a copy of every
+    generation and the deletion journal, pruned by the same rules. None: local only."""
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -113,6 +126,7 @@ class Config(Section):
     api: ApiSection = ApiSection()
     delivery: DeliverySection = DeliverySection()
     privacy: PrivacySection = PrivacySection()
+    backup: BackupSection = BackupSection()
 
     @property
     def database_path(self) -> Path:
@@ -138,6 +152,8 @@ _PATH_KEYS = {
     ("webhook", "tls_cert"),
     ("webhook", "tls_key"),
     ("api", "socket"),
+    ("backup", "directory"),
+    ("backup", "mirror"),
 }
 
 

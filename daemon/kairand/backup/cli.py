@@ -12,10 +12,10 @@ from kairand.store.bootstrap import select_keyring
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from kairand.backup.envelope import generate_recovery_key
+    from kairand.backup.agefmt import generate_recovery_key
 
-    fp = generate_recovery_key(args.private, args.public)
-    print(f"復旧用の鍵ペアを作成しました / recovery key pair created (fingerprint {fp})")
+    recipient = generate_recovery_key(args.private, args.public)
+    print(f"復旧用の鍵ペアを作成しました / recovery key pair created (age recipient {recipient})")
     print(f"  private (keep OFFLINE, e.g. in the safe; never on the appliance): {args.private}")
     print(f"  public  (copy to the appliance as /etc/kairan/recovery.pub):    {args.public}")
     return ExitCode.OK
@@ -24,15 +24,40 @@ def _keygen(args: argparse.Namespace) -> int:
 def _create(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     select_keyring(config)
-    info = service.create_backup(config, args.recipient, args.directory, keep=args.keep)
+    info = service.create_backup(
+        config,
+        args.recipient,
+        args.directory or config.backup.directory,
+        keep=config.backup.keep if args.keep is None else args.keep,
+        lifetime_days=config.backup.lifetime_days,
+        mirror=config.backup.mirror,
+        actor=_actor(),
+    )
     print(f"バックアップを作成しました / backup created: {info.path} ({info.size} bytes)")
     return ExitCode.OK
 
 
+def _actor() -> str:
+    """The person behind this kairanctl run (login uid / SUDO_USER), not the service account."""
+    import os
+    import pwd
+
+    name = os.environ.get("SUDO_USER") or ""
+    if not name:
+        try:
+            uid = int(open("/proc/self/loginuid").read().strip())  # noqa: SIM115
+            if uid != 4294967295:
+                name = pwd.getpwuid(uid).pw_name
+        except (OSError, ValueError, KeyError):
+            name = ""
+    return f"kairanctl:{name or pwd.getpwuid(os.getuid()).pw_name}"
+
+
 def _list(args: argparse.Namespace) -> int:
-    backups = service.list_backups(args.directory)
+    directory = args.directory or load_config(args.config).backup.directory
+    backups = service.list_backups(directory)
     if not backups:
-        print(f"バックアップはありません / no backups in {args.directory}")
+        print(f"バックアップはありません / no backups in {directory}")
         return ExitCode.OK
     for info in backups:
         m = info.manifest
@@ -41,7 +66,7 @@ def _list(args: argparse.Namespace) -> int:
             continue
         print(
             f"{info.path.name}  {m.get('created_at')}  schema {m.get('schema_version')}  "
-            f"{info.size} bytes  key {m.get('recipient')}"
+            f"{info.size} bytes  format {m.get('format', 'kbak/v1')}"
         )
     return ExitCode.OK
 
@@ -65,9 +90,22 @@ def _restore(args: argparse.Namespace) -> int:
         sink = service.keyring_sink
     else:
         sink = service.credstore_sink(service.DEFAULT_CREDSTORE)
-    manifest = service.restore_backup(config, args.file, args.recovery_key, sink, force=args.force)
+    manifest = service.restore_backup(
+        config,
+        args.file,
+        args.recovery_key,
+        sink,
+        force=args.force,
+        journals=args.journal or None,
+        actor=_actor(),
+    )
     print(
         f"復元しました / restored: backup of {manifest.get('created_at')} -> {config.database_path}"
+    )
+    again = manifest.get("reapplied", {})
+    print(
+        "削除記録を再適用しました / deletion journal re-applied: "
+        f"{again.get('residents', 0)} residents, {again.get('answers', 0)} answers"
     )
     print("kairand を起動してください / now start kairand (systemctl start kairand)")
     return ExitCode.OK
@@ -83,7 +121,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keygen.set_defaults(func=_keygen)
 
     create = sub.add_parser("create", help="back up the store now (sealed to the recovery key)")
-    create.add_argument("--directory", type=Path, default=service.DEFAULT_DIRECTORY)
+    create.add_argument(
+        "--directory", type=Path, default=None, help="default: [backup] directory in the config"
+    )
     create.add_argument(
         "--recipient",
         type=Path,
@@ -91,12 +131,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="recovery PUBLIC key (PEM)",
     )
     create.add_argument(
-        "--keep", type=int, default=service.DEFAULT_KEEP, help="generations to keep (0: keep all)"
+        "--keep",
+        type=int,
+        default=None,
+        help="generations to keep (0: no count limit; default: [backup] keep)",
     )
     create.set_defaults(func=_create)
 
     lister = sub.add_parser("list", help="list backups and their manifests (no key needed)")
-    lister.add_argument("--directory", type=Path, default=service.DEFAULT_DIRECTORY)
+    lister.add_argument(
+        "--directory", type=Path, default=None, help="default: [backup] directory in the config"
+    )
     lister.set_defaults(func=_list)
 
     verify = sub.add_parser("verify", help="check a backup opens completely with the key")
@@ -117,5 +162,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help=f"seal restored secrets here (default {service.DEFAULT_CREDSTORE})",
+    )
+    restore.add_argument(
+        "--journal",
+        type=Path,
+        action="append",
+        help="deletion journal to re-apply (repeatable; default: the appliance's and the copy "
+        "beside the backup)",
     )
     restore.set_defaults(func=_restore)
