@@ -293,17 +293,17 @@ def read_backup(
     finally:
         worker.join()
     if failure:
-        exc = failure[0]
-        if isinstance(exc, (pyrage.DecryptError, OSError)) and not isinstance(
-            exc, BrokenPipeError
+        problem = failure[0]
+        if isinstance(problem, pyrage.DecryptError | OSError) and not isinstance(
+            problem, BrokenPipeError
         ):
             raise DataError(
                 f"the backup cannot be decrypted with this recovery key, or it was altered or "
-                f"cut short ({exc})",
+                f"cut short ({problem})",
                 "check the key (kairanctl backup list shows each file's format); "
                 "otherwise restore another generation",
             ) from None
-        raise exc
+        raise problem
     if error is not None:
         raise error
     if tuple(seen) != MEMBERS or not isinstance(manifest, dict) or not isinstance(escrow, dict):

@@ -41,6 +41,7 @@ from kairand.retention.purge import purge_resident
 from kairand.store import audit, reports
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, open_connection
+from kairand.store.deletion_journal import journal_beside
 
 log = get_logger(__name__)
 
@@ -204,7 +205,15 @@ def wipe(config: Config, *, output_dir: Path | None, now: int, actor: str) -> Wi
         )
     # Crypto-erase: the files first (random overwrite), then the key that decrypts them.
     family = [db_path.with_name(db_path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
-    for path in [db_path, *family, *sorted(db_path.parent.glob(db_path.name + "*"))]:
+    # The deletion journal (HMACs only) has served its purpose once nothing is left to protect:
+    # its entries are in the final record; the copies beside the backups go with the backups.
+    journal_file = journal_beside(db_path)
+    for path in [
+        db_path,
+        *family,
+        *sorted(db_path.parent.glob(db_path.name + "*")),
+        journal_file,
+    ]:
         if _overwrite_and_unlink(path):
             result.erased.append(path)
     outcome = _destroy_key()
