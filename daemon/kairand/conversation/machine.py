@@ -176,11 +176,7 @@ def _question_prompt(
         }
         items.append({"type": "action", "action": picker})
         if question.allow_skip:
-            items.append(
-                _postback_item(
-                    texts.SKIP, encode("year", version, question.code, "skip"), texts.SKIP
-                )
-            )
+            items.append(_postback_item(texts.SKIP, encode("year", version, question.code, "skip")))
         return [_text("\n".join(lines), items)]
 
     fixed: list[Message] = []
@@ -188,12 +184,12 @@ def _question_prompt(
     if question.kind == "choice":
         for option in question.options:
             data = encode("ans", version, question.code, option.code)
-            entries.append(_postback_item(option.label, data, option.label))
+            # S10: no displayText on anything that carries an answer, so LINE does not post
+            # the choice into the chat as the resident's message.
+            entries.append(_postback_item(option.label, data))
         if question.allow_skip:
             entries.append(
-                _postback_item(
-                    texts.SKIP, encode("ans", version, question.code, "skip"), texts.SKIP
-                )
+                _postback_item(texts.SKIP, encode("ans", version, question.code, "skip"))
             )
     else:  # multi
         chosen = set(selected)
@@ -204,10 +200,9 @@ def _question_prompt(
         fixed.append(
             _postback_item(texts.FINISH, encode("done", version, question.code), texts.FINISH)
         )
-        labels = [o.label for o in question.options if o.code in chosen]
-        lines.append(
-            texts.SELECTED.format(items="、".join(labels)) if labels else texts.SELECTED_NONE
-        )
+        # S10: the chat history keeps the bot's text: it says how many, never which.
+        count = sum(1 for o in question.options if o.code in chosen)
+        lines.append(texts.SELECTED.format(n=count) if count else texts.SELECTED_NONE)
     pages = _pages(entries, fixed)
     page = min(max(page, 0), len(pages) - 1)
     items = list(pages[page])

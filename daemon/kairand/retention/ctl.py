@@ -37,7 +37,7 @@ from kairand.store.database import Connection
 
 def _current(conn: Connection) -> tuple[int | None, RetentionRules]:
     found = retention_store.current_rules(conn)
-    return (found[0], found[2]) if found else (None, RetentionRules())
+    return (found[0], found[2]) if found else (None, rules_mod.DEFAULT_RULES)
 
 
 def _titles(conn: Connection) -> dict[str, str]:

@@ -391,3 +391,18 @@ def describe_ja(rules: RetentionRules, titles: Mapping[str, str] | None = None) 
             f"（残す文字: {kept or 'なし'}文字目）"
         )
     return lines
+
+
+DEFAULT_INACTIVITY_MONTHS = 24
+DEFAULT_RULES = RetentionRules(
+    rules=(
+        RetentionRule(
+            scope="registration",
+            policy=MonthsAfterInteraction(months=DEFAULT_INACTIVITY_MONTHS),
+        ),
+    )
+)
+"""S20: the rules in force until staff save their own. A resident who stopped using LINE
+without blocking the account (no follow, message, postback or answer for 24 months) is
+deleted with reason `retention`, like any registration expiry. Saved rules replace this
+default entirely (a municipality that wants another period states it in its own rules)."""

@@ -159,7 +159,7 @@ async def run_once(
     and each page's expiries are applied before the next page is read: memory stays bounded
     whatever the number of residents."""
     current, last_run = await store.read(_load)
-    version, created_at, rules = current if current else (None, now, RetentionRules())
+    version, created_at, rules = current if current else (None, now, rules_mod.DEFAULT_RULES)
     since = last_run if last_run is not None else created_at
     result = RunResult(at=now, since=min(since, now), rules_version=version)
     questions = sorted({r.question for r in rules.rules if r.question is not None})
