@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kairand.conversation.texts import DEFAULT_HOTLINES
 from kairand.errors import ConfigError
 
 
@@ -105,6 +106,17 @@ class PrivacySection(Section):
     every personal export is written to the audit log with its row count."""
 
 
+class ConsultationSection(Section):
+    contacts: Annotated[str, Field(max_length=1500)] = ""
+    """G6: the municipality's contacts given to a resident who writes a consultation into the
+    chat (name, phone, hours; several lines). Empty: 「市役所の担当窓口へ」."""
+    hotlines: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
+        default=DEFAULT_HOTLINES,
+        max_length=10,
+    )
+    """National hotlines listed in that reply (empty list: none)."""
+
+
 class BackupSection(Section):
     directory: Path = Path("/var/backups/kairan")
     """Where `kairanctl backup create` writes the sealed generations (age format)."""
@@ -127,6 +139,7 @@ class Config(Section):
     delivery: DeliverySection = DeliverySection()
     privacy: PrivacySection = PrivacySection()
     backup: BackupSection = BackupSection()
+    consultation: ConsultationSection = ConsultationSection()
 
     @property
     def database_path(self) -> Path:

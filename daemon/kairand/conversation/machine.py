@@ -108,6 +108,10 @@ Operation = (
 )
 
 
+UNANSWERED_METRIC = "unanswered_message"
+"""Daily counter of free-text messages the account could not answer (G6)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     replies: tuple[Message, ...] = ()
@@ -521,9 +525,14 @@ def _needs_reconsent(
 
 
 def handle(
-    event: Event, resident: ResidentState | None, survey: SurveyDefinition, version: int
+    event: Event,
+    resident: ResidentState | None,
+    survey: SurveyDefinition,
+    version: int,
+    consult_reply: str = texts.GUIDANCE,
 ) -> Outcome:
-    """Decide what one event does. RESIDENT is None when the sender has no record."""
+    """Decide what one event does. RESIDENT is None when the sender has no record.
+    CONSULT_REPLY answers free text the account cannot handle (G6, from the configuration)."""
     machine = _Machine(survey, version, resident)
     is_test_code = event.kind == "text" and TEST_CODE_RE.match(event.text.strip().upper())
     if not is_test_code and _needs_reconsent(event, resident, survey):
@@ -541,9 +550,13 @@ def handle(
         action = texts.TEXT_COMMANDS.get(text)
         if action is not None:
             return machine.on_command(action, None)
+        # G6: a consultation gets the configured contacts at once; the text itself is never
+        # stored (the inbox empties the event body) and only the fact is counted.
+        counted = (CountMetric(UNANSWERED_METRIC),)
         if resident is None:
-            return Outcome((_text(texts.GUIDANCE), _start_offer()))
-        return machine.guidance(texts.GUIDANCE)
+            return Outcome((_text(consult_reply), _start_offer()), counted)
+        guided = machine.guidance(consult_reply)
+        return Outcome(guided.replies, guided.ops + counted)
     if event.kind == "media":
         if resident is None:
             return Outcome((_text(texts.MEDIA),))

@@ -24,6 +24,7 @@ from linebot.v3.messaging import ApiException, ReplyMessageRequest
 
 from kairand.conversation import machine
 from kairand.conversation.events import parse_event
+from kairand.conversation.texts import consultation_reply
 from kairand.keys import secrets
 from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
@@ -70,6 +71,7 @@ def _apply(
     keys: PurgeKeys,
     store_display_name: bool,
     result: BatchResult,
+    consult_reply: str | None = None,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -82,7 +84,11 @@ def _apply(
         return "ignored"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
-    outcome = machine.handle(event, state, definition, version)
+    outcome = (
+        machine.handle(event, state, definition, version, consult_reply)
+        if consult_reply is not None
+        else machine.handle(event, state, definition, version)
+    )
     if not outcome.handled:
         return "ignored"
     replies = list(outcome.replies)
@@ -132,7 +138,12 @@ def _apply(
 
 
 def process_batch(
-    conn: Connection, limit: int, now: float, keys: PurgeKeys, store_display_name: bool
+    conn: Connection,
+    limit: int,
+    now: float,
+    keys: PurgeKeys,
+    store_display_name: bool,
+    consult_reply: str | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction."""
     result = BatchResult()
@@ -147,7 +158,17 @@ def process_batch(
     for row in rows:
         try:
             with inbox.event_savepoint(conn):
-                state = _apply(conn, row, definition, version, at, keys, store_display_name, result)
+                state = _apply(
+                    conn,
+                    row,
+                    definition,
+                    version,
+                    at,
+                    keys,
+                    store_display_name,
+                    result,
+                    consult_reply,
+                )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
             # Logged without the event (it may hold a user id); the row is kept as 'failed'.
@@ -212,17 +233,24 @@ class InboxWorker:
         keys: PurgeKeys,
         wake: asyncio.Event,
         store_display_name: bool = False,
+        consult_reply: str | None = None,
     ) -> None:
         self.store = store
         self.line = line
         self.keys = keys
         self.wake = wake
         self.store_display_name = store_display_name
+        self.consult_reply = consult_reply
         self.processed = 0
 
     async def run_once(self) -> BatchResult:
         result = await self.store.write(
-            process_batch, BATCH_SIZE, time.time(), self.keys, self.store_display_name
+            process_batch,
+            BATCH_SIZE,
+            time.time(),
+            self.keys,
+            self.store_display_name,
+            self.consult_reply,
         )
         self.processed += result.processed
         if result.processed:
@@ -262,7 +290,12 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     keys = await asyncio.get_running_loop().run_in_executor(None, load_keys)
     worker = InboxWorker(
-        app[STORE], app.get(LINE), keys, wake_event(app), config.privacy.store_display_name
+        app[STORE],
+        app.get(LINE),
+        keys,
+        wake_event(app),
+        config.privacy.store_display_name,
+        consultation_reply(config.consultation.contacts, config.consultation.hotlines),
     )
     app[INBOX_WORKER] = worker
     app[TASKS].spawn(worker.run(), "inbox-worker")

@@ -241,7 +241,9 @@ def test_text_gets_guidance_and_is_not_an_answer() -> None:
     out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
     out = send(resident, text("1985年生まれです"))
     assert texts.GUIDANCE in out.replies[0]["text"]
-    assert out.ops == () and find(out, texts.PICK_YEAR)
+    # G6: only the fact is counted; nothing of the text is in any operation.
+    assert out.ops == (machine.CountMetric(machine.UNANSWERED_METRIC),)
+    assert find(out, texts.PICK_YEAR)
 
 
 def test_media_is_never_fetched_and_gets_guidance() -> None:
