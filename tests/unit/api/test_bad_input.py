@@ -116,7 +116,7 @@ async def test_action_routes_refuse_stray_bodies(api: ApiClient) -> None:
 
 
 async def test_missing_socket_group_is_a_config_error(config, store) -> None:  # type: ignore[no-untyped-def]
-    """N5: a socket group that does not exist stops start-up with an operator hint (exit code
+    """A socket group that does not exist stops start-up with an operator hint (exit code
     of ConfigError), and leaves no socket behind."""
     from api_helpers import with_api
 
