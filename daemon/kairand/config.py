@@ -6,6 +6,7 @@ silently falls back to a default. Relative paths are resolved against the config
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -106,6 +107,32 @@ class PrivacySection(Section):
     every personal export is written to the audit log with its row count."""
 
 
+class ContractSection(Section):
+    """The contract the appliance is operated under: printed on deletion certificates and the
+    handling report, which a council accepts only when they name it (S11, S13, S15)."""
+
+    addressee: str = ""
+    """To whom certificates are addressed, e.g. 「奈良市長　○○ ○○ 様」."""
+    municipality: str = ""
+    """The municipality (委託者), e.g. 「奈良市」."""
+    contractor: str = ""
+    """The contractor (受託者) issuing the certificates, e.g. 「株式会社○○」."""
+    contractor_address: str = ""
+    handling_manager: str = ""
+    """取扱責任者: the person responsible for the handling of personal information."""
+    name: str = ""
+    """Contract name (契約件名)."""
+    number: str = ""
+    """Contract number (契約番号)."""
+    start: dt.date | None = None
+    """Contract start: no certificate covers a period before it."""
+    end: dt.date | None = None
+
+    def missing(self) -> list[str]:
+        needed = ("addressee", "contractor", "handling_manager", "name", "number", "start")
+        return [key for key in needed if not getattr(self, key)]
+
+
 class ConsultationSection(Section):
     contacts: Annotated[str, Field(max_length=1500)] = ""
     """G6: the municipality's contacts given to a resident who writes a consultation into the
@@ -140,6 +167,7 @@ class Config(Section):
     privacy: PrivacySection = PrivacySection()
     backup: BackupSection = BackupSection()
     consultation: ConsultationSection = ConsultationSection()
+    contract: ContractSection = ContractSection()
 
     @property
     def database_path(self) -> Path:

@@ -12,6 +12,7 @@ kairanctl report --from DATE --to DATE [--output FILE]
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import os
 import sys
@@ -24,7 +25,7 @@ from kairand.config import Config, load_config
 from kairand.errors import DataError, ExitCode, KairanError
 from kairand.keys import secrets
 from kairand.reports import certificate, export, report
-from kairand.reports.common import UsageError, parse_period
+from kairand.reports.common import JST, UsageError, parse_period
 from kairand.reports.signing import load_public_key_pem, public_key_pem, verify_document
 from kairand.store import audit, reports
 from kairand.store import survey as survey_store
@@ -75,6 +76,23 @@ def _write(path: Path | None, text: str, *, newline: str | None = None) -> None:
 # -- certificate ---------------------------------------------------------------------------
 
 
+def check_certificate_period(period: Any, contract: Any, today: dt.date) -> None:
+    """A certificate states what happened: never a period that has not ended yet, never one
+    before the contract began."""
+    if period.last > today:
+        raise UsageError(
+            f"the period ends {period.last.isoformat()}, after today ({today.isoformat()}, Japan "
+            "time): a certificate cannot state deletions that have not happened",
+            "choose --to today or earlier",
+        )
+    if contract.start is not None and period.first < contract.start:
+        raise UsageError(
+            f"the period starts {period.first.isoformat()}, before the contract start "
+            f"({contract.start.isoformat()})",
+            f"choose --from {contract.start.isoformat()} or later",
+        )
+
+
 def _cmd_certificate(args: argparse.Namespace) -> int:
     if args.date_from is None or args.date_to is None:
         raise UsageError(
@@ -82,17 +100,38 @@ def _cmd_certificate(args: argparse.Namespace) -> int:
             "e.g. kairanctl certificate --from 2026-04-01 --to 2027-03-31",
         )
     period = parse_period(args.date_from, args.date_to)
-    _config, store = _open(args)
+    config = load_config(args.config)
+    certificate.missing_contract(config.contract)
+    now = int(time.time())
+    check_certificate_period(period, config.contract, dt.datetime.fromtimestamp(now, JST).date())
+    select_keyring(config)
+    store = open_store(config)
     try:
         signing_key = secrets.signing_key()
-        now = int(time.time())
+        public = signing_key.public_key()
         gathered = store.read_sync(certificate.gather, period.start, period.end)
-        payload = certificate.build_payload(
-            gathered, period=period, issued_at=now, public_key=signing_key.public_key()
-        )
+        rows = certificate.receipt_rows(gathered, public)
+
+        def payload_for(annex: dict[str, Any]) -> dict[str, Any]:
+            return certificate.build_payload(
+                rows,
+                period=period,
+                issued_at=now,
+                public_key=public,
+                contract=config.contract,
+                audit_chain={
+                    "intact": gathered.audit_ok,
+                    "entries": gathered.audit_entries,
+                    "head_hash": gathered.audit_head,
+                },
+                annex=annex,
+                masked=gathered.masked,
+                backup_lifetime_days=config.backup.lifetime_days,
+            )
+
         stem = f"deletion-certificate-{period.first.isoformat()}_{period.last.isoformat()}"
-        text_path, json_path = certificate.write_certificate(
-            payload, signing_key, args.output, stem
+        payload, written = certificate.write_certificate(
+            rows, payload_for, signing_key, args.output, stem
         )
         store.write_sync(
             _audit,
@@ -101,13 +140,16 @@ def _cmd_certificate(args: argparse.Namespace) -> int:
                 "from": period.first.isoformat(),
                 "to": period.last.isoformat(),
                 "receipts": payload["total"],
+                "serial": payload["serial"],
             },
         )
     finally:
         store.close()
     print(f"削除証明書を発行しました（削除記録 {payload['total']} 件）")
-    print(f"  印刷用: {text_path}")
-    print(f"  JSON  : {json_path}")
+    print(f"  印刷用（PDF）: {written.pdf}")
+    print(f"  印刷用（文字）: {written.text}")
+    print(f"  JSON          : {written.json}")
+    print(f"  別紙（CSV）   : {written.annex}")
     return ExitCode.OK
 
 
@@ -130,14 +172,35 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {args.file}: {exc}", "check the path") from None
-    result = verify_document(data, _public_key(args))
+    public = _public_key(args)
+    result = verify_document(data, public)
     if result.ok:
+        problem = _annex_problem(Path(args.file), result.payload, public)
+        if problem:
+            print(f"検証に失敗しました：{problem} ({args.file})")
+            return ExitCode.FAILURE
         print(
             f"検証に成功しました：この文書は本装置の署名鍵で署名され、改変されていません。({args.file})"
         )
         return ExitCode.OK
     print(f"検証に失敗しました：{result.reason} ({args.file})")
     return ExitCode.FAILURE
+
+
+def _annex_problem(path: Path, payload: dict[str, Any] | None, public: Any) -> str | None:
+    """For a certificate: the annex it names must be beside it, unchanged. The text and PDF
+    forms carry no parsable payload: their JSON twin (same name) names the annex."""
+    if payload is None:
+        twin = path.with_suffix(".json")
+        if not twin.exists():
+            return None
+        checked = verify_document(twin.read_bytes(), public)
+        if not checked.ok or checked.payload is None:
+            return f"対応する JSON 形式 {twin.name} の検証に失敗しました"
+        payload = checked.payload
+    if payload.get("kind") != certificate.KIND:
+        return None
+    return certificate.check_annex(path, payload)
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
