@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "kairand.reports.ctl",  # issue-9: certificate, wipe, export, report
     "kairand.retention.ctl",  # issue-9: retention show|set|status|run
     "kairand.audit.ctl",  # issue-6: audit verify|checkpoint, roster, staff add|remove|list
+    "kairand.reports.records_ctl",  # issue-13: incident record|list|report, training record|list
 ]
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import getpass
 import io
 import sys
 import time
 
 from kairand.audit import checkpoints
+from kairand.audit.actor import kairanctl_actor
 from kairand.audit.chain import AuditEntry
 from kairand.config import load_config
 from kairand.errors import ExitCode
@@ -33,7 +33,7 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _actor() -> str:
-    return f"kairanctl:{getpass.getuser()}"
+    return kairanctl_actor()
 
 
 def _when(at_ms: int) -> str:

@@ -38,19 +38,9 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _actor() -> str:
-    """The person behind this kairanctl run (login uid / SUDO_USER), not the service account."""
-    import os
-    import pwd
+    from kairand.audit.actor import kairanctl_actor
 
-    name = os.environ.get("SUDO_USER") or ""
-    if not name:
-        try:
-            uid = int(open("/proc/self/loginuid").read().strip())  # noqa: SIM115
-            if uid != 4294967295:
-                name = pwd.getpwuid(uid).pw_name
-        except (OSError, ValueError, KeyError):
-            name = ""
-    return f"kairanctl:{name or pwd.getpwuid(os.getuid()).pw_name}"
+    return kairanctl_actor()
 
 
 def _list(args: argparse.Namespace) -> int:

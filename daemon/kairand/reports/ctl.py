@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from kairand.audit.actor import kairanctl_actor
 from kairand.audit.chain import AuditEntry
 from kairand.config import Config, load_config
 from kairand.errors import DataError, ExitCode, KairanError
@@ -38,8 +38,8 @@ class PersonalExportDisabledError(KairanError):
 
 
 def operator() -> str:
-    """Who runs kairanctl (the admin behind sudo, if any): the audit log's actor."""
-    return "kairanctl:" + (os.environ.get("SUDO_USER") or getpass.getuser())
+    """Who runs kairanctl (the person behind sudo / the login session): the audit's actor."""
+    return kairanctl_actor()
 
 
 def _open(args: argparse.Namespace) -> tuple[Config, Store]:

@@ -64,6 +64,9 @@ def open_store(config: Config, *, create: bool = False) -> Store:
             if survey.current(conn) is None:
                 survey.save(conn, default_survey(), created_by="system")
         reapply_journal(conn)
+        from kairand import confighistory
+
+        confighistory.observe(conn, config)
     except BaseException:
         store.close()
         raise
