@@ -129,3 +129,25 @@ def actor_label(actor: str) -> str:
     if actor.startswith("system") or actor.startswith("kairand"):
         return "本装置（自動処理）"
     return actor
+
+
+# Configuration keys a council reads as security measures (others are shown by key only).
+CONFIG_LABELS = {
+    "privacy.allow_personal_export": "個人データの出力の許可",
+    "privacy.store_display_name": "LINE表示名の保存",
+    "privacy.small_cell_threshold": "統計の少数セルの秘匿基準",
+    "backup.lifetime_days": "バックアップの保存期限（日）",
+    "backup.keep": "バックアップの保存世代数",
+    "backup.mirror": "バックアップの複製先",
+    "backup.directory": "バックアップの保存場所",
+    "delivery.self_approval_threshold": "自己承認を認める配信人数",
+    "api.socket_group": "職員端末の利用グループ",
+    "webhook.tls_cert": "Webhook のサーバー証明書",
+    "consultation.contacts": "相談窓口の案内",
+    "consultation.hotlines": "全国の相談窓口の案内",
+}
+
+
+def config_label(key: str) -> str:
+    label = CONFIG_LABELS.get(key)
+    return f"{label}（{key}）" if label else f"設定項目 {key}"

@@ -26,7 +26,13 @@ from kairand.errors import DataError, ExitCode, KairanError
 from kairand.keys import secrets
 from kairand.reports import certificate, export, report
 from kairand.reports.common import JST, UsageError, parse_period
-from kairand.reports.signing import load_public_key_pem, public_key_pem, verify_document
+from kairand.reports.signing import (
+    load_public_key_pem,
+    public_key_pem,
+    sign_pdf,
+    sign_text,
+    verify_document,
+)
 from kairand.store import audit, reports
 from kairand.store import survey as survey_store
 from kairand.store.bootstrap import open_store, select_keyring
@@ -299,21 +305,52 @@ def _cmd_export_personal(args: argparse.Namespace) -> int:
 # -- report --------------------------------------------------------------------------------
 
 
+def host_facts(config: Config) -> report.HostFacts:
+    from kairand import hostfacts
+    from kairand.reports.common import datetime_ja
+
+    last = hostfacts.last_package_upgrade()
+    count, note = hostfacts.pending_security_updates()
+    return report.HostFacts(
+        backup_files=hostfacts.backup_generations(config),
+        last_os_update=datetime_ja(last.timestamp()) if last else None,
+        pending_security_updates=(f"{count} 件（{note}）" if count is not None else note),
+    )
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
+    """The handling report as signed Markdown and signed PDF, named by its author."""
     period = parse_period(args.date_from, args.date_to)
-    _config, store = _open(args)
+    config, store = _open(args)
+    author = operator().split(":", 1)[1]
     try:
         data = store.read_sync(report.gather, period)
+        roster = {s.username: s.display_name for s in data.roster}
+        named = f"{roster[author]}（{author}）" if author in roster else author
         now = int(time.time())
-        text = report.render(data, period, now, operator().split(":", 1)[1])
+        front, sections = report.build(data, period, now, named, config, host_facts(config))
+        signing_key = secrets.signing_key()
+        markdown = sign_text(report.render_markdown(front, sections), signing_key)
+        document = sign_pdf(report.render_pdf(front, sections, named), signing_key)
         store.write_sync(
             _audit,
             "report.issue",
-            {"from": period.first.isoformat(), "to": period.last.isoformat()},
+            {"from": period.first.isoformat(), "to": period.last.isoformat(), "author": author},
         )
     finally:
         store.close()
-    _write(args.output, text)
+    if args.output is None:
+        sys.stdout.write(markdown)
+        return ExitCode.OK
+    target = args.output
+    if target.suffix.lower() not in (".md", ".pdf"):
+        target = target / f"handling-report-{period.first.isoformat()}_{period.last.isoformat()}.md"
+    _write(target.with_suffix(".md"), markdown)
+    pdf_path = target.with_suffix(".pdf")
+    fd = os.open(pdf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as handle:
+        handle.write(document)
+    print(f"出力しました / written: {pdf_path}", file=sys.stderr)
     return ExitCode.OK
 
 
