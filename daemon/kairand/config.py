@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kairand.conversation.texts import DEFAULT_HOTLINES
 from kairand.errors import ConfigError
 
 
@@ -105,6 +104,12 @@ class PrivacySection(Section):
     allow_personal_export: bool = False
     """Allow `kairanctl export personal` (K6, S17). Off: only aggregate exports exist; on:
     every personal export is written to the audit log with its row count."""
+
+
+DEFAULT_HOTLINES = (
+    "児童相談所虐待対応ダイヤル　189（いちはやく・24時間）",
+    "子ども医療電話相談　#8000（夜間・休日の子どもの急な病気）",
+)
 
 
 class ContractSection(Section):

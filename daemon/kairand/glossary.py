@@ -151,3 +151,11 @@ CONFIG_LABELS = {
 def config_label(key: str) -> str:
     label = CONFIG_LABELS.get(key)
     return f"{label}（{key}）" if label else f"設定項目 {key}"
+
+
+INCIDENT_KINDS = {
+    "leak": "漏えい",
+    "loss": "滅失・き損",
+    "unauthorised_access": "不正アクセス",
+    "other": "その他の事故",
+}

@@ -10,11 +10,11 @@ import re
 import subprocess
 from pathlib import Path
 
+from kairand.backup.service import NAME_RE
 from kairand.config import Config
 
 DPKG_LOGS = (Path("/var/log/dpkg.log"), Path("/var/log/dpkg.log.1"))
 _UPGRADE = re.compile(rb"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (upgrade|install) ")
-JST = dt.timezone(dt.timedelta(hours=9))
 
 
 def last_package_upgrade(logs: tuple[Path, ...] = DPKG_LOGS) -> dt.datetime | None:
@@ -61,8 +61,6 @@ def pending_security_updates(timeout: float = 60.0) -> tuple[int | None, str]:
 
 def backup_generations(config: Config) -> dict[str, list[str]]:
     """Backup generation file names per place (local folder, mirror), oldest first."""
-    from kairand.backup.service import NAME_RE
-
     places = [config.backup.directory]
     if config.backup.mirror is not None:
         places.append(config.backup.mirror)

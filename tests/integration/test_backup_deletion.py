@@ -12,10 +12,10 @@ import json
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from retention_support import add_resident, decrypted_pages, occurrences
 
 from kairand import ctl
 from kairand.audit.chain import verify
@@ -24,12 +24,13 @@ from kairand.config import Config, load_config
 from kairand.errors import DataError, ExitCode
 from kairand.keys import secrets
 from kairand.keys.backends import SERVICE, DirectoryKeyring
-from kairand.retention import journal
 from kairand.retention.purge import purge_resident
 from kairand.store import audit, receipts, residents
+from kairand.store import deletion_journal as journal
 from kairand.store.bootstrap import open_store, select_keyring
-from kairand.store.database import open_connection
+from kairand.store.database import Connection, open_connection
 from kairand.store.deletion_journal import JOURNAL_NAME
+from tests.support.retention_support import add_resident, decrypted_pages, occurrences
 
 DAY = dt.timedelta(days=1)
 START = dt.datetime(2026, 4, 1, 3, 0, tzinfo=dt.UTC)
@@ -53,7 +54,7 @@ def _add(config: Config, numbers: range, at: dt.datetime) -> None:
     store = open_store(config)
     try:
 
-        def write(conn):  # type: ignore[no-untyped-def]
+        def write(conn: Connection) -> None:
             for n in numbers:
                 add_resident(
                     conn,
@@ -74,7 +75,7 @@ def _purge(config: Config, numbers: list[int], at: dt.datetime, reason: str = "u
     try:
         hmac_key, signing_key = secrets.receipt_hmac_key(), secrets.signing_key()
 
-        def write(conn):  # type: ignore[no-untyped-def]
+        def write(conn: Connection) -> None:
             for n in numbers:
                 assert purge_resident(
                     conn, _uid(n), reason, int(at.timestamp()), hmac_key, signing_key
@@ -94,7 +95,7 @@ def _fresh(root: Path, like: Path) -> Path:
     return root / "kairan.toml"
 
 
-def _sink(config_path: Path):  # type: ignore[no-untyped-def]
+def _sink(config_path: Path) -> Callable[[str, str], None]:
     keys = DirectoryKeyring(config_path.parent / "keys")
     return lambda name, value: keys.set_password(SERVICE, name, value)
 

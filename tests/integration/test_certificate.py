@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from retention_support import (
-    add_resident,
-    restore_root_logging,  # noqa: F401 (autouse fixture)
-    t,
-)
 
 from kairand import ctl
 from kairand.config import Config, load_config
 from kairand.errors import ExitCode
 from kairand.keys import secrets
-from kairand.reports.pdf import pdf_text
 from kairand.reports.signing import public_key_pem, sign_pdf
 from kairand.retention.purge import purge_resident
 from kairand.store import receipts
 from kairand.store.database import Connection, Store
+from tests.support.pdftext import pdf_text
+from tests.support.retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 # FY2025 (the development contract starts 2025-04-01; a certificate covers only the past).
 USERS = {

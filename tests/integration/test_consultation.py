@@ -9,12 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
-from line_fakes import InProcessDaemon, LineStandIn, event, free_port, setup_dev, user_id
-from retention_support import decrypted_pages
 
 from kairand.keys import secrets as keys
 from kairand.store import metrics
 from kairand.store.bootstrap import open_store
+from tests.support.line_fakes import (
+    InProcessDaemon,
+    LineStandIn,
+    event,
+    free_port,
+    setup_dev,
+    user_id,
+)
+from tests.support.retention_support import decrypted_pages
 
 CONTACTS = "奈良市役所 市民相談課　0742-00-0000（平日 8:30〜17:15）"
 EXTRA = f"""

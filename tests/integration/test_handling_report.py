@@ -10,15 +10,15 @@ import re
 from pathlib import Path
 
 import pytest
-from retention_support import restore_root_logging  # noqa: F401 (autouse fixture)
 
 from kairand import ctl
 from kairand.backup import agefmt, service
 from kairand.config import load_config
 from kairand.reports.common import JST
-from kairand.reports.pdf import pdf_text
 from kairand.store import audit, staff
 from kairand.store.bootstrap import open_store, select_keyring
+from tests.support.pdftext import pdf_text
+from tests.support.retention_support import restore_root_logging  # noqa: F401 (autouse fixture)
 
 CODE_RE = re.compile(
     r"\b(?:api|backup|config|incident|training|report|delivery|resident)\.[a-z_.]+"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from retention_support import add_resident, t
 
 from kairand.keys import secrets
 from kairand.retention import rules as rules_mod
@@ -16,6 +15,7 @@ from kairand.retention.receipts import subject_hmac
 from kairand.store import receipts, residents
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import add_resident, t
 
 
 def _population(conn: Connection) -> None:

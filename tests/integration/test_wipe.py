@@ -11,13 +11,6 @@ import socket
 from pathlib import Path
 
 import pytest
-from retention_support import (
-    add_resident,
-    decrypted_pages,
-    occurrences,
-    restore_root_logging,  # noqa: F401 (autouse fixture)
-    t,
-)
 
 from kairand import ctl
 from kairand.audit.chain import AuditEntry
@@ -28,6 +21,13 @@ from kairand.retention.purge import purge_resident
 from kairand.store import audit, receipts
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import Connection, Store, open_connection
+from tests.support.retention_support import (
+    add_resident,
+    decrypted_pages,
+    occurrences,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 PEOPLE = {
     "U" + "7a" * 16: "やまだはなこ",
@@ -169,7 +169,7 @@ def test_final_certificate_only_after_backups_and_recovery_key_are_destroyed(
         (path,) = out.glob(f"deletion-certificate-final-*{suffix}")
         assert ctl.main(["--config", str(dev_setup), "certificate", "verify", str(path)]) == 0
     (pdf_path,) = out.glob("deletion-certificate-final-*.pdf")
-    from kairand.reports.pdf import pdf_text
+    from tests.support.pdftext import pdf_text
 
     text = pdf_text(pdf_path.read_bytes())
     assert "個人情報削除証明書（契約終了）" in text and "復旧用秘密鍵" in text

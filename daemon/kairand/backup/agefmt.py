@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from pyrage import x25519
 
+from kairand.backup.envelope import load_recovery_key
 from kairand.errors import AlreadyExistsError, ConfigError, DataError
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -152,8 +153,6 @@ def load_identity(path: Path) -> x25519.Identity:
     except FileNotFoundError:
         raise ConfigError(f"the recovery key {path} does not exist") from None
     if data.lstrip().startswith(b"-----BEGIN"):
-        from kairand.backup.envelope import load_recovery_key
-
         text = identity_from_x25519(load_recovery_key(path))
     else:
         lines = [

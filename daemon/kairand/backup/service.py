@@ -34,16 +34,21 @@ from kairand import __version__
 from kairand.audit.chain import AuditEntry
 from kairand.backup import agefmt, envelope
 from kairand.config import Config
-from kairand.errors import AlreadyExistsError, DataError, KairanError, StoreError
+from kairand.errors import (
+    AlreadyExistsError,
+    DataError,
+    KairanError,
+    SchemaTooNewError,
+    StoreError,
+)
 from kairand.keys import secrets
 from kairand.keys.backends import SERVICE
 from kairand.logs import get_logger
-from kairand.retention import journal
-from kairand.retention.journal import JournalError
 from kairand.store import audit
 from kairand.store import backup as store_backup
+from kairand.store import deletion_journal as journal
 from kairand.store.database import open_connection, transaction
-from kairand.store.deletion_journal import JOURNAL_NAME, journal_beside
+from kairand.store.deletion_journal import JOURNAL_NAME, JournalError, journal_beside
 from kairand.store.migrations import latest_version
 
 log = get_logger(__name__)
@@ -509,8 +514,6 @@ def restore_backup(
         db_key = bytes.fromhex(opened.escrow[secrets.DB_KEY])
         version = store_backup.check_restored(staging, db_key)
         if version > latest_version():
-            from kairand.errors import SchemaTooNewError
-
             raise SchemaTooNewError(
                 f"the backup has schema version {version}, newer than this program knows",
                 "install the Kairan release that made the backup (or newer) and restore again",

@@ -30,6 +30,7 @@ from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
 from kairand.logs import get_logger
 from kairand.retention.purge import purge_resident
+from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
 from kairand.store import survey as survey_store
 from kairand.store.database import Connection, Store
@@ -285,8 +286,6 @@ def load_keys() -> PurgeKeys:
 
 async def inbox_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the inbox worker runs while the daemon runs."""
-    from kairand.daemon import CONFIG, LINE, STORE, TASKS
-
     config = app[CONFIG]
     keys = await asyncio.get_running_loop().run_in_executor(None, load_keys)
     worker = InboxWorker(
@@ -298,7 +297,7 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
         consultation_reply(config.consultation.contacts, config.consultation.hotlines),
     )
     app[INBOX_WORKER] = worker
-    app[TASKS].spawn(worker.run(), "inbox-worker")
+    app[TASKS].worker("inbox-worker", worker.run)
     yield
 
 

@@ -13,6 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
 from kairand.errors import ConfigError
 
 FONT_CANDIDATES = {
@@ -41,9 +50,6 @@ class Block:
 def _font(kind: str) -> str:
     if kind in _REGISTERED:
         return _REGISTERED[kind]
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
     for path in FONT_CANDIDATES[kind]:
         if path.exists():
             name = "IPAexGothic" if kind == "gothic" else "IPAexMincho"
@@ -58,13 +64,6 @@ def _font(kind: str) -> str:
 
 def render_pdf(blocks: Sequence[Block], *, title: str, author: str, subject: str = "") -> bytes:
     """A4 portrait PDF of BLOCKS; the same input always gives the same bytes."""
-    from reportlab.lib import colors
-    from reportlab.lib.enums import TA_CENTER, TA_RIGHT
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
     gothic, mincho = _font("gothic"), _font("mincho")
     base = ParagraphStyle("base", fontName=mincho, fontSize=10.5, leading=16, wordWrap="CJK")
     styles = {
@@ -131,12 +130,3 @@ def render_pdf(blocks: Sequence[Block], *, title: str, author: str, subject: str
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def pdf_text(data: bytes) -> str:
-    """Best-effort visible text of a PDF made here (for tests and `verify` summaries): the
-    font subsets are embedded, so text is extracted with pypdf when available."""
-    from pypdf import PdfReader
-
-    reader = PdfReader(io.BytesIO(data))
-    return "\n".join(page.extract_text() or "" for page in reader.pages)

@@ -8,11 +8,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from kairand import __version__, confighistory
+from kairand import __version__
 from kairand.audit.chain import VerifyResult
 from kairand.audit.chain import verify as verify_chain
 from kairand.config import Config
+from kairand.conversation.machine import UNANSWERED_METRIC
 from kairand.glossary import (
+    INCIDENT_KINDS,
     ROLE_LABELS,
     STATUS_LABELS,
     actor_label,
@@ -21,10 +23,9 @@ from kairand.glossary import (
 )
 from kairand.reports import pdf
 from kairand.reports.common import OUTCOME_LABELS, REASON_LABELS, Period, datetime_ja
-from kairand.reports.records_ctl import INCIDENT_KINDS
 from kairand.retention.receipts import REASONS
-from kairand.retention.rules import DEFAULT_RULES, RetentionRules, describe_ja
-from kairand.store import audit, metrics, receipts, records, reports, settings, staff
+from kairand.retention.rules import DEFAULT_RULES, RetentionRules, describe_ja, from_stored
+from kairand.store import audit, confighistory, metrics, receipts, records, reports, settings, staff
 from kairand.store import backup as store_backup
 from kairand.store import retention as retention_store
 from kairand.store import survey as survey_store
@@ -72,7 +73,7 @@ class ReportData:
 def gather(conn: Connection, period: Period) -> ReportData:
     first, last = period.first.isoformat(), period.last.isoformat()
     found = receipts.between(conn, period.start, period.end)
-    current = retention_store.current_rules(conn)
+    current = from_stored(retention_store.current_rules(conn))
     return ReportData(
         residents=reports.resident_counts(conn),
         follows=sum(metrics.series(conn, "follow", first, last).values()),
@@ -94,14 +95,8 @@ def gather(conn: Connection, period: Period) -> ReportData:
         incidents=records.incidents_between(conn, period.start, period.end),
         trainings=records.trainings_between(conn, first, last),
         config_changes=confighistory.history(conn, period.start * 1000, period.end * 1000),
-        unanswered_messages=sum(metrics.series(conn, machine_metric(), first, last).values()),
+        unanswered_messages=sum(metrics.series(conn, UNANSWERED_METRIC, first, last).values()),
     )
-
-
-def machine_metric() -> str:
-    from kairand.conversation.machine import UNANSWERED_METRIC
-
-    return UNANSWERED_METRIC
 
 
 def _titles(conn: Connection) -> dict[str, str]:

@@ -12,9 +12,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
-from kairand.retention import journal
 from kairand.retention.receipts import make_receipt
 from kairand.store import audit, inbox, receipts, residents, test_recipients
+from kairand.store import deletion_journal as journal
 from kairand.store.database import Connection
 
 

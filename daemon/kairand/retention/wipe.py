@@ -30,19 +30,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
 from kairand.audit.chain import verify as verify_chain
+from kairand.backup.service import NAME_RE, destroy_file
 from kairand.config import Config
 from kairand.errors import ExitCode, KairanError, StoreError
 from kairand.keys import secrets
 from kairand.keys.backends import CredentialsKeyring, DirectoryKeyring, MemoryKeyring
 from kairand.logs import get_logger
 from kairand.reports import certificate
-from kairand.reports.common import JST, Period, datetime_ja, iso_jst
-from kairand.reports.signing import sign_json
+from kairand.reports.common import Period, datetime_ja, iso_jst
+from kairand.reports.signing import sign_json, verify_document
 from kairand.retention.purge import purge_resident
 from kairand.store import audit, reports
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, open_connection
-from kairand.store.deletion_journal import journal_beside
+from kairand.store.deletion_journal import JOURNAL_NAME, journal_beside
+from kairand.timeutil import JST
 
 log = get_logger(__name__)
 
@@ -272,9 +274,6 @@ def confirm_backups(config: Config, output_dir: Path, *, actor: str, now: int) -
     """Destroy every backup generation and journal copy Kairan knows (the local folder and the
     mounted mirror) and record the step. A configured mirror that is not mounted stops here:
     its generations must be destroyed too."""
-    from kairand.backup.service import NAME_RE, destroy_file
-    from kairand.store.deletion_journal import JOURNAL_NAME
-
     state = load_state(output_dir)
     places = [config.backup.directory]
     if config.backup.mirror is not None:
@@ -333,8 +332,6 @@ def final_certificate(
 ) -> certificate.Written:
     """Issue the contract-end certificate once the wipe, the backups and the recovery key are
     all recorded as done."""
-    from kairand.reports.signing import verify_document
-
     state = load_state(output_dir)
     missing = [step for step in ("backups", "recovery_key") if step not in state["steps"]]
     if missing:
