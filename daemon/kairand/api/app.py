@@ -44,6 +44,7 @@ from kairand.api.routes import (
     deliveries,
     events,
     me,
+    reports,
     staff,
     statistics,
     survey,
@@ -87,6 +88,7 @@ HANDLERS: dict[str, Handler] = {
     "staff.delete": staff.staff_delete,
     "audit.list": audit_log.audit_list,
     "audit.verify": audit_log.audit_verify,
+    "reports.handling": reports.handling_report,
 }
 """Route name (api.roles.ROUTES) → handler."""
 

@@ -59,6 +59,7 @@ ROUTES: tuple[Route, ...] = (
     _r("staff.delete", "DELETE", "/v1/staff/{username}", ADMIN),
     _r("audit.list", "GET", "/v1/audit", AUDITOR),
     _r("audit.verify", "GET", "/v1/audit/verify", AUDITOR),
+    _r("reports.handling", "GET", "/v1/reports/handling", AUDITOR),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

@@ -18,15 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kairand import hostfacts
-from kairand.config import Config, ContractSection
+from kairand.config import ContractSection
 from kairand.ctl.context import Context, Subparsers
 from kairand.errors import DataError, ExitCode, KairanError, UsageError
 from kairand.evidence import load_public_key_pem, public_key_pem
 from kairand.keys import secrets
-from kairand.reports import certificate, export, report
-from kairand.reports.common import Period, datetime_ja
-from kairand.reports.signing import sign_pdf, sign_text, verify_document
+from kairand.reports import certificate, export, handling, report
+from kairand.reports.common import Period
+from kairand.reports.signing import verify_document
 from kairand.store import reports
 from kairand.store import survey as survey_store
 from kairand.store.database import Connection
@@ -251,16 +250,6 @@ def _cmd_export_personal(ctx: Context) -> int:
 # -- report --------------------------------------------------------------------------------
 
 
-def host_facts(config: Config) -> report.HostFacts:
-    last = hostfacts.last_package_upgrade()
-    count, note = hostfacts.pending_security_updates()
-    return report.HostFacts(
-        backup_files=hostfacts.backup_generations(config),
-        last_os_update=datetime_ja(last.timestamp()) if last else None,
-        pending_security_updates=(f"{count} 件（{note}）" if count is not None else note),
-    )
-
-
 def _cmd_report(ctx: Context) -> int:
     """The handling report as signed Markdown and signed PDF, named by its author."""
     args = ctx.args
@@ -272,10 +261,9 @@ def _cmd_report(ctx: Context) -> int:
         roster = {s.username: s.display_name for s in data.roster}
         named = f"{roster[author]}（{author}）" if author in roster else author
         now = int(time.time())
-        front, sections = report.build(data, period, now, named, config, host_facts(config))
-        signing_key = secrets.signing_key()
-        markdown = sign_text(report.render_markdown(front, sections), signing_key)
-        document = sign_pdf(report.render_pdf(front, sections, named), signing_key)
+        markdown, document = handling.issue(
+            data, period, now, named, config, handling.host_facts(config), secrets.signing_key()
+        )
         store.write_sync(
             ctx.audit,
             "report.issue",
