@@ -94,6 +94,7 @@ AUDIT_ACTION_LABELS = {
     "export.personal": "個人データの出力",
     "report.issue": "取扱状況報告書の作成",
     "config.change": "設定（安全管理措置）の変更",
+    "tls.install": "Webhook 用サーバー証明書の入れ替え",
     "incident.record": "事故の記録",
     "training.record": "研修の記録",
     "delivery.create": "配信の作成",
