@@ -95,6 +95,7 @@ AUDIT_ACTION_LABELS = {
     "report.issue": "取扱状況報告書の作成",
     "config.change": "設定（安全管理措置）の変更",
     "tls.install": "Webhook 用サーバー証明書の入れ替え",
+    "handover.export": "引継ぎデータの作成（自治体の鍵で封印）",
     "incident.record": "事故の記録",
     "training.record": "研修の記録",
     "delivery.create": "配信の作成",

@@ -229,3 +229,49 @@ def test_wipe_with_systemd_credentials_prints_the_command(
     state_dir = load_config(systemd_config).daemon.state_dir
     assert _all_files(state_dir) == []
     assert not os.listdir(state_dir)
+
+
+@pytest.mark.req("S22")
+def test_handover_is_sealed_to_the_municipality_and_named_in_the_final_certificate(
+    dev_setup: Path, config: Config, populated: Store, short_tmp: Path
+) -> None:
+    """S22: before the wipe an administrator seals the residents' data to the municipality's
+    own age key; Debian's age opens it with that key only; the export is audited and the final
+    certificate names it (count and SHA-256)."""
+    import hashlib
+    import subprocess
+
+    from kairand.backup import agefmt
+
+    populated.close()
+    key, pub = short_tmp / "city-key.txt", short_tmp / "city.pub"
+    agefmt.generate_recovery_key(key, pub)
+    other_key, other_pub = short_tmp / "other.txt", short_tmp / "other.pub"
+    agefmt.generate_recovery_key(other_key, other_pub)
+    sealed = short_tmp / "handover.tar.age"
+    argv = ["--config", str(dev_setup), "handover", "export", "--recipient", str(pub)]
+    assert ctl.main([*argv, "--output", str(sealed)]) == 0
+    data = sealed.read_bytes()
+    assert occurrences(data, _needles()) == []  # sealed: nothing readable
+    opened = subprocess.run(["age", "-d", "-i", str(key), str(sealed)], capture_output=True)
+    assert opened.returncode == 0
+    listing = subprocess.run(
+        ["tar", "-xO", "handover/residents.csv"], input=opened.stdout, capture_output=True
+    )
+    csv_text = listing.stdout.decode("utf-8-sig")
+    assert all(uid in csv_text for uid in PEOPLE)
+    wrong = subprocess.run(["age", "-d", "-i", str(other_key), str(sealed)], capture_output=True)
+    assert wrong.returncode != 0
+    out = short_tmp / "final"
+    assert (
+        ctl.main(["--config", str(dev_setup), "wipe", "--i-understand", "--output", str(out)]) == 0
+    )
+    for step in ("confirm-backups", "confirm-recovery-key"):
+        assert (
+            ctl.main(["--config", str(dev_setup), "wipe", step, "--output", str(out), "--yes"]) == 0
+        )
+    assert ctl.main(["--config", str(dev_setup), "wipe", "certificate", "--output", str(out)]) == 0
+    (final_json,) = out.glob("deletion-certificate-final-*.json")
+    final = json.loads(final_json.read_text(encoding="utf-8"))["payload"]["final"]
+    assert hashlib.sha256(data).hexdigest() in final["handover"]
+    assert f"{len(PEOPLE)} 件" in final["handover"]

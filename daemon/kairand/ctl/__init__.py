@@ -29,6 +29,7 @@ GROUPS: list[str] = [
     "audit",  # audit verify|checkpoint
     "staff",  # roster, staff add|remove|list
     "records",  # incident record|list|report, training record|list (issue 13)
+    "handover",  # handover export (issue 13, S22)
 ]
 
 

@@ -107,7 +107,13 @@ def _prepare(
     for line_user_id in reports.subject_ids(conn):
         purge_resident(conn, line_user_id, "contract_end", now, hmac_key, signing_key, actor=actor)
     chain = verify_chain(audit.iter_entries(conn))
+    handovers = [
+        {"at": iso_jst(e.entry.at_ms / 1000), "by": e.entry.actor, **e.entry.detail}
+        for e in audit.iter_entries(conn)
+        if e.entry.action == "handover.export" and e.entry.outcome == "ok"
+    ]
     return {
+        "handovers": handovers,
         "personal_rows": counts,
         "receipts": reports.receipt_digests(conn),
         "chain": {"intact": chain.ok, "entries": chain.entries, "head_hash": chain.head_hash},
@@ -191,6 +197,7 @@ def wipe(config: Config, *, output_dir: Path | None, now: int, actor: str) -> Wi
             "db_key": key_text,
             "audit_chain": prepared["chain"],
             "masked": prepared["gathered"].masked,
+            "handovers": prepared["handovers"],
             "receipts": rows,
         }
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -327,6 +334,16 @@ def confirm_recovery_key(output_dir: Path, *, actor: str, now: int, recipient: s
     _save_state(output_dir, state)
 
 
+def _handover_summary(handovers: list[dict[str, Any]]) -> str | None:
+    if not handovers:
+        return None
+    last = handovers[-1]
+    return (
+        f"{last['at']} に {last['by']} が {last.get('rows', 0)} 件を自治体の鍵で封印して作成"
+        f"（{last.get('file', '')}、SHA-256 {last.get('sha256', '')}）"
+    )
+
+
 def final_certificate(
     config: Config, output_dir: Path, *, now: int, handover: str | None = None
 ) -> certificate.Written:
@@ -360,7 +377,7 @@ def final_certificate(
         "db_key": record["db_key"],
         "backups": state["steps"]["backups"],
         "recovery_key": state["steps"]["recovery_key"],
-        "handover": handover or state.get("handover"),
+        "handover": handover or _handover_summary(record.get("handovers", [])),
         "final_record": state["final_record"],
     }
 

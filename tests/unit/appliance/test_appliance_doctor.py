@@ -182,13 +182,19 @@ def test_os_updates_are_reported(setup) -> None:
     are warnings with the count and date; none pending after a recent upgrade is OK."""
     config_path, _ = setup
     now = dt.datetime.now(dt.UTC)
-    cases = [
+    cases: list[tuple[tuple[dt.datetime | None, int | None, str], str, str]] = [
         ((now, 3, "x"), doctor.WARN, "3 件"),
         ((now - dt.timedelta(days=40), 0, "x"), doctor.WARN, "31 日以上"),
         ((None, None, "apt-get を実行できませんでした"), doctor.WARN, "確認できません"),
         ((now, 0, "x"), doctor.OK, "ありません"),
     ]
     for facts, status, words in cases:
-        ctx = doctor.Context(config_path, updates=lambda facts=facts: facts)
+
+        def updates(
+            facts: tuple[dt.datetime | None, int | None, str] = facts,
+        ) -> tuple[dt.datetime | None, int | None, str]:
+            return facts
+
+        ctx = doctor.Context(config_path, updates=updates)
         result = doctor.check_updates(ctx)
         assert result.status == status and words in result.ja, (facts, result)
