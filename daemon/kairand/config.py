@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -221,7 +221,7 @@ def load_config(path: Path) -> Config:
     return parse_config(raw, base_dir=path.parent.resolve(), source=str(path))
 
 
-def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
+def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "config") -> Config:
     for section, key in _PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():

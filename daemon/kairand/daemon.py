@@ -1,7 +1,8 @@
 """Builds the daemon: one aiohttp root application whose cleanup contexts own every resource.
 
 Order: store (opened before the loop by `main`) → background tasks → LINE client → components
-(webhook site, inbox worker, delivery worker, retention worker, staff API site) → watchdog.
+(audience index, webhook site, inbox worker, delivery worker, retention worker, staff API
+site) → watchdog.
 Each component is a cleanup context: it starts its work before `yield` and stops it after.
 The keys the components share, and the background-task helper, live in kairand.runtime: this
 module only composes.
@@ -19,6 +20,7 @@ from aiohttp import web
 from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
+from kairand.delivery.audience_worker import audience_index_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import line_api
@@ -74,6 +76,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
     return [
+        audience_index_component,
         webhook_component,
         inbox_component,
         delivery_component,

@@ -17,10 +17,10 @@ from tests.support.line_fakes import (
     InProcessDaemon,
     LineStandIn,
     event,
-    free_port,
     setup_dev,
     user_id,
 )
+from tests.support.ports import free_port
 from tests.support.retention_support import decrypted_pages
 
 CONTACTS = "奈良市役所 市民相談課　0742-00-0000（平日 8:30〜17:15）"

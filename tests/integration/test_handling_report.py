@@ -14,9 +14,9 @@ import pytest
 from kairand import ctl
 from kairand.backup import agefmt, service
 from kairand.config import load_config
-from kairand.reports.common import JST
 from kairand.store import audit, staff
 from kairand.store.bootstrap import open_store, select_keyring
+from kairand.timeutil import JST
 from tests.support.pdftext import pdf_text
 from tests.support.retention_support import restore_root_logging  # noqa: F401 (autouse fixture)
 

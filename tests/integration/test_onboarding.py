@@ -24,10 +24,10 @@ from tests.support.line_fakes import (
     InProcessDaemon,
     LineStandIn,
     event,
-    free_port,
     setup_dev,
     user_id,
 )
+from tests.support.ports import free_port
 
 BATCH_EVENTS = 50
 # Every answer path, deterministically (test_onboarding_simulator adds realistic residents).
@@ -261,7 +261,7 @@ def _rows_containing(conn: Any, needle: str) -> list[str]:
     found = []
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for table in tables:
-        for row in conn.execute(f'SELECT * FROM "{table}"'):
+        for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 (names from sqlite_master)
             if any(isinstance(v, str) and needle in v for v in row):
                 found.append(table)
     return found
@@ -289,7 +289,7 @@ async def test_events_of_one_resident_apply_in_timestamp_order_and_once(
 
 
 async def test_standby_mode_sends_nothing(world: tuple[InProcessDaemon, LineStandIn]) -> None:
-    """LINE_FACTS: in standby mode the bot must not reply (events are still recorded)."""
+    """docs/line-facts.md: in standby mode the bot must not reply (events are still recorded)."""
     daemon, line = world
     uid = user_id()
     ev = event("follow", uid, 1, mode="standby")

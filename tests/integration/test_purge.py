@@ -21,10 +21,10 @@ from tests.support.line_fakes import (
     InProcessDaemon,
     LineStandIn,
     event,
-    free_port,
     setup_dev,
     user_id,
 )
+from tests.support.ports import free_port
 
 PAGE = 4096
 RESERVE = 80  # SQLCipher 4: 16-byte IV + 64-byte HMAC-SHA512 at the end of every page

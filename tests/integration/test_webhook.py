@@ -34,11 +34,11 @@ from tests.support.line_fakes import (
     channel_secret,
     envelope,
     event,
-    free_port,
     setup_dev,
     sign,
     user_id,
 )
+from tests.support.ports import free_port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

@@ -10,7 +10,8 @@ from kairand.errors import ExitCode
 from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import audit
 from kairand.store.bootstrap import open_store
-from tests.support.line_fakes import LineStandIn, free_port, setup_dev
+from tests.support.line_fakes import LineStandIn, setup_dev
+from tests.support.ports import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "provisioning" / "richmenu" / "default.toml"
 

@@ -1,7 +1,9 @@
-"""Delivery operations for the staff API (issue-6 calls these; names fixed in CONTRACTS.md).
+"""Delivery operations for the staff API (kairand.api.routes.deliveries calls these).
 
 They enforce the status machine (kairand.delivery.model) and G3 (only confidentiality class 1
-goes through LINE). They do NOT check roles or four eyes: the API does that before calling.
+goes through LINE). They do NOT check roles: the API does. Four eyes is decided by
+four_eyes() below (rules in kairand.delivery.policy), which the approval route asks before
+calling approve().
 Every state change writes an audit entry in the same transaction as the change.
 """
 
@@ -18,7 +20,7 @@ import aiohttp
 from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
-from kairand.delivery import policy
+from kairand.delivery import audience, policy
 from kairand.delivery.errors import (
     ConfidentialityRefused,
     DeliveryError,
@@ -39,7 +41,6 @@ from kairand.delivery.model import (
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
-from kairand.segments import service as segments_service
 from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -326,7 +327,7 @@ async def _audience(store: Store, view: DeliveryView) -> int | None:
     current = await store.read(survey_store.current)
     if current is None:  # pragma: no cover - open_store seeds the default survey
         return None
-    return await segments_service.audience_count(store, view.segment, current[1])
+    return await audience.audience_count(store, view.segment, current[1])
 
 
 async def _segment_count(store: Store, row: q.DeliveryRow) -> int:

@@ -2,7 +2,7 @@
 line-bot-sdk keeps its ApiException in one layer). The sender, the approval route and the
 retention notices act on the verdict; none of them parses LINE's errors itself.
 
-LINE_FACTS: retry only on 5xx or a timeout; 409 with x-line-accepted-request-id means the
+docs/line-facts.md: retry only on 5xx or a timeout; 409 with x-line-accepted-request-id means the
 retry key was already accepted (the message went out); 429 is either the rate limit or the
 monthly limit ("monthly limit" in the message).
 """
@@ -59,7 +59,7 @@ def _message(body: Any) -> str:
 
 
 def classify(exc: BaseException) -> Verdict:
-    """What a failed multicast means (LINE_FACTS: retry only on 5xx or timeout)."""
+    """What a failed multicast means (docs/line-facts.md: retry only on 5xx or timeout)."""
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         message = _message(exc.body)
@@ -79,6 +79,13 @@ def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, TimeoutError | aiohttp.ClientError | ConnectionError):
         return Verdict("retry", type(exc).__name__)
     raise exc
+
+
+def retry_key_held(exc: BaseException) -> bool:
+    """Whether LINE answered 409 to a request with a retry key: it holds a request with that
+    key, accepted (with x-line-accepted-request-id) or still being processed. classify() says
+    "retry" for the second case, right for a caller that retries within seconds."""
+    return isinstance(exc, ApiException) and exc.status == 409
 
 
 def safe_classify(exc: BaseException) -> Verdict:

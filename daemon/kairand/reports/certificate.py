@@ -26,7 +26,6 @@ from kairand.config import ContractSection
 from kairand.errors import ConfigError
 from kairand.reports import pdf
 from kairand.reports.common import (
-    JST,
     REASON_LABELS,
     Period,
     date_ja,
@@ -37,6 +36,7 @@ from kairand.reports.signing import fingerprint, sign_json, sign_pdf, sign_text
 from kairand.retention.receipts import Receipt, subject_hmac, verify_receipt
 from kairand.store import audit, receipts
 from kairand.store.database import Connection
+from kairand.timeutil import JST
 
 KIND = "kairan.deletion_certificate"
 TABLE_LABELS = {

@@ -426,13 +426,6 @@ def record_results(
     return sent_total
 
 
-def note_attempts(conn: Connection, batch_id: int, attempts: int, now: int) -> None:
-    conn.execute(
-        "UPDATE batches SET attempts = attempts + ?, last_attempt_at = ? WHERE id = ?",
-        (attempts, now, batch_id),
-    )
-
-
 def cancel_pending_batches(conn: Connection, delivery_id: int) -> int:
     return conn.execute(
         "UPDATE batches SET state = 'cancelled' WHERE delivery_id = ? AND state = 'pending'",

@@ -70,13 +70,6 @@ def pending(conn: Connection, limit: int) -> list[PendingEvent]:
     return [PendingEvent(*row) for row in rows]
 
 
-def is_pending(conn: Connection, inbox_id: int) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM inbox WHERE id = ? AND state = 'pending'", (inbox_id,)
-    ).fetchone()
-    return row is not None
-
-
 def finish(conn: Connection, inbox_id: int, state: str, now: float) -> None:
     """Mark an event processed and forget its body and sender (same transaction as effects)."""
     if state not in STATES or state == "pending":

@@ -12,7 +12,7 @@ EXPECTED = "GhRKmvmHys4Pi8DxkF4+EayaH0OqtJtaZxgTD9fMDLs="
 
 
 def test_line_documentation_test_vector() -> None:
-    """N1: LINE's published signature test vector (LINE_FACTS.md)."""
+    """N1: LINE's published signature test vector (docs/line-facts.md)."""
     assert signature_for(SECRET, BODY) == EXPECTED
     assert signature_ok(SECRET, BODY, EXPECTED)
 

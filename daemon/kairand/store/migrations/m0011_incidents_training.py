@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 10
+VERSION = 11
 DESCRIPTION = "incident records and handler education records"
 
 
