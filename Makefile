@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps reqtrace
+.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps config-doc reqtrace
 
 $(STAMP): pyproject.toml
 	@bash .ci/system-deps.sh
@@ -25,6 +25,10 @@ lint: $(STAMP)
 # Regenerate docs/requirements.md from the tests' requirement tags (lint fails when stale).
 reqtrace: $(STAMP)
 	$(BIN)/python -m tools.reqtrace
+
+# docs/configuration.md is generated from daemon/kairand/config.py (a test checks it is current).
+config-doc: $(STAMP)
+	$(BIN)/python -m kairand.configdoc --write
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -23,7 +23,7 @@ from kairand.config import Config
 from kairand.delivery.audience_worker import audience_index_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
-from kairand.line.client import line_api
+from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
@@ -55,7 +55,14 @@ async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
     token = await asyncio.get_running_loop().run_in_executor(
         None, secrets.get_secret, secrets.CHANNEL_ACCESS_TOKEN
     )
-    async with line_api(config.line.api_base, token, config.line.request_timeout_seconds) as api:
+    async with line_api(
+        config.line.api_base,
+        token,
+        config.line.request_timeout_seconds,
+        data_base=config.line.data_base,
+        # The sender's requests and the inbox's replies in flight never wait for each other.
+        connections=MAX_CONNECTIONS + config.line.reply_concurrency,
+    ) as api:
         app[LINE] = api
         yield
 

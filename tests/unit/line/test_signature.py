@@ -42,10 +42,12 @@ def test_envelope_keeps_user_and_tolerates_unknown_fields() -> None:
     """LINE adds fields without notice: they are kept in the stored body, not refused."""
     body = (
         b'{"destination":"Ux","events":[{"type":"follow","timestamp":5,"webhookEventId":"01A",'
-        b'"source":{"type":"user","userId":"Uabc"},"brandNew":{"x":1}}],"extra":true}'
+        b'"source":{"type":"user","userId":"U0123456789abcdef0123456789abcdef"},'
+        b'"brandNew":{"x":1}}],"extra":true}'
     )
-    destination, events = parse_envelope(body)
-    assert destination == "Ux" and events[0].line_user_id == "Uabc"
+    parsed = parse_envelope(body)
+    destination, events = parsed.destination, parsed.events
+    assert destination == "Ux" and events[0].line_user_id == "U0123456789abcdef0123456789abcdef"
     assert "brandNew" in events[0].body and events[0].event_timestamp == 5
 
 
