@@ -102,7 +102,7 @@ def _apply(
         state,
         definition,
         version,
-        consult_reply if consult_reply is not None else texts.GUIDANCE,
+        consult_reply=consult_reply if consult_reply is not None else texts.GUIDANCE,
         now_ms=now * 1000,
         max_postback_age_ms=postback_max_age_ms,
     )
