@@ -6,6 +6,7 @@ silently falls back to a default. Relative paths are resolved against the config
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -231,6 +232,64 @@ class KioskSection(Section):
     """TCP port of a network printer (9100: raw ESC/POS)."""
 
 
+DEFAULT_HOTLINES = (
+    "児童相談所虐待対応ダイヤル　189（いちはやく・24時間）",
+    "子ども医療電話相談　#8000（夜間・休日の子どもの急な病気）",
+)
+
+
+class ContractSection(Section):
+    """The contract the appliance is operated under: printed on deletion certificates and the
+    handling report, which a council accepts only when they name it (S11, S13, S15)."""
+
+    addressee: str = ""
+    """To whom certificates are addressed, e.g. 「奈良市長　○○ ○○ 様」."""
+    municipality: str = ""
+    """The municipality (委託者), e.g. 「奈良市」."""
+    contractor: str = ""
+    """The contractor (受託者) issuing the certificates, e.g. 「株式会社○○」."""
+    contractor_address: str = ""
+    """The contractor's address, printed under its name."""
+    handling_manager: str = ""
+    """取扱責任者: the person responsible for the handling of personal information."""
+    name: str = ""
+    """Contract name (契約件名)."""
+    number: str = ""
+    """Contract number (契約番号)."""
+    start: dt.date | None = None
+    """Contract start: no certificate covers a period before it."""
+    end: dt.date | None = None
+    """Contract end (printed; the contract-end certificate comes from the wipe steps)."""
+
+    def missing(self) -> list[str]:
+        needed = ("addressee", "contractor", "handling_manager", "name", "number", "start")
+        return [key for key in needed if not getattr(self, key)]
+
+
+class ConsultationSection(Section):
+    contacts: Annotated[str, Field(max_length=1500)] = ""
+    """G6: the municipality's contacts given to a resident who writes a consultation into the
+    chat (name, phone, hours; several lines). Empty: 「市役所の担当窓口へ」."""
+    hotlines: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
+        default=DEFAULT_HOTLINES,
+        max_length=10,
+    )
+    """National hotlines listed in that reply (empty list: none)."""
+
+
+class BackupSection(Section):
+    directory: Path = Path("/var/backups/kairan")
+    """Where `kairanctl backup create` writes the sealed generations (age format)."""
+    keep: Annotated[int, Field(ge=0, le=366)] = 14
+    """Generations kept (0: no count limit, only the lifetime applies)."""
+    lifetime_days: Annotated[int, Field(ge=1, le=366)] = 14
+    """Every generation older than this is destroyed, locally and on the mirror (S18): a
+    resident deleted today is in no backup after this many days."""
+    mirror: Path | None = None
+    """A mounted backup target (e.g. /mnt/kairan-backup) that receives a copy of every
+    generation and the deletion journal, pruned by the same rules. None: local only."""
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -242,6 +301,9 @@ class Config(Section):
     privacy: PrivacySection = PrivacySection()
     queue: QueueSection = QueueSection()
     kiosk: KioskSection = KioskSection()
+    backup: BackupSection = BackupSection()
+    consultation: ConsultationSection = ConsultationSection()
+    contract: ContractSection = ContractSection()
 
     @property
     def database_path(self) -> Path:
@@ -267,6 +329,8 @@ _PATH_KEYS = {
     ("webhook", "tls_cert"),
     ("webhook", "tls_key"),
     ("api", "socket"),
+    ("backup", "directory"),
+    ("backup", "mirror"),
 }
 
 

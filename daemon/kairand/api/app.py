@@ -54,6 +54,7 @@ from kairand.api.routes import (
     events,
     me,
     queue,
+    reports,
     reservations,
     staff,
     statistics,
@@ -108,6 +109,7 @@ HANDLERS: dict[str, Handler] = {
     "queue.pause": queue.pause,
     "queue.statistics": queue.statistics,
     **reservations.HANDLERS,  # window reservations (issue 14)
+    "reports.handling": reports.handling_report,
 }
 """Route name (api.roles.ROUTES) → handler."""
 

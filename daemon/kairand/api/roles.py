@@ -86,6 +86,7 @@ ROUTES: tuple[Route, ...] = (
     _r("queue.action", "POST", "/v1/queue/tickets/{id}/action", COUNTER, body=True),
     _r("queue.pause", "POST", "/v1/queue/counters/{id}/pause", COUNTER, body=True),
     _r("queue.statistics", "GET", "/v1/queue/statistics", COUNTER, ADMIN, AUDITOR),
+    _r("reports.handling", "GET", "/v1/reports/handling", AUDITOR),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

@@ -434,6 +434,25 @@ EventName = Literal["dashboard", "delivery", "ping"]
 """GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
 `event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""
 
+
+class HandlingReportQuery(_In):
+    """GET /v1/reports/handling: the period of the handling report (both days included)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+
+
+class HandlingReportOut(_Out):
+    """The handling report (S15) as issued: signed Markdown and signed PDF (base64)."""
+
+    period_from: dt.date
+    period_to: dt.date
+    author: str
+    markdown: str
+    pdf_base64: str
+
+
 # -- window reservations (issue 14): shapes live in their own module, re-exported here ----------
 
 from kairand.api.reservation_schema import *  # noqa: E402, F403
