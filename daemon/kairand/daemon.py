@@ -25,6 +25,7 @@ from kairand.line.client import line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.programs.expiry import program_expiry_component
 from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
@@ -78,6 +79,7 @@ def components() -> list[CleanupContext]:
         inbox_component,
         delivery_component,
         retention_component,
+        program_expiry_component,
         api_component,
     ]
 

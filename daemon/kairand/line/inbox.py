@@ -28,6 +28,7 @@ from kairand.keys import secrets
 from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
 from kairand.logs import get_logger
+from kairand.programs import inbox as program_inbox
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
@@ -83,6 +84,14 @@ def _apply(
         return "ignored"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
+    # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
+    program = program_inbox.apply_event(
+        conn, event, user_id, resident_id, now, keys.hmac_key, keys.signing_key
+    )
+    if program is not None:
+        if program.replies and event.reply_token and not event.standby:
+            result.replies.append(PendingReply(event.reply_token, program.replies[:5]))
+        return "done"
     outcome = machine.handle(event, state, definition, version)
     if not outcome.handled:
         return "ignored"

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
-
 from kairand.audit.chain import AuditEntry
 from kairand.conversation.survey import SurveyDefinition
-from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.programs import scope as scope_rules
 from kairand.programs import templates as tpl
@@ -40,7 +35,6 @@ from kairand.store import deliveries as delivery_store
 from kairand.store import programs as q
 from kairand.store import staff as staff_store
 from kairand.store import survey as survey_store
-from kairand.store import test_recipients
 from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
@@ -143,7 +137,7 @@ async def import_districts(store: Store, actor: str, csv_text: str) -> dict[str,
         counts = q.replace_districts(
             conn, [(d.code, d.name, d.kana, d.junior_high, d.junior_high_name) for d in parsed]
         )
-        _audit(conn, actor, "program.districts_import", "school_districts", **counts)
+        _audit(conn, actor, "program.districts_import", "school_districts", "ok", **counts)
         return counts
 
     return await store.write(tx)
@@ -431,31 +425,3 @@ async def send_follow_up(
                          _notify_list(conn, original.institution))  # fmt: skip
 
     return await store.write(tx)
-
-
-async def notify_test_recipients(store: Store, line: LineApi, alert: SentAlert) -> int:
-    """Push the alert, marked as a notification, to the LINE test recipients of the staff to
-    notify (approvers and the institution's heads). Returns how many pushes LINE accepted."""
-    recipients: list[str] = []
-    for username in alert.notify:
-        recipients.extend(await store.read(test_recipients.recipients_of, username))
-    text = f"【職員向け通知：緊急配信が送信されました】\n{alert.text}"[:5000]
-    ok = 0
-    for to in sorted(set(recipients)):
-        try:
-            await line.messaging.push_message(
-                PushMessageRequest(to=to, messages=[TextMessage(text=text)]),
-                x_line_retry_key=str(uuid.uuid4()),
-                _request_timeout=line.timeout,
-            )
-            ok += 1
-        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("alert.notify_failed", error=type(exc).__name__)
-
-    def tx(conn: Connection) -> None:
-        _audit(conn, "system:alerts", "alert.notify", f"delivery {alert.delivery_id}",
-               outcome="ok" if ok == len(set(recipients)) else "failed",
-               staff=len(alert.notify), pushed=ok)  # fmt: skip
-
-    await store.write(tx)
-    return ok

@@ -42,6 +42,8 @@ def _base(segment: SegmentFilter, column: str, eligible: str) -> tuple[str, list
     if segment.program == DEFAULT_PROGRAM:
         return eligible, []
     return f"{column} IN ({MEMBERS})", [segment.program]
+
+
 C_SLOTS = 8
 Y_SLOTS = 4
 MAX_BITS = 62

@@ -165,6 +165,14 @@ def registered_members_for_notice(
     return [(int(a), str(b)) for a, b in rows]
 
 
+def answer_values(conn: Connection, resident_id: int, question: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT value FROM answers WHERE resident_id = ? AND question = ? ORDER BY value",
+        (resident_id, question),
+    )
+    return [str(r[0]) for r in rows]
+
+
 def member_counts(conn: Connection, program: str) -> tuple[int, int]:
     """(registered members, members still answering)."""
     row = conn.execute(
