@@ -468,3 +468,33 @@ def recent_alerts(conn: Connection, limit: int = 20) -> list[AlertRow]:
         )
     ]
     return [a for a in (alert(conn, i) for i in ids) if a is not None]
+
+
+# -- synthetic members (tests, benchmarks, training data; never real residents) ---------------
+
+
+def insert_synthetic_members(
+    conn: Connection,
+    program: str,
+    members: Iterable[tuple[str, Sequence[str], bool]],
+    question: str,
+    consent_version: int,
+    now: int,
+) -> int:
+    """MEMBERS: (LINE user id of an existing resident, district codes, registered)."""
+    ids = {str(u): int(i) for i, u in conn.execute("SELECT id, line_user_id FROM residents")}
+    count = 0
+    for user_id, codes, registered in members:
+        rid = ids[user_id]
+        conn.execute(
+            "INSERT INTO program_members (program, resident_id, consent_version, consented_at,"
+            " registered_at) VALUES (?, ?, ?, ?, ?)",
+            (program, rid, consent_version, now, now if registered else None),
+        )
+        conn.executemany(
+            "INSERT INTO answers (resident_id, question, value, number, answered_at)"
+            " VALUES (?, ?, ?, NULL, ?)",
+            [(rid, question, code, now) for code in codes],
+        )
+        count += 1
+    return count
