@@ -44,6 +44,7 @@ from kairand.api.routes import (
     deliveries,
     events,
     me,
+    programs,
     staff,
     statistics,
     survey,
@@ -87,6 +88,20 @@ HANDLERS: dict[str, Handler] = {
     "staff.delete": staff.staff_delete,
     "audit.list": audit_log.audit_list,
     "audit.verify": audit_log.audit_verify,
+    "programs.list": programs.programs_list,
+    "programs.put": programs.programs_put,
+    "districts.list": programs.districts_list,
+    "districts.upload": programs.districts_import,
+    "institutions.list": programs.institutions_list,
+    "institutions.mine": programs.institutions_mine,
+    "institutions.put": programs.institutions_put,
+    "institutions.staff": programs.institutions_staff,
+    "alert_templates.list": programs.templates_list,
+    "alert_templates.create": programs.templates_create,
+    "alert_templates.approve": programs.templates_approve,
+    "alerts.list": programs.alerts_list,
+    "alerts.send": programs.alerts_send,
+    "alerts.follow_up": programs.alerts_follow_up,
 }
 """Route name (api.roles.ROUTES) → handler."""
 

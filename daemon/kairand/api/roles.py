@@ -59,6 +59,21 @@ ROUTES: tuple[Route, ...] = (
     _r("staff.delete", "DELETE", "/v1/staff/{username}", ADMIN),
     _r("audit.list", "GET", "/v1/audit", AUDITOR),
     _r("audit.verify", "GET", "/v1/audit/verify", AUDITOR),
+    # Programs, school districts, institutions, alert templates and alerts (issue 16).
+    _r("programs.list", "GET", "/v1/programs", *ROLES),
+    _r("programs.put", "PUT", "/v1/programs/{id}", ADMIN, body=True),
+    _r("districts.list", "GET", "/v1/districts", *ROLES),
+    _r("districts.upload", "POST", "/v1/districts/import", ADMIN, body=True),
+    _r("institutions.list", "GET", "/v1/institutions", *ROLES),
+    _r("institutions.mine", "GET", "/v1/me/institutions", *ROLES),
+    _r("institutions.put", "PUT", "/v1/institutions/{id}", ADMIN, body=True),
+    _r("institutions.staff", "POST", "/v1/institutions/{id}/staff", ADMIN, body=True),
+    _r("alert_templates.list", "GET", "/v1/alert-templates", AUTHOR, APPROVER, AUDITOR),
+    _r("alert_templates.create", "POST", "/v1/alert-templates", AUTHOR, APPROVER, body=True),
+    _r("alert_templates.approve", "POST", "/v1/alert-templates/{id}/approve", APPROVER, body=True),
+    _r("alerts.list", "GET", "/v1/alerts", AUTHOR, APPROVER, AUDITOR),
+    _r("alerts.send", "POST", "/v1/alerts", AUTHOR, body=True),
+    _r("alerts.follow_up", "POST", "/v1/alerts/{id}/follow-up", APPROVER, body=True),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
