@@ -101,7 +101,7 @@ async def test_alert_send_consent_class_and_follow_up(api: ApiClient, store: Sto
     # Follow-up: approvers only.
     r = await api.as_user("sato").post(
         f"/v1/alerts/{sent}/follow-up", {"kind": "all_clear", "body": "解決しました。"}
-    )  # noqa: E501
+    )
     assert r.status == 403
     r = await api.as_user("kato").post(
         f"/v1/alerts/{sent}/follow-up", {"kind": "correction", "body": "場所は港町の公園でした。"}
@@ -140,7 +140,7 @@ async def test_templates_four_eyes_and_management(api: ApiClient, store: Store) 
     adm = api.as_user("adm")
     r = await adm.post(
         "/v1/districts/import", {"csv": "code,name,kana,junior_high,junior_high_name\nX,a,b,c,d\n"}
-    )  # noqa: E501
+    )
     assert r.status == 422 and r.body["detail"].startswith("2行目")
     r = await adm.get("/v1/districts")
     assert len(r.body["items"]) == 11
@@ -154,7 +154,7 @@ async def test_templates_four_eyes_and_management(api: ApiClient, store: Store) 
     r = await adm.put(
         "/v1/institutions/hikari_es",
         {"name": "光小学校", "kind": "school", "districts": ["hikari"]},
-    )  # noqa: E501
+    )
     assert r.status == 200
     r = await adm.post("/v1/institutions/hikari_es/staff", {"username": "sato", "head": True})
     assert r.status == 200
