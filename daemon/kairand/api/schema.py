@@ -593,3 +593,15 @@ class AlertList(_Out):
 
 class MyInstitutions(_Out):
     items: list[InstitutionOut]
+
+
+class AlertEvent(_Out):
+    """SSE `alert` event (issue 16): an alert was just sent; streamed at once to approvers and
+    to the heads of the sending institution."""
+
+    delivery_id: int
+    kind: Literal["alert", "correction", "all_clear"]
+    title: str
+    institution_name: str
+    districts: int
+    created_at: dt.datetime

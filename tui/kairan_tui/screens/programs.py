@@ -1,0 +1,125 @@
+"""配信サービス: programs with their registered counts (aggregate only; small cells shown as
+"<N"), per school district; the sending institutions and the districts they cover; alert
+templates and their approval (an approver other than the writer). The district list itself is
+managed with `kairanctl programs districts import` or the API (CSV)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+
+from kairan_tui.client import ApiError
+from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.screens.base import KairanScreen
+from kairand.api import schema
+
+STATUS = {"draft": "承認待ち", "approved": "承認済み", "retired": "廃止"}
+
+
+class ProgramsScreen(KairanScreen):
+    SCREEN_NAME = "programs"
+    SCREEN_TITLE = "配信サービス"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "reload", "最新の情報に更新"),
+        Binding("a", "approve", "テンプレートを承認"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.templates: list[schema.AlertTemplateOut] = []
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="programs-body"):
+            yield Static("配信サービスと登録数（学校区別）", classes="box-title")
+            yield DataTable(id="programs-table", cursor_type="row", zebra_stripes=True)
+            yield Static("発信元と担当する学校区", classes="box-title")
+            yield DataTable(id="institutions-table", cursor_type="row", zebra_stripes=True)
+            yield Static("緊急配信テンプレート（a：承認）", classes="box-title")
+            yield DataTable(id="templates-table", cursor_type="row", zebra_stripes=True)
+            yield Static(
+                "学校区の一覧は kairanctl programs districts import（CSV）で更新します。",
+                classes="hint",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#programs-table", DataTable).add_columns("配信サービス", "学校区", "登録数")
+        self.query_one("#institutions-table", DataTable).add_columns("発信元", "種別", "担当学校区")
+        self.query_one("#templates-table", DataTable).add_columns("テンプレート", "状態", "作成者")
+
+    def action_reload(self) -> None:
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        self.load()
+
+    @work(exit_on_error=False, exclusive=True, group="programs")
+    async def load(self) -> None:
+        try:
+            programs = await self.api.programs()
+            institutions = await self.api.institutions()
+            districts = await self.api.districts()
+            allowed = self.kairan.me.allowed if self.kairan.me else []
+            templates = (
+                await self.api.alert_templates() if "alert_templates.list" in allowed else None
+            )
+        except ApiError as exc:
+            self.report(exc, "配信サービスを表示")
+            return
+        table = self.query_one("#programs-table", DataTable)
+        table.clear()
+        for p in programs.items:
+            table.add_row(p.name + ("（年度登録）" if p.annual else ""), "合計", p.registered)
+            for district, count in p.districts.items():
+                table.add_row("", district, count)
+        names = {d.code: d.name for d in districts.items}
+        inst = self.query_one("#institutions-table", DataTable)
+        inst.clear()
+        for i in institutions.items:
+            covered = (
+                "全学校区" if i.all_districts else "、".join(names.get(c, c) for c in i.districts)
+            )
+            inst.add_row(i.name, schema.INSTITUTION_KIND_LABELS.get(i.kind, i.kind), covered)
+        tt = self.query_one("#templates-table", DataTable)
+        tt.clear()
+        self.templates = templates.items if templates else []
+        for t in self.templates:
+            tt.add_row(t.name, STATUS.get(t.status, t.status), t.created_by, key=str(t.id))
+
+    def action_approve(self) -> None:
+        table = self.query_one("#templates-table", DataTable)
+        if not self.templates or table.cursor_row < 0:
+            return
+        template = self.templates[min(table.cursor_row, len(self.templates) - 1)]
+        if template.status != "draft":
+            self.notify("承認待ちのテンプレートを選んでください。", severity="warning")
+            return
+        fields = "、".join(
+            f.label + ("（保護者の同意が必要）" if f.child else "") for f in template.fields
+        )
+        body = (
+            f"「{template.name}」を承認すると、発信元の作成者がこのテンプレートで二人目の承認なしに"
+            f"緊急配信できるようになります。\n項目：{fields}"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.approve(template.id)
+
+        modal = ConfirmModal("テンプレートを承認しますか", body, confirm_label="承認する")
+        modal.danger = False
+        self.app.push_screen(modal, answered)
+
+    @work(exit_on_error=False, group="programs-approve")
+    async def approve(self, template_id: int) -> None:
+        try:
+            await self.api.approve_template(template_id)
+        except ApiError as exc:
+            self.report(exc, "テンプレートを承認")
+            return
+        self.notify("テンプレートを承認しました。", timeout=5)
+        self.load()
