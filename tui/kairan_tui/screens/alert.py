@@ -7,13 +7,14 @@ cursor is on the first field. Usable at 80×24: everything scrolls in one column
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
 from kairan_tui.client import ApiError
@@ -35,6 +36,11 @@ def parse_consent_time(text: str) -> dt.datetime | None:
 class AlertScreen(KairanScreen):
     SCREEN_NAME = "alert"
     SCREEN_TITLE = "緊急配信"
+    DEFAULT_CSS = """
+    AlertScreen #alert-fields { height: auto; }
+    AlertScreen #alert-districts { height: auto; max-height: 8; }
+    AlertScreen Label { margin-top: 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "send", "送信"),
         Binding("ctrl+r", "reload", "再読込"),
@@ -45,6 +51,8 @@ class AlertScreen(KairanScreen):
         self.templates: list[schema.AlertTemplateOut] = []
         self.institutions: list[schema.InstitutionOut] = []
         self.districts: list[schema.DistrictOut] = []
+        self._fields_lock = asyncio.Lock()
+        self._shown: int | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="alert-body"):
@@ -60,7 +68,7 @@ class AlertScreen(KairanScreen):
             yield Select[str]([], id="alert-institution", prompt="発信元を選択")
             yield Label("配信する学校区（スペースで選択）")
             yield SelectionList[str](id="alert-districts")
-            yield VerticalScroll(id="alert-fields")
+            yield Vertical(id="alert-fields")
             yield Static("", id="alert-consent-note", classes="hint")
             yield Input(placeholder="同意した方（例：被害児童の保護者（母））", id="consent-by")
             yield Input(placeholder="同意日時（例：2026-12-01 15:30）", id="consent-at")
@@ -68,10 +76,13 @@ class AlertScreen(KairanScreen):
                 yield Button("送信する（Ctrl+S）", id="alert-send", variant="error")
 
     def action_reload(self) -> None:
-        self.refresh_data()
+        self._shown = None
+        self.load()
 
     def refresh_data(self) -> None:
-        self.load()
+        # Coming back from the confirmation (or another screen) keeps what was filled in.
+        if not self.templates and not self.institutions:
+            self.load()
 
     @work(exit_on_error=False, exclusive=True, group="alert")
     async def load(self) -> None:
@@ -119,11 +130,18 @@ class AlertScreen(KairanScreen):
         listing.add_options([(d.name, d.code) for d in covered])
 
     async def _show_fields(self) -> None:
-        box = self.query_one("#alert-fields", VerticalScroll)
+        # Called by load() and by the template selector's Changed event: one at a time, once
+        # per template.
+        async with self._fields_lock:
+            template = self._template()
+            if template is None or template.id == self._shown:
+                return
+            self._shown = template.id
+            await self._mount_fields(template)
+
+    async def _mount_fields(self, template: schema.AlertTemplateOut) -> None:
+        box = self.query_one("#alert-fields", Vertical)
         await box.remove_children()
-        template = self._template()
-        if template is None:
-            return
         widgets: list[Label | Input] = []
         for field in template.fields:
             mark = "（必須）" if field.required else "（任意）"

@@ -24,6 +24,9 @@ STATUS = {"draft": "承認待ち", "approved": "承認済み", "retired": "廃�
 class ProgramsScreen(KairanScreen):
     SCREEN_NAME = "programs"
     SCREEN_TITLE = "配信サービス"
+    DEFAULT_CSS = """
+    ProgramsScreen DataTable { height: auto; max-height: 16; margin-bottom: 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reload", "最新の情報に更新"),
         Binding("a", "approve", "テンプレートを承認"),
