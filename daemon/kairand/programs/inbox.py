@@ -86,7 +86,7 @@ def apply_event(
                 record_deletion(
                     conn,
                     line_user_id=user_id,
-                    reason="program_leave",
+                    reason="request",  # the resident asked (deleted names the program)
                     deleted={"program": op.program, **deleted},
                     now=now,
                     hmac_key=hmac_key,
