@@ -1,7 +1,8 @@
 """Builds the daemon: one aiohttp root application whose cleanup contexts own every resource.
 
 Order: store (opened before the loop by `main`) → background tasks → LINE client → components
-(webhook site, inbox worker, delivery worker, retention worker, staff API site) → watchdog.
+(audience index, webhook site, inbox worker, delivery worker, retention worker, staff API
+site) → watchdog.
 Each component is a cleanup context: it starts its work before `yield` and stops it after.
 The keys the components share, and the background-task helper, live in kairand.runtime: this
 module only composes.
@@ -35,6 +36,7 @@ from kairand.runtime import STOPPING as STOPPING
 from kairand.runtime import STORE as STORE
 from kairand.runtime import TASKS as TASKS
 from kairand.runtime import TaskGroup
+from kairand.segments.worker import audience_index_component
 from kairand.store.database import Store
 
 log = get_logger(__name__)
@@ -75,6 +77,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
     return [
+        audience_index_component,
         webhook_component,
         inbox_component,
         delivery_component,
