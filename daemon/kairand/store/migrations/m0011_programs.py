@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 10
+VERSION = 11
 DESCRIPTION = "programs, school districts, institutions, alert templates"
 
 DEFAULT_PROGRAM = "city"
