@@ -156,7 +156,10 @@ def parse_districts_csv(text: str) -> list[District]:
     junior_high_name`). All or nothing: the first bad line raises DistrictCsvError."""
     text = text.lstrip("\ufeff")
     reader = csv.reader(io.StringIO(text))
-    rows = list(reader)
+    try:
+        rows = list(reader)
+    except csv.Error:
+        raise DistrictCsvError(reader.line_num or 1, "CSVとして読み取れません。") from None
     if not rows:
         raise DistrictCsvError(1, "ファイルが空です。")
     header = tuple(c.strip() for c in rows[0])

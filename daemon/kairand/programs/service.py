@@ -111,12 +111,16 @@ def check_segment(conn: Connection, author: str, segment: SegmentFilter) -> None
 async def put_program(store: Store, actor: str, code: str, definition: ProgramDefinition) -> bool:
     if code == DEFAULT_PROGRAM:
         raise ProgramError(
-            "default_program", "市政情報（既定の配信サービス）はアンケート画面で編集します。"
+            "default_program",
+            "市政情報（既定の配信サービス）はアンケート画面で編集します。",
+            "id",
         )
     try:
         check_codes(code, definition)
     except ValueError as exc:
-        raise ProgramError("invalid_program", f"質問コードが正しくありません：{exc}") from None
+        raise ProgramError(
+            "invalid_program", f"質問コードが正しくありません：{exc}", "definition.questions"
+        ) from None
 
     def tx(conn: Connection) -> bool:
         created = q.put_program(
@@ -341,7 +345,9 @@ async def send_alert(
             )
         if definition is None or definition.district_question is None:
             refuse(conn, "no_districts")
-            return ProgramError("no_districts", "この配信サービスには学校区がありません。")
+            return ProgramError(
+                "no_districts", "この配信サービスには学校区がありません。", "template_id"
+            )
         if not districts:
             refuse(conn, "district_required")
             return ProgramError(
