@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import shutil
 import socket
 import subprocess
@@ -194,7 +195,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     requests = len(stamps)
     first = min(t for t, _ in stamps)
-    print(f"first accepted after {first - started:.3f} s")
+    rate_seen = (requests - 1) / (last - first) if last > first else float("nan")
+    load = os.getloadavg()[0]
     last = max(t for t, _ in stamps)
     elapsed = last - started
     rate = DeliverySection().multicast_rate_per_second
@@ -208,6 +210,8 @@ def main() -> None:
         f"BENCH alert recipients={n} accepted={delivered} sent_count={recipients}"
         f" requests={requests} elapsed_s={elapsed:.3f} bound_s={bound:.3f}"
         f" ratio_vs_bound={elapsed / bound:.3f} target_ratio=1.10"
+        f" first_accept_s={first - started:.3f} req_per_s={rate_seen:.1f}"
+        f" load_avg_1m={load:.1f} cores={os.cpu_count()}"
     )
 
 
