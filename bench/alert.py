@@ -195,9 +195,9 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     requests = len(stamps)
     first = min(t for t, _ in stamps)
+    last = max(t for t, _ in stamps)
     rate_seen = (requests - 1) / (last - first) if last > first else float("nan")
     load = os.getloadavg()[0]
-    last = max(t for t, _ in stamps)
     elapsed = last - started
     rate = DeliverySection().multicast_rate_per_second
     bound = math.ceil(n / 500) / rate
