@@ -48,6 +48,7 @@ def add_program_routes(
     """Register the routes on ROUTES for USERNAME; STATE is shared between identities."""
     state.setdefault("templates", [_template(1, "approved"), _template(2, "draft", "熊の出没")])
     state.setdefault("alerts", [])
+    state.setdefault("follow_ups", [])
 
     def answer(
         model: type[schema.BaseModel], body: dict[str, Any], status: int = 200
@@ -132,5 +133,33 @@ def add_program_routes(
         text = tpl.render(template, filled, "たんぽぽこども園")
         return answer(
             schema.AlertSent, {"delivery_id": 100 + len(state["alerts"]), "text": text,
+                               "notified": 3}, 201,
+        )  # fmt: skip
+
+    @routes.get("/v1/alerts")
+    async def alerts(_: web.Request) -> web.Response:
+        if (denied := guard("alerts.list")) is not None:
+            return denied
+        items = [
+            {"delivery_id": 7, "template_id": 1, "institution": "tanpopo",
+             "districts": ["asahi", "hikari"], "kind": "alert", "follows": None,
+             "guardian_consent": False, "created_at": NOW.isoformat()},
+        ]  # fmt: skip
+        for i, f in enumerate(state["follow_ups"]):
+            items.insert(0, {**items[-1], "delivery_id": 50 + i, "kind": f["kind"],
+                             "follows": f["follows"]})  # fmt: skip
+        return answer(schema.AlertList, {"items": items})
+
+    @routes.post("/v1/alerts/{id}/follow-up")
+    async def follow_up(request: web.Request) -> web.Response:
+        if (denied := guard("alerts.follow_up")) is not None:
+            return denied
+        body = schema.AlertFollowUp.model_validate(await request.json())
+        original = int(request.match_info["id"])
+        state["follow_ups"].append({"kind": body.kind, "body": body.body, "follows": original,
+                                    "by": username})  # fmt: skip
+        text = tpl.follow_up_text(body.kind, "不審者情報", NOW, body.body, "たんぽぽこども園")
+        return answer(
+            schema.AlertSent, {"delivery_id": 50 + len(state["follow_ups"]), "text": text,
                                "notified": 3}, 201,
         )  # fmt: skip

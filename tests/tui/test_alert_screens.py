@@ -110,3 +110,31 @@ async def test_programs_screen_approves_a_template(app_for, fake, monkeypatch) -
         )
         statuses = fake.call(lambda: [t["status"] for t in fake.state.programs["templates"]])
         assert statuses == ["approved", "approved"]
+
+
+async def test_approver_sends_an_all_clear(app_for, fake) -> None:
+    from textual.widgets import TextArea
+
+    from kairan_tui.modals.follow_up import FollowUpModal
+
+    app = app_for("ito")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("f11")
+        await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
+        screen = app.screen
+        assert isinstance(screen, ProgramsScreen)
+        await wait_until(pilot, lambda: len(screen.alerts) == 1)
+        screen.query_one("#alerts-table").focus()
+        screen.action_follow_up()
+        await wait_until(pilot, lambda: isinstance(app.screen, FollowUpModal))
+        modal = app.screen
+        assert isinstance(modal, FollowUpModal)
+        await wait_until(pilot, lambda: bool(modal.query("#follow-up-body")))
+        modal.query_one("#follow-up-body", TextArea).text = "不審者は確保されました。"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: any("送信を開始しました" in m for m in notifications(app)))
+        sent = fake.call(lambda: fake.state.programs["follow_ups"])
+        assert sent == [
+            {"kind": "all_clear", "body": "不審者は確保されました。", "follows": 7, "by": "ito"}
+        ]

@@ -15,10 +15,12 @@ from textual.widgets import DataTable, Static
 
 from kairan_tui.client import ApiError
 from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.modals.follow_up import FollowUpModal
 from kairan_tui.screens.base import KairanScreen
 from kairand.api import schema
 
 STATUS = {"draft": "承認待ち", "approved": "承認済み", "retired": "廃止"}
+KINDS = {"alert": "緊急配信", "correction": "訂正", "all_clear": "解除"}
 
 
 class ProgramsScreen(KairanScreen):
@@ -30,11 +32,13 @@ class ProgramsScreen(KairanScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reload", "最新の情報に更新"),
         Binding("a", "approve", "テンプレートを承認"),
+        Binding("f", "follow_up", "訂正・解除"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.templates: list[schema.AlertTemplateOut] = []
+        self.alerts: list[schema.AlertOut] = []
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="programs-body"):
@@ -44,6 +48,8 @@ class ProgramsScreen(KairanScreen):
             yield DataTable(id="institutions-table", cursor_type="row", zebra_stripes=True)
             yield Static("緊急配信テンプレート（a：承認）", classes="box-title")
             yield DataTable(id="templates-table", cursor_type="row", zebra_stripes=True)
+            yield Static("最近の緊急配信（f：訂正・解除、承認者のみ）", classes="box-title")
+            yield DataTable(id="alerts-table", cursor_type="row", zebra_stripes=True)
             yield Static(
                 "学校区の一覧は kairanctl programs districts import（CSV）で更新します。",
                 classes="hint",
@@ -53,6 +59,7 @@ class ProgramsScreen(KairanScreen):
         self.query_one("#programs-table", DataTable).add_columns("配信サービス", "学校区", "登録数")
         self.query_one("#institutions-table", DataTable).add_columns("発信元", "種別", "担当学校区")
         self.query_one("#templates-table", DataTable).add_columns("テンプレート", "状態", "作成者")
+        self.query_one("#alerts-table", DataTable).add_columns("配信", "種類", "発信元", "学校区数")
 
     def action_reload(self) -> None:
         self.refresh_data()
@@ -70,6 +77,7 @@ class ProgramsScreen(KairanScreen):
             templates = (
                 await self.api.alert_templates() if "alert_templates.list" in allowed else None
             )
+            alerts = await self.api.alerts() if "alerts.list" in allowed else None
         except ApiError as exc:
             self.report(exc, "配信サービスを表示")
             return
@@ -92,6 +100,55 @@ class ProgramsScreen(KairanScreen):
         self.templates = templates.items if templates else []
         for t in self.templates:
             tt.add_row(t.name, STATUS.get(t.status, t.status), t.created_by, key=str(t.id))
+        at = self.query_one("#alerts-table", DataTable)
+        at.clear()
+        self.alerts = alerts.items if alerts else []
+        inst_names = {i.code: i.name for i in institutions.items}
+        for a in self.alerts:
+            at.add_row(
+                f"#{a.delivery_id}",
+                KINDS.get(a.kind, a.kind),
+                inst_names.get(a.institution, a.institution),
+                str(len(a.districts)),
+                key=str(a.delivery_id),
+            )
+
+    def action_follow_up(self) -> None:
+        allowed = self.kairan.me.allowed if self.kairan.me else []
+        if "alerts.follow_up" not in allowed:
+            self.notify("訂正・解除は承認者が行います。", severity="warning")
+            return
+        table = self.query_one("#alerts-table", DataTable)
+        originals = [a for a in self.alerts if a.kind == "alert"]
+        if not self.alerts or table.cursor_row < 0:
+            return
+        chosen = self.alerts[min(table.cursor_row, len(self.alerts) - 1)]
+        target = (
+            chosen
+            if chosen.kind == "alert"
+            else next((a for a in originals if a.delivery_id == chosen.follows), None)
+        )
+        if target is None:
+            return
+
+        def answered(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                self.send_follow_up(target.delivery_id, result[0], result[1])
+
+        self.app.push_screen(FollowUpModal(f"緊急配信 #{target.delivery_id}"), answered)
+
+    @work(exit_on_error=False, group="programs-follow-up")
+    async def send_follow_up(self, delivery_id: int, kind: str, body: str) -> None:
+        try:
+            sent = await self.api.follow_up(
+                delivery_id,
+                schema.AlertFollowUp(kind=kind, body=body),  # type: ignore[arg-type]
+            )
+        except ApiError as exc:
+            self.report(exc, "訂正・解除を送信")
+            return
+        self.notify(f"配信 {sent.delivery_id} として送信を開始しました。", timeout=8)
+        self.load()
 
     def action_approve(self) -> None:
         table = self.query_one("#templates-table", DataTable)
