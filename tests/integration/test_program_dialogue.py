@@ -18,7 +18,8 @@ from kairand.store import programs as program_store
 from kairand.store import receipts, residents
 from kairand.store.bootstrap import open_store
 from tests.integration.test_onboarding import make_resident
-from tests.support.line_fakes import InProcessDaemon, LineStandIn, event, free_port, setup_dev
+from tests.support.line_fakes import InProcessDaemon, LineStandIn, event, setup_dev
+from tests.support.ports import free_port
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from kairand.api import schema
 from kairand.programs import catalogue
@@ -50,9 +51,7 @@ def add_program_routes(
     state.setdefault("alerts", [])
     state.setdefault("follow_ups", [])
 
-    def answer(
-        model: type[schema.BaseModel], body: dict[str, Any], status: int = 200
-    ) -> web.Response:
+    def answer(model: type[BaseModel], body: dict[str, Any], status: int = 200) -> web.Response:
         return web.json_response(model.model_validate(body).model_dump(mode="json"), status=status)
 
     @routes.get("/v1/programs")

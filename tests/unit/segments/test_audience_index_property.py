@@ -11,19 +11,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kairand.conversation.survey import default_survey
+from kairand.delivery.audience import audience_count, shared_index
 from kairand.segments.bitmap import AudienceIndex
 from kairand.segments.compiler import compile_segment
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
-from kairand.segments.service import audience_count, shared_index
 from kairand.store import residents as resident_queries
 from kairand.store import segments as segment_queries
 from kairand.store import synthetic
 from kairand.store.database import Connection, Store
 
 SURVEY = default_survey()
-AREAS = [o.code for o in SURVEY.question("area").options]
-TOPICS = [o.code for o in SURVEY.question("topics").options]
-GENDERS = [o.code for o in SURVEY.question("gender").options]
+
+
+def _codes(question: str) -> list[str]:
+    found = SURVEY.question(question)
+    assert found is not None
+    return [o.code for o in found.options]
+
+
+AREAS = _codes("area")
+TOPICS = _codes("topics")
+GENDERS = _codes("gender")
 ON = dt.date(2026, 6, 1)
 PEOPLE = 24
 
@@ -94,6 +102,7 @@ def _apply(conn: Connection, op: str, who: int, value: object) -> None:
         assert isinstance(value, list)
         synthetic.set_choices(conn, uid, "topics", value)
     elif op == "year":
+        assert isinstance(value, int)
         rid = conn.execute("SELECT id FROM residents WHERE line_user_id = ?", (uid,)).fetchone()
         resident_queries.replace_answer(
             conn, int(rid[0]), "birth_year", ((f"{value:04d}", value),), 0
@@ -178,7 +187,7 @@ async def test_service_counts_from_the_index_saves_and_restarts(store: Store, mo
     """The staff API's count path uses the store's shared index, saves it and prunes the
     change log once it has applied enough of it; a restarted daemon (a fresh index) starts
     from the saved bitmaps plus the later changes and still agrees with SQL."""
-    monkeypatch.setattr("kairand.segments.service.SAVE_EVERY", 3)
+    monkeypatch.setattr("kairand.delivery.audience.SAVE_EVERY", 3)
 
     def load(conn: Connection) -> None:
         synthetic.insert_residents(

@@ -7,8 +7,8 @@ from aiohttp import web
 from kairand.api import schema
 from kairand.api.http import config_of, dotted, json_body, ok, store_of
 from kairand.api.problems import ApiProblem
+from kairand.delivery import audience
 from kairand.programs import service as programs
-from kairand.segments import service as segments_service
 from kairand.segments.model import SegmentError
 
 
@@ -21,7 +21,7 @@ async def audience_count(request: web.Request) -> web.Response:
             "validation", "指定された配信サービスはありません。", field="segment.program"
         )
     try:
-        count = await segments_service.audience_count(store_of(request), body.segment, survey)
+        count = await audience.audience_count(store_of(request), body.segment, survey)
     except SegmentError as exc:  # a filter naming an unknown question or option
         raise ApiProblem(
             "validation", exc.message_ja, field=dotted("segment." + exc.field)
