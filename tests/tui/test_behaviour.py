@@ -48,10 +48,10 @@ async def signed_in(pilot, app) -> None:
 @pytest.mark.parametrize(
     ("user", "visible"),
     [
-        ("sato", ["dashboard", "compose", "history", "statistics"]),
-        ("suzuki", ["dashboard", "approvals", "history", "statistics"]),
-        ("tanaka", ["dashboard", "statistics", "survey", "staff"]),
-        ("takahashi", ["dashboard", "history", "statistics", "audit"]),
+        ("sato", ["dashboard", "compose", "history", "statistics", "alert", "programs"]),
+        ("suzuki", ["dashboard", "approvals", "history", "statistics", "programs"]),
+        ("tanaka", ["dashboard", "statistics", "survey", "staff", "programs"]),
+        ("takahashi", ["dashboard", "history", "statistics", "audit", "programs"]),
     ],
 )
 async def test_screens_follow_roles(user, visible, app_for):

@@ -335,6 +335,36 @@ class KairanApi(ApiClient):
             last=last.isoformat(),
         )
 
+    # programs, districts, institutions, alerts (issue 16)
+    async def programs(self) -> schema.ProgramList:
+        return await self._model(schema.ProgramList, "GET", "/v1/programs")
+
+    async def districts(self) -> schema.DistrictList:
+        return await self._model(schema.DistrictList, "GET", "/v1/districts")
+
+    async def institutions(self) -> schema.InstitutionList:
+        return await self._model(schema.InstitutionList, "GET", "/v1/institutions")
+
+    async def my_institutions(self) -> schema.MyInstitutions:
+        return await self._model(schema.MyInstitutions, "GET", "/v1/me/institutions")
+
+    async def alert_templates(self) -> schema.AlertTemplateList:
+        return await self._model(schema.AlertTemplateList, "GET", "/v1/alert-templates")
+
+    async def approve_template(self, template_id: int) -> None:
+        await self.post(f"/v1/alert-templates/{template_id}/approve", {})
+
+    async def send_alert(self, body: schema.AlertSend) -> schema.AlertSent:
+        return await self._model(schema.AlertSent, "POST", "/v1/alerts", body)
+
+    async def alerts(self) -> schema.AlertList:
+        return await self._model(schema.AlertList, "GET", "/v1/alerts")
+
+    async def follow_up(self, delivery_id: int, body: schema.AlertFollowUp) -> schema.AlertSent:
+        return await self._model(
+            schema.AlertSent, "POST", f"/v1/alerts/{delivery_id}/follow-up", body
+        )
+
     async def delivery_events(self) -> AsyncIterator[schema.DeliveryEvent]:
         """Progress of deliveries from the SSE stream (GET /v1/events)."""
         async for name, data in self.events("/v1/events"):

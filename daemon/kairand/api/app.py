@@ -53,6 +53,7 @@ from kairand.api.routes import (
     deliveries,
     events,
     me,
+    programs,
     queue,
     reports,
     reservations,
@@ -110,6 +111,20 @@ HANDLERS: dict[str, Handler] = {
     "queue.statistics": queue.statistics,
     **reservations.HANDLERS,  # window reservations (issue 14)
     "reports.handling": reports.handling_report,
+    "programs.list": programs.programs_list,
+    "programs.put": programs.programs_put,
+    "districts.list": programs.districts_list,
+    "districts.upload": programs.districts_import,
+    "institutions.list": programs.institutions_list,
+    "institutions.mine": programs.institutions_mine,
+    "institutions.put": programs.institutions_put,
+    "institutions.staff": programs.institutions_staff,
+    "alert_templates.list": programs.templates_list,
+    "alert_templates.create": programs.templates_create,
+    "alert_templates.approve": programs.templates_approve,
+    "alerts.list": programs.alerts_list,
+    "alerts.send": programs.alerts_send,
+    "alerts.follow_up": programs.alerts_follow_up,
 }
 """Route name (api.roles.ROUTES) → handler."""
 

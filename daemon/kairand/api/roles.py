@@ -87,6 +87,21 @@ ROUTES: tuple[Route, ...] = (
     _r("queue.pause", "POST", "/v1/queue/counters/{id}/pause", COUNTER, body=True),
     _r("queue.statistics", "GET", "/v1/queue/statistics", COUNTER, ADMIN, AUDITOR),
     _r("reports.handling", "GET", "/v1/reports/handling", AUDITOR),
+    # Programs, school districts, institutions, alert templates and alerts (issue 16).
+    _r("programs.list", "GET", "/v1/programs", *OFFICE),
+    _r("programs.put", "PUT", "/v1/programs/{id}", ADMIN, body=True),
+    _r("districts.list", "GET", "/v1/districts", *OFFICE),
+    _r("districts.upload", "POST", "/v1/districts/import", ADMIN, body=True),
+    _r("institutions.list", "GET", "/v1/institutions", *OFFICE),
+    _r("institutions.mine", "GET", "/v1/me/institutions", *OFFICE),
+    _r("institutions.put", "PUT", "/v1/institutions/{id}", ADMIN, body=True),
+    _r("institutions.staff", "POST", "/v1/institutions/{id}/staff", ADMIN, body=True),
+    _r("alert_templates.list", "GET", "/v1/alert-templates", AUTHOR, APPROVER, AUDITOR),
+    _r("alert_templates.create", "POST", "/v1/alert-templates", AUTHOR, APPROVER, body=True),
+    _r("alert_templates.approve", "POST", "/v1/alert-templates/{id}/approve", APPROVER, body=True),
+    _r("alerts.list", "GET", "/v1/alerts", AUTHOR, APPROVER, AUDITOR),
+    _r("alerts.send", "POST", "/v1/alerts", AUTHOR, body=True),
+    _r("alerts.follow_up", "POST", "/v1/alerts/{id}/follow-up", APPROVER, body=True),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

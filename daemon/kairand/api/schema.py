@@ -466,3 +466,175 @@ from kairand.api.queue_schema import *  # noqa: E402, F403
 from kairand.api.queue_schema import __all__ as _queue_names  # noqa: E402
 
 __all__ += _queue_names
+# -- programs, districts, institutions, alerts (issue 16) -----------------------------------
+
+
+class ProgramOut(_Out):
+    code: str
+    name: str
+    is_default: bool
+    annual: bool
+    """Annual registration (K2): destroyed at the end of March."""
+    registered: str
+    """Registered subscribers, aggregate; below the small-cell threshold shown as "<N"."""
+    districts: dict[str, str] = {}
+    """Registered subscribers per school district (district name -> count or "<N")."""
+
+
+class ProgramList(_Out):
+    items: list[ProgramOut]
+
+
+class ProgramPut(_In):
+    definition: dict[str, Any]
+    """A program definition (see docs/programs.md): name, description, purpose_notice,
+    consent_version, completion, district_question, questions, annual."""
+
+
+class DistrictOut(_Out):
+    code: str
+    name: str
+    kana: str
+    junior_high: str
+    junior_high_name: str
+
+
+class DistrictList(_Out):
+    items: list[DistrictOut]
+
+
+class DistrictImport(_In):
+    csv: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    """UTF-8 CSV: code,name,kana,junior_high,junior_high_name (header line first)."""
+
+
+class DistrictImportResult(_Out):
+    added: int
+    updated: int
+    retired: int
+
+
+INSTITUTION_KIND_LABELS = {
+    "kodomoen": "こども園",
+    "kindergarten": "幼稚園",
+    "nursery": "保育園",
+    "school": "学校",
+    "board": "教育委員会",
+    "agency": "関係機関",
+}
+
+
+class InstitutionOut(_Out):
+    code: str
+    name: str
+    kind: str
+    all_districts: bool
+    districts: list[str]
+
+
+class InstitutionList(_Out):
+    items: list[InstitutionOut]
+
+
+class InstitutionPut(_In):
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    kind: Literal["kodomoen", "kindergarten", "nursery", "school", "board", "agency"]
+    all_districts: bool = False
+    districts: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]] = []
+
+
+class InstitutionStaff(_In):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    head: bool = False
+    """The institution's head (園長・校長): notified at once of its alerts."""
+
+
+class TemplateFieldOut(_Out):
+    code: str
+    label: str
+    kind: str
+    required: bool
+    max_length: int
+    child: bool
+    hint: str
+
+
+class AlertTemplateOut(_Out):
+    id: int
+    program: str
+    name: str
+    title: str
+    status: Literal["draft", "approved", "retired"]
+    created_by: str
+    approved_by: str | None
+    fields: list[TemplateFieldOut]
+    footer: str
+
+
+class AlertTemplateList(_Out):
+    items: list[AlertTemplateOut]
+
+
+class AlertTemplateCreate(_In):
+    program: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    definition: dict[str, Any]
+    """title, fields [{code, label, kind text|datetime|place, required, max_length, child,
+    hint}], footer."""
+
+
+class GuardianConsentIn(_In):
+    by: Annotated[str, Field(min_length=1, max_length=60)]
+    """Who consented, as a role (e.g. 被害児童の保護者（母））."""
+    at: dt.datetime
+
+
+class AlertSend(_In):
+    template_id: int
+    institution: Annotated[str, Field(min_length=1, max_length=64)]
+    districts: Annotated[list[Annotated[str, Field(max_length=32)]], Field(min_length=1)]
+    values: dict[str, Annotated[str, Field(max_length=1000)]]
+    guardian_consent: GuardianConsentIn | None = None
+
+
+class AlertFollowUp(_In):
+    kind: Literal["correction", "all_clear"]
+    body: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class AlertSent(_Out):
+    delivery_id: int
+    text: str
+    notified: int
+    """Staff notified at once (approvers and the institution's heads)."""
+
+
+class AlertOut(_Out):
+    delivery_id: int
+    template_id: int
+    institution: str
+    districts: list[str]
+    kind: Literal["alert", "correction", "all_clear"]
+    follows: int | None
+    guardian_consent: bool
+    created_at: dt.datetime
+
+
+class AlertList(_Out):
+    items: list[AlertOut]
+
+
+class MyInstitutions(_Out):
+    items: list[InstitutionOut]
+
+
+class AlertEvent(_Out):
+    """SSE `alert` event (issue 16): an alert was just sent; streamed at once to approvers and
+    to the heads of the sending institution."""
+
+    delivery_id: int
+    kind: Literal["alert", "correction", "all_clear"]
+    title: str
+    institution_name: str
+    districts: int
+    created_at: dt.datetime

@@ -42,6 +42,7 @@ from kairand.line.replies import (
 )
 from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
+from kairand.programs import inbox as program_inbox
 from kairand.queue import chat as queue_chat
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
@@ -126,6 +127,20 @@ def _apply(
         return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
+    # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
+    program = program_inbox.apply_event(
+        conn, event, user_id, resident_id, now, keys.hmac_key, keys.signing_key
+    )
+    if program is not None:
+        if program.replies and event.reply_token and not event.standby:
+            reply = PendingReply(
+                event.reply_token,
+                program.replies[:5],
+                user_id=user_id,
+                deadline=(row.received_at or now) + reply_lifetime,
+            )
+            result.replies.append(reply)
+        return "done"
     outcome = machine.handle(
         event,
         state,

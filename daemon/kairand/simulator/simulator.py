@@ -444,6 +444,11 @@ class Simulator:
             rng,
             kind=receipt.kind,
             rich_menu_actions=self.rich_menu_actions(uid),
+            program_keyword=(
+                self.config.municipality.program_keyword
+                if self.config.municipality.school_districts
+                else ""
+            ),
         )
         self.reaction_lag_ms.append((time.monotonic() - due) * 1000)
         self.memories[uid] = reaction.memory
