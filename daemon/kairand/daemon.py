@@ -27,6 +27,8 @@ from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.programs.expiry import program_expiry_component
+from kairand.queue.pushes import queue_component
 from kairand.reservations.notices import notices_component
 from kairand.retention.worker import retention_component
 
@@ -90,6 +92,8 @@ def components() -> list[CleanupContext]:
         delivery_component,
         retention_component,
         notices_component,
+        queue_component,
+        program_expiry_component,
         api_component,
     ]
 

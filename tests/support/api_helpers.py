@@ -19,8 +19,10 @@ STAFF = {
     "apr": ("approver",),
     "aud": ("auditor",),
     "ctr": ("counter",),
+    "ksk": ("kiosk",),
+    "brd": ("board",),
     "aut2": ("author", "approver"),
-    "all": ("admin", "author", "approver", "auditor", "counter"),
+    "all": ("admin", "author", "approver", "auditor", "counter", "kiosk", "board"),
 }
 
 

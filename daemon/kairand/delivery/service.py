@@ -28,6 +28,7 @@ from kairand.delivery.errors import (
     InvalidContent,
     InvalidTransition,
     NoTestRecipients,
+    OutOfScope,
     QuotaExceeded,
 )
 from kairand.delivery.model import (
@@ -40,6 +41,9 @@ from kairand.delivery.model import (
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.programs import service as programs
+from kairand.programs.model import DEFAULT_PROGRAM
+from kairand.programs.scope import ScopeError
 from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -156,7 +160,19 @@ def _check_class(confidentiality: int) -> None:
         raise ConfidentialityRefused(confidentiality)
 
 
-def _check_segment(conn: Connection, segment: SegmentFilter) -> None:
+def _check_segment(conn: Connection, segment: SegmentFilter, author: str | None = None) -> None:
+    if segment.program != DEFAULT_PROGRAM or author is not None:
+        # Programs (issue 16): the program's own questions, and the author's institutions (K8).
+        try:
+            programs.check_segment(conn, author or "", segment)
+        except programs.ProgramError as exc:
+            raise InvalidContent(exc.field or "segment", exc.message_ja) from None
+        except SegmentError as exc:
+            raise InvalidContent(f"segment.{exc.field}", exc.message_ja) from None
+        except ScopeError as exc:
+            raise OutOfScope(exc.code, exc.field, exc.message_ja) from None
+        if segment.program != DEFAULT_PROGRAM:
+            return
     current = survey_store.current(conn)
     if current is None:
         return
@@ -201,7 +217,7 @@ async def create_draft(store: Store, author: str, content: DeliveryContent) -> i
     _check_class(content.confidentiality)
 
     def tx(conn: Connection) -> int:
-        _check_segment(conn, content.segment)
+        _check_segment(conn, content.segment, author)
         delivery_id = q.insert(
             conn, author=author, now=int(time.time()), **_content_fields(content)
         )
@@ -220,7 +236,7 @@ async def update_draft(
         row = _load(conn, delivery_id)
         if row.status != Status.draft.value:
             raise InvalidTransition(delivery_id, row.status, "update")
-        _check_segment(conn, content.segment)
+        _check_segment(conn, content.segment, row.author)
         if not q.update_content(
             conn, delivery_id, now=int(time.time()), **_content_fields(content)
         ):
@@ -234,7 +250,7 @@ async def submit(store: Store, delivery_id: int, actor: str) -> None:
     def tx(conn: Connection) -> None:
         row = _load(conn, delivery_id)
         _check_class(row.confidentiality)
-        _check_segment(conn, SegmentFilter.model_validate(row.segment))
+        _check_segment(conn, SegmentFilter.model_validate(row.segment), row.author)
         now = int(time.time())
         _move(
             conn, row, Status.pending_approval, "submit", now, submitted_at=now, reject_comment=None
@@ -271,7 +287,7 @@ async def approve(
 
     def tx(conn: Connection) -> Status:
         current = _load(conn, delivery_id)
-        _check_segment(conn, SegmentFilter.model_validate(current.segment))
+        _check_segment(conn, SegmentFilter.model_validate(current.segment), current.author)
         now = int(time.time())
         target = (
             Status.scheduled

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from kairand.logs import get_logger
-from kairand.simulator import behaviour, booking
+from kairand.simulator import behaviour, booking, queue_visitor
 from kairand.simulator.api import Platform, make_api_app, make_data_app
 from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
@@ -98,6 +98,8 @@ class Simulator:
         self.booking_outcomes: Counter[str] = Counter()
         self.booking_sent_at: dict[str, float] = {}
         self.booking_latency_ms: list[float] = []
+        # Same-day queue visitors (issue 15): what each remembers of their ticket.
+        self.visitors: dict[str, queue_visitor.Visit] = {}
         self.outcomes: Counter[str] = Counter()
         # How late residents react compared with their think time (ms): the "falling behind"
         # figure bench/simulator_population.py reports.
@@ -288,6 +290,34 @@ class Simulator:
         self.booking_sent_at[user_id] = time.monotonic()
         self.send_text(user_id, "予約")
 
+    def take_ticket(self, user_id: str, service_hint: str = "") -> None:
+        """The resident types 番号札を取る and taps the service they came for (issue 15)."""
+        rng = self._rngs.get(user_id) or random.Random(user_id)
+        visit = queue_visitor.plan_for(rng, (service_hint,) if service_hint else ())
+        self.visitors[user_id] = visit
+        self.send_text(user_id, "番号札を取る")
+
+    def scan_qr(self, user_id: str, url: str) -> dict[str, Any]:
+        """The resident scans the kiosk ticket's QR code with LINE and sends the pre-filled
+        message (the walk-in who then follows the queue in the chat)."""
+        self.visitors.setdefault(user_id, queue_visitor.Visit())
+        return self.send_text(user_id, queue_visitor.text_of_qr(url))
+
+    async def queue_over_time(self, rate_per_s: float) -> int:
+        """Friends take a queue ticket in LINE at RATE_PER_S until cancelled."""
+        rng = random.Random(self.config.seed * 37 + 11)
+        started = 0
+        while True:
+            candidates = [
+                uid
+                for uid in self.platform.profiles
+                if uid not in self.visitors and self.platform.is_follower(uid)
+            ]
+            if candidates:
+                self.take_ticket(rng.choice(candidates))
+                started += 1
+            await asyncio.sleep(1.0 / rate_per_s)
+
     async def book_over_time(self, rate_per_s: float, intent: str | None = None) -> int:
         """Friends who have not booked yet type 予約 at RATE_PER_S (random order), until every
         friend has; returns how many started. Cancel it to stop."""
@@ -401,6 +431,11 @@ class Simulator:
         if is_booking:
             self._react_booking(uid, messages, rng)
             return
+        if uid in self.visitors and queue_visitor.is_queue_message(messages):
+            action, self.visitors[uid] = queue_visitor.react(self.visitors[uid], messages, rng)
+            if action is not None and self.platform.is_follower(uid):
+                self._perform(uid, action)
+            return
         memory = self.memories.get(uid, behaviour.Memory())
         reaction = behaviour.react(
             self.resident(uid),
@@ -409,6 +444,11 @@ class Simulator:
             rng,
             kind=receipt.kind,
             rich_menu_actions=self.rich_menu_actions(uid),
+            program_keyword=(
+                self.config.municipality.program_keyword
+                if self.config.municipality.school_districts
+                else ""
+            ),
         )
         self.reaction_lag_ms.append((time.monotonic() - due) * 1000)
         self.memories[uid] = reaction.memory

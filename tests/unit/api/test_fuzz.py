@@ -57,6 +57,22 @@ VALID: dict[str, dict[str, Any]] = {
     "reservations.change": {"slot": "2026-10-01T09:30"},
     "reservations.cancel": {},
     "reservations.outcome": {"outcome": "attended"},
+    # Same-day queue (issue 15).
+    "queue.issue": {"service": "hoiku"},
+    "queue.call": {"service": "hoiku", "counter": 1},
+    "queue.action": {"action": "recall"},
+    "queue.pause": {"paused": True},
+    # issue 16
+    "programs.put": {"definition": {"name": "x"}},
+    "districts.upload": {
+        "csv": "code,name,kana,junior_high,junior_high_name\na,朝日,あさひ,j,東\n"
+    },
+    "institutions.put": {"name": "港小学校", "kind": "school", "districts": []},
+    "institutions.staff": {"username": "all", "head": False},
+    "alert_templates.create": {"program": "kodomo", "name": "t", "definition": {}},
+    "alert_templates.approve": {},
+    "alerts.send": {"template_id": 1, "institution": "x", "districts": ["a"], "values": {}},
+    "alerts.follow_up": {"kind": "all_clear", "body": "解除します。"},
 }
 BODY_ROUTES = [r for r in ROUTES if r.body]
 assert {r.name for r in BODY_ROUTES} == set(VALID), "every body route needs a valid example"

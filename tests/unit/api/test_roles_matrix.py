@@ -24,6 +24,8 @@ USER_OF_ROLE = {
     "approver": "apr",
     "auditor": "aud",
     "counter": "ctr",
+    "kiosk": "ksk",
+    "board": "brd",
 }
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 
