@@ -105,6 +105,35 @@ class PrivacySection(Section):
     every personal export is written to the audit log with its row count."""
 
 
+class MediaSection(Section):
+    """Images in deliveries (issue 20), served to LINE through the relay like the webhook."""
+
+    public_base_url: str = ""
+    """https:// origin LINE reaches the webhook at (the relay's DNS name), no trailing slash.
+    Empty: deliveries with images cannot be approved (LINE could not fetch them)."""
+    path: str = "/media"
+    """Path prefix of images on the webhook site (TLS socket, through the tunnel)."""
+    serve_seconds: Annotated[int, Field(ge=60)] = 30 * 86400
+    """How long after a delivery finished its images stay fetchable; then 404."""
+    test_serve_seconds: Annotated[int, Field(ge=60)] = 86400
+    """How long an image of a test send stays fetchable."""
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 20 * 1024 * 1024
+    """Largest picture staff may upload (it is re-encoded to LINE's 10 MB limit)."""
+
+
+class LinksSection(Section):
+    allowed_domains: tuple[str, ...] = ()
+    """Domains (and their subdomains) links in deliveries may point to, e.g. the city's own
+    site. Admins add more at runtime (PUT /v1/link-domains); both lists apply."""
+
+
+class RecurringSection(Section):
+    grace_seconds: Annotated[int, Field(ge=0)] = 3600
+    """An occurrence missed while the appliance was off is still sent this long after its
+    time; later it is skipped and reported."""
+    poll_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -113,6 +142,9 @@ class Config(Section):
     api: ApiSection = ApiSection()
     delivery: DeliverySection = DeliverySection()
     privacy: PrivacySection = PrivacySection()
+    media: MediaSection = MediaSection()
+    links: LinksSection = LinksSection()
+    recurring: RecurringSection = RecurringSection()
 
     @property
     def database_path(self) -> Path:

@@ -67,6 +67,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
+    from kairand.delivery.series import series_component
     from kairand.line.inbox import inbox_component
     from kairand.line.webhook import webhook_component
     from kairand.retention.worker import retention_component
@@ -75,6 +76,7 @@ def components() -> list[CleanupContext]:
         webhook_component,
         inbox_component,
         delivery_component,
+        series_component,
         retention_component,
         api_component,
     ]

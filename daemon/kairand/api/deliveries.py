@@ -3,6 +3,7 @@ G3 by kairand.delivery.service (whose DeliveryError becomes a 4xx problem)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from kairand.api.app import config_of, json_body, line_of, note, query, staff_of
 from kairand.api.problems import ApiProblem
 from kairand.delivery import service
 from kairand.delivery.errors import DeliveryError, InvalidContent
+from kairand.delivery.messages import urls_of
 from kairand.delivery.service import DeliveryView
 from kairand.logs import get_logger
 from kairand.segments import service as segments_service
@@ -88,6 +90,7 @@ def detail_of(view: DeliveryView, threshold: int) -> schema.DeliveryDetail:
         progress=view.progress,
         quota_confirmed=view.quota_confirmed,
         can_self_approve=can_self_approve(view.recipient_count, threshold),
+        links=[url for _, url in urls_of(view.messages)],
     )
 
 
@@ -148,7 +151,12 @@ async def create(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)  # class-1 public text; never recipients or answers
     new_id = await _call(
-        service.create_draft(store_of(request), staff_of(request).username, content)
+        service.create_draft(
+            store_of(request),
+            staff_of(request).username,
+            content,
+            link_domains=config_of(request).links.allowed_domains,
+        )
     )
     note(request, id=new_id)
     return web.json_response(text=schema.Created(id=new_id).model_dump_json(), status=201)
@@ -163,7 +171,13 @@ async def update(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)
     await _call(
-        service.update_draft(store_of(request), delivery_id, content, staff_of(request).username)
+        service.update_draft(
+            store_of(request),
+            delivery_id,
+            content,
+            staff_of(request).username,
+            link_domains=config_of(request).links.allowed_domains,
+        )
     )
     return await _respond(request, delivery_id)
 
@@ -176,7 +190,13 @@ async def test_send(request: web.Request) -> web.Response:
     if line is None:
         raise ApiProblem("line-unavailable", "LINE との接続が設定されていません。")
     sent = await _call(
-        service.test_send(store_of(request), line, delivery_id, staff_of(request).username)
+        service.test_send(
+            store_of(request),
+            line,
+            delivery_id,
+            staff_of(request).username,
+            media=config_of(request).media,
+        )
     )
     note(request, sent=sent)
     return web.json_response(text=schema.TestSendResult(sent=sent).model_dump_json())
@@ -185,7 +205,14 @@ async def test_send(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(service.submit(store_of(request), delivery_id, staff_of(request).username))
+    await _call(
+        service.submit(
+            store_of(request),
+            delivery_id,
+            staff_of(request).username,
+            link_domains=config_of(request).links.allowed_domains,
+        )
+    )
     return await _respond(request, delivery_id)
 
 
@@ -225,20 +252,23 @@ async def approve(request: web.Request) -> web.Response:
             )
         note(request, four_eyes="relaxed", recipients=recipients)
     store, line = store_of(request), line_of(request)
+    approve_now = functools.partial(
+        service.approve,
+        store,
+        delivery_id,
+        me,
+        link_domains=config_of(request).links.allowed_domains,
+        media_public=bool(config_of(request).media.public_base_url),
+        confirm_over_quota=body.confirm_over_quota,
+    )
     try:
-        await _call(
-            service.approve(
-                store, delivery_id, me, line=line, confirm_over_quota=body.confirm_over_quota
-            )
-        )
+        await _call(approve_now(line=line))
     except LINE_ERRORS as exc:
         # LINE's quota could not be read: approve anyway; the sender reads the quota again
         # before the first batch and pauses as quota_exhausted if it does not suffice.
         log.warning("api.approve_without_quota", error=type(exc).__name__)
         note(request, quota_check="unavailable")
-        await _call(
-            service.approve(store, delivery_id, me, confirm_over_quota=body.confirm_over_quota)
-        )
+        await _call(approve_now())
     return await _respond(request, delivery_id)
 
 

@@ -541,3 +541,10 @@ HANDLERS: dict[str, Handler] = {
     "audit.list": audit_list,
     "audit.verify": audit_verify,
 }
+
+# issue 20: rich content, templates, recurring deliveries (their own modules)
+from kairand.api import content as _content  # noqa: E402
+from kairand.api import series as _series  # noqa: E402
+
+HANDLERS.update(_content.HANDLERS)
+HANDLERS.update(_series.HANDLERS)

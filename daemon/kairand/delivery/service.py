@@ -10,14 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
+from linebot.v3.messaging import ApiException, Message, PushMessageRequest
 
 from kairand.audit.chain import AuditEntry
+from kairand.config import MediaSection
 from kairand.delivery.errors import (
     ConfidentialityRefused,
     DeliveryError,
@@ -26,6 +27,14 @@ from kairand.delivery.errors import (
     InvalidTransition,
     NoTestRecipients,
     QuotaExceeded,
+)
+from kairand.delivery.messages import (
+    MessageItem,
+    dump_item,
+    media_of,
+    parse_item,
+    to_line_all,
+    url_problems,
 )
 from kairand.delivery.model import (
     MAX_TEXT_UNITS,
@@ -37,10 +46,12 @@ from kairand.delivery.model import (
 )
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
+from kairand.line.media import MediaNotReady, urls_for
 from kairand.logs import get_logger
 from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
+from kairand.store import media as media_store
 from kairand.store import segments as segment_queries
 from kairand.store import settings, test_recipients
 from kairand.store import survey as survey_store
@@ -54,7 +65,7 @@ class DeliveryView:
     id: int
     title: str
     confidentiality: int
-    messages: list[str]
+    messages: list[MessageItem]
     segment: SegmentFilter
     notification_disabled: bool
     scheduled_at: dt.datetime | None
@@ -107,7 +118,7 @@ def _view(row: q.DeliveryRow, totals: q.BatchTotals) -> DeliveryView:
         id=row.id,
         title=row.title,
         confidentiality=row.confidentiality,
-        messages=row.messages,
+        messages=[parse_item(m) for m in row.messages],
         segment=SegmentFilter.model_validate(row.segment),
         notification_disabled=row.notification_disabled,
         scheduled_at=_ts(row.scheduled_at),
@@ -164,11 +175,35 @@ def _check_segment(conn: Connection, segment: SegmentFilter) -> None:
         raise InvalidContent(f"segment.{exc.field}", exc.message_ja) from None
 
 
+LINK_DOMAINS_KEY = "links.allowed_domains"
+"""Settings key of the domains an admin added at runtime (config links.allowed_domains also
+applies)."""
+
+
+def allowed_domains(conn: Connection, configured: Iterable[str] = ()) -> list[str]:
+    added = settings.get(conn, LINK_DOMAINS_KEY, []) or []
+    return sorted({*configured, *added})
+
+
+def _check_links_and_media(
+    conn: Connection, messages: Iterable[MessageItem], configured: Iterable[str]
+) -> None:
+    """Every link goes to an allowed domain; every image exists (issue 20)."""
+    items = list(messages)
+    problems = url_problems(items, allowed_domains(conn, configured))
+    if problems:
+        where, message = problems[0]
+        raise InvalidContent(where, message)
+    missing = media_store.missing(conn, media_of(items))
+    if missing:
+        raise InvalidContent("messages", "画像が見つかりません。もう一度画像を選び直してください。")
+
+
 def _content_fields(content: DeliveryContent) -> dict[str, Any]:
     return {
         "title": content.title,
         "confidentiality": content.confidentiality,
-        "messages": list(content.messages),
+        "messages": [dump_item(m) for m in content.messages],
         "segment_json": content.segment.model_dump_json(),
         "notification_disabled": content.notification_disabled,
         "urgent": content.urgent,
@@ -195,14 +230,18 @@ def _move(
 # -- the operations -----------------------------------------------------------------------------
 
 
-async def create_draft(store: Store, author: str, content: DeliveryContent) -> int:
+async def create_draft(
+    store: Store, author: str, content: DeliveryContent, *, link_domains: Iterable[str] = ()
+) -> int:
     _check_class(content.confidentiality)
 
     def tx(conn: Connection) -> int:
         _check_segment(conn, content.segment)
+        _check_links_and_media(conn, content.messages, link_domains)
         delivery_id = q.insert(
             conn, author=author, now=int(time.time()), **_content_fields(content)
         )
+        media_store.link_delivery(conn, delivery_id, media_of(content.messages))
         audit(conn, author, "delivery.create", delivery_id)
         return delivery_id
 
@@ -210,7 +249,12 @@ async def create_draft(store: Store, author: str, content: DeliveryContent) -> i
 
 
 async def update_draft(
-    store: Store, delivery_id: int, content: DeliveryContent, actor: str
+    store: Store,
+    delivery_id: int,
+    content: DeliveryContent,
+    actor: str,
+    *,
+    link_domains: Iterable[str] = (),
 ) -> None:
     _check_class(content.confidentiality)
 
@@ -219,20 +263,25 @@ async def update_draft(
         if row.status != Status.draft.value:
             raise InvalidTransition(delivery_id, row.status, "update")
         _check_segment(conn, content.segment)
+        _check_links_and_media(conn, content.messages, link_domains)
         if not q.update_content(
             conn, delivery_id, now=int(time.time()), **_content_fields(content)
         ):
             raise InvalidTransition(delivery_id, row.status, "update")
+        media_store.link_delivery(conn, delivery_id, media_of(content.messages))
         audit(conn, actor, "delivery.update", delivery_id)
 
     await store.write(tx)
 
 
-async def submit(store: Store, delivery_id: int, actor: str) -> None:
+async def submit(
+    store: Store, delivery_id: int, actor: str, *, link_domains: Iterable[str] = ()
+) -> None:
     def tx(conn: Connection) -> None:
         row = _load(conn, delivery_id)
         _check_class(row.confidentiality)
         _check_segment(conn, SegmentFilter.model_validate(row.segment))
+        _check_links_and_media(conn, [parse_item(m) for m in row.messages], link_domains)
         now = int(time.time())
         _move(
             conn, row, Status.pending_approval, "submit", now, submitted_at=now, reject_comment=None
@@ -249,6 +298,8 @@ async def approve(
     *,
     line: LineApi | None = None,
     confirm_over_quota: bool = False,
+    link_domains: Iterable[str] = (),
+    media_public: bool = True,
 ) -> Status:
     """Approve; returns the new status (approved: send now, scheduled: at scheduled_at).
 
@@ -270,6 +321,15 @@ async def approve(
     def tx(conn: Connection) -> Status:
         current = _load(conn, delivery_id)
         _check_segment(conn, SegmentFilter.model_validate(current.segment))
+        # Links are checked again: an admin may have removed a domain since the submit.
+        items = [parse_item(m) for m in current.messages]
+        _check_links_and_media(conn, items, link_domains)
+        if media_of(items) and not media_public:
+            raise InvalidContent(
+                "messages",
+                "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
+                "承認できません。管理者にお問い合わせください。",
+            )
         now = int(time.time())
         target = (
             Status.scheduled
@@ -394,18 +454,16 @@ async def list_deliveries(
 # -- test send ---------------------------------------------------------------------------------
 
 
-def test_messages(messages: list[str]) -> list[str]:
-    out = []
-    for i, text in enumerate(messages):
-        marked = TEST_PREFIX + text
-        if utf16_units(marked) > MAX_TEXT_UNITS:
+def test_messages(messages: list[MessageItem]) -> list[MessageItem]:
+    """Check that every text still fits once marked 【テスト送信】 (to_line adds the mark)."""
+    for i, item in enumerate(messages):
+        if isinstance(item, str) and utf16_units(TEST_PREFIX + item) > MAX_TEXT_UNITS:
             raise InvalidContent(
                 f"messages[{i}]",
                 f"メッセージ{i + 1}はテスト送信の表示を付けると{MAX_TEXT_UNITS:,}文字"
                 "（UTF-16単位）を超えます。少し短くしてください。",
             )
-        out.append(marked)
-    return out
+    return list(messages)
 
 
 async def test_send(
@@ -414,6 +472,8 @@ async def test_send(
     delivery_id: int,
     staff: str,
     clock: Callable[[], float] = time.time,
+    *,
+    media: MediaSection | None = None,
 ) -> int:
     """Push the delivery's messages, marked 【テスト送信】, to STAFF's own test recipients only
     (push, never multicast; no approval needed). Returns how many received it."""
@@ -424,13 +484,27 @@ async def test_send(
     recipients = await store.read(test_recipients.recipients_of, staff)
     if not recipients:
         raise NoTestRecipients()
-    texts = test_messages(row.messages)
+    items = test_messages([parse_item(m) for m in row.messages])
+    section = media or MediaSection()
+    media_ids = media_of(items)
+    try:
+        url = await urls_for(store, section, media_ids)
+        wire = [Message.from_dict(d) for d in to_line_all(items, url, TEST_PREFIX)]
+    except MediaNotReady:
+        raise InvalidContent(
+            "messages",
+            "画像を送るための公開アドレス（media.public_base_url）が設定されていません。"
+            "管理者にお問い合わせください。",
+        ) from None
+    if media_ids:
+        until = int(clock()) + section.test_serve_seconds
+        await store.write(media_store.grant, media_ids, until)
     ok = 0
     last_error = None
     for to in recipients:
         request = PushMessageRequest(
             to=to,
-            messages=[TextMessage(text=t) for t in texts],
+            messages=wire,
             notification_disabled=row.notification_disabled,
         )
         try:

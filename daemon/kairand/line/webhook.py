@@ -281,6 +281,9 @@ async def webhook_component(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     channel_secret = await loop.run_in_executor(None, secrets.get_secret, secrets.CHANNEL_SECRET)
     webhook_app = make_webhook_app(config, app[STORE], channel_secret, wake_event(app))
+    from kairand.line.media import add_media_routes  # images go out the same way (issue 20)
+
+    add_media_routes(webhook_app, config, app[STORE])
     runner, where = await start_sites(config, webhook_app)
     log.info("webhook.listening", on=where, tls=bool(config.webhook.tls_cert))
     try:

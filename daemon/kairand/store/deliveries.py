@@ -31,7 +31,8 @@ class DeliveryRow:
     id: int
     title: str
     confidentiality: int
-    messages: list[str]
+    messages: list[Any]
+    """Text messages are strings; images, stickers and cards their JSON objects."""
     segment: dict[str, Any]
     notification_disabled: bool
     urgent: bool
@@ -102,7 +103,7 @@ def insert(
     *,
     title: str,
     confidentiality: int,
-    messages: list[str],
+    messages: list[Any],
     segment_json: str,
     notification_disabled: bool,
     urgent: bool,
@@ -136,7 +137,7 @@ def update_content(
     *,
     title: str,
     confidentiality: int,
-    messages: list[str],
+    messages: list[Any],
     segment_json: str,
     notification_disabled: bool,
     urgent: bool,
