@@ -3,8 +3,9 @@
 LINE's servers fetch `originalContentUrl`, `previewImageUrl` and Flex image `url`s from the
 bot's HTTPS server. For Kairan that server is the appliance, reached through the relay: the
 relay forwards TLS unopened into the same ssh tunnel and unix socket as the webhook. The
-simulator therefore fetches image URLs through the webhook target's connection (the unix
-socket and TLS settings of `WebhookTarget`), keeping the URL's host name for TLS and `Host`.
+simulator therefore fetches image URLs the same way: a blind TCP relay on loopback pipes bytes
+into the webhook target's unix socket, and TLS (verified against the target's CA file, with the
+URL's host name for SNI and `Host`) ends on the appliance behind it.
 
 Unlike LINE (which would accept the request and show residents a broken picture), the simulator
 refuses a request whose image it cannot fetch with 400, naming the message and the reason, so
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
 
 from kairand.simulator.webhook import WebhookTarget
 
@@ -62,6 +65,88 @@ def _flex_images(node: Any, where: str) -> Iterator[tuple[str, str, int]]:
             yield from _flex_images(value, f"{where}[{j}]")
 
 
+class BlindRelay:
+    """A TCP passthrough into a unix socket: what the relay host plus the ssh tunnel do for the
+    appliance (TLS is not opened here; it ends behind the socket, on the appliance)."""
+
+    def __init__(self, unix_socket: str) -> None:
+        self.unix_socket = unix_socket
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.unix_socket)
+        except OSError:
+            writer.close()
+            return
+        tasks = [
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        ]
+        self._pipes.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.close()
+
+
+class _RelayResolver(aiohttp.abc.AbstractResolver):
+    """Every host name resolves to the relay (as the relay's DNS name does at LINE)."""
+
+    def __init__(self, relay: BlindRelay) -> None:
+        self.relay = relay
+
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": self.relay.port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def relay_session(relay: BlindRelay, timeout_s: float = 5.0) -> aiohttp.ClientSession:
+    """A client whose every https:// request goes through RELAY (TLS to the appliance)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=_RelayResolver(relay), use_dns_cache=False),
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+    )
+
+
 @dataclass
 class ImageFetcher:
     """Fetches through TARGET's connection; successes are cached for `cache_s` seconds of the
@@ -75,26 +160,30 @@ class ImageFetcher:
     _ok: dict[str, float] = field(default_factory=dict)
     _session: aiohttp.ClientSession | None = None
     _ssl: Any = True
+    _relay: BlindRelay | None = None
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector: aiohttp.BaseConnector
-            if self.target is not None and self.target.unix_socket:
-                connector = aiohttp.UnixConnector(path=self.target.unix_socket)
-            else:
-                connector = aiohttp.TCPConnector()
             if self.target is not None:
                 # Reads the CA file: off the event loop, once.
                 self._ssl = await asyncio.to_thread(self.target.ssl_context) or True
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
-            )
+            if self.target is not None and self.target.unix_socket:
+                self._relay = BlindRelay(self.target.unix_socket)
+                await self._relay.start()
+                self._session = relay_session(self._relay, self.timeout_s)
+            else:
+                self._session = aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+                )
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._relay is not None:
+            await self._relay.close()
+            self._relay = None
 
     async def check(self, url: str, limit: int, now: float) -> str | None:
         """None when LINE could use the image at URL; otherwise why not (English, like LINE)."""
