@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -173,7 +174,9 @@ async def calendar(request: web.Request) -> web.Response:
     for view in await series.list_series(store_of(request), now):
         if view.row.status not in ("active", "pending_approval", "paused"):
             continue
-        for at in series.next_of(view.row, now, 60):
+        # Off the loop: the holiday tables are read from files the first time per year.
+        upcoming = await asyncio.to_thread(series.next_of, view.row, now, 60)
+        for at in upcoming:
             if at.timestamp() < until:
                 items.append(
                     schema.CalendarEntry(

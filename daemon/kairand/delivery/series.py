@@ -98,6 +98,13 @@ def next_of(row: q.SeriesRow, now: float, limit: int = 5) -> list[dt.datetime]:
     return found
 
 
+def _due(row: q.SeriesRow, now: float) -> list[dt.datetime]:
+    rule = RecurrenceRule.model_validate(row.rule)
+    return [
+        o for o in occurrences(rule, after=_cursor_time(row), limit=200) if o.timestamp() <= now
+    ]
+
+
 def _check(conn: Connection, content: DeliveryContent, domains: Iterable[str]) -> None:
     service._check_class(content.confidentiality)
     service._check_segment(conn, content.segment)
@@ -273,12 +280,8 @@ class SeriesWorker:
         handled = 0
         rows = await self.store.read(q.list_rows, ("active", "paused"))
         for row in rows:
-            rule = RecurrenceRule.model_validate(row.rule)
-            due = [
-                o
-                for o in occurrences(rule, after=_cursor_time(row), limit=200)
-                if o.timestamp() <= now
-            ]
+            # Off the loop: the holiday tables are read from files the first time per year.
+            due = await asyncio.to_thread(_due, row, now)
             for at in due:
                 if await self.store.write(self._handle, row.id, int(at.timestamp()), now):
                     handled += 1
