@@ -20,6 +20,7 @@ from aiohttp import web
 
 from kairand.api import schema
 from kairand.conversation.survey import default_survey
+from kairand.delivery.recurrence import japan_holiday
 
 JST = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
@@ -86,6 +87,46 @@ ROUTES_BY_ROLE = {
 }
 
 
+# The holiday tables are read from files on first use: load them here, off the fake's loop.
+for _year in range(NOW.year - 1, NOW.year + 3):
+    japan_holiday(dt.date(_year, 1, 1))
+
+# Issue 20 routes, granted only when a test turns them on (FakeState.issue20), so the other
+# screens' snapshots (whose navigation lists the allowed screens) stay as they were.
+ISSUE20_ROUTES = {
+    "admin": ["link_domains.get", "link_domains.put"],
+    "author": [
+        "media.upload",
+        "media.get",
+        "link_domains.get",
+        "templates.list",
+        "templates.create",
+        "series.list",
+        "series.create",
+        "series.get",
+        "series.submit",
+        "series.pause",
+        "series.resume",
+        "series.end",
+        "calendar",
+    ],
+    "approver": [
+        "media.get",
+        "link_domains.get",
+        "templates.list",
+        "series.list",
+        "series.get",
+        "series.approve",
+        "series.reject",
+        "series.pause",
+        "series.resume",
+        "series.end",
+        "calendar",
+    ],
+    "auditor": ["series.list", "series.get", "calendar", "link_domains.get"],
+}
+
+
 def problem(
     status: int, kind: str, title: str, detail: str, code: str | None = None
 ) -> web.Response:
@@ -138,6 +179,10 @@ class FakeState:
     send_step: int = 40
     """Recipients 'sent' per tick while a delivery is sending."""
     tick_seconds: float = 0.15
+    issue20: bool = False
+    """Grant the issue-20 routes (images, series, calendar)."""
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    series: dict[int, dict[str, Any]] = field(default_factory=dict)
     audience_calls: int = 0
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
@@ -281,8 +326,11 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     def me() -> dict[str, Any]:
         return state.staff[username]
 
+    def routes_of(role: str) -> list[str]:
+        return ROUTES_BY_ROLE[role] + (ISSUE20_ROUTES[role] if state.issue20 else [])
+
     def allowed(route: str) -> bool:
-        return any(route in ROUTES_BY_ROLE[r] for r in me()["roles"])
+        return any(route in routes_of(r) for r in me()["roles"])
 
     def guard(route: str) -> web.Response | None:
         if not allowed(route):
@@ -305,7 +353,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     @routes.get("/v1/me")
     async def get_me(_: web.Request) -> web.Response:
         person = me()
-        routes_allowed = sorted({r for role in person["roles"] for r in ROUTES_BY_ROLE[role]})
+        routes_allowed = sorted({r for role in person["roles"] for r in routes_of(role)})
         body = schema.Me.model_validate(
             {
                 **person,
@@ -646,7 +694,129 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             state.listeners.remove(queue)
         return response
 
-    app = web.Application()
+    # -- issue 20 --------------------------------------------------------------------------
+
+    @routes.post("/v1/media")
+    async def media_upload(request: web.Request) -> web.Response:
+        if (refused := guard("media.upload")) is not None:
+            return refused
+        import hashlib
+        import urllib.parse
+
+        data = await request.read()
+        if not data.startswith((b"\xff\xd8\xff", b"\x89PNG")):
+            return problem(
+                422, "validation", "画像を読み取れません", "JPEG か PNG を選んでください。"
+            )
+        media_id = hashlib.sha256(data).hexdigest()
+        out = schema.MediaOut(
+            id=media_id,
+            content_type=request.content_type,
+            width=800,
+            height=600,
+            bytes=len(data),
+            preview_bytes=min(len(data), 1024 * 1024),
+            file_name=urllib.parse.unquote(request.headers.get("X-File-Name", "")),
+        )
+        state.media[media_id] = out.model_dump(mode="json")
+        return web.json_response(state.media[media_id], status=201)
+
+    def series_out(item: dict[str, Any]) -> dict[str, Any]:
+        rule = schema.RecurrenceRule.model_validate(item["rule"])
+        after = dt.datetime.combine(NOW.date(), dt.time(0), tzinfo=JST)
+        upcoming = (
+            schema.occurrences(rule, after=after, limit=5)
+            if item["status"] in ("active", "pending_approval", "paused", "draft")
+            else []
+        )
+        return schema.SeriesOut.model_validate(
+            {
+                **item,
+                "rule_text": schema.describe(rule),
+                "next_occurrences": upcoming,
+                "occurrences_done": item.get("occurrences_done", 0),
+            }
+        ).model_dump(mode="json")
+
+    @routes.get("/v1/series")
+    async def series_list(_: web.Request) -> web.Response:
+        if (refused := guard("series.list")) is not None:
+            return refused
+        items = [series_out(s) for s in sorted(state.series.values(), key=lambda s: -s["id"])]
+        return web.json_response({"items": items})
+
+    @routes.post("/v1/series")
+    async def series_create(request: web.Request) -> web.Response:
+        if (refused := guard("series.create")) is not None:
+            return refused
+        body = schema.SeriesIn.model_validate(await request.json())
+        series_id = len(state.series) + 1
+        state.series[series_id] = {
+            "id": series_id,
+            "title": body.content.title,
+            "status": "draft",
+            "content": body.content.model_dump(mode="json"),
+            "rule": body.rule.model_dump(mode="json"),
+            "author": username,
+            "approver": None,
+        }
+        return web.json_response(series_out(state.series[series_id]), status=201)
+
+    @routes.post("/v1/series/{id}/{action}")
+    async def series_action(request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if (refused := guard(f"series.{action}")) is not None:
+            return refused
+        item = state.series.get(int(request.match_info["id"]))
+        if item is None:
+            return not_found()
+        moves = {
+            "submit": ("draft", "pending_approval"),
+            "approve": ("pending_approval", "active"),
+            "pause": ("active", "paused"),
+            "resume": ("paused", "active"),
+            "end": (item["status"], "ended"),
+        }
+        if action not in moves or item["status"] != moves[action][0]:
+            return problem(409, "conflict", "操作できません", "この状態では操作できません。")
+        item["status"] = moves[action][1]
+        if action == "approve":
+            item["approver"] = username
+        return web.json_response(series_out(item))
+
+    @routes.get("/v1/calendar")
+    async def calendar(_: web.Request) -> web.Response:
+        if (refused := guard("calendar")) is not None:
+            return refused
+        items = []
+        for d in state.deliveries.values():
+            if d["status"] in ("scheduled", "approved", "pending_approval") and d["scheduled_at"]:
+                items.append(
+                    {
+                        "at": d["scheduled_at"],
+                        "title": d["title"],
+                        "kind": "delivery",
+                        "id": d["id"],
+                        "status": d["status"],
+                    }
+                )
+        for item in state.series.values():
+            for at in series_out(item)["next_occurrences"]:
+                items.append(
+                    {
+                        "at": at,
+                        "title": item["title"],
+                        "kind": "series",
+                        "id": item["id"],
+                        "status": item["status"],
+                    }
+                )
+        items.sort(key=lambda e: dt.datetime.fromisoformat(e["at"]))
+        return web.json_response(
+            schema.CalendarOut.model_validate({"items": items}).model_dump(mode="json")
+        )
+
+    app = web.Application(client_max_size=32 * 1024 * 1024)
     app.add_routes(routes)
     return app
 

@@ -30,6 +30,7 @@ from kairand.api import schema
 def _screen_classes() -> dict[str, Callable[[], Screen]]:
     from kairan_tui.screens.approvals import ApprovalsScreen
     from kairan_tui.screens.audit import AuditScreen
+    from kairan_tui.screens.calendar import CalendarScreen
     from kairan_tui.screens.compose import ComposeScreen
     from kairan_tui.screens.dashboard import DashboardScreen
     from kairan_tui.screens.history import HistoryScreen
@@ -46,6 +47,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "survey": SurveyScreen,
         "staff": StaffScreen,
         "audit": AuditScreen,
+        "calendar": CalendarScreen,
     }
 
 

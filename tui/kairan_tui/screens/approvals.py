@@ -40,6 +40,8 @@ def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition
     table.add_row("通知", "通知なし" if content.notification_disabled else "通常どおり通知")
     if detail.urgent:
         table.add_row("緊急配信", "はい")
+    if detail.links:  # issue 20: the approver reads every address in full
+        table.add_row("リンク先", "\n".join(detail.links))
     return table
 
 
