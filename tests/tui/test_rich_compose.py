@@ -185,7 +185,7 @@ def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:  # type: 
             "time": "07:30:00",
             "start": "2026-04-01",
             "holidays": "skip",
-        },  # fmt: skip
+        },
         "author": "sato",
         "approver": "suzuki",
     }

@@ -785,9 +785,10 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         return web.json_response(series_out(item))
 
     @routes.get("/v1/calendar")
-    async def calendar(_: web.Request) -> web.Response:
+    async def calendar(request: web.Request) -> web.Response:
         if (refused := guard("calendar")) is not None:
             return refused
+        until = NOW + dt.timedelta(days=int(request.query.get("days", "31")))
         items = []
         for d in state.deliveries.values():
             if d["status"] in ("scheduled", "approved", "pending_approval") and d["scheduled_at"]:
@@ -802,6 +803,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                 )
         for item in state.series.values():
             for at in series_out(item)["next_occurrences"]:
+                if dt.datetime.fromisoformat(at) >= until:
+                    continue
                 items.append(
                     {
                         "at": at,

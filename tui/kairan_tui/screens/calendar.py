@@ -44,7 +44,7 @@ def day_label(at: dt.datetime) -> str:
 def series_table(item: schema.SeriesOut) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # Japanese has no spaces to wrap at
     table.add_row("件名", item.title)
     table.add_row("状態", SERIES_STATUS.get(item.status, item.status))
     table.add_row("繰り返し", item.rule_text)
