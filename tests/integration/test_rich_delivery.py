@@ -10,7 +10,6 @@ import contextlib
 import io
 import json
 import ssl
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,16 +18,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "delivery"))
-from delivery_harness import IN_SEGMENT, fast_config, populate, run_sender, uid
-
 from kairand.config import Config, LinksSection, MediaSection, WebhookSection
 from kairand.delivery import service
+from kairand.delivery.media import upload
 from kairand.delivery.messages import CardItem, ImageItem, LinkButton, StickerItem
 from kairand.delivery.model import DeliveryContent, Status
-from kairand.delivery.worker import Sender
+from kairand.delivery.sender import Sender
 from kairand.line.client import line_api
-from kairand.line.media import add_media_routes, upload
+from kairand.line.media import add_media_routes
 from kairand.line.webhook import make_webhook_app, start_sites
 from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
 from kairand.simulator.limits import message_details
@@ -37,6 +34,7 @@ from kairand.simulator.spec import messaging_spec
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
 from kairand.tls import self_signed
+from tests.support.delivery_harness import IN_SEGMENT, fast_config, populate, run_sender, uid
 
 RELAY = "relay.city.example.jp"
 ALLOWED = ("city.example.jp",)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tui_helpers import wait_until
+from textual.widgets import Input
 
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.widgets.card_preview import CardBubble
@@ -20,6 +20,7 @@ from kairan_tui.widgets.rich_items import (
     StickerItemEditor,
     list_images,
 )
+from tests.support.tui_helpers import wait_until
 
 SIZES = [(80, 24), (120, 36)]
 
@@ -43,7 +44,7 @@ def test_image_folder_lists_jpeg_and_png_with_sizes(images: Path) -> None:
     assert all(f.size > 0 and "KB" in f.label for f in files)
 
 
-async def fill_card(pilot, app, with_image: bool = True) -> CardItemEditor:  # type: ignore[no-untyped-def]
+async def fill_card(pilot, app, with_image: bool = True) -> CardItemEditor:
     await pilot.press("f3")
     await wait_until(pilot, lambda: bool(app.screen.query("#segment-all")))
     app.screen.query_one("#segment-all").value = True
@@ -104,7 +105,7 @@ async def test_card_without_valid_link_is_refused_with_japanese(
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
         card = await fill_card(pilot, app, with_image=False)
-        card.query_one(".button-url-0").value = "http://insecure.example.jp"
+        card.query_one(".button-url-0", Input).value = "http://insecure.example.jp"
         with pytest.raises(Exception, match="https://"):
             app.screen.content(for_sending=True)
 
@@ -140,8 +141,8 @@ async def test_recurring_delivery_is_submitted_as_a_series(app_for, fake, images
         assert created["status"] == "pending_approval" and created["rule"]["nth"] == [2, 4]
 
 
-def _open_compose_with_card(app, images):  # type: ignore[no-untyped-def]
-    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+def _open_compose_with_card(app, images):
+    async def run_before(pilot) -> None:
         await wait_until(pilot, lambda: app.me is not None)
         await fill_card(pilot, app)
         await wait_until(pilot, lambda: bool(app.screen.query(CardBubble)))
@@ -155,7 +156,7 @@ def _open_compose_with_card(app, images):  # type: ignore[no-untyped-def]
 
 @pytest.mark.req("N4")
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_card_preview_snapshot(size, app_for, fake, images, snap_compare) -> None:  # type: ignore[no-untyped-def]
+def test_card_preview_snapshot(size, app_for, fake, images, snap_compare) -> None:
     """N4: the preview shows the card's layout (picture, title, body, button and its address)
     in Japanese at both terminal sizes."""
     fake.state.issue20 = True
@@ -165,7 +166,7 @@ def test_card_preview_snapshot(size, app_for, fake, images, snap_compare) -> Non
 
 @pytest.mark.req("N4")
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:  # type: ignore[no-untyped-def]
+def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:
     """N4: 配信予定 lists the upcoming sends of a recurring delivery (第2・第4水曜) and a
     scheduled one, and shows the series' rule and next dates."""
     fake.state.issue20 = True
@@ -191,7 +192,7 @@ def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:  # type: 
     }
     app = app_for("ito")
 
-    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:
         await wait_until(pilot, lambda: app.me is not None)
         await pilot.press("f10")
         await wait_until(

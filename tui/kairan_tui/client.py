@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -292,8 +293,6 @@ class KairanApi(ApiClient):
     # images, link allowlist, templates, recurring deliveries, calendar (issue 20)
     async def upload_image(self, data: bytes, file_name: str, content_type: str) -> schema.MediaOut:
         """POST /v1/media with the picture's bytes (the TUI read the file from the folder)."""
-        from urllib.parse import quote
-
         session = self._ensure_session()
         headers = {"Content-Type": content_type, "X-File-Name": quote(file_name)}
         try:

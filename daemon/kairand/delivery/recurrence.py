@@ -25,9 +25,11 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Annotated, Literal
 
+import holidays
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+from kairand.timeutil import JST
+
 MAX_SHIFT_DAYS = 21
 """A move never goes further than this (longest closure: Golden Week or 年末年始 plus a
 weekend), so scanning that far past a horizon finds every occurrence before it."""
@@ -44,8 +46,6 @@ Holidays = Literal["send", "skip", "next_business_day", "previous_business_day"]
 
 @functools.lru_cache(maxsize=64)
 def _japan_year(year: int) -> frozenset[dt.date]:
-    import holidays  # data only; imported lazily (the TUI imports this module via the schema)
-
     return frozenset(holidays.country_holidays("JP", years=year).keys())
 
 

@@ -34,12 +34,15 @@ from kairand.delivery import service
 from kairand.delivery.errors import DeliveryError, InvalidContent, InvalidTransition
 from kairand.delivery.messages import media_of, parse_item
 from kairand.delivery.model import DeliveryContent
-from kairand.delivery.recurrence import JST, RecurrenceRule, occurrences
+from kairand.delivery.recurrence import RecurrenceRule, occurrences
+from kairand.delivery.worker import SENDER
 from kairand.logs import get_logger
+from kairand.runtime import CONFIG, STORE, TASKS
 from kairand.store import audit as audit_store
 from kairand.store import media as media_store
 from kairand.store import series as q
 from kairand.store.database import Connection, Store
+from kairand.timeutil import JST
 
 log = get_logger(__name__)
 
@@ -360,9 +363,6 @@ class SeriesWorker:
 
 async def series_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: run the series worker until the daemon stops."""
-    from kairand.daemon import CONFIG, STORE, TASKS
-    from kairand.delivery.worker import SENDER
-
     sender = app.get(SENDER)
     worker = SeriesWorker(
         app[STORE],
@@ -370,7 +370,7 @@ async def series_component(app: web.Application) -> AsyncIterator[None]:
         on_created=sender.wake.set if sender is not None else None,
     )
     stop = asyncio.Event()
-    task = app[TASKS].spawn(worker.run(stop), "series-worker")
+    task = app[TASKS].worker("series-worker", lambda: worker.run(stop))
     yield
     stop.set()
     task.cancel()

@@ -9,12 +9,12 @@ import io
 import urllib.parse
 
 import pytest
-from api_helpers import add_residents
 from PIL import Image
 
 from kairand.api.client import ApiClient
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
+from tests.support.api_helpers import add_residents
 
 
 def photo(fmt: str = "JPEG") -> bytes:
@@ -37,7 +37,7 @@ def actions(store: Store, prefix: str) -> list[tuple[str, str, str, dict]]:
 
 async def upload(
     api: ApiClient, data: bytes, name: str = "ポスター.jpg", ctype: str = "image/jpeg"
-):  # type: ignore[no-untyped-def]
+):
     return await api.as_user("aut").post(
         "/v1/media",
         raw=data,
@@ -84,7 +84,7 @@ async def test_bad_uploads_get_clear_problems(
     assert store.read_sync(lambda c: c.execute("SELECT count(*) FROM media").fetchone()[0]) == 0
 
 
-async def test_upload_over_the_limit_is_refused(api: ApiClient, store: Store, config) -> None:  # type: ignore[no-untyped-def]
+async def test_upload_over_the_limit_is_refused(api: ApiClient, store: Store, config) -> None:
     big = b"\xff\xd8\xff" + b"0" * (config.media.max_upload_bytes + 10)
     r = await upload(api, big)
     assert r.status == 413 and r.body["type"] == "urn:kairan:problem:payload-too-large"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -23,8 +24,12 @@ from kairand.store.database import Store
 AREA = SegmentFilter.model_validate({"conditions": [{"question": "area", "any_of": ["asahi"]}]})
 
 
-def content(**kw) -> DeliveryContent:
-    base = {"title": "防災訓練のお知らせ", "messages": ("訓練を行います。",), "segment": AREA}
+def content(**kw: Any) -> DeliveryContent:
+    base: dict[str, Any] = {
+        "title": "防災訓練のお知らせ",
+        "messages": ("訓練を行います。",),
+        "segment": AREA,
+    }
     base.update(kw)
     return DeliveryContent(**base)
 

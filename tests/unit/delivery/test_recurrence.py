@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from kairand.delivery.recurrence import (
-    JST,
     RecurrenceRule,
     describe,
     japan_holiday,
     occurrences,
 )
+from kairand.timeutil import JST
 
 
-def rule(**kw) -> RecurrenceRule:  # type: ignore[no-untyped-def]
+def rule(**kw) -> RecurrenceRule:
     base = {"time": dt.time(8, 0), "start": dt.date(2026, 1, 1)}
     return RecurrenceRule.model_validate({**base, **kw})
 

@@ -7,16 +7,24 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from delivery_harness import IN_SEGMENT, approved, fast_config, populate, run_sender, simulator
 
 from kairand.config import RecurringSection
 from kairand.delivery import series, service
 from kairand.delivery.model import DeliveryContent, Status
-from kairand.delivery.recurrence import JST, RecurrenceRule
+from kairand.delivery.recurrence import RecurrenceRule
+from kairand.delivery.sender import Sender
 from kairand.delivery.series import SeriesWorker
-from kairand.delivery.worker import Sender
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
+from kairand.timeutil import JST
+from tests.support.delivery_harness import (
+    IN_SEGMENT,
+    approved,
+    fast_config,
+    populate,
+    run_sender,
+    simulator,
+)
 
 MONDAY = dt.datetime(2030, 1, 7, 8, 0, tzinfo=JST)  # a Monday, no holiday
 WEEKLY = RecurrenceRule(

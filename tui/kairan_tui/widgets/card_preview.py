@@ -28,11 +28,11 @@ class CardBubble(Vertical):
     CardBubble .card-url { color: $text-muted; padding: 0 1; height: auto; }
     """
 
-    def __init__(self, card: schema.CardItem, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, card: schema.CardItem, **kwargs) -> None:
         super().__init__(**kwargs)
         self.card = card
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         card = self.card
         if card.image:
             name = card.image_file_name or "画像"

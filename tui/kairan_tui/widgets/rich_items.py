@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from kairan_tui.widgets.message_editor import MessageEditor
 from kairand.api import schema
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -105,7 +106,7 @@ class RichItemEditor(Vertical):
     class Changed(Message):
         editor: RichItemEditor
 
-    def __init__(self, number: int, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, number: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self.number = number
 
@@ -128,7 +129,7 @@ class _ImageChoice(Widget):
     class Uploaded(Message):
         choice: _ImageChoice
 
-    def __init__(self, optional: bool, media: schema.MediaOut | None = None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, optional: bool, media: schema.MediaOut | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.optional = optional
         self.media = media
@@ -202,7 +203,7 @@ class _ImageChoice(Widget):
 class ImageItemEditor(RichItemEditor):
     KIND_LABEL = "画像"
 
-    def __init__(self, number: int, item: schema.ImageItem | None = None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, number: int, item: schema.ImageItem | None = None, **kwargs) -> None:
         super().__init__(number, **kwargs)
         self._initial = item
 
@@ -244,7 +245,7 @@ def stickers_of(package: str) -> list[tuple[str, str]]:
 class StickerItemEditor(RichItemEditor):
     KIND_LABEL = "スタンプ"
 
-    def __init__(self, number: int, item: schema.StickerItem | None = None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, number: int, item: schema.StickerItem | None = None, **kwargs) -> None:
         super().__init__(number, **kwargs)
         self._initial = item or schema.StickerItem(package_id="11537", sticker_id="52002734")
 
@@ -292,7 +293,7 @@ class CardItemEditor(RichItemEditor):
 
     KIND_LABEL = "カード"
 
-    def __init__(self, number: int, item: schema.CardItem | None = None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, number: int, item: schema.CardItem | None = None, **kwargs) -> None:
         super().__init__(number, **kwargs)
         self._initial = item
 
@@ -386,8 +387,6 @@ EDITORS: dict[str, type[RichItemEditor]] = {
 
 def editor_for(number: int, item: schema.MessageItem) -> Widget:
     """The editor for a stored message (a text editor for a string)."""
-    from kairan_tui.widgets.message_editor import MessageEditor
-
     if isinstance(item, str):
         return MessageEditor(number, item, id=f"message-{number}")
     return EDITORS[item.kind](number, item, id=f"message-{number}")  # type: ignore[call-arg]
@@ -396,8 +395,6 @@ def editor_for(number: int, item: schema.MessageItem) -> Widget:
 def collect_items(container: Widget, *, strict: bool) -> list[schema.MessageItem]:
     """The messages in order. STRICT: raise ItemProblem for an incomplete rich message
     (sending); otherwise skip it (the live preview)."""
-    from kairan_tui.widgets.message_editor import MessageEditor
-
     out: list[schema.MessageItem] = []
     for child in container.children:
         if isinstance(child, MessageEditor):

@@ -1,0 +1,237 @@
+"""kairanctl certificate | export | report: the documents an administrator hands out.
+
+kairanctl certificate --from 2026-04-01 --to 2027-03-31 [--output DIR]
+kairanctl certificate verify FILE [--public-key PEM]
+kairanctl certificate public-key [--output FILE]
+kairanctl certificate lookup --line-user-id U... | -      (- reads the id from stdin)
+kairanctl export stats [--output FILE]
+kairanctl export personal --output FILE       (only with privacy.allow_personal_export)
+kairanctl report --from DATE --to DATE [--output FILE]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kairand.ctl.context import Context, Subparsers
+from kairand.errors import DataError, ExitCode, KairanError, UsageError
+from kairand.evidence import load_public_key_pem, public_key_pem
+from kairand.keys import secrets
+from kairand.reports import certificate, export, report
+from kairand.reports.signing import verify_document
+from kairand.store import reports
+from kairand.store import survey as survey_store
+from kairand.store.database import Connection
+
+
+class PersonalExportDisabledError(KairanError):
+    exit_code = ExitCode.FAILURE
+
+
+# -- certificate ---------------------------------------------------------------------------
+
+
+def _cmd_certificate(ctx: Context) -> int:
+    args = ctx.args
+    if args.date_from is None or args.date_to is None:
+        raise UsageError(
+            "certificate needs --from and --to (or a subcommand: verify, public-key, lookup)",
+            "e.g. kairanctl certificate --from 2026-04-01 --to 2027-03-31",
+        )
+    period = ctx.period(args.date_from, args.date_to)
+    with ctx.store() as store:
+        signing_key = secrets.signing_key()
+        now = int(time.time())
+        gathered = store.read_sync(certificate.gather, period.start, period.end)
+        payload = certificate.build_payload(
+            gathered, period=period, issued_at=now, public_key=signing_key.public_key()
+        )
+        stem = f"deletion-certificate-{period.first.isoformat()}_{period.last.isoformat()}"
+        text_path, json_path = certificate.write_certificate(
+            payload, signing_key, args.output, stem
+        )
+        store.write_sync(
+            ctx.audit,
+            "certificate.issue",
+            {
+                "from": period.first.isoformat(),
+                "to": period.last.isoformat(),
+                "receipts": payload["total"],
+            },
+        )
+    print(f"削除証明書を発行しました（削除記録 {payload['total']} 件）")
+    print(f"  印刷用: {text_path}")
+    print(f"  JSON  : {json_path}")
+    return ExitCode.OK
+
+
+def _public_key(ctx: Context) -> Any:
+    args = ctx.args
+    if getattr(args, "public_key", None):
+        try:
+            return load_public_key_pem(Path(args.public_key).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"cannot read the public key {args.public_key}: {exc}",
+                "export it with `kairanctl certificate public-key --output FILE`",
+            ) from None
+    ctx.keyring()
+    return secrets.signing_key().public_key()
+
+
+def _cmd_verify(ctx: Context) -> int:
+    args = ctx.args
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {args.file}: {exc}", "check the path") from None
+    result = verify_document(data, _public_key(ctx))
+    if result.ok:
+        print(
+            f"検証に成功しました：この文書は本装置の署名鍵で署名され、改変されていません。({args.file})"
+        )
+        return ExitCode.OK
+    print(f"検証に失敗しました：{result.reason} ({args.file})")
+    return ExitCode.FAILURE
+
+
+def _cmd_public_key(ctx: Context) -> int:
+    ctx.keyring()
+    pem = public_key_pem(secrets.signing_key().public_key())
+    ctx.write_output(ctx.args.output, pem)
+    return ExitCode.OK
+
+
+def _cmd_lookup(ctx: Context) -> int:
+    line_user_id = ctx.args.line_user_id
+    if line_user_id == "-":
+        line_user_id = sys.stdin.readline().strip()
+    if not line_user_id.startswith("U") or len(line_user_id) != 33:
+        raise UsageError(
+            "that does not look like a LINE user id (U followed by 32 hexadecimal characters)",
+            "ask the resident for the id shown by the account, or pass - and paste it on stdin",
+        )
+    with ctx.store() as store:
+        hmac_key = secrets.receipt_hmac_key()
+        public_key = secrets.signing_key().public_key()
+        found = store.read_sync(certificate.lookup, line_user_id, hmac_key, public_key)
+        store.write_sync(ctx.audit, "certificate.lookup", {"found": len(found)})
+    del line_user_id  # used only for the HMAC above; never stored or printed
+    sys.stdout.write(certificate.render_lookup(found))
+    return ExitCode.OK
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def _stats(conn: Connection) -> tuple[Any, ...]:
+    current = survey_store.current(conn)
+    if current is None:
+        raise DataError("the store has no survey definition", "run kairand once to seed it")
+    _version, definition = current
+    years = {
+        q.code: reports.year_counts(conn, q.code)
+        for q in definition.questions
+        if q.kind in ("year", "year_month")
+    }
+    return (
+        definition,
+        reports.answer_counts(conn),
+        years,
+        reports.respondents(conn),
+        reports.resident_counts(conn)["registered"],
+    )
+
+
+def _cmd_export_stats(ctx: Context) -> int:
+    config = ctx.keyring()
+    with ctx.store() as store:
+        definition, counts, years, respondents, registered = store.read_sync(_stats)
+        cells = export.cells_for(definition, counts, years)
+        threshold = config.privacy.small_cell_threshold
+        text, rows = export.stats_csv(cells, respondents, registered, threshold)
+        store.write_sync(
+            ctx.audit, "export.stats", {"rows": rows, "personal": False, "threshold": threshold}
+        )
+    ctx.write_output(ctx.args.output, text)
+    return ExitCode.OK
+
+
+def _personal(conn: Connection, ctx: Context) -> tuple[str, int]:
+    text, rows = export.personal_csv(reports.personal_rows(conn))
+    ctx.audit(conn, "export.personal", {"rows": rows, "personal": True})
+    return text, rows
+
+
+def _cmd_export_personal(ctx: Context) -> int:
+    config = ctx.keyring()
+    with ctx.store() as store:
+        if not config.privacy.allow_personal_export:
+            store.write_sync(ctx.audit, "export.personal", {"rows": 0, "personal": True}, "denied")
+            raise PersonalExportDisabledError(
+                "個人データのエクスポートは無効です（privacy.allow_personal_export = false）",
+                "個人データの持ち出しには、管理者が設定で明示的に許可する必要があります (K6, S17)",
+            )
+        text, rows = store.write_sync(_personal, ctx)
+    ctx.write_output(ctx.args.output, text)
+    print(f"個人データを {rows} 件エクスポートしました（操作ログに記録済み）", file=sys.stderr)
+    return ExitCode.OK
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def _cmd_report(ctx: Context) -> int:
+    period = ctx.period(ctx.args.date_from, ctx.args.date_to)
+    with ctx.store() as store:
+        data = store.read_sync(report.gather, period)
+        now = int(time.time())
+        text = report.render(data, period, now, ctx.operator.user)
+        store.write_sync(
+            ctx.audit,
+            "report.issue",
+            {"from": period.first.isoformat(), "to": period.last.isoformat()},
+        )
+    ctx.write_output(ctx.args.output, text)
+    return ExitCode.OK
+
+
+def register(subparsers: Subparsers) -> None:
+    cert = subparsers.add_parser(
+        "certificate", help="deletion certificate (削除証明書): issue, verify, look up"
+    )
+    cert.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (Japan time)")
+    cert.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD (included)")
+    cert.add_argument("--output", type=Path, default=Path("."), help="folder for the files")
+    cert.set_defaults(func=_cmd_certificate)
+    cert_sub = cert.add_subparsers(dest="certificate_command")
+    verify = cert_sub.add_parser("verify", help="check a certificate or signed record")
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--public-key", help="PEM file (default: this appliance's key)")
+    verify.set_defaults(func=_cmd_verify)
+    public = cert_sub.add_parser("public-key", help="print the appliance's public key (PEM)")
+    public.add_argument("--output", type=Path, default=None)
+    public.set_defaults(func=_cmd_public_key)
+    look = cert_sub.add_parser("lookup", help="find a resident's deletion receipts")
+    look.add_argument("--line-user-id", required=True, help="U... or - to read it from stdin")
+    look.set_defaults(func=_cmd_lookup)
+
+    exp = subparsers.add_parser("export", help="statistics CSV (aggregates only)")
+    exp_sub = exp.add_subparsers(dest="export_command", required=True)
+    stats = exp_sub.add_parser("stats", help="answer counts per question (Excel-ready CSV)")
+    stats.add_argument("--output", type=Path, default=None)
+    stats.set_defaults(func=_cmd_export_stats)
+    personal = exp_sub.add_parser(
+        "personal", help="personal data (only if privacy.allow_personal_export; audited)"
+    )
+    personal.add_argument("--output", type=Path, required=True)
+    personal.set_defaults(func=_cmd_export_personal)
+
+    rep = subparsers.add_parser("report", help="handling report (取扱状況報告書)")
+    rep.add_argument("--from", dest="date_from", required=True)
+    rep.add_argument("--to", dest="date_to", required=True)
+    rep.add_argument("--output", type=Path, default=None)
+    rep.set_defaults(func=_cmd_report)
