@@ -98,6 +98,7 @@ class FakeState:
     """Grant the issue-20 routes (images, series, calendar)."""
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     series: dict[int, dict[str, Any]] = field(default_factory=dict)
+    templates: dict[int, dict[str, Any]] = field(default_factory=dict)
     audience_calls: int = 0
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
@@ -702,6 +703,29 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if action == "approve":
             item["approver"] = username
         return web.json_response(series_out(item))
+
+    @routes.get("/v1/templates")
+    async def templates_list(_: web.Request) -> web.Response:
+        if (refused := guard("templates.list")) is not None:
+            return refused
+        return web.json_response({"items": list(state.templates.values())})
+
+    @routes.post("/v1/templates")
+    async def templates_create(request: web.Request) -> web.Response:
+        if (refused := guard("templates.create")) is not None:
+            return refused
+        body = schema.TemplateIn.model_validate(await request.json())
+        template_id = len(state.templates) + 1
+        out = schema.TemplateOut(
+            id=template_id,
+            name=body.name,
+            content=body.content,
+            version=1,
+            updated_by=username,
+            updated_at=NOW,
+        )
+        state.templates[template_id] = out.model_dump(mode="json")
+        return web.json_response(state.templates[template_id], status=201)
 
     @routes.get("/v1/calendar")
     async def calendar(request: web.Request) -> web.Response:

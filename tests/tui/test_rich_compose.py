@@ -12,6 +12,7 @@ from PIL import Image
 from textual.widgets import Input
 
 from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.modals.templates import TemplatesModal
 from kairan_tui.widgets.card_preview import CardBubble
 from kairan_tui.widgets.recurrence_form import RecurrenceForm
 from kairan_tui.widgets.rich_items import (
@@ -204,3 +205,36 @@ def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.req("N4")
+async def test_template_saved_and_reopened(app_for, fake, images: Path) -> None:
+    """N4: the form (a text and a card) is saved as a template and a new delivery starts from
+    it with the same messages."""
+    fake.state.issue20 = True
+    app = app_for("ito")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: app.me is not None)
+        await fill_card(pilot, app, with_image=False)
+        app.screen.query_one("#add-template").press()
+        await wait_until(pilot, lambda: isinstance(app.screen, TemplatesModal))
+        app.screen.query_one("#template-name", Input).value = "健診のお知らせ"
+        app.screen.query_one("#save-template").press()
+        await wait_until(pilot, lambda: bool(fake.state.templates))
+        saved = fake.state.templates[1]
+        assert saved["name"] == "健診のお知らせ" and saved["updated_by"] == "ito"
+        assert [m if isinstance(m, str) else m["kind"] for m in saved["content"]["messages"]] == [
+            "今年の健康診断のご案内です。",
+            "card",
+        ]
+        await app.screen.reset_form()
+        await pilot.pause()
+        app.screen.query_one("#add-template").press()
+        await wait_until(pilot, lambda: isinstance(app.screen, TemplatesModal))
+        await pilot.press("enter")  # the first template is highlighted
+        await wait_until(pilot, lambda: bool(app.screen.query(CardItemEditor)))
+        assert app.screen.query_one("#title", Input).value == "健診のお知らせ"
+        app.screen.query_one("#segment-all").value = True
+        await pilot.pause(0.3)
+        content = app.screen.content(for_sending=False)
+        assert content.messages[1].buttons[0].url == "https://www.city.example.jp/kenshin"

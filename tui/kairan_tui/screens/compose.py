@@ -21,6 +21,7 @@ from kairan_tui.labels import (
     utf16_length,
 )
 from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.modals.templates import TemplatesModal
 from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
@@ -169,6 +170,9 @@ class ComposeScreen(KairanScreen):
         self._update_preview()
 
     def on_rich_add_bar_add(self, event: RichAddBar.Add) -> None:
+        if event.kind == "template":
+            self.templates()
+            return
         if self.message_count >= MESSAGES_MAX:
             self.notify(f"メッセージは{MESSAGES_MAX}件までです。", severity="warning")
             return
@@ -416,6 +420,43 @@ class ComposeScreen(KairanScreen):
             f"承認を依頼しました（番号 {draft_id}）。承認されると配信されます。", title="承認依頼"
         )
         await self.reset_form()
+
+    @work(exit_on_error=False, exclusive=True, group="compose-io")
+    async def templates(self) -> None:
+        """定型文: open one into the form, or save the form as one (issue 20)."""
+        try:
+            found = await self.api.templates()
+        except ApiError as exc:
+            self.report(exc, "定型文を読み込み")
+            return
+        choice = await self.app.push_screen_wait(TemplatesModal(found.items, can_save=True))
+        if choice is None:
+            return
+        if choice.use is not None:
+            content = choice.use.content
+            self.query_one("#title", Input).value = content.title
+            await self._set_messages(list(content.messages))
+            self.query_one("#silent", Checkbox).value = content.notification_disabled
+            self.notify(f"定型文「{choice.use.name}」から作成します。", title="定型文")
+            return
+        try:
+            current = self.content(for_sending=False)
+            body = schema.TemplateIn(
+                name=choice.save_as or "",
+                content=schema.TemplateContent(
+                    title=current.title,
+                    messages=list(current.messages),
+                    notification_disabled=current.notification_disabled,
+                ),
+            )
+            await self.api.save_template(body)
+        except FormProblem as problem:
+            self.notify(str(problem), title="入力内容を確認してください", severity="warning")
+            return
+        except ApiError as exc:
+            self.report(exc, "定型文を保存")
+            return
+        self.notify(f"定型文「{choice.save_as}」を保存しました。", title="定型文")
 
     async def submit_series(self, content: schema.DeliveryContent) -> None:
         try:

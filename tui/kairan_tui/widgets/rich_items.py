@@ -425,6 +425,7 @@ class RichAddBar(Horizontal):
         yield Button("画像を追加", id="add-image")
         yield Button("スタンプを追加", id="add-sticker")
         yield Button("カードを追加", id="add-card")
+        yield Button("定型文", id="add-template")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
