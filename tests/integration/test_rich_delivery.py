@@ -257,3 +257,50 @@ async def test_links_outside_the_allowlist_are_refused_and_rechecked(store: Stor
     store.write_sync(settings.put, service.LINK_DOMAINS_KEY, [])
     with pytest.raises(service.InvalidContent):
         await service.approve(store, did, "suzuki", link_domains=ALLOWED)
+
+
+@pytest.mark.req("G3")
+async def test_test_send_serves_the_draft_images_for_a_limited_time(
+    config: Config, store: Store, short_tmp: Path
+) -> None:
+    """G3: a test send (push to the staff member's own phone, before approval) lets LINE fetch
+    the draft's images through the relay for media.test_serve_seconds only; the phone gets
+    the card and the picture marked 【テスト送信】; before the test send and after the grant the
+    image is 404."""
+    from kairand.store import test_recipients
+
+    phone = "U" + "c" * 32
+    now = int(time.time())
+    code = store.write_sync(test_recipients.new_code, "tanaka", now)
+    store.write_sync(test_recipients.claim, code, phone, now)
+    async with relay_site(config, store, short_tmp) as relay:
+        info = await upload(store, "tanaka", photo(), "poster.jpg", 20 * 1024 * 1024)
+        did = await service.create_draft(
+            store, "tanaka", rich_content(info.id), link_domains=ALLOWED
+        )
+        token = store.read_sync(
+            lambda c: c.execute("SELECT token FROM media WHERE id = ?", (info.id,)).fetchone()[0]
+        )
+        url = f"https://{RELAY}/media/{token}/{info.id}/preview.jpg"
+        assert await relay.get(url) == 404
+        async with line_through(relay, 0) as (sim, api):
+            sim.platform.add_follower({"userId": phone, "displayName": "職員"})
+            sent = await service.test_send(
+                store,
+                api,  # type: ignore[arg-type]
+                did,
+                "tanaka",
+                media=relay.config.media,
+            )
+            assert sent == 1
+            receipt = sim.ledger.find(kind="push")[0]
+            assert receipt.message_types == ("text", "flex", "image", "sticker")
+            assert receipt.texts[0].startswith("【テスト送信】")
+            assert json.loads(receipt.body)["messages"][1]["contents"]["body"]["contents"][0][
+                "text"
+            ].startswith("【テスト送信】")
+            assert all(status == 200 for _, status in sim.platform.image_fetcher.fetched)  # type: ignore[union-attr]
+        assert await relay.get(url) == 200
+        relay.now[0] = time.time() + relay.config.media.test_serve_seconds + 5
+        assert await relay.get(url) == 404
+    assert (await service.get(store, did)).status == Status.draft

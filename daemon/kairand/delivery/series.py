@@ -109,9 +109,7 @@ def _due(row: q.SeriesRow, now: float) -> list[dt.datetime]:
 
 
 def _check(conn: Connection, content: DeliveryContent, domains: Iterable[str]) -> None:
-    service._check_class(content.confidentiality)
-    service._check_segment(conn, content.segment)
-    service._check_links_and_media(conn, content.messages, domains)
+    service.check_content(conn, content, domains)
 
 
 # -- staff operations ---------------------------------------------------------------------

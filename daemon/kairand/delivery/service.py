@@ -201,6 +201,14 @@ def _check_links_and_media(
         raise InvalidContent("messages", "画像が見つかりません。もう一度画像を選び直してください。")
 
 
+def check_content(conn: Connection, content: DeliveryContent, domains: Iterable[str]) -> None:
+    """Everything a delivery's content must satisfy before it is stored or approved: G3, the
+    segment against the current survey, links and images (also used for series)."""
+    _check_class(content.confidentiality)
+    _check_segment(conn, content.segment)
+    _check_links_and_media(conn, content.messages, domains)
+
+
 def _content_fields(content: DeliveryContent) -> dict[str, Any]:
     return {
         "title": content.title,

@@ -3,8 +3,6 @@ with the template's version and a fingerprint of its content before and after (S
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -13,6 +11,7 @@ from kairand.audit.chain import AuditEntry
 from kairand.delivery.errors import DeliveryError, InvalidContent
 from kairand.delivery.messages import media_of, parse_item, url_problems
 from kairand.delivery.service import allowed_domains
+from kairand.evidence import canonical_json, sha256_hex
 from kairand.store import audit as audit_store
 from kairand.store import media as media_store
 from kairand.store import templates as q
@@ -30,8 +29,8 @@ class TemplateConflict(DeliveryError):
 
 
 def fingerprint(content: dict[str, Any]) -> str:
-    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    """Short digest of the content's canonical JSON (audit entries name versions by it)."""
+    return sha256_hex(canonical_json(content))[:16]
 
 
 def _audit(conn: Connection, actor: str, action: str, template_id: int, **detail: Any) -> None:

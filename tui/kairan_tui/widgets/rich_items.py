@@ -415,7 +415,10 @@ def collect_items(container: Widget, *, strict: bool) -> list[schema.MessageItem
 class RichAddBar(Horizontal):
     """「画像を追加」「スタンプを追加」「カードを追加」: asks the screen to add an editor."""
 
-    DEFAULT_CSS = "RichAddBar { height: auto; } RichAddBar Button { margin-right: 1; }"
+    DEFAULT_CSS = """
+    RichAddBar { layout: grid; grid-size: 2; grid-gutter: 0 1; height: auto; }
+    RichAddBar Button { width: 1fr; }
+    """
 
     @dataclass
     class Add(Message):
