@@ -53,7 +53,7 @@ def _encode(image: Image.Image, fmt: str, quality: int = 90) -> bytes:
         if image.mode not in ("RGB", "L"):
             image = _flatten(image)
         # No exif=, icc_profile= or comment=: nothing but pixels is written.
-        image.save(out, "JPEG", quality=quality, optimize=True)
+        image.save(out, "JPEG", quality=quality)
     else:
         image.save(out, "PNG", optimize=True)  # no pnginfo: no text chunks
     return out.getvalue()
