@@ -21,29 +21,18 @@ from kairan_tui.labels import (
     utf16_length,
 )
 from kairan_tui.modals.confirm import ConfirmModal
-from kairan_tui.modals.templates import TemplatesModal
 from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.screens.base import KairanScreen
+from kairan_tui.screens.compose_rich import FormProblem, RichComposeMixin
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.recurrence_form import RecurrenceForm
-from kairan_tui.widgets.rich_items import (
-    EDITORS,
-    ItemProblem,
-    RichAddBar,
-    RichItemEditor,
-    collect_items,
-    editor_for,
-)
+from kairan_tui.widgets.rich_items import ItemProblem, RichAddBar, collect_items, editor_for
 from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice
 from kairand.api import schema
 from kairand.api.schema import CONFIDENTIALITY_LABELS
 
 AUDIENCE_DEBOUNCE_SECONDS = 0.4
-
-
-class FormProblem(Exception):
-    """The form cannot be turned into a delivery yet; the message says what to fix."""
 
 
 def parse_schedule(text: str) -> dt.datetime:
@@ -56,7 +45,7 @@ def parse_schedule(text: str) -> dt.datetime:
     return value.replace(tzinfo=JST)
 
 
-class ComposeScreen(KairanScreen):
+class ComposeScreen(RichComposeMixin, KairanScreen):
     SCREEN_NAME = "compose"
     SCREEN_TITLE = "配信作成"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -165,20 +154,6 @@ class ComposeScreen(KairanScreen):
 
     def on_message_editor_changed(self, _: MessageEditor.Changed) -> None:
         self._update_preview()
-
-    def on_rich_item_editor_changed(self, _: RichItemEditor.Changed) -> None:
-        self._update_preview()
-
-    def on_rich_add_bar_add(self, event: RichAddBar.Add) -> None:
-        if event.kind == "template":
-            self.templates()
-            return
-        if self.message_count >= MESSAGES_MAX:
-            self.notify(f"メッセージは{MESSAGES_MAX}件までです。", severity="warning")
-            return
-        self.message_count += 1
-        n = self.message_count
-        self.query_one("#messages", Vertical).mount(EDITORS[event.kind](n, id=f"message-{n}"))
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "silent":
@@ -419,68 +394,6 @@ class ComposeScreen(KairanScreen):
         self.notify(
             f"承認を依頼しました（番号 {draft_id}）。承認されると配信されます。", title="承認依頼"
         )
-        await self.reset_form()
-
-    @work(exit_on_error=False, exclusive=True, group="compose-io")
-    async def templates(self) -> None:
-        """定型文: open one into the form, or save the form as one (issue 20)."""
-        try:
-            found = await self.api.templates()
-        except ApiError as exc:
-            self.report(exc, "定型文を読み込み")
-            return
-        choice = await self.app.push_screen_wait(TemplatesModal(found.items, can_save=True))
-        if choice is None:
-            return
-        if choice.use is not None:
-            content = choice.use.content
-            self.query_one("#title", Input).value = content.title
-            await self._set_messages(list(content.messages))
-            self.query_one("#silent", Checkbox).value = content.notification_disabled
-            self.notify(f"定型文「{choice.use.name}」から作成します。", title="定型文")
-            return
-        try:
-            current = self.content(for_sending=False)
-            body = schema.TemplateIn(
-                name=choice.save_as or "",
-                content=schema.TemplateContent(
-                    title=current.title,
-                    messages=list(current.messages),
-                    notification_disabled=current.notification_disabled,
-                ),
-            )
-            await self.api.save_template(body)
-        except FormProblem as problem:
-            self.notify(str(problem), title="入力内容を確認してください", severity="warning")
-            return
-        except ApiError as exc:
-            self.report(exc, "定型文を保存")
-            return
-        self.notify(f"定型文「{choice.save_as}」を保存しました。", title="定型文")
-
-    async def submit_series(self, content: schema.DeliveryContent) -> None:
-        try:
-            rule = self.query_one(RecurrenceForm).rule()
-        except ItemProblem as problem:
-            self.notify(str(problem), title="入力内容を確認してください", severity="warning")
-            return
-        confirmed = await self.app.push_screen_wait(
-            ConfirmModal(
-                f"「{content.title}」を定期配信として承認依頼します",
-                f"{schema.describe(rule)}。承認されると、毎回その時刻の配信対象に送ります。",
-                confirm_label="承認依頼する",
-                danger=False,
-            )
-        )
-        if not confirmed:
-            return
-        try:
-            created = await self.api.create_series(schema.SeriesIn(content=content, rule=rule))
-            await self.api.series_action(created.id, "submit")
-        except ApiError as exc:
-            self.report(exc, "定期配信の承認依頼")
-            return
-        self.notify(f"定期配信の承認を依頼しました（番号 {created.id}）。", title="承認依頼")
         await self.reset_form()
 
     async def action_new(self) -> None:
