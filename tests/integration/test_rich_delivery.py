@@ -20,6 +20,7 @@ from PIL import Image
 
 from kairand.config import Config, LinksSection, MediaSection, WebhookSection
 from kairand.delivery import service
+from kairand.delivery.errors import InvalidContent
 from kairand.delivery.media import upload
 from kairand.delivery.messages import CardItem, ImageItem, LinkButton, StickerItem
 from kairand.delivery.model import DeliveryContent, Status
@@ -227,7 +228,7 @@ async def test_images_need_a_public_address_before_approval(store: Store) -> Non
     info = await upload(store, "tanaka", photo(), "a.jpg", 20 * 1024 * 1024)
     did = await service.create_draft(store, "tanaka", rich_content(info.id), link_domains=ALLOWED)
     await service.submit(store, did, "tanaka", link_domains=ALLOWED)
-    with pytest.raises(service.InvalidContent, match="公開アドレス"):
+    with pytest.raises(InvalidContent, match="公開アドレス"):
         await service.approve(store, did, "suzuki", link_domains=ALLOWED, media_public=False)
     assert (await service.get(store, did)).status == Status.pending_approval
 
@@ -247,7 +248,7 @@ async def test_links_outside_the_allowlist_are_refused_and_rechecked(store: Stor
         ),
         segment=IN_SEGMENT,
     )
-    with pytest.raises(service.InvalidContent) as refused:
+    with pytest.raises(InvalidContent) as refused:
         await service.create_draft(store, "tanaka", content, link_domains=ALLOWED)
     assert refused.value.field == "messages[0].buttons[0].url"
     assert "forms.example.com" in refused.value.message_ja
@@ -255,7 +256,7 @@ async def test_links_outside_the_allowlist_are_refused_and_rechecked(store: Stor
     did = await service.create_draft(store, "tanaka", content, link_domains=ALLOWED)
     await service.submit(store, did, "tanaka", link_domains=ALLOWED)
     store.write_sync(settings.put, service.LINK_DOMAINS_KEY, [])
-    with pytest.raises(service.InvalidContent):
+    with pytest.raises(InvalidContent):
         await service.approve(store, did, "suzuki", link_domains=ALLOWED)
 
 
@@ -265,8 +266,8 @@ async def test_test_send_serves_the_draft_images_for_a_limited_time(
 ) -> None:
     """G3: a test send (push to the staff member's own phone, before approval) lets LINE fetch
     the draft's images through the relay for media.test_serve_seconds only; the phone gets
-    the card and the picture marked 【テスト送信】; before the test send and after the grant the
-    image is 404."""
+    the 【テスト送信】 notice, then the card and the picture; before the test send and after the
+    grant the image is 404."""
     from kairand.store import test_recipients
 
     phone = "U" + "c" * 32
@@ -294,11 +295,11 @@ async def test_test_send_serves_the_draft_images_for_a_limited_time(
             )
             assert sent == 1
             receipt = sim.ledger.find(kind="push")[0]
-            assert receipt.message_types == ("text", "flex", "image", "sticker")
+            # The 【テスト送信】 notice is a message of its own; the rest goes out unchanged.
+            assert receipt.message_types == ("text", "text", "flex", "image", "sticker")
             assert receipt.texts[0].startswith("【テスト送信】")
-            assert json.loads(receipt.body)["messages"][1]["contents"]["body"]["contents"][0][
-                "text"
-            ].startswith("【テスト送信】")
+            card = json.loads(receipt.body)["messages"][2]["contents"]
+            assert card["body"]["contents"][0]["text"] == "健康診断 6月10日（水）"
             assert all(status == 200 for _, status in sim.platform.image_fetcher.fetched)  # type: ignore[union-attr]
         assert await relay.get(url) == 200
         relay.now[0] = time.time() + relay.config.media.test_serve_seconds + 5

@@ -1,7 +1,9 @@
-"""Delivery operations for the staff API (issue-6 calls these; names fixed in CONTRACTS.md).
+"""Delivery operations for the staff API (kairand.api.routes.deliveries calls these).
 
 They enforce the status machine (kairand.delivery.model) and G3 (only confidentiality class 1
-goes through LINE). They do NOT check roles or four eyes: the API does that before calling.
+goes through LINE). They do NOT check roles: the API does. Four eyes is decided by
+four_eyes() below (rules in kairand.delivery.policy), which the approval route asks before
+calling approve().
 Every state change writes an audit entry in the same transaction as the change.
 """
 
@@ -12,14 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
-from linebot.v3.messaging import ApiException, Message, PushMessageRequest
+from linebot.v3.messaging import ApiException, Message, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
 from kairand.config import MediaSection
-from kairand.delivery import policy
+from kairand.delivery import audience, policy
 from kairand.delivery.errors import (
     ConfidentialityRefused,
     DeliveryError,
@@ -38,18 +40,16 @@ from kairand.delivery.messages import (
     url_problems,
 )
 from kairand.delivery.model import (
-    MAX_TEXT_UNITS,
-    TEST_PREFIX,
+    MAX_MESSAGES,
+    TEST_NOTICE,
     DeliveryContent,
     Status,
     can_move,
-    utf16_units,
 )
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.line.media import MediaNotReady, urls_for
 from kairand.logs import get_logger
-from kairand.segments import service as segments_service
 from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -60,6 +60,7 @@ from kairand.store import survey as survey_store
 from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,7 @@ async def _audience(store: Store, view: DeliveryView) -> int | None:
     current = await store.read(survey_store.current)
     if current is None:  # pragma: no cover - open_store seeds the default survey
         return None
-    return await segments_service.audience_count(store, view.segment, current[1])
+    return await audience.audience_count(store, view.segment, current[1])
 
 
 async def _segment_count(store: Store, row: q.DeliveryRow) -> int:
@@ -492,16 +493,12 @@ async def list_deliveries(
 # -- test send ---------------------------------------------------------------------------------
 
 
-def test_messages(messages: list[MessageItem]) -> list[MessageItem]:
-    """Check that every text still fits once marked 【テスト送信】 (to_line adds the mark)."""
-    for i, item in enumerate(messages):
-        if isinstance(item, str) and utf16_units(TEST_PREFIX + item) > MAX_TEXT_UNITS:
-            raise InvalidContent(
-                f"messages[{i}]",
-                f"メッセージ{i + 1}はテスト送信の表示を付けると{MAX_TEXT_UNITS:,}文字"
-                "（UTF-16単位）を超えます。少し短くしてください。",
-            )
-    return list(messages)
+def test_pushes(messages: list[T]) -> list[list[T | str]]:
+    """The push requests of a test send: the 【テスト送信】 notice as a message of its own, then
+    the messages unchanged (texts, images, stickers, cards), at most LINE's 5 message objects
+    per request (five messages: two pushes, in order)."""
+    sequence: list[T | str] = [TEST_NOTICE, *messages]
+    return [sequence[i : i + MAX_MESSAGES] for i in range(0, len(sequence), MAX_MESSAGES)]
 
 
 async def test_send(
@@ -513,8 +510,9 @@ async def test_send(
     *,
     media: MediaSection | None = None,
 ) -> int:
-    """Push the delivery's messages, marked 【テスト送信】, to STAFF's own test recipients only
-    (push, never multicast; no approval needed). Returns how many received it."""
+    """Push the delivery's messages, after a 【テスト送信】 notice, to STAFF's own test
+    recipients only (push, never multicast; no approval needed). Returns how many received
+    all of it."""
     row = await store.read(_load, delivery_id)
     _check_class(row.confidentiality)
     if row.status == Status.cancelled.value:
@@ -522,12 +520,12 @@ async def test_send(
     recipients = await store.read(test_recipients.recipients_of, staff)
     if not recipients:
         raise NoTestRecipients()
-    items = test_messages([parse_item(m) for m in row.messages])
+    items = [parse_item(m) for m in row.messages]
     section = media or MediaSection()
     media_ids = media_of(items)
     try:
         url = await urls_for(store, section, media_ids)
-        wire = [Message.from_dict(d) for d in to_line_all(items, url, TEST_PREFIX)]
+        wire = [Message.from_dict(d) for d in to_line_all(items, url)]
     except MediaNotReady:
         raise InvalidContent(
             "messages",
@@ -537,18 +535,20 @@ async def test_send(
     if media_ids:
         until = int(clock()) + section.test_serve_seconds
         await store.write(media_store.grant, media_ids, until)
+    pushes = test_pushes(wire)
     ok = 0
     last_error = None
     for to in recipients:
-        request = PushMessageRequest(
-            to=to,
-            messages=wire,
-            notification_disabled=row.notification_disabled,
-        )
         try:
-            await line.messaging.push_message(
-                request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=line.timeout
-            )
+            for texts in pushes:
+                request = PushMessageRequest(
+                    to=to,
+                    messages=[TextMessage(text=m) if isinstance(m, str) else m for m in texts],
+                    notification_disabled=row.notification_disabled,
+                )
+                await line.messaging.push_message(
+                    request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=line.timeout
+                )
             ok += 1
         except ApiException as exc:
             last_error = f"push HTTP {exc.status}"

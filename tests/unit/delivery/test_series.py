@@ -10,6 +10,7 @@ import pytest
 
 from kairand.config import RecurringSection
 from kairand.delivery import series, service
+from kairand.delivery.errors import ConfidentialityRefused, InvalidTransition
 from kairand.delivery.model import DeliveryContent, Status
 from kairand.delivery.recurrence import RecurrenceRule
 from kairand.delivery.sender import Sender
@@ -188,7 +189,7 @@ async def test_pause_resume_end_are_audited_and_respected(store: Store) -> None:
     await series.change(store, sid, "tanaka", "end")
     clock.set(MONDAY + dt.timedelta(weeks=2, minutes=1))
     assert await worker.step() == 0
-    with pytest.raises(service.InvalidTransition):
+    with pytest.raises(InvalidTransition):
         await series.change(store, sid, "tanaka", "resume")
     changes = [
         (a, who)
@@ -209,8 +210,8 @@ async def test_series_needs_approval_and_refuses_class_2(store: Store) -> None:
     sid = await series.create(store, "tanaka", content, WEEKLY)
     clock = Clock(MONDAY + dt.timedelta(minutes=1))
     assert await SeriesWorker(store, RecurringSection(), clock=clock).step() == 0
-    with pytest.raises(service.InvalidTransition):
+    with pytest.raises(InvalidTransition):
         await series.approve(store, sid, "suzuki")  # not submitted
     secret = content.model_copy(update={"confidentiality": 2})
-    with pytest.raises(service.ConfidentialityRefused):
+    with pytest.raises(ConfidentialityRefused):
         await series.create(store, "tanaka", secret, WEEKLY)

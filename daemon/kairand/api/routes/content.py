@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import urllib.parse
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from kairand.api import schema
 from kairand.api.http import Empty, Handler, config_of, json_body, note, staff_of, store_of
@@ -21,7 +23,10 @@ from kairand.store import audit as audit_store
 from kairand.store import media as media_store
 from kairand.store import settings
 from kairand.store.database import Connection
+from kairand.store.templates import TemplateRow
 from kairand.timeutil import JST
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 
 
 def _media_out(info: media_store.MediaInfo) -> schema.MediaOut:
@@ -36,7 +41,7 @@ def _media_out(info: media_store.MediaInfo) -> schema.MediaOut:
     )
 
 
-def _ok(model: schema.BaseModel, status: int = 200) -> web.Response:
+def _ok(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(text=model.model_dump_json(), status=status)
 
 
@@ -47,7 +52,7 @@ async def media_upload(request: web.Request) -> web.Response:
     """The body is the picture itself (Content-Type image/jpeg or image/png), read in chunks
     up to media.max_upload_bytes (the JSON body limit of the API does not apply)."""
     limit = config_of(request).media.max_upload_bytes
-    if request.content_type not in ("image/jpeg", "image/png"):
+    if request.content_type not in IMAGE_TYPES:
         raise ApiProblem(
             "unsupported-media-type", "JPEG か PNG の画像を送信してください。", field="body"
         )
@@ -57,13 +62,21 @@ async def media_upload(request: web.Request) -> web.Response:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise ApiProblem(
-                "payload-too-large", f"画像は {limit // (1024 * 1024)} MB までです。", field="body"
-            )
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(max(60.0, config_of(request).api.body_timeout_seconds)):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiProblem(
+                        "payload-too-large",
+                        f"画像は {limit // (1024 * 1024)} MB までです。",
+                        field="body",
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiProblem(
+            "request-timeout", "画像が時間内に届きませんでした。もう一度お試しください。"
+        ) from None
     name = urllib.parse.unquote(request.headers.get("X-File-Name", ""))[:200]
     try:
         info = await media.upload(
@@ -137,7 +150,7 @@ async def link_domains_put(request: web.Request) -> web.Response:
 # -- templates ----------------------------------------------------------------------------
 
 
-def _template_out(row: templates.q.TemplateRow) -> schema.TemplateOut:
+def _template_out(row: TemplateRow) -> schema.TemplateOut:
     return schema.TemplateOut(
         id=row.id,
         name=row.name,

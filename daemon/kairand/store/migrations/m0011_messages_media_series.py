@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 10
+VERSION = 11
 DESCRIPTION = "images served through the relay, templates, recurring delivery series"
 
 STATEMENTS = [
