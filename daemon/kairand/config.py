@@ -290,6 +290,40 @@ class BackupSection(Section):
     generation and the deletion journal, pruned by the same rules. None: local only."""
 
 
+class MediaSection(Section):
+    """Images in deliveries (issue 20), served to LINE through the relay like the webhook."""
+
+    public_base_url: str = ""
+    """https:// origin LINE reaches the webhook at (the relay's DNS name), no trailing slash.
+    Empty: deliveries with images cannot be approved (LINE could not fetch them)."""
+    path: str = "/media"
+    """Path prefix of images on the webhook site (TLS socket, through the tunnel)."""
+    serve_seconds: Annotated[int, Field(ge=60)] = 30 * 86400
+    """How long after a delivery finished its images stay fetchable; then 404."""
+    test_serve_seconds: Annotated[int, Field(ge=60)] = 86400
+    """How long an image of a test send stays fetchable."""
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 20 * 1024 * 1024
+    """Largest picture staff may upload (it is re-encoded to LINE's 10 MB limit)."""
+
+
+class LinksSection(Section):
+    """Where links in deliveries may point (G3: a typo or a phishing link cannot go out)."""
+
+    allowed_domains: tuple[str, ...] = ()
+    """Domains (and their subdomains) links in deliveries may point to, e.g. the city's own
+    site. Admins add more at runtime (PUT /v1/link-domains); both lists apply."""
+
+
+class RecurringSection(Section):
+    """Recurring deliveries (定期配信): the series worker and downtime."""
+
+    grace_seconds: Annotated[int, Field(ge=0)] = 3600
+    """An occurrence missed while the appliance was off is still sent this long after its
+    time; later it is skipped and reported."""
+    poll_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+    """How often the series worker looks for occurrences whose time has come."""
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -304,6 +338,9 @@ class Config(Section):
     backup: BackupSection = BackupSection()
     consultation: ConsultationSection = ConsultationSection()
     contract: ContractSection = ContractSection()
+    media: MediaSection = MediaSection()
+    links: LinksSection = LinksSection()
+    recurring: RecurringSection = RecurringSection()
 
     @property
     def database_path(self) -> Path:

@@ -21,6 +21,7 @@ from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.delivery.audience_worker import audience_index_component
+from kairand.delivery.series import series_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import MAX_CONNECTIONS, line_api
@@ -90,6 +91,7 @@ def components() -> list[CleanupContext]:
         webhook_component,
         inbox_component,
         delivery_component,
+        series_component,
         retention_component,
         notices_component,
         queue_component,

@@ -31,6 +31,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
     from kairan_tui.screens.alert import AlertScreen
     from kairan_tui.screens.approvals import ApprovalsScreen
     from kairan_tui.screens.audit import AuditScreen
+    from kairan_tui.screens.calendar import CalendarScreen
     from kairan_tui.screens.compose import ComposeScreen
     from kairan_tui.screens.dashboard import DashboardScreen
     from kairan_tui.screens.history import HistoryScreen
@@ -54,6 +55,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "reservations": ReservationDeskScreen,
         "alert": AlertScreen,
         "programs": ProgramsScreen,
+        "calendar": CalendarScreen,
     }
 
 

@@ -49,6 +49,7 @@ from kairand.api.problems import ApiProblem
 from kairand.api.routes import (
     audience,
     audit_log,
+    content,
     dashboard,
     deliveries,
     events,
@@ -57,11 +58,13 @@ from kairand.api.routes import (
     queue,
     reports,
     reservations,
+    series,
     staff,
     statistics,
     survey,
     test_recipients,
 )
+from kairand.api.routes.content import IMAGE_TYPES
 from kairand.audit.chain import AuditEntry
 from kairand.audit.worker import checkpoint_component
 from kairand.config import Config
@@ -125,6 +128,8 @@ HANDLERS: dict[str, Handler] = {
     "alerts.list": programs.alerts_list,
     "alerts.send": programs.alerts_send,
     "alerts.follow_up": programs.alerts_follow_up,
+    **content.HANDLERS,  # issue 20: images, link allowlist, templates
+    **series.HANDLERS,  # issue 20: recurring deliveries, calendar
 }
 """Route name (api.roles.ROUTES) → handler."""
 
@@ -252,7 +257,11 @@ def make_api_app(
     )
     app[CONFIG] = config
     app[STORE] = store
-    app[API_LIMITS] = Limits(config.api.max_body_bytes, config.api.body_timeout_seconds)
+    app[API_LIMITS] = Limits(
+        config.api.max_body_bytes,
+        config.api.body_timeout_seconds,
+        raw_routes={"media.upload": (IMAGE_TYPES, config.media.max_upload_bytes)},
+    )
     if line is not None:
         app[LINE] = line
     app[RESOLVER] = resolver

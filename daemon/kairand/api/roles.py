@@ -102,6 +102,25 @@ ROUTES: tuple[Route, ...] = (
     _r("alerts.list", "GET", "/v1/alerts", AUTHOR, APPROVER, AUDITOR),
     _r("alerts.send", "POST", "/v1/alerts", AUTHOR, body=True),
     _r("alerts.follow_up", "POST", "/v1/alerts/{id}/follow-up", APPROVER, body=True),
+    # issue 20: images, link allowlist, templates, recurring deliveries, calendar
+    _r("media.upload", "POST", "/v1/media", AUTHOR),
+    _r("media.get", "GET", "/v1/media/{id}", AUTHOR, APPROVER, AUDITOR),
+    _r("link_domains.get", "GET", "/v1/link-domains", *OFFICE),
+    _r("link_domains.put", "PUT", "/v1/link-domains", ADMIN, body=True),
+    _r("templates.list", "GET", "/v1/templates", AUTHOR, APPROVER),
+    _r("templates.create", "POST", "/v1/templates", AUTHOR, body=True),
+    _r("templates.update", "PUT", "/v1/templates/{id}", AUTHOR, body=True),
+    _r("templates.delete", "DELETE", "/v1/templates/{id}", AUTHOR),
+    _r("series.list", "GET", "/v1/series", AUTHOR, APPROVER, AUDITOR),
+    _r("series.create", "POST", "/v1/series", AUTHOR, body=True),
+    _r("series.get", "GET", "/v1/series/{id}", AUTHOR, APPROVER, AUDITOR),
+    _r("series.submit", "POST", "/v1/series/{id}/submit", AUTHOR, body=True),
+    _r("series.approve", "POST", "/v1/series/{id}/approve", APPROVER, body=True),
+    _r("series.reject", "POST", "/v1/series/{id}/reject", APPROVER, body=True),
+    _r("series.pause", "POST", "/v1/series/{id}/pause", AUTHOR, APPROVER, body=True),
+    _r("series.resume", "POST", "/v1/series/{id}/resume", AUTHOR, APPROVER, body=True),
+    _r("series.end", "POST", "/v1/series/{id}/end", AUTHOR, APPROVER, body=True),
+    _r("calendar", "GET", "/v1/calendar", AUTHOR, APPROVER, AUDITOR),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

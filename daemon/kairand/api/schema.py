@@ -17,7 +17,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kairand.conversation.survey import Option, Question, SurveyDefinition
-from kairand.delivery.model import DeliveryContent, Status
+from kairand.delivery.messages import (
+    MAX_BUTTONS,
+    MAX_LABEL,
+    STICKER_PACKAGES,
+    CardItem,
+    ImageItem,
+    LinkButton,
+    MessageItem,
+    StickerItem,
+    default_stickers,
+)
+from kairand.delivery.model import MAX_MESSAGES, DeliveryContent, Status
+from kairand.delivery.recurrence import RecurrenceRule, describe, occurrences
 from kairand.glossary import ACTION_LABELS, CONFIDENTIALITY_LABELS, ROLE_LABELS, STATUS_LABELS
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
 
@@ -25,10 +37,14 @@ __all__ = [
     "ACTION_LABELS",
     "API_VERSION",
     "CONFIDENTIALITY_LABELS",
+    "MAX_BUTTONS",
+    "MAX_LABEL",
+    "MAX_MESSAGES",
     "PROBLEM_TYPES",
     "ROLES",
     "ROLE_LABELS",
     "STATUS_LABELS",
+    "STICKER_PACKAGES",
     "AgeCondition",
     "ApproveRequest",
     "AudienceCount",
@@ -37,6 +53,9 @@ __all__ = [
     "AuditPage",
     "AuditQuery",
     "AuditVerifyResult",
+    "CalendarEntry",
+    "CalendarOut",
+    "CardItem",
     "ChoiceCondition",
     "Created",
     "DashboardCounters",
@@ -50,14 +69,26 @@ __all__ = [
     "DeliverySummary",
     "FourEyes",
     "Health",
+    "ImageItem",
+    "LinkButton",
+    "LinkDomains",
+    "LinkDomainsUpdate",
     "Me",
+    "MediaOut",
+    "MessageItem",
+    "OccurrenceOut",
     "Option",
     "Problem",
     "ProblemType",
     "Question",
     "Quota",
+    "RecurrenceRule",
     "RejectRequest",
     "SegmentFilter",
+    "SeriesAction",
+    "SeriesIn",
+    "SeriesList",
+    "SeriesOut",
     "StaffList",
     "StaffOut",
     "StaffUpdate",
@@ -65,13 +96,21 @@ __all__ = [
     "StatisticsOut",
     "StatisticsQuestion",
     "Status",
+    "StickerItem",
     "SurveyDefinition",
     "SurveyOut",
     "SurveyUpdate",
     "SurveyUpdated",
+    "TemplateContent",
+    "TemplateIn",
+    "TemplateList",
+    "TemplateOut",
     "TestRecipientCode",
     "TestRecipients",
     "TestSendResult",
+    "default_stickers",
+    "describe",
+    "occurrences",
 ]
 
 API_VERSION = "v1"
@@ -298,6 +337,11 @@ class DeliveryDetail(DeliverySummary):
     quota_confirmed: bool = False
     can_self_approve: bool = False
     """Four eyes is relaxed for this delivery (recipients below the threshold)."""
+    links: list[str] = []
+    """Every URL the messages carry, in full (link buttons and addresses in text): the
+    approver reads each one before approving (issue 20)."""
+    series_id: int | None = None
+    """The recurring series this delivery is an occurrence of."""
 
 
 class ApproveRequest(_In):
@@ -426,6 +470,126 @@ class AuditVerifyResult(_Out):
     first_broken_seq: int | None
     reason: str
     head_hash: str
+
+
+# -- images, links, templates, recurring deliveries (issue 20) ---------------------------
+
+
+class MediaOut(_Out):
+    """POST /v1/media (body: the JPEG or PNG bytes; header X-File-Name, URL-encoded)."""
+
+    id: str
+    """Use as `media` of an image or `image` of a card."""
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    """Size of the picture as LINE receives it (metadata stripped, re-encoded, <= 10 MB)."""
+    preview_bytes: int
+    """Size of the generated preview (<= 1 MB)."""
+    file_name: str
+
+
+class LinkDomains(_Out):
+    configured: list[str]
+    """From the configuration file (links.allowed_domains)."""
+    added: list[str]
+    """Added by an admin (PUT /v1/link-domains)."""
+
+
+class LinkDomainsUpdate(_In):
+    domains: Annotated[
+        list[Annotated[str, Field(min_length=3, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")]],
+        Field(max_length=200),
+    ]
+    """The complete list of admin-added domains (replaces the previous one)."""
+
+
+class TemplateContent(_In):
+    title: Annotated[str, Field(min_length=1, max_length=100)]
+    messages: Annotated[list[MessageItem], Field(min_length=1, max_length=MAX_MESSAGES)]
+    notification_disabled: bool = False
+
+
+class TemplateIn(_In):
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    content: TemplateContent
+    based_on_version: int | None = None
+    """PUT only: the version the editor started from; a newer one → 409 (lost update)."""
+
+
+class TemplateOut(_Out):
+    id: int
+    name: str
+    content: TemplateContent
+    version: int
+    updated_by: str
+    updated_at: dt.datetime
+
+
+class TemplateList(_Out):
+    items: list[TemplateOut]
+
+
+class SeriesIn(_In):
+    """A recurring delivery: the content (its scheduled_at is ignored) and the rule."""
+
+    content: DeliveryContent
+    rule: RecurrenceRule
+
+
+class OccurrenceOut(_Out):
+    at: dt.datetime
+    outcome: str
+    """created | skipped_late | skipped_paused"""
+    delivery_id: int | None
+    status: str | None
+    """The occurrence's delivery status (sent, failed...)."""
+
+
+class SeriesOut(_Out):
+    id: int
+    title: str
+    status: str
+    """draft | pending_approval | active | paused | ended | cancelled"""
+    status_reason: str | None = None
+    content: DeliveryContent
+    rule: RecurrenceRule
+    rule_text: str
+    """The rule in Japanese (e.g. 毎月 第2・第4 水曜 9:00（祝日は送らない…）)."""
+    next_occurrences: list[dt.datetime]
+    """The next sends (up to 5): what the approver approves."""
+    author: str
+    approver: str | None
+    reject_comment: str | None = None
+    occurrences_done: int
+    history: list[OccurrenceOut] = []
+    links: list[str] = []
+
+
+class SeriesList(_Out):
+    items: list[SeriesOut]
+
+
+class SeriesAction(_In):
+    """Body of series submit/approve/pause/resume/end (reject uses RejectRequest)."""
+
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+class CalendarEntry(_Out):
+    at: dt.datetime
+    title: str
+    kind: Literal["delivery", "series"]
+    id: int
+    """Delivery id or series id."""
+    status: str
+
+
+class CalendarOut(_Out):
+    items: list[CalendarEntry]
+    """Upcoming sends in time order: scheduled deliveries and the next occurrences of active
+    and pending series."""
 
 
 # -- events (SSE) ------------------------------------------------------------------------
