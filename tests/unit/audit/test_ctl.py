@@ -112,7 +112,7 @@ def test_kairanctl_cannot_take_away_the_last_admin(
     assert code == ExitCode.USAGE and "last active administrator" in out
     assert staff_actions() == before
     code, out = run(dev_setup, capsys, "staff", "list")
-    assert f"{me}\t開発者\tadmin,author,approver,auditor\tactive" in out
+    assert f"{me}\t開発者\tadmin,author,approver,auditor,counter\tactive" in out
 
     code, _ = run(
         dev_setup, capsys, "staff", "add", "kanri", "--name", "管理 太郎", "--role", "admin"
