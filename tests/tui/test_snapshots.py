@@ -20,8 +20,8 @@ SCREENS = {
     "survey": ("tanaka", "f7", "#question-list ListItem"),
     "staff": ("tanaka", "f8", "#staff-table"),
     "audit": ("takahashi", "f9", "#audit-table"),
-    "alert": ("sato", "f10", "#field-advice"),
-    "programs": ("ito", "f11", "#templates-table"),
+    "alert": ("sato", "f12", "#field-advice"),
+    "programs": ("ito", "ctrl+b", "#templates-table"),
 }
 
 
