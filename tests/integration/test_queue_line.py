@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import secrets
+from functools import partial
 from typing import Any
 
 import pytest
@@ -65,7 +66,9 @@ class Chat:
             body["webhookEventId"], self.user, body["type"], self.ts, json.dumps(body)
         )
         self.store.write_sync(inbox.insert_events, [row], now)
-        result = self.store.write_sync(worker.process_batch, 10, now, self.keys, False, QUEUE)
+        result = self.store.write_sync(
+            partial(worker.process_batch, queue_cfg=QUEUE), 10, now, self.keys, False
+        )
         assert result.failed == 0
         return [m for r in result.replies for m in r.messages]
 
