@@ -28,6 +28,9 @@ from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.programs.expiry import program_expiry_component
+from kairand.queue.pushes import queue_component
+from kairand.reservations.notices import notices_component
 from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
@@ -90,6 +93,9 @@ def components() -> list[CleanupContext]:
         delivery_component,
         series_component,
         retention_component,
+        notices_component,
+        queue_component,
+        program_expiry_component,
         api_component,
     ]
 

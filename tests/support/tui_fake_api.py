@@ -21,6 +21,7 @@ from aiohttp import web
 from kairand.api import roles, schema
 from kairand.conversation.survey import default_survey
 from kairand.delivery.recurrence import japan_holiday
+from tests.support.tui_fake_programs import add_program_routes
 
 JST = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
@@ -103,6 +104,8 @@ class FakeState:
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
     listeners: list[asyncio.Queue] = field(default_factory=list)
+    programs: dict[str, Any] = field(default_factory=dict)
+    """State of the issue-16 routes (tests.support.tui_fake_programs)."""
 
     def broadcast(self, name: str, payload: dict[str, Any]) -> None:
         """Send an SSE event to every open /v1/events stream."""
@@ -614,6 +617,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             state.listeners.remove(queue)
         return response
 
+    add_program_routes(routes, username, guard, state.programs)
+    app = web.Application()
     # -- issue 20 --------------------------------------------------------------------------
 
     @routes.post("/v1/media")

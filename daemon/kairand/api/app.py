@@ -54,6 +54,10 @@ from kairand.api.routes import (
     deliveries,
     events,
     me,
+    programs,
+    queue,
+    reports,
+    reservations,
     series,
     staff,
     statistics,
@@ -67,6 +71,7 @@ from kairand.config import Config
 from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.queue.signals import SIGNALS, QueueSignals
 from kairand.runtime import CONFIG, LINE, STORE
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
@@ -99,6 +104,30 @@ HANDLERS: dict[str, Handler] = {
     "staff.delete": staff.staff_delete,
     "audit.list": audit_log.audit_list,
     "audit.verify": audit_log.audit_verify,
+    "queue.board": queue.board,
+    "queue.board_events": queue.board_events,
+    "queue.issue": queue.issue,
+    "queue.desk": queue.desk,
+    "queue.call": queue.call,
+    "queue.action": queue.action,
+    "queue.pause": queue.pause,
+    "queue.statistics": queue.statistics,
+    **reservations.HANDLERS,  # window reservations (issue 14)
+    "reports.handling": reports.handling_report,
+    "programs.list": programs.programs_list,
+    "programs.put": programs.programs_put,
+    "districts.list": programs.districts_list,
+    "districts.upload": programs.districts_import,
+    "institutions.list": programs.institutions_list,
+    "institutions.mine": programs.institutions_mine,
+    "institutions.put": programs.institutions_put,
+    "institutions.staff": programs.institutions_staff,
+    "alert_templates.list": programs.templates_list,
+    "alert_templates.create": programs.templates_create,
+    "alert_templates.approve": programs.templates_approve,
+    "alerts.list": programs.alerts_list,
+    "alerts.send": programs.alerts_send,
+    "alerts.follow_up": programs.alerts_follow_up,
     **content.HANDLERS,  # issue 20: images, link allowlist, templates
     **series.HANDLERS,  # issue 20: recurring deliveries, calendar
 }
@@ -220,6 +249,7 @@ def make_api_app(
     store: Store,
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
+    signals: QueueSignals | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_timer, problem_guard, access_middleware, body_guard],
@@ -236,6 +266,7 @@ def make_api_app(
         app[LINE] = line
     app[RESOLVER] = resolver
     app[STATE] = ApiState()
+    app[SIGNALS] = signals or QueueSignals()  # shared with the queue's push worker
     for route in roles_table.ROUTES:
         app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.cleanup_ctx.append(checkpoint_component)
@@ -274,9 +305,10 @@ async def serve(
     store: Store,
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
+    signals: QueueSignals | None = None,
 ) -> AsyncIterator[web.Application]:
     """Run the API on config.api.socket until the block exits (the daemon and tests use it)."""
-    app = make_api_app(config, store, line, resolver)
+    app = make_api_app(config, store, line, resolver, signals)
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
         idle_timeout=config.api.idle_timeout_seconds,
@@ -306,5 +338,5 @@ async def serve(
 
 async def api_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context for kairand.daemon.components(): the staff API site."""
-    async with serve(app[CONFIG], app[STORE], app.get(LINE)):
+    async with serve(app[CONFIG], app[STORE], app.get(LINE), signals=app.get(SIGNALS)):
         yield

@@ -114,8 +114,8 @@ __all__ = [
 ]
 
 API_VERSION = "v1"
-ROLES = ("admin", "author", "approver", "auditor")
-Role = Literal["admin", "author", "approver", "auditor"]
+ROLES = ("admin", "author", "approver", "auditor", "counter", "kiosk", "board")
+Role = Literal["admin", "author", "approver", "auditor", "counter", "kiosk", "board"]
 
 # Stable problem `type` URIs: clients branch on these, never on the Japanese text.
 ProblemType = Literal[
@@ -428,7 +428,7 @@ class StaffUpdate(_In):
     """PUT /v1/staff/{username}: create or replace a roster entry."""
 
     display_name: Annotated[str, Field(min_length=1, max_length=100)]
-    roles: Annotated[list[Role], Field(max_length=4)]
+    roles: Annotated[list[Role], Field(max_length=7)]
     handles_personal_data: bool = True
     active: bool = True
 
@@ -597,3 +597,208 @@ class CalendarOut(_Out):
 EventName = Literal["dashboard", "delivery", "ping"]
 """GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
 `event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""
+
+
+class HandlingReportQuery(_In):
+    """GET /v1/reports/handling: the period of the handling report (both days included)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+
+
+class HandlingReportOut(_Out):
+    """The handling report (S15) as issued: signed Markdown and signed PDF (base64)."""
+
+    period_from: dt.date
+    period_to: dt.date
+    author: str
+    markdown: str
+    pdf_base64: str
+
+
+# -- window reservations (issue 14): shapes live in their own module, re-exported here ----------
+
+from kairand.api.reservation_schema import *  # noqa: E402, F403
+from kairand.api.reservation_schema import __all__ as _reservation_names  # noqa: E402
+
+__all__ += _reservation_names
+
+# -- same-day queue (issue 15): shapes live in their own module, re-exported here ---------------
+
+from kairand.api.queue_schema import *  # noqa: E402, F403
+from kairand.api.queue_schema import __all__ as _queue_names  # noqa: E402
+
+__all__ += _queue_names
+# -- programs, districts, institutions, alerts (issue 16) -----------------------------------
+
+
+class ProgramOut(_Out):
+    code: str
+    name: str
+    is_default: bool
+    annual: bool
+    """Annual registration (K2): destroyed at the end of March."""
+    registered: str
+    """Registered subscribers, aggregate; below the small-cell threshold shown as "<N"."""
+    districts: dict[str, str] = {}
+    """Registered subscribers per school district (district name -> count or "<N")."""
+
+
+class ProgramList(_Out):
+    items: list[ProgramOut]
+
+
+class ProgramPut(_In):
+    definition: dict[str, Any]
+    """A program definition (see docs/programs.md): name, description, purpose_notice,
+    consent_version, completion, district_question, questions, annual."""
+
+
+class DistrictOut(_Out):
+    code: str
+    name: str
+    kana: str
+    junior_high: str
+    junior_high_name: str
+
+
+class DistrictList(_Out):
+    items: list[DistrictOut]
+
+
+class DistrictImport(_In):
+    csv: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    """UTF-8 CSV: code,name,kana,junior_high,junior_high_name (header line first)."""
+
+
+class DistrictImportResult(_Out):
+    added: int
+    updated: int
+    retired: int
+
+
+INSTITUTION_KIND_LABELS = {
+    "kodomoen": "こども園",
+    "kindergarten": "幼稚園",
+    "nursery": "保育園",
+    "school": "学校",
+    "board": "教育委員会",
+    "agency": "関係機関",
+}
+
+
+class InstitutionOut(_Out):
+    code: str
+    name: str
+    kind: str
+    all_districts: bool
+    districts: list[str]
+
+
+class InstitutionList(_Out):
+    items: list[InstitutionOut]
+
+
+class InstitutionPut(_In):
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    kind: Literal["kodomoen", "kindergarten", "nursery", "school", "board", "agency"]
+    all_districts: bool = False
+    districts: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]] = []
+
+
+class InstitutionStaff(_In):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    head: bool = False
+    """The institution's head (園長・校長): notified at once of its alerts."""
+
+
+class TemplateFieldOut(_Out):
+    code: str
+    label: str
+    kind: str
+    required: bool
+    max_length: int
+    child: bool
+    hint: str
+
+
+class AlertTemplateOut(_Out):
+    id: int
+    program: str
+    name: str
+    title: str
+    status: Literal["draft", "approved", "retired"]
+    created_by: str
+    approved_by: str | None
+    fields: list[TemplateFieldOut]
+    footer: str
+
+
+class AlertTemplateList(_Out):
+    items: list[AlertTemplateOut]
+
+
+class AlertTemplateCreate(_In):
+    program: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    definition: dict[str, Any]
+    """title, fields [{code, label, kind text|datetime|place, required, max_length, child,
+    hint}], footer."""
+
+
+class GuardianConsentIn(_In):
+    by: Annotated[str, Field(min_length=1, max_length=60)]
+    """Who consented, as a role (e.g. 被害児童の保護者（母））."""
+    at: dt.datetime
+
+
+class AlertSend(_In):
+    template_id: int
+    institution: Annotated[str, Field(min_length=1, max_length=64)]
+    districts: Annotated[list[Annotated[str, Field(max_length=32)]], Field(min_length=1)]
+    values: dict[str, Annotated[str, Field(max_length=1000)]]
+    guardian_consent: GuardianConsentIn | None = None
+
+
+class AlertFollowUp(_In):
+    kind: Literal["correction", "all_clear"]
+    body: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class AlertSent(_Out):
+    delivery_id: int
+    text: str
+    notified: int
+    """Staff notified at once (approvers and the institution's heads)."""
+
+
+class AlertOut(_Out):
+    delivery_id: int
+    template_id: int
+    institution: str
+    districts: list[str]
+    kind: Literal["alert", "correction", "all_clear"]
+    follows: int | None
+    guardian_consent: bool
+    created_at: dt.datetime
+
+
+class AlertList(_Out):
+    items: list[AlertOut]
+
+
+class MyInstitutions(_Out):
+    items: list[InstitutionOut]
+
+
+class AlertEvent(_Out):
+    """SSE `alert` event (issue 16): an alert was just sent; streamed at once to approvers and
+    to the heads of the sending institution."""
+
+    delivery_id: int
+    kind: Literal["alert", "correction", "all_clear"]
+    title: str
+    institution_name: str
+    districts: int
+    created_at: dt.datetime

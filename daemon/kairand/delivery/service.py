@@ -29,6 +29,7 @@ from kairand.delivery.errors import (
     InvalidContent,
     InvalidTransition,
     NoTestRecipients,
+    OutOfScope,
     QuotaExceeded,
 )
 from kairand.delivery.messages import (
@@ -50,6 +51,9 @@ from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.line.media import MediaNotReady, urls_for
 from kairand.logs import get_logger
+from kairand.programs import service as programs
+from kairand.programs.model import DEFAULT_PROGRAM
+from kairand.programs.scope import ScopeError
 from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -168,7 +172,19 @@ def _check_class(confidentiality: int) -> None:
         raise ConfidentialityRefused(confidentiality)
 
 
-def _check_segment(conn: Connection, segment: SegmentFilter) -> None:
+def _check_segment(conn: Connection, segment: SegmentFilter, author: str | None = None) -> None:
+    if segment.program != DEFAULT_PROGRAM or author is not None:
+        # Programs (issue 16): the program's own questions, and the author's institutions (K8).
+        try:
+            programs.check_segment(conn, author or "", segment)
+        except programs.ProgramError as exc:
+            raise InvalidContent(exc.field or "segment", exc.message_ja) from None
+        except SegmentError as exc:
+            raise InvalidContent(f"segment.{exc.field}", exc.message_ja) from None
+        except ScopeError as exc:
+            raise OutOfScope(exc.code, exc.field, exc.message_ja) from None
+        if segment.program != DEFAULT_PROGRAM:
+            return
     current = survey_store.current(conn)
     if current is None:
         return
@@ -247,7 +263,7 @@ async def create_draft(
     _check_class(content.confidentiality)
 
     def tx(conn: Connection) -> int:
-        _check_segment(conn, content.segment)
+        _check_segment(conn, content.segment, author)
         _check_links_and_media(conn, content.messages, link_domains)
         delivery_id = q.insert(
             conn, author=author, now=int(time.time()), **_content_fields(content)
@@ -273,7 +289,7 @@ async def update_draft(
         row = _load(conn, delivery_id)
         if row.status != Status.draft.value:
             raise InvalidTransition(delivery_id, row.status, "update")
-        _check_segment(conn, content.segment)
+        _check_segment(conn, content.segment, row.author)
         _check_links_and_media(conn, content.messages, link_domains)
         if not q.update_content(
             conn, delivery_id, now=int(time.time()), **_content_fields(content)
@@ -291,7 +307,7 @@ async def submit(
     def tx(conn: Connection) -> None:
         row = _load(conn, delivery_id)
         _check_class(row.confidentiality)
-        _check_segment(conn, SegmentFilter.model_validate(row.segment))
+        _check_segment(conn, SegmentFilter.model_validate(row.segment), row.author)
         _check_links_and_media(conn, [parse_item(m) for m in row.messages], link_domains)
         now = int(time.time())
         _move(
@@ -331,7 +347,7 @@ async def approve(
 
     def tx(conn: Connection) -> Status:
         current = _load(conn, delivery_id)
-        _check_segment(conn, SegmentFilter.model_validate(current.segment))
+        _check_segment(conn, SegmentFilter.model_validate(current.segment), current.author)
         # Links are checked again: an admin may have removed a domain since the submit.
         items = [parse_item(m) for m in current.messages]
         _check_links_and_media(conn, items, link_domains)

@@ -24,7 +24,7 @@ from kairand.api.http import (
 from kairand.api.problems import ApiProblem
 from kairand.api.wire import detail_of, summary_of
 from kairand.delivery import service
-from kairand.delivery.errors import DeliveryError, InvalidContent
+from kairand.delivery.errors import DeliveryError, InvalidContent, OutOfScope
 from kairand.line.errors import LINE_ERRORS
 from kairand.logs import get_logger
 from kairand.segments.model import SegmentError
@@ -56,6 +56,8 @@ def problem_of(exc: DeliveryError) -> ApiProblem:
         return ApiProblem("validation", message, field="confidentiality", code=code)
     if isinstance(exc, InvalidContent):
         return ApiProblem("validation", message, field=dotted(exc.field), code=code)
+    if isinstance(exc, OutOfScope):  # K8: outside the author's institutions' districts
+        return ApiProblem("forbidden", message, field=dotted(exc.field), code=exc.reason)
     if code == "test_send_failed":
         return ApiProblem("line-unavailable", message, code=code)
     return ApiProblem("conflict", message, code=code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 11
+VERSION = 15
 DESCRIPTION = "images served through the relay, templates, recurring delivery series"
 
 STATEMENTS = [
