@@ -195,7 +195,7 @@ def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:
 
     async def run_before(pilot) -> None:
         await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("f10")
+        await pilot.press("ctrl+y")
         await wait_until(
             pilot,
             lambda: bool(app.screen.query("#series-info")) and app.screen.selected is not None,
