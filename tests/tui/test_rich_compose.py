@@ -195,7 +195,7 @@ def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:
 
     async def run_before(pilot) -> None:
         await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("f10")
+        await pilot.press("ctrl+y")
         await wait_until(
             pilot,
             lambda: bool(app.screen.query("#series-info")) and app.screen.selected is not None,
@@ -217,7 +217,12 @@ async def test_template_saved_and_reopened(app_for, fake, images: Path) -> None:
         await wait_until(pilot, lambda: app.me is not None)
         await fill_card(pilot, app, with_image=False)
         app.screen.query_one("#add-template").press()
-        await wait_until(pilot, lambda: isinstance(app.screen, TemplatesModal))
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TemplatesModal) and bool(app.screen.query("#template-name"))
+            ),
+        )
         app.screen.query_one("#template-name", Input).value = "健診のお知らせ"
         app.screen.query_one("#save-template").press()
         await wait_until(pilot, lambda: bool(fake.state.templates))
@@ -230,7 +235,14 @@ async def test_template_saved_and_reopened(app_for, fake, images: Path) -> None:
         await app.screen.reset_form()
         await pilot.pause()
         app.screen.query_one("#add-template").press()
-        await wait_until(pilot, lambda: isinstance(app.screen, TemplatesModal))
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TemplatesModal) and bool(app.screen.query("#template-list"))
+            ),
+        )
+        app.screen.query_one("#template-list").focus()
+        await pilot.pause()
         await pilot.press("enter")  # the first template is highlighted
         await wait_until(pilot, lambda: bool(app.screen.query(CardItemEditor)))
         assert app.screen.query_one("#title", Input).value == "健診のお知らせ"
