@@ -1,5 +1,5 @@
 """Audience count latency for every filter shape: p50/p95 on the real encrypted store through
-`kairand.segments.service.audience_count` (the in-memory bitmap index kept by the store's
+`kairand.delivery.audience.audience_count` (the in-memory bitmap index kept by the store's
 change log), the same compiled query on plain stdlib sqlite3 with the same schema and data,
 and a bare in-memory bitmap anchor (pyroaring, built from the same rows, no store or thread
 in the way), in the same run. Also the index's memory and its build time at start-up.
@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 from kairand.conversation.survey import AREAS, TOPICS, default_survey
+from kairand.delivery.audience import audience_count, shared_index, warm_index
 from kairand.segments.bitmap import AudienceIndex
 from kairand.segments.compiler import FacetMap
 from kairand.segments.model import SegmentFilter
-from kairand.segments.service import audience_count, shared_index, warm_index
 from kairand.store import segments as segment_queries
 from kairand.store.database import Store
 from kairand.store.migrations import migrate

@@ -221,8 +221,8 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
                                     got = [t for r in sim.ledger.for_user(uid) for t in r.texts]
                                     print("STUCK", m, [g[:60] for g in got[-2:]], flush=True)
                             break
-                    if time.monotonic() - started > 600:
-                        raise SystemExit("the rush did not finish within 10 minutes")
+                    if time.monotonic() - started > 1200:
+                        raise SystemExit("the rush did not finish within 20 minutes")
                     await asyncio.sleep(0.2)
                 seconds = time.monotonic() - started
                 told = sim.booked()

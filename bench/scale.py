@@ -44,13 +44,13 @@ from kairand.backup import service as backup_service
 from kairand.config import load_config
 from kairand.conversation.survey import default_survey
 from kairand.delivery import service
+from kairand.delivery.audience import audience_count, shared_index, warm_index
 from kairand.delivery.model import TERMINAL, DeliveryContent, Status
 from kairand.devsetup import init_dev
 from kairand.keys import secrets
 from kairand.retention import worker as retention_worker
 from kairand.retention.rules import Annual, RetentionRule, RetentionRules
 from kairand.segments.model import SegmentFilter
-from kairand.segments.service import audience_count, shared_index, warm_index
 from kairand.store import deliveries as delivery_queries
 from kairand.store import retention as retention_store
 from kairand.store import segments as segment_queries
@@ -75,8 +75,8 @@ def mark_expiring(conn: Connection) -> int:
     )
     conn.execute(
         "UPDATE residents SET registered_at = ?, followed_at = ?"
-        f" WHERE registered_at IS NOT NULL AND id % {EXPIRING_SHARE} = 0",
-        (last_year, last_year),
+        " WHERE registered_at IS NOT NULL AND id % ? = 0",
+        (last_year, last_year, EXPIRING_SHARE),
     )
     retention_store.save_rules(
         conn,

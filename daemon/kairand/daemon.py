@@ -20,9 +20,10 @@ from aiohttp import web
 from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
+from kairand.delivery.audience_worker import audience_index_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
-from kairand.line.client import line_api
+from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
@@ -37,7 +38,6 @@ from kairand.runtime import STOPPING as STOPPING
 from kairand.runtime import STORE as STORE
 from kairand.runtime import TASKS as TASKS
 from kairand.runtime import TaskGroup
-from kairand.segments.worker import audience_index_component
 from kairand.store.database import Store
 
 log = get_logger(__name__)
@@ -57,7 +57,14 @@ async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
     token = await asyncio.get_running_loop().run_in_executor(
         None, secrets.get_secret, secrets.CHANNEL_ACCESS_TOKEN
     )
-    async with line_api(config.line.api_base, token, config.line.request_timeout_seconds) as api:
+    async with line_api(
+        config.line.api_base,
+        token,
+        config.line.request_timeout_seconds,
+        data_base=config.line.data_base,
+        # The sender's requests and the inbox's replies in flight never wait for each other.
+        connections=MAX_CONNECTIONS + config.line.reply_concurrency,
+    ) as api:
         app[LINE] = api
         yield
 

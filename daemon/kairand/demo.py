@@ -89,6 +89,7 @@ def ensure_setup(directory: Path) -> Path:
             directory,
             webhook_port=_free_port(),
             simulator_port=_free_port(),
+            simulator_data_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
     return config_path

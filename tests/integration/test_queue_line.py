@@ -65,7 +65,9 @@ class Chat:
             body["webhookEventId"], self.user, body["type"], self.ts, json.dumps(body)
         )
         self.store.write_sync(inbox.insert_events, [row], now)
-        result = self.store.write_sync(worker.process_batch, 10, now, self.keys, False, QUEUE)
+        result = self.store.write_sync(
+            lambda c: worker.process_batch(c, 10, now, self.keys, False, queue_cfg=QUEUE)
+        )
         assert result.failed == 0
         return [m for r in result.replies for m in r.messages]
 

@@ -22,7 +22,8 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
 from kairand.store import queue as qstore
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Store
-from tests.support.line_fakes import channel_secret, free_port, setup_dev
+from tests.support.line_fakes import channel_secret, setup_dev
+from tests.support.ports import free_port
 
 VISITORS = 6
 

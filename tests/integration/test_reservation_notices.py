@@ -117,3 +117,19 @@ async def test_purged_resident_gets_nothing_and_loses_name_and_phone(store: Stor
     async with push_stand_in() as stub, line_api(stub.url, "token") as line:
         await notices.run_once(store, line, at(2026, 9, 24, 8, 0))
         assert stub.texts_to(BOB) == []
+
+
+@pytest.mark.req("W3")
+async def test_staff_change_tells_the_resident_the_new_time(store: Store) -> None:
+    from kairand.api.routes import reservations as routes
+
+    ids = await store.write(_setup)
+    now = at(2026, 9, 22, 10, 0)
+    result = await store.write(routes._change, ids[ALICE], "2026-09-25T14:00", "counter1", now)
+    assert isinstance(result, service.Booked)
+    async with push_stand_in() as stub, line_api(stub.url, "token") as line:
+        assert await notices.run_once(store, line, now) == {"sent": 1}
+        [text] = stub.texts_to(ALICE)
+        assert "予約変更のお知らせ" in text and "予約番号：000003" in text
+        assert "9月25日(金) 14:00" in text
+        assert all(len(r["retry_key"]) == 36 for r in stub.received)  # a UUID, as LINE wants

@@ -28,7 +28,8 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
 from kairand.store import reservations as rstore
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Store
-from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
+from tests.support.line_fakes import channel_secret, envelope, setup_dev, sign
+from tests.support.ports import free_port
 
 BOOKERS = 40
 
@@ -134,7 +135,8 @@ async def test_residents_book_are_reminded_and_cancel(short_tmp: Path) -> None:
             people = list(sim.population.residents)
             sim.befriend(people)
             for resident in people:
-                sim.start_booking(resident.user_id, intent="keep")
+                # Everyone keeps trying while times are offered: all places must fill.
+                sim.start_booking(resident.user_id, intent="keep", patience=1000)
             async with asyncio.timeout(90):
                 # Bookers' progress has no event to wait on: poll it, under a deadline.
                 while any(  # noqa: ASYNC110

@@ -105,10 +105,13 @@ def _book(
     return booking.Refused(result.reason), {}
 
 
-def route(conn: Connection, event: Event, now: float) -> list[dict[str, Any]] | None:
-    """Handle EVENT if it belongs to the booking dialogue: the replies to send (maybe none);
+def route(conn: Connection, event: Event, now: float) -> tuple[list[dict[str, Any]], bool] | None:
+    """Handle EVENT if it belongs to the booking dialogue: the replies to send (maybe none)
+    and whether the resident must learn the outcome (a booking made, changed or cancelled);
     None when it is not a booking event (the survey machine takes it)."""
-    if event.user_id is None or event.kind not in ("text", "postback"):
+    if event.user_id is None or event.kind not in ("text", "postback") or event.standby:
+        # Standby: another channel owns the chat and Kairan may not answer — a booking the
+        # resident is never told about must not be taken.
         return None
     resident_id = _resident_id(conn, event.user_id)
     state = rstore.dialogue_of(conn, resident_id) if resident_id is not None else {}
@@ -120,6 +123,7 @@ def route(conn: Connection, event: Event, now: float) -> list[dict[str, Any]] | 
     view = view_of(conn, catalogue, resident_id)
     outcome = booking.handle(event, state, view, StoreAvailability(conn, now), now)
     replies = list(outcome.replies)
+    essential = False
     for op in outcome.ops:
         if isinstance(op, booking.SetDialogue):
             rstore.set_dialogue(conn, resident_id, op.state, int(now))
@@ -128,15 +132,17 @@ def route(conn: Connection, event: Event, now: float) -> list[dict[str, Any]] | 
             view = dataclasses.replace(view, contact=(op.name_kana, op.phone))
         elif isinstance(op, booking.Book):
             result, next_state = _book(conn, catalogue, view, op, resident_id, state, now)
+            essential = essential or isinstance(result, booking.Done)
             rstore.set_dialogue(conn, resident_id, next_state, int(now))
             replies += booking.after_book(result, view).replies
         elif isinstance(op, booking.Cancel):
             cancelled = rstore.cancel(conn, op.booking_id, "resident", int(now))
             if cancelled is not None:
+                essential = True
                 _audit(conn, now, "reservation.cancel", cancelled)
                 metrics.increment(conn, "reservation.cancelled", int(now))
             replies += booking.after_cancel(
                 _mine(cancelled) if cancelled is not None else None
             ).replies
     residents.touch(conn, resident_id, int(now))
-    return replies[:5]
+    return replies[:5], essential

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kairand.reservations.model import WEEKDAY_LABELS, WEEKDAYS, Period, Service, clock_minutes
-from kairand.timeutil import JST
+from kairand.timeutil import JST as JST
 
 KEY_FORMAT = "%Y-%m-%dT%H:%M"
 

@@ -75,6 +75,12 @@ REMINDER_DAY = (
     "【予約のお知らせ】\n本日はご予約の日です。お気をつけてお越しください。\n"
     "予約番号：{number}\n手続き：{service}\n日時：{slot}\n場所：{counter}"
 )
+STAFF_CHANGED = (
+    "【予約変更のお知らせ】\n"
+    "ご予約の日時を、窓口で次のとおり変更しました。\n"
+    "予約番号：{number}\n手続き：{service}\n日時：{slot}\n場所：{counter}\n"
+    "ご都合が悪い場合は、メニューの「予約」から変更・取消ができます。"
+)
 STAFF_CANCELLED = (
     "【予約取消のお知らせ】\n"
     "誠に申し訳ありませんが、次のご予約は市の都合により取り消しとなりました。\n"
@@ -92,6 +98,8 @@ def notice_text(kind: str, number: str, service: Service | None, slot: str, now:
     shown = calendar.format_slot(start) if start else slot
     if kind == "staff_cancel":
         return STAFF_CANCELLED.format(number=number, service=name, slot=shown)
+    if kind == "staff_change":
+        return STAFF_CHANGED.format(number=number, service=name, slot=shown, counter=counter)
     if kind == "day":
         return REMINDER_DAY.format(number=number, service=name, slot=shown, counter=counter)
     days = (start.date() - calendar.today(now)).days if start else 0
@@ -118,7 +126,7 @@ def _load_due(conn: Connection, now: int) -> list[Due]:
         if b is None:
             continue
         to = rstore.line_user_of(conn, b.resident_id) if b.resident_id is not None else None
-        reminder = kind != "staff_cancel"
+        reminder = kind not in ("staff_cancel", "staff_change")
         if (reminder and b.state != "active") or (b.slot_at <= now and reminder):
             to = None  # cancelled meanwhile, or the slot started: nothing to remind
         text = notice_text(kind, b.number, catalogue.service(b.service), b.slot, now)

@@ -185,5 +185,6 @@ def book(
         replaces=replaces,
     )
     if booking is None:
-        return Full(tuple(next_free(conn, service, slot.start, now, staff=staff)))
+        # Ten times, not five: a rush piles onto whatever is offered, so offer more of it.
+        return Full(tuple(next_free(conn, service, slot.start, now, limit=10, staff=staff)))
     return Booked(booking)

@@ -93,8 +93,13 @@ def shown(count: int, k: int) -> str:
     return f"<{k}" if 0 < count < k else str(count)
 
 
-def to_csv(lines: Sequence[Line], k: int) -> bytes:
-    """UTF-8 with BOM, one row per dimension value, small cells suppressed."""
+Shown = dict[tuple[str, str, str], str]
+"""(dimension, key, outcome) → the count as published."""
+
+
+def to_csv(lines: Sequence[Line], k: int, shown_as: Shown | None = None) -> bytes:
+    """UTF-8 with BOM, one row per dimension value, small cells suppressed (SHOWN_AS: the
+    published display of each cell, when the caller applied complementary suppression)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["集計区分", "値", *(OUTCOME_LABELS[o] for o in OUTCOMES)])
@@ -103,7 +108,12 @@ def to_csv(lines: Sequence[Line], k: int) -> bytes:
             [
                 DIMENSION_LABELS[line.dimension],
                 line.label,
-                *(shown(line.counts[o], k) for o in OUTCOMES),
+                *(
+                    shown_as[(line.dimension, line.key, o)]
+                    if shown_as is not None
+                    else shown(line.counts[o], k)
+                    for o in OUTCOMES
+                ),
             ]
         )
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")

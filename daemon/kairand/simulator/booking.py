@@ -54,6 +54,8 @@ class Plan:
     phone: str
     typo: bool
     """Types the name in kanji first (and is asked again)."""
+    patience: int = 10
+    """How many 満席 answers the resident takes before giving up for today."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def plan_for(seed: int, intent: str | None = None) -> Plan:
     if rng.random() < 0.5:
         kana = _hiragana(kana)
     phone = f"0{rng.choice('789')}0-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}"
-    return Plan(chosen, kana, phone, typo=rng.random() < 0.05)
+    # Most people try a few other times; a persistent few keep trying until nothing is left.
+    patience = rng.randint(3, 12) if rng.random() < 0.8 else 60
+    return Plan(chosen, kana, phone, typo=rng.random() < 0.05, patience=patience)
 
 
 def _hiragana(katakana: str) -> str:
@@ -150,9 +154,13 @@ def react(
                 return _tap(labelled[label]), memory, "confirm"
     times = [a for label, a in labelled.items() if _TIME_LABEL.match(label)]
     full = "満席になりました" in text
+    if full and memory.full_seen >= plan.patience:
+        return None, replace(memory, state="gave_up"), "gave_up"
     if times:
         memory = replace(memory, state="booking", full_seen=memory.full_seen + full)
-        return _tap(_pick(times, rng)), memory, "full" if full else "time"
+        # After 満席, people spread over the times offered instead of all taking the first.
+        choice = rng.choice(times) if full else _pick(times, rng)
+        return _tap(choice), memory, "full" if full else "time"
     dates = [a for label, a in labelled.items() if _DATE_LABEL.match(label)]
     if dates:
         return _tap(_pick(dates, rng)), replace(memory, state="booking"), "date"

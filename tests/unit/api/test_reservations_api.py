@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kairand.api.client import ApiClient
+from kairand.evidence.audit import StoredEntry
 from kairand.reservations import service
 from kairand.reservations.model import Catalogue, example_service
 from kairand.store import audit as audit_store
@@ -25,7 +26,7 @@ def _phone(slot: str, kana: str = "すいた はなこ", phone: str = "066384123
     return {"service": "hoiku", "slot": slot, "name_kana": kana, "phone": phone}
 
 
-def _last_audit(store: Store) -> audit_store.StoredEntry:
+def _last_audit(store: Store) -> StoredEntry:
     return store.read_sync(audit_store.query, audit_store.AuditFilter(), 1)[0]
 
 
@@ -64,6 +65,8 @@ async def test_desk_phone_booking_change_cancel_outcome(api: ApiClient, store: S
         f"/v1/reservations/bookings/{booking_id}/change", {"slot": f"{DAY}T10:00"}
     )
     assert r.status == 200 and r.body["slot"] == f"{DAY}T10:00" and r.body["number"] == "000002"
+    # A phone booking has no LINE to tell; a LINE booker would get a staff_change push.
+    assert store.read_sync(rstore.notice_states) == {}
     # 来庁, then back, then 不来庁.
     new_id = r.body["id"]
     for outcome in ("attended", "active", "no_show"):
@@ -160,3 +163,25 @@ async def test_statistics_are_counts_only_with_small_cells_suppressed(
     assert "窓口業務,保育所等利用申込,12,0,0,0" in text
     assert "時間帯,9:00,<10,0,0,0" in text
     assert "スイタ" not in text
+
+
+@pytest.mark.req("W4")
+async def test_a_small_cell_cannot_be_recovered_by_subtraction(
+    api: ApiClient, store: Store
+) -> None:
+    """Within a dimension the values add up to the total: hiding only the small cell would
+    let anyone subtract, so a second cell is hidden with it (as in 登録者の傾向)."""
+    _setup(store)
+    counter = api.as_user("ctr")
+    slots = [f"{DAY}T{9 + i // 4:02d}:{30 * (i // 2 % 2):02d}" for i in range(12)]
+    slots += ["2027-10-04T09:00", "2027-10-04T09:30"]  # two on Monday
+    for slot in slots:
+        r = await counter.post("/v1/reservations/bookings", _phone(slot))
+        assert r.status == 201, (slot, r.body)
+    r = await counter.get(
+        "/v1/reservations/statistics", params={"first": DAY, "last": "2027-10-04"}
+    )
+    by = {(x["dimension"], x["key"]): x["counts"]["booked"] for x in r.body["lines"]}
+    assert by[("service", "hoiku")] == "14"
+    assert by[("weekday", "0")] == "<10"  # Monday: 2
+    assert by[("weekday", "4")] == "<10"  # Friday: 12, hidden too (14 − 12 would give 2)

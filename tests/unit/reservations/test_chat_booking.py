@@ -272,3 +272,12 @@ def test_kept_contact_is_reused_and_masked_contact_is_asked_again(store: Store) 
     out = tap_label(chat, out, "9月25日(金)")
     out = tap_label(chat, out, "9:00")
     assert "カタカナ" in text(out)
+
+
+def test_standby_mode_books_nothing(store: Store) -> None:
+    chat = Chat(store)
+    chat._send({"type": "message", "mode": "standby", "message": {"type": "text", "text": "予約"}})
+    states = store.read_sync(
+        lambda c: c.execute("SELECT count(*) FROM reservation_dialogues").fetchone()[0]
+    )
+    assert states == 0

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kairand.conversation.survey import default_survey
+from kairand.delivery.audience import audience_count, shared_index
 from kairand.segments.bitmap import AudienceIndex
 from kairand.segments.compiler import compile_segment
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
-from kairand.segments.service import audience_count, shared_index
 from kairand.store import residents as resident_queries
 from kairand.store import segments as segment_queries
 from kairand.store import synthetic
@@ -187,7 +187,7 @@ async def test_service_counts_from_the_index_saves_and_restarts(store: Store, mo
     """The staff API's count path uses the store's shared index, saves it and prunes the
     change log once it has applied enough of it; a restarted daemon (a fresh index) starts
     from the saved bitmaps plus the later changes and still agrees with SQL."""
-    monkeypatch.setattr("kairand.segments.service.SAVE_EVERY", 3)
+    monkeypatch.setattr("kairand.delivery.audience.SAVE_EVERY", 3)
 
     def load(conn: Connection) -> None:
         synthetic.insert_residents(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from aiohttp import web
 from kairand.api import reservation_schema as rs
 from kairand.api.http import config_of, json_body, note, ok, query, staff_of, store_of
 from kairand.api.problems import ApiProblem
+from kairand.api.statistics import Cell, suppress
 from kairand.audit.chain import AuditEntry
 from kairand.reservations import calendar, notices, stats
 from kairand.reservations import service as svc
@@ -234,10 +236,10 @@ def _change(conn: Connection, booking_id: int, slot: str, actor: str, now: float
     )
     if isinstance(result, svc.Booked):
         _audit(conn, actor, "reservation.change", result.booking, replaces=old.number)
-        if result.booking.channel == "line" and result.booking.resident_id is not None:
-            # The resident learns the old time is gone (same text as a staff cancellation
-            # would be misleading): a staff change is told as cancel + new booking number.
-            rstore.reserve_notice(conn, old.id, "staff_cancel", f"chg-{old.id}-{now}", int(now))
+        new = result.booking
+        if new.channel == "line" and new.resident_id is not None:
+            # The LINE booker is told the new time and number (a push with a stored retry key).
+            rstore.reserve_notice(conn, new.id, "staff_change", str(uuid.uuid4()), int(now))
     return result
 
 
@@ -293,6 +295,24 @@ def _stats(conn: Connection, first: dt.date, last: dt.date) -> tuple[list[stats.
     return rows, svc.load_catalogue(conn)[1]
 
 
+def _suppressed(lines: list[stats.Line], k: int) -> stats.Shown:
+    """W4 as elsewhere (kairand.api.statistics): within one dimension the values partition the
+    bookings, so each outcome column is suppressed with the complementary rule — a hidden cell
+    cannot be recovered by subtracting the others from the service total."""
+    out: stats.Shown = {}
+    for dimension in stats.DIMENSIONS:
+        of_dimension = [line for line in lines if line.dimension == dimension]
+        for outcome in stats.OUTCOMES:
+            cells = [Cell(line.key, line.label, line.counts[outcome]) for line in of_dimension]
+            # Zero cells reveal nothing and stay 0; the rest are suppressed together.
+            nonzero = [c for c in cells if c.count]
+            for published in suppress(nonzero, k, partition=True):
+                out[(dimension, published.code, outcome)] = published.display
+            for cell in cells:
+                out.setdefault((dimension, cell.code, outcome), "0")
+    return out
+
+
 async def statistics(request: web.Request) -> web.StreamResponse:
     q = query(request, rs.ReservationStatsQuery)
     today = calendar.today(time.time())
@@ -304,10 +324,11 @@ async def statistics(request: web.Request) -> web.StreamResponse:
     names = {s.code: s.name for s in catalogue.services}
     lines = stats.tabulate(rows, names)
     k = config_of(request).privacy.small_cell_threshold
+    shown_as = _suppressed(lines, k)
     note(request, first=first.isoformat(), last=last.isoformat(), format=q.format)
     if q.format == "csv":
         return web.Response(
-            body=stats.to_csv(lines, k),
+            body=stats.to_csv(lines, k, shown_as),
             content_type="text/csv",
             charset="utf-8",
             headers={
@@ -324,7 +345,7 @@ async def statistics(request: web.Request) -> web.StreamResponse:
                 dimension_label=stats.DIMENSION_LABELS[line.dimension],
                 key=line.key,
                 label=line.label,
-                counts={o: stats.shown(n, k) for o, n in line.counts.items()},
+                counts={o: shown_as[(line.dimension, line.key, o)] for o in line.counts},
             )
             for line in lines
         ],

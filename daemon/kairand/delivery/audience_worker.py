@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from kairand.delivery.audience import save_index, warm_index
 from kairand.logs import get_logger
 from kairand.runtime import STOPPING, STORE, TASKS, periodic
-from kairand.segments.service import save_index, warm_index
 
 log = get_logger(__name__)
 

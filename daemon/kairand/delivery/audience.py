@@ -1,7 +1,8 @@
-"""Segment operations for the staff API: validate a filter against the survey and count it.
+"""A delivery's audience: validate a segment filter against the survey and count it in the store.
 
-Counts come from an in-memory bitmap index (kairand.segments.bitmap), one per open store,
-kept equal to the store by its change log; filters it cannot express are counted with SQL.
+The shell around the pure segment cores (kairand.segments), which know no store. Counts come
+from an in-memory bitmap index (kairand.segments.bitmap), one per open store, kept equal to the
+store by its change log; filters it cannot express are counted with SQL.
 """
 
 from __future__ import annotations
