@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import getpass
 import signal
 import socket
 import subprocess
@@ -34,7 +35,9 @@ from kairand.config import Config, load_config
 from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
 from kairand.main import report
+from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
+from kairand.store.bootstrap import open_store, select_keyring
 from kairand.timeutil import JST
 
 BANNER = (
@@ -235,6 +238,40 @@ async def queue_summary(config: Config) -> str:
     return f"番号札: 呼出中 {calling or 'なし'} / お待ち {waiting or 'なし'}"
 
 
+DEMO_ALERT = {
+    "when": "本日 午後3時30分ごろ",
+    "place": "朝日町の公園付近",
+    "what": "下校中の児童が、見知らぬ男から声をかけられました（訓練）。",
+    "advice": "登下校時は複数で行動しましょう。",
+}
+
+
+async def send_demo_alert(config: Config) -> None:
+    """What a newcomer does on the 緊急配信 screen: the kindergarten's 不審者情報 to its two
+    districts, sent at once with no second person (headless mode only)."""
+    async with api_client(config) as api:
+        programs = (await api.get("/v1/programs")).body or {}
+        for program in programs.get("items", []):
+            print(f"配信サービス「{program['name']}」登録 {program['registered']} 人", flush=True)
+        templates = (await api.get("/v1/alert-templates")).body or {}
+        approved = [t for t in templates.get("items", []) if t["status"] == "approved"]
+        if not approved:
+            return
+        body = {
+            "template_id": approved[0]["id"],
+            "institution": "tanpopo",
+            "districts": ["asahi", "hikari"],
+            "values": DEMO_ALERT,
+        }
+        answer = await api.post("/v1/alerts", body)
+        if answer.status != 201:
+            print(f"demo: the alert was refused: {answer.body}", file=sys.stderr)
+            return
+        print(
+            f"緊急配信 #{answer.body['delivery_id']} を送信しました（承認者の操作なし）", flush=True
+        )
+
+
 async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
     started = time.monotonic()
     reservations = await seed_reservations(config)
@@ -251,6 +288,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
             flush=True,
         )
     await seeded
+    await send_demo_alert(config)
     await asyncio.sleep(3)  # let the sender finish the sample deliveries
     async with api_client(config) as api:
         page = (await api.get("/v1/deliveries")).body or {}
@@ -267,6 +305,18 @@ async def headless(config: Config, processes: Processes, duration: float, marker
     ok = figures.get("registered", 0) > 0 and sent > 0
     print(f"demo: {'ok' if ok else 'nothing was delivered'}", flush=True)
     return 0 if ok else 1
+
+
+def install_child_safety(config: Config) -> None:
+    """The 子ども安全情報 program with an approved template (issue 16), before the daemon
+    starts: the person running the demo is the kindergarten's head and can send an alert."""
+    select_keyring(config)
+    store = open_store(config)
+    try:
+        if asyncio.run(program_demo.install(store, getpass.getuser())):
+            print("demo: 子ども安全情報 (F12 緊急配信) is set up", flush=True)
+    finally:
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return report("kairan-demo", exc)
     logs = config_path.parent / "logs"
     logs.mkdir(exist_ok=True)
+    install_child_safety(config)
     marker = config_path.parent / "state" / "demo-seeded"
     processes = Processes(logs)
     python = sys.executable
@@ -305,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--booking-rate", "0.2",
                 "--queue-rate", "0.1",
                 "--report-every", "10",
+                "--school-districts", program_demo.simulator_districts(),
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))

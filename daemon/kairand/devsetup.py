@@ -72,6 +72,19 @@ code = "juminhyo"
 prefix = "B"
 name = "住民票・証明書"
 counters = [4]
+[backup]
+directory = "backups"         # development: beside this file (the appliance: /var/backups/kairan)
+
+[contract]
+# Training data only (synthetic): the appliance's real contract goes here.
+addressee = "架空市長　見本 太郎 様"
+municipality = "架空市"
+contractor = "株式会社サンプル情報サービス"
+contractor_address = "架空県架空市中央一丁目1番1号"
+handling_manager = "見本 花子"
+name = "LINE公式アカウントによる情報配信システム運用業務（訓練用）"
+number = "訓練-2025-001"
+start = 2025-04-01
 """
 
 FOUR_EYES = "self_approval_threshold = 0   # four eyes: nobody approves their own delivery"

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -334,6 +335,79 @@ class KairanApi(ApiClient):
             first=first.isoformat(),
             last=last.isoformat(),
         )
+
+    # programs, districts, institutions, alerts (issue 16)
+    async def programs(self) -> schema.ProgramList:
+        return await self._model(schema.ProgramList, "GET", "/v1/programs")
+
+    async def districts(self) -> schema.DistrictList:
+        return await self._model(schema.DistrictList, "GET", "/v1/districts")
+
+    async def institutions(self) -> schema.InstitutionList:
+        return await self._model(schema.InstitutionList, "GET", "/v1/institutions")
+
+    async def my_institutions(self) -> schema.MyInstitutions:
+        return await self._model(schema.MyInstitutions, "GET", "/v1/me/institutions")
+
+    async def alert_templates(self) -> schema.AlertTemplateList:
+        return await self._model(schema.AlertTemplateList, "GET", "/v1/alert-templates")
+
+    async def approve_template(self, template_id: int) -> None:
+        await self.post(f"/v1/alert-templates/{template_id}/approve", {})
+
+    async def send_alert(self, body: schema.AlertSend) -> schema.AlertSent:
+        return await self._model(schema.AlertSent, "POST", "/v1/alerts", body)
+
+    async def alerts(self) -> schema.AlertList:
+        return await self._model(schema.AlertList, "GET", "/v1/alerts")
+
+    async def follow_up(self, delivery_id: int, body: schema.AlertFollowUp) -> schema.AlertSent:
+        return await self._model(
+            schema.AlertSent, "POST", f"/v1/alerts/{delivery_id}/follow-up", body
+        )
+
+    # images, link allowlist, templates, recurring deliveries, calendar (issue 20)
+    async def upload_image(self, data: bytes, file_name: str, content_type: str) -> schema.MediaOut:
+        """POST /v1/media with the picture's bytes (the TUI read the file from the folder)."""
+        session = self._ensure_session()
+        headers = {"Content-Type": content_type, "X-File-Name": quote(file_name)}
+        try:
+            async with session.post("/v1/media", data=data, headers=headers) as response:
+                body = await response.read()
+                decoded = _decode(response.status, response.content_type, body)
+        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
+            await self._reset()
+            raise ConnectionLost(type(exc).__name__) from exc
+        return schema.MediaOut.model_validate(decoded)
+
+    async def link_domains(self) -> schema.LinkDomains:
+        return await self._model(schema.LinkDomains, "GET", "/v1/link-domains")
+
+    async def templates(self) -> schema.TemplateList:
+        return await self._model(schema.TemplateList, "GET", "/v1/templates")
+
+    async def save_template(
+        self, body: schema.TemplateIn, template_id: int | None = None
+    ) -> schema.TemplateOut:
+        if template_id is None:
+            return await self._model(schema.TemplateOut, "POST", "/v1/templates", body)
+        return await self._model(schema.TemplateOut, "PUT", f"/v1/templates/{template_id}", body)
+
+    async def series_list(self) -> schema.SeriesList:
+        return await self._model(schema.SeriesList, "GET", "/v1/series")
+
+    async def create_series(self, body: schema.SeriesIn) -> schema.SeriesOut:
+        return await self._model(schema.SeriesOut, "POST", "/v1/series", body)
+
+    async def series_action(
+        self, series_id: int, action: str, comment: str = ""
+    ) -> schema.SeriesOut:
+        """submit | approve | reject | pause | resume | end."""
+        path = f"/v1/series/{series_id}/{action}"
+        return await self._model(schema.SeriesOut, "POST", path, {"comment": comment})
+
+    async def calendar(self, days: int = 31) -> schema.CalendarOut:
+        return await self._model(schema.CalendarOut, "GET", "/v1/calendar", days=days)
 
     async def delivery_events(self) -> AsyncIterator[schema.DeliveryEvent]:
         """Progress of deliveries from the SSE stream (GET /v1/events)."""

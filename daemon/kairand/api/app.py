@@ -49,17 +49,22 @@ from kairand.api.problems import ApiProblem
 from kairand.api.routes import (
     audience,
     audit_log,
+    content,
     dashboard,
     deliveries,
     events,
     me,
+    programs,
     queue,
+    reports,
     reservations,
+    series,
     staff,
     statistics,
     survey,
     test_recipients,
 )
+from kairand.api.routes.content import IMAGE_TYPES
 from kairand.audit.chain import AuditEntry
 from kairand.audit.worker import checkpoint_component
 from kairand.config import Config
@@ -108,6 +113,23 @@ HANDLERS: dict[str, Handler] = {
     "queue.pause": queue.pause,
     "queue.statistics": queue.statistics,
     **reservations.HANDLERS,  # window reservations (issue 14)
+    "reports.handling": reports.handling_report,
+    "programs.list": programs.programs_list,
+    "programs.put": programs.programs_put,
+    "districts.list": programs.districts_list,
+    "districts.upload": programs.districts_import,
+    "institutions.list": programs.institutions_list,
+    "institutions.mine": programs.institutions_mine,
+    "institutions.put": programs.institutions_put,
+    "institutions.staff": programs.institutions_staff,
+    "alert_templates.list": programs.templates_list,
+    "alert_templates.create": programs.templates_create,
+    "alert_templates.approve": programs.templates_approve,
+    "alerts.list": programs.alerts_list,
+    "alerts.send": programs.alerts_send,
+    "alerts.follow_up": programs.alerts_follow_up,
+    **content.HANDLERS,  # issue 20: images, link allowlist, templates
+    **series.HANDLERS,  # issue 20: recurring deliveries, calendar
 }
 """Route name (api.roles.ROUTES) → handler."""
 
@@ -235,7 +257,11 @@ def make_api_app(
     )
     app[CONFIG] = config
     app[STORE] = store
-    app[API_LIMITS] = Limits(config.api.max_body_bytes, config.api.body_timeout_seconds)
+    app[API_LIMITS] = Limits(
+        config.api.max_body_bytes,
+        config.api.body_timeout_seconds,
+        raw_routes={"media.upload": (IMAGE_TYPES, config.media.max_upload_bytes)},
+    )
     if line is not None:
         app[LINE] = line
     app[RESOLVER] = resolver

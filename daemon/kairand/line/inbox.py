@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from linebot.v3.messaging import ApiException
 
 from kairand.config import QueueSection
-from kairand.conversation import machine
+from kairand.conversation import machine, texts
 from kairand.conversation.events import parse_event
+from kairand.conversation.texts import consultation_reply
 from kairand.keys import secrets
 from kairand.line import booking as booking_chat
 from kairand.line.client import LineApi
@@ -41,6 +42,7 @@ from kairand.line.replies import (
 )
 from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
+from kairand.programs import inbox as program_inbox
 from kairand.queue import chat as queue_chat
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
@@ -82,6 +84,7 @@ def _apply(
     postback_max_age_ms: int | None = None,
     reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
     queue_cfg: QueueSection | None = None,
+    consult_reply: str | None = None,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -125,11 +128,26 @@ def _apply(
         return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
+    # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
+    program = program_inbox.apply_event(
+        conn, event, user_id, resident_id, now, keys.hmac_key, keys.signing_key
+    )
+    if program is not None:
+        if program.replies and event.reply_token and not event.standby:
+            reply = PendingReply(
+                event.reply_token,
+                program.replies[:5],
+                user_id=user_id,
+                deadline=(row.received_at or now) + reply_lifetime,
+            )
+            result.replies.append(reply)
+        return "done"
     outcome = machine.handle(
         event,
         state,
         definition,
         version,
+        consult_reply=consult_reply if consult_reply is not None else texts.GUIDANCE,
         now_ms=now * 1000,
         max_postback_age_ms=postback_max_age_ms,
     )
@@ -207,6 +225,7 @@ def process_batch(
     postback_max_age_seconds: int | None = None,
     reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
     queue_cfg: QueueSection | None = None,
+    consult_reply: str | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction. Postbacks
     older than POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
@@ -235,6 +254,7 @@ def process_batch(
                     max_age_ms,
                     reply_lifetime,
                     queue_cfg,
+                    consult_reply,
                 )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
@@ -299,15 +319,17 @@ class InboxWorker:
         reply_concurrency: int = REPLY_CONCURRENCY,
         reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
         queue_cfg: QueueSection | None = None,
+        consult_reply: str | None = None,
     ) -> None:
         self.store = store
         self.line = line
         self.keys = keys
         self.wake = wake
         self.store_display_name = store_display_name
-        self.queue_cfg = queue_cfg
         self.postback_max_age_seconds = postback_max_age_seconds
         self.reply_lifetime = reply_lifetime
+        self.queue_cfg = queue_cfg
+        self.consult_reply = consult_reply
         self.processed = 0
         self.replies = ReplySender(line, reply_concurrency) if line is not None else None
         self._recorded = (0, 0, 0, 0, 0)
@@ -323,6 +345,7 @@ class InboxWorker:
             self.postback_max_age_seconds,
             self.reply_lifetime,
             self.queue_cfg,
+            self.consult_reply,
         )
         self.processed += result.processed
         if result.processed:
@@ -410,6 +433,9 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
         reply_concurrency=config.line.reply_concurrency,
         reply_lifetime=config.line.reply_token_lifetime_seconds,
         queue_cfg=config.queue,
+        consult_reply=consultation_reply(
+            config.consultation.contacts, config.consultation.hotlines
+        ),
     )
     app[INBOX_WORKER] = worker
     app[TASKS].worker("inbox-worker", worker.run)

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for residents, ids and faults")
     p.add_argument("--municipality", default="みなと市", help="name shown as the bot's name")
     p.add_argument("--areas", help="comma-separated area names (default: six sample areas)")
+    p.add_argument(
+        "--school-districts",
+        help="comma-separated 小学校区:中学校区 name pairs: guardians register for the"
+        " child-safety program in these districts (default: nobody registers)",
+    )
     p.add_argument("--faults", choices=sorted(PROFILES), default="none", help="fault profile")
     p.add_argument("--latency-ms", type=float, nargs=2, metavar=("MIN", "MAX"))
     p.add_argument("--error-ratio", type=float)
@@ -183,6 +188,12 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if args.areas:
         names = [a.strip() for a in args.areas.split(",") if a.strip()]
         municipality = dataclasses.replace(municipality, areas=tuple((a, 1.0) for a in names))
+    if args.school_districts:
+        pairs = tuple(tuple(p.split(":", 1)) for p in args.school_districts.split(",") if ":" in p)
+        municipality = dataclasses.replace(
+            municipality,
+            school_districts=tuple((a.strip(), b.strip()) for a, b in pairs),
+        )
     webhook = None
     if webhook_url:
         webhook = WebhookTarget(

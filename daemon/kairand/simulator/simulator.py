@@ -20,6 +20,7 @@ from kairand.simulator.api import Platform, make_api_app, make_data_app
 from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
+from kairand.simulator.media import ImageFetcher
 from kairand.simulator.population import Municipality, Population, Resident, bot_user_id
 from kairand.simulator.spec import messaging_spec
 from kairand.simulator.webhook import EventFactory, WebhookSender, WebhookTarget
@@ -59,6 +60,11 @@ class SimulatorConfig:
     webhook_concurrency: int = 32  # hides round-trip latency on a busy machine
     webhook_timeout_s: float = 2.0
     clock: Clock = field(default_factory=RealClock)
+    # Images in messages are fetched like LINE does, through this target's connection (the
+    # relay path: the webhook's unix socket and TLS); None uses `webhook`. With neither, or
+    # with fetch_images off, image URLs are only checked (https), not fetched.
+    image_target: WebhookTarget | None = None
+    fetch_images: bool = True
     # gc.freeze() at start: keeps the specs and the population out of full collections (big
     # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
     freeze_gc: bool = False
@@ -88,6 +94,9 @@ class Simulator:
             seed=c.seed,
             ledger=self.ledger,
         )
+        target = c.image_target or c.webhook
+        if c.fetch_images and target is not None:
+            self.platform.image_fetcher = ImageFetcher(target)
         self.platform.listeners.append(self._on_delivery)
         self.events = EventFactory(c.clock, c.seed)
         self.sender: WebhookSender | None = None
@@ -159,6 +168,8 @@ class Simulator:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.platform.image_fetcher is not None:
+            await self.platform.image_fetcher.close()
         log.info("simulator.stop", receipts=len(self.ledger))
 
     async def __aenter__(self) -> Simulator:
@@ -444,6 +455,11 @@ class Simulator:
             rng,
             kind=receipt.kind,
             rich_menu_actions=self.rich_menu_actions(uid),
+            program_keyword=(
+                self.config.municipality.program_keyword
+                if self.config.municipality.school_districts
+                else ""
+            ),
         )
         self.reaction_lag_ms.append((time.monotonic() - due) * 1000)
         self.memories[uid] = reaction.memory
