@@ -213,7 +213,7 @@ async def line_ticket(store, purge_keys, user: str, code: str, now: float) -> st
 
     def apply(conn):
         inbox.insert_events(conn, [row], now)
-        return inbox_worker.process_batch(conn, 10, now, purge_keys, False, QUEUE)
+        return inbox_worker.process_batch(conn, 10, now, purge_keys, False, queue_cfg=QUEUE)
 
     result = await store.write(apply)
     text = result.replies[0].messages[0]["text"]

@@ -183,11 +183,13 @@ class QueueSection(Section):
     """The same-day queue: numbered tickets from LINE or the kiosk (see docs/queue.md)."""
 
     services: tuple[QueueServiceSection, ...] = ()
-    """Empty: no same-day queue."""
+    """The queue services, each a `[[queue.services]]` table (code, prefix, name, counters,
+    default_service_minutes). Empty: no same-day queue."""
     opens_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:30"
     """Japan time: the first ticket of the day can be taken from this time."""
     closes_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "17:15"
-    """Japan time: no ticket is issued outside these hours; at closing open tickets close."""
+    """Japan time (HH:MM): no ticket after it; open tickets are closed then (waiting →
+    cancelled, called → absent, serving → done)."""
     notify_when_ahead: Annotated[int, Field(ge=0, le=50)] = 3
     """Push "your turn is near" when this many tickets remain ahead (0: never)."""
     recall_limit: Annotated[int, Field(ge=0, le=10)] = 2

@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import json
 import secrets
-from functools import partial
 from typing import Any
 
 import pytest
@@ -67,7 +66,7 @@ class Chat:
         )
         self.store.write_sync(inbox.insert_events, [row], now)
         result = self.store.write_sync(
-            partial(worker.process_batch, queue_cfg=QUEUE), 10, now, self.keys, False
+            lambda c: worker.process_batch(c, 10, now, self.keys, False, queue_cfg=QUEUE)
         )
         assert result.failed == 0
         return [m for r in result.replies for m in r.messages]

@@ -122,8 +122,13 @@ async def test_residents_queue_scan_the_kiosk_qr_and_are_called(short_tmp: Path)
             await _until(lambda: all(sim.visitors[u].called for u in everyone))
             for uid in everyone:
                 label = sim.visitors[uid].label
+                # Pushes only: a reply to 順番を確認 may also say which window to go to.
                 calls = [
-                    t for r in sim.ledger.for_user(uid) for t in r.texts if "窓口へお越し" in t
+                    t
+                    for r in sim.ledger.for_user(uid)
+                    if r.kind == "push"
+                    for t in r.texts
+                    if "窓口へお越し" in t
                 ]
                 expected = 3 if label == "A-001" else 1  # the call and two recalls
                 assert calls == [f"{label}番の方、2番窓口へお越しください。"] * expected

@@ -100,17 +100,18 @@ def _apply(
         # every multicast batch it is in). Counted, never logged.
         metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
-    queued = queue_chat.route(conn, queue_cfg, event, now)  # the same-day queue, if it is one
+    # The same-day queue (issue 15); in standby mode Kairan takes no ticket and says nothing.
+    queued = None if event.standby else queue_chat.route(conn, queue_cfg, event, now)
     if queued is not None:
-        if queued and event.reply_token and not event.standby:
-            result.replies.append(
-                PendingReply(
-                    event.reply_token,
-                    tuple(queued),
-                    user_id=user_id,
-                    deadline=(row.received_at or now) + reply_lifetime,
-                )
+        if queued and event.reply_token:
+            reply = PendingReply(
+                event.reply_token,
+                tuple(queued),
+                user_id=user_id,
+                deadline=(row.received_at or now) + reply_lifetime,
             )
+            # A ticket taken, tied or cancelled must reach the resident even if the reply is late.
+            result.replies.append(must_know(reply, True))
         return "done"
     booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
     if booked is not None:
