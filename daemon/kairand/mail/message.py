@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
-from email.utils import formatdate, getaddresses, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from typing import Literal
 from urllib.parse import quote
 
@@ -63,7 +63,8 @@ def build(
             ) from None
     msg = MIMEText(body, "plain", encoding)
     msg["Subject"] = Header(subject, encoding).encode()
-    msg["From"] = sender
+    name, addr = parseaddr(sender)
+    msg["From"] = formataddr((name, addr), charset=encoding) if name else addr
     msg["To"] = to
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id
