@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -90,7 +91,7 @@ class Dovecot:
         client = self.imap()
         try:
             status, _ = client.append("INBOX", None, None, raw)
-            assert status == "OK", status
+            assert status == "OK", (status, _)
         finally:
             client.logout()
 
@@ -117,8 +118,13 @@ def _wait_port(port: int, deadline: float) -> None:
 def dovecot(tmp: Path) -> Iterator[Dovecot]:
     """dovecot with one mailbox user, IMAPS on a free port, everything under TMP."""
     tmp = tmp.resolve()
-    for sub in ("run", "state", "mail"):
+    # The mail processes run as another user when started by root: the mailbox lives in a
+    # directory of its own that they can traverse (TMP's parents may be 0700).
+    mail_root = Path(tempfile.mkdtemp(prefix="kt-mail-", dir="/tmp"))
+    mail_root.chmod(0o711)
+    for sub in ("run", "state"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
+    (mail_root / "mail").mkdir()
     cert, key = make_cert(tmp)
     port = free_port()
     me = pwd.getpwuid(os.getuid())
@@ -126,9 +132,7 @@ def dovecot(tmp: Path) -> Iterator[Dovecot]:
         # Root: dovecot drops to its own system users; the mail files belong to "dovecot".
         login_user, internal_user = "dovenull", "dovecot"
         mail_owner = pwd.getpwnam("dovecot")
-        for path in (tmp / "mail", tmp / "state"):
-            os.chown(path, mail_owner.pw_uid, mail_owner.pw_gid)
-        tmp.chmod(0o755)
+        os.chown(mail_root / "mail", mail_owner.pw_uid, mail_owner.pw_gid)
     else:
         login_user = internal_user = me.pw_name
         mail_owner = me
@@ -147,7 +151,7 @@ default_login_user = {login_user}
 default_internal_user = {internal_user}
 default_internal_group = {grp.getgrgid(pwd.getpwnam(internal_user).pw_gid).gr_name}
 first_valid_uid = {mail_owner.pw_uid}
-mail_location = maildir:{tmp}/mail/%u
+mail_location = maildir:{mail_root}/mail/%u
 auth_mechanisms = plain
 disable_plaintext_auth = yes
 passdb {{
@@ -156,7 +160,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={mail_owner.pw_uid} gid={mail_owner.pw_gid} home={tmp}/mail/%u
+  args = uid={mail_owner.pw_uid} gid={mail_owner.pw_gid} home={mail_root}/mail/%u
 }}
 service imap-login {{
   inet_listener imap {{
@@ -199,6 +203,7 @@ service imap-login {{
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        shutil.rmtree(mail_root, ignore_errors=True)
 
 
 @dataclass

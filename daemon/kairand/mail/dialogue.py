@@ -226,7 +226,9 @@ def _answer(subscriber: Subscriber, line: str, survey: SurveyDefinition) -> Outc
 
 
 def texts_confirm(survey: SurveyDefinition, code: str, retry: bool = False) -> Reply:
-    lead = CODE_RETRY if retry else survey.welcome
+    # survey.welcome speaks of LINE (友だち追加): mail has its own greeting; the purpose notice
+    # (what is collected and why, S16) is the same text as in LINE.
+    lead = CODE_RETRY if retry else WELCOME
     body = f"{lead}\n\n{survey.purpose_notice}\n\n{CONFIRM.format(code=code)}"
     return Reply(CONFIRM_SUBJECT.format(code=code), body)
 
@@ -258,6 +260,10 @@ def _question_reply(survey: SurveyDefinition, index: int, error: str | None = No
 
 
 # Resident-facing texts (Japanese, polite city-office style).
+WELCOME = (
+    "登録用アドレスへのメールをありがとうございます。\n"
+    "このメール配信では、あなたが選んだ分野・地域のお知らせだけをお届けします。"
+)
 CONFIRM_SUBJECT = "【登録確認】確認コード {code}"
 CONFIRM = (
     "上記の内容に同意のうえ登録される場合は、このメールにそのまま返信してください"

@@ -183,7 +183,7 @@ class Intake:
         counts: dict[str, int] = {}
         client = await self._connect()
         try:
-            response = await client.uid("search", "ALL")
+            response = await client.uid_search("ALL", charset=None)
             if response.result != "OK":
                 raise ImapError("SEARCH failed")
             uids = [u for line in response.lines[:1] for u in line.decode().split() if u.isdigit()]

@@ -12,6 +12,7 @@ import pytest
 
 from kairand.logs import get_logger, setup_logging
 from kairand.mail import message
+from tests.support.mail_settings import dsn
 
 AUTHSERV = "mx.city.example.jp"
 
@@ -101,23 +102,6 @@ def _with_auth(*headers: str) -> bytes:
 )
 def test_authentication_results(headers: tuple[str, ...], passed: bool) -> None:
     assert message.parse_inbound(_with_auth(*headers), AUTHSERV).inbound.authenticated is passed
-
-
-def dsn(recipient: str, status: str, action: str = "failed") -> bytes:
-    return (
-        "From: MAILER-DAEMON@mx.city.example.jp\r\n"
-        "To: alert@city.example.jp\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
-        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.city.example.jp\r\n\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
-        "\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        "Message-ID: <orig@kairan.invalid>\r\nSubject: x\r\n"
-        "\r\n--B--\r\n"
-    ).encode()
 
 
 @pytest.mark.req("K9")
