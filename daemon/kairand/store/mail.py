@@ -261,3 +261,13 @@ def bump(conn: Connection, name: str, by: int = 1) -> None:
 
 def counters(conn: Connection) -> dict[str, int]:
     return {str(k): int(v) for k, v in conn.execute("SELECT name, value FROM mail_counters")}
+
+
+def created_before(conn: Connection, boundary: int) -> list[str]:
+    """Addresses of subscribers whose registration began before BOUNDARY (annual expiry)."""
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT address FROM mail_subscribers WHERE created_at < ? ORDER BY id", (boundary,)
+        )
+    ]
