@@ -10,14 +10,14 @@ from kairand.keys import secrets
 from kairand.mail.expiry import expire_annual
 from kairand.retention.receipts import subject_hmac, verify_receipt
 from kairand.retention.rules import Annual
-from kairand.store import receipts
 from kairand.store import mail as mail_store
+from kairand.store import receipts
 from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
 
 
 def at(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=JST).timestamp())  # type: ignore[misc]
+    return int(dt.datetime(*args, tzinfo=JST).timestamp())  # type: ignore[misc, arg-type]
 
 
 def add(conn: Connection, address: str, created: int) -> None:
