@@ -1,8 +1,8 @@
 """Builds the daemon: one aiohttp root application whose cleanup contexts own every resource.
 
 Order: store (opened before the loop by `main`) → background tasks → LINE client → components
-(audience index, webhook site, inbox worker, delivery worker, retention worker, staff API
-site) → watchdog.
+(audience index, webhook site, inbox worker, delivery worker, retention worker, mail
+channel, staff API site) → watchdog.
 Each component is a cleanup context: it starts its work before `yield` and stops it after.
 The keys the components share, and the background-task helper, live in kairand.runtime: this
 module only composes.
@@ -27,6 +27,7 @@ from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.mail.component import mail_component
 from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
@@ -88,6 +89,7 @@ def components() -> list[CleanupContext]:
         inbox_component,
         delivery_component,
         retention_component,
+        mail_component,
         api_component,
     ]
 

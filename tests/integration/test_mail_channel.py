@@ -9,6 +9,7 @@ process is SIGKILLed while the relay holds the message), and stops through List-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.message
 import io
@@ -23,18 +24,24 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
+import keyring
 import pytest
+from aiohttp import web
 
+from kairand.config import Config, MailSection
 from kairand.conversation.survey import default_survey
 from kairand.keys import secrets
+from kairand.keys.backends import SERVICE
 from kairand.logs import MAIL_ADDRESS_RE, setup_logging
+from kairand.mail.component import mail_component
 from kairand.mail.intake import Intake
 from kairand.mail.sender import Alert, MailSender
 from kairand.retention.receipts import subject_hmac
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, TaskGroup
 from kairand.store import mail as mail_store
 from kairand.store import receipts
 from kairand.store.database import Store
-from tests.support.mail_servers import Dovecot, Relay, client_tls, dovecot, relay
+from tests.support.mail_servers import USER, Dovecot, Relay, client_tls, dovecot, relay
 from tests.support.mail_settings import AUTHSERV, REGISTRATION, settings_for
 from tests.support.mail_settings import dsn as sample_dsn
 from tests.support.ports import free_port
@@ -372,3 +379,47 @@ async def test_sender_killed_while_the_relay_holds_the_message_sends_once(
     }
     assert smtp_relay.take() == []
     assert await store.read(mail_store.send_states, 11) == {"unconfirmed": 1}
+
+
+@pytest.mark.req("K9")
+async def test_daemon_component_recovers_then_polls_the_mailbox(
+    config: Config, store: Store, bed: Bed, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    """The component as the daemon runs it: keyring passwords, the city's CA, start-up
+    recovery of 'pending' sends, then periodic polling (answered within one poll interval)."""
+    await asyncio.to_thread(
+        keyring.set_password, SERVICE, secrets.MAIL_IMAP_PASSWORD, "imap-test-password"
+    )
+    mail = {
+        "enabled": True,
+        "from_address": "〇〇市 防災メール <alert@city.example.jp>",
+        "registration_address": REGISTRATION,
+        "authserv_id": AUTHSERV,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_relay.port,
+        "smtp_security": "none",
+        "imap_host": "localhost",
+        "imap_port": mailbox.port,
+        "imap_username": USER,
+        "poll_seconds": 0.2,
+        "ca_file": str(mailbox.cert),
+    }
+    enabled = config.model_copy(update={"mail": MailSection.model_validate(mail)})
+    await store.write(mail_store.claim_send, 5, 1, "<left@kairan.invalid>", 1)
+    app = web.Application()
+    app[CONFIG] = enabled
+    app[STORE] = store
+    app[STOPPING] = asyncio.Event()
+    app[TASKS] = TaskGroup()
+    component = mail_component(app)
+    await component.__anext__()
+    try:
+        assert await store.read(mail_store.send_states, 5) == {"unconfirmed": 1}
+        await bed.deliver(resident_mail(GUARDIAN))
+        (confirm,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 15.0)
+        assert "確認コード" in str(confirm["Subject"])
+    finally:
+        app[STOPPING].set()
+        with contextlib.suppress(StopAsyncIteration):
+            await component.__anext__()
+        await app[TASKS].close()
