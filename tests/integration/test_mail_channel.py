@@ -28,6 +28,7 @@ import keyring
 import pytest
 from aiohttp import web
 
+from kairand import doctor
 from kairand.config import Config, MailSection
 from kairand.conversation.survey import default_survey
 from kairand.keys import secrets
@@ -423,3 +424,43 @@ async def test_daemon_component_recovers_then_polls_the_mailbox(
         with contextlib.suppress(StopAsyncIteration):
             await component.__anext__()
         await app[TASKS].close()
+
+
+def _enabled(config: Config, mailbox: Dovecot, smtp_port: int) -> Config:
+    mail = {
+        "enabled": True,
+        "from_address": "〇〇市 防災メール <alert@city.example.jp>",
+        "registration_address": REGISTRATION,
+        "authserv_id": AUTHSERV,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_security": "none",
+        "imap_host": "localhost",
+        "imap_port": mailbox.port,
+        "imap_username": USER,
+        "ca_file": str(mailbox.cert),
+    }
+    return config.model_copy(update={"mail": MailSection.model_validate(mail)})
+
+
+@pytest.mark.req("K9")
+def test_doctor_checks_both_mail_connections(
+    dev_setup: Path, config: Config, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    keyring.set_password(SERVICE, secrets.MAIL_IMAP_PASSWORD, "imap-test-password")
+    ctx = doctor.Context(dev_setup, config=config)
+    assert doctor.check_mail(ctx).status == doctor.SKIP  # [mail] not enabled
+    ctx.config = _enabled(config, mailbox, smtp_relay.port)
+    result = doctor.check_mail(ctx)
+    assert result.status == doctor.OK, result.en
+    # Relay down: the finding names SMTP (and the host), not the mailbox.
+    ctx.config = _enabled(config, mailbox, free_port())
+    result = doctor.check_mail(ctx)
+    assert result.status == doctor.FAIL
+    assert "SMTP" in result.ja and "IMAP" not in result.ja
+    # Wrong mailbox password: IMAP fails.
+    keyring.set_password(SERVICE, secrets.MAIL_IMAP_PASSWORD, "wrong")
+    ctx.config = _enabled(config, mailbox, smtp_relay.port)
+    result = doctor.check_mail(ctx)
+    assert result.status == doctor.FAIL and "IMAP" in result.ja and "refused" in result.en
+    assert "@" not in result.en.replace(str(mailbox.cert), "")
