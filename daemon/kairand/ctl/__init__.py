@@ -28,6 +28,7 @@ GROUPS: list[str] = [
     "retention",  # retention show|set|status|run, wipe
     "audit",  # audit verify|checkpoint
     "staff",  # roster, staff add|remove|list
+    "mail",  # mail status
 ]
 
 

@@ -91,3 +91,20 @@ def test_expiry_is_audited_without_the_address(store: Store) -> None:
     text = repr(rows)
     assert "mail_subscriber.expire" in text
     assert "gone@" not in text
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("S8")
+def test_kairanctl_mail_status_shows_counts_only(
+    dev_setup: object, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kairand import ctl
+
+    store.write_sync(add, "shown@example.net", at(2026, 5, 1))
+    store.write_sync(mail_store.claim_send, 1, 1, "<a@kairan.invalid>", 1)
+    store.write_sync(mail_store.recover_pending, 2)
+    assert ctl.main(["--config", str(dev_setup), "mail", "status"]) == 1  # unconfirmed: flag
+    out = capsys.readouterr().out
+    assert "登録済み / registered: 1" in out
+    assert "unconfirmed: 1" in out and "送信サーバーの記録" in out
+    assert "@" not in out.replace("Message-IDs", "")
