@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kairand.store.database import Connection
 
-VERSION = 11
+VERSION = 16
 DESCRIPTION = "mail channel: subscribers, answers, sends, processed inbound mails"
 
 STATEMENTS = [
