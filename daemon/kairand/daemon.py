@@ -21,6 +21,7 @@ from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.delivery.audience_worker import audience_index_component
+from kairand.delivery.series import series_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import MAX_CONNECTIONS, line_api
@@ -28,6 +29,9 @@ from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
 from kairand.mail.component import mail_component
+from kairand.programs.expiry import program_expiry_component
+from kairand.queue.pushes import queue_component
+from kairand.reservations.notices import notices_component
 from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
@@ -88,7 +92,11 @@ def components() -> list[CleanupContext]:
         webhook_component,
         inbox_component,
         delivery_component,
+        series_component,
         retention_component,
+        notices_component,
+        queue_component,
+        program_expiry_component,
         mail_component,
         api_component,
     ]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
+
+from kairan_tui.widgets.card_preview import preview_widget
 
 
 class LinePreview(Vertical):
@@ -26,7 +29,7 @@ class LinePreview(Vertical):
     def __init__(self, account_name: str = "公式アカウント", **kwargs) -> None:
         super().__init__(**kwargs)
         self.account_name = account_name
-        self._messages: list[str] = []
+        self._messages: list[object] = []
         self._silent = False
 
     def compose(self) -> ComposeResult:
@@ -36,8 +39,9 @@ class LinePreview(Vertical):
     def on_mount(self) -> None:
         self._render_bubbles()
 
-    def show(self, messages: list[str], *, notification_disabled: bool = False) -> None:
-        self._messages = [m for m in messages if m.strip()]
+    def show(self, messages: list, *, notification_disabled: bool = False) -> None:
+        """MESSAGES: strings (text) and, since issue 20, image / sticker / card items."""
+        self._messages = [m for m in messages if not isinstance(m, str) or m.strip()]
         self._silent = notification_disabled
         if self.is_mounted:
             self._render_bubbles()
@@ -45,13 +49,13 @@ class LinePreview(Vertical):
     def _render_bubbles(self) -> None:
         holder = self.query_one("#bubbles", VerticalScroll)
         holder.remove_children()
-        widgets: list[Static] = []
+        widgets: list[Widget] = []
         if not self._messages:
             widgets.append(Static("本文を入力すると、ここに表示されます。", classes="empty"))
         else:
             widgets.append(Static(self.account_name, classes="account"))
-            for text in self._messages:
-                widgets.append(Static(text, classes="bubble", markup=False))
+            for item in self._messages:
+                widgets.append(preview_widget(item))  # type: ignore[arg-type]
             if self._silent:
                 widgets.append(Static("通知なし（音やバイブは鳴りません）", classes="notice"))
         holder.mount_all(widgets)
