@@ -166,3 +166,31 @@ def test_multi_answers(line: str, expected: tuple[str, ...] | None) -> None:
 def test_choice_takes_exactly_one_number() -> None:
     gender = next(q for q in QUESTIONS if q.code == "gender")
     assert dialogue.parse_answer(gender, "1 2") == dialogue.ONLY_ONE
+
+
+@pytest.mark.req("K9")
+def test_the_child_safety_program_survey_can_be_answered_by_mail() -> None:
+    """The mail dialogue takes any SurveyDefinition: the child-safety program's questions
+    (school districts as a multi-choice, issue 16) are answered by number like the main survey."""
+    from kairand.programs.catalogue import child_safety
+    from kairand.programs.model import District, program_survey
+
+    districts = [
+        District("d01", "本町小学校区", "ほんまち", "j01", "第一中学校"),
+        District("d02", "北町小学校区", "きたまち", "j01", "第一中学校"),
+        District("d03", "南町小学校区", "みなみまち", "j02", "第二中学校"),
+    ]
+    survey = program_survey(child_safety(), districts)
+    state: Subscriber | None = Subscriber("asking", "t" * 20)
+    first = survey.questions[0]
+    assert first.kind == "multi" and [o.label for o in first.options][:1] == ["本町小学校区"]
+    outcome = step(state, mail("1 3"), survey, lambda: "1", lambda: "t")
+    assert outcome.answered == (first.code, ("d01", "d03"))
+    state = outcome.state
+    for question in survey.questions[1:]:
+        assert state is not None
+        answer = "0" if question.allow_skip else ("1" if question.options else "2015")
+        outcome = step(state, mail(answer), survey, lambda: "1", lambda: "t")
+        assert outcome.event in ("answered", "completed"), outcome.replies
+        state = outcome.state
+    assert state is not None and state.stage == "registered"
