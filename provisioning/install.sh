@@ -19,6 +19,8 @@
 #   --relay-host HOST --relay-addr ADDR (repeatable) --relay-ssh-port N (22)
 #   --relay-user NAME (kairan-relay) --relay-listen-port N --relay-known-hosts FILE
 #   --staff-net CIDR (repeatable; ssh from these networks only; default: no inbound at all)
+#   --mail-addr ADDR (repeatable) --mail-ports LIST (465,587,993): the city's SMTP relay and
+#                           registration mailbox; the daemon may reach only these (mail channel)
 #   --bot-user-id ID        LINE bot user id (webhook destination)
 #   --line-channel-secret-file FILE --line-channel-access-token-file FILE
 #   --recovery-pub FILE     the municipality's backup recovery PUBLIC key
@@ -45,6 +47,8 @@ relay_user=kairan-relay
 relay_listen_port=""
 relay_known_hosts=""
 staff_nets=()
+mail_addrs=()
+mail_ports=""
 bot_user_id=""
 line_secret_file=""
 line_token_file=""
@@ -70,6 +74,8 @@ while [ $# -gt 0 ]; do
     --relay-listen-port) need_value "$@"; relay_listen_port=$2; shift 2 ;;
     --relay-known-hosts) need_value "$@"; relay_known_hosts=$2; shift 2 ;;
     --staff-net) need_value "$@"; staff_nets+=("$2"); shift 2 ;;
+    --mail-addr) need_value "$@"; mail_addrs+=("$2"); shift 2 ;;
+    --mail-ports) need_value "$@"; mail_ports=$2; shift 2 ;;
     --bot-user-id) need_value "$@"; bot_user_id=$2; shift 2 ;;
     --line-channel-secret-file) need_value "$@"; line_secret_file=$2; shift 2 ;;
     --line-channel-access-token-file) need_value "$@"; line_token_file=$2; shift 2 ;;
@@ -86,9 +92,10 @@ case $bot_user_id in ''|U[0-9a-f]*) ;; *) die "--bot-user-id must look like U fo
 case $bot_user_id in *[!Ua-f0-9]*) die "--bot-user-id must look like U followed by hex digits" ;; esac
 case $relay_host in *[!A-Za-z0-9.:-]*) die "--relay-host must be a host name or address" ;; esac
 case $relay_user in ''|*[!a-z0-9_-]*) die "--relay-user must be a plain user name" ;; esac
-for a in "${relay_addrs[@]}" "${staff_nets[@]}"; do
+for a in "${relay_addrs[@]}" "${staff_nets[@]}" "${mail_addrs[@]}"; do
   case $a in ''|*[!0-9A-Fa-f.:/]*) die "not an IP address or network: $a" ;; esac
 done
+for p in ${mail_ports//,/ }; do is_port "$p" || die "--mail-ports must be port numbers separated by commas"; done
 
 [ "$(id -u)" -eq 0 ] || die "run as root (files are owned by the service users)"
 ROOT=$(cd "$ROOT" 2>/dev/null && pwd) || die "--root: no such directory"
@@ -98,17 +105,21 @@ R=${ROOT%/}   # "" for the real root, so "$R/etc" is always right
 # A re-run without --relay-addr / --staff-net / --relay-ssh-port keeps the previous values.
 options_file="$R/etc/kairan/install-options"
 if [ -r "$options_file" ]; then
-  old_relay=(); old_staff=()
+  old_relay=(); old_staff=(); old_mail=()
   while IFS='=' read -r key value; do
     case $key in
       relay_addr) old_relay+=("$value") ;;
       staff_net) old_staff+=("$value") ;;
+      mail_addr) old_mail+=("$value") ;;
+      mail_ports) [ -n "$mail_ports" ] || mail_ports=$value ;;
       relay_ssh_port) [ "$ssh_port_given" -eq 1 ] || relay_ssh_port=$value ;;
     esac
   done < "$options_file"
   [ ${#relay_addrs[@]} -gt 0 ] || relay_addrs=("${old_relay[@]}")
   [ ${#staff_nets[@]} -gt 0 ] || staff_nets=("${old_staff[@]}")
+  [ ${#mail_addrs[@]} -gt 0 ] || mail_addrs=("${old_mail[@]}")
 fi
+mail_ports=${mail_ports:-465,587,993}
 
 # --- secrets need systemd-creds ----------------------------------------------------------------
 seal_plain=0
@@ -232,6 +243,8 @@ fi
   echo "relay_ssh_port=$relay_ssh_port"
   for a in "${relay_addrs[@]}"; do echo "relay_addr=$a"; done
   for a in "${staff_nets[@]}"; do echo "staff_net=$a"; done
+  for a in "${mail_addrs[@]}"; do echo "mail_addr=$a"; done
+  echo "mail_ports=$mail_ports"
 } > "$options_file.new"
 chmod 0644 "$options_file.new"
 if cmp -s "$options_file.new" "$options_file"; then rm -f "$options_file.new"; else mv "$options_file.new" "$options_file"; fi
@@ -345,7 +358,8 @@ elements() {
   [ $# -gt 0 ] || return 0
   local IFS=,; echo "elements = { $* }"
 }
-relay_v4=(); relay_v6=(); staff_v4=(); staff_v6=()
+relay_v4=(); relay_v6=(); staff_v4=(); staff_v6=(); mail_v4=(); mail_v6=()
+for a in "${mail_addrs[@]}"; do case $a in *:*) mail_v6+=("$a") ;; *) mail_v4+=("$a") ;; esac; done
 for a in "${relay_addrs[@]}"; do case $a in *:*) relay_v6+=("$a") ;; *) relay_v4+=("$a") ;; esac; done
 for a in "${staff_nets[@]}"; do case $a in *:*) staff_v6+=("$a") ;; *) staff_v4+=("$a") ;; esac; done
 dns_uids=$(existing_uids root kairan kairan-tunnel systemd-resolve _apt)
@@ -356,6 +370,9 @@ sed -e "s|@RELAY_V4_ELEMENTS@|$(elements "${relay_v4[@]}")|" \
     -e "s|@RELAY_V6_ELEMENTS@|$(elements "${relay_v6[@]}")|" \
     -e "s|@STAFF_V4_ELEMENTS@|$(elements "${staff_v4[@]}")|" \
     -e "s|@STAFF_V6_ELEMENTS@|$(elements "${staff_v6[@]}")|" \
+    -e "s|@MAIL_V4_ELEMENTS@|$(elements "${mail_v4[@]}")|" \
+    -e "s|@MAIL_V6_ELEMENTS@|$(elements "${mail_v6[@]}")|" \
+    -e "s|@MAIL_PORTS@|$mail_ports|g" \
     -e "s|@DNS_UIDS@|${dns_uids:-0}|g" -e "s|@NTP_UIDS@|${ntp_uids:-0}|g" \
     -e "s|@KAIRAN_UID@|$kairan_uid|g" -e "s|@TUNNEL_UID@|$tunnel_uid|g" \
     -e "s|@RELAY_SSH_PORT@|$relay_ssh_port|g" \

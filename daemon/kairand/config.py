@@ -326,6 +326,56 @@ class RecurringSection(Section):
     """How often the series worker looks for occurrences whose time has come."""
 
 
+class MailSection(Section):
+    """E-mail as a second channel (issue 17): the city's SMTP relay and registration mailbox,
+    both reached outbound. Passwords come from the keyring (mail-smtp-password,
+    mail-imap-password), never from this file."""
+
+    enabled: bool = False
+    """Poll the registration mailbox and send alerts by mail."""
+    from_address: str = ""
+    """Sender of alerts and replies, e.g. "〇〇市 防災メール <alert@city.example.jp>"."""
+    registration_address: str = ""
+    """The published 空メール address (also the List-Unsubscribe mailto target)."""
+    authserv_id: str = ""
+    """The relay's authserv-id: only its Authentication-Results (SPF/DKIM/DMARC) are trusted."""
+    smtp_host: str = ""
+    """The city's SMTP relay (the only SMTP host the firewall allows)."""
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    """587 with STARTTLS, 465 with implicit TLS."""
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    """none is accepted only for a loopback host (tests, demo)."""
+    smtp_username: str = ""
+    """SMTP AUTH user; empty: no AUTH (a relay that trusts the appliance's address)."""
+    imap_host: str = ""
+    """The registration mailbox's IMAP server (the only IMAP host the firewall allows)."""
+    imap_port: Annotated[int, Field(ge=1, le=65535)] = 993
+    """993: IMAP over TLS."""
+    imap_security: Literal["tls", "none"] = "tls"
+    """none is accepted only for a loopback host (tests, demo)."""
+    imap_username: str = ""
+    """Login of the registration mailbox."""
+    imap_mailbox: str = "INBOX"
+    """Folder the registration mails arrive in; processed mails are deleted from it."""
+    encoding: Literal["iso-2022-jp", "utf-8"] = "iso-2022-jp"
+    """Charset of outgoing mail; ISO-2022-JP is what older Japanese phones expect."""
+    per_minute: Annotated[int, Field(ge=1, le=100000)] = 60
+    """The mail sender's own rate limit: the relay's cap on messages a minute."""
+    bounce_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    """Permanent failures (DSN 5.x.x) after which an address gets no more mail."""
+    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """How often the registration mailbox is read."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    """Per SMTP/IMAP command; no reply after DATA within it makes a send 'unconfirmed'."""
+    message_id_domain: str = "kairan.invalid"
+    """Right-hand side of the Message-IDs the appliance generates."""
+    ca_file: Path | None = None
+    """CA bundle for the relay's and mailbox's certificates (a city's internal CA); none: the
+    system's trust store."""
+    unsubscribe_url: str = ""
+    """An https one-click stop page, if the city runs one; empty: mailto only."""
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -343,6 +393,7 @@ class Config(Section):
     media: MediaSection = MediaSection()
     links: LinksSection = LinksSection()
     recurring: RecurringSection = RecurringSection()
+    mail: MailSection = MailSection()
 
     @property
     def database_path(self) -> Path:
@@ -370,6 +421,7 @@ _PATH_KEYS = {
     ("api", "socket"),
     ("backup", "directory"),
     ("backup", "mirror"),
+    ("mail", "ca_file"),
 }
 
 

@@ -1,8 +1,8 @@
 """Builds the daemon: one aiohttp root application whose cleanup contexts own every resource.
 
 Order: store (opened before the loop by `main`) → background tasks → LINE client → components
-(audience index, webhook site, inbox worker, delivery worker, retention worker, staff API
-site) → watchdog.
+(audience index, webhook site, inbox worker, delivery worker, retention worker, mail
+channel, staff API site) → watchdog.
 Each component is a cleanup context: it starts its work before `yield` and stops it after.
 The keys the components share, and the background-task helper, live in kairand.runtime: this
 module only composes.
@@ -28,6 +28,7 @@ from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.mail.component import mail_component
 from kairand.programs.expiry import program_expiry_component
 from kairand.queue.pushes import queue_component
 from kairand.reservations.notices import notices_component
@@ -96,6 +97,7 @@ def components() -> list[CleanupContext]:
         notices_component,
         queue_component,
         program_expiry_component,
+        mail_component,
         api_component,
     ]
 

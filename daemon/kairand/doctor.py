@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
+import ssl
 import stat
 import subprocess
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from kairand import hostfacts
 from kairand.config import Config, load_config
 from kairand.errors import KairanError
 from kairand.keys import secrets
+from kairand.mail.component import settings_from
+from kairand.mail.probe import probe_imap, probe_smtp
 from kairand.store import backup as store_backup
 from kairand.store.bootstrap import select_keyring
 from kairand.store.database import open_connection
@@ -329,6 +332,61 @@ def check_line(ctx: Context) -> Check:
     )
 
 
+def check_mail(ctx: Context) -> Check:
+    """The mail channel (issue 17): the SMTP relay and the registration mailbox answer and
+    accept the appliance's logins. Skipped when [mail] is not enabled."""
+    config = ctx.config
+    assert config is not None
+    name = ("メール配信", "mail channel")
+    if not config.mail.enabled:
+        return _c(*name, SKIP, "メール配信は無効です", "[mail] enabled = false")
+    try:
+        settings = settings_from(config.mail)
+        smtp_password = (
+            secrets.get_secret(secrets.MAIL_SMTP_PASSWORD) if settings.smtp_username else None
+        )
+        imap_password = secrets.get_secret(secrets.MAIL_IMAP_PASSWORD)
+    except (KairanError, RuntimeError) as exc:
+        return _c(*name, FAIL, "メールの設定またはパスワードに問題があります", str(exc))
+    ca = config.mail.ca_file
+    tls = ssl.create_default_context(cafile=str(ca) if ca else None)
+
+    async def both() -> tuple[str | None, str | None]:
+        return (
+            await probe_smtp(settings, smtp_password, tls),
+            await probe_imap(settings, imap_password, tls),
+        )
+
+    smtp_problem, imap_problem = asyncio.run(both())
+    if smtp_problem or imap_problem:
+        parts_ja = [
+            *(["送信サーバー（SMTP）に接続できません"] if smtp_problem else []),
+            *(["受信サーバー（IMAP）に接続できません"] if imap_problem else []),
+        ]
+        parts_en = [
+            *(
+                [f"smtp {settings.smtp_host}:{settings.smtp_port}: {smtp_problem}"]
+                if smtp_problem
+                else []
+            ),
+            *(
+                [f"imap {settings.imap_host}:{settings.imap_port}: {imap_problem}"]
+                if imap_problem
+                else []
+            ),
+        ]
+        return _c(
+            *name, FAIL, "、".join(parts_ja) + "（nftables・パスワードを確認）", "; ".join(parts_en)
+        )
+    return _c(
+        *name,
+        OK,
+        "送信・受信サーバーに接続できます",
+        f"smtp {settings.smtp_host}:{settings.smtp_port} and imap {settings.imap_host}:"
+        f"{settings.imap_port} accept the logins",
+    )
+
+
 def _timedatectl() -> str | None:
     if not shutil.which("timedatectl"):
         return None
@@ -409,6 +467,7 @@ CHECKS: list[Callable[[Context], Check]] = [
     check_tls,
     check_tunnel,
     check_line,
+    check_mail,
     check_clock,
     check_updates,
 ]

@@ -1,4 +1,5 @@
-"""Structured, journald-friendly log lines (`event key=value ...`) that cannot carry LINE user ids.
+"""Structured, journald-friendly log lines (`event key=value ...`) that cannot carry LINE user ids
+or mail addresses.
 
 Every record passes through `RedactingFilter`, which replaces anything shaped like a LINE user,
 group or room id, and long hex/base64 secrets, before the record is formatted. Code should log
@@ -16,11 +17,13 @@ from typing import Any
 
 # LINE user/group/room ids: U/C/R + 32 lowercase hex digits.
 LINE_ID_RE = re.compile(r"[UCR][0-9a-f]{32}")
+# Mail addresses (the mail channel, issue 17): anything local@domain.tld, also inside <...>.
+MAIL_ADDRESS_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return LINE_ID_RE.sub(REDACTED, text)
+    return MAIL_ADDRESS_RE.sub(REDACTED, LINE_ID_RE.sub(REDACTED, text))
 
 
 def _render_value(value: Any) -> str:

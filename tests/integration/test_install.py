@@ -223,7 +223,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     ruleset = (root / "etc/kairan/nftables/kairan.nft").read_text()
     assert "@" not in "".join(
         line for line in ruleset.splitlines() if not line.lstrip().startswith("#")
-    ).replace("@relay_v", "").replace("@staff_v", "")
+    ).replace("@relay_v", "").replace("@staff_v", "").replace("@mail_v", "")
     assert f"meta skuid {{ {k}, {t} }} tcp dport 443" in ruleset
     assert "203.0.113.10" in ruleset and "2001:db8::10" in ruleset and "192.168.10.0/24" in ruleset
     check = subprocess.run(

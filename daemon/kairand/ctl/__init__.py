@@ -31,6 +31,7 @@ GROUPS: list[str] = [
     "records",  # incident record|list|report, training record|list (issue 13)
     "handover",  # handover export (issue 13, S22)
     "programs",  # programs list|put|install-child-safety|districts|institution
+    "mail",  # mail status
 ]
 
 

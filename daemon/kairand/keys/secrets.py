@@ -19,6 +19,10 @@ CHANNEL_SECRET = "line-channel-secret"  # noqa: S105 - a name, not a value
 CHANNEL_ACCESS_TOKEN = "line-channel-access-token"  # noqa: S105
 SIGNING_KEY = "signing-key"
 RECEIPT_HMAC_KEY = "receipt-hmac-key"
+# The city's SMTP relay and registration mailbox (issue 17): provisioned by the operator,
+# optional (only when the mail channel is configured), so not in ALL.
+MAIL_SMTP_PASSWORD = "mail-smtp-password"  # noqa: S105 - a name, not a value
+MAIL_IMAP_PASSWORD = "mail-imap-password"  # noqa: S105 - a name, not a value
 
 ALL = (DB_KEY, CHANNEL_SECRET, CHANNEL_ACCESS_TOKEN, SIGNING_KEY, RECEIPT_HMAC_KEY)
 

@@ -77,6 +77,9 @@ def namespaces(tmp_path: Path) -> Iterator[tuple[str, str]]:
             "@RELAY_V6_ELEMENTS@": "",
             "@STAFF_V4_ELEMENTS@": "",
             "@STAFF_V6_ELEMENTS@": "",
+            "@MAIL_V4_ELEMENTS@": f"elements = {{ {NET} }}",
+            "@MAIL_V6_ELEMENTS@": "",
+            "@MAIL_PORTS@": "587, 993",
             "@DNS_UIDS@": f"0, {KAIRAN}, {TUNNEL}",
             "@NTP_UIDS@": "0",
             "@KAIRAN_UID@": str(KAIRAN),
@@ -101,6 +104,8 @@ def namespaces(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 "443",
                 "8443",
                 "2222",
+                "587",
+                "993",
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -150,7 +155,12 @@ def test_outbound_only_for_the_service_users(namespaces) -> None:
     assert not connect(box, OTHER, NET, 443)
     assert connect(box, TUNNEL, NET, 2222)
     assert not connect(box, KAIRAN, NET, 2222)
-    assert time.monotonic() - started < 15
+    # The mail channel (issue 17): only the daemon, only to the mail hosts' mail ports.
+    assert connect(box, KAIRAN, NET, 587)
+    assert connect(box, KAIRAN, NET, 993)
+    assert not connect(box, TUNNEL, NET, 587)
+    assert not connect(box, OTHER, NET, 993)
+    assert time.monotonic() - started < 20
 
 
 def test_nothing_comes_in(namespaces) -> None:

@@ -43,6 +43,9 @@ def render_nft(**over: str) -> str:
         "@TUNNEL_UID@": "992",
         "@APT_UIDS@": "42",
         "@RELAY_SSH_PORT@": "22",
+        "@MAIL_V4_ELEMENTS@": "elements = { 198.51.100.25 }",
+        "@MAIL_V6_ELEMENTS@": "",
+        "@MAIL_PORTS@": "465,587,993",
         **over,
     }
     text = (PROV / "nftables" / "kairan.nft.in").read_text()

@@ -1,0 +1,92 @@
+"""The mail channel inside the daemon (issue 17): at start-up, sends left 'pending' by a crash
+become 'unconfirmed' (never resent); then the registration mailbox is polled every
+`mail.poll_seconds`. Off unless `[mail] enabled = true`."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from kairand.config import Config, MailSection
+from kairand.keys import secrets
+from kairand.logs import get_logger
+from kairand.mail.intake import Intake
+from kairand.mail.sender import MailSender
+from kairand.mail.settings import MailSettings
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, periodic
+from kairand.store.database import Store
+
+log = get_logger(__name__)
+
+MAIL_SENDER: Final[web.AppKey[MailSender]] = web.AppKey("mail_sender")
+
+
+def settings_from(section: MailSection) -> MailSettings:
+    """The mail settings of the config (ConfigError for a plaintext non-loopback host)."""
+    return MailSettings(
+        from_address=section.from_address,
+        registration_address=section.registration_address,
+        authserv_id=section.authserv_id,
+        smtp_host=section.smtp_host,
+        imap_host=section.imap_host,
+        smtp_port=section.smtp_port,
+        smtp_security=section.smtp_security,
+        smtp_username=section.smtp_username or None,
+        imap_port=section.imap_port,
+        imap_security=section.imap_security,
+        imap_username=section.imap_username,
+        imap_mailbox=section.imap_mailbox,
+        encoding=section.encoding,
+        per_minute=section.per_minute,
+        bounce_threshold=section.bounce_threshold,
+        timeout_seconds=section.timeout_seconds,
+        message_id_domain=section.message_id_domain,
+        unsubscribe_url=section.unsubscribe_url or None,
+        poll_seconds=section.poll_seconds,
+    )
+
+
+def _prepare(config: Config, store: Store) -> tuple[Intake, MailSender]:
+    """Blocking preparation (keyring reads, CA bundle): run off the event loop."""
+    settings = settings_from(config.mail)
+    smtp_password = (
+        secrets.get_secret(secrets.MAIL_SMTP_PASSWORD) if settings.smtp_username else None
+    )
+    ca_file = config.mail.ca_file
+    tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    intake = Intake(
+        store,
+        settings,
+        imap_password=secrets.get_secret(secrets.MAIL_IMAP_PASSWORD),
+        smtp_password=smtp_password,
+        hmac_key=secrets.receipt_hmac_key(),
+        signing_key=secrets.signing_key(),
+        tls=tls,
+    )
+    return intake, MailSender(store, settings, smtp_password, tls=tls)
+
+
+async def mail_component(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    if not config.mail.enabled:
+        yield
+        return
+    intake, sender = await asyncio.get_running_loop().run_in_executor(
+        None, _prepare, config, app[STORE]
+    )
+    await sender.recover()
+    app[MAIL_SENDER] = sender
+
+    async def poll() -> None:
+        await intake.poll_once()
+
+    async def run() -> None:
+        await periodic("mail.poll", config.mail.poll_seconds, poll, stopping=app[STOPPING])
+
+    app[TASKS].worker("mail-intake", run)
+    log.info("mail.started", poll_seconds=config.mail.poll_seconds)
+    yield

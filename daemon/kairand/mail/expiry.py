@@ -1,0 +1,51 @@
+"""Annual expiry of mail registrations (issue 17 item 4, K2): at each yearly boundary of the
+registration's annual retention rule (31 March 23:59 JST unless configured), every mail
+subscriber whose registration began before it is deleted with its answers, and a signed
+deletion receipt holding an HMAC of the address (never the address) is written for each, as
+for LINE residents."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kairand.retention import rules
+from kairand.retention.purge import record_deletion
+from kairand.store import mail as mail_store
+from kairand.store.database import Connection
+
+
+def expire_annual(
+    conn: Connection,
+    policy: rules.Annual,
+    *,
+    last_run: int,
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+) -> int:
+    """Delete the registrations expired by boundaries in (LAST_RUN, NOW]; returns how many.
+    Runs in the caller's transaction; a second run over the same span deletes nothing more."""
+    boundaries = rules.boundaries_between(policy, last_run, now)
+    if not boundaries:
+        return 0
+    expired = 0
+    for address in mail_store.created_before(conn, boundaries[-1]):
+        deleted = mail_store.delete(conn, address)
+        if deleted is None:
+            continue
+        record_deletion(
+            conn,
+            line_user_id=address,  # the subject: only its HMAC is stored
+            reason="annual_expiry",
+            deleted=deleted,
+            now=now,
+            hmac_key=hmac_key,
+            signing_key=signing_key,
+            actor="system:retention",
+            action="mail_subscriber.expire",
+            audit_detail={"boundary": boundaries[-1], **deleted},
+        )
+        expired += 1
+    if expired:
+        mail_store.bump(conn, "annual_expired", expired)
+    return expired

@@ -1,0 +1,259 @@
+"""The registration mailbox, polled over IMAP (TLS) with aioimaplib: 空メール registration,
+answers, stops and bounces. Each mail is handled in one store transaction (the pure
+kairand.mail.dialogue decides), the replies are sent, then the mail is deleted from the mailbox.
+
+A mail already handled (its digest is in `mail_inbox_seen`) is only deleted again, so a crash
+between the transaction and the deletion never handles a mail twice. (A crash between the
+transaction and the reply loses that reply; the person's next mail gets a fresh one.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aioimaplib
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kairand.conversation.survey import SurveyDefinition, default_survey
+from kairand.logs import get_logger
+from kairand.mail import dialogue, message
+from kairand.mail.settings import MailSettings
+from kairand.mail.transport import Outcome, SmtpSession
+from kairand.retention.purge import record_deletion
+from kairand.store import mail as mail_store
+from kairand.store import survey as survey_store
+from kairand.store.database import Connection, Store
+
+log = get_logger(__name__)
+
+
+class ImapError(Exception):
+    """The mailbox could not be read (login refused, command failed): nothing was changed."""
+
+
+@dataclass
+class Handled:
+    event: str
+    sender: str | None = None
+    replies: tuple[dialogue.Reply, ...] = ()
+    in_reply_to: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def digest_of(raw: bytes, message_id: str) -> str:
+    return hashlib.sha256((message_id or "").encode() + b"\0" + raw[:65536]).hexdigest()
+
+
+def handle(
+    conn: Connection,
+    *,
+    raw: bytes,
+    settings: MailSettings,
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+    new_code: Callable[[], str],
+    new_token: Callable[[], str],
+) -> Handled:
+    """One inbound mail, in the caller's transaction: decide and store (no network)."""
+    bounce = message.parse_dsn(raw)
+    parsed = message.parse_inbound(raw, settings.authserv_id)
+    digest = digest_of(raw, parsed.message_id)
+    if mail_store.seen(conn, digest):
+        return Handled("duplicate")
+    mail_store.mark_seen(conn, digest, now)
+    if bounce is not None:
+        stopped = 0
+        for address in bounce.recipients:
+            if mail_store.record_bounce(conn, address, settings.bounce_threshold, now):
+                stopped += 1
+        mail_store.bump(conn, "bounces", len(bounce.recipients))
+        if stopped:
+            mail_store.bump(conn, "bounced_stopped", stopped)
+        return Handled("bounce", counts={"bounced": len(bounce.recipients), "stopped": stopped})
+    if parsed.sender is None:
+        mail_store.bump(conn, "inbound_unreadable")
+        return Handled("unreadable")
+    current = survey_store.current(conn)
+    survey: SurveyDefinition = current[1] if current else default_survey()
+    row = mail_store.load(conn, parsed.sender)
+    state = (
+        dialogue.Subscriber(
+            stage=row.stage,  # type: ignore[arg-type]  # CHECK constraint: one of Stage
+            stop_token=row.stop_token,
+            confirm_code=row.confirm_code,
+            attempts=row.attempts,
+            question=row.question,
+            answers=row.answers,
+        )
+        if row
+        else None
+    )
+    outcome = dialogue.step(state, parsed.inbound, survey, new_code, new_token)
+    mail_store.bump(conn, f"inbound_{outcome.event}")
+    if outcome.delete:
+        deleted = mail_store.delete(conn, parsed.sender)
+        if deleted is not None:
+            record_deletion(
+                conn,
+                line_user_id=parsed.sender,  # the subject: only its HMAC is stored
+                reason="request" if outcome.event == "stopped" else "retention",
+                deleted=deleted,
+                now=now,
+                hmac_key=hmac_key,
+                signing_key=signing_key,
+                actor="mail",
+                action="mail_subscriber.delete",
+                audit_detail={"event": outcome.event, **deleted},
+            )
+    elif outcome.state is not None:
+        s = outcome.state
+        mail_store.save(
+            conn,
+            parsed.sender,
+            stage=s.stage,
+            stop_token=s.stop_token,
+            confirm_code=s.confirm_code,
+            attempts=s.attempts,
+            question=s.question,
+            answers=dict(s.answers),
+            now=now,
+        )
+    return Handled(outcome.event, parsed.sender, outcome.replies, parsed.message_id or None)
+
+
+class Intake:
+    def __init__(
+        self,
+        store: Store,
+        settings: MailSettings,
+        *,
+        imap_password: str,
+        smtp_password: str | None,
+        hmac_key: bytes,
+        signing_key: Ed25519PrivateKey,
+        tls: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._imap_password = imap_password
+        self._smtp_password = smtp_password
+        self._hmac_key = hmac_key
+        self._signing_key = signing_key
+        self._tls = tls
+        self._clock = clock
+
+    def _new_code(self) -> str:
+        return f"{secrets.randbelow(1_000_000):06d}"
+
+    def _new_token(self) -> str:
+        return secrets.token_urlsafe(24)
+
+    async def _connect(self) -> aioimaplib.IMAP4:
+        s = self.settings
+        client: aioimaplib.IMAP4
+        if s.imap_security == "tls":
+            client = aioimaplib.IMAP4_SSL(
+                host=s.imap_host,
+                port=s.imap_port,
+                timeout=s.timeout_seconds,
+                ssl_context=self._tls or ssl.create_default_context(),
+            )
+        else:
+            client = aioimaplib.IMAP4(host=s.imap_host, port=s.imap_port, timeout=s.timeout_seconds)
+        await client.wait_hello_from_server()
+        response = await client.login(s.imap_username, self._imap_password)
+        if response.result != "OK":
+            raise ImapError("the mailbox refused the login")
+        response = await client.select(s.imap_mailbox)
+        if response.result != "OK":
+            raise ImapError(f"the mailbox {s.imap_mailbox!r} cannot be selected")
+        return client
+
+    async def poll_once(self) -> dict[str, int]:
+        """Handle every mail in the mailbox; returns counts per event."""
+        counts: dict[str, int] = {}
+        client = await self._connect()
+        try:
+            response = await client.uid_search("ALL", charset=None)
+            if response.result != "OK":
+                raise ImapError("SEARCH failed")
+            uids = [u for line in response.lines[:1] for u in line.decode().split() if u.isdigit()]
+            for uid in uids:
+                raw = await self._fetch(client, uid)
+                if raw is None:
+                    continue
+                work = functools.partial(
+                    handle,
+                    raw=raw,
+                    settings=self.settings,
+                    now=int(self._clock()),
+                    hmac_key=self._hmac_key,
+                    signing_key=self._signing_key,
+                    new_code=self._new_code,
+                    new_token=self._new_token,
+                )
+                handled = await self.store.write(work)
+                counts[handled.event] = counts.get(handled.event, 0) + 1
+                if handled.replies and handled.sender:
+                    await self._reply(handled)
+                await client.uid("store", uid, "+FLAGS.SILENT", r"(\Deleted)")
+            if uids:
+                await client.expunge()
+        finally:
+            with contextlib.suppress(aioimaplib.Abort, OSError, TimeoutError):
+                await client.logout()
+        if counts:
+            log.info("mail.intake.polled", **counts)
+        return counts
+
+    async def _fetch(self, client: aioimaplib.IMAP4, uid: str) -> bytes | None:
+        response = await client.uid("fetch", uid, "(BODY.PEEK[])")
+        if response.result != "OK":
+            return None
+        # aioimaplib: [b'N FETCH (UID u BODY[] {size}', bytearray(literal), b')', b'...OK']
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                return bytes(line)
+        return None
+
+    async def _reply(self, handled: Handled) -> None:
+        assert handled.sender is not None
+        async with SmtpSession(self.settings, self._smtp_password, self._tls) as session:
+            for reply in handled.replies:
+                try:
+                    mime = message.build(
+                        sender=self.settings.from_address,
+                        to=handled.sender,
+                        subject=reply.subject,
+                        body=reply.body,
+                        message_id=message.new_message_id(self.settings.message_id_domain),
+                        encoding=self.settings.encoding,
+                        in_reply_to=handled.in_reply_to,
+                    )
+                except ValueError:
+                    mime = message.build(
+                        sender=self.settings.from_address,
+                        to=handled.sender,
+                        subject=reply.subject,
+                        body=reply.body,
+                        message_id=message.new_message_id(self.settings.message_id_domain),
+                        encoding="utf-8",
+                        in_reply_to=handled.in_reply_to,
+                    )
+                outcome = await session.send(
+                    message.normalize_address(self.settings.from_address)
+                    or self.settings.from_address,
+                    handled.sender,
+                    mime.as_bytes(),
+                )
+                if outcome is not Outcome.SENT:
+                    log.warning("mail.reply.not_sent", outcome=outcome.value)

@@ -1,0 +1,273 @@
+"""Mail channel storage (issue 17): subscribers by address, their answers, the per-send
+Message-ID rows that make each (delivery, subscriber) send happen at most once across crashes,
+processed inbound mails and counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kairand.store.database import Connection
+
+
+@dataclass(frozen=True)
+class MailRow:
+    id: int
+    stage: str
+    stop_token: str
+    confirm_code: str | None
+    attempts: int
+    question: int
+    bounces: int
+    answers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+_COLUMNS = "id, stage, stop_token, confirm_code, attempts, question, bounces"
+
+
+def _answers(conn: Connection, subscriber_id: int) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for question, value in conn.execute(
+        "SELECT question, value FROM mail_answers WHERE subscriber_id = ? ORDER BY question, value",
+        (subscriber_id,),
+    ):
+        out.setdefault(question, [])
+        if value != "":
+            out[question].append(value)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _row(conn: Connection, where: str, param: object) -> MailRow | None:
+    found = conn.execute(
+        f"SELECT {_COLUMNS} FROM mail_subscribers WHERE {where} = ?",
+        (param,),
+    ).fetchone()
+    if found is None:
+        return None
+    return MailRow(
+        id=int(found[0]),
+        stage=str(found[1]),
+        stop_token=str(found[2]),
+        confirm_code=found[3],
+        attempts=int(found[4]),
+        question=int(found[5]),
+        bounces=int(found[6]),
+        answers=_answers(conn, int(found[0])),
+    )
+
+
+def load(conn: Connection, address: str) -> MailRow | None:
+    return _row(conn, "address", address)
+
+
+def address_of(conn: Connection, subscriber_id: int) -> str | None:
+    found = conn.execute(
+        "SELECT address FROM mail_subscribers WHERE id = ?", (subscriber_id,)
+    ).fetchone()
+    return str(found[0]) if found else None
+
+
+def by_stop_token(conn: Connection, token: str) -> tuple[str, MailRow] | None:
+    found = conn.execute(
+        "SELECT address FROM mail_subscribers WHERE stop_token = ?", (token,)
+    ).fetchone()
+    if found is None:
+        return None
+    row = load(conn, str(found[0]))
+    return (str(found[0]), row) if row else None
+
+
+def save(
+    conn: Connection,
+    address: str,
+    *,
+    stage: str,
+    stop_token: str,
+    confirm_code: str | None,
+    attempts: int,
+    question: int,
+    answers: dict[str, tuple[str, ...]],
+    now: int,
+) -> int:
+    """Insert or update the subscriber at ADDRESS and replace its answers; returns its id."""
+    conn.execute(
+        "INSERT INTO mail_subscribers (address, stage, confirm_code, attempts, question,"
+        " stop_token, created_at, updated_at, registered_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'registered' THEN ? END)"
+        " ON CONFLICT (address) DO UPDATE SET stage = excluded.stage,"
+        " confirm_code = excluded.confirm_code, attempts = excluded.attempts,"
+        " question = excluded.question, updated_at = excluded.updated_at,"
+        " bounces = CASE WHEN excluded.stage = 'registered' THEN 0 ELSE bounces END,"
+        " registered_at = CASE WHEN excluded.stage = 'registered'"
+        "   THEN coalesce(registered_at, excluded.updated_at) ELSE registered_at END",
+        (address, stage, confirm_code, attempts, question, stop_token, now, now, stage, now),
+    )
+    subscriber_id = int(
+        conn.execute("SELECT id FROM mail_subscribers WHERE address = ?", (address,)).fetchone()[0]
+    )
+    conn.execute("DELETE FROM mail_answers WHERE subscriber_id = ?", (subscriber_id,))
+    rows = [
+        (subscriber_id, question_code, value)
+        for question_code, values in answers.items()
+        # An answered-but-skipped question is kept as one empty value, so it is not asked again.
+        for value in (values or ("",))
+    ]
+    conn.executemany(
+        "INSERT INTO mail_answers (subscriber_id, question, value) VALUES (?, ?, ?)", rows
+    )
+    return subscriber_id
+
+
+def delete(conn: Connection, address: str) -> dict[str, int] | None:
+    """Delete the subscriber at ADDRESS and its answers; kinds and counts deleted, or None."""
+    found = conn.execute("SELECT id FROM mail_subscribers WHERE address = ?", (address,)).fetchone()
+    if found is None:
+        return None
+    answers = int(
+        conn.execute(
+            "SELECT count(*) FROM mail_answers WHERE subscriber_id = ? AND value != ''",
+            (found[0],),
+        ).fetchone()[0]
+    )
+    conn.execute("DELETE FROM mail_subscribers WHERE id = ?", (found[0],))
+    return {"mail_subscriber": 1, "answers": answers}
+
+
+def recipients(conn: Connection) -> list[tuple[int, dict[str, tuple[str, ...]]]]:
+    """Registered subscribers (not bounced): internal id and answers, for audience matching."""
+    ids = [
+        int(r[0])
+        for r in conn.execute("SELECT id FROM mail_subscribers WHERE stage = 'registered'")
+    ]
+    return [(i, _answers(conn, i)) for i in ids]
+
+
+def stage_counts(conn: Connection) -> dict[str, int]:
+    return {
+        str(stage): int(n)
+        for stage, n in conn.execute("SELECT stage, count(*) FROM mail_subscribers GROUP BY stage")
+    }
+
+
+# Inbound mails already processed (sha256 of Message-ID + Date, no address).
+
+
+def seen(conn: Connection, digest: str) -> bool:
+    found = conn.execute("SELECT 1 FROM mail_inbox_seen WHERE digest = ?", (digest,)).fetchone()
+    return found is not None
+
+
+def mark_seen(conn: Connection, digest: str, now: int) -> None:
+    conn.execute("INSERT OR IGNORE INTO mail_inbox_seen (digest, at) VALUES (?, ?)", (digest, now))
+
+
+# Sends: one row per (delivery, subscriber), written BEFORE the relay is contacted.
+
+
+def claim_send(
+    conn: Connection, delivery_id: int, subscriber_id: int, message_id: str, now: int
+) -> tuple[str, str]:
+    """(state, message_id) of the send: a new row in state 'pending' with MESSAGE_ID, or the
+    existing row. Only a caller that gets back 'pending' with its own MESSAGE_ID (or 'retry')
+    may contact the relay."""
+    found = conn.execute(
+        "SELECT state, message_id FROM mail_sends WHERE delivery_id = ? AND subscriber_id = ?",
+        (delivery_id, subscriber_id),
+    ).fetchone()
+    if found is not None:
+        state, stored = str(found[0]), str(found[1])
+        if state == "retry":
+            conn.execute(
+                "UPDATE mail_sends SET state = 'pending'"
+                " WHERE delivery_id = ? AND subscriber_id = ?",
+                (delivery_id, subscriber_id),
+            )
+        return state, stored
+    conn.execute(
+        "INSERT INTO mail_sends (delivery_id, subscriber_id, message_id, state, stored_at)"
+        " VALUES (?, ?, ?, 'pending', ?)",
+        (delivery_id, subscriber_id, message_id, now),
+    )
+    return "pending", message_id
+
+
+def finish_send(
+    conn: Connection, delivery_id: int, subscriber_id: int, state: str, now: int
+) -> None:
+    conn.execute(
+        "UPDATE mail_sends SET state = ?, finished_at = ?"
+        " WHERE delivery_id = ? AND subscriber_id = ?",
+        (state, now, delivery_id, subscriber_id),
+    )
+
+
+def recover_pending(conn: Connection, now: int) -> int:
+    """At start-up: sends left 'pending' by a crash may have reached the relay. They become
+    'unconfirmed' (flagged for a person), never resent automatically."""
+    cursor = conn.execute(
+        "UPDATE mail_sends SET state = 'unconfirmed', finished_at = ? WHERE state = 'pending'",
+        (now,),
+    )
+    return int(cursor.rowcount)
+
+
+def send_states(conn: Connection, delivery_id: int | None = None) -> dict[str, int]:
+    where, params = (
+        ("WHERE delivery_id = ?", (delivery_id,)) if delivery_id is not None else ("", ())
+    )
+    return {
+        str(state): int(n)
+        for state, n in conn.execute(
+            f"SELECT state, count(*) FROM mail_sends {where} GROUP BY state",
+            params,
+        )
+    }
+
+
+def send_by_message_id(conn: Connection, message_id: str) -> tuple[int, int] | None:
+    found = conn.execute(
+        "SELECT delivery_id, subscriber_id FROM mail_sends WHERE message_id = ?", (message_id,)
+    ).fetchone()
+    return (int(found[0]), int(found[1])) if found else None
+
+
+# Bounces and counters.
+
+
+def record_bounce(conn: Connection, address: str, threshold: int, now: int) -> bool | None:
+    """Count a permanent failure for ADDRESS; True when it reached THRESHOLD and deliveries to
+    it stop (stage 'bounced'); None when the address is not a subscriber."""
+    found = conn.execute(
+        "SELECT id, bounces FROM mail_subscribers WHERE address = ?", (address,)
+    ).fetchone()
+    if found is None:
+        return None
+    bounces = int(found[1]) + 1
+    stopped = bounces >= threshold
+    conn.execute(
+        "UPDATE mail_subscribers SET bounces = ?, updated_at = ?,"
+        " stage = CASE WHEN ? THEN 'bounced' ELSE stage END WHERE id = ?",
+        (bounces, now, stopped, found[0]),
+    )
+    return stopped
+
+
+def bump(conn: Connection, name: str, by: int = 1) -> None:
+    conn.execute(
+        "INSERT INTO mail_counters (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        (name, by),
+    )
+
+
+def counters(conn: Connection) -> dict[str, int]:
+    return {str(k): int(v) for k, v in conn.execute("SELECT name, value FROM mail_counters")}
+
+
+def created_before(conn: Connection, boundary: int) -> list[str]:
+    """Addresses of subscribers whose registration began before BOUNDARY (annual expiry)."""
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT address FROM mail_subscribers WHERE created_at < ? ORDER BY id", (boundary,)
+        )
+    ]
