@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import signal
 import socket
 import subprocess
@@ -91,8 +92,34 @@ def ensure_setup(directory: Path) -> Path:
     return config_path
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM when the demo process ends, however it ends (even killed
+    with SIGKILL), so nothing the demo started outlives it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class TerminalGone(BaseException):
+    """SIGHUP (the terminal was closed, the ssh session dropped) or SIGTERM: stop everything."""
+
+
+def _stop_on_hangup() -> None:
+    def handler(signum: int, frame: object) -> None:
+        # Once only: a second signal must not interrupt the orderly stop that follows.
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise TerminalGone(signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 class Processes:
-    """The daemon and the simulator as child processes; stopped with SIGTERM, then killed."""
+    """The daemon and the simulator as child processes; stopped with SIGTERM, then killed.
+    They also die with the demo process itself (PR_SET_PDEATHSIG)."""
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
@@ -101,7 +128,11 @@ class Processes:
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self.children.append((name, proc, log))
         return proc
@@ -230,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     marker = config_path.parent / "state" / "demo-seeded"
     processes = Processes(logs)
     python = sys.executable
+    _stop_on_hangup()
     try:
         processes.start("kairand", [python, "-m", "kairand", "--config", str(config_path)])
         processes.start(
@@ -262,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except TerminalGone as gone:
+        return 128 + int(gone.args[0])
     finally:
         processes.stop()
 

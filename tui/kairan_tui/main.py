@@ -61,9 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     socket = resolve_socket(args.socket, args.config)
     from kairan_tui.app import make_app
+    from kairan_tui.hangup import HANGUP_STATUS, HangupWatch
 
-    make_app(socket).run()
-    return 0
+    app = make_app(socket)
+
+    def request_exit() -> None:
+        app.call_from_thread(app.exit, return_code=HANGUP_STATUS)
+
+    watch = HangupWatch(request_exit).start() if sys.stdin.isatty() else None
+    app.run()
+    if watch is not None:
+        watch.stop()
+        if watch.hung_up.is_set():
+            return HANGUP_STATUS
+    return app.return_code or 0
 
 
 if __name__ == "__main__":
