@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
 from textual.containers import Center, Middle
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -23,6 +25,7 @@ from kairan_tui.client import CONNECTION_LOST_MESSAGE, ApiError, ConnectionLost,
 from kairan_tui.commands import ScreenCommands
 from kairan_tui.modals.confirm import HeldKey
 from kairan_tui.navigation import SCREENS, allowed_screens
+from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
 from kairand.api import schema
 
@@ -66,6 +69,7 @@ class ConnectingScreen(Screen):
     def compose(self) -> ComposeResult:
         with Middle(), Center():
             yield Static("サーバーに接続しています…", id="connecting-message")
+        yield MessageLine()
         yield Footer()
 
     def show(self, text: str) -> None:
@@ -108,6 +112,9 @@ class KairanApp(App[None]):
         self._installed: list[str] = []
         self.held_key = HeldKey()
         """Repeats of a key held down on a confirmation that has closed (modals.confirm)."""
+        self.message: tuple[str, str, str] | None = None
+        """The message on the message line (text, title, severity), until it times out."""
+        self._message_serial = 0
 
     def get_default_screen(self) -> Screen:
         return ConnectingScreen()
@@ -126,6 +133,48 @@ class KairanApp(App[None]):
         ):
             return  # the rest of a key held on a confirmation that has already closed
         await super().on_event(event)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Messages go to the full-width message line of the screen (widgets.message_line),
+        never to a floating toast (textual#6357 drops Japanese characters under overlays).
+        The notification is still recorded (the toast rack itself is hidden by the CSS).
+        Messages are plain text: a staff member's input is never read as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        if threading.get_ident() != self._thread_id:
+            self.call_from_thread(self._show_message, message, title, severity, timeout)
+        else:
+            self._show_message(message, title, severity, timeout)
+
+    def _show_message(self, message: str, title: str, severity: str, timeout: float | None) -> None:
+        self.message = (message, title, severity)
+        self._message_serial += 1
+        serial = self._message_serial
+        self.update_message_lines()
+        seconds = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        self.set_timer(seconds, lambda: self._expire_message(serial))
+
+    def _expire_message(self, serial: int) -> None:
+        if serial == self._message_serial:
+            self.message = None
+            self.update_message_lines()
+
+    def update_message_lines(self) -> None:
+        for screen in self.screen_stack:
+            for line in screen.query(MessageLine):
+                if self.message is None:
+                    line.clear_message()
+                else:
+                    line.show_message(*self.message)
 
     # -- identity --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from textual.widgets import Footer
 from textual.worker import Worker
 
 from kairan_tui.client import ApiError, ConnectionLost, KairanApi
+from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class KairanScreen(Screen):
         yield TopBar(self.SCREEN_NAME)
         yield ConnectionBanner()
         yield from self.compose_body()
+        yield MessageLine()
         yield Footer()
 
     def compose_body(self) -> ComposeResult:
@@ -40,6 +42,7 @@ class KairanScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.kairan.update_connection_banners()
+        self.kairan.update_message_lines()
         self.refresh_data()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
+
+from kairan_tui.widgets.wrapped import WrappedText
 
 
 class LinePreview(Vertical):
@@ -45,13 +48,14 @@ class LinePreview(Vertical):
     def _render_bubbles(self) -> None:
         holder = self.query_one("#bubbles", VerticalScroll)
         holder.remove_children()
-        widgets: list[Static] = []
+        widgets: list[Widget] = []
         if not self._messages:
             widgets.append(Static("本文を入力すると、ここに表示されます。", classes="empty"))
         else:
             widgets.append(Static(self.account_name, classes="account"))
             for text in self._messages:
-                widgets.append(Static(text, classes="bubble", markup=False))
+                # Wrapped with Japanese line-breaking rules, as LINE's apps do.
+                widgets.append(WrappedText(text, classes="bubble"))
             if self._silent:
                 widgets.append(Static("通知なし（音やバイブは鳴りません）", classes="notice"))
         holder.mount_all(widgets)
