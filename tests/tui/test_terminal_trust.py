@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Button, Checkbox, DataTable, Input, TextArea
 from textual.widgets._toast import Toast
 from tui_helpers import notifications, wait_until
 
 from kairan_tui.kinsoku import NO_LINE_START
+from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.compose import ComposeScreen
+from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.wrapped import WrappedText
 
@@ -74,3 +77,109 @@ async def test_messages_use_the_message_line_not_toasts(size, app_for):
         # No toast is visible anywhere.
         assert all(not toast.display or not toast.visible for toast in app.screen.query(Toast))
         assert not [t for t in app.screen.query("ToastRack") if t.display]
+
+
+async def type_draft(pilot, screen: ComposeScreen, title: str) -> None:
+    screen.query_one("#title", Input).value = title
+    area = screen.query_one("#message-1", MessageEditor).query_one(TextArea)
+    area.text = "あ" * 5000
+    screen.query_one("#segment-all", Checkbox).value = True
+    await pilot.pause(0.1)
+
+
+@pytest.mark.req("N5")
+async def test_new_asks_before_wiping_a_draft(app_for, fake):
+    """N5 (item 2): Ctrl+N on a 5,000-character draft asks 保存して / 破棄して / 戻る; 戻る (and
+    Esc, and Enter: it has the focus) keeps every character; 保存 keeps it as a draft on the
+    server; 破棄 empties the form. An unchanged form starts anew without asking."""
+    app = app_for("sato")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, UnsavedModal)  # nothing to lose
+        await type_draft(pilot, screen, "長いお知らせ")
+        for leave in ("escape", "enter"):
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+            await pilot.press(leave)
+            await wait_until(pilot, lambda: app.screen is screen)
+            assert screen.messages() == ["あ" * 5000]
+            assert screen.query_one("#title", Input).value == "長いお知らせ"
+        before = set(fake.call(lambda: set(fake.state.deliveries)))
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        await pilot.click("#save")
+        await wait_until(pilot, lambda: screen.query_one("#title", Input).value == "")
+        new = set(fake.call(lambda: set(fake.state.deliveries))) - before
+        assert len(new) == 1
+        saved = fake.call(lambda: fake.state.deliveries[new.pop()])
+        assert saved["status"] == "draft"
+        assert saved["content"]["messages"] == ["あ" * 5000]
+        await type_draft(pilot, screen, "もう一つのお知らせ")
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        await pilot.click("#discard")
+        await wait_until(pilot, lambda: screen.query_one("#title", Input).value == "")
+        assert screen.messages() == [""]
+
+
+@pytest.mark.req("N5")
+async def test_quit_asks_before_losing_unsaved_text(app_for, fake):
+    """N5 (item 2): Ctrl+Q with unsaved text asks first; 戻る keeps the app running with the
+    text; 保存して終了 saves the draft and then quits."""
+    app = app_for("sato")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        await type_draft(pilot, screen, "終了前のお知らせ")
+        await pilot.press("f2")  # even from another screen
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        assert "終了" in str(app.screen.query_one("#save", Button).label)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert app.is_running and screen.query_one("#title", Input).value == "終了前のお知らせ"
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        await pilot.click("#save")
+        await wait_until(pilot, lambda: not app.is_running)
+    titles = fake.call(lambda: [d["content"]["title"] for d in fake.state.deliveries.values()])
+    assert "終了前のお知らせ" in titles
+
+
+@pytest.mark.req("N5")
+async def test_editing_a_draft_from_history_asks_first(app_for):
+    """N5 (item 2): `e` in 配信履歴 does not overwrite a form being edited without asking."""
+    app = app_for("ito")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        await type_draft(pilot, screen, "作成中のお知らせ")
+        await pilot.press("f5")
+        history = app.screen
+        await wait_until(pilot, lambda: history.query("#history-preview"))
+        table = history.query_one("#deliveries", DataTable)
+        await wait_until(pilot, lambda: table.row_count > 0)
+        draft_row = [
+            n
+            for n, key in enumerate(table.rows)
+            if history._items[int(key.value)].status == "draft"
+        ][0]
+        table.move_cursor(row=draft_row)
+        await wait_until(
+            pilot, lambda: history.selected is not None and history.selected.status == "draft"
+        )
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+        assert screen.query_one("#title", Input).value == "作成中のお知らせ"
+        await pilot.press("f5")
+        await pilot.pause(0.2)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        await pilot.click("#discard")
+        await wait_until(
+            pilot, lambda: screen.query_one("#title", Input).value == "秋のイベント情報"
+        )
+        assert not screen.has_unsaved_changes()

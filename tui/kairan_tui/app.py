@@ -112,6 +112,8 @@ class KairanApp(App[None]):
         self._installed: list[str] = []
         self.held_key = HeldKey()
         """Repeats of a key held down on a confirmation that has closed (modals.confirm)."""
+        self.compose_screen: Any = None
+        """The 配信作成 screen once opened (its unsaved work is asked about before quitting)."""
         self.message: tuple[str, str, str] | None = None
         """The message on the message line (text, title, severity), until it times out."""
         self._message_serial = 0
@@ -310,8 +312,32 @@ class KairanApp(App[None]):
             self.pop_screen()
         self.switch_mode(name)
 
+    async def action_quit(self) -> None:
+        """Ctrl+Q: ask first when 配信作成 holds unsaved work (保存して終了 / 破棄して終了 / 戻る)."""
+        self.quit_safely()
+
+    @work(exit_on_error=False, exclusive=True, group="quit")
+    async def quit_safely(self) -> None:
+        compose = self.compose_screen
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            if self.current_mode != "compose":
+                self.action_open_screen("compose")
+            if not await compose.confirm_leave("終了"):
+                return
+        self.exit()
+
     def open_draft(self, detail: schema.DeliveryDetail) -> None:
-        """Switch to 配信作成 with an existing draft loaded (from 配信履歴)."""
+        """Switch to 配信作成 with an existing draft loaded (from 配信履歴), after asking about
+        unsaved work in the form it replaces."""
+        self._open_draft(detail)
+
+    @work(exit_on_error=False, exclusive=True, group="open-draft")
+    async def _open_draft(self, detail: schema.DeliveryDetail) -> None:
+        compose = self.compose_screen
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            self.action_open_screen("compose")
+            if not await compose.confirm_leave("下書きを開く"):
+                return
         self.action_open_screen("compose")
         screen = self.screen
         load = getattr(screen, "load_draft", None)

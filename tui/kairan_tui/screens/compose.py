@@ -22,6 +22,7 @@ from kairan_tui.labels import (
 )
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.test_recipient import RecipientCodeModal
+from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.message_editor import MessageEditor
@@ -46,6 +47,47 @@ def parse_schedule(text: str) -> dt.datetime:
     return value.replace(tzinfo=JST)
 
 
+def _normalised_segment(segment: schema.SegmentFilter | None) -> object:
+    """A segment in a form that compares equal whatever order options were ticked in."""
+    if segment is None:
+        return None
+    data = segment.model_dump(mode="json")
+    conditions = []
+    for condition in data.get("conditions") or []:
+        condition = dict(condition)
+        if isinstance(condition.get("any_of"), list):
+            condition["any_of"] = sorted(condition["any_of"])
+        conditions.append(condition)
+    data["conditions"] = sorted(conditions, key=lambda c: str(sorted(c.items())))
+    return data
+
+
+def content_state(content: schema.DeliveryContent | None) -> dict[str, object]:
+    """What the form holds, as compared to decide whether there are unsaved changes."""
+    if content is None:
+        return {
+            "title": "",
+            "confidentiality": 1,
+            "messages": [],
+            "segment": None,
+            "silent": False,
+            "urgent": False,
+            "scheduled_at": "",
+        }
+    scheduled = ""
+    if content.scheduled_at is not None:
+        scheduled = f"{content.scheduled_at.astimezone(JST):%Y-%m-%d %H:%M}"
+    return {
+        "title": content.title.strip(),
+        "confidentiality": content.confidentiality,
+        "messages": [m for m in content.messages if m.strip()],
+        "segment": _normalised_segment(content.segment),
+        "silent": content.notification_disabled,
+        "urgent": content.urgent,
+        "scheduled_at": scheduled,
+    }
+
+
 class ComposeScreen(KairanScreen):
     SCREEN_NAME = "compose"
     SCREEN_TITLE = "配信作成"
@@ -66,6 +108,8 @@ class ComposeScreen(KairanScreen):
         self._debounce: Timer | None = None
         self.message_count = 1
         self._pending_segment: schema.SegmentFilter | None = None
+        self.saved_state: dict[str, object] = content_state(None)
+        """The form as last saved or opened: anything else is unsaved work."""
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -118,6 +162,7 @@ class ComposeScreen(KairanScreen):
                 yield LinePreview(id="preview")
 
     def on_mount(self) -> None:
+        self.kairan.compose_screen = self
         self.query_one("#class-blocked").display = False
         self.query_one("#title", Input).focus()
         self.load_survey()
@@ -303,8 +348,51 @@ class ComposeScreen(KairanScreen):
             self.draft_id = await self.api.create_draft(content)
         else:
             await self.api.update_draft(self.draft_id, content)
-        self.query_one("#draft-state", Static).update(f"下書き番号 {self.draft_id} として保存済み")
+        self.saved_state = content_state(content)
+        self.query_one("#draft-state", Static).update(
+            f"配信番号 {self.draft_id} の下書きとして保存済み"
+        )
         return self.draft_id
+
+    # -- unsaved work -----------------------------------------------------------------------
+
+    def form_state(self) -> dict[str, object]:
+        schedule = self.query_one("#schedule", Select).value
+        return {
+            "title": self.query_one("#title", Input).value.strip(),
+            "confidentiality": self.confidentiality(),
+            "messages": [m for m in self.messages() if m.strip()],
+            "segment": _normalised_segment(self.segment_choice.segment),
+            "silent": self.query_one("#silent", Checkbox).value,
+            "urgent": self.query_one("#urgent", Checkbox).value,
+            "scheduled_at": (
+                self.query_one("#scheduled-at", Input).value.strip() if schedule == "at" else ""
+            ),
+        }
+
+    def has_unsaved_changes(self) -> bool:
+        return self.form_state() != self.saved_state
+
+    async def confirm_leave(self, doing: str) -> bool:
+        """Before the form is replaced or closed: True when that may go ahead (nothing unsaved,
+        saved now, or discarded on purpose); False to stay. Call from a worker."""
+        if not self.has_unsaved_changes():
+            return True
+        choice = await self.app.push_screen_wait(UnsavedModal(doing))
+        if choice == "discard":
+            return True
+        if choice != "save":
+            return False
+        content = self._content_or_warn(for_sending=False)
+        if content is None:
+            return False
+        try:
+            draft_id = await self._save(content)
+        except ApiError as exc:
+            self.report(exc, "下書きを保存")
+            return False
+        self.notify(f"下書きを保存しました（配信番号 {draft_id}）。", title="下書き保存")
+        return True
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -320,7 +408,7 @@ class ComposeScreen(KairanScreen):
         except ApiError as exc:
             self.report(exc, "下書きを保存")
             return
-        self.notify(f"下書きを保存しました（番号 {draft_id}）。", title="下書き保存")
+        self.notify(f"下書きを保存しました（配信番号 {draft_id}）。", title="下書き保存")
 
     def action_test_send(self) -> None:
         content = self._content_or_warn(for_sending=True)
@@ -380,12 +468,18 @@ class ComposeScreen(KairanScreen):
             self.report(exc, "承認依頼")
             return
         self.notify(
-            f"承認を依頼しました（番号 {draft_id}）。承認されると配信されます。", title="承認依頼"
+            f"承認を依頼しました（配信番号 {draft_id}）。承認されると配信されます。",
+            title="承認依頼",
         )
         await self.reset_form()
 
-    async def action_new(self) -> None:
-        await self.reset_form()
+    def action_new(self) -> None:
+        self.start_new()
+
+    @work(exit_on_error=False, exclusive=True, group="compose-leave")
+    async def start_new(self) -> None:
+        if await self.confirm_leave("新規作成"):
+            await self.reset_form()
 
     async def reset_form(self) -> None:
         self.draft_id = None
@@ -399,6 +493,8 @@ class ComposeScreen(KairanScreen):
         self.query_one("#scheduled-at", Input).value = ""
         for builder in self.query(SegmentBuilder):
             builder.clear()
+        self.segment_choice = SegmentChoice(None, "", "")
+        self.saved_state = content_state(None)
         self.query_one("#title", Input).focus()
 
     def action_register_test_recipient(self) -> None:
@@ -418,7 +514,9 @@ class ComposeScreen(KairanScreen):
         """Open an existing draft (from 配信履歴) for editing."""
         self.draft_id = detail.id
         content = detail.content
-        self.query_one("#draft-state", Static).update(f"下書き番号 {detail.id} を編集中")
+        self.saved_state = content_state(content)
+        self.segment_choice = SegmentChoice(content.segment, "", "")
+        self.query_one("#draft-state", Static).update(f"配信番号 {detail.id} の下書きを編集中")
         self.query_one("#title", Input).value = content.title
         self.query_one("#confidentiality", Select).value = content.confidentiality
         await self._set_messages(list(content.messages))
