@@ -160,11 +160,11 @@ async def test_editing_a_draft_from_history_asks_first(app_for):
         await wait_until(pilot, lambda: history.query("#history-preview"))
         table = history.query_one("#deliveries", DataTable)
         await wait_until(pilot, lambda: table.row_count > 0)
-        draft_row = [
+        draft_row = next(
             n
             for n, key in enumerate(table.rows)
             if history._items[int(key.value)].status == "draft"
-        ][0]
+        )
         table.move_cursor(row=draft_row)
         await wait_until(
             pilot, lambda: history.selected is not None and history.selected.status == "draft"

@@ -313,7 +313,7 @@ class KairanApp(App[None]):
         self.switch_mode(name)
 
     async def action_quit(self) -> None:
-        """Ctrl+Q: ask first when 配信作成 holds unsaved work (保存して終了 / 破棄して終了 / 戻る)."""
+        """Ctrl+Q: ask first when 配信作成 holds unsaved work (保存して終了 / 破棄 / 戻る)."""
         self.quit_safely()
 
     @work(exit_on_error=False, exclusive=True, group="quit")
