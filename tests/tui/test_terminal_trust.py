@@ -183,3 +183,25 @@ async def test_editing_a_draft_from_history_asks_first(app_for):
             pilot, lambda: screen.query_one("#title", Input).value == "秋のイベント情報"
         )
         assert not screen.has_unsaved_changes()
+
+
+@pytest.mark.req("N4")
+async def test_a_delivery_to_nobody_cannot_be_requested(app_for):
+    """N4 (item 4): an audience of 0 says 「該当する登録者がいません」 (not 「少人数です」), and
+    承認依頼 is refused before any confirmation, naming the condition that leaves no one."""
+    app = app_for("sato")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        screen.query_one("#title", Input).value = "高齢者向けのお知らせ"
+        screen.query_one("#message-1", MessageEditor).query_one(TextArea).text = "お知らせです。"
+        screen.query_one("#age-from-birth_year", Input).value = "140"
+        audience = screen.query_one("#audience")
+        await wait_until(pilot, lambda: "0 人" in str(audience.render()))
+        assert "該当する登録者がいません" in str(audience.render())
+        assert "少人数" not in str(audience.render())
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.query_one(MessageLine).text)
+        text = screen.query_one(MessageLine).text
+        assert "該当する登録者がいません。「年齢：140歳以上」に当てはまる登録者がいません" in text
+        assert app.screen is screen  # no confirmation was offered
+        assert screen.draft_id is None  # nothing was saved or submitted

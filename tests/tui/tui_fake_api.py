@@ -500,6 +500,11 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         d = find(request)
         if d is None:
             return not_found()
+        if d["status"] == "draft" and state.count(d["content"]["segment"]) == 0:
+            return problem(
+                422, "validation", "入力内容を確認してください",
+                "該当する登録者がいません。条件を見直してください。",
+            )  # fmt: skip
         return move(d, ("draft",), "pending_approval") or web.Response(status=204)
 
     @routes.post("/v1/deliveries/{id}/approve")

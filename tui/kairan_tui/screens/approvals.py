@@ -135,8 +135,9 @@ class ApprovalsScreen(KairanScreen):
             return
         self.selected = detail
         self.audience = count.count
+        nobody = "（該当する登録者がいません。差し戻してください）" if count.count == 0 else ""
         self.query_one("#approval-audience", Static).update(
-            f"現在の配信対象人数：{count.count:,} 人"
+            f"現在の配信対象人数：{count.count:,} 人{nobody}"
         )
         self.query_one("#approval-content", Static).update(content_table(detail, self.survey))
         self.query_one(LinePreview).show(
@@ -175,6 +176,15 @@ class ApprovalsScreen(KairanScreen):
             count = (await self.api.audience_count(detail.content.segment)).count
         except ApiError as exc:
             self.report(exc, "配信対象人数を確認")
+            return
+        if count == 0:
+            self.notify(
+                "該当する登録者がいません。この配信は誰にも届かないため承認できません。"
+                "条件を見直すよう、差し戻し（d）で作成者に伝えてください。",
+                title="承認できません",
+                severity="error",
+                timeout=15,
+            )
             return
         when = (
             "承認するとすぐに配信が始まります。"

@@ -26,7 +26,7 @@ from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.message_editor import MessageEditor
-from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice
+from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice, describe_segment
 from kairand.api import schema
 from kairand.api.schema import CONFIDENTIALITY_LABELS
 
@@ -243,7 +243,12 @@ class ComposeScreen(KairanScreen):
             self.report(exc, "配信対象人数を数え")
             return
         self.audience = result.count
-        note = "\n（少人数です。条件を確認してください）" if result.small else ""
+        if result.count == 0:
+            note = "\n（該当する登録者がいません。条件を見直してください）"
+        elif result.small:
+            note = "\n（対象が少人数です。条件をご確認ください）"
+        else:
+            note = ""
         label.update(f"配信対象人数：{result.count:,} 人{note}")
 
     # -- messages --------------------------------------------------------------------------
@@ -445,8 +450,18 @@ class ComposeScreen(KairanScreen):
     async def submit(self, content: schema.DeliveryContent) -> None:
         try:
             count = await self.api.audience_count(content.segment)
+            if count.count == 0:
+                reason = await self.why_nobody(content.segment)
         except ApiError as exc:
             self.report(exc, "配信対象人数を確認")
+            return
+        if count.count == 0:
+            self.notify(
+                f"該当する登録者がいません。{reason}",
+                title="承認依頼できません",
+                severity="error",
+                timeout=15,
+            )
             return
         when = "承認後すぐに配信" if content.scheduled_at is None else "予約配信"
         confirmed = await self.app.push_screen_wait(
@@ -496,6 +511,30 @@ class ComposeScreen(KairanScreen):
         self.segment_choice = SegmentChoice(None, "", "")
         self.saved_state = content_state(None)
         self.query_one("#title", Input).focus()
+
+    async def why_nobody(self, segment: schema.SegmentFilter) -> str:
+        """Which condition leaves no one: the conditions are counted one after another and
+        the first that brings the count to 0 is named (the daemon refuses with the same
+        explanation)."""
+        if segment.all_registered or not segment.conditions:
+            return "登録を済ませた方がまだいません。"
+        conditions = list(segment.conditions)
+        for n in range(1, len(conditions) + 1):
+            partial = schema.SegmentFilter.model_validate(
+                {"conditions": [c.model_dump(mode="json") for c in conditions[:n]]}
+            )
+            if (await self.api.audience_count(partial)).count == 0:
+                single = schema.SegmentFilter.model_validate(
+                    {"conditions": [conditions[n - 1].model_dump(mode="json")]}
+                )
+                words = describe_segment(single, self.survey)
+                if n == 1:
+                    return f"「{words}」に当てはまる登録者がいません。条件を見直してください。"
+                return (
+                    f"「{words}」の条件を加えると、対象が0人になります（ほかの条件との"
+                    "組み合わせに当てはまる方がいません）。条件を見直してください。"
+                )
+        return "条件を見直してください。"
 
     def action_register_test_recipient(self) -> None:
         self.register_test_recipient()
