@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Button, Checkbox, DataTable, Input, TextArea
+from textual.widgets import Button, Checkbox, DataTable, Input, SelectionList, TextArea
 from textual.widgets._toast import Toast
 from tui_helpers import notifications, wait_until
 
@@ -205,3 +205,27 @@ async def test_a_delivery_to_nobody_cannot_be_requested(app_for):
         assert "該当する登録者がいません。「年齢：140歳以上」に当てはまる登録者がいません" in text
         assert app.screen is screen  # no confirmation was offered
         assert screen.draft_id is None  # nothing was saved or submitted
+
+
+@pytest.mark.req("N5")
+async def test_tick_boxes_read_without_colour(app_for):
+    """N5 (item 7): 「登録者全員に配信する」 and the option lists show [x] when ticked and [ ] when
+    not: the state is in the glyph, not only in the colour."""
+    app = app_for("sato")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        everyone = screen.query_one("#segment-all", Checkbox)
+        assert str(everyone.render()).startswith("[ ]")
+        everyone.value = True
+        await pilot.pause()
+        assert str(everyone.render()).startswith("[x]")
+        everyone.value = False
+        topics = screen.query_one("#choice-topics", SelectionList)
+        await pilot.pause()
+        first = topics.get_option_at_index(0)
+        line = "".join(s.text for s in topics.render_line(0))
+        assert line.startswith("[ ]"), line
+        topics.select(first.value)
+        await pilot.pause()
+        line = "".join(s.text for s in topics.render_line(0))
+        assert line.startswith("[x]"), line

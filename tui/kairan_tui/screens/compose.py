@@ -25,6 +25,7 @@ from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.line_preview import LinePreview
+from kairan_tui.widgets.marks import Check
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice, describe_segment
 from kairand.api import schema
@@ -147,8 +148,8 @@ class ComposeScreen(KairanScreen):
                         id="schedule",
                     )
                     yield Input(placeholder="2026-12-01 09:30", id="scheduled-at", disabled=True)
-                yield Checkbox("通知なし（音やバイブを鳴らさずに届けます）", id="silent")
-                yield Checkbox(
+                yield Check("通知なし（音やバイブを鳴らさずに届けます）", id="silent")
+                yield Check(
                     "緊急配信（ほかの配信より先に送ります。防災・子どもの安全など）", id="urgent"
                 )
                 with Horizontal(classes="button-row"):

@@ -31,6 +31,7 @@ from textual.widgets import (
 
 from kairan_tui.client import ApiError
 from kairan_tui.screens.base import KairanScreen
+from kairan_tui.widgets.marks import Check
 from kairand.api import schema
 
 KIND_LABELS = {
@@ -183,7 +184,7 @@ class SurveyScreen(KairanScreen):
                         id="q-options-label",
                     )
                     yield TextArea(id="q-options", classes="options-area")
-                    yield Checkbox("「回答しない」を選べるようにする", id="q-skip")
+                    yield Check("「回答しない」を選べるようにする", id="q-skip")
             with TabPane("案内文", id="tab-texts"), VerticalScroll():
                 yield Label("友だち追加時のあいさつ", classes="field-label")
                 yield TextArea(id="welcome", classes="short-area")
@@ -191,7 +192,7 @@ class SurveyScreen(KairanScreen):
                     "利用目的の説明（最初に表示し、同意をお願いします）", classes="field-label"
                 )
                 yield TextArea(id="purpose-notice", classes="long-area")
-                yield Checkbox(
+                yield Check(
                     "利用目的の内容を変更したので、登録者にあらためて同意をお願いする",
                     id="new-consent",
                 )

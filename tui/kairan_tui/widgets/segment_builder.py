@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, SelectionList, Static
 
+from kairan_tui.widgets.marks import Check, CheckList
 from kairand.api import schema
 
 
@@ -44,7 +45,7 @@ class SegmentBuilder(Vertical):
         self.survey = survey
 
     def compose(self) -> ComposeResult:
-        yield Checkbox("登録者全員に配信する（条件で絞り込まない）", id="segment-all")
+        yield Check("登録者全員に配信する（条件で絞り込まない）", id="segment-all")
         for question in self.survey.questions:
             is_age = question.kind in ("year", "year_month")
             # A year question is asked as 「生まれた年」 but filtered by age: say 年齢.
@@ -70,7 +71,7 @@ class SegmentBuilder(Vertical):
                     classes="hint",
                 )
             else:
-                yield SelectionList[str](
+                yield CheckList(
                     *[(option.label, option.code) for option in question.options],
                     id=f"choice-{question.code}",
                 )
