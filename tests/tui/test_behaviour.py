@@ -409,7 +409,7 @@ async def test_waits_for_a_daemon_that_is_not_up_yet(short_tmp: Path):
         await server.stop()
 
 
-async def test_api_errors_become_notifications_that_say_what_to_do(app_for, fake):
+async def test_api_errors_become_notifications_that_say_what_to_do(app_for, fake, monkeypatch):
     """N5: an API refusal (here a survey saved by someone else meanwhile: 409) is shown as a
     notification with the daemon's Japanese explanation, and nothing is lost on screen."""
     app = app_for("tanaka")
@@ -420,14 +420,17 @@ async def test_api_errors_become_notifications_that_say_what_to_do(app_for, fake
         screen = app.screen
         screen.query_one("#q-title", Input).value = "生まれ年"
         fake.call(lambda: setattr(fake.state, "survey_version", 5))
+        monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
         await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
         await wait_until(
             pilot, lambda: any("先にアンケートを保存しました" in m for m in notifications(app))
         )
         assert screen.query_one("#q-title", Input).value == "生まれ年"
 
 
-async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fake):
+async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fake, monkeypatch):
     """N2, S1, S16: an admin rewords an option, adds one, reorders questions and edits a
     purpose; saving makes a new version in which the old option codes are kept; the preview
     shows the conversation a resident will have, purpose included."""
@@ -452,9 +455,12 @@ async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fak
         preview = text_of(screen.query_one("#conversation-preview"))
         assert "性別に応じた検診のご案内のため" in preview
         assert "［その他・回答しない］" in preview
+        monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
         await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
         await wait_until(
-            pilot, lambda: any("第2版として保存しました" in m for m in notifications(app))
+            pilot, lambda: any("第2版として公開しました" in m for m in notifications(app))
         )
         survey = fake.call(lambda: fake.state.survey)
         assert [q["code"] for q in survey["questions"]][:2] == ["gender", "birth_year"]

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Button, Checkbox, DataTable, Input, SelectionList, TextArea
+from textual.binding import Binding
+from textual.widgets import Button, Checkbox, DataTable, Input, ListView, SelectionList, TextArea
 from textual.widgets._toast import Toast
 from tui_helpers import notifications, wait_until
 
 from kairan_tui.kinsoku import NO_LINE_START
+from kairan_tui.modals import confirm
+from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.compose import ComposeScreen
+from kairan_tui.screens.survey import survey_diff
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.wrapped import WrappedText
@@ -229,3 +233,78 @@ async def test_tick_boxes_read_without_colour(app_for):
         await pilot.pause()
         line = "".join(s.text for s in topics.render_line(0))
         assert line.startswith("[x]"), line
+
+
+async def open_survey(pilot, app):
+    await signed_in(pilot, app)
+    await pilot.press("f7")
+    await wait_until(pilot, lambda: app.screen.query("#question-list ListItem"))
+    await pilot.pause(0.1)
+    return app.screen
+
+
+@pytest.mark.req("N2")
+async def test_survey_publishing_shows_the_changes_and_needs_y(app_for, fake, monkeypatch):
+    """N2, S16 (items 3, 15): the editor opens with the focus in its question list; Ctrl+S with
+    nothing changed makes no version; a change is shown as a diff and published only with Y
+    (Enter cancels); Ctrl+R is not bound here (it means 承認依頼 on 配信作成); a year question
+    can be added."""
+    app = app_for("tanaka")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_survey(pilot, app)
+        assert isinstance(app.focused, ListView) and app.focused.id == "question-list"
+        assert "ctrl+r" not in {b.key for b in screen.BINDINGS if isinstance(b, Binding)}
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "変更はありません" in screen.query_one(MessageLine).text)
+        assert not isinstance(app.screen, ConfirmModal)
+        assert fake.call(lambda: fake.state.survey_version) == 1
+        screen.query_one("#q-title", Input).value = "お住まいの地区"
+        monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        body = app.screen.query_one(".dialog-body", WrappedText).text
+        assert "見出しを変更：「お住まいの地区」" in body
+        await pilot.press("enter")  # the focused キャンセル: nothing is published
+        await wait_until(pilot, lambda: app.screen is screen)
+        assert fake.call(lambda: fake.state.survey_version) == 1
+        screen.query_one("#add-year-question", Button).press()
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        body = app.screen.query_one(".dialog-body", WrappedText).text
+        assert "質問を追加：「生まれた年」" in body
+        await pilot.press("y")
+        await wait_until(pilot, lambda: fake.call(lambda: fake.state.survey_version) == 2)
+        kinds = fake.call(lambda: [q["kind"] for q in fake.state.survey["questions"]])
+        assert kinds[-1] == "year"
+
+
+def test_survey_diff_names_each_change():
+    """Pure: the diff lists added, removed, reworded and reordered items in Japanese."""
+    old = {
+        "welcome": "ようこそ",
+        "purpose_notice": "目的",
+        "completion": "完了",
+        "consent_version": 1,
+        "questions": [
+            {"code": "a", "kind": "choice", "title": "地域", "text": "t", "purpose": "p",
+             "options": [{"code": "x", "label": "本町"}, {"code": "y", "label": "駅前"}]},
+            {"code": "b", "kind": "year", "title": "生まれた年", "text": "t", "purpose": "p"},
+        ],
+    }  # fmt: skip
+    assert survey_diff(old, old) == []
+    new = {
+        **old,
+        "welcome": "こんにちは",
+        "questions": [
+            {**old["questions"][1]},
+            {**old["questions"][0],
+             "options": [{"code": "x", "label": "本町一丁目"}, {"code": "z", "label": "旭"}]},
+        ],
+    }  # fmt: skip
+    lines = survey_diff(old, new)
+    assert "・友だち追加時のあいさつを変更：「こんにちは」" in lines
+    assert "・質問「地域」の選択肢「本町」を「本町一丁目」に変更" in lines
+    assert "・質問「地域」に選択肢を追加：「旭」" in lines
+    assert "・質問「地域」の選択肢「駅前」を削除" in lines
+    assert "・質問の順番を変更" in lines
