@@ -3,6 +3,8 @@
 Order: store (opened before the loop by `main`) → background tasks → LINE client → components
 (webhook site, inbox worker, delivery worker, retention worker, staff API site) → watchdog.
 Each component is a cleanup context: it starts its work before `yield` and stops it after.
+The keys the components share, and the background-task helper, live in kairand.runtime: this
+module only composes.
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
-from kairand.line.client import LineApi, line_api
+from kairand.line.client import line_api
+from kairand.line.inbox import inbox_component
+from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.retention.worker import retention_component
+
+# The keys are re-exported for callers that drive a whole daemon (tests, bench).
+from kairand.runtime import CONFIG as CONFIG
+from kairand.runtime import LINE as LINE
+from kairand.runtime import STOPPING as STOPPING
+from kairand.runtime import STORE as STORE
+from kairand.runtime import TASKS as TASKS
+from kairand.runtime import TaskGroup
 from kairand.store.database import Store
-from kairand.tasks import TaskGroup
 
 log = get_logger(__name__)
-
-CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", Store)
-TASKS = web.AppKey("tasks", TaskGroup)
-LINE = web.AppKey("line", LineApi)
-STOPPING = web.AppKey("stopping", asyncio.Event)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -67,10 +73,6 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
-    from kairand.line.inbox import inbox_component
-    from kairand.line.webhook import webhook_component
-    from kairand.retention.worker import retention_component
-
     return [
         webhook_component,
         inbox_component,

@@ -16,6 +16,7 @@ from kairand.config import load_config
 from kairand.errors import AlreadyExistsError
 from kairand.keys import secrets
 from kairand.keys.backends import SERVICE, DirectoryKeyring
+from kairand.store import staff
 from kairand.store.bootstrap import open_store, select_keyring
 
 CONFIG_NAME = "kairan.toml"
@@ -98,8 +99,6 @@ def init_dev(
     select_keyring(config)
     store = open_store(config, create=True)
     try:
-        from kairand.store import staff
-
         now = int(time.time())
         store.write_sync(
             staff.upsert,

@@ -6,7 +6,6 @@ fails (warnings and skipped checks do not fail). Checks never print secrets or p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import shutil
@@ -17,9 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from kairand.config import Config, load_config
-from kairand.errors import ExitCode, KairanError
+from kairand.errors import KairanError
 from kairand.keys import secrets
+from kairand.store import backup as store_backup
+from kairand.store.bootstrap import select_keyring
+from kairand.store.database import open_connection
+from kairand.store.migrations import latest_version
+from kairand.tls import certificate_health, describe
 
 OK, WARN, FAIL, SKIP = "ok", "warning", "fail", "skipped"
 _MARK = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]", SKIP: "[SKIP]"}
@@ -108,8 +114,6 @@ def check_permissions(ctx: Context) -> Check:
 def check_keys(ctx: Context) -> Check:
     config = ctx.config
     assert config is not None
-    from kairand.store.bootstrap import select_keyring
-
     try:
         select_keyring(config)
         missing = []
@@ -144,10 +148,6 @@ def check_schema(ctx: Context) -> Check:
     assert config is not None
     if ctx.db_key is None:
         return _c("データベース", "store", SKIP, "鍵がないため確認できません", "no db-key")
-    from kairand.store import backup as store_backup
-    from kairand.store.database import open_connection
-    from kairand.store.migrations import latest_version
-
     try:
         conn = open_connection(config.database_path, ctx.db_key, readonly=True)
     except KairanError as exc:
@@ -215,8 +215,6 @@ def check_backup(ctx: Context) -> Check:
 def check_tls(ctx: Context) -> Check:
     config = ctx.config
     assert config is not None
-    from kairand.tls import certificate_health, describe
-
     try:
         health = certificate_health(config.webhook.tls_cert, now=ctx.now)
     except KairanError as exc:
@@ -278,8 +276,6 @@ def check_tunnel(ctx: Context) -> Check:
 
 
 async def _bot_info(base: str, token: str, seconds: float) -> tuple[int, str]:
-    import aiohttp
-
     async with (
         aiohttp.ClientSession(
             trust_env=True, timeout=aiohttp.ClientTimeout(total=seconds)
@@ -391,15 +387,4 @@ def render(results: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    results = run_checks(Context(args.config))
-    print(render(results))
-    return ExitCode.FAILURE if any(r.status == FAIL for r in results) else ExitCode.OK
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    doctor = subparsers.add_parser("doctor", help="check the appliance's health (日本語/English)")
-    doctor.set_defaults(func=_cmd_doctor)
-
-
-__all__ = ["Check", "Context", "register", "render", "run_checks"]
+__all__ = ["Check", "Context", "render", "run_checks"]

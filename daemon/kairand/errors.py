@@ -52,8 +52,22 @@ class SchemaTooNewError(KairanError):
     exit_code = ExitCode.SCHEMA
 
 
+class MigrationOrderError(KairanError):
+    """The migration files are not one contiguous, ordered sequence, or the store lacks a
+    migration that had to run before later ones: nothing is applied (same code as a newer
+    schema, so systemd does not retry it in a loop)."""
+
+    exit_code = ExitCode.SCHEMA
+
+
 class AlreadyExistsError(KairanError):
     exit_code = ExitCode.EXISTS
+
+
+class UsageError(KairanError):
+    """The command line asks for something impossible (the hint shows a correct one)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class DataError(KairanError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -111,6 +112,4 @@ def setup_logging(level: str = "info", stream: Any = None, with_time: bool | Non
 
 
 def _under_journald() -> bool:
-    import os
-
     return bool(os.environ.get("JOURNAL_STREAM"))

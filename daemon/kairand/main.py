@@ -9,8 +9,10 @@ from pathlib import Path
 
 from kairand import __version__
 from kairand.config import load_config
+from kairand.daemon import run
 from kairand.errors import ExitCode, KairanError
 from kairand.logs import get_logger, setup_logging
+from kairand.store.bootstrap import open_store, select_keyring
 
 DEFAULT_CONFIG = Path("/etc/kairan/kairan.toml")
 log = get_logger("kairand")
@@ -36,9 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         setup_logging(config.daemon.log_level)
-        from kairand.daemon import run
-        from kairand.store.bootstrap import open_store, select_keyring
-
         select_keyring(config)
         store = open_store(config)
     except KairanError as exc:

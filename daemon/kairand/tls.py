@@ -7,9 +7,9 @@ warn WARN_DAYS before it expires.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
+import grp
 import os
 import shutil
 import ssl
@@ -167,8 +167,6 @@ def install_pair(
     leaf = validate_pair(cert, key)
     gid = None
     if group and os.geteuid() == 0:
-        import grp
-
         with contextlib.suppress(KeyError):
             gid = grp.getgrnam(group).gr_gid
     _install_file(key, dest_key, 0o640 if gid is not None else 0o600, gid)
@@ -204,67 +202,8 @@ def self_signed(
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-# -- kairanctl tls install|status ---------------------------------------------------------------
-
-
-def _configured_paths(config_path: Path) -> tuple[Path, Path]:
-    from kairand.config import load_config
-
-    config = load_config(config_path)
-    if config.webhook.tls_cert is None or config.webhook.tls_key is None:
-        raise ConfigError(
-            "webhook.tls_cert and webhook.tls_key are not set in the configuration",
-            "set them (the appliance template uses /etc/kairan/tls/webhook.crt and .key)",
-        )
-    return config.webhook.tls_cert, config.webhook.tls_key
-
-
-def _cmd_install(args: argparse.Namespace) -> int:
-    dest_cert, dest_key = _configured_paths(args.config)
-    leaf = install_pair(args.cert, args.key, dest_cert, dest_key)
-    _record_not_after(args.config, leaf.not_valid_after_utc)
-    print(
-        "証明書をインストールしました / certificate installed: "
-        f"{dest_cert} (valid until {leaf.not_valid_after_utc:%Y-%m-%d})"
-    )
-    print("kairand を再起動してください / restart kairand: systemctl restart kairand")
-    return 0
-
-
 NOT_AFTER_SETTING = "tls.not_after"
-
-
-def _record_not_after(config_path: Path, not_after: dt.datetime) -> None:
-    """Best effort: note the expiry in the store's settings (unix seconds) for health. Where the
-    db-key is not available to kairanctl (the appliance keeps it in systemd credentials), health
-    and doctor read the certificate file itself."""
-    from kairand.config import load_config
-    from kairand.errors import KairanError
-    from kairand.keys import secrets
-    from kairand.store import settings
-    from kairand.store.bootstrap import select_keyring
-    from kairand.store.database import open_connection, transaction
-
-    try:
-        config = load_config(config_path)
-        if not config.database_path.exists():
-            return
-        select_keyring(config)
-        conn = open_connection(config.database_path, secrets.db_key())
-    except (KairanError, RuntimeError):
-        return
-    try:
-        with transaction(conn):
-            settings.put(conn, NOT_AFTER_SETTING, int(not_after.timestamp()))
-    finally:
-        conn.close()
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    cert, _ = _configured_paths(args.config)
-    health = certificate_health(cert)
-    print(describe(health))
-    return 0 if health.status == "ok" else 1
+"""The store setting where `kairanctl tls install` notes the expiry (unix seconds) for health."""
 
 
 def describe(health: CertificateHealth) -> str:
@@ -286,14 +225,3 @@ def describe(health: CertificateHealth) -> str:
         f"証明書は有効です（{until} まで、残り {health.days_left} 日）"
         f" / the certificate is valid until {until} ({health.days_left} days left)"
     )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    tls = subparsers.add_parser("tls", help="the webhook's TLS certificate")
-    sub = tls.add_subparsers(dest="tls_command", required=True)
-    install = sub.add_parser("install", help="validate and install a certificate and its key")
-    install.add_argument("cert", type=Path, help="PEM certificate chain (leaf first)")
-    install.add_argument("key", type=Path, help="PEM private key (no passphrase)")
-    install.set_defaults(func=_cmd_install)
-    status = sub.add_parser("status", help="show the installed certificate's expiry")
-    status.set_defaults(func=_cmd_status)

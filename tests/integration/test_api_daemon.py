@@ -46,7 +46,13 @@ async def test_daemon_serves_the_api_and_signs_the_log_on_stop(dev_setup: Path) 
     )
     try:
         await wait_for(config.api.socket, 30)
-        mode = stat.S_IMODE((await asyncio.to_thread(config.api.socket.stat)).st_mode)
+        # The daemon sets the mode right after binding: wait for it rather than racing it.
+        deadline = time.monotonic() + 10
+        while True:
+            mode = stat.S_IMODE((await asyncio.to_thread(config.api.socket.stat)).st_mode)
+            if mode == config.api.socket_mode or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         assert mode == config.api.socket_mode == 0o660
         async with connect(config.api.socket) as api:
             me = await api.get("/v1/me")

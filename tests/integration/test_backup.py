@@ -98,6 +98,7 @@ def test_round_trip_onto_a_fresh_appliance(dev_setup: Path, recovery, short_tmp:
     # The sealed file shows neither the db-key nor the store's plaintext SQLite header.
     original_keys = DirectoryKeyring(dev_setup.parent / "keys")
     db_key_hex = original_keys.get_password(SERVICE, secrets.DB_KEY)
+    assert db_key_hex is not None
     blob = made.read_bytes()
     assert db_key_hex.encode() not in blob and b"SQLite format 3" not in blob
 
@@ -227,6 +228,7 @@ def test_backup_is_consistent_while_the_store_is_written(
     fresh = fresh_appliance(short_tmp / "fresh", dev_setup)
     service.restore_backup(load_config(fresh), info.path, key, _dir_sink(fresh))
     restored_key = DirectoryKeyring(fresh.parent / "keys").get_password(SERVICE, secrets.DB_KEY)
+    assert restored_key is not None
     conn = open_connection(load_config(fresh).database_path, bytes.fromhex(restored_key))
     try:
         assert conn.execute("PRAGMA cipher_integrity_check").fetchall() == []
@@ -309,7 +311,8 @@ def test_restore_into_systemd_credstore(dev_setup: Path, recovery, short_tmp: Pa
         original = DirectoryKeyring(dev_setup.parent / "keys")
         for name in service.ESCROWED:
             sealed = (credstore / name).read_bytes()
-            assert original.get_password(SERVICE, name).encode() not in sealed
+            escrowed = original.get_password(SERVICE, name)
+            assert escrowed is not None and escrowed.encode() not in sealed
             assert (credstore / name).stat().st_mode & 0o777 == 0o600
             plain = subprocess.run(
                 ["systemd-creds", "decrypt", f"--name={name}", str(credstore / name), "-"],

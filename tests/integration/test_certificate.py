@@ -8,11 +8,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from retention_support import (
-    add_resident,
-    restore_root_logging,  # noqa: F401 (autouse fixture)
-    t,
-)
 
 from kairand import ctl
 from kairand.config import Config
@@ -21,6 +16,11 @@ from kairand.reports.signing import public_key_pem
 from kairand.retention.purge import purge_resident
 from kairand.store import receipts
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 USERS = {
     "U" + "a1" * 16: ("unfollow", t(2026, 5, 10)),

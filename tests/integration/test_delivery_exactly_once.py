@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ports import free_port
 
 from kairand.config import load_config
 from kairand.delivery import service
@@ -23,6 +22,7 @@ from kairand.segments.model import SegmentFilter
 from kairand.simulator import FaultProfile, Simulator, SimulatorConfig
 from kairand.store import synthetic
 from kairand.store.bootstrap import open_store, select_keyring
+from tests.support.ports import free_port
 
 SEGMENT = SegmentFilter.model_validate(
     {

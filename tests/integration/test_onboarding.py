@@ -14,12 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from line_fakes import InProcessDaemon, LineStandIn, event, free_port, setup_dev, user_id
 
 from kairand.conversation import texts
 from kairand.conversation.survey import AREAS, TOPICS
 from kairand.store import inbox, metrics, residents
 from kairand.store.bootstrap import open_store
+from tests.support.line_fakes import (
+    InProcessDaemon,
+    LineStandIn,
+    event,
+    free_port,
+    setup_dev,
+    user_id,
+)
 
 BATCH_EVENTS = 50
 # Every answer path, deterministically (test_onboarding_simulator adds realistic residents).
@@ -283,12 +290,13 @@ async def test_events_of_one_resident_apply_in_timestamp_order_and_once(
 async def test_standby_mode_sends_nothing(world: tuple[InProcessDaemon, LineStandIn]) -> None:
     """LINE_FACTS: in standby mode the bot must not reply (events are still recorded)."""
     daemon, line = world
-    ev = event("follow", user_id(), 1, mode="standby")
+    uid = user_id()
+    ev = event("follow", uid, 1, mode="standby")
     await daemon.post([ev])
-    await daemon.settle()
-    await asyncio.sleep(0.2)
+    await daemon.replies_flushed(line)  # a reply owed to the standby follow would be here now
     assert ev["replyToken"] not in line.replies
-    assert await daemon.store.read(residents.count) == 1
+    assert await daemon.store.read(residents.flags_of, uid) is not None
+    assert await daemon.store.read(residents.count) == 2  # the standby user and the marker
 
 
 async def test_settings_edit_stop_resume_and_delete_flows(

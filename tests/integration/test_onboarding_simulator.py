@@ -16,7 +16,6 @@ from typing import Any, BinaryIO
 
 import aiohttp
 import pytest
-from line_fakes import channel_secret, envelope, free_port, setup_dev, sign
 
 from kairand.config import Config
 from kairand.conversation.survey import AREAS, TOPICS, default_survey
@@ -26,6 +25,7 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget, behavio
 from kairand.simulator.population import Municipality
 from kairand.store import inbox, metrics, residents
 from kairand.store.database import open_connection
+from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
 
 POPULATION = 1000
 
@@ -151,14 +151,17 @@ async def test_thousand_simulated_residents_onboard(
             await _wait_ready(config, secret, proc)
             sim.follow(POPULATION)
             async with asyncio.timeout(120):
-                # Idle = the simulator has nothing to send and the daemon nothing pending
-                # (a reply still to come re-activates a resident), twice in a row.
-                quiet = 0
-                while quiet < 2:
+                # Quiet = the daemon has nothing pending, the simulator nothing to send, and
+                # every reply token the simulator issued has been used: the daemon answers
+                # each event of an active resident, and a reply that arrives registers the
+                # resident's reaction (not idle) before it is acknowledged. The last two are
+                # read at one instant, after the store read.
+                while True:
                     await sim.wait_idle()
                     pending = await asyncio.to_thread(_pending, config)
-                    await asyncio.sleep(0.3)
-                    quiet = quiet + 1 if pending == 0 and sim.idle else 0
+                    if pending == 0 and sim.idle and not sim.platform.reply_tokens:
+                        break
+                    await asyncio.sleep(0.05)  # poll again (the daemon is another process)
             population = list(sim.population)
             memories = dict(sim.memories)
             profile_calls = sim.platform.counters.get("profile", 0)

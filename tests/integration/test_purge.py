@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from line_fakes import InProcessDaemon, LineStandIn, event, free_port, setup_dev, user_id
 
 from kairand.audit.chain import verify
 from kairand.keys import secrets as keys
@@ -18,6 +17,14 @@ from kairand.retention.receipts import subject_hmac, verify_receipt
 from kairand.store import audit, inbox, metrics, receipts, residents, test_recipients
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection
+from tests.support.line_fakes import (
+    InProcessDaemon,
+    LineStandIn,
+    event,
+    free_port,
+    setup_dev,
+    user_id,
+)
 
 PAGE = 4096
 RESERVE = 80  # SQLCipher 4: 16-byte IV + 64-byte HMAC-SHA512 at the end of every page
@@ -103,7 +110,8 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
             reply = await asyncio.wait_for(line.wait_reply(claim["replyToken"]), 10)
             assert "テスト送信先として登録しました" in reply[0]["text"]
             await store.write(_add_unsent_batch, uid)
-            assert (await store.read(residents.flags_of, uid))["registered"]
+            flags = await store.read(residents.flags_of, uid)
+            assert flags is not None and flags["registered"]
             await store.acheckpoint()
             assert await asyncio.to_thread(
                 found_in_store, store.path, uid
@@ -164,7 +172,7 @@ async def test_unfollow_and_refollow_in_one_body_keep_the_refollow(short_tmp: Pa
             flags = await store.read(residents.flags_of, uid)
             assert flags is not None and not flags["registered"]
             assert await store.read(residents.answers_of, uid) == {}
-            assert refollow["replyToken"] in line.replies
+            await asyncio.wait_for(line.wait_reply(refollow["replyToken"]), 10)
     finally:
         await asyncio.to_thread(store.close)
         await line.stop()

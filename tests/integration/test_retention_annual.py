@@ -7,7 +7,6 @@ import asyncio
 import uuid
 
 from aiohttp import web
-from retention_support import add_resident, push_stand_in, t
 
 from kairand.config import Config
 from kairand.keys import secrets
@@ -19,6 +18,7 @@ from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import receipts, residents, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import add_resident, push_stand_in, t
 
 ANNUAL = RetentionRules(rules=(RetentionRule(scope="registration", policy=Annual()),))
 

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from retention_support import (
-    add_resident,
-    restore_root_logging,  # noqa: F401 (autouse fixture)
-    t,
-)
 
 from kairand import ctl
 from kairand.store import audit
 from kairand.store import retention as retention_store
 from kairand.store.database import Store
+from tests.support.retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 RULES = {
     "rules": [

@@ -7,11 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-from retention_support import (
-    add_resident,
-    restore_root_logging,  # noqa: F401 (autouse fixture)
-    t,
-)
 
 from kairand import ctl
 from kairand.audit.chain import AuditEntry
@@ -20,6 +15,11 @@ from kairand.keys import secrets
 from kairand.retention.purge import purge_resident
 from kairand.store import audit, metrics, settings, staff
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import (
+    add_resident,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 AREAS = {"honmachi": 23, "ekimae": 12, "kawabe": 4}
 

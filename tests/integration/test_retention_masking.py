@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from retention_support import add_resident, decrypted_pages, occurrences, t
 
 from kairand.config import Config
 from kairand.keys import secrets
@@ -16,6 +15,7 @@ from kairand.retention.rules import Annual, RetentionRule, RetentionRules
 from kairand.store import masking, residents
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import add_resident, decrypted_pages, occurrences, t
 
 NAME = "ヤマダタロウ"
 PHONE_NUMBER = "090-8765-4321"

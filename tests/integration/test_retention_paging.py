@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-from retention_support import add_resident, push_stand_in, t
-
 from kairand.keys import secrets
 from kairand.line.client import line_api
 from kairand.retention import rules as rules_mod
@@ -17,6 +15,7 @@ from kairand.retention.rules import Annual, MonthsAfterInteraction, RetentionRul
 from kairand.store import receipts, residents, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
+from tests.support.retention_support import add_resident, push_stand_in, t
 
 RULES = RetentionRules(
     rules=(

@@ -11,6 +11,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -40,7 +41,7 @@ class Receiver:
             return web.Response(status=500)
         return web.Response(text="OK")
 
-    def events(self) -> list[dict]:
+    def events(self) -> list[dict[str, Any]]:
         return [e for raw, _ in self.bodies for e in json.loads(raw)["events"]]
 
 
@@ -136,7 +137,7 @@ async def test_non_2xx_is_redelivered_with_the_same_event_id(short_tmp: Path) ->
 async def test_duplicates_and_reordering_can_be_injected(short_tmp: Path) -> None:
     """S5: with duplicate and reorder ratios, the same event id arrives twice and events arrive
     out of timestamp order — the daemon must dedupe and order (seeded: reproducible)."""
-    runs = []
+    runs: list[list[dict[str, Any]]] = []
     for _ in range(2):
         receiver = Receiver()
         sock = short_tmp / f"hook{len(runs)}.sock"

@@ -19,13 +19,13 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from ports import free_port
 from ulid import ULID
 
 from kairand import tls
@@ -35,6 +35,9 @@ from kairand.line.webhook import make_webhook_app, signature_for, start_sites
 from kairand.store import inbox
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import Store
+from tests.support.ports import free_port
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 RELAY = REPO / "provisioning" / "relay"
@@ -202,7 +205,7 @@ class WebhookThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
     def __enter__(self) -> WebhookThread:

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from line_fakes import channel_secret, envelope, event, free_port, setup_dev, sign, user_id
 
 from kairand.config import Config
 from kairand.line.webhook import make_webhook_app, start_sites
@@ -31,6 +30,15 @@ from kairand.store import inbox, metrics
 from kairand.store import settings as settings_store
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, Store
+from tests.support.line_fakes import (
+    channel_secret,
+    envelope,
+    event,
+    free_port,
+    setup_dev,
+    sign,
+    user_id,
+)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

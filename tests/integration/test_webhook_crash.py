@@ -9,11 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from line_fakes import (
+
+from kairand.config import Config
+from kairand.keys import secrets as keys
+from kairand.store import inbox, metrics, residents
+from kairand.store.database import open_connection
+from tests.support.line_fakes import (
     LineStandIn,
     channel_secret,
     envelope,
@@ -24,10 +31,7 @@ from line_fakes import (
     user_id,
 )
 
-from kairand.config import Config
-from kairand.keys import secrets as keys
-from kairand.store import inbox, metrics, residents
-from kairand.store.database import open_connection
+T = TypeVar("T")
 
 USERS = 120
 PER_BODY = 4
@@ -70,7 +74,7 @@ async def _wait_ready(config: Config, secret: str, proc: subprocess.Popen[bytes]
     raise TimeoutError("kairand did not start")
 
 
-def _read(config: Config, fn, *args):  # type: ignore[no-untyped-def]
+def _read(config: Config, fn: Callable[..., T], *args: Any) -> T:
     conn = open_connection(config.database_path, keys.db_key(), readonly=True)
     try:
         return fn(conn, *args)

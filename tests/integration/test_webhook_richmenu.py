@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from line_fakes import LineStandIn, free_port, setup_dev
-
 from kairand import ctl
 from kairand.errors import ExitCode
 from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import audit
 from kairand.store.bootstrap import open_store
+from tests.support.line_fakes import LineStandIn, free_port, setup_dev
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "provisioning" / "richmenu" / "default.toml"
 

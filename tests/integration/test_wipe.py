@@ -11,13 +11,6 @@ import socket
 from pathlib import Path
 
 import pytest
-from retention_support import (
-    add_resident,
-    decrypted_pages,
-    occurrences,
-    restore_root_logging,  # noqa: F401 (autouse fixture)
-    t,
-)
 
 from kairand import ctl
 from kairand.audit.chain import AuditEntry
@@ -28,6 +21,13 @@ from kairand.retention.purge import purge_resident
 from kairand.store import audit, receipts
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import Connection, Store, open_connection
+from tests.support.retention_support import (
+    add_resident,
+    decrypted_pages,
+    occurrences,
+    restore_root_logging,  # noqa: F401 (autouse fixture)
+    t,
+)
 
 PEOPLE = {
     "U" + "7a" * 16: "やまだはなこ",

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tui_fake_api import FakeServer, FakeState, demo_state
+
+from tests.support.tui_fake_api import FakeServer, FakeState, demo_state
 
 
 class ThreadedFake:

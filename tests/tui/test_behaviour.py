@@ -7,29 +7,43 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input, Select, SelectionList, Static, TextArea
-from tui_fake_api import FakeServer, demo_state, sample_content
-from tui_helpers import notifications, wait_until
+from textual.widget import Widget
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Input,
+    Select,
+    SelectionList,
+    Static,
+    TabbedContent,
+    TextArea,
+)
 
 from kairan_tui.app import make_app
 from kairan_tui.modals import confirm
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.reject import RejectModal
+from kairan_tui.screens.approvals import ApprovalsScreen
+from kairan_tui.screens.base import KairanScreen
 from kairan_tui.screens.compose import ComposeScreen
 from kairan_tui.screens.help import HelpScreen
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
+from kairan_tui.widgets.wrapped import WrappedText
+from tests.support.tui_fake_api import FakeServer, demo_state, sample_content
+from tests.support.tui_helpers import notifications, wait_until
 
 SIZE = (100, 32)
 
 
-def text_of(widget: Static) -> str:
+def text_of(widget: Widget) -> str:
     return str(widget.render())
 
 
 async def signed_in(pilot, app) -> None:
     await wait_until(pilot, lambda: app.me is not None and app.screen.id != "_default")
-    await pilot.pause(0.1)
+    await pilot.pause()  # the mode switch and its mount messages are processed
 
 
 @pytest.mark.parametrize(
@@ -107,7 +121,7 @@ async def test_compose_refuses_what_line_cannot_send(app_for):
         assert text_of(counter).startswith("5,001 / 5,000")
         assert counter.has_class("over")
         screen.query_one("#title", Input).value = "長すぎるお知らせ"
-        screen.query_one("#segment-all").value = True
+        screen.query_one("#segment-all", Checkbox).value = True
         await pilot.pause()
         await pilot.press("ctrl+r")
         await pilot.pause()
@@ -125,7 +139,7 @@ async def test_compose_refuses_what_line_cannot_send(app_for):
             assert screen.query_one("#test-send", Button).disabled
         screen.query_one("#title", Input).value = "内部向け資料"
         screen.query_one("#message-1 TextArea", TextArea).text = "内部情報です"
-        screen.query_one("#segment-all").value = True
+        screen.query_one("#segment-all", Checkbox).value = True
         await pilot.pause()
         await pilot.press("ctrl+r")
         await pilot.pause()
@@ -144,7 +158,8 @@ async def test_audience_count_preview_and_test_recipient_code(app_for, fake):
     app = app_for("sato")
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_compose(pilot, app)
-        await pilot.pause(0.6)
+        # No wait for a count the opening itself may start: at most one more request falls
+        # into the window below, still fewer than the four changes would make undebounced.
         calls_before = fake.call(lambda: fake.state.audience_calls)
         areas = screen.query_one("#choice-area", SelectionList)
         # Four changes in quick succession (as fast clicking would make them).
@@ -326,7 +341,7 @@ async def test_cancel_a_sending_delivery_after_confirmation(app_for, fake, monke
 async def test_progress_bar_follows_a_delivery_until_sent(app_for, fake):
     """S5: while a delivery is sent the history shows a live progress bar and counts (SSE
     events with polling as a safety net), then 配信済み and a notification."""
-    from tui_fake_api import _send
+    from tests.support.tui_fake_api import _send
 
     def sending() -> int:
         did = fake.state.add_delivery("sato", sample_content("進み具合"), status="sending")
@@ -379,8 +394,12 @@ async def test_lost_daemon_is_explained_and_reconnected(short_tmp: Path):
             assert banner.has_class("-lost")
             assert "接続できません" in text_of(banner)
             await pilot.press("f5")  # still responsive while the daemon is away
-            await pilot.pause(0.2)
-            assert app.screen.SCREEN_NAME == "history"
+            await wait_until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, KairanScreen) and app.screen.SCREEN_NAME == "history"
+                ),
+            )
             server = FakeServer(state, "sato", socket)
             await server.start()
             await wait_until(pilot, lambda: app.connected)
@@ -399,12 +418,15 @@ async def test_waits_for_a_daemon_that_is_not_up_yet(short_tmp: Path):
     server = FakeServer(demo_state(), "sato", socket)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.3)
+            await wait_until(
+                pilot,
+                lambda: "接続できません" in text_of(app.screen.query_one("#connecting-message")),
+            )
             message = text_of(app.screen.query_one("#connecting-message"))
-            assert "接続できません" in message and str(socket) in message
+            assert str(socket) in message
             await server.start()
             await signed_in(pilot, app)
-            assert app.screen.SCREEN_NAME == "dashboard"
+            assert isinstance(app.screen, KairanScreen) and app.screen.SCREEN_NAME == "dashboard"
     finally:
         await server.stop()
 
@@ -448,12 +470,19 @@ async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fak
         options.text += "\n答えたくない"
         screen.query_one("#q-purpose", TextArea).text = "性別に応じた検診のご案内のため"
         screen.query_one("#move-up", Button).press()
-        await pilot.pause(0.2)
+        await wait_until(
+            pilot, lambda: "性別" in text_of(screen.query("#question-list Label").first())
+        )
         screen.query_one("#tab-preview")
-        screen.query_one("#survey-tabs").active = "tab-preview"
-        await pilot.pause(0.2)
+        screen.query_one("#survey-tabs", TabbedContent).active = "tab-preview"
+        await wait_until(
+            pilot,
+            lambda: (
+                "性別に応じた検診のご案内のため"
+                in text_of(screen.query_one("#conversation-preview"))
+            ),
+        )
         preview = text_of(screen.query_one("#conversation-preview"))
-        assert "性別に応じた検診のご案内のため" in preview
         assert "［その他・回答しない］" in preview
         monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
         await pilot.press("ctrl+s")
@@ -485,10 +514,12 @@ async def test_audit_filter_and_verify(app_for, fake):
         screen = app.screen
         screen.query_one("#filter-actor", Input).value = "sato"
         await pilot.press("ctrl+r")
-        await pilot.pause(0.3)
-        table = screen.query_one("#audit-table")
-        actors = {table.get_row_at(i)[2] for i in range(table.row_count)}
-        assert actors == {"sato"}
+        table = screen.query_one("#audit-table", DataTable)
+
+        def actors() -> set[object]:
+            return {table.get_row_at(i)[2] for i in range(table.row_count)}
+
+        await wait_until(pilot, lambda: actors() == {"sato"})  # unfiltered, others appear too
         await pilot.press("ctrl+g")
         await wait_until(
             pilot,
@@ -503,11 +534,12 @@ async def test_help_lists_every_binding(app_for):
     async with app.run_test(size=SIZE) as pilot:
         await signed_in(pilot, app)
         await pilot.press("f4")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalsScreen))
         origin = app.screen
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = " ".join(text_of(s) for s in app.screen.query(Static))
+        text += " ".join(w.text for w in app.screen.query(WrappedText))
         for binding in origin.BINDINGS:
             assert binding.description in text
         for title in ("ダッシュボード", "承認待ち", "配信履歴", "Ctrl+P", "Ctrl+Q"):
@@ -564,11 +596,12 @@ async def test_draft_with_schedule_is_saved_and_reopened_for_editing(app_for, fa
         screen.query_one("#age-to-birth_year", Input).value = "64"
         screen.query_one("#schedule", Select).value = "at"
         screen.query_one("#scheduled-at", Input).value = "12月1日 9時半"
-        screen.query_one("#silent").value = True
+        screen.query_one("#silent", Checkbox).value = True
         await pilot.pause()
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
-        assert any("「2026-12-01 09:30」の形" in m for m in notifications(app))
+        await wait_until(
+            pilot, lambda: any("「2026-12-01 09:30」の形" in m for m in notifications(app))
+        )
         assert fake.call(lambda: len(fake.state.deliveries)) == 3
         screen.query_one("#scheduled-at", Input).value = "2026-12-01 09:30"
         await pilot.press("ctrl+s")

@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from textual.widgets import Input, ProgressBar, SelectionList, Static, TextArea
-from tui_helpers import notifications, wait_until
 
 from kairan_tui.app import make_app
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.test_recipient import RecipientCodeModal
+from kairan_tui.screens.approvals import ApprovalsScreen
 from kairan_tui.screens.compose import ComposeScreen
+from kairan_tui.screens.history import HistoryScreen
 from kairand import daemon
 from kairand.api.app import serve
 from kairand.api.identity import Peer
@@ -36,6 +37,7 @@ from kairand.keys import secrets
 from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import staff, synthetic, test_recipients
 from kairand.store.database import Store
+from tests.support.tui_helpers import notifications, wait_until
 
 MESSAGE = "子育て支援センターの秋のイベントのお知らせです。"
 TITLE = "子育てイベントのお知らせ"
@@ -152,6 +154,7 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await pilot.press("f3")
             await wait_until(pilot, lambda: isinstance(author.screen, ComposeScreen))
             screen = author.screen
+            assert isinstance(screen, ComposeScreen)
             await wait_until(pilot, lambda: screen.query("#choice-topics"))
             screen.query_one("#title", Input).value = TITLE
             area = screen.query_one("#message-1 TextArea", TextArea)
@@ -227,7 +230,8 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await wait_until(
                 pilot,
                 lambda: (
-                    getattr(approver.screen, "selected", None) is not None
+                    isinstance(approver.screen, ApprovalsScreen)
+                    and approver.screen.selected is not None
                     and approver.screen.selected.id == draft_id
                 ),
             )
@@ -242,15 +246,18 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
                 pilot, lambda: any("承認しました" in m for m in notifications(approver))
             )
             await pilot.press("f5")
+            await wait_until(pilot, lambda: isinstance(approver.screen, HistoryScreen))
             history = approver.screen
+            assert isinstance(history, HistoryScreen)
             await wait_until(
                 pilot,
-                lambda: (
-                    getattr(history, "selected", None) is not None
-                    and history.selected.id == draft_id
-                ),
+                lambda: history.selected is not None and history.selected.id == draft_id,
             )
-            await wait_until(pilot, lambda: history.selected.status == "sent", limit=30)
+            await wait_until(
+                pilot,
+                lambda: history.selected is not None and history.selected.status == "sent",
+                limit=30,
+            )
             bar = history.query_one("#progress", ProgressBar)
             assert bar.percentage == 1.0
             counts = str(history.query_one("#history-counts", Static).render())

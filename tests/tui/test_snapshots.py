@@ -5,7 +5,8 @@ larger one), against the fake API so the figures never change. Review changed SV
 from __future__ import annotations
 
 import pytest
-from tui_helpers import wait_until
+
+from tests.support.tui_helpers import wait_until
 
 SIZES = [(80, 24), (120, 36)]
 

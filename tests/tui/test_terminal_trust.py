@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from textual.binding import Binding
 from textual.widgets import Button, Checkbox, DataTable, Input, ListView, SelectionList, TextArea
 from textual.widgets._toast import Toast
-from tui_helpers import notifications, wait_until
 
 from kairan_tui.kinsoku import NO_LINE_START
 from kairan_tui.modals import confirm
@@ -18,6 +19,7 @@ from kairan_tui.screens.survey import survey_diff
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.wrapped import WrappedText
+from tests.support.tui_helpers import notifications, wait_until
 
 SIZES = [(80, 24), (120, 36)]
 SIZE_IDS = ["80x24", "120x36"]
@@ -281,7 +283,7 @@ async def test_survey_publishing_shows_the_changes_and_needs_y(app_for, fake, mo
 
 def test_survey_diff_names_each_change():
     """Pure: the diff lists added, removed, reworded and reordered items in Japanese."""
-    old = {
+    old: dict[str, Any] = {
         "welcome": "ようこそ",
         "purpose_notice": "目的",
         "completion": "完了",

@@ -5,6 +5,10 @@ roles in api.roles.ROUTES, run the handler, and append one audit entry (allowed 
 Handlers raise ApiProblem for anything the caller did wrong; the middleware answers
 application/problem+json. An unexpected exception is logged and answered as a problem too (500),
 but the fuzz tests prove no body reaches that path.
+
+Handlers live in api.routes (one module per route group) and use api.http's helpers; this
+module imports them, never the other way round. Rules (four eyes, the last administrator) are
+the services' (kairand.delivery, kairand.staff); handlers load, call and answer.
 """
 
 from __future__ import annotations
@@ -12,47 +16,79 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
-import json
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from kairand.api import roles as roles_table
+from kairand.api.http import (
+    AUDIT_DETAIL,
+    AUDITED,
+    RESOLVER,
+    ROUTE,
+    STAFF,
+    STATE,
+    ApiState,
+    Handler,
+    now_ms,
+)
 from kairand.api.identity import Peer, PeerResolver, peer_from_socket
-from kairand.api.problems import ApiProblem, from_validation
+from kairand.api.problems import ApiProblem
+from kairand.api.routes import (
+    audience,
+    audit_log,
+    dashboard,
+    deliveries,
+    events,
+    me,
+    staff,
+    statistics,
+    survey,
+    test_recipients,
+)
 from kairand.audit.chain import AuditEntry
+from kairand.audit.worker import checkpoint_component
 from kairand.config import Config
 from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.runtime import CONFIG, LINE, STORE
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
 from kairand.store.database import Store
 
 log = get_logger(__name__)
-M = TypeVar("M", bound=BaseModel)
 
-CONFIG = web.AppKey("api_config", Config)
-STORE = web.AppKey("api_store", Store)
-LINE = web.AppKey("api_line", object)  # LineApi | None (AppKey needs a concrete type)
-RESOLVER = web.AppKey("api_peer_resolver", object)
-STATE = web.AppKey("api_state", dict)
-
-STAFF = web.RequestKey("staff", staff_store.StaffRecord)
-ROUTE = web.RequestKey("route", roles_table.Route)
-AUDIT_DETAIL = web.RequestKey("audit_detail", dict)
-AUDITED = web.RequestKey("audited", bool)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+HANDLERS: dict[str, Handler] = {
+    "me": me.me,
+    "dashboard": dashboard.dashboard,
+    "events": events.stream,
+    "statistics": statistics.statistics,
+    "survey.get": survey.survey_get,
+    "survey.update": survey.survey_update,
+    "audience.count": audience.audience_count,
+    "deliveries.list": deliveries.list_,
+    "deliveries.create": deliveries.create,
+    "deliveries.get": deliveries.detail,
+    "deliveries.update": deliveries.update,
+    "deliveries.test_send": deliveries.test_send,
+    "deliveries.submit": deliveries.submit,
+    "deliveries.approve": deliveries.approve,
+    "deliveries.reject": deliveries.reject,
+    "deliveries.resume": deliveries.resume,
+    "deliveries.cancel": deliveries.cancel,
+    "test_recipients.get": test_recipients.test_recipients_get,
+    "test_recipients.code": test_recipients.test_recipients_code,
+    "staff.list": staff.staff_list,
+    "staff.put": staff.staff_put,
+    "staff.delete": staff.staff_delete,
+    "audit.list": audit_log.audit_list,
+    "audit.verify": audit_log.audit_verify,
+}
+"""Route name (api.roles.ROUTES) → handler."""
 
 
 async def audit(request: web.Request, actor: str, outcome: str, detail: dict[str, Any]) -> None:
@@ -67,71 +103,6 @@ async def audit(request: web.Request, actor: str, outcome: str, detail: dict[str
         log.error("api.audit_failed", action=action, error=type(exc).__name__)
 
 
-def line_of(request: web.Request) -> LineApi | None:
-    line = request.app.get(LINE)
-    return line if isinstance(line, LineApi) else None
-
-
-def config_of(request: web.Request) -> Config:
-    return request.app[CONFIG]
-
-
-def store_of(request: web.Request) -> Store:
-    return request.app[STORE]
-
-
-def staff_of(request: web.Request) -> staff_store.StaffRecord:
-    return request[STAFF]
-
-
-def note(request: web.Request, **detail: Any) -> None:
-    """Add non-personal facts (a delivery's title, a new version number) to the audit entry."""
-    request.setdefault(AUDIT_DETAIL, {}).update(detail)
-
-
-async def json_body(request: web.Request, model: type[M]) -> M:
-    """Read and validate the request body; every failure names the field (4xx, no write)."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiProblem(
-            "payload-too-large",
-            f"送信できる大きさは {request.app[CONFIG].api.max_body_bytes} バイトまでです。",
-            field="body",
-        ) from None
-    if not raw.strip():
-        raw = b"{}"
-    elif request.content_type not in ("application/json", "application/octet-stream", ""):
-        raise ApiProblem(
-            "unsupported-media-type", "Content-Type: application/json で送信してください。"
-        )
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiProblem(
-            "bad-request", "本文が JSON として読み取れません。", field="body"
-        ) from None
-    except RecursionError:
-        raise ApiProblem("bad-request", "本文の入れ子が深すぎます。", field="body") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
-    except RecursionError:  # pragma: no cover - json.loads refuses such depth first
-        raise ApiProblem("bad-request", "本文の入れ子が深すぎます。", field="body") from None
-
-
-def query(request: web.Request, model: type[M]) -> M:
-    data: dict[str, Any] = {}
-    for key in request.query:
-        values = request.query.getall(key)
-        data[key] = values[0] if len(values) == 1 else values
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
-
-
 def _route_of(request: web.Request) -> roles_table.Route | None:
     route = request.match_info.route
     name = getattr(route, "name", None)
@@ -143,7 +114,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     route = _route_of(request)
     if route is not None:
         request[ROUTE] = route
-    resolver: PeerResolver = request.app[RESOLVER]  # type: ignore[assignment]
+    resolver = request.app[RESOLVER]
     try:
         peer: Peer = await resolver(request)
     except OSError as exc:  # the peer's credentials could not be read: nobody, then
@@ -236,22 +207,26 @@ def make_api_app(
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
 ) -> web.Application:
-    from kairand.api import views
-
     app = web.Application(
         middlewares=[problem_guard, access_middleware],
         client_max_size=config.api.max_body_bytes,
     )
     app[CONFIG] = config
     app[STORE] = store
-    app[LINE] = line
+    if line is not None:
+        app[LINE] = line
     app[RESOLVER] = resolver
-    app[STATE] = {"stopping": asyncio.Event()}
+    app[STATE] = ApiState()
     for route in roles_table.ROUTES:
-        app.router.add_route(route.method, route.path, views.HANDLERS[route.name], name=route.name)
-    app.cleanup_ctx.append(views.background)
-    app.on_shutdown.append(views.stop_streams)
+        app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
+    app.cleanup_ctx.append(checkpoint_component)
+    app.on_shutdown.append(stop_streams)
     return app
+
+
+async def stop_streams(app: web.Application) -> None:
+    """on_shutdown: end open event streams so the daemon stops at once."""
+    app[STATE].stopping.set()
 
 
 def _prepare_socket(path: Path, mode: int, group: str) -> None:
@@ -304,8 +279,5 @@ async def serve(
 
 async def api_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context for kairand.daemon.components(): the staff API site."""
-    from kairand import daemon
-
-    line = app.get(daemon.LINE)
-    async with serve(app[daemon.CONFIG], app[daemon.STORE], line):
+    async with serve(app[CONFIG], app[STORE], app.get(LINE)):
         yield

@@ -6,6 +6,7 @@ callable so tests can inject one; production uses `peer_from_socket`.
 
 from __future__ import annotations
 
+import asyncio
 import pwd
 import socket
 import struct
@@ -54,8 +55,6 @@ def username_of(uid: int) -> str | None:
 async def peer_from_socket(request: web.Request) -> Peer:
     """SO_PEERCRED → uid → passwd name. The passwd lookup may go to NSS (LDAP, sssd): it runs
     off the event loop."""
-    import asyncio
-
     uid = peer_uid(request)
     if uid is None:
         return Peer(None, None)

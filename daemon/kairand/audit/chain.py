@@ -1,56 +1,19 @@
-"""The hash chain (S8). Pure: canonical encoding and hashing; storage is in store/audit.py.
+"""The hash chain (S8): verification. Pure. The entry types, their canonical encoding and the
+link hash are in the evidence kernel (`kairand.evidence.audit`, shared with the store, which
+persists them); storage is in store/audit.py.
 
 hash_n = sha256(prev_hash_n || canonical(entry_n)), prev_hash_1 = GENESIS. Editing, deleting or
 reordering any stored entry breaks every later link, and `verify` names the first broken one.
-Entries never hold LINE user ids or survey answers: actors are staff user names or system
-components, targets are internal ids (delivery 12, receipt 7).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-GENESIS = "0" * 64
+from kairand.evidence.audit import GENESIS, AuditEntry, StoredEntry, canonical, link
 
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at_ms: int
-    actor: str
-    action: str
-    outcome: str  # "allowed" | "denied" | "ok" | "failed"
-    target: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    seq: int
-    entry: AuditEntry
-    prev_hash: str
-    hash: str
-
-
-def canonical(seq: int, entry: AuditEntry) -> bytes:
-    """Deterministic bytes for an entry, including its position (so reordering is detected)."""
-    payload = {
-        "seq": seq,
-        "at_ms": entry.at_ms,
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "outcome": entry.outcome,
-        "detail": entry.detail,
-    }
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-
-
-def link(prev_hash: str, seq: int, entry: AuditEntry) -> str:
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical(seq, entry)).hexdigest()
+__all__ = ["GENESIS", "AuditEntry", "StoredEntry", "VerifyResult", "canonical", "link", "verify"]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kairand import evidence
 from kairand.audit.chain import StoredEntry, verify
 from kairand.keys import secrets
 from kairand.store import audit as audit_store
@@ -29,16 +29,16 @@ def message(seq: int, head_hash: str, at_ms: int) -> bytes:
 
 
 def sign(key: Ed25519PrivateKey, seq: int, head_hash: str, at_ms: int) -> audit_store.Checkpoint:
-    signature = key.sign(message(seq, head_hash, at_ms)).hex()
+    signature = evidence.sign(key, message(seq, head_hash, at_ms)).hex()
     return audit_store.Checkpoint(seq, at_ms, head_hash, signature)
 
 
 def signature_ok(public: Ed25519PublicKey, cp: audit_store.Checkpoint) -> bool:
     try:
-        public.verify(bytes.fromhex(cp.signature), message(cp.seq, cp.head_hash, cp.at_ms))
-    except (InvalidSignature, ValueError):
+        signature = bytes.fromhex(cp.signature)
+    except ValueError:
         return False
-    return True
+    return evidence.verify(public, signature, message(cp.seq, cp.head_hash, cp.at_ms))
 
 
 def public_key() -> Ed25519PublicKey:

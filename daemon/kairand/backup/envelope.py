@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from kairand.errors import ConfigError, DataError
+from kairand.errors import AlreadyExistsError, ConfigError, DataError
 
 MAGIC = b"KAIRANBK"
 FORMAT_VERSION = 1
@@ -63,8 +63,6 @@ def generate_recovery_key(private_path: Path, public_path: Path) -> str:
     Refuses to overwrite either file: losing the old private key loses every old backup."""
     for path in (private_path, public_path):
         if path.exists():
-            from kairand.errors import AlreadyExistsError
-
             raise AlreadyExistsError(
                 f"{path} already exists: refusing to overwrite a recovery key",
                 "choose another file name; keep every private key that still opens a backup",

@@ -29,7 +29,13 @@ import keyring
 from kairand import __version__
 from kairand.backup import envelope
 from kairand.config import Config
-from kairand.errors import AlreadyExistsError, DataError, KairanError, StoreError
+from kairand.errors import (
+    AlreadyExistsError,
+    DataError,
+    KairanError,
+    SchemaTooNewError,
+    StoreError,
+)
 from kairand.keys import secrets
 from kairand.keys.backends import SERVICE
 from kairand.logs import get_logger
@@ -309,8 +315,6 @@ def restore_backup(
         db_key = bytes.fromhex(opened.escrow[secrets.DB_KEY])
         version = store_backup.check_restored(staging, db_key)
         if version > latest_version():
-            from kairand.errors import SchemaTooNewError
-
             raise SchemaTooNewError(
                 f"the backup has schema version {version}, newer than this program knows",
                 "install the Kairan release that made the backup (or newer) and restore again",

@@ -19,6 +19,7 @@ from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
 from kairand.conversation.survey import SurveyDefinition
+from kairand.delivery import policy
 from kairand.delivery.errors import (
     ConfidentialityRefused,
     DeliveryError,
@@ -40,6 +41,7 @@ from kairand.delivery.model import (
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.segments import service as segments_service
 from kairand.segments.model import (
     Condition,
     SegmentError,
@@ -353,6 +355,34 @@ async def approve(
         return target
 
     return await store.write(tx)
+
+
+async def four_eyes(
+    store: Store, view: DeliveryView, approver: str, threshold: int
+) -> policy.FourEyes:
+    """Four eyes (S7) for APPROVER approving VIEW (kairand.delivery.policy has the rule): reads
+    who wrote the delivery and, when it matters, counts its audience again now.
+
+    Raises kairand.segments.model.SegmentError when the filter no longer fits the survey.
+    """
+    editors = await store.read(
+        audit_store.actors_for, f"delivery {view.id}", policy.WRITING_ACTIONS
+    )
+    writer_names = policy.writers(view.author, editors)
+    recipients = None
+    if policy.needs_audience(approver, writer_names, threshold):
+        recipients = await _audience(store, view)
+    return policy.decide(approver, writer_names, threshold, recipients)
+
+
+async def _audience(store: Store, view: DeliveryView) -> int | None:
+    """Recipients the delivery reaches: frozen at sending, else counted now."""
+    if view.recipient_count is not None:
+        return view.recipient_count
+    current = await store.read(survey_store.current)
+    if current is None:  # pragma: no cover - open_store seeds the default survey
+        return None
+    return await segments_service.audience_count(store, view.segment, current[1])
 
 
 async def _segment_count(store: Store, row: q.DeliveryRow) -> int:

@@ -29,6 +29,7 @@ from kairand.line.client import LineApi
 from kairand.line.webhook import wake_event
 from kairand.logs import get_logger
 from kairand.retention.purge import purge_resident
+from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
 from kairand.store import survey as survey_store
 from kairand.store.database import Connection, Store
@@ -257,15 +258,13 @@ def load_keys() -> PurgeKeys:
 
 async def inbox_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the inbox worker runs while the daemon runs."""
-    from kairand.daemon import CONFIG, LINE, STORE, TASKS
-
     config = app[CONFIG]
     keys = await asyncio.get_running_loop().run_in_executor(None, load_keys)
     worker = InboxWorker(
         app[STORE], app.get(LINE), keys, wake_event(app), config.privacy.store_display_name
     )
     app[INBOX_WORKER] = worker
-    app[TASKS].spawn(worker.run(), "inbox-worker")
+    app[TASKS].worker("inbox-worker", worker.run)
     yield
 
 

@@ -18,12 +18,8 @@ TOML shape (see provisioning/richmenu/default.toml):
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
-import getpass
 import struct
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,72 +202,3 @@ async def apply_plan(line: LineApi, plan: RichMenuPlan) -> tuple[str, str | None
     if old and old != new_id:
         await api.delete_rich_menu(old, _request_timeout=timeout)
     return new_id, old
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    plan = load_plan(args.file)
-    print(f"リッチメニューの定義は有効です / rich menu definition is valid: {args.file}")
-    print(f"areas={len(plan.request['areas'])} image={plan.content_type} bytes={len(plan.image)}")
-    return ExitCode.OK
-
-
-def _cmd_apply(args: argparse.Namespace) -> int:
-    from kairand.audit.chain import AuditEntry
-    from kairand.config import load_config
-    from kairand.keys import secrets
-    from kairand.line.client import line_api
-    from kairand.store import audit
-    from kairand.store.bootstrap import open_store, select_keyring
-
-    plan = load_plan(args.file)  # before any network call
-    config = load_config(args.config)
-    select_keyring(config)
-    token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
-
-    async def run() -> tuple[str, str | None]:
-        async with line_api(
-            config.line.api_base, token, config.line.request_timeout_seconds
-        ) as line:
-            return await apply_plan(line, plan)
-
-    try:
-        new_id, old_id = asyncio.run(run())
-    except ApiException as exc:
-        raise RichMenuError(
-            f"LINE refused the rich menu (HTTP {exc.status})",
-            "check the channel access token and the definition; the previous menu is unchanged",
-        ) from None
-    except (OSError, TimeoutError) as exc:
-        raise RichMenuError(
-            f"LINE could not be reached: {type(exc).__name__}",
-            "check the network or proxy; the previous menu is unchanged",
-        ) from None
-    store = open_store(config)
-    try:
-        entry = AuditEntry(
-            at_ms=int(time.time() * 1000),
-            actor=getpass.getuser(),
-            action="richmenu.apply",
-            outcome="ok",
-            target=new_id,
-            detail={"replaced": old_id or "", "areas": len(plan.request["areas"])},
-        )
-        store.write_sync(audit.append, entry)
-    finally:
-        store.close()
-    log.info("richmenu.applied", replaced=bool(old_id))
-    print(f"リッチメニューを設定しました / default rich menu set: {new_id}")
-    if old_id:
-        print(f"以前のメニューを削除しました / previous menu deleted: {old_id}")
-    return ExitCode.OK
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    parser = subparsers.add_parser("richmenu", help="the LINE rich menu (S2)")
-    sub = parser.add_subparsers(dest="richmenu_command", required=True)
-    apply = sub.add_parser("apply", help="create the default rich menu from FILE.toml")
-    apply.add_argument("file", type=Path, help="rich menu definition (TOML)")
-    apply.set_defaults(func=_cmd_apply)
-    check = sub.add_parser("check", help="check FILE.toml against LINE's limits (no network)")
-    check.add_argument("file", type=Path, help="rich menu definition (TOML)")
-    check.set_defaults(func=_cmd_check)

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from kairand import tls
 from kairand.config import Config
-from kairand.errors import ConfigError
 from kairand.keys import secrets
 from kairand.logs import get_logger
+from kairand.runtime import CONFIG, STORE
 from kairand.store import inbox
 from kairand.store.database import Connection, Store
 
@@ -210,22 +211,7 @@ def server_ssl_context(config: Config) -> ssl.SSLContext | None:
     settings = config.webhook
     if not settings.tls_cert:
         return None
-    try:
-        from kairand import tls  # type: ignore[attr-defined,unused-ignore]  # issue-8's module
-
-        return tls.load_server_context(settings.tls_cert, settings.tls_key)  # type: ignore[no-any-return,unused-ignore]
-    except (ImportError, AttributeError):
-        pass
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"the webhook certificate {settings.tls_cert} cannot be used: {exc}",
-            "check webhook.tls_cert and webhook.tls_key (the key must belong to the certificate)",
-        ) from None
-    return context
+    return tls.load_server_context(settings.tls_cert, settings.tls_key)
 
 
 def _prepare_socket_path(path: Path) -> None:
@@ -275,8 +261,6 @@ def wake_event(app: web.Application) -> asyncio.Event:
 
 async def webhook_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: serve the webhook while the daemon runs."""
-    from kairand.daemon import CONFIG, STORE
-
     config = app[CONFIG]
     loop = asyncio.get_running_loop()
     channel_secret = await loop.run_in_executor(None, secrets.get_secret, secrets.CHANNEL_SECRET)

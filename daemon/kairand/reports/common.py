@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from kairand.errors import ExitCode, KairanError
-
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+from kairand.errors import UsageError
+from kairand.timeutil import JST
 
 REASON_LABELS = {
     "unfollow": "ブロック（友だち解除）による削除",
@@ -18,10 +17,6 @@ REASON_LABELS = {
 }
 
 OUTCOME_LABELS = {"allowed": "許可", "denied": "拒否", "ok": "成功", "failed": "失敗"}
-
-
-class UsageError(KairanError):
-    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from kairand.audit.chain import verify as verify_chain
 from kairand.glossary import ROLE_LABELS, STATUS_LABELS
 from kairand.reports.common import OUTCOME_LABELS, REASON_LABELS, Period, datetime_ja
 from kairand.retention.receipts import REASONS
-from kairand.retention.rules import RetentionRules, describe_ja
+from kairand.retention.rules import RetentionRules, describe_ja, from_stored
 from kairand.store import audit, metrics, receipts, reports, settings, staff
 from kairand.store import retention as retention_store
 from kairand.store import survey as survey_store
@@ -50,7 +50,7 @@ class ReportData:
 def gather(conn: Connection, period: Period) -> ReportData:
     first, last = period.first.isoformat(), period.last.isoformat()
     found = receipts.between(conn, period.start, period.end)
-    current = retention_store.current_rules(conn)
+    current = from_stored(retention_store.current_rules(conn))
     return ReportData(
         residents=reports.resident_counts(conn),
         follows=sum(metrics.series(conn, "follow", first, last).values()),

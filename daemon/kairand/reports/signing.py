@@ -12,40 +12,37 @@ Text form:   the printable body, then a signature block whose signature covers t
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-ALGORITHM = "Ed25519"
+from kairand import evidence
+from kairand.evidence import (
+    ALGORITHM,
+    fingerprint,
+    load_public_key_pem,
+    public_key_pem,
+)
+from kairand.evidence import canonical_json as canonical
+
+__all__ = [
+    "ALGORITHM",
+    "BEGIN",
+    "END",
+    "Verified",
+    "canonical",
+    "fingerprint",
+    "load_public_key_pem",
+    "public_key_pem",
+    "sign_json",
+    "sign_text",
+    "verify_document",
+]
+
 BEGIN = "-----BEGIN KAIRAN SIGNATURE-----"
 END = "-----END KAIRAN SIGNATURE-----"
-
-
-def canonical(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-
-
-def fingerprint(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def public_key_pem(public_key: Ed25519PublicKey) -> str:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-
-
-def load_public_key_pem(data: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(data)
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
-    return key
 
 
 def _render_json(document: dict[str, Any]) -> str:
@@ -53,7 +50,7 @@ def _render_json(document: dict[str, Any]) -> str:
 
 
 def sign_json(payload: dict[str, Any], key: Ed25519PrivateKey) -> str:
-    signature = base64.b64encode(key.sign(canonical(payload))).decode()
+    signature = evidence.sign_b64(key, canonical(payload))
     return _render_json(
         {
             "payload": payload,
@@ -67,7 +64,7 @@ def sign_json(payload: dict[str, Any], key: Ed25519PrivateKey) -> str:
 
 
 def _signature_block(body: str, key_fingerprint: str, signature: str) -> str:
-    digest = hashlib.sha256(body.encode()).hexdigest()
+    digest = evidence.sha256_hex(body.encode())
     return (
         f"{BEGIN}\n"
         f"方式 / algorithm: {ALGORITHM}\n"
@@ -82,7 +79,7 @@ def sign_text(body: str, key: Ed25519PrivateKey) -> str:
     """BODY (ending with a newline) followed by its signature block."""
     if not body.endswith("\n"):
         body += "\n"
-    signature = base64.b64encode(key.sign(body.encode())).decode()
+    signature = evidence.sign_b64(key, body.encode())
     return body + _signature_block(body, fingerprint(key.public_key()), signature)
 
 
@@ -121,9 +118,7 @@ def _verify_json(text: str, public_key: Ed25519PublicKey) -> Verified:
         return Verified(False, "json", "未対応の署名方式です")
     if signature.get("key_fingerprint") != fingerprint(public_key):
         return Verified(False, "json", "この装置とは別の鍵で署名されています")
-    try:
-        public_key.verify(value, canonical(payload))
-    except InvalidSignature:
+    if not evidence.verify(public_key, value, canonical(payload)):
         return Verified(False, "json", "署名が内容と一致しません（改変されています）")
     return Verified(True, "json", payload=payload)
 
@@ -145,8 +140,6 @@ def _verify_text(text: str, public_key: Ed25519PublicKey) -> Verified:
         return Verified(
             False, "text", "本文または署名欄が変更されているか、別の鍵で署名されています"
         )
-    try:
-        public_key.verify(value, body.encode())
-    except InvalidSignature:
+    if not evidence.verify(public_key, value, body.encode()):
         return Verified(False, "text", "署名が内容と一致しません（改変されています）")
     return Verified(True, "text")

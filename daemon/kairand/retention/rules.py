@@ -21,14 +21,15 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kairand.records import ResidentFacts as ResidentFacts
 from kairand.retention.masking import MASK_TARGET_LABELS, MaskRule
+from kairand.timeutil import JST
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 WEEKDAYS_JA = "月火水木金土日"
 
 Code = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
@@ -196,24 +197,6 @@ def notice_text(policy: Annual, boundary: int) -> str:
 
 
 # -- evaluation --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResidentFacts:
-    """What evaluation needs to know about one resident (no user id, no answer values)."""
-
-    resident_id: int
-    followed_at: int
-    registered_at: int | None
-    last_interaction_at: int
-    deliveries_stopped: bool = False
-    first_answer_at: Mapping[str, int] = field(default_factory=dict)
-    """Per question (only those with a rule): when its oldest stored answer was given."""
-
-    @property
-    def registration_anchor(self) -> int:
-        """When the registration began: completing the survey, else following."""
-        return self.registered_at if self.registered_at is not None else self.followed_at
 
 
 @dataclass(frozen=True)
@@ -391,3 +374,11 @@ def describe_ja(rules: RetentionRules, titles: Mapping[str, str] | None = None) 
             f"（残す文字: {kept or 'なし'}文字目）"
         )
     return lines
+
+
+def from_stored(found: tuple[int, int, str] | None) -> tuple[int, int, RetentionRules] | None:
+    """(version, created_at, rules) from the store's row (its rules as JSON), or None."""
+    if found is None:
+        return None
+    version, created_at, text = found
+    return version, created_at, RetentionRules.model_validate_json(text)

@@ -35,12 +35,13 @@ from kairand.keys import secrets
 from kairand.keys.backends import CredentialsKeyring, DirectoryKeyring, MemoryKeyring
 from kairand.logs import get_logger
 from kairand.reports import certificate
-from kairand.reports.common import JST, Period, iso_jst
+from kairand.reports.common import Period, iso_jst
 from kairand.reports.signing import sign_json
 from kairand.retention.purge import purge_resident
 from kairand.store import audit, reports
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, open_connection
+from kairand.timeutil import JST
 
 log = get_logger(__name__)
 

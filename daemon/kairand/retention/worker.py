@@ -26,6 +26,7 @@ from kairand.retention import rules as rules_mod
 from kairand.retention.expiry import apply_batch
 from kairand.retention.notices import send_notices
 from kairand.retention.rules import Annual, RetentionRules
+from kairand.runtime import LINE, STOPPING, STORE, TASKS
 from kairand.store import audit, masking, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
@@ -54,7 +55,9 @@ RUNS: web.AppKey[list[RunResult]] = web.AppKey("retention_runs")
 
 def _load(conn: Connection) -> tuple[tuple[int, int, RetentionRules] | None, int | None]:
     last = settings.get(conn, retention_store.LAST_RUN_KEY)
-    return retention_store.current_rules(conn), (int(last) if last is not None else None)
+    return rules_mod.from_stored(retention_store.current_rules(conn)), (
+        int(last) if last is not None else None
+    )
 
 
 def _finish_run(conn: Connection, result: RunResult) -> None:
@@ -233,8 +236,6 @@ async def next_wake_at(store: Store, now: int) -> int:
 
 
 async def _loop(app: web.Application) -> None:
-    from kairand.daemon import LINE, STOPPING, STORE  # kairand.daemon imports this module
-
     store = app[STORE]
     stopping = app[STOPPING]
     clock = app.get(CLOCK, time.time)
@@ -255,8 +256,6 @@ async def _loop(app: web.Application) -> None:
 async def retention_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: runs retention once at start (catching up after downtime), then at
     the daily run time, each annual boundary and each notice time."""
-    from kairand.daemon import TASKS
-
     app[RUNS] = []
-    app[TASKS].spawn(_loop(app), "retention")
+    app[TASKS].worker("retention", lambda: _loop(app))
     yield

@@ -37,8 +37,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kairand.conversation.survey import SurveyDefinition
+from kairand.timeutil import JST
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 MAX_AGE = 150
 
 Code = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kairand.simulator.population import Resident
+from kairand.simulator.population import TOPICS, Resident
 
 DECLINE_WORDS = ("回答しない", "答えない", "答えたくない", "選択しない", "その他")
 NEXT_PAGE_WORDS = ("次へ", "次のページ", "もっと見る", "ほかの")
@@ -284,8 +284,6 @@ def resident_area_names(resident: Resident) -> tuple[str, ...]:
 
 
 def _all_topics(resident: Resident) -> tuple[str, ...]:
-    from kairand.simulator.population import TOPICS
-
     return tuple(dict.fromkeys((*TOPICS, *resident.interests)))
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kairand.audit.chain import GENESIS, AuditEntry, StoredEntry, link
+from kairand.evidence.audit import GENESIS, AuditEntry, StoredEntry, link
 from kairand.store.database import Connection
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from kairand.store.database import Connection
-
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+from kairand.timeutil import JST
 
 
 def day_of(unix_seconds: float) -> str:

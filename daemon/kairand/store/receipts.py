@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from kairand.retention.receipts import Receipt
+from kairand.evidence.receipts import Receipt
 from kairand.store.database import Connection
 
 

@@ -4,8 +4,9 @@ the annual re-registration notices."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-from kairand.retention.rules import ResidentFacts, RetentionRules
+from kairand.records import ResidentFacts
 from kairand.store.database import Connection
 
 LAST_RUN_KEY = "retention.last_run_at"
@@ -15,18 +16,25 @@ LAST_RESULT_KEY = "retention.last_result"
 # -- rule versions -----------------------------------------------------------------------
 
 
-def current_rules(conn: Connection) -> tuple[int, int, RetentionRules] | None:
-    """(version, created_at, rules) of the newest version, or None if none was ever saved."""
+class RulesDocument(Protocol):
+    """What the store needs of a rules object (kairand.retention.rules.RetentionRules)."""
+
+    def model_dump_json(self) -> str: ...
+
+
+def current_rules(conn: Connection) -> tuple[int, int, str] | None:
+    """(version, created_at, rules as JSON) of the newest version, or None if none was ever
+    saved; `kairand.retention.rules.from_stored` parses it."""
     row = conn.execute(
         "SELECT version, created_at, rules FROM retention_rule_versions"
         " ORDER BY version DESC LIMIT 1"
     ).fetchone()
     if row is None:
         return None
-    return int(row[0]), int(row[1]), RetentionRules.model_validate_json(row[2])
+    return int(row[0]), int(row[1]), str(row[2])
 
 
-def save_rules(conn: Connection, rules: RetentionRules, created_by: str, now: int) -> int:
+def save_rules(conn: Connection, rules: RulesDocument, created_by: str, now: int) -> int:
     row = conn.execute("SELECT coalesce(max(version), 0) FROM retention_rule_versions").fetchone()
     version = int(row[0]) + 1
     conn.execute(

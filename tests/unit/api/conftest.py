@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from api_helpers import add_staff, header_resolver
-from conftest_line import FakeLine, make_app
 
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
 from kairand.config import Config
+from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store.database import Store
+from tests.support.api_helpers import add_staff, header_resolver
 
 
 @pytest.fixture
@@ -25,13 +24,12 @@ async def api(config: Config, store: Store) -> AsyncIterator[ApiClient]:
 
 
 @pytest.fixture
-async def fake_line() -> AsyncIterator[FakeLine]:
-    """The quota endpoints of the Messaging API on loopback (see conftest_line)."""
-    state = FakeLine()
-    runner = web.AppRunner(make_app(state))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    state.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield state
-    await runner.cleanup()
+async def line_sim() -> AsyncIterator[Simulator]:
+    """The Messaging API the staff API reaches (quota, push), played by the LINE simulator:
+    a limited quota of 1,000 with 120 used this month, no residents (tests add followers).
+    Call it with line_api(sim.api_url, sim.config.access_token)."""
+    async with Simulator(
+        SimulatorConfig(seed=0, population=0, auto_react=False, quota_limit=1000)
+    ) as sim:
+        sim.platform.usage = 120
+        yield sim

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from api_helpers import count
 
 from kairand.api.client import ApiClient
+from kairand.config import Config
 from kairand.store.database import Store
+from tests.support.api_helpers import count
 
 DRAFT = {
     "title": "健診のお知らせ",
@@ -115,13 +116,12 @@ async def test_action_routes_refuse_stray_bodies(api: ApiClient) -> None:
     assert r.body["status"] == "draft"
 
 
-async def test_missing_socket_group_is_a_config_error(config, store) -> None:  # type: ignore[no-untyped-def]
+async def test_missing_socket_group_is_a_config_error(config: Config, store: Store) -> None:
     """N5: a socket group that does not exist stops start-up with an operator hint (exit code
     of ConfigError), and leaves no socket behind."""
-    from api_helpers import with_api
-
     from kairand.api.app import serve
     from kairand.errors import ConfigError
+    from tests.support.api_helpers import with_api
 
     cfg = with_api(config, socket_group="no-such-group-kairan")
     with pytest.raises(ConfigError, match="socket_group"):

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from api_helpers import add_residents, add_staff, count, header_resolver, with_threshold
 
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
 from kairand.config import Config
+from kairand.simulator import Simulator
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
+from tests.support.api_helpers import (
+    add_residents,
+    add_staff,
+    count,
+    header_resolver,
+    with_threshold,
+)
 
-DRAFT = {
+DRAFT: dict[str, Any] = {
     "title": "防災訓練のお知らせ",
     "confidentiality": 1,
     "messages": ["11月30日に防災訓練を行います。"],
@@ -168,16 +176,18 @@ async def test_test_send_without_line_is_a_clear_problem(api: ApiClient) -> None
     assert r.status == 503 and r.problem_type == "urn:kairan:problem:line-unavailable"
 
 
-async def test_approval_checks_lines_quota(config: Config, store: Store, fake_line) -> None:  # type: ignore[no-untyped-def]
+async def test_approval_checks_lines_quota(
+    config: Config, store: Store, line_sim: Simulator
+) -> None:
     """N4: approving a delivery larger than LINE's remaining monthly quota is 409
     quota_exceeded; approving again with confirm_over_quota goes through."""
     from kairand.line.client import line_api
 
     add_staff(store)
     add_residents(store, 12)
-    fake_line.limit, fake_line.used = 100, 95
+    line_sim.platform.quota_limit, line_sim.platform.usage = 100, 95
     async with (
-        line_api(fake_line.url, "token") as line,
+        line_api(line_sim.api_url, line_sim.config.access_token) as line,
         serve(config, store, line, header_resolver),
         connect(config.api.socket) as api,
     ):
@@ -214,7 +224,7 @@ async def test_approval_when_line_is_unreachable(config: Config, store: Store) -
 async def test_test_send_reaches_only_the_callers_test_recipients(
     config: Config,
     store: Store,
-    fake_line,  # type: ignore[no-untyped-def]
+    line_sim: Simulator,
 ) -> None:
     """S8: a test send pushes to the caller's own test recipients only; the audit log records
     it without any LINE user id (nor the message text)."""
@@ -225,21 +235,24 @@ async def test_test_send_reaches_only_the_callers_test_recipients(
     from kairand.store import test_recipients
 
     add_staff(store)
+    mine, theirs = "U" + "1" * 32, "U" + "2" * 32
+    for staff_phone in (mine, theirs):  # both staff members' phones follow the account
+        line_sim.platform.add_follower({"userId": staff_phone, "displayName": "職員"})
     async with (
-        line_api(fake_line.url, "token") as line,
+        line_api(line_sim.api_url, line_sim.config.access_token) as line,
         serve(config, store, line, header_resolver),
         connect(config.api.socket) as api,
     ):
         code = (await api.as_user("aut").post("/v1/test-recipients/code")).body["code"]
         other = (await api.as_user("apr").post("/v1/test-recipients/code")).body["code"]
-        mine, theirs = "U" + "1" * 32, "U" + "2" * 32
         store.write_sync(test_recipients.claim, code, mine, int(time.time()))
         store.write_sync(test_recipients.claim, other, theirs, int(time.time()))
         r = await api.as_user("aut").post("/v1/deliveries", DRAFT)
         r = await api.as_user("aut").post(f"/v1/deliveries/{r.body['id']}/test-send")
         assert r.status == 200 and r.body == {"sent": 1}
-    assert [p["to"] for p in fake_line.pushed] == [mine]
-    assert DRAFT["messages"][0] in fake_line.pushed[0]["messages"][0]["text"]
+    pushed = line_sim.ledger.find(kind="push")
+    assert [p.user_id for p in pushed] == [mine]
+    assert DRAFT["messages"][0] in pushed[0].texts[0]
     rows = store.read_sync(lambda c: c.execute("SELECT * FROM audit_log").fetchall())
     text = repr(rows)
     assert not re.search(r"U[0-9a-f]{32}", text) and DRAFT["messages"][0] not in text

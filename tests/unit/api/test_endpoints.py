@@ -7,23 +7,25 @@ import asyncio
 import datetime as dt
 import json
 import time
+from typing import Any
 
-from api_helpers import add_residents, add_staff, count, header_resolver, with_api
-from conftest_line import FakeLine
+import aiohttp
 
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
 from kairand.config import Config
 from kairand.conversation.survey import default_survey
 from kairand.line.client import line_api
+from kairand.simulator import Simulator
 from kairand.store import metrics, settings
 from kairand.store.database import Store
+from tests.support.api_helpers import add_residents, add_staff, count, header_resolver, with_api
 
 JST = dt.timezone(dt.timedelta(hours=9))
 
 
 async def test_dashboard_figures_and_health(
-    config: Config, store: Store, fake_line: FakeLine
+    config: Config, store: Store, line_sim: Simulator
 ) -> None:
     """N5, S9: friends/registered from the store, follows per day from the counters (7 days),
     LINE's quota (cached: asked once for two dashboards), and health from settings."""
@@ -37,9 +39,8 @@ async def test_dashboard_figures_and_health(
     store.write_sync(settings.put, "webhook.last_seen_at", int(now) - 60)
     store.write_sync(settings.put, "tls.not_after", int(now) + 86400 * 40)
     store.write_sync(settings.put, "backup.last_ok_at", int(now) - 3600)
-    base, hits = fake_line.url, fake_line.hits
     async with (
-        line_api(base, "token") as line,
+        line_api(line_sim.api_url, line_sim.config.access_token) as line,
         serve(config, store, line, header_resolver),
         connect(config.api.socket) as api,
     ):
@@ -54,7 +55,8 @@ async def test_dashboard_figures_and_health(
     assert body["days"][-2]["unfollows"] == 2
     assert sum(d["follows"] for d in body["days"]) == 4
     assert body["quota"]["limit"] == 1000 and body["quota"]["used"] == 120
-    assert len(hits) == 2 and again.body["quota"] == body["quota"]  # second call from cache
+    # Two requests (limit and consumption) for the first dashboard, the second from the cache.
+    assert line_sim.platform.counters.get("quota") == 2 and again.body["quota"] == body["quota"]
     health = body["health"]
     assert health["line_reachable"] is True and health["line_last_error"] is None
     seen = dt.datetime.fromisoformat(health["last_webhook_at"])
@@ -80,7 +82,7 @@ async def test_dashboard_when_line_is_unreachable(config: Config, store: Store) 
     assert r.body["health"]["line_last_error"]
 
 
-async def read_event(resp, name: str) -> dict:  # type: ignore[no-untyped-def]
+async def read_event(resp: aiohttp.ClientResponse, name: str) -> dict[str, Any]:
     """Read SSE frames until one named NAME arrives; return its JSON data."""
     event = None
     async for raw in resp.content:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from api_helpers import count
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from kairand.api.roles import ROUTES
 from kairand.api.schema import PROBLEM_TYPES
 from kairand.conversation.survey import default_survey
 from kairand.store.database import Store
+from tests.support.api_helpers import count
 
 DRAFT = {
     "title": "お知らせ",

@@ -35,8 +35,8 @@ async def call(api: ApiClient, route: Route, user: str) -> tuple[int, dict | Non
         ) as resp:
             body = await resp.json() if resp.status >= 400 else None
             return resp.status, body
-    resp = await client.request(route.method, concrete(route), {} if route.body else None)
-    return resp.status, resp.body if isinstance(resp.body, dict) else None
+    answer = await client.request(route.method, concrete(route), {} if route.body else None)
+    return answer.status, answer.body if isinstance(answer.body, dict) else None
 
 
 def last_entry(store: Store) -> audit_store.StoredEntry:

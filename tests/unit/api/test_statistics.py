@@ -3,13 +3,13 @@ suppressed cell can be derived from the total and the shown cells."""
 
 from __future__ import annotations
 
-from api_helpers import add_answers, add_residents
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kairand.api.client import ApiClient
 from kairand.api.statistics import Cell, suppress
 from kairand.store.database import Store
+from tests.support.api_helpers import add_answers, add_residents
 
 K = 10
 

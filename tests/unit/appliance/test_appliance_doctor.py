@@ -70,6 +70,7 @@ def setup(dev_setup: Path, short_tmp: Path) -> Iterator[tuple[Path, LineStub]]:
     """A dev setup with a valid webhook certificate, one backup, and the LINE stub as api_base."""
     keys = DirectoryKeyring(dev_setup.parent / "keys")
     token = keys.get_password(SERVICE, secrets.CHANNEL_ACCESS_TOKEN)
+    assert token is not None
     with LineStub(token) as stub:
         cert_pem, key_pem = tls.self_signed("webhook.example-city.jp", days=90)
         cert, key = dev_setup.parent / "webhook.crt", dev_setup.parent / "webhook.key"

@@ -96,7 +96,7 @@ def sshd_effective(config_text: str, tmp_path: Path, spec: str) -> dict[str, str
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    out = {}
+    out: dict[str, str] = {}
     for line in result.stdout.splitlines():
         key, _, value = line.partition(" ")
         out.setdefault(key, value)

@@ -90,8 +90,8 @@ def test_kairanctl_tls_install_copies_with_safe_modes(tmp_path: Path, dev_setup:
     the certificate world-readable, at the configured paths; a bad pair changes nothing."""
     dest = tmp_path / "tls"
     paths = f'tls_cert = "{dest}/webhook.crt"\ntls_key = "{dest}/webhook.key"\n'
-    config = dev_setup.read_text().replace("[webhook]\n", "[webhook]\n" + paths, 1)
-    dev_setup.write_text(config)
+    config_text = dev_setup.read_text().replace("[webhook]\n", "[webhook]\n" + paths, 1)
+    dev_setup.write_text(config_text)
     cert, key = write_pair(tmp_path, "a")
     _, other_key = write_pair(tmp_path, "b")
     rc = ctl.main(["--config", str(dev_setup), "tls", "install", str(cert), str(other_key)])

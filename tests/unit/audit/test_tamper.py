@@ -16,7 +16,7 @@ from kairand.audit.chain import GENESIS, AuditEntry, link
 from kairand.errors import ExitCode
 from kairand.keys import secrets
 from kairand.store import audit as audit_store
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 
 N = 12
 
@@ -79,7 +79,7 @@ def test_deleted_entry_is_named(logged: Store, dev_setup: Path, capsys, seq: int
 def test_reordered_entries_are_named(logged: Store, dev_setup: Path, capsys) -> None:
     """S8: swapping entries 4 and 5 (their positions) is reported at 4."""
 
-    def swap(conn):  # type: ignore[no-untyped-def]
+    def swap(conn: Connection) -> None:
         conn.execute("UPDATE audit_log SET seq = -1 WHERE seq = 4")
         conn.execute("UPDATE audit_log SET seq = 4 WHERE seq = 5")
         conn.execute("UPDATE audit_log SET seq = 5 WHERE seq = -1")
@@ -96,7 +96,7 @@ def test_rewritten_chain_is_caught_by_the_signed_checkpoint(
     the signed checkpoint at 8 no longer matches, so verify fails at the first entry after the
     last good checkpoint (here: 1, as 8 is the only checkpoint)."""
 
-    def rewrite(conn):  # type: ignore[no-untyped-def]
+    def rewrite(conn: Connection) -> None:
         conn.execute("UPDATE audit_log SET actor = 'intruder' WHERE seq = 6")
         prev = GENESIS
         for row in list(audit_store.iter_entries(conn)):

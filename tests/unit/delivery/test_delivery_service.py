@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -27,7 +28,7 @@ AREA = SegmentFilter.model_validate({"conditions": [{"question": "area", "any_of
 def add_registered(store: Store, area: str, start: int = 0, n: int = 1) -> None:
     """N registered residents who answered 地域 = AREA."""
 
-    def insert(conn):  # type: ignore[no-untyped-def]
+    def insert(conn: Any) -> None:
         for i in range(start, start + n):
             cur = conn.execute(
                 "INSERT INTO residents (line_user_id, followed_at, registered_at,"
@@ -48,8 +49,12 @@ def asahi_resident(store: Store) -> None:
     add_registered(store, "asahi", start=500)
 
 
-def content(**kw) -> DeliveryContent:
-    base = {"title": "防災訓練のお知らせ", "messages": ("訓練を行います。",), "segment": AREA}
+def content(**kw: Any) -> DeliveryContent:
+    base: dict[str, Any] = {
+        "title": "防災訓練のお知らせ",
+        "messages": ("訓練を行います。",),
+        "segment": AREA,
+    }
     base.update(kw)
     return DeliveryContent(**base)
 

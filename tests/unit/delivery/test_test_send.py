@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from delivery_harness import IN_SEGMENT
 
 from kairand.delivery import service
 from kairand.delivery.errors import ConfidentialityRefused, NoTestRecipients
@@ -15,6 +14,7 @@ from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import audit as audit_store
 from kairand.store import test_recipients
 from kairand.store.database import Store
+from tests.support.delivery_harness import IN_SEGMENT
 
 STAFF_PHONE = "U" + "a" * 32
 OTHER_PHONE = "U" + "b" * 32

@@ -6,11 +6,14 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from kairand.config import Config
 from kairand.conversation import machine
+from kairand.conversation.events import Event
+from kairand.conversation.survey import SurveyDefinition
 from kairand.keys import secrets as keys
 from kairand.line import inbox as worker
 from kairand.store import inbox, residents
@@ -23,7 +26,7 @@ def _user() -> str:
 
 
 def _incoming(kind: str, user: str, ts: int, **extra: object) -> inbox.IncomingEvent:
-    body = {
+    body: dict[str, Any] = {
         "type": kind,
         "mode": "active",
         "timestamp": ts,
@@ -62,7 +65,12 @@ def test_failing_event_is_isolated_and_others_are_done(
     )
     original = machine.handle
 
-    def handle(event, resident, survey, version):  # type: ignore[no-untyped-def]
+    def handle(
+        event: Event,
+        resident: machine.ResidentState | None,
+        survey: SurveyDefinition,
+        version: int,
+    ) -> machine.Outcome:
         if event.user_id == users[1]:
             raise ValueError("boom")
         return original(event, resident, survey, version)

@@ -29,8 +29,8 @@ from kairand.retention.rules import (
 )
 
 
-def t(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=JST).timestamp())
+def t(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, second, tzinfo=JST).timestamp())
 
 
 ANNUAL = RetentionRules(rules=(RetentionRule(scope="registration", policy=Annual()),))

@@ -47,7 +47,7 @@ def test_re_signing_with_another_key_is_detected(form: str) -> None:
 @given(
     form=st.sampled_from(["json", "text"]),
     position=st.floats(min_value=0, max_value=1, exclude_max=True),
-    replacement=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+    replacement=st.characters(codec="utf-8", exclude_categories=["Cs"]),
     insert=st.booleans(),
 )
 def test_any_edit_fails(form: str, position: float, replacement: str, insert: bool) -> None:

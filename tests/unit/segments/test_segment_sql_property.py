@@ -22,9 +22,17 @@ from kairand.store import synthetic
 from kairand.store.database import Store
 
 SURVEY = default_survey()
-AREAS = [o.code for o in SURVEY.question("area").options]
-TOPICS = [o.code for o in SURVEY.question("topics").options]
-GENDERS = [o.code for o in SURVEY.question("gender").options]
+
+
+def _codes(question_id: str) -> list[str]:
+    question = SURVEY.question(question_id)
+    assert question is not None, question_id
+    return [o.code for o in question.options]
+
+
+AREAS = _codes("area")
+TOPICS = _codes("topics")
+GENDERS = _codes("gender")
 
 resident = st.fixed_dictionaries(
     {

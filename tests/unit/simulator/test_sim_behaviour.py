@@ -228,10 +228,11 @@ def test_residents_turn_pages_to_find_their_area_but_not_forever() -> None:
     second = tap(r, page2, first.memory)
     assert second.action.data == "a9" and second.memory.pages_turned == 0
     memory = Memory()
-    taps = []
+    taps: list[str] = []
     while not taps or taps[-1] == "p2":
         reaction = tap(resident(area="どこにもない町"), page1, memory)
         memory = reaction.memory
+        assert reaction.action is not None
         taps.append(reaction.action.data)
     assert taps[:-1] == ["p2"] * 4  # four page turns at most, then an answer
     assert taps[-1] in ("a1", "a2")
@@ -248,6 +249,6 @@ def test_settings_menu_leads_to_a_change_not_a_deletion() -> None:
     )
     for seed in range(30):
         reaction = react(resident(), menu, Memory(settings_changes=1), random.Random(seed))
-        assert reaction.action.data in ("restart", "edit")
+        assert reaction.action is not None and reaction.action.data in ("restart", "edit")
         plain = react(resident(), menu, Memory(), random.Random(seed))
-        assert plain.action.data in ("restart", "edit")
+        assert plain.action is not None and plain.action.data in ("restart", "edit")

@@ -9,6 +9,7 @@ from kairand.simulator.population import (
     AGE_PYRAMID,
     Municipality,
     Population,
+    Resident,
     line_use_share,
 )
 
@@ -45,7 +46,7 @@ def test_topic_interests_correlate_with_age() -> None:
     young = [r for r in pop if 25 <= r.age <= 45]
     old = [r for r in pop if r.age >= 60]
 
-    def share(group, topic):  # type: ignore[no-untyped-def]
+    def share(group: list[Resident], topic: str) -> float:
         return sum(topic in r.interests for r in group) / len(group)
 
     assert share(young, "子育て") > 3 * share(old, "子育て")

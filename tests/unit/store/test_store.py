@@ -13,7 +13,7 @@ import pytest
 from kairand.config import Config
 from kairand.errors import BlockingCallError, ExitCode, SchemaTooNewError, SecretError
 from kairand.store import settings
-from kairand.store.database import Store, open_connection, transaction
+from kairand.store.database import Connection, Store, open_connection, transaction
 from kairand.store.migrations import all_migrations, applied_versions, latest_version, migrate
 
 MARKER = "KAIRAN-PLAINTEXT-MARKER-3f9a1c"
@@ -108,7 +108,7 @@ async def test_store_work_runs_off_the_event_loop(store: Store) -> None:
 async def test_failed_write_leaves_nothing(store: Store) -> None:
     """A write function that raises rolls back everything it did (no partial write)."""
 
-    def half(conn, key):  # type: ignore[no-untyped-def]
+    def half(conn: Connection, key: str) -> None:
         settings.put(conn, key, "first")
         raise ValueError("boom")
 
@@ -126,7 +126,7 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store) -> Non
     pages = store.raw_writer().execute("PRAGMA page_count").fetchone()[0]
     store.raw_writer().execute(f"PRAGMA max_page_count = {pages}")
 
-    def fill(conn):  # type: ignore[no-untyped-def]
+    def fill(conn: Connection) -> None:
         settings.put(conn, "partial", "x")
         for i in range(2000):
             settings.put(conn, f"big{i}", "y" * 1000)

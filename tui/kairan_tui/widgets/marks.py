@@ -8,9 +8,10 @@ terminals) keep the columns aligned everywhere.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.segment import Segment
+from textual.content import Content
 from textual.strip import Strip
 from textual.widgets import Checkbox, SelectionList
 
@@ -19,12 +20,13 @@ UNTICKED = " "
 
 
 class Check(Checkbox):
-    BUTTON_LEFT: ClassVar[str] = "["
-    BUTTON_RIGHT: ClassVar[str] = "]"
+    BUTTON_LEFT = "["
+    BUTTON_RIGHT = "]"
 
-    @property  # type: ignore[override]
-    def BUTTON_INNER(self) -> str:
-        return TICKED if self.value else UNTICKED
+    @property
+    def _button(self) -> Content:
+        self.BUTTON_INNER = TICKED if self.value else UNTICKED
+        return super()._button
 
 
 class CheckList(SelectionList[Any]):

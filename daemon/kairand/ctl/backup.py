@@ -1,19 +1,17 @@
-"""`kairanctl backup keygen|create|list|verify|restore`."""
+"""kairanctl backup keygen|create|list|verify|restore: sealed backups of the store (S9)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from kairand.backup import service
-from kairand.config import load_config
+from kairand.backup.envelope import generate_recovery_key
+from kairand.ctl.context import Context, Subparsers
 from kairand.errors import ExitCode
-from kairand.store.bootstrap import select_keyring
 
 
-def _keygen(args: argparse.Namespace) -> int:
-    from kairand.backup.envelope import generate_recovery_key
-
+def _keygen(ctx: Context) -> int:
+    args = ctx.args
     fp = generate_recovery_key(args.private, args.public)
     print(f"復旧用の鍵ペアを作成しました / recovery key pair created (fingerprint {fp})")
     print(f"  private (keep OFFLINE, e.g. in the safe; never on the appliance): {args.private}")
@@ -21,15 +19,15 @@ def _keygen(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _create(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    select_keyring(config)
-    info = service.create_backup(config, args.recipient, args.directory, keep=args.keep)
+def _create(ctx: Context) -> int:
+    args = ctx.args
+    info = service.create_backup(ctx.keyring(), args.recipient, args.directory, keep=args.keep)
     print(f"バックアップを作成しました / backup created: {info.path} ({info.size} bytes)")
     return ExitCode.OK
 
 
-def _list(args: argparse.Namespace) -> int:
+def _list(ctx: Context) -> int:
+    args = ctx.args
     backups = service.list_backups(args.directory)
     if not backups:
         print(f"バックアップはありません / no backups in {args.directory}")
@@ -46,7 +44,8 @@ def _list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(ctx: Context) -> int:
+    args = ctx.args
     manifest = service.verify_backup(args.file, args.recovery_key)
     print(
         "バックアップは完全です / backup is intact: "
@@ -55,13 +54,14 @@ def _verify(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _restore(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+def _restore(ctx: Context) -> int:
+    args = ctx.args
+    config = ctx.config
     if args.credstore is not None:
         sink = service.credstore_sink(args.credstore)
     elif config.keyring.backend:
         # Development / training setups name a writable keyring backend in their config.
-        select_keyring(config)
+        ctx.keyring()
         sink = service.keyring_sink
     else:
         sink = service.credstore_sink(service.DEFAULT_CREDSTORE)
@@ -73,7 +73,7 @@ def _restore(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subparsers) -> None:
     backup = subparsers.add_parser("backup", help="sealed backups of the store (S9)")
     sub = backup.add_subparsers(dest="backup_command", required=True)
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -48,8 +49,8 @@ def restore_root_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def t(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=JST).timestamp())
+def t(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, second, tzinfo=JST).timestamp())
 
 
 def _decrypt_page(key: bytes, page: bytes, first: bool) -> bytes:
@@ -118,7 +119,7 @@ class PushStandIn:
     """A tiny stand-in for LINE's push endpoint that records what it was sent."""
 
     url: str = ""
-    received: list[dict[str, object]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     """HTTP statuses to answer with before answering 200 again (e.g. [500], [409])."""
     accepted_keys: set[str] = field(default_factory=set)
@@ -139,10 +140,7 @@ class PushStandIn:
 
     def texts_to(self, line_user_id: str) -> list[str]:
         return [
-            str(m["text"])  # type: ignore[index]
-            for r in self.received
-            if r["to"] == line_user_id
-            for m in r["messages"]  # type: ignore[attr-defined]
+            str(m["text"]) for r in self.received if r["to"] == line_user_id for m in r["messages"]
         ]
 
 

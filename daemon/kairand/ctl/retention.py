@@ -9,7 +9,6 @@ kairanctl wipe --i-understand [--output DIR]   contract end: destroy all persona
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -18,25 +17,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kairand.audit.chain import AuditEntry
-from kairand.config import load_config
 from kairand.conversation.survey import SurveyDefinition
-from kairand.errors import DataError, ExitCode
-from kairand.reports.common import UsageError, datetime_ja
-from kairand.reports.ctl import _open, operator
+from kairand.ctl.context import Context, Subparsers
+from kairand.errors import DataError, ExitCode, UsageError
+from kairand.reports.common import datetime_ja
 from kairand.retention import rules as rules_mod
 from kairand.retention import worker
 from kairand.retention.rules import Annual, RetentionRules
 from kairand.retention.wipe import wipe
-from kairand.store import audit, settings
 from kairand.store import retention as retention_store
+from kairand.store import settings
 from kairand.store import survey as survey_store
-from kairand.store.bootstrap import select_keyring
 from kairand.store.database import Connection
 
 
 def _current(conn: Connection) -> tuple[int | None, RetentionRules]:
-    found = retention_store.current_rules(conn)
+    found = rules_mod.from_stored(retention_store.current_rules(conn))
     return (found[0], found[2]) if found else (None, RetentionRules())
 
 
@@ -45,13 +41,10 @@ def _titles(conn: Connection) -> dict[str, str]:
     return {q.code: q.title for q in current[1].questions} if current else {}
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
-    _config, store = _open(args)
-    try:
+def _cmd_show(ctx: Context) -> int:
+    with ctx.store() as store:
         version, rules = store.read_sync(_current)
         titles = store.read_sync(_titles)
-    finally:
-        store.close()
     print(f"保存期間の設定（版: {version or '未設定（既定）'}）")
     for line in rules_mod.describe_ja(rules, titles):
         print(f"  - {line}")
@@ -69,26 +62,17 @@ def _check_questions(rules: RetentionRules, survey: SurveyDefinition) -> None:
             )
 
 
-def _save(conn: Connection, rules: RetentionRules, actor: str) -> int:
+def _save(conn: Connection, ctx: Context, rules: RetentionRules) -> int:
     current = survey_store.current(conn)
     if current is not None:
         _check_questions(rules, current[1])
-    now = int(time.time())
-    version = retention_store.save_rules(conn, rules, actor, now)
-    audit.append(
-        conn,
-        AuditEntry(
-            at_ms=now * 1000,
-            actor=actor,
-            action="retention.rules_saved",
-            outcome="ok",
-            target=f"retention rules {version}",
-        ),
-    )
+    version = retention_store.save_rules(conn, rules, ctx.actor, int(time.time()))
+    ctx.audit(conn, "retention.rules_saved", target=f"retention rules {version}")
     return version
 
 
-def _cmd_set(args: argparse.Namespace) -> int:
+def _cmd_set(ctx: Context) -> int:
+    args = ctx.args
     try:
         rules = RetentionRules.model_validate_json(Path(args.file).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -100,11 +84,8 @@ def _cmd_set(args: argparse.Namespace) -> int:
             f"{args.file}: invalid retention rules at `{where}`: {first['msg']}",
             "see docs/privacy-lifecycle.md for the format; nothing was changed",
         ) from None
-    _config, store = _open(args)
-    try:
-        version = store.write_sync(_save, rules, operator())
-    finally:
-        store.close()
+    with ctx.store() as store:
+        version = store.write_sync(_save, ctx, rules)
     print(f"保存期間の設定を保存しました（版 {version}）")
     for line in rules_mod.describe_ja(rules):
         print(f"  - {line}")
@@ -122,12 +103,9 @@ def _status(conn: Connection) -> dict[str, Any]:
     }
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    _config, store = _open(args)
-    try:
+def _cmd_status(ctx: Context) -> int:
+    with ctx.store() as store:
         status = store.read_sync(_status)
-    finally:
-        store.close()
     now = int(time.time())
     last = status["last_run"]
     print(f"最終実行：{datetime_ja(last) if last else '未実施'}")
@@ -144,26 +122,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    _config, store = _open(args)
-    try:
+def _cmd_run(ctx: Context) -> int:
+    with ctx.store() as store:
         result = asyncio.run(worker.run_once(store, None, int(time.time())))
-    finally:
-        store.close()
     print(f"保存期間の処理を実行しました：{json.dumps(dict(result.expired))}")
     print("（再登録のご案内の送信は、kairand が行います）")
     return ExitCode.OK
 
 
-def _cmd_wipe(args: argparse.Namespace) -> int:
+def _cmd_wipe(ctx: Context) -> int:
+    args = ctx.args
     if not args.i_understand:
         raise UsageError(
             "wipe destroys ALL personal data irrecoverably; it needs --i-understand",
             "run `kairanctl wipe --i-understand` only at contract end, with kairand stopped",
         )
-    config = load_config(args.config)
-    select_keyring(config)
-    result = wipe(config, output_dir=args.output, now=int(time.time()), actor=operator())
+    result = wipe(ctx.keyring(), output_dir=args.output, now=int(time.time()), actor=ctx.actor)
     print("契約終了に伴う個人データの消去を実行しました。")
     if result.final_record:
         print(f"  最終記録（署名付き）：{result.final_record}")
@@ -188,7 +162,7 @@ def _cmd_wipe(args: argparse.Namespace) -> int:
     return ExitCode.OK if result.store_unreadable else ExitCode.FAILURE
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     ret = subparsers.add_parser("retention", help="retention rules (保存期間)")
     sub = ret.add_subparsers(dest="retention_command", required=True)
     show = sub.add_parser("show", help="current rules")

@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from ports import free_port
 from ulid import ULID
 
 from kairand.config import Config, load_config
@@ -28,6 +27,7 @@ from kairand.daemon import STOPPING, run
 from kairand.devsetup import init_dev
 from kairand.store import inbox
 from kairand.store.bootstrap import select_keyring
+from tests.support.ports import free_port
 
 
 def setup_dev(directory: Path, line_port: int, *, extra: str = "") -> tuple[Path, Config]:
@@ -280,12 +280,24 @@ class InProcessDaemon:
             return int(response.status)
 
     async def settle(self, limit_seconds: float = 20.0) -> None:
-        """Wait until the inbox has nothing pending."""
+        """Wait until the inbox has nothing pending: every event received so far is applied and
+        committed. Replies go out after the commit: wait for one with `LineStandIn.wait_reply`,
+        and prove that none went out with `InProcessDaemon.replies_flushed`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_seconds
         while await self.store.read(inbox.count_pending):
             if loop.time() > deadline:
                 raise TimeoutError("inbox not drained")
             await asyncio.sleep(0.02)
-        # Replies go out after the commit: give the worker a moment to send them.
-        await asyncio.sleep(0.05)
+
+    async def replies_flushed(self, line: LineStandIn, limit_seconds: float = 10.0) -> None:
+        """Wait until every reply to the events received so far has reached LINE.
+
+        The inbox worker applies a batch, commits, sends that batch's replies and only then
+        takes the next batch. So: settle, then post a marker event (an active follow of a new
+        user, in a later batch) and wait for ITS reply; any reply owed to an earlier event has
+        arrived by then. The marker adds one resident."""
+        await self.settle()
+        marker = event("follow", user_id(), 1)
+        assert await self.post([marker]) == 200
+        await asyncio.wait_for(line.wait_reply(marker["replyToken"]), limit_seconds)

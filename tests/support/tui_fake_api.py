@@ -18,72 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
-from kairand.api import schema
+from kairand.api import roles, schema
 from kairand.conversation.survey import default_survey
 
 JST = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
 """Fixed 'now' of the fake: old enough that no screen shows a relative time."""
-
-ROUTES_BY_ROLE = {
-    "admin": [
-        "me",
-        "dashboard",
-        "events",
-        "statistics",
-        "survey.get",
-        "survey.update",
-        "staff.list",
-        "staff.put",
-        "staff.delete",
-    ],
-    "author": [
-        "me",
-        "dashboard",
-        "events",
-        "statistics",
-        "survey.get",
-        "audience.count",
-        "deliveries.list",
-        "deliveries.create",
-        "deliveries.get",
-        "deliveries.update",
-        "deliveries.test_send",
-        "deliveries.submit",
-        "deliveries.cancel",
-        "test_recipients.get",
-        "test_recipients.code",
-    ],
-    "approver": [
-        "me",
-        "dashboard",
-        "events",
-        "statistics",
-        "survey.get",
-        "audience.count",
-        "deliveries.list",
-        "deliveries.get",
-        "deliveries.test_send",
-        "deliveries.approve",
-        "deliveries.resume",
-        "deliveries.reject",
-        "deliveries.cancel",
-        "test_recipients.get",
-        "test_recipients.code",
-    ],
-    "auditor": [
-        "me",
-        "dashboard",
-        "events",
-        "statistics",
-        "survey.get",
-        "deliveries.list",
-        "deliveries.get",
-        "staff.list",
-        "audit.list",
-        "audit.verify",
-    ],
-}
 
 
 def problem(
@@ -107,8 +47,10 @@ def problem(
 def _residents(count: int = 600, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     survey = default_survey()
-    areas = [o.code for o in survey.question("area").options]
-    topics = [o.code for o in survey.question("topics").options]
+    area_question, topic_question = survey.question("area"), survey.question("topics")
+    assert area_question is not None and topic_question is not None
+    areas = [o.code for o in area_question.options]
+    topics = [o.code for o in topic_question.options]
     people = []
     for _ in range(count):
         people.append(
@@ -282,7 +224,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         return state.staff[username]
 
     def allowed(route: str) -> bool:
-        return any(route in ROUTES_BY_ROLE[r] for r in me()["roles"])
+        # The daemon's own roles matrix: a route the fake invents fails here (KeyError).
+        return roles.allowed(roles.BY_NAME[route], me()["roles"])
 
     def guard(route: str) -> web.Response | None:
         if not allowed(route):
@@ -305,7 +248,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     @routes.get("/v1/me")
     async def get_me(_: web.Request) -> web.Response:
         person = me()
-        routes_allowed = sorted({r for role in person["roles"] for r in ROUTES_BY_ROLE[role]})
+        routes_allowed = roles.allowed_routes(person["roles"])
         body = schema.Me.model_validate(
             {
                 **person,

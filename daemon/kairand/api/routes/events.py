@@ -12,7 +12,9 @@ import time
 
 from aiohttp import web
 
-from kairand.api.app import STATE, config_of, store_of
+from kairand.api.http import STATE, config_of, store_of
+from kairand.api.routes.dashboard import counters
+from kairand.api.wire import event_of
 from kairand.delivery import service
 from kairand.delivery.service import DeliveryView
 
@@ -40,9 +42,6 @@ async def _deliveries(request: web.Request) -> list[DeliveryView]:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    from kairand.api.deliveries import event_of
-    from kairand.api.views import counters
-
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -69,7 +68,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
                 await response.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
-            stopping = request.app[STATE]["stopping"]
+            stopping = request.app[STATE].stopping
             try:
                 await asyncio.wait_for(stopping.wait(), interval)
             except TimeoutError:

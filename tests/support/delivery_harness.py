@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kairand.config import DeliverySection
 from kairand.delivery import service
 from kairand.delivery.model import TERMINAL, DeliveryContent, Status
-from kairand.delivery.worker import Sender
+from kairand.delivery.sender import Sender
 from kairand.line.client import LineApi, line_api
 from kairand.segments.model import SegmentFilter
 from kairand.simulator import FaultProfile, Simulator, SimulatorConfig
@@ -44,8 +46,8 @@ def populate(store: Store, n: int) -> set[str]:
     return expected
 
 
-def fast_config(**kw) -> DeliverySection:
-    base = {
+def fast_config(**kw: float) -> DeliverySection:
+    base: dict[str, Any] = {
         "multicast_rate_per_second": 150.0,  # under the simulator 200/s
         "concurrency": 4,
         "retry_base_seconds": 0.01,
@@ -80,7 +82,7 @@ class SimView:
             out[r.request_id].to.append(r.user_id)
         return list(out.values())
 
-    def received(self):  # type: ignore[no-untyped-def]
+    def received(self) -> Counter[str]:
         return self.sim.ledger.recipients(kind="multicast")
 
     @property

@@ -11,79 +11,38 @@ kairanctl report --from DATE --to DATE [--output FILE]
 
 from __future__ import annotations
 
-import argparse
-import getpass
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from kairand.audit.chain import AuditEntry
-from kairand.config import Config, load_config
-from kairand.errors import DataError, ExitCode, KairanError
+from kairand.ctl.context import Context, Subparsers
+from kairand.errors import DataError, ExitCode, KairanError, UsageError
+from kairand.evidence import load_public_key_pem, public_key_pem
 from kairand.keys import secrets
 from kairand.reports import certificate, export, report
-from kairand.reports.common import UsageError, parse_period
-from kairand.reports.signing import load_public_key_pem, public_key_pem, verify_document
-from kairand.store import audit, reports
+from kairand.reports.signing import verify_document
+from kairand.store import reports
 from kairand.store import survey as survey_store
-from kairand.store.bootstrap import open_store, select_keyring
-from kairand.store.database import Connection, Store
+from kairand.store.database import Connection
 
 
 class PersonalExportDisabledError(KairanError):
     exit_code = ExitCode.FAILURE
 
 
-def operator() -> str:
-    """Who runs kairanctl (the admin behind sudo, if any): the audit log's actor."""
-    return "kairanctl:" + (os.environ.get("SUDO_USER") or getpass.getuser())
-
-
-def _open(args: argparse.Namespace) -> tuple[Config, Store]:
-    config = load_config(args.config)
-    select_keyring(config)
-    return config, open_store(config)
-
-
-def _audit(conn: Connection, action: str, detail: dict[str, Any], outcome: str = "ok") -> None:
-    audit.append(
-        conn,
-        AuditEntry(
-            at_ms=int(time.time() * 1000),
-            actor=operator(),
-            action=action,
-            outcome=outcome,
-            detail=detail,
-        ),
-    )
-
-
-def _write(path: Path | None, text: str, *, newline: str | None = None) -> None:
-    if path is None:
-        sys.stdout.write(text)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Owner-only: an export may be personal, and even statistics are not for everyone.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8", newline=newline or "") as handle:
-        handle.write(text)
-    print(f"出力しました / written: {path}", file=sys.stderr)
-
-
 # -- certificate ---------------------------------------------------------------------------
 
 
-def _cmd_certificate(args: argparse.Namespace) -> int:
+def _cmd_certificate(ctx: Context) -> int:
+    args = ctx.args
     if args.date_from is None or args.date_to is None:
         raise UsageError(
             "certificate needs --from and --to (or a subcommand: verify, public-key, lookup)",
             "e.g. kairanctl certificate --from 2026-04-01 --to 2027-03-31",
         )
-    period = parse_period(args.date_from, args.date_to)
-    _config, store = _open(args)
-    try:
+    period = ctx.period(args.date_from, args.date_to)
+    with ctx.store() as store:
         signing_key = secrets.signing_key()
         now = int(time.time())
         gathered = store.read_sync(certificate.gather, period.start, period.end)
@@ -95,7 +54,7 @@ def _cmd_certificate(args: argparse.Namespace) -> int:
             payload, signing_key, args.output, stem
         )
         store.write_sync(
-            _audit,
+            ctx.audit,
             "certificate.issue",
             {
                 "from": period.first.isoformat(),
@@ -103,15 +62,14 @@ def _cmd_certificate(args: argparse.Namespace) -> int:
                 "receipts": payload["total"],
             },
         )
-    finally:
-        store.close()
     print(f"削除証明書を発行しました（削除記録 {payload['total']} 件）")
     print(f"  印刷用: {text_path}")
     print(f"  JSON  : {json_path}")
     return ExitCode.OK
 
 
-def _public_key(args: argparse.Namespace) -> Any:
+def _public_key(ctx: Context) -> Any:
+    args = ctx.args
     if getattr(args, "public_key", None):
         try:
             return load_public_key_pem(Path(args.public_key).read_bytes())
@@ -120,17 +78,17 @@ def _public_key(args: argparse.Namespace) -> Any:
                 f"cannot read the public key {args.public_key}: {exc}",
                 "export it with `kairanctl certificate public-key --output FILE`",
             ) from None
-    config = load_config(args.config)
-    select_keyring(config)
+    ctx.keyring()
     return secrets.signing_key().public_key()
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def _cmd_verify(ctx: Context) -> int:
+    args = ctx.args
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {args.file}: {exc}", "check the path") from None
-    result = verify_document(data, _public_key(args))
+    result = verify_document(data, _public_key(ctx))
     if result.ok:
         print(
             f"検証に成功しました：この文書は本装置の署名鍵で署名され、改変されていません。({args.file})"
@@ -140,16 +98,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.FAILURE
 
 
-def _cmd_public_key(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    select_keyring(config)
+def _cmd_public_key(ctx: Context) -> int:
+    ctx.keyring()
     pem = public_key_pem(secrets.signing_key().public_key())
-    _write(args.output, pem)
+    ctx.write_output(ctx.args.output, pem)
     return ExitCode.OK
 
 
-def _cmd_lookup(args: argparse.Namespace) -> int:
-    line_user_id = args.line_user_id
+def _cmd_lookup(ctx: Context) -> int:
+    line_user_id = ctx.args.line_user_id
     if line_user_id == "-":
         line_user_id = sys.stdin.readline().strip()
     if not line_user_id.startswith("U") or len(line_user_id) != 33:
@@ -157,14 +114,11 @@ def _cmd_lookup(args: argparse.Namespace) -> int:
             "that does not look like a LINE user id (U followed by 32 hexadecimal characters)",
             "ask the resident for the id shown by the account, or pass - and paste it on stdin",
         )
-    _config, store = _open(args)
-    try:
+    with ctx.store() as store:
         hmac_key = secrets.receipt_hmac_key()
         public_key = secrets.signing_key().public_key()
         found = store.read_sync(certificate.lookup, line_user_id, hmac_key, public_key)
-        store.write_sync(_audit, "certificate.lookup", {"found": len(found)})
-    finally:
-        store.close()
+        store.write_sync(ctx.audit, "certificate.lookup", {"found": len(found)})
     del line_user_id  # used only for the HMAC above; never stored or printed
     sys.stdout.write(certificate.render_lookup(found))
     return ExitCode.OK
@@ -192,43 +146,37 @@ def _stats(conn: Connection) -> tuple[Any, ...]:
     )
 
 
-def _cmd_export_stats(args: argparse.Namespace) -> int:
-    config, store = _open(args)
-    try:
+def _cmd_export_stats(ctx: Context) -> int:
+    config = ctx.keyring()
+    with ctx.store() as store:
         definition, counts, years, respondents, registered = store.read_sync(_stats)
         cells = export.cells_for(definition, counts, years)
         threshold = config.privacy.small_cell_threshold
         text, rows = export.stats_csv(cells, respondents, registered, threshold)
         store.write_sync(
-            _audit, "export.stats", {"rows": rows, "personal": False, "threshold": threshold}
+            ctx.audit, "export.stats", {"rows": rows, "personal": False, "threshold": threshold}
         )
-    finally:
-        store.close()
-    _write(args.output, text)
+    ctx.write_output(ctx.args.output, text)
     return ExitCode.OK
 
 
-def _personal(conn: Connection) -> tuple[str, int]:
+def _personal(conn: Connection, ctx: Context) -> tuple[str, int]:
     text, rows = export.personal_csv(reports.personal_rows(conn))
-    _audit(conn, "export.personal", {"rows": rows, "personal": True})
+    ctx.audit(conn, "export.personal", {"rows": rows, "personal": True})
     return text, rows
 
 
-def _cmd_export_personal(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    select_keyring(config)
-    store = open_store(config)
-    try:
+def _cmd_export_personal(ctx: Context) -> int:
+    config = ctx.keyring()
+    with ctx.store() as store:
         if not config.privacy.allow_personal_export:
-            store.write_sync(_audit, "export.personal", {"rows": 0, "personal": True}, "denied")
+            store.write_sync(ctx.audit, "export.personal", {"rows": 0, "personal": True}, "denied")
             raise PersonalExportDisabledError(
                 "個人データのエクスポートは無効です（privacy.allow_personal_export = false）",
                 "個人データの持ち出しには、管理者が設定で明示的に許可する必要があります (K6, S17)",
             )
-        text, rows = store.write_sync(_personal)
-    finally:
-        store.close()
-    _write(args.output, text)
+        text, rows = store.write_sync(_personal, ctx)
+    ctx.write_output(ctx.args.output, text)
     print(f"個人データを {rows} 件エクスポートしました（操作ログに記録済み）", file=sys.stderr)
     return ExitCode.OK
 
@@ -236,25 +184,22 @@ def _cmd_export_personal(args: argparse.Namespace) -> int:
 # -- report --------------------------------------------------------------------------------
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    period = parse_period(args.date_from, args.date_to)
-    _config, store = _open(args)
-    try:
+def _cmd_report(ctx: Context) -> int:
+    period = ctx.period(ctx.args.date_from, ctx.args.date_to)
+    with ctx.store() as store:
         data = store.read_sync(report.gather, period)
         now = int(time.time())
-        text = report.render(data, period, now, operator().split(":", 1)[1])
+        text = report.render(data, period, now, ctx.operator.user)
         store.write_sync(
-            _audit,
+            ctx.audit,
             "report.issue",
             {"from": period.first.isoformat(), "to": period.last.isoformat()},
         )
-    finally:
-        store.close()
-    _write(args.output, text)
+    ctx.write_output(ctx.args.output, text)
     return ExitCode.OK
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     cert = subparsers.add_parser(
         "certificate", help="deletion certificate (削除証明書): issue, verify, look up"
     )

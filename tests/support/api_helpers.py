@@ -9,7 +9,7 @@ from aiohttp import web
 from kairand.api.identity import Peer
 from kairand.config import Config
 from kairand.store import staff
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 
 HEADER = "X-Test-User"
 # One staff member per single role, plus a second author/approver for four eyes.
@@ -51,7 +51,7 @@ def count(store: Store, table: str) -> int:
 def add_residents(store: Store, n: int, start: int = 0, registered: bool = True) -> list[int]:
     """N synthetic residents (fake LINE ids); returns their row ids."""
 
-    def insert(conn):  # type: ignore[no-untyped-def]
+    def insert(conn: Connection) -> list[int]:
         ids = []
         for i in range(start, start + n):
             cur = conn.execute(
@@ -59,6 +59,7 @@ def add_residents(store: Store, n: int, start: int = 0, registered: bool = True)
                 " last_interaction_at) VALUES (?, 1, ?, 1)",
                 (f"U{i:032x}", 1 if registered else None),
             )
+            assert cur.lastrowid is not None
             ids.append(cur.lastrowid)
         return ids
 

@@ -1,0 +1,1 @@
+"""Route handlers, one module per route group (api.roles.ROUTES names them)."""

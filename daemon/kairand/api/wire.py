@@ -1,0 +1,61 @@
+"""A delivery on the wire: the one place that maps kairand.delivery.service.DeliveryView to the
+API schema (list rows, the detail page, server-sent progress events)."""
+
+from __future__ import annotations
+
+from kairand.api import schema
+from kairand.delivery.policy import can_self_approve
+from kairand.delivery.service import DeliveryView
+
+
+def _common(view: DeliveryView) -> dict[str, object]:
+    return {
+        "id": view.id,
+        "title": view.title,
+        "status": view.status.value,
+        "urgent": view.urgent,
+        "author": view.author,
+        "approver": view.approver,
+        "scheduled_at": view.scheduled_at,
+        "created_at": view.created_at,
+        "recipient_count": view.recipient_count,
+        "sent_count": view.sent_count,
+        "failed_count": view.failed_count,
+    }
+
+
+def summary_of(view: DeliveryView) -> schema.DeliverySummary:
+    return schema.DeliverySummary(**_common(view))  # type: ignore[arg-type]
+
+
+def detail_of(view: DeliveryView, threshold: int) -> schema.DeliveryDetail:
+    """THRESHOLD: config.delivery.self_approval_threshold (whether a writer may approve)."""
+    settled = (
+        view.batches_sent + view.batches_failed + view.batches_needs_attention
+    ) + view.batches_cancelled
+    return schema.DeliveryDetail(
+        **_common(view),  # type: ignore[arg-type]
+        content=view.content,
+        status_reason=view.status_reason,
+        reject_comment=view.reject_comment,
+        submitted_at=view.submitted_at,
+        approved_at=view.approved_at,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+        batches_total=view.batch_total,
+        batches_done=settled,
+        progress=view.progress,
+        quota_confirmed=view.quota_confirmed,
+        can_self_approve=can_self_approve(view.recipient_count, threshold),
+    )
+
+
+def event_of(view: DeliveryView) -> schema.DeliveryEvent:
+    return schema.DeliveryEvent(
+        id=view.id,
+        status=view.status.value,
+        recipient_count=view.recipient_count,
+        sent_count=view.sent_count,
+        failed_count=view.failed_count,
+        progress=view.progress,
+    )

@@ -1,0 +1,455 @@
+"""The sender: turns approved deliveries into multicast requests, exactly once as far as LINE
+allows. See docs/delivery.md for the full reasoning; in short:
+
+1. Pick the delivery to work on: urgent first, then one already sending, then by approval.
+2. Read LINE's quota; refuse (quota_exhausted) if a limited quota would be exceeded and staff
+   did not confirm it.
+3. Freeze the recipients (one transaction): batches of <= 500 residents, each with a uuid4
+   retry key, stored before anything is sent.
+4. Claim batches (pending -> in_flight, committed) BEFORE their first request; send each with
+   its retry key through a token bucket and a bounded number of concurrent requests.
+   200 -> sent; 409 (key already accepted) -> sent; 5xx / timeout / network -> retry the
+   identical request with the same key, exponential backoff with full jitter; 429 rate ->
+   back off; 429 monthly limit -> pause the delivery (quota_exhausted); other 4xx -> batch
+   failed with LINE's reason. A batch unconfirmed 24 h after its first attempt is never
+   retried (LINE forgets keys after 24 h): it is flagged needs_attention.
+5. Results are committed in small groups; a crash between a request and its commit leaves the
+   batch in_flight, and the next start retries it with the same key and the same recipients
+   (409 -> sent). Hence: no resident twice, none skipped.
+
+What LINE's answers mean is kairand.line.errors' job, the pacing kairand.delivery.ratelimit's,
+and running the sender inside the daemon kairand.delivery.worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from linebot.v3.messaging import MulticastRequest, TextMessage
+
+from kairand.audit.chain import AuditEntry
+from kairand.config import DeliverySection
+from kairand.delivery.model import Status
+from kairand.delivery.quota import read_quota
+from kairand.delivery.ratelimit import TokenBucket, backoff
+from kairand.line.client import LineApi
+from kairand.line.errors import Verdict, safe_classify
+from kairand.logs import get_logger
+from kairand.segments.model import SegmentFilter, send_date
+from kairand.store import audit as audit_store
+from kairand.store import deliveries as q
+from kairand.store import metrics, settings
+from kairand.store import segments as segment_queries
+from kairand.store import survey as survey_store
+from kairand.store.database import Connection, Store
+from kairand.store.deliveries import BatchResult, ClaimedBatch
+
+log = get_logger(__name__)
+
+KEY_LIFETIME_SECONDS = 24 * 3600
+"""LINE remembers an accepted retry key for 24 hours; after that a retry would send again."""
+
+
+class _Run:
+    """State of one pass over one delivery."""
+
+    def __init__(self, row: q.DeliveryRow) -> None:
+        self.row = row
+        self.stop = False
+        self.cancelled = False
+        self.quota: str | None = None
+        self.preempted = False
+        self.results: list[BatchResult] = []
+        self.last_error: str | None = None
+        self.any_ok = False
+        self.settled = 0
+
+
+class Sender:
+    def __init__(
+        self,
+        store: Store,
+        line: LineApi,
+        config: DeliverySection,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.line = line
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.limiter = TokenBucket(config.multicast_rate_per_second)
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self._quota_failures = 0
+
+    # -- main loop ---------------------------------------------------------------------------
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        log.info(
+            "delivery.sender_started",
+            rate=self.config.multicast_rate_per_second,
+            concurrency=self.config.concurrency,
+        )
+        while not stopping.is_set():
+            try:
+                worked = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the sender alive; the delivery stays resumable
+                log.error("delivery.sender_error", error=f"{type(exc).__name__}: {exc}")
+                worked = False
+            if not worked:
+                # LINE unreachable for the quota read: back off instead of asking every poll.
+                wait = min(60.0, self.config.poll_seconds * 2 ** min(self._quota_failures, 6))
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait)
+
+    async def step(self) -> bool:
+        """Work on the most urgent due delivery; False when there is none (or it paused)."""
+        row = await self.store.read(q.next_due, int(self.clock()))
+        if row is None:
+            return False
+        if row.status in (Status.approved.value, Status.scheduled.value):
+            started = await self._start(row)
+            if started is None:
+                return False
+            row = started
+        return await self._send(row)
+
+    # -- starting: G3, quota, freezing -------------------------------------------------------
+
+    async def _start(self, row: q.DeliveryRow) -> q.DeliveryRow | None:
+        now = int(self.clock())
+        if row.confidentiality != 1:
+            await self.store.write(
+                self._refuse, row, "failed", f"confidentiality class {row.confidentiality} (G3)"
+            )
+            return None
+        segment = SegmentFilter.model_validate(row.segment)
+        on = send_date(_utc(now))
+        current = await self.store.read(survey_store.current)
+        survey = current[1] if current else None
+        try:
+            quota = await read_quota(self.line)
+            self._quota_failures = 0
+        except Exception as exc:
+            self._quota_failures += 1
+            verdict = safe_classify(exc)
+            await self.store.write(self._note_line, None, f"quota read: {verdict.detail}")
+            log.warning("delivery.quota_unreadable", delivery=row.id, error=verdict.detail)
+            return None
+        if quota.limited and not row.quota_confirmed:
+            needed = await self.store.read(segment_queries.count_segment, segment, on, survey)
+            if not quota.allows(needed):
+                await self.store.write(
+                    self._refuse,
+                    row,
+                    Status.quota_exhausted.value,
+                    f"needs {needed} messages, {quota.remaining} left this month",
+                )
+                return None
+
+        def freeze(conn: Connection) -> q.DeliveryRow | None:
+            if not q.set_status(
+                conn,
+                row.id,
+                [row.status],
+                Status.sending.value,
+                now,
+                started_at=now,
+                send_date=on.isoformat(),
+            ):
+                return None
+            compiled = segment_queries.compile_for(conn, segment, on, survey)
+            recipients, batches = q.freeze(conn, row.id, compiled, _new_key)
+            q.set_status(
+                conn,
+                row.id,
+                [Status.sending.value],
+                Status.sending.value,
+                now,
+                recipient_count=recipients,
+            )
+            _audit(
+                conn,
+                "delivery.send_start",
+                row.id,
+                "ok",
+                recipients=recipients,
+                batches=batches,
+                send_date=on.isoformat(),
+            )
+            return q.get(conn, row.id)
+
+        started = await self.store.write(freeze)
+        if started is not None:
+            log.info("delivery.frozen", delivery=row.id, recipients=started.recipient_count)
+        return started
+
+    @staticmethod
+    def _refuse(conn: Connection, row: q.DeliveryRow, status: str, reason: str) -> None:
+        now = int(time.time())
+        if q.set_status(conn, row.id, [row.status], status, now, status_reason=reason):
+            _audit(conn, "delivery.send_refused", row.id, "failed", status=status, reason=reason)
+
+    def _note_line(self, conn: Connection, ok: bool | None, error: str | None) -> None:
+        now = int(self.clock())
+        if ok:
+            settings.put(conn, "line.last_ok_at", now)
+        if error:
+            settings.put(conn, "line.last_error", {"at": now, "error": error})
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send(self, row: q.DeliveryRow) -> bool:
+        run = _Run(row)
+        concurrency = self.config.concurrency
+        queue: asyncio.Queue[ClaimedBatch | None] = asyncio.Queue(maxsize=concurrency)
+        flush_now = asyncio.Event()
+        messages = [TextMessage(text=t) for t in row.messages]
+
+        async def feeder() -> None:
+            try:
+                orphan_ids = await self.store.read(q.in_flight_ids, row.id)
+                for i in range(0, len(orphan_ids), concurrency):
+                    if run.stop:
+                        break
+                    for batch in await self.store.read(
+                        q.load_in_flight, orphan_ids[i : i + concurrency]
+                    ):
+                        await queue.put(batch)
+                while not run.stop:
+                    if not row.urgent and await self.store.read(
+                        q.urgent_due, int(self.clock()), row.id
+                    ):
+                        run.preempted = run.stop = True
+                        break
+                    claimed = await self.store.write(
+                        q.claim_pending, row.id, concurrency, int(self.clock())
+                    )
+                    if not claimed:
+                        break
+                    for batch in claimed:
+                        await queue.put(batch)
+            finally:
+                for _ in range(concurrency):
+                    await queue.put(None)
+
+        async def sender() -> None:
+            while (batch := await queue.get()) is not None:
+                result = await self._send_batch(run, batch, messages)
+                run.results.append(result)
+                if result.outcome not in ("released", "cancelled"):
+                    run.settled += 1
+                if len(run.results) >= 32:
+                    flush_now.set()
+
+        async def flusher() -> None:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flush_now.wait(), 0.1)
+                flush_now.clear()
+                await self._flush(run)
+
+        flush_task = asyncio.create_task(flusher())
+        try:
+            await asyncio.gather(feeder(), *(sender() for _ in range(concurrency)))
+        finally:
+            flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flush_task
+        await self._flush(run)
+        await self.store.write(self._finish, run)
+        # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
+        return run.settled > 0 or run.preempted
+
+    async def _flush(self, run: _Run) -> None:
+        results, run.results = run.results, []
+        any_ok, run.any_ok = run.any_ok, False
+        last_error, run.last_error = run.last_error, None
+        quota = run.quota
+        now = int(self.clock())
+
+        def tx(conn: Connection) -> str | None:
+            if results:
+                sent = q.record_results(conn, run.row.id, results, now)
+                if sent:
+                    metrics.increment(conn, "delivery_sent", now, by=sent)
+            if any_ok:
+                settings.put(conn, "line.last_ok_at", now)
+            if last_error:
+                settings.put(conn, "line.last_error", {"at": now, "error": last_error})
+            if quota and q.set_status(
+                conn,
+                run.row.id,
+                [Status.sending.value],
+                Status.quota_exhausted.value,
+                now,
+                status_reason=quota,
+            ):
+                _audit(conn, "delivery.quota_exhausted", run.row.id, "failed", reason=quota)
+            return q.status_of(conn, run.row.id)
+
+        status = await self.store.write(tx)
+        if status == Status.cancelled.value:
+            run.cancelled = run.stop = True
+
+    def _finish(self, conn: Connection, run: _Run) -> None:
+        row_id = run.row.id
+        status = q.status_of(conn, row_id)
+        now = int(self.clock())
+        if status == Status.cancelled.value:
+            q.cancel_pending_batches(conn, row_id)
+            flagged = q.cancel_orphans(conn, row_id)
+            totals = q.batch_totals(conn, row_id)
+            _audit(
+                conn,
+                "delivery.send_finish",
+                row_id,
+                "ok",
+                status="cancelled",
+                batches_sent=totals.sent,
+                batches_unconfirmed=flagged,
+            )
+            return
+        if status != Status.sending.value:
+            return
+        totals = q.batch_totals(conn, row_id)
+        if totals.pending or totals.in_flight:
+            return  # preempted or stopping: resumes later
+        if totals.needs_attention:
+            final = Status.needs_attention
+        elif totals.failed == 0:
+            final = Status.sent
+        elif totals.sent == 0:
+            final = Status.failed
+        else:
+            final = Status.partially_failed
+        errors = q.batch_errors(conn, row_id)
+        reason = "; ".join(errors) if errors else None
+        q.set_status(
+            conn,
+            row_id,
+            [Status.sending.value],
+            final.value,
+            now,
+            finished_at=now,
+            status_reason=reason,
+        )
+        row = q.get(conn, row_id)
+        _audit(
+            conn,
+            "delivery.send_finish",
+            row_id,
+            "ok" if final == Status.sent else "failed",
+            status=final.value,
+            sent=row.sent_count if row else 0,
+            failed=row.failed_count if row else 0,
+            batches=totals.total,
+            needs_attention=totals.needs_attention,
+        )
+        log.info("delivery.finished", delivery=row_id, status=final.value)
+
+    async def _send_batch(
+        self, run: _Run, batch: ClaimedBatch, messages: list[TextMessage]
+    ) -> BatchResult:
+        request = MulticastRequest(
+            to=batch.to,
+            messages=messages,
+            notification_disabled=run.row.notification_disabled,
+        )
+        attempts = 0
+        ambiguous = batch.orphan  # an earlier run may have sent it
+        rate_waits = 0
+        n = len(batch.to)
+        while True:
+            if run.stop and (run.cancelled or run.quota or not ambiguous):
+                # Nothing more goes out after a cancel or quota pause. A batch never
+                # requested goes back (pending / cancelled); an ambiguous one stays in flight.
+                outcome = "cancelled" if run.cancelled else "released"
+                return BatchResult(batch.id, outcome, attempts, n, ambiguous=ambiguous)
+            if ambiguous and self.clock() - batch.first_attempt_at >= KEY_LIFETIME_SECONDS:
+                return BatchResult(
+                    batch.id,
+                    "needs_attention",
+                    attempts,
+                    n,
+                    error="unconfirmed 24 h after the first attempt",
+                )
+            await self.limiter.acquire()
+            attempts += 1
+            try:
+                await self.line.messaging.multicast(
+                    request, x_line_retry_key=batch.retry_key, _request_timeout=self.line.timeout
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                verdict = safe_classify(exc)
+            else:
+                verdict = Verdict("sent")
+            if verdict.kind == "sent":
+                run.any_ok = True
+                return BatchResult(
+                    batch.id, "sent", attempts, n, accepted_request_id=verdict.accepted_request_id
+                )
+            run.last_error = f"multicast: {verdict.detail}"
+            if verdict.kind == "failed":
+                run.any_ok = True  # LINE answered
+                return BatchResult(batch.id, "failed", attempts, n, error=verdict.detail)
+            if verdict.kind == "quota":
+                run.quota = verdict.detail
+                run.stop = True
+                return BatchResult(batch.id, "released", attempts, n, ambiguous=ambiguous)
+            if verdict.kind == "retry":
+                ambiguous = True
+                delay = backoff(
+                    attempts - 1,
+                    self.config.retry_base_seconds,
+                    self.config.retry_max_seconds,
+                    self.rng,
+                )
+            else:  # rate limited: not accepted, back off and try again
+                rate_waits += 1
+                delay = backoff(
+                    rate_waits,
+                    self.config.retry_base_seconds / 4,
+                    self.config.retry_max_seconds,
+                    self.rng,
+                )
+            log.warning(
+                "delivery.batch_retry",
+                delivery=run.row.id,
+                batch=batch.seq,
+                reason=verdict.detail,
+                delay=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
+
+
+def _utc(now: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(now, dt.UTC)
+
+
+def _new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _audit(conn: Connection, action: str, delivery_id: int, outcome: str, **detail: Any) -> None:
+    audit_store.append(
+        conn,
+        AuditEntry(
+            int(time.time() * 1000), "system", action, outcome, f"delivery {delivery_id}", detail
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Staff roster rules (the store holds the rows; kairand.store.staff is its SQL)."""

@@ -1,0 +1,19 @@
+"""Placeholder: no schema change.
+
+Version 7 was reserved for a branch that was renumbered when it merged, so the store skipped
+from 6 to 9. Migrations must form one contiguous sequence (see `migrate`), so the number is
+kept as a no-op: fresh stores record it in order, and stores in the field (which have 9
+already) record it the next time they start — harmless, because it changes nothing.
+"""
+
+from __future__ import annotations
+
+from kairand.store.database import Connection
+
+VERSION = 7
+DESCRIPTION = "placeholder (no change): keeps the sequence contiguous"
+PLACEHOLDER = True
+
+
+def upgrade(conn: Connection) -> None:
+    del conn  # nothing to do: see the module docstring
