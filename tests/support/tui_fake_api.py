@@ -165,7 +165,10 @@ class FakeState:
         return delivery_id
 
     def summary(self, d: dict[str, Any]) -> dict[str, Any]:
-        return schema.DeliverySummary.model_validate(d).model_dump(mode="json")
+        sent_back = d["status"] == "draft" and bool(d.get("reject_comment"))
+        return schema.DeliverySummary.model_validate({**d, "sent_back": sent_back}).model_dump(
+            mode="json"
+        )
 
     def detail(self, d: dict[str, Any]) -> dict[str, Any]:
         return schema.DeliveryDetail.model_validate(d).model_dump(mode="json")
@@ -391,12 +394,22 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if (denied := guard("deliveries.list")) is not None:
             return denied
         status = request.query.get("status")
+        q = schema.DeliveryQuery.model_validate(dict(request.query))
         items = [
             state.summary(d)
             for d in sorted(state.deliveries.values(), key=lambda d: -d["id"])
             if status is None or d["status"] == status
         ]
-        return web.json_response({"items": items, "limit": 50, "offset": 0, "next_offset": None})
+        page = items[q.offset : q.offset + q.limit]
+        more = q.offset + q.limit < len(items)
+        return web.json_response(
+            {
+                "items": page,
+                "limit": q.limit,
+                "offset": q.offset,
+                "next_offset": q.offset + q.limit if more else None,
+            }
+        )
 
     @routes.post("/v1/deliveries")
     async def create(request: web.Request) -> web.Response:

@@ -310,3 +310,56 @@ def test_survey_diff_names_each_change():
     assert "・質問「地域」に選択肢を追加：「旭」" in lines
     assert "・質問「地域」の選択肢「駅前」を削除" in lines
     assert "・質問の順番を変更" in lines
+
+
+def footer_keys(screen) -> set[str]:
+    """The keys the screen offers right now (what the footer shows)."""
+    return {
+        binding.key
+        for binding in screen.BINDINGS
+        if isinstance(binding, Binding)
+        and screen.check_action(binding.action.split("(")[0], _params(binding.action))
+    }
+
+
+def _params(action: str) -> tuple[object, ...]:
+    if "(" not in action:
+        return ()
+    inside = action.split("(", 1)[1].rstrip(")")
+    return (int(inside),) if inside.lstrip("-").isdigit() else (inside,)
+
+
+@pytest.mark.req("N5")
+async def test_history_offers_only_valid_actions_and_pages(app_for, fake):
+    """N5 (item 12): a delivered item offers neither 配信中止 nor 下書きを編集; a draft offers
+    下書きを編集; a sent-back draft reads 差し戻し; the list pages beyond the latest 200."""
+    from tests.support.tui_fake_api import sample_content
+
+    def add_many() -> None:
+        for n in range(230):
+            fake.state.add_delivery("ito", sample_content(f"過去の配信{n}"), status="sent")
+        back = fake.state.add_delivery("ito", sample_content("差し戻された配信"))
+        fake.state.deliveries[back]["reject_comment"] = "日時を追記してください"
+
+    fake.call(add_many)
+    app = app_for("ito")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await signed_in(pilot, app)
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: app.screen.query("#history-preview"))
+        screen = app.screen
+        table = screen.query_one("#deliveries", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 200)
+        await wait_until(pilot, lambda: screen.selected is not None)
+        assert screen.selected.title == "差し戻された配信"
+        assert str(table.get_row_at(0)[2]) == "差し戻し"
+        assert {"e", "n"} <= footer_keys(screen)
+        assert "c" not in footer_keys(screen) and "p" not in footer_keys(screen)
+        table.move_cursor(row=1)
+        await wait_until(pilot, lambda: screen.selected.status == "sent")
+        keys = footer_keys(screen)
+        assert "c" not in keys and "e" not in keys and "s" not in keys
+        await pilot.press("n")
+        await wait_until(pilot, lambda: screen.page_offset == 200 and table.row_count == 34)
+        assert "201〜234件目" in str(screen.query_one("#history-title").render())
+        assert "p" in footer_keys(screen) and "n" not in footer_keys(screen)

@@ -270,6 +270,8 @@ class DeliverySummary(_Out):
     recipient_count: int | None
     sent_count: int
     failed_count: int
+    sent_back: bool = False
+    """A draft an approver sent back (差し戻し) with a comment, not yet submitted again."""
 
 
 class DeliveryPage(_Out):
