@@ -569,7 +569,13 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if (denied := guard("audit.list")) is not None:
             return denied
         actor = request.query.get("actor")
-        items = [e for e in reversed(state.audit) if actor is None or e["actor"] == actor]
+        action = request.query.get("action")
+        items = [
+            e
+            for e in reversed(state.audit)
+            if (actor is None or e["actor"] == actor)
+            and (action is None or e["action"].startswith(action))
+        ]
         body = schema.AuditPage.model_validate({"items": items[:8], "next_before_seq": None})
         return web.json_response(body.model_dump(mode="json"))
 

@@ -363,3 +363,32 @@ async def test_history_offers_only_valid_actions_and_pages(app_for, fake):
         await wait_until(pilot, lambda: screen.page_offset == 200 and table.row_count == 34)
         assert "201〜234件目" in str(screen.query_one("#history-title").render())
         assert "p" in footer_keys(screen) and "n" not in footer_keys(screen)
+
+
+@pytest.mark.req("S8")
+async def test_audit_reads_in_japanese_and_filters_by_japanese_words(app_for):
+    """S8 (item 9): the audit log names operations in Japanese from the one glossary (no
+    `api.…` codes), names targets one way (配信番号 N), filters by a Japanese word, and an empty
+    result says 「該当する記録はありません」."""
+    app = app_for("takahashi")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await signed_in(pilot, app)
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: app.screen.query("#audit-table"))
+        screen = app.screen
+        table = screen.query_one("#audit-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count > 0)
+        cells = [str(c) for row in range(table.row_count) for c in table.get_row_at(row)]
+        assert not any(c.startswith("api.") for c in cells), cells
+        assert "承認" in cells and "配信番号 2" in cells
+        assert not any(c.startswith("delivery") for c in cells)
+        screen.query_one("#filter-action", Input).value = "承認"
+        await pilot.press("ctrl+g")  # (verify does not change the list)
+        screen.action_search()
+        await wait_until(
+            pilot, lambda: {str(table.get_row_at(r)[3]) for r in range(table.row_count)} == {"承認"}
+        )
+        screen.query_one("#filter-action", Input).value = "存在しない操作"
+        screen.action_search()
+        await wait_until(pilot, lambda: table.row_count == 0)
+        assert "該当する記録はありません" in str(screen.query_one("#audit-empty").render())

@@ -18,12 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kairand.conversation.survey import Option, Question, SurveyDefinition
 from kairand.delivery.model import DeliveryContent, Status
-from kairand.glossary import ACTION_LABELS, CONFIDENTIALITY_LABELS, ROLE_LABELS, STATUS_LABELS
+from kairand.glossary import (
+    ACTION_LABELS,
+    AUDIT_ACTION_LABELS,
+    AUDIT_OUTCOME_LABELS,
+    CONFIDENTIALITY_LABELS,
+    ROLE_LABELS,
+    STATUS_LABELS,
+    audit_action_label,
+    audit_actions_matching,
+    audit_target_label,
+)
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
 
 __all__ = [
     "ACTION_LABELS",
     "API_VERSION",
+    "AUDIT_ACTION_LABELS",
+    "AUDIT_OUTCOME_LABELS",
     "CONFIDENTIALITY_LABELS",
     "PROBLEM_TYPES",
     "ROLES",
@@ -72,6 +84,9 @@ __all__ = [
     "TestRecipientCode",
     "TestRecipients",
     "TestSendResult",
+    "audit_action_label",
+    "audit_actions_matching",
+    "audit_target_label",
 ]
 
 API_VERSION = "v1"

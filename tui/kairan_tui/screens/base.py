@@ -35,10 +35,22 @@ class KairanScreen(Screen):
         yield ConnectionBanner()
         yield from self.compose_body()
         yield MessageLine()
-        yield Footer()
+        # Compact key bar: with every key of a screen it still fits 80 columns.
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    NARROW_BELOW: ClassVar[int] = 100
+    """Below this many columns the screen takes its narrow layout (class -narrow): panels
+    stacked instead of side by side, so nothing is clipped at 80×24."""
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < self.NARROW_BELOW
+        self.set_class(narrow, "-narrow")
+        # Narrow: the key bar keeps the screen's keys; Ctrl+P メニュー stays in the help (F1).
+        for footer in self.query(Footer):
+            footer.show_command_palette = not narrow
 
     def on_screen_resume(self) -> None:
         self.kairan.update_connection_banners()
