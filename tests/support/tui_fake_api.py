@@ -220,6 +220,10 @@ def demo_state() -> FakeState:
     return state
 
 
+def _leaves_no_admin(staff: dict[str, dict[str, Any]]) -> bool:
+    return not any("admin" in p["roles"] and p["active"] for p in staff.values())
+
+
 def make_fake_app(state: FakeState, username: str) -> web.Application:
     routes = web.RouteTableDef()
 
@@ -563,6 +567,39 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if (denied := guard("staff.list")) is not None:
             return denied
         return web.json_response({"items": [state.staff[k] for k in sorted(state.staff)]})
+
+    @routes.put("/v1/staff/{username}")
+    async def staff_put(request: web.Request) -> web.Response:
+        if (denied := guard("staff.put")) is not None:
+            return denied
+        name = request.match_info["username"]
+        body = schema.StaffUpdate.model_validate(await request.json())
+        record = {"username": name, **body.model_dump(mode="json")}
+        if _leaves_no_admin({**state.staff, name: record}):
+            return problem(
+                409, "conflict", "変更できません",
+                "有効な管理者が1人もいなくなるため、この変更はできません。",
+            )  # fmt: skip
+        state.staff[name] = record
+        state.log(username, "staff.put", f"staff:{name}")
+        return web.json_response(record)
+
+    @routes.delete("/v1/staff/{username}")
+    async def staff_delete(request: web.Request) -> web.Response:
+        if (denied := guard("staff.delete")) is not None:
+            return denied
+        name = request.match_info["username"]
+        if name not in state.staff:
+            return not_found()
+        rest = {k: v for k, v in state.staff.items() if k != name}
+        if _leaves_no_admin(rest):
+            return problem(
+                409, "conflict", "削除できません",
+                "有効な管理者が1人もいなくなるため、この職員は削除できません。",
+            )  # fmt: skip
+        state.staff = rest
+        state.log(username, "staff.remove", f"staff:{name}")
+        return web.Response(status=204)
 
     @routes.get("/v1/audit")
     async def audit(request: web.Request) -> web.Response:

@@ -392,3 +392,59 @@ async def test_audit_reads_in_japanese_and_filters_by_japanese_words(app_for):
         screen.action_search()
         await wait_until(pilot, lambda: table.row_count == 0)
         assert "該当する記録はありません" in str(screen.query_one("#audit-empty").render())
+
+
+@pytest.mark.req("S14")
+async def test_admin_manages_staff_from_the_terminal(app_for, fake, monkeypatch):
+    """S14, S8 (item 15): an admin adds a staff member with roles, changes them and removes
+    them from F8; each change is audited; the last active administrator cannot be removed."""
+    from kairan_tui.modals.staff_edit import StaffEditModal
+
+    monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
+    app = app_for("tanaka")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await signed_in(pilot, app)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: app.screen.query("#staff-table"))
+        screen = app.screen
+        table = screen.query_one("#staff-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 5)
+        table.focus()
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, StaffEditModal))
+        modal = app.screen
+        modal.query_one("#staff-username", Input).value = "yamada"
+        modal.query_one("#staff-name", Input).value = "山田 太郎"
+        modal.query_one("#role-author", Checkbox).value = True
+        await pilot.click("#save")
+        await wait_until(pilot, lambda: table.row_count == 6)
+        person = fake.call(lambda: fake.state.staff["yamada"])
+        assert person["roles"] == ["author"] and person["display_name"] == "山田 太郎"
+        row = next(n for n, key in enumerate(table.rows) if key.value == "yamada")
+        table.move_cursor(row=row)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, StaffEditModal))
+        app.screen.query_one("#role-approver", Checkbox).value = True
+        await pilot.click("#save")
+        await wait_until(
+            pilot,
+            lambda: (
+                fake.call(lambda: fake.state.staff["yamada"]["roles"]) == ["author", "approver"]
+            ),
+        )
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: table.row_count == 5)
+        actions = fake.call(lambda: [e["action"] for e in fake.state.audit])
+        assert actions.count("staff.put") == 2 and "staff.remove" in actions
+        # The only administrator cannot remove themselves: the daemon's refusal is shown.
+        row = next(n for n, key in enumerate(table.rows) if key.value == "tanaka")
+        table.move_cursor(row=row)
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: "管理者が1人もいなくなる" in screen.query_one(MessageLine).text
+        )
+        assert "tanaka" in fake.call(lambda: fake.state.staff)

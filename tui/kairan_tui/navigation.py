@@ -75,7 +75,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "職員",
         "f8",
         "staff.put",
-        "職員（取扱者名簿）と役割の一覧を表示します。",
+        "職員（取扱者名簿）と役割を表示し、追加・変更・削除します。",
         "しょくいん めいぼ staff",
     ),
     ScreenEntry(
