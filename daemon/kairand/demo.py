@@ -33,6 +33,7 @@ from kairand.api.client import ApiClient
 from kairand.config import Config, load_config
 from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
+from kairand.glossary import STATUS_LABELS
 from kairand.main import report
 
 BANNER = (
@@ -219,7 +220,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
         figures = await dashboard(config)
         print(
             f"{time.monotonic() - started:4.0f}s 友だち {figures.get('friends', 0)}"
-            f" / 登録済み {figures.get('registered', 0)}",
+            f" / 登録者 {figures.get('registered', 0)}",
             flush=True,
         )
     await seeded
@@ -229,14 +230,20 @@ async def headless(config: Config, processes: Processes, duration: float, marker
     items = page.get("items", [])
     for item in items:
         print(
-            f"配信 #{item.get('id')} 「{item.get('title')}」: {item.get('status')}"
-            f" 対象 {item.get('recipient_count')} 人 / 送信済み {item.get('sent_count')} 人",
+            f"配信番号 {item.get('id')} 「{item.get('title')}」："
+            f"{STATUS_LABELS.get(str(item.get('status')), item.get('status'))}"
+            f"（配信対象 {item.get('recipient_count')} 人、送信済み {item.get('sent_count')} 人）",
             flush=True,
         )
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
     ok = figures.get("registered", 0) > 0 and sent > 0
-    print(f"demo: {'ok' if ok else 'nothing was delivered'}", flush=True)
+    print(
+        "デモ：正常に動作しました（demo: ok）"
+        if ok
+        else "デモ：配信されませんでした（demo: nothing was delivered）",
+        flush=True,
+    )
     return 0 if ok else 1
 
 

@@ -30,7 +30,7 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     assert result.returncode == 0, out + result.stderr
     assert "訓練モード" in out
     assert "demo: ok" in out
-    assert "配信 #1 「防災訓練のお知らせ」: sent" in out
+    assert "配信番号 1 「防災訓練のお知らせ」：配信済み" in out
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
     assert (logs / "kairand.log").exists() and (logs / "simulator.log").exists()

@@ -601,9 +601,7 @@ async def test_draft_with_schedule_is_saved_and_reopened_for_editing(app_for, fa
         screen.query_one("#silent", Checkbox).value = True
         await pilot.pause()
         await pilot.press("ctrl+s")
-        await wait_until(
-            pilot, lambda: any("「2026-12-01 09:30」の形" in m for m in notifications(app))
-        )
+        await wait_until(pilot, lambda: any("年-月-日 時:分の形" in m for m in notifications(app)))
         assert fake.call(lambda: len(fake.state.deliveries)) == 3
         screen.query_one("#scheduled-at", Input).value = "2026-12-01 09:30"
         await pilot.press("ctrl+s")

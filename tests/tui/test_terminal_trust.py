@@ -416,7 +416,7 @@ async def test_admin_manages_staff_from_the_terminal(app_for, fake, monkeypatch)
         modal.query_one("#staff-username", Input).value = "yamada"
         modal.query_one("#staff-name", Input).value = "山田 太郎"
         modal.query_one("#role-author", Checkbox).value = True
-        await pilot.click("#save")
+        modal.query_one("#save", Button).press()
         await wait_until(pilot, lambda: table.row_count == 6)
         person = fake.call(lambda: fake.state.staff["yamada"])
         assert person["roles"] == ["author"] and person["display_name"] == "山田 太郎"
@@ -425,7 +425,7 @@ async def test_admin_manages_staff_from_the_terminal(app_for, fake, monkeypatch)
         await pilot.press("e")
         await wait_until(pilot, lambda: isinstance(app.screen, StaffEditModal))
         app.screen.query_one("#role-approver", Checkbox).value = True
-        await pilot.click("#save")
+        app.screen.query_one("#save", Button).press()
         await wait_until(
             pilot,
             lambda: (
@@ -448,3 +448,25 @@ async def test_admin_manages_staff_from_the_terminal(app_for, fake, monkeypatch)
             pilot, lambda: "管理者が1人もいなくなる" in screen.query_one(MessageLine).text
         )
         assert "tanaka" in fake.call(lambda: fake.state.staff)
+
+
+@pytest.mark.req("N5")
+async def test_wording_fixes(app_for):
+    """N5 (item 10): Ctrl+C explains in Japanese; the schedule placeholder is never in the
+    past; help writes keys as the key bar does (「r」, not 「R」); 通知音なしで配信."""
+    import datetime as dt
+
+    from kairan_tui.labels import JST
+    from kairan_tui.screens.compose import schedule_example
+    from kairan_tui.screens.help import key_label
+
+    assert key_label("r") == "r" and key_label("ctrl+r") == "Ctrl+R" and key_label("f5") == "F5"
+    example = dt.datetime.strptime(schedule_example(), "%Y-%m-%d %H:%M").replace(tzinfo=JST)
+    assert example > dt.datetime.now(JST)
+    app = app_for("sato")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        assert "通知音なしで配信" in str(screen.query_one("#silent", Checkbox).label)
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: "Ctrl+Q" in screen.query_one(MessageLine).text)
+        assert "終了するには" in screen.query_one(MessageLine).text

@@ -312,6 +312,10 @@ class KairanApp(App[None]):
             self.pop_screen()
         self.switch_mode(name)
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C: Textual's own hint is English; say it in Japanese."""
+        self.notify("終了するには Ctrl+Q を押してください。", title="終了のしかた", timeout=5)
+
     async def action_quit(self) -> None:
         """Ctrl+Q: ask first when 配信作成 holds unsaved work (保存して終了 / 破棄 / 戻る)."""
         self.quit_safely()

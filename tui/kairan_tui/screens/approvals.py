@@ -37,7 +37,9 @@ def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition
         else f"予約配信 {format_datetime(content.scheduled_at, with_year=True)}"
     )
     table.add_row("配信日時", when)
-    table.add_row("通知", "通知なし" if content.notification_disabled else "通常どおり通知")
+    table.add_row(
+        "通知", "通知音なしで配信" if content.notification_disabled else "通知音ありで配信"
+    )
     if detail.urgent:
         table.add_row("緊急配信", "はい")
     return table
@@ -73,7 +75,7 @@ class ApprovalsScreen(KairanScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#pending", DataTable)
-        table.add_columns("番号", "件名", "作成者", "依頼日時")
+        table.add_columns("配信番号", "件名", "作成者", "依頼日時")
 
     def action_reload(self) -> None:
         self.refresh_data()

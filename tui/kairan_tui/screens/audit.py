@@ -60,7 +60,7 @@ class AuditScreen(KairanScreen):
 
     def on_mount(self) -> None:
         self.query_one("#audit-table", DataTable).add_columns(
-            "番号", "日時", "職員", "操作", "対象", "結果"
+            "記録番号", "日時", "職員", "操作", "対象", "結果"
         )
 
     def refresh_data(self) -> None:
@@ -172,7 +172,7 @@ class AuditScreen(KairanScreen):
             result_box.set_classes("ok")
         else:
             result_box.update(
-                f"✘ 番号 {result.first_broken_seq} 以降で記録の食い違いが見つかりました"
+                f"✘ 記録番号 {result.first_broken_seq} 以降で記録の食い違いが見つかりました"
                 f"（{result.reason}）。直ちにシステム管理者と情報セキュリティ担当に報告してください。"
             )
             result_box.set_classes("broken")

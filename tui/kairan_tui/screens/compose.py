@@ -38,13 +38,21 @@ class FormProblem(Exception):
     """The form cannot be turned into a delivery yet; the message says what to fix."""
 
 
+def schedule_example(now: dt.datetime | None = None) -> str:
+    """A placeholder that is never in the past: tomorrow at 9:00 (Japan time)."""
+    today = (now or dt.datetime.now(JST)).astimezone(JST).date()
+    return f"{today + dt.timedelta(days=1):%Y-%m-%d} 09:00"
+
+
 def parse_schedule(text: str) -> dt.datetime:
     """「2026-12-01 09:30」 (Japan time) → aware datetime; raises FormProblem."""
     cleaned = text.strip().replace("/", "-").replace("T", " ")
     try:
         value = dt.datetime.strptime(cleaned, "%Y-%m-%d %H:%M")
     except ValueError:
-        raise FormProblem("配信日時は「2026-12-01 09:30」の形で入力してください。") from None
+        raise FormProblem(
+            f"配信日時は「{schedule_example()}」のように、年-月-日 時:分の形で入力してください。"
+        ) from None
     return value.replace(tzinfo=JST)
 
 
@@ -148,8 +156,10 @@ class ComposeScreen(KairanScreen):
                         allow_blank=False,
                         id="schedule",
                     )
-                    yield Input(placeholder="2026-12-01 09:30", id="scheduled-at", disabled=True)
-                yield Check("通知なし（音やバイブを鳴らさずに届けます）", id="silent")
+                    yield Input(placeholder=schedule_example(), id="scheduled-at", disabled=True)
+                yield Check(
+                    "通知音なしで配信する（スマートフォンの音やバイブで知らせません）", id="silent"
+                )
                 yield Check(
                     "緊急配信（ほかの配信より先に送ります。防災・子どもの安全など）", id="urgent"
                 )

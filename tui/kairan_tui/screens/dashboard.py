@@ -152,7 +152,7 @@ class DashboardScreen(KairanScreen):
             )
         table.add_row("配信中・予約", f"{data.active_deliveries:,} 件")
         health = data.health
-        table.add_row("Webhook受信", ago(health.last_webhook_at))
+        table.add_row("LINEからの受信", ago(health.last_webhook_at))
         if health.line_reachable is None:
             line = Text("まだ接続していません", style="dim")
         elif health.line_reachable:
