@@ -40,9 +40,17 @@ BANNER = (
     "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
 )
 
-# In the demo one person plays author and approver; the staff screens show that four eyes
-# are relaxed. A real appliance keeps the default 0 (never self-approve).
-DEMO_SELF_APPROVAL = 1_000_000
+# Four eyes stay on in the demo, as on a real appliance (0: nobody approves their own
+# delivery). The trainee practises both sides with two trainee identities (below) and switches
+# between them in the staff terminal (F10).
+DEMO_SELF_APPROVAL = 0
+
+# Trainee identities: roster user name → (name shown, roles). Each has its own API socket in
+# training mode (config api.training_sockets); the trainee's own OS account (管理者) stays too.
+TRAINEES: dict[str, tuple[str, list[str]]] = {
+    "kenshu_sakusei": ("研修 作成者", ["author"]),
+    "kenshu_shounin": ("研修 承認者", ["approver"]),
+}
 
 PAST_DELIVERIES: list[dict[str, Any]] = [
     {
@@ -81,6 +89,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def trainee_socket(config_path: Path, username: str) -> Path:
+    return config_path.parent / "run" / f"{username}.sock"
+
+
 def ensure_setup(directory: Path) -> Path:
     config_path = directory.resolve() / CONFIG_NAME
     if not config_path.exists():
@@ -90,7 +102,30 @@ def ensure_setup(directory: Path) -> Path:
             simulator_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
+    text = config_path.read_text(encoding="utf-8")
+    if "training_sockets" not in text:
+        sockets = ", ".join(f'{name} = "{trainee_socket(config_path, name)}"' for name in TRAINEES)
+        text = text.replace(
+            "[api]\n",
+            "[api]\n# Training only: the trainee acts as 作成者 or 承認者 on these sockets.\n"
+            f"training_sockets = {{ {sockets} }}\n",
+            1,
+        )
+        config_path.write_text(text, encoding="utf-8")
     return config_path
+
+
+async def register_trainees(config: Config) -> None:
+    """Put the trainee identities on the roster through the staff API (audited like any
+    roster change; the OS user of the demo is its administrator)."""
+    async with api_client(config) as api:
+        for username, (display_name, roles) in TRAINEES.items():
+            response = await api.put(
+                f"/v1/staff/{username}",
+                {"display_name": display_name, "roles": roles, "handles_personal_data": True},
+            )
+            if response.status != 200:
+                raise RuntimeError(f"could not register the trainee {username}: {response.body}")
 
 
 PR_SET_PDEATHSIG = 1
@@ -160,8 +195,8 @@ class Processes:
 
 
 @contextlib.asynccontextmanager
-async def api_client(config: Config) -> Any:
-    connector = aiohttp.UnixConnector(path=str(config.api.socket))
+async def api_client(config: Config, socket_path: Path | None = None) -> Any:
+    connector = aiohttp.UnixConnector(path=str(socket_path or config.api.socket))
     async with aiohttp.ClientSession(connector=connector) as session:
         yield ApiClient(session)
 
@@ -196,15 +231,21 @@ async def seed_past_deliveries(config: Config, marker: Path, min_registered: int
             break
         await asyncio.sleep(1)
     created = 0
-    async with api_client(config) as api:
+    author_socket = config.api.training_sockets["kenshu_sakusei"]
+    approver_socket = config.api.training_sockets["kenshu_shounin"]
+    async with (
+        api_client(config, author_socket) as author,
+        api_client(config, approver_socket) as approver,
+    ):
         for content in PAST_DELIVERIES:
-            response = await api.post("/v1/deliveries", content)
+            # Written by 研修 作成者, approved by 研修 承認者: four eyes, as in real use.
+            response = await author.post("/v1/deliveries", content)
             if response.status != 201:
                 print(f"demo: could not create a sample delivery: {response.body}", file=sys.stderr)
                 continue
             delivery_id = response.body["id"]
-            await api.post(f"/v1/deliveries/{delivery_id}/submit", {})
-            approved = await api.post(f"/v1/deliveries/{delivery_id}/approve", {})
+            await author.post(f"/v1/deliveries/{delivery_id}/submit", {})
+            approved = await approver.post(f"/v1/deliveries/{delivery_id}/approve", {})
             if approved.status == 200:
                 created += 1
     await asyncio.to_thread(marker.write_text, f"{created}\n")
@@ -285,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))
+        asyncio.run(register_trainees(config))
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(headless(config, processes, args.duration, marker))
@@ -292,9 +334,19 @@ def main(argv: list[str] | None = None) -> int:
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )
         seeding.start()
+        # The trainee starts as 研修 作成者 and switches with F10 to 研修 承認者 and to their
+        # own account (管理者: アンケート設定, 職員, 監査ログ).
+        sockets = config.api.training_sockets
         tui = subprocess.run(
-            [python, "-m", "kairan_tui.main", "--config", str(config_path)], check=False
-        )
+            [
+                python, "-m", "kairan_tui.main",
+                "--socket", str(sockets["kenshu_sakusei"]),
+                "--identity", f"研修 作成者={sockets['kenshu_sakusei']}",
+                "--identity", f"研修 承認者={sockets['kenshu_shounin']}",
+                "--identity", f"管理者（ご自身）={config.api.socket}",
+            ],
+            check=False,
+        )  # fmt: skip
         return tui.returncode
     except (RuntimeError, OSError) as exc:
         print(f"kairan-demo: error: {exc}", file=sys.stderr)

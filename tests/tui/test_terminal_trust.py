@@ -470,3 +470,48 @@ async def test_wording_fixes(app_for):
         await pilot.press("ctrl+c")
         await wait_until(pilot, lambda: "Ctrl+Q" in screen.query_one(MessageLine).text)
         assert "終了するには" in screen.query_one(MessageLine).text
+
+
+@pytest.mark.req("S7")
+async def test_trainee_switches_between_author_and_approver(fake, monkeypatch):
+    """S7, S5 (item 13): in training the trainee switches (F10) between 研修 作成者 and 研修
+    承認者, two identities on the roster, so a delivery is approved by another person; unsaved
+    work is asked about first."""
+    from kairan_tui.app import make_app
+    from kairan_tui.screens.approvals import ApprovalsScreen
+
+    monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
+    author, approver = fake.socket_for("sato"), fake.socket_for("suzuki")
+    app = make_app(
+        author,
+        connection_check_seconds=60,
+        retry_seconds=0.2,
+        identities=[("研修 作成者", author), ("研修 承認者", approver)],
+    )
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_compose(pilot, app)
+        assert app.me is not None and app.me.username == "sato"
+        assert "F10 立場の切替" in str(app.screen.query_one("#title-line").render())
+        screen.query_one("#title", Input).value = "書きかけ"
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
+        app.screen.query_one("#discard", Button).press()
+        await wait_until(pilot, lambda: app.me is not None and app.me.username == "suzuki")
+        assert "approvals" in app.visible_screens and "compose" not in app.visible_screens
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalsScreen))
+        approvals = app.screen
+        await wait_until(pilot, lambda: approvals.audience is not None)
+        assert approvals.selected is not None and approvals.selected.author == "sato"
+        pending = approvals.selected.id
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: (
+                fake.call(lambda: fake.state.deliveries[pending]["status"]) != ("pending_approval")
+            ),
+        )
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: app.me is not None and app.me.username == "sato")

@@ -89,6 +89,7 @@ class KairanApp(App[None]):
         Binding("question_mark", "help", "ヘルプ", show=False),
         Binding("ctrl+p", "command_palette", "メニュー", show=False, priority=True),
         Binding("ctrl+q", "quit", "終了", priority=True),
+        Binding("f10", "switch_identity", "研修：立場の切替", show=False),
         *[
             Binding(entry.key, f"open_screen('{entry.name}')", entry.title, show=False)
             for entry in SCREENS
@@ -112,6 +113,10 @@ class KairanApp(App[None]):
         self._installed: list[str] = []
         self.held_key = HeldKey()
         """Repeats of a key held down on a confirmation that has closed (modals.confirm)."""
+        self.identities: list[tuple[str, Path]] = []
+        """Training: the positions (label, socket) F10 switches between (demo: 研修 作成者,
+        研修 承認者 and the trainee's own account), the first being the current one."""
+        self.identity_index = 0
         self.compose_screen: Any = None
         """The 配信作成 screen once opened (its unsaved work is asked about before quitting)."""
         self.message: tuple[str, str, str] | None = None
@@ -330,6 +335,41 @@ class KairanApp(App[None]):
                 return
         self.exit()
 
+    def action_switch_identity(self) -> None:
+        if len(self.identities) < 2 or self.me is None or not self.me.training_mode:
+            self.notify("立場の切り替えは訓練モード（研修用の環境）でだけ使えます。")
+            return
+        self.switch_identity()
+
+    @work(exit_on_error=False, exclusive=True, group="switch-identity")
+    async def switch_identity(self) -> None:
+        """Sign in again as the next training position: another person, as four eyes need
+        (the daemon identifies each position by its socket)."""
+        compose = self.compose_screen
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            if self.current_mode != "compose":
+                self.action_open_screen("compose")
+            if not await compose.confirm_leave("立場を切り替え"):
+                return
+        self.identity_index = (self.identity_index + 1) % len(self.identities)
+        label, path = self.identities[self.identity_index]
+        self.workers.cancel_group(self, "watch-daemon")
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if "connecting" not in self._modes:
+            self.add_mode("connecting", ConnectingScreen)
+        await self.switch_mode("connecting")
+        for name in self._installed:
+            await self.remove_mode(name)
+        self._installed = []
+        self.me = None
+        self.compose_screen = None
+        old, self.api = self.api, KairanApi(path)
+        await old.close()
+        self._connecting_text(f"「{label}」に切り替えています…")
+        self.sign_in()
+        self.notify(f"立場を「{label}」に切り替えました（研修用）。", title="立場の切り替え")
+
     def open_draft(self, detail: schema.DeliveryDetail) -> None:
         """Switch to 配信作成 with an existing draft loaded (from 配信履歴), after asking about
         unsaved work in the form it replaces."""
@@ -373,10 +413,14 @@ def make_app(
     *,
     connection_check_seconds: float = 5.0,
     retry_seconds: float = 2.0,
+    identities: list[tuple[str, Path]] | None = None,
 ) -> KairanApp:
-    """Build the app for a daemon socket: the one factory used by `kairan` and by the tests."""
-    return KairanApp(
+    """Build the app for a daemon socket: the one factory used by `kairan` and by the tests.
+    IDENTITIES (training only): the positions F10 switches between, as (label, socket)."""
+    app = KairanApp(
         KairanApi(socket_path),
         connection_check_seconds=connection_check_seconds,
         retry_seconds=retry_seconds,
     )
+    app.identities = list(identities or [])
+    return app

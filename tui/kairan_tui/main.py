@@ -54,7 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
         "読めない場合は /run/kairan/api.sock）",
     )
     parser.add_argument("--config", type=Path, help="接続先を読み取る設定ファイル（kairan.toml）")
+    parser.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="名前=ソケット",
+        help="訓練モード用：F10 で切り替える立場とその接続先（例：研修 承認者=run/x.sock）。"
+        "複数指定できます",
+    )
     return parser
+
+
+def parse_identities(values: list[str]) -> list[tuple[str, Path]]:
+    identities = []
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or not label.strip() or not path.strip():
+            raise SystemExit(
+                f"kairan: --identity は「名前=ソケット」の形で指定してください（{value}）。"
+            )
+        identities.append((label.strip(), Path(path.strip())))
+    return identities
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from kairan_tui.app import make_app
     from kairan_tui.hangup import HANGUP_STATUS, HangupWatch
 
-    app = make_app(socket)
+    app = make_app(socket, identities=parse_identities(args.identity))
 
     def request_exit() -> None:
         app.call_from_thread(app.exit, return_code=HANGUP_STATUS)

@@ -43,6 +43,8 @@ class TopBar(Vertical):
             title.append(" 訓練モード ", style="bold black on yellow")
         if me is not None:
             title.append(f"  {me.display_name}（{roles_label(me.roles)}）")
+            if me.training_mode and len(app.identities) > 1:
+                title.append("  F10 立場の切替", style="bold")
         self.query_one("#title-line", Static).update(title)
         nav = Text(" ")
         for entry in allowed_screens(me.allowed if me else []):
