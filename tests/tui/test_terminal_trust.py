@@ -501,6 +501,7 @@ async def test_trainee_switches_between_author_and_approver(fake, monkeypatch):
         await pilot.press("f4")
         await wait_until(pilot, lambda: isinstance(app.screen, ApprovalsScreen))
         approvals = app.screen
+        assert isinstance(approvals, ApprovalsScreen)
         await wait_until(pilot, lambda: approvals.audience is not None)
         assert approvals.selected is not None and approvals.selected.author == "sato"
         pending = approvals.selected.id
