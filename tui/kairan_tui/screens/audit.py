@@ -45,7 +45,7 @@ class AuditScreen(KairanScreen):
         with Horizontal(id="audit-filters"):
             yield Input(placeholder="職員名", id="filter-actor", tooltip="ユーザー名（例 sato）")
             yield Input(
-                placeholder="操作（例：承認）",
+                placeholder="操作名",
                 id="filter-action",
                 tooltip="操作の名前の一部（例：承認、配信中止、職員）",
             )
@@ -137,7 +137,7 @@ class AuditScreen(KairanScreen):
         for entry in ordered:
             table.add_row(
                 str(entry.seq),
-                format_compact(entry.at),
+                format_compact(entry.at, short=self.has_class("-narrow")),
                 entry.actor,
                 schema.audit_action_label(entry.action),
                 schema.audit_target_label(entry.action, entry.target),

@@ -156,7 +156,7 @@ class DashboardScreen(KairanScreen):
         if health.line_reachable is None:
             line = Text("まだ接続していません", style="dim")
         elif health.line_reachable:
-            line = Text("正常に接続できています", style="green")
+            line = Text("正常に接続中", style="green")
         else:
             line = Text(
                 f"接続できません（{health.line_last_error or '原因不明'}）", style="bold red"

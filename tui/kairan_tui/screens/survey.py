@@ -227,14 +227,14 @@ class SurveyScreen(KairanScreen):
             with TabPane("質問", id="tab-questions"), Horizontal():
                 with Vertical(id="question-list-box"):
                     yield ListView(id="question-list")
-                    with Horizontal(classes="button-row"):
-                        yield Button("上へ", id="move-up")
-                        yield Button("下へ", id="move-down")
-                    with Horizontal(classes="button-row"):
-                        yield Button("選択式を追加", id="add-question")
-                        yield Button("削除", id="remove-question", variant="warning")
-                    with Horizontal(classes="button-row"):
-                        yield Button("生まれた年の質問を追加", id="add-year-question")
+                    # Compact (one line each): the list keeps its room at 80×24.
+                    yield Button("↑ 上へ", id="move-up", compact=True)
+                    yield Button("↓ 下へ", id="move-down", compact=True)
+                    yield Button("＋選択式の質問", id="add-question", compact=True)
+                    yield Button("＋生まれた年の質問", id="add-year-question", compact=True)
+                    yield Button(
+                        "× 質問を削除", id="remove-question", variant="warning", compact=True
+                    )
                 with VerticalScroll(id="question-editor"):
                     yield Static("", id="question-kind", classes="hint")
                     yield Label("見出し（職員画面と絞り込みで使う短い名前）", classes="field-label")
