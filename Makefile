@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps
+.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps config-doc
 
 $(STAMP): pyproject.toml
 	@bash .ci/system-deps.sh
@@ -20,6 +20,10 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tui tests bench
 	$(BIN)/ruff format --check daemon tui tests bench
+
+# docs/configuration.md is generated from daemon/kairand/config.py (a test checks it is current).
+config-doc: $(STAMP)
+	$(BIN)/python -m kairand.configdoc --write
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

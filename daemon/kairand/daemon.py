@@ -1,7 +1,8 @@
 """Builds the daemon: one aiohttp root application whose cleanup contexts own every resource.
 
 Order: store (opened before the loop by `main`) → background tasks → LINE client → components
-(webhook site, inbox worker, delivery worker, retention worker, staff API site) → watchdog.
+(audience index, webhook site, inbox worker, delivery worker, retention worker, staff API
+site) → watchdog.
 Each component is a cleanup context: it starts its work before `yield` and stops it after.
 The keys the components share, and the background-task helper, live in kairand.runtime: this
 module only composes.
@@ -19,9 +20,10 @@ from aiohttp import web
 from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
+from kairand.delivery.audience_worker import audience_index_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
-from kairand.line.client import line_api
+from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
@@ -53,7 +55,14 @@ async def _line_ctx(app: web.Application) -> AsyncIterator[None]:
     token = await asyncio.get_running_loop().run_in_executor(
         None, secrets.get_secret, secrets.CHANNEL_ACCESS_TOKEN
     )
-    async with line_api(config.line.api_base, token, config.line.request_timeout_seconds) as api:
+    async with line_api(
+        config.line.api_base,
+        token,
+        config.line.request_timeout_seconds,
+        data_base=config.line.data_base,
+        # The sender's requests and the inbox's replies in flight never wait for each other.
+        connections=MAX_CONNECTIONS + config.line.reply_concurrency,
+    ) as api:
         app[LINE] = api
         yield
 
@@ -74,6 +83,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 def components() -> list[CleanupContext]:
     """The daemon's working parts, in start order (stopped in reverse)."""
     return [
+        audience_index_component,
         webhook_component,
         inbox_component,
         delivery_component,

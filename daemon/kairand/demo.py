@@ -100,6 +100,7 @@ def ensure_setup(directory: Path) -> Path:
             directory,
             webhook_port=_free_port(),
             simulator_port=_free_port(),
+            simulator_data_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
     text = config_path.read_text(encoding="utf-8")

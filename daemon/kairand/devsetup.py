@@ -43,7 +43,8 @@ tcp_port = {webhook_port}
 bot_user_id = "{bot_user_id}"
 
 [line]
-api_base = "http://127.0.0.1:{simulator_port}"   # kairan-sim
+api_base = "http://127.0.0.1:{simulator_port}"         # kairan-sim (Messaging API)
+data_base = "http://127.0.0.1:{simulator_data_port}"   # kairan-sim (data API: rich-menu images)
 
 [api]
 socket = "run/api.sock"
@@ -65,6 +66,7 @@ def init_dev(
     *,
     webhook_port: int = 8470,
     simulator_port: int = 8471,
+    simulator_data_port: int | None = None,
     self_approval_threshold: int = 0,
 ) -> Path:
     """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup."""
@@ -87,6 +89,9 @@ def init_dev(
         DEV_CONFIG.format(
             webhook_port=webhook_port,
             simulator_port=simulator_port,
+            simulator_data_port=simulator_port + 1
+            if simulator_data_port is None
+            else simulator_data_port,
             bot_user_id="U" + _random.token_hex(16),
             four_eyes=FOUR_EYES_RELAXED.format(threshold=self_approval_threshold)
             if self_approval_threshold

@@ -73,5 +73,5 @@ def test_missing_config_exit_code(short_tmp: Path) -> None:
         timeout=60,
         env={"PATH": os.environ["PATH"]},
     )
-    assert result.returncode == ExitCode.CONFIG == 78
+    assert result.returncode == int(ExitCode.CONFIG) == 78
     assert "hint:" in result.stderr

@@ -23,10 +23,10 @@ from tests.support.line_fakes import (
     InProcessDaemon,
     LineStandIn,
     event,
-    free_port,
     setup_dev,
     user_id,
 )
+from tests.support.ports import free_port
 
 BATCH_EVENTS = 50
 # Every answer path, deterministically (test_onboarding_simulator adds realistic residents).
@@ -221,7 +221,8 @@ async def test_decline_guidance_and_media_replies(
     an image is answered without being downloaded (the stand-in has no content endpoint)."""
     daemon, line = world
     uid = user_id()
-    follow = event("follow", uid, 1)
+    t0 = int(time.time() * 1000)  # LINE's timestamps: old postbacks are refused
+    follow = event("follow", uid, t0 + 1)
     await daemon.post([follow])
     messages = await asyncio.wait_for(line.wait_reply(follow["replyToken"]), 10)
     decline = next(
@@ -229,14 +230,14 @@ async def test_decline_guidance_and_media_replies(
         for i in messages[-1]["quickReply"]["items"]
         if i["action"]["label"] == texts.CONSENT_NO
     )
-    ev = event("postback", uid, 2, data=decline["data"])
+    ev = event("postback", uid, t0 + 2, data=decline["data"])
     await daemon.post([ev])
     assert (await asyncio.wait_for(line.wait_reply(ev["replyToken"]), 10))[0][
         "text"
     ] == texts.DECLINED
     secret_text = "私の電話番号は090-0000-0000です " + secrets.token_hex(4)
-    chat = event("message", uid, 3, text=secret_text)
-    image = event("message", uid, 4, message_type="image")
+    chat = event("message", uid, t0 + 3, text=secret_text)
+    image = event("message", uid, t0 + 4, message_type="image")
     await daemon.post([chat, image])
     assert (await asyncio.wait_for(line.wait_reply(chat["replyToken"]), 10))[0][
         "text"
@@ -260,7 +261,7 @@ def _rows_containing(conn: Any, needle: str) -> list[str]:
     found = []
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for table in tables:
-        for row in conn.execute(f'SELECT * FROM "{table}"'):
+        for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 (names from sqlite_master)
             if any(isinstance(v, str) and needle in v for v in row):
                 found.append(table)
     return found
@@ -273,8 +274,9 @@ async def test_events_of_one_resident_apply_in_timestamp_order_and_once(
     webhookEventId (redelivery) is applied once."""
     daemon, line = world
     uid = user_id()
-    follow = event("follow", uid, 1000)
-    consent = event("postback", uid, 2000, data="a=consent&v=1&o=yes")
+    t0 = int(time.time() * 1000)  # LINE's timestamps: old postbacks are refused
+    follow = event("follow", uid, t0 + 1000)
+    consent = event("postback", uid, t0 + 2000, data="a=consent&v=1&o=yes")
     assert await daemon.post([consent, follow]) == 200  # out of order
     redelivered = dict(follow, deliveryContext={"isRedelivery": True})
     assert await daemon.post([redelivered]) == 200
@@ -288,7 +290,7 @@ async def test_events_of_one_resident_apply_in_timestamp_order_and_once(
 
 
 async def test_standby_mode_sends_nothing(world: tuple[InProcessDaemon, LineStandIn]) -> None:
-    """LINE_FACTS: in standby mode the bot must not reply (events are still recorded)."""
+    """docs/line-facts.md: in standby mode the bot must not reply (events are still recorded)."""
     daemon, line = world
     uid = user_id()
     ev = event("follow", uid, 1, mode="standby")
@@ -354,4 +356,29 @@ async def test_settings_edit_stop_resume_and_delete_flows(
     assert await daemon.store.read(residents.flags_of, uid) is None
     ts[0] += 1
     again = await send(event("postback", uid, ts[0], data="a=settings"))
-    assert texts.CONSENT_YES in str(again)  # still a friend: a fresh registration is offered
+    # Still a friend: a fresh registration is offered, and nothing is stored before consent.
+    assert texts.START in str(again)
+    assert await daemon.store.read(residents.flags_of, uid) is None
+    consent = await send(tap(again, texts.START))
+    assert await daemon.store.read(residents.flags_of, uid) is None
+    await send(tap(consent, texts.CONSENT_YES))
+    assert (await daemon.store.read(residents.flags_of, uid))["consent_version"] is not None
+
+
+@pytest.mark.req("S16")
+async def test_settings_from_someone_without_a_record_stores_nothing(
+    world: tuple[InProcessDaemon, LineStandIn],
+) -> None:
+    """S16, through the daemon: 「設定を変更」 typed, or the rich menu's settings postback, from
+    someone Kairan has no record of is answered with 登録を始める and stores no resident."""
+    daemon, line = world
+    uid = user_id()
+    now = int(time.time() * 1000)
+    typed = event("message", uid, now, text=texts.SETTINGS)
+    tapped = event("postback", uid, now + 1, data="a=settings")
+    await daemon.post([typed, tapped])
+    for sent in (typed, tapped):
+        replies = await asyncio.wait_for(line.wait_reply(sent["replyToken"]), 10)
+        assert texts.START in str(replies)
+    assert await daemon.store.read(residents.flags_of, uid) is None
+    assert await daemon.store.read(residents.count) == 0

@@ -25,7 +25,8 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget, behavio
 from kairand.simulator.population import Municipality
 from kairand.store import inbox, metrics, residents
 from kairand.store.database import open_connection
-from tests.support.line_fakes import channel_secret, envelope, free_port, setup_dev, sign
+from tests.support.line_fakes import channel_secret, envelope, setup_dev, sign
+from tests.support.ports import free_port
 
 POPULATION = 1000
 
@@ -49,7 +50,7 @@ def _read_all(config: Config) -> tuple[dict[str, dict], dict[str, dict], dict[st
 
 
 def residents_read_check_marks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The simulator's residents (issue-3) match options by exact label and remember tapped
+    """The simulator's residents match options by exact label and remember tapped
     labels; Kairan marks chosen topics 「✓ 子育て」, which they would take for a new option and
     tap again forever. Until the simulator reads check marks itself, show them the plain label
     and count a ticked option as already tapped."""

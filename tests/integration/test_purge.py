@@ -21,13 +21,16 @@ from tests.support.line_fakes import (
     InProcessDaemon,
     LineStandIn,
     event,
-    free_port,
     setup_dev,
     user_id,
 )
+from tests.support.ports import free_port
 
 PAGE = 4096
 RESERVE = 80  # SQLCipher 4: 16-byte IV + 64-byte HMAC-SHA512 at the end of every page
+
+# LINE's timestamps (realistic: postbacks older than a day are refused).
+T0 = int(time.time() * 1000)
 
 
 def _decrypt(page: bytes, key: bytes, first: bool) -> bytes:
@@ -73,7 +76,7 @@ def _add_unsent_batch(conn: Connection, line_user_id: str) -> None:
 
 
 async def _onboard(daemon: InProcessDaemon, line: LineStandIn, uid: str) -> None:
-    follow = event("follow", uid, 1000)
+    follow = event("follow", uid, T0 + 1000)
     await daemon.post([follow])
     await asyncio.wait_for(line.wait_reply(follow["replyToken"]), 10)
     steps = [
@@ -85,7 +88,7 @@ async def _onboard(daemon: InProcessDaemon, line: LineStandIn, uid: str) -> None
         ("a=done&v=1&q=topics", None),
     ]
     for i, (data, params) in enumerate(steps):
-        ev = event("postback", uid, 2000 + i, data=data, params=params)
+        ev = event("postback", uid, T0 + 2000 + i, data=data, params=params)
         await daemon.post([ev])
         await asyncio.wait_for(line.wait_reply(ev["replyToken"]), 10)
 
@@ -105,7 +108,7 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
         async with InProcessDaemon(config, store) as daemon:
             await _onboard(daemon, line, uid)
             code = await store.write(test_recipients.new_code, "tanaka", int(time.time()))
-            claim = event("message", uid, 3000, text=code.lower())
+            claim = event("message", uid, T0 + 3000, text=code.lower())
             await daemon.post([claim])
             reply = await asyncio.wait_for(line.wait_reply(claim["replyToken"]), 10)
             assert "テスト送信先として登録しました" in reply[0]["text"]
@@ -117,7 +120,7 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
                 found_in_store, store.path, uid
             )  # the scan does see ids that are there
 
-            await daemon.post([event("unfollow", uid, 4000)])
+            await daemon.post([event("unfollow", uid, T0 + 4000)])
             await daemon.settle()
 
             assert await store.read(residents.flags_of, uid) is None
@@ -144,7 +147,7 @@ async def test_unfollow_leaves_no_trace_but_the_receipt(short_tmp: Path) -> None
             assert store.path.with_name("kairan.db-wal").stat().st_size == 0
 
             # Re-follow (unblock) starts fresh.
-            again = event("follow", uid, 5000)
+            again = event("follow", uid, T0 + 5000)
             await daemon.post([again])
             messages = await asyncio.wait_for(line.wait_reply(again["replyToken"]), 10)
             assert "友だち追加ありがとうございます" in messages[0]["text"]
@@ -166,8 +169,8 @@ async def test_unfollow_and_refollow_in_one_body_keep_the_refollow(short_tmp: Pa
     try:
         async with InProcessDaemon(config, store) as daemon:
             await _onboard(daemon, line, uid)
-            refollow = event("follow", uid, 9000)
-            await daemon.post([refollow, event("unfollow", uid, 8000)])
+            refollow = event("follow", uid, T0 + 9000)
+            await daemon.post([refollow, event("unfollow", uid, T0 + 8000)])
             await daemon.settle()
             flags = await store.read(residents.flags_of, uid)
             assert flags is not None and not flags["registered"]

@@ -97,9 +97,15 @@ async def make_env(**overrides: Any) -> AsyncIterator[Env]:
         **overrides,
     )
     async with Simulator(config) as sim:
+        # One Configuration per LINE host, as Kairan's line_api does.
         sdk_config = Configuration(host=sim.api_url, access_token=TOKEN)
-        async with AsyncApiClient(sdk_config) as client, aiohttp.ClientSession() as http:
-            yield Env(sim, AsyncMessagingApi(client), AsyncMessagingApiBlob(client), http)
+        data_config = Configuration(host=sim.data_url, access_token=TOKEN)
+        async with (
+            AsyncApiClient(sdk_config) as client,
+            AsyncApiClient(data_config) as data_client,
+            aiohttp.ClientSession() as http,
+        ):
+            yield Env(sim, AsyncMessagingApi(client), AsyncMessagingApiBlob(data_client), http)
 
 
 @pytest.fixture
@@ -381,7 +387,7 @@ async def test_rate_limit_holds_under_a_real_time_burst() -> None:
 
 
 async def test_rich_menu_lifecycle(env: Env) -> None:
-    """S5: create, upload image (api-data path on the same host), set default, link, unlink,
+    """S5: create, upload image (on the data host), set default, link, unlink,
     list, delete, with LINE's errors for a missing image, a wrong size and unknown ids."""
     uid = env.follow()[0]
     request = RichMenuRequest(

@@ -34,11 +34,11 @@ from tests.support.line_fakes import (
     channel_secret,
     envelope,
     event,
-    free_port,
     setup_dev,
     sign,
     user_id,
 )
+from tests.support.ports import free_port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -180,6 +180,37 @@ def test_invalid_or_missing_signature_is_400_counted_and_pii_free(
     assert all(user not in repr(r.__dict__) for r in caplog.records)
 
 
+@pytest.mark.req("N4")
+def test_events_with_a_user_id_that_is_not_a_line_id_are_dropped_and_counted(
+    server: WebhookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """N4: a signed event whose userId is not a LINE id (U + 32 lowercase hex) is dropped and
+    counted — it would create a resident whose id makes LINE refuse a whole multicast batch —
+    while the valid events of the same body are stored; the answer is 200 and no id is
+    logged."""
+    good = user_id()
+    bad_ids = ["hello-world", "U" + "x" * 5000, "U" + "0" * 31 + "\x00", "U" + "A" * 32, "U1"]
+    events = [event("follow", good, 1)] + [
+        event("follow", bad, 2 + i) for i, bad in enumerate(bad_ids)
+    ]
+    numeric = event("follow", good, 99)
+    numeric["source"]["userId"] = 12345
+    caplog.set_level(logging.INFO)
+    status, _ = server.post(envelope(server.config.webhook.bot_user_id, [*events, numeric]))
+    assert status == 200
+    stored = server.store.read_sync(
+        lambda c: c.execute("SELECT line_user_id FROM inbox").fetchall()
+    )
+    assert stored == [(good,)]
+    today = metrics.day_of(__import__("time").time())
+    dropped = server.store.read_sync(metrics.series, "webhook_invalid_user_id", today, today)
+    assert dropped == {today: len(bad_ids) + 1}
+    logged = [r for r in caplog.records if r.getMessage() == "webhook.invalid_user_id"]
+    assert logged and all(
+        bad not in repr(r.__dict__) for r in caplog.records for bad in ["hello-world", good]
+    )
+
+
 def test_wrong_destination_is_refused(server: WebhookServer) -> None:
     """N1: a correctly signed body for another bot is not stored."""
     body = envelope("U" + "0" * 32, [event("follow", user_id(), 1)])
@@ -248,6 +279,91 @@ def test_fuzzed_bodies_never_5xx_and_never_stored(
     status, _ = server.post(body, signed=signed)
     assert status < 500
     assert status == 400
+    assert server.store.read_sync(_count) == 0
+
+
+def _nest(depth: int, kind: str, leaf: str = "1") -> str:
+    opener, closer = ("[", "]") if kind == "list" else ('{"a":', "}")
+    return opener * depth + leaf + closer * depth
+
+
+def _hostile_event(value_json: str, where: str) -> bytes:
+    """A complete, validly shaped follow event with VALUE_JSON placed at WHERE."""
+    base = event("follow", "U" + "0" * 32, 1000, event_id="01HOSTILE0000000000000000")
+    text = json.dumps({"destination": "", "events": [base]})
+    if where == "envelope":
+        return text[:-1].encode() + b',"extra":' + value_json.encode() + b"}"
+    if where == "event":
+        return text.replace(
+            '"type": "follow"', '"extra": ' + value_json + ', "type": "follow"'
+        ).encode()
+    if where == "source":
+        return text.replace('"type": "user"', '"type": "user", "x": ' + value_json).encode()
+    return value_json.encode()  # the whole body
+
+
+HOSTILE_VALUES = st.one_of(
+    # Depth: far beyond anything LINE sends, up to what fits in the body limit.
+    st.builds(_nest, st.integers(33, 200_000), st.sampled_from(["list", "dict"])),
+    # Types LINE never sends.
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999999", "9" * 5000, '"\\ud800"']),
+    st.sampled_from(['"\\udfff x"', '{"\\ud800": 1}', '"\\u0000"', "-0", "1.5e308"]),
+    # Size: long strings and many members (still under the body limit).
+    st.integers(1, 900_000).map(lambda n: json.dumps("あ" * (n // 3))),
+    st.integers(1, 60_000).map(lambda n: "[" + ",".join(["{}"] * n) + "]"),
+)
+
+
+@pytest.mark.req("N1")
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=HOSTILE_VALUES,
+    where=st.sampled_from(["body", "envelope", "event", "source"]),
+)
+def test_hostile_json_is_never_a_5xx(server: WebhookServer, value: str, where: str) -> None:
+    """N1: validly signed hostile JSON (deep nesting, huge or odd numbers, lone surrogates, huge
+    strings, many members, wherever it sits) is answered 200 / 400 / 413, never 5xx; bodies
+    nested deeper than LINE ever sends, NaN/Infinity and lone surrogates are refused (400)."""
+    body = _hostile_event(value, where)
+    before = server.store.read_sync(_count)
+    status, _ = server.post(body)
+    assert status in (200, 400, 413), status
+    never_from_line = value.startswith(
+        ("[[", '{"a":{"a":', "NaN", "Infinity", "-Infinity", '"\\ud', '"\\udfff')
+    ) or value.startswith('{"\\ud800')
+    if never_from_line:
+        assert status in (400, 413)  # 413 when it is also over the size limit
+    if status != 200:
+        assert server.store.read_sync(_count) == before
+
+
+@pytest.mark.req("N1")
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (_nest(100_000, "list"), "body"),
+        (_nest(5_000, "dict"), "event"),
+        (_nest(40, "list"), "source"),
+        ("NaN", "event"),
+        ('"\\ud800"', "event"),
+    ],
+    ids=["list-100000-body", "dict-5000-event", "list-40-source", "nan", "lone-surrogate"],
+)
+def test_deep_or_impossible_json_is_400(server: WebhookServer, body: str, where: str) -> None:
+    """N1: a validly signed body nested far deeper than LINE sends (which crashed json with a
+    RecursionError: HTTP 500), NaN, or a lone surrogate, is a 400 and nothing is stored."""
+    status, _ = server.post(_hostile_event(body, where))
+    assert status == 400
+    assert server.store.read_sync(_count) == 0
+
+
+@pytest.mark.req("N1")
+def test_not_utf8_but_valid_json_in_another_encoding_is_400(server: WebhookServer) -> None:
+    """LINE sends UTF-8; the same envelope in UTF-16 (which json.loads would guess) is a 400."""
+    body = envelope(server.config.webhook.bot_user_id, [event("follow", user_id(), 1)])
+    assert server.post(body.decode().encode("utf-16"))[0] == 400
     assert server.store.read_sync(_count) == 0
 
 

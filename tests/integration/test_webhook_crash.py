@@ -25,11 +25,11 @@ from tests.support.line_fakes import (
     channel_secret,
     envelope,
     event,
-    free_port,
     setup_dev,
     sign,
     user_id,
 )
+from tests.support.ports import free_port
 
 T = TypeVar("T")
 
@@ -74,6 +74,28 @@ async def _wait_ready(config: Config, secret: str, proc: subprocess.Popen[bytes]
     raise TimeoutError("kairand did not start")
 
 
+def _write(config: Config, fn: Callable[..., T], *args: Any) -> T:
+    conn = open_connection(config.database_path, keys.db_key())
+    try:
+        with conn:
+            return fn(conn, *args)
+    finally:
+        conn.close()
+
+
+def _take_survey(conn: Any) -> list[tuple[Any, ...]]:
+    """Remove the survey: the inbox worker then cannot process (it retries every second) and
+    acknowledged events stay pending — the window the kill must hit, held deterministically
+    (replies no longer hold the worker: it never waits for them)."""
+    rows = conn.execute("SELECT * FROM survey_versions").fetchall()
+    conn.execute("DELETE FROM survey_versions")
+    return list(rows)
+
+
+def _put_survey(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    conn.executemany("INSERT INTO survey_versions VALUES (?, ?, ?, ?)", rows)
+
+
 def _read(config: Config, fn: Callable[..., T], *args: Any) -> T:
     conn = open_connection(config.database_path, keys.db_key(), readonly=True)
     try:
@@ -88,7 +110,7 @@ async def test_kill_9_between_receipt_and_processing(short_tmp: Path) -> None:
     is processed exactly once (one resident and one follow count per user, none twice), no
     reply token is used twice, and no user id appears in the daemon's log."""
     port = free_port()
-    line = LineStandIn(reply_delay=2.0)  # holds the worker after its first batch
+    line = LineStandIn()
     await line.start(port)
     config_path, config = setup_dev(short_tmp / "dev", port)
     secret = channel_secret(config)
@@ -97,6 +119,7 @@ async def test_kill_9_between_receipt_and_processing(short_tmp: Path) -> None:
     proc = _start(config_path, log_path)
     try:
         await _wait_ready(config, secret, proc)
+        survey = _write(config, _take_survey)  # the running daemon can no longer process
         base = int(time.time() * 1000)
         follows = [event("follow", u, base + i) for i, u in enumerate(users)]
         for i in range(0, USERS, PER_BODY):
@@ -104,9 +127,9 @@ async def test_kill_9_between_receipt_and_processing(short_tmp: Path) -> None:
         pending_at_kill = _read(config, inbox.count_pending)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert pending_at_kill > 0  # the kill really came between receipt and processing
+        assert pending_at_kill == USERS  # the kill really came between receipt and processing
 
-        line.reply_delay = 0.0
+        _write(config, _put_survey, survey)
         proc = _start(config_path, log_path)
         await _wait_ready(config, secret, proc)
         for _ in range(400):

@@ -10,7 +10,8 @@ from kairand.errors import ExitCode
 from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import audit
 from kairand.store.bootstrap import open_store
-from tests.support.line_fakes import LineStandIn, free_port, setup_dev
+from tests.support.line_fakes import LineStandIn, setup_dev
+from tests.support.ports import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "provisioning" / "richmenu" / "default.toml"
 
@@ -22,7 +23,9 @@ async def test_apply_creates_uploads_sets_default_then_deletes_old(short_tmp: Pa
     port = free_port()
     line = LineStandIn()
     await line.start(port)
-    config_path, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
+    config_path, config = await asyncio.to_thread(
+        setup_dev, short_tmp / "dev", port, data_port=port
+    )
     args = ["--config", str(config_path), "richmenu", "apply", str(EXAMPLE)]
     try:
         assert await asyncio.to_thread(ctl.main, args) == ExitCode.OK
@@ -57,12 +60,15 @@ async def test_apply_creates_uploads_sets_default_then_deletes_old(short_tmp: Pa
 async def test_apply_against_the_simulator(short_tmp: Path) -> None:
     """S2: the LINE Platform simulator (which checks LINE's rich-menu schema, size and image
     rules) accepts the shipped menu; residents then see the links and 「設定を変更」."""
-    port = free_port()
-    config_path, config = await asyncio.to_thread(setup_dev, short_tmp / "dev", port)
+    port, data_port = free_port(), free_port()
+    config_path, config = await asyncio.to_thread(
+        setup_dev, short_tmp / "dev", port, data_port=data_port
+    )
     assert config.keyring.directory is not None
     token = (config.keyring.directory / "line-channel-access-token").read_text().strip()
     args = ["--config", str(config_path), "richmenu", "apply", str(EXAMPLE)]
-    async with Simulator(SimulatorConfig(port=port, access_token=token, population=1)) as sim:
+    sim_config = SimulatorConfig(port=port, data_port=data_port, access_token=token, population=1)
+    async with Simulator(sim_config) as sim:
         assert await asyncio.to_thread(ctl.main, args) == ExitCode.OK
         assert await asyncio.to_thread(ctl.main, args) == ExitCode.OK
         assert len(sim.platform.rich_menus) == 1  # the first one was replaced and deleted

@@ -30,9 +30,18 @@ from kairand.store.bootstrap import select_keyring
 from tests.support.ports import free_port
 
 
-def setup_dev(directory: Path, line_port: int, *, extra: str = "") -> tuple[Path, Config]:
-    """A development setup on free ports (the shared fixture uses fixed ones)."""
-    path = init_dev(directory, webhook_port=free_port(), simulator_port=line_port)
+def setup_dev(
+    directory: Path, line_port: int, *, data_port: int | None = None, extra: str = ""
+) -> tuple[Path, Config]:
+    """A development setup on free ports (the shared fixture uses fixed ones). DATA_PORT is
+    the LINE data host's port (rich-menu images): the simulator's second listener, or the
+    stand-in's own port (it serves both)."""
+    path = init_dev(
+        directory,
+        webhook_port=free_port(),
+        simulator_port=line_port,
+        simulator_data_port=free_port() if data_port is None else data_port,
+    )
     if extra:
         path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
     config = load_config(path)

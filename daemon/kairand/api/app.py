@@ -24,6 +24,15 @@ from typing import Any
 from aiohttp import web
 
 from kairand.api import roles as roles_table
+from kairand.api.guard import (
+    API_LIMITS,
+    GUARD,
+    ConnectionGuard,
+    GuardedUnixSite,
+    Limits,
+    body_guard,
+    request_timer,
+)
 from kairand.api.http import (
     AUDIT_DETAIL,
     AUDITED,
@@ -208,11 +217,12 @@ def make_api_app(
     resolver: PeerResolver = peer_from_socket,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[problem_guard, access_middleware],
+        middlewares=[request_timer, problem_guard, access_middleware, body_guard],
         client_max_size=config.api.max_body_bytes,
     )
     app[CONFIG] = config
     app[STORE] = store
+    app[API_LIMITS] = Limits(config.api.max_body_bytes, config.api.body_timeout_seconds)
     if line is not None:
         app[LINE] = line
     app[RESOLVER] = resolver
@@ -260,13 +270,21 @@ async def serve(
     """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
     use it)."""
     app = make_api_app(config, store, line, resolver)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    guard = ConnectionGuard(
+        header_timeout=config.api.header_timeout_seconds,
+        idle_timeout=config.api.idle_timeout_seconds,
+        max_per_peer=config.api.max_connections_per_peer,
+    )
+    app[GUARD] = guard
+    # lingering_time: after refusing an unread body, aiohttp keeps reading (so the client gets
+    # the answer, not a reset) for at most this long before closing.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, lingering_time=2.0)
     await runner.setup()
     path = config.api.socket if path is None else path
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, lambda: path.parent.mkdir(parents=True, exist_ok=True))
     try:
-        site = web.UnixSite(runner, str(path))
+        site = GuardedUnixSite(runner, str(path), guard)
         await site.start()
         await loop.run_in_executor(
             None, _prepare_socket, path, config.api.socket_mode, config.api.socket_group

@@ -114,9 +114,10 @@ async def json_body(request: web.Request, model: type[M]) -> M:
         ) from None
     if not raw.strip():
         raw = b"{}"
-    elif request.content_type not in ("application/json", "application/octet-stream", ""):
+    elif request.content_type != "application/json":
         raise ApiProblem(
-            "unsupported-media-type", "Content-Type: application/json で送信してください。"
+            "unsupported-media-type",
+            "本文は JSON で、Content-Type: application/json を付けて送信してください。",
         )
     try:
         data = json.loads(raw)

@@ -21,6 +21,8 @@ TITLES: dict[str, tuple[int, str]] = {
     "conflict": (409, "現在の状態ではこの操作はできません"),
     "payload-too-large": (413, "送信内容が大きすぎます"),
     "unsupported-media-type": (415, "JSON形式で送信してください"),
+    "request-timeout": (408, "送信に時間がかかりすぎました"),
+    "too-many-connections": (503, "同時接続数の上限に達しています"),
     "line-unavailable": (503, "LINEに接続できません"),
     "internal": (500, "システムエラーが発生しました"),
 }
@@ -98,6 +100,10 @@ _JA = {
     "datetime_parsing": "日時（ISO 8601 形式）で指定してください。",
     "datetime_from_date_parsing": "日時（ISO 8601 形式）で指定してください。",
     "value_error": "値が正しくありません。",
+    "control_characters": (
+        "制御文字（NUL など、画面に表示されない文字）は使えません。"
+        "本文に使えるのは改行とタブだけです。コピーした文章の場合は、貼り付け直してください。"
+    ),
 }
 GENERIC_JA = "値が正しくありません。"
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 ADMIN, AUTHOR, APPROVER, AUDITOR = "admin", "author", "approver", "auditor"
 ROLES = (ADMIN, AUTHOR, APPROVER, AUDITOR)
-EVERYONE = frozenset(ROLES)
 
 
 @dataclass(frozen=True)

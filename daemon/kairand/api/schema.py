@@ -104,6 +104,8 @@ ProblemType = Literal[
     "urn:kairan:problem:conflict",  # the action does not fit the current state
     "urn:kairan:problem:payload-too-large",
     "urn:kairan:problem:unsupported-media-type",
+    "urn:kairan:problem:request-timeout",  # the body did not arrive in time (408)
+    "urn:kairan:problem:too-many-connections",  # per-user connection limit (503)
     "urn:kairan:problem:line-unavailable",  # LINE could not be reached (test send)
     "urn:kairan:problem:internal",  # a bug: reported, never expected
 ]

@@ -40,6 +40,8 @@ class ResidentState:
     deliveries_stopped: bool
     conversation: Mapping[str, Any]
     answers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    survey_version: int | None = None
+    """The survey version of the last buttons shown to the resident (None: not recorded)."""
 
 
 # --- outputs: store operations --------------------------------------------------------------
@@ -428,8 +430,12 @@ class _Machine:
     def on_command(self, action: str, pb: Postback | None) -> Outcome:
         resident = self.resident
         if resident is None:
-            if action in ("start", "settings", "restart"):
-                return self.fresh_start(follow=False)
+            # S16: only a follow or the person's own consent creates a record. 登録を始める
+            # shows the purpose of use and asks for consent, storing nothing; anything else
+            # (設定を変更 typed or tapped, an old button) offers 登録を始める.
+            if action == "start":
+                welcome = _text(self.survey.welcome)
+                return Outcome((welcome, _consent_prompt(self.survey, self.version)))
             return Outcome((_start_offer(),))
         consented = resident.consent_version is not None
         if action in ("start", "settings", "restart") and not consented:
@@ -478,9 +484,26 @@ class _Machine:
             return Outcome(tuple(replies[:5]), (SetConversation(back),))
         return self.stale()
 
+    def consent_without_record(self, pb: Postback) -> Outcome:
+        """The answer to the consent prompt shown by 登録を始める to someone without a record:
+        同意する creates the resident with the consent (S16: collected directly from the person,
+        after the purpose was stated); 同意しない stores nothing."""
+        if pb.version != self.version or pb.option not in ("yes", "no"):
+            return Outcome((_text(texts.STALE), _start_offer()))
+        if pb.option == "no":
+            return Outcome((_text(texts.DECLINED),))
+        state = self._first_question_state("onboard")
+        ops: list[Operation] = [
+            StartResident(),
+            SetConsent(self.survey.consent_version),
+            SetConversation(state),
+        ]
+        thanks = _text(texts.CONSENT_THANKS.format(n=len(self.survey.questions)))
+        return Outcome(tuple([thanks, *self._prompt_state(state)]), tuple(ops))
+
     def on_consent(self, pb: Postback) -> Outcome:
         if self.resident is None:
-            return Outcome((_start_offer(),))
+            return self.consent_without_record(pb)
         if pb.version != self.version or self.conv.get("step") not in ("consent", "declined"):
             return self.stale()
         if pb.option == "no":
@@ -525,11 +548,48 @@ def _needs_reconsent(
     return event.kind == "media"
 
 
+def _refused_postback(
+    event: Event,
+    pb: Postback | None,
+    resident: ResidentState | None,
+    version: int,
+    now_ms: int | None,
+    max_age_ms: int | None,
+) -> bool:
+    """A postback Kairan will not act on although its data is well-formed: older than the
+    configured age (a button tapped long ago, or a replay), or carrying a survey version the
+    resident was never shown (only the current version, and only once they were shown it)."""
+    if now_ms is not None and max_age_ms is not None and event.timestamp < now_ms - max_age_ms:
+        return True
+    if pb is None or pb.version is None:
+        return False
+    if pb.version != version:
+        return pb.action not in _ANSWERS  # old answers have their own path (survey changed)
+    shown = resident.survey_version if resident is not None else None
+    return shown is not None and shown != pb.version
+
+
+_ANSWERS = frozenset({"ans", "page", "tog", "done", "year"})
+
+
 def handle(
-    event: Event, resident: ResidentState | None, survey: SurveyDefinition, version: int
+    event: Event,
+    resident: ResidentState | None,
+    survey: SurveyDefinition,
+    version: int,
+    *,
+    now_ms: int | None = None,
+    max_postback_age_ms: int | None = None,
 ) -> Outcome:
-    """Decide what one event does. RESIDENT is None when the sender has no record."""
+    """Decide what one event does. RESIDENT is None when the sender has no record. With
+    NOW_MS and MAX_POSTBACK_AGE_MS, postbacks older than that age are refused politely."""
     machine = _Machine(survey, version, resident)
+    if event.kind == "postback":
+        pb = decode(event.data)
+        if _refused_postback(event, pb, resident, version, now_ms, max_postback_age_ms):
+            if resident is None:
+                return Outcome((_text(texts.STALE), _start_offer()))
+            return machine.stale()
     is_test_code = event.kind == "text" and TEST_CODE_RE.match(event.text.strip().upper())
     if not is_test_code and _needs_reconsent(event, resident, survey):
         replies = (_text(texts.RECONSENT), _consent_prompt(survey, version))
@@ -559,7 +619,7 @@ def handle(
             if resident is None:
                 return Outcome((_start_offer(),))
             return machine.stale()
-        if pb.action in ("ans", "page", "tog", "done", "year"):
+        if pb.action in _ANSWERS:
             if resident is None:
                 return Outcome((_start_offer(),))
             return machine.on_answer(pb, event)

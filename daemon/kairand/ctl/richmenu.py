@@ -31,7 +31,10 @@ def _cmd_apply(ctx: Context) -> int:
 
     async def run() -> tuple[str, str | None]:
         async with line_api(
-            config.line.api_base, token, config.line.request_timeout_seconds
+            config.line.api_base,
+            token,
+            config.line.request_timeout_seconds,
+            data_base=config.line.data_base,
         ) as line:
             return await apply_plan(line, plan)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from kairand.ctl.context import Context, Subparsers
 from kairand.errors import ExitCode
 from kairand.glossary import ROLE_LABELS
+from kairand.staff import service as staff_service
 from kairand.store import roster as roster_store
 from kairand.store import staff as staff_store
-from kairand.store.database import Connection
 from kairand.timeutil import JST
 
 # -- roster (S14) ------------------------------------------------------------------------
@@ -59,14 +59,15 @@ def cmd_roster(ctx: Context) -> int:
 # -- staff -------------------------------------------------------------------------------
 
 
-def _put(conn: Connection, ctx: Context, record: staff_store.StaffRecord, action: str) -> None:
-    staff_store.upsert(conn, record, int(time.time()))
-    ctx.audit(
-        conn,
-        action,
-        {"roles": list(record.roles), "active": record.active},
-        target=record.username,
-    )
+LAST_ADMIN_HINT = (
+    "kairanctl: {username} is the last active administrator; nothing was changed.\n"
+    "  Add the successor first: kairanctl staff add NAME --name 氏名 --role admin"
+)
+
+
+def _refused(username: str) -> int:
+    print(LAST_ADMIN_HINT.format(username=username), file=sys.stderr)
+    return ExitCode.USAGE
 
 
 def cmd_staff_add(ctx: Context) -> int:
@@ -76,28 +77,32 @@ def cmd_staff_add(ctx: Context) -> int:
         args.username, args.name, roles, not args.no_personal_data, True
     )
     with ctx.store() as store:
-        store.write_sync(_put, ctx, record, "staff.put")
+        try:
+            store.write_sync(staff_service.apply_put, record, ctx.actor, _now_ms())
+        except staff_service.LastAdminError:
+            return _refused(args.username)
     print(f"{args.username}: {' '.join(roles)}")
     return ExitCode.OK
 
 
-def _remove(conn: Connection, ctx: Context, username: str) -> bool:
-    current = staff_store.get(conn, username)
-    if current is None:
-        return False
-    record = staff_store.StaffRecord(
-        current.username, current.display_name, current.roles, current.handles_personal_data, False
-    )
-    _put(conn, ctx, record, "staff.remove")
-    return True
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def cmd_staff_remove(ctx: Context) -> int:
+    """The same rule as the staff screens (kairand.staff.service): the last active
+    administrator cannot be removed. There is no override: the operator can always add a
+    successor first, and locking the OS account (docs/運用マニュアル.md 4.2) shuts a person out
+    at once whatever the roster says."""
     username = ctx.args.username
     with ctx.store() as store:
-        if not store.write_sync(_remove, ctx, username):
+        try:
+            store.write_sync(staff_service.apply_remove, username, ctx.actor, _now_ms())
+        except staff_service.NotOnRoster:
             print(f"kairanctl: {username} is not on the staff roster", file=sys.stderr)
             return ExitCode.USAGE
+        except staff_service.LastAdminError:
+            return _refused(username)
     print(f"{username}: deactivated (kept in the roster and the audit log)")
     return ExitCode.OK
 
@@ -119,7 +124,10 @@ def register(sub: Subparsers) -> None:
 
     staff = sub.add_parser("staff", help="the staff roster: OS user name → roles")
     staff_sub = staff.add_subparsers(dest="staff_command", required=True)
-    add = staff_sub.add_parser("add", help="add or update a staff member")
+    add = staff_sub.add_parser(
+        "add",
+        help="add or update a staff member (the last active administrator cannot lose the role)",
+    )
     add.add_argument("username", help="the person's OS (Linux) user name")
     add.add_argument("--name", required=True, help="display name (氏名)")
     add.add_argument(
@@ -131,7 +139,10 @@ def register(sub: Subparsers) -> None:
         help="the person does not handle personal information (left off the handler roster)",
     )
     add.set_defaults(func=cmd_staff_add)
-    remove = staff_sub.add_parser("remove", help="deactivate a staff member")
+    remove = staff_sub.add_parser(
+        "remove",
+        help="deactivate a staff member (not the last active administrator: add a successor first)",
+    )
     remove.add_argument("username")
     remove.set_defaults(func=cmd_staff_remove)
     listing = staff_sub.add_parser("list", help="list the roster")

@@ -14,15 +14,55 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from kairand.segments.model import SegmentFilter
 
 MAX_MESSAGES = 5
 MAX_TEXT_UNITS = 5000
-TEST_PREFIX = "【テスト送信】\n"
+MESSAGE_WHITESPACE = frozenset("\n\r\t")
+"""The only control characters a message may hold (a title none at all)."""
+
+
+def control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first control character of TEXT (C0, DEL, C1, or a lone surrogate), or None."""
+    if text.isprintable() or not any(not c.isprintable() for c in text):
+        return None
+    for c in text:
+        if c not in allowed and unicodedata.category(c) in ("Cc", "Cs"):
+            return c
+    return None
+
+
+def _message_text(text: str) -> str:
+    _refuse_controls(text, MESSAGE_WHITESPACE)
+    return text
+
+
+MessageText = Annotated[str, AfterValidator(_message_text)]
+"""One message: checked per item, so an error names `messages.N`."""
+
+
+def _refuse_controls(text: str, allowed: frozenset[str]) -> None:
+    found = control_character(text, allowed)
+    if found is not None:
+        # The message is for pydantic's error; the staff API shows its Japanese text (S7).
+        raise PydanticCustomError(
+            "control_characters",
+            "contains the control character U+{code:04X}",
+            {"code": ord(found)},
+        )
+
+
+TEST_NOTICE = (
+    "【テスト送信】\nこの後のメッセージは配信前の確認用です。住民の皆さまには届いていません。"
+)
+"""The message a test send starts with: its own message object, so every text goes out
+unchanged (a prefix glued to a valid 5,000-unit text pushed it over LINE's limit)."""
 
 
 class Status(enum.StrEnum):
@@ -92,7 +132,7 @@ class DeliveryContent(BaseModel):
     """Internal title for staff screens (never sent)."""
     confidentiality: Confidentiality = 1
     """機密性1/2/3: only 1 may be sent through LINE (G3)."""
-    messages: Annotated[tuple[str, ...], Field(min_length=1, max_length=MAX_MESSAGES)]
+    messages: Annotated[tuple[MessageText, ...], Field(min_length=1, max_length=MAX_MESSAGES)]
     """1–5 text messages, each ≤ 5,000 UTF-16 code units."""
     segment: SegmentFilter
     notification_disabled: bool = False
@@ -100,6 +140,12 @@ class DeliveryContent(BaseModel):
     """None: send as soon as approved. Must carry a time zone."""
     urgent: bool = False
     """Urgent deliveries are sent before any other waiting or running delivery."""
+
+    @field_validator("title")
+    @classmethod
+    def _title_printable(cls, title: str) -> str:
+        _refuse_controls(title, frozenset())
+        return title
 
     @field_validator("messages")
     @classmethod

@@ -1,5 +1,5 @@
-"""LINE's monthly message quota: read it before sending (LINE_FACTS: a message counts once per
-recipient; municipal plans are usually unlimited)."""
+"""LINE's monthly message quota: read it before sending (docs/line-facts.md: a message counts
+once per recipient; municipal plans are usually unlimited)."""
 
 from __future__ import annotations
 

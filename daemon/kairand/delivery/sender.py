@@ -283,7 +283,7 @@ class Sender:
 
         def tx(conn: Connection) -> str | None:
             if results:
-                sent = q.record_results(conn, run.row.id, results, now)
+                sent = q.record_results(conn, run.row.id, results, now, _new_key)
                 if sent:
                     metrics.increment(conn, "delivery_sent", now, by=sent)
             if any_ok:
@@ -407,7 +407,23 @@ class Sender:
             run.last_error = f"multicast: {verdict.detail}"
             if verdict.kind == "failed":
                 run.any_ok = True  # LINE answered
-                return BatchResult(batch.id, "failed", attempts, n, error=verdict.detail)
+                if verdict.recipients_refused and n > 1:
+                    # Refused as a whole for a recipient: nothing was sent. Isolate it.
+                    parts = _parts(n, verdict.refused_indexes)
+                    log.warning(
+                        "delivery.batch_split",
+                        delivery=run.row.id,
+                        batch=batch.seq,
+                        recipients=n,
+                        parts=len(parts),
+                    )
+                    return BatchResult(
+                        batch.id, "split", attempts, n, error=verdict.detail, parts=parts
+                    )
+                error = verdict.detail
+                if verdict.recipients_refused:
+                    error = f"LINE refused this recipient ({error})"
+                return BatchResult(batch.id, "failed", attempts, n, error=error)
             if verdict.kind == "quota":
                 run.quota = verdict.detail
                 run.stop = True
@@ -436,6 +452,18 @@ class Sender:
                 delay=round(delay, 3),
             )
             await asyncio.sleep(delay)
+
+
+def _parts(n: int, named: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """How to split a batch of N recipients that LINE refused for a recipient: the positions
+    LINE named each alone plus the rest together, or else two halves (bisection: a bad id
+    among 500 is isolated in about 2 x log2(500) = 18 requests)."""
+    bad = tuple(i for i in named if 0 <= i < n)
+    if bad:
+        rest = tuple(i for i in range(n) if i not in set(bad))
+        return tuple((i,) for i in bad) + ((rest,) if rest else ())
+    half = n // 2
+    return (tuple(range(half)), tuple(range(half, n)))
 
 
 def _utc(now: int) -> dt.datetime:

@@ -1,7 +1,9 @@
-"""Delivery operations for the staff API (issue-6 calls these; names fixed in CONTRACTS.md).
+"""Delivery operations for the staff API (kairand.api.routes.deliveries calls these).
 
 They enforce the status machine (kairand.delivery.model) and G3 (only confidentiality class 1
-goes through LINE). They do NOT check roles or four eyes: the API does that before calling.
+goes through LINE). They do NOT check roles: the API does. Four eyes is decided by
+four_eyes() below (rules in kairand.delivery.policy), which the approval route asks before
+calling approve().
 Every state change writes an audit entry in the same transaction as the change.
 """
 
@@ -19,7 +21,7 @@ from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
 from kairand.conversation.survey import SurveyDefinition
-from kairand.delivery import policy
+from kairand.delivery import audience, policy
 from kairand.delivery.errors import (
     ConfidentialityRefused,
     DeliveryError,
@@ -31,17 +33,15 @@ from kairand.delivery.errors import (
     QuotaExceeded,
 )
 from kairand.delivery.model import (
-    MAX_TEXT_UNITS,
-    TEST_PREFIX,
+    MAX_MESSAGES,
+    TEST_NOTICE,
     DeliveryContent,
     Status,
     can_move,
-    utf16_units,
 )
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
-from kairand.segments import service as segments_service
 from kairand.segments.model import (
     Condition,
     SegmentError,
@@ -382,7 +382,7 @@ async def _audience(store: Store, view: DeliveryView) -> int | None:
     current = await store.read(survey_store.current)
     if current is None:  # pragma: no cover - open_store seeds the default survey
         return None
-    return await segments_service.audience_count(store, view.segment, current[1])
+    return await audience.audience_count(store, view.segment, current[1])
 
 
 async def _segment_count(store: Store, row: q.DeliveryRow) -> int:
@@ -480,18 +480,12 @@ async def list_deliveries(
 # -- test send ---------------------------------------------------------------------------------
 
 
-def test_messages(messages: list[str]) -> list[str]:
-    out = []
-    for i, text in enumerate(messages):
-        marked = TEST_PREFIX + text
-        if utf16_units(marked) > MAX_TEXT_UNITS:
-            raise InvalidContent(
-                f"messages[{i}]",
-                f"メッセージ{i + 1}はテスト送信の表示を付けると{MAX_TEXT_UNITS:,}文字"
-                "（UTF-16単位）を超えます。少し短くしてください。",
-            )
-        out.append(marked)
-    return out
+def test_pushes(messages: list[str]) -> list[list[str]]:
+    """The push requests of a test send: the 【テスト送信】 notice as a message of its own, then
+    the texts unchanged, at most LINE's 5 message objects per request (five texts: two
+    pushes, in order)."""
+    sequence = [TEST_NOTICE, *messages]
+    return [sequence[i : i + MAX_MESSAGES] for i in range(0, len(sequence), MAX_MESSAGES)]
 
 
 async def test_send(
@@ -501,8 +495,9 @@ async def test_send(
     staff: str,
     clock: Callable[[], float] = time.time,
 ) -> int:
-    """Push the delivery's messages, marked 【テスト送信】, to STAFF's own test recipients only
-    (push, never multicast; no approval needed). Returns how many received it."""
+    """Push the delivery's messages, after a 【テスト送信】 notice, to STAFF's own test
+    recipients only (push, never multicast; no approval needed). Returns how many received
+    all of it."""
     row = await store.read(_load, delivery_id)
     _check_class(row.confidentiality)
     if row.status == Status.cancelled.value:
@@ -510,19 +505,20 @@ async def test_send(
     recipients = await store.read(test_recipients.recipients_of, staff)
     if not recipients:
         raise NoTestRecipients()
-    texts = test_messages(row.messages)
+    pushes = test_pushes(list(row.messages))
     ok = 0
     last_error = None
     for to in recipients:
-        request = PushMessageRequest(
-            to=to,
-            messages=[TextMessage(text=t) for t in texts],
-            notification_disabled=row.notification_disabled,
-        )
         try:
-            await line.messaging.push_message(
-                request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=line.timeout
-            )
+            for texts in pushes:
+                request = PushMessageRequest(
+                    to=to,
+                    messages=[TextMessage(text=t) for t in texts],
+                    notification_disabled=row.notification_disabled,
+                )
+                await line.messaging.push_message(
+                    request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=line.timeout
+                )
             ok += 1
         except ApiException as exc:
             last_error = f"push HTTP {exc.status}"

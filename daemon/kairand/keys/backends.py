@@ -57,7 +57,7 @@ class CredentialsKeyring(_FileKeyring):
         return 10
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's __init__ is unannotated
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise RuntimeError("CredentialsKeyring needs $CREDENTIALS_DIRECTORY (set by systemd)")
@@ -81,7 +81,7 @@ class DirectoryKeyring(_FileKeyring):
         raise RuntimeError("DirectoryKeyring is only used when selected explicitly")
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's __init__ is unannotated
         chosen = directory or os.environ.get(self.ENV)
         if not chosen:
             raise RuntimeError(f"DirectoryKeyring needs a folder: set {self.ENV}")

@@ -29,7 +29,7 @@ def use_backend(dotted: str, options: Mapping[str, object] | None = None) -> Key
     try:
         module = __import__(module_name, fromlist=[class_name])
         cls = getattr(module, class_name)
-        backend = cls(**{k: v for k, v in (options or {}).items() if v is not None})
+        backend: KeyringBackend = cls(**{k: v for k, v in (options or {}).items() if v is not None})
     except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
         raise ConfigError(
             f"keyring.backend = {dotted!r} cannot be used: {exc}",

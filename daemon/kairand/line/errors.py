@@ -2,7 +2,7 @@
 line-bot-sdk keeps its ApiException in one layer). The sender, the approval route and the
 retention notices act on the verdict; none of them parses LINE's errors itself.
 
-LINE_FACTS: retry only on 5xx or a timeout; 409 with x-line-accepted-request-id means the
+docs/line-facts.md: retry only on 5xx or a timeout; 409 with x-line-accepted-request-id means the
 retry key was already accepted (the message went out); 429 is either the rate limit or the
 monthly limit ("monthly limit" in the message).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,11 @@ class Verdict:
     """sent | retry | rate | quota | failed"""
     detail: str = ""
     accepted_request_id: str | None = None
+    recipients_refused: bool = False
+    """A 400 that refused the whole request because of its recipients (an invalid user id):
+    nothing was sent and the key was not accepted, so the other recipients can be sent alone."""
+    refused_indexes: tuple[int, ...] = ()
+    """The positions in `to` LINE named (`details[].property` "to[3]"), when it named them."""
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -45,6 +51,37 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
+_TO_PROPERTY = re.compile(r"^to(?:\[(\d+)\])?$")
+_ABOUT_RECIPIENTS = re.compile(r"\buser ?id\b|'to'|\bto\[|\bto\b field", re.IGNORECASE)
+
+
+def _recipient_refusal(body: Any) -> tuple[bool, tuple[int, ...]]:
+    """Whether a 400 body blames the recipients, and the positions it names."""
+    if isinstance(body, bytes | bytearray):
+        body = body.decode("utf-8", "replace")
+    data: Any = None
+    if isinstance(body, str):
+        with contextlib.suppress(ValueError):
+            data = json.loads(body)
+    if not isinstance(data, dict):
+        return False, ()
+    indexes: list[int] = []
+    about = False
+    details = data.get("details")
+    for detail in details if isinstance(details, list) else []:
+        prop = detail.get("property") if isinstance(detail, dict) else None
+        match = _TO_PROPERTY.match(prop) if isinstance(prop, str) else None
+        if match:
+            about = True
+            if match.group(1) is not None:
+                indexes.append(int(match.group(1)))
+        elif isinstance(prop, str) and prop:
+            return False, ()  # something else is wrong too: not only the recipients
+    if not about and not details:
+        about = bool(_ABOUT_RECIPIENTS.search(str(data.get("message", ""))))
+    return about, tuple(sorted(set(indexes)))
+
+
 def _message(body: Any) -> str:
     if isinstance(body, bytes | bytearray):
         body = body.decode("utf-8", "replace")
@@ -59,7 +96,7 @@ def _message(body: Any) -> str:
 
 
 def classify(exc: BaseException) -> Verdict:
-    """What a failed multicast means (LINE_FACTS: retry only on 5xx or timeout)."""
+    """What a failed multicast means (docs/line-facts.md: retry only on 5xx or timeout)."""
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         message = _message(exc.body)
@@ -75,10 +112,23 @@ def classify(exc: BaseException) -> Verdict:
             return Verdict("rate", message or "rate limit")
         if status >= 500:
             return Verdict("retry", f"HTTP {status}")
-        return Verdict("failed", f"HTTP {status} {message}".strip())
+        about, indexes = _recipient_refusal(exc.body) if status == 400 else (False, ())
+        return Verdict(
+            "failed",
+            f"HTTP {status} {message}".strip(),
+            recipients_refused=about,
+            refused_indexes=indexes,
+        )
     if isinstance(exc, TimeoutError | aiohttp.ClientError | ConnectionError):
         return Verdict("retry", type(exc).__name__)
     raise exc
+
+
+def retry_key_held(exc: BaseException) -> bool:
+    """Whether LINE answered 409 to a request with a retry key: it holds a request with that
+    key, accepted (with x-line-accepted-request-id) or still being processed. classify() says
+    "retry" for the second case, right for a caller that retries within seconds."""
+    return isinstance(exc, ApiException) and exc.status == 409
 
 
 def safe_classify(exc: BaseException) -> Verdict:

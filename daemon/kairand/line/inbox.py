@@ -4,8 +4,11 @@ Crash safety: a batch of pending events is processed in one write transaction, e
 its own savepoint, and each event is marked done (body and sender forgotten) in the same
 transaction as its store effects. A daemon killed before the commit redoes the whole batch
 (nothing was applied); killed after it, it finds nothing pending. Replies go out only after the
-commit, through the free reply API; a reply that fails is logged and dropped (its token lives
-about a minute and LINE refuses retries), never retried in a loop.
+commit, through the free reply API, by a `ReplySender` (kairand.line.replies) that the worker
+does not wait for: replies go out concurrently across residents and in order for each one,
+bounded by the reply token's lifetime; a reply that fails is counted and never retried (its
+token lives about a minute and LINE refuses reuse), with a push only where the resident must
+know the outcome.
 """
 
 from __future__ import annotations
@@ -20,13 +23,21 @@ from typing import Any
 
 from aiohttp import ClientError, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from linebot.v3.messaging import ApiException, ReplyMessageRequest
+from linebot.v3.messaging import ApiException
 
 from kairand.conversation import machine
 from kairand.conversation.events import parse_event
 from kairand.keys import secrets
 from kairand.line.client import LineApi
-from kairand.line.webhook import wake_event
+from kairand.line.replies import (
+    REPLY_CONCURRENCY,
+    REPLY_TOKEN_LIFETIME_SECONDS,
+    PendingReply,
+    ReplySender,
+    must_know,
+    send_replies,
+)
+from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
@@ -38,19 +49,13 @@ log = get_logger(__name__)
 
 BATCH_SIZE = 200
 POLL_SECONDS = 1.0
-REPLY_CONCURRENCY = 16
+__all__ = ["REPLY_CONCURRENCY", "PendingReply", "send_replies"]  # re-exported for callers
 
 
 @dataclass(frozen=True)
 class PurgeKeys:
     hmac_key: bytes
     signing_key: Ed25519PrivateKey
-
-
-@dataclass(frozen=True)
-class PendingReply:
-    reply_token: str
-    messages: tuple[dict[str, Any], ...]
 
 
 @dataclass
@@ -71,6 +76,8 @@ def _apply(
     keys: PurgeKeys,
     store_display_name: bool,
     result: BatchResult,
+    postback_max_age_ms: int | None = None,
+    reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -81,9 +88,21 @@ def _apply(
     user_id = event.user_id
     if user_id is None:
         return "ignored"
+    if not USER_ID_RE.fullmatch(user_id):
+        # Stored before the webhook refused such ids: never a resident (LINE would refuse
+        # every multicast batch it is in). Counted, never logged.
+        metrics.increment(conn, "inbox_invalid_user_id", now)
+        return "ignored"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
-    outcome = machine.handle(event, state, definition, version)
+    outcome = machine.handle(
+        event,
+        state,
+        definition,
+        version,
+        now_ms=now * 1000,
+        max_postback_age_ms=postback_max_age_ms,
+    )
     if not outcome.handled:
         return "ignored"
     replies = list(outcome.replies)
@@ -125,17 +144,42 @@ def _apply(
             elif isinstance(op, machine.SetDeliveriesStopped):
                 residents.set_deliveries_stopped(conn, resident_id, op.stopped)
     if resident_id is not None and not conversation_saved:
-        residents.touch(conn, resident_id, now)
+        # Buttons just shown carry this survey version: postbacks of it are now expected.
+        shown = version if replies and not event.standby else None
+        residents.touch(conn, resident_id, now, shown)
     # Standby mode: another channel owns the chat; Kairan records but says nothing.
     if replies and event.reply_token and not event.standby:
-        result.replies.append(PendingReply(event.reply_token, tuple(replies[:5])))
+        reply = PendingReply(
+            event.reply_token,
+            tuple(replies[:5]),
+            user_id=user_id,
+            deadline=(row.received_at or now) + reply_lifetime,
+        )
+        result.replies.append(must_know(reply, _essential(outcome.ops)))
     return "done"
 
 
+def _essential(ops: tuple[machine.Operation, ...]) -> bool:
+    """Outcomes a resident must learn about even when the reply cannot be made in time."""
+    return any(
+        isinstance(op, machine.SetDeliveriesStopped | machine.MarkRegistered)
+        or (isinstance(op, machine.Purge) and op.reason == "request")
+        for op in ops
+    )
+
+
 def process_batch(
-    conn: Connection, limit: int, now: float, keys: PurgeKeys, store_display_name: bool
+    conn: Connection,
+    limit: int,
+    now: float,
+    keys: PurgeKeys,
+    store_display_name: bool,
+    postback_max_age_seconds: int | None = None,
+    reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
 ) -> BatchResult:
-    """Process up to LIMIT pending events inside the caller's write transaction."""
+    """Process up to LIMIT pending events inside the caller's write transaction. Postbacks
+    older than POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
+    max_age_ms = None if postback_max_age_seconds is None else postback_max_age_seconds * 1000
     result = BatchResult()
     rows = inbox.pending(conn, limit)
     if not rows:
@@ -148,7 +192,18 @@ def process_batch(
     for row in rows:
         try:
             with inbox.event_savepoint(conn):
-                state = _apply(conn, row, definition, version, at, keys, store_display_name, result)
+                state = _apply(
+                    conn,
+                    row,
+                    definition,
+                    version,
+                    at,
+                    keys,
+                    store_display_name,
+                    result,
+                    max_age_ms,
+                    reply_lifetime,
+                )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
             # Logged without the event (it may hold a user id); the row is kept as 'failed'.
@@ -157,34 +212,6 @@ def process_batch(
             result.failed += 1
         result.processed += 1
     return result
-
-
-async def send_replies(line: LineApi, replies: list[PendingReply]) -> tuple[int, int]:
-    """Send REPLIES concurrently; returns (sent, failed). Failures are logged, not retried."""
-    semaphore = asyncio.Semaphore(REPLY_CONCURRENCY)
-    sent = failed = 0
-
-    async def one(reply: PendingReply) -> None:
-        nonlocal sent, failed
-        request = ReplyMessageRequest.from_dict(
-            {"replyToken": reply.reply_token, "messages": list(reply.messages)}
-        )
-        async with semaphore:
-            try:
-                await line.messaging.reply_message(request, _request_timeout=line.timeout)
-                sent += 1
-            except ApiException as exc:
-                failed += 1
-                log.warning("inbox.reply_failed", status=exc.status)
-            except (ClientError, TimeoutError, OSError) as exc:
-                failed += 1
-                log.warning("inbox.reply_failed", error=type(exc).__name__)
-            except Exception as exc:  # e.g. an unparseable answer: never stop the worker
-                failed += 1
-                log.warning("inbox.reply_failed", error=type(exc).__name__)
-
-    await asyncio.gather(*(one(r) for r in replies))
-    return sent, failed
 
 
 def _record_line_status(conn: Connection, ok: bool, now: float, error: str) -> None:
@@ -205,7 +232,29 @@ async def _fetch_display_names(store: Store, line: LineApi, user_ids: list[str])
         await store.write(residents.set_display_name, user_id, profile.display_name)
 
 
+def _record_replies(
+    conn: Connection, now: float, delta: tuple[int, int, int, int, int], error: str
+) -> None:
+    """Reply outcomes since the last record: LINE health and the daily counters."""
+    sent, failed, expired, pushed, push_failed = delta
+    if sent or pushed:
+        settings.put(conn, "line.last_ok_at", int(now))
+    if failed or push_failed:
+        settings.put(conn, "line.last_error", {"at": int(now), "error": error})
+    for metric, count in (
+        ("reply_failed", failed),
+        ("reply_expired", expired),
+        ("reply_notice_pushed", pushed),
+        ("reply_notice_push_failed", push_failed),
+    ):
+        if count:
+            metrics.increment(conn, metric, now, count)
+
+
 class InboxWorker:
+    """Processes pending events in batches (one transaction each) and hands their replies to a
+    ReplySender without waiting: the next batch never waits on LINE."""
+
     def __init__(
         self,
         store: Store,
@@ -213,43 +262,99 @@ class InboxWorker:
         keys: PurgeKeys,
         wake: asyncio.Event,
         store_display_name: bool = False,
+        postback_max_age_seconds: int | None = None,
+        *,
+        reply_concurrency: int = REPLY_CONCURRENCY,
+        reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
     ) -> None:
         self.store = store
         self.line = line
         self.keys = keys
         self.wake = wake
         self.store_display_name = store_display_name
+        self.postback_max_age_seconds = postback_max_age_seconds
+        self.reply_lifetime = reply_lifetime
         self.processed = 0
+        self.replies = ReplySender(line, reply_concurrency) if line is not None else None
+        self._recorded = (0, 0, 0, 0, 0)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> BatchResult:
         result = await self.store.write(
-            process_batch, BATCH_SIZE, time.time(), self.keys, self.store_display_name
+            process_batch,
+            BATCH_SIZE,
+            time.time(),
+            self.keys,
+            self.store_display_name,
+            self.postback_max_age_seconds,
+            self.reply_lifetime,
         )
         self.processed += result.processed
         if result.processed:
             log.info("inbox.processed", events=result.processed, failed=result.failed)
-        if self.line is not None:
-            if result.replies:
-                _sent, failed = await send_replies(self.line, result.replies)
-                await self.store.write(
-                    _record_line_status, failed == 0, time.time(), f"{failed} replies failed"
-                )
+        if self.line is not None and self.replies is not None:
+            for reply in result.replies:
+                self.replies.submit(reply)
             if result.want_profile:
-                await _fetch_display_names(self.store, self.line, result.want_profile)
+                task = asyncio.get_running_loop().create_task(
+                    _fetch_display_names(self.store, self.line, result.want_profile)
+                )
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            await self.record()
         return result
 
+    async def record(self) -> None:
+        """Write the reply outcomes since the last call (health, counters), if any."""
+        if self.replies is None:
+            return
+        stats = self.replies.stats
+        now_counts = stats.counts()
+        delta = tuple(a - b for a, b in zip(now_counts, self._recorded, strict=True))
+        if not any(delta):
+            return
+        self._recorded = now_counts
+        sent, failed, expired, pushed, push_failed = delta
+        if failed or expired or push_failed:
+            log.warning(
+                "inbox.replies_not_made",
+                failed=failed,
+                expired=expired,
+                pushed=pushed,
+                push_failed=push_failed,
+            )
+        error = f"{failed} replies failed, {push_failed} notices not pushed"
+        await self.store.write(
+            _record_replies, time.time(), (sent, failed, expired, pushed, push_failed), error
+        )
+
+    async def settle(self) -> None:
+        """Wait for every reply and profile fetch handed out so far (tests, shutdown)."""
+        if self.replies is not None:
+            await self.replies.drain()
+        await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.record()
+
     async def run(self) -> None:
-        while True:
-            self.wake.clear()
-            try:
-                result = await self.run_once()
-            except Exception:
-                log.error("inbox.batch_failed", exc_info=True)
-                await asyncio.sleep(POLL_SECONDS)
-                continue
-            if result.processed < BATCH_SIZE:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+        try:
+            while True:
+                self.wake.clear()
+                try:
+                    result = await self.run_once()
+                except Exception:
+                    log.error("inbox.batch_failed", exc_info=True)
+                    await asyncio.sleep(POLL_SECONDS)
+                    continue
+                if result.processed < BATCH_SIZE:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+                    with contextlib.suppress(Exception):
+                        await self.record()  # outcomes of replies that settled meanwhile
+        finally:
+            if self.replies is not None:
+                await self.replies.close()
+            for task in list(self._background):
+                task.cancel()
 
 
 def load_keys() -> PurgeKeys:
@@ -261,7 +366,14 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     keys = await asyncio.get_running_loop().run_in_executor(None, load_keys)
     worker = InboxWorker(
-        app[STORE], app.get(LINE), keys, wake_event(app), config.privacy.store_display_name
+        app[STORE],
+        app.get(LINE),
+        keys,
+        wake_event(app),
+        config.privacy.store_display_name,
+        config.conversation.postback_max_age_seconds,
+        reply_concurrency=config.line.reply_concurrency,
+        reply_lifetime=config.line.reply_token_lifetime_seconds,
     )
     app[INBOX_WORKER] = worker
     app[TASKS].worker("inbox-worker", worker.run)

@@ -14,11 +14,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -27,7 +29,7 @@ from kairand.config import Config
 from kairand.keys import secrets
 from kairand.logs import get_logger
 from kairand.runtime import CONFIG, STORE
-from kairand.store import inbox
+from kairand.store import inbox, metrics
 from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
@@ -36,6 +38,14 @@ INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 """Set after events are committed so the inbox worker starts at once (it also polls)."""
 
 MAX_EVENT_ID = 128
+USER_ID_RE = re.compile(r"U[0-9a-f]{32}")
+"""A LINE user id: "U" and 32 lowercase hex digits. Anything else in `source.userId` is not
+from LINE; stored, it would become a resident whose id makes LINE refuse (400) every multicast
+batch it is in."""
+MAX_DEPTH = 32
+"""Deepest nesting accepted in a body. LINE's deepest event (a postback with params inside an
+event inside the envelope) is about 6 levels; json recurses per level and fails with
+RecursionError (once an HTTP 500) near 1,000."""
 
 
 @dataclass
@@ -45,6 +55,7 @@ class WebhookStats:
     invalid_signature: int = 0
     wrong_destination: int = 0
     malformed: int = 0
+    invalid_user_id: int = 0
 
 
 WEBHOOK_STATS = web.AppKey("webhook_stats", WebhookStats)
@@ -67,13 +78,51 @@ class MalformedBody(ValueError):
     """The (authentic) body is not a webhook envelope Kairan can store."""
 
 
-def parse_envelope(body: bytes) -> tuple[str, list[inbox.IncomingEvent]]:
+def _no_constant(name: str) -> Any:
+    raise MalformedBody(f"{name} is not JSON")
+
+
+def _check_values(document: Any) -> None:
+    """Refuse what LINE never sends and the store cannot keep: nesting deeper than MAX_DEPTH
+    and strings with lone surrogates (valid JSON escapes, not encodable as UTF-8). Iterative,
+    so no input can exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise MalformedBody("string is not valid Unicode") from None
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise MalformedBody("nested too deeply")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items if isinstance(item, str | dict | list))
+
+
+@dataclass(frozen=True)
+class Envelope:
+    destination: str
+    events: list[inbox.IncomingEvent]
+    invalid_user_ids: int = 0
+    """Events dropped because `source.userId` is present but not a LINE user id."""
+
+
+def parse_envelope(body: bytes) -> Envelope:
     """The destination and the events of a verified body. Tolerant of unknown fields and event
-    types; strict only about what the inbox needs (event id, type, timestamp)."""
+    types; strict only about what the inbox needs (event id, type, timestamp). Anything LINE
+    could never send (not UTF-8, NaN/Infinity, nesting deeper than MAX_DEPTH, lone
+    surrogates) is a MalformedBody (400), never an unhandled error (500)."""
     try:
-        document = json.loads(body)
+        # LINE sends UTF-8; json.loads(bytes) would also guess UTF-16/32.
+        document = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise MalformedBody("nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody("not JSON") from exc
+    _check_values(document)
     if not isinstance(document, dict):
         raise MalformedBody("not an object")
     destination = document.get("destination", "")
@@ -81,6 +130,7 @@ def parse_envelope(body: bytes) -> tuple[str, list[inbox.IncomingEvent]]:
     if not isinstance(destination, str) or not isinstance(raw_events, list):
         raise MalformedBody("no destination or events")
     events = []
+    invalid_user_ids = 0
     for raw in raw_events:
         if not isinstance(raw, dict):
             raise MalformedBody("event is not an object")
@@ -99,16 +149,19 @@ def parse_envelope(body: bytes) -> tuple[str, list[inbox.IncomingEvent]]:
             raise MalformedBody("event lacks webhookEventId, type or timestamp")
         source = raw.get("source")
         user_id = source.get("userId") if isinstance(source, dict) else None
+        if user_id is not None and not (isinstance(user_id, str) and USER_ID_RE.fullmatch(user_id)):
+            invalid_user_ids += 1  # dropped: never stored, never a resident
+            continue
         events.append(
             inbox.IncomingEvent(
                 webhook_event_id=event_id,
-                line_user_id=user_id if isinstance(user_id, str) and user_id else None,
+                line_user_id=user_id,
                 event_type=event_type[:64],
                 event_timestamp=timestamp,
                 body=json.dumps(raw, ensure_ascii=False, separators=(",", ":")),
             )
         )
-    return destination, events
+    return Envelope(destination, events, invalid_user_ids)
 
 
 class InboxWriter:
@@ -118,13 +171,13 @@ class InboxWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._queue: list[tuple[list[inbox.IncomingEvent], asyncio.Future[int]]] = []
+        self._queue: list[tuple[Envelope, asyncio.Future[int]]] = []
         self._flushing = False
         self._task: asyncio.Task[None] | None = None  # a reference keeps the task alive
 
-    async def add(self, events: list[inbox.IncomingEvent]) -> int:
+    async def add(self, envelope: Envelope) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((events, future))
+        self._queue.append((envelope, future))
         if not self._flushing:
             self._flushing = True
             self._task = asyncio.get_running_loop().create_task(self._flush())
@@ -148,9 +201,12 @@ class InboxWriter:
             self._flushing = False
 
 
-def _insert_bodies(conn: Connection, bodies: list[list[inbox.IncomingEvent]]) -> list[int]:
+def _insert_bodies(conn: Connection, bodies: list[Envelope]) -> list[int]:
     now = time.time()
-    return [inbox.insert_events(conn, events, now) for events in bodies]
+    dropped = sum(b.invalid_user_ids for b in bodies)
+    if dropped:
+        metrics.increment(conn, "webhook_invalid_user_id", now, dropped)
+    return [inbox.insert_events(conn, body.events, now) for body in bodies]
 
 
 def _bad_request(reason: str) -> web.Response:
@@ -184,21 +240,28 @@ def make_webhook_app(
             )
             return _bad_request("invalid signature")
         try:
-            destination, events = parse_envelope(body)
+            parsed = parse_envelope(body)
         except MalformedBody as exc:
             stats.malformed += 1
             log.warning("webhook.malformed", count=stats.malformed, reason=str(exc))
             return _bad_request("malformed body")
-        if settings.bot_user_id and destination != settings.bot_user_id:
+        if settings.bot_user_id and parsed.destination != settings.bot_user_id:
             stats.wrong_destination += 1
             log.warning("webhook.wrong_destination", count=stats.wrong_destination)
             return _bad_request("wrong destination")
-        added = await writer.add(events)
+        if parsed.invalid_user_ids:
+            stats.invalid_user_id += parsed.invalid_user_ids
+            log.warning(
+                "webhook.invalid_user_id",
+                count=stats.invalid_user_id,
+                dropped=parsed.invalid_user_ids,
+            )
+        added = await writer.add(parsed)
         stats.accepted_requests += 1
         stats.accepted_events += added
         if added and wake is not None:
             wake.set()
-        log.debug("webhook.accepted", events=len(events), new=added)
+        log.debug("webhook.accepted", events=len(parsed.events), new=added)
         return web.json_response({})
 
     app.router.add_post(settings.path, receive)

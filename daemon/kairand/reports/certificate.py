@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kairand import __version__
 from kairand.audit.chain import verify as verify_chain
 from kairand.reports.common import (
-    JST,
     REASON_LABELS,
     Period,
     date_ja,
@@ -32,6 +31,7 @@ from kairand.reports.signing import fingerprint, sign_json, sign_text
 from kairand.retention.receipts import REASONS, Receipt, subject_hmac, verify_receipt
 from kairand.store import audit, receipts
 from kairand.store.database import Connection
+from kairand.timeutil import JST
 
 KIND = "kairan.deletion_certificate"
 TABLE_LABELS = {

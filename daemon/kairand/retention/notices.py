@@ -1,6 +1,10 @@
 """The annual re-registration notice: one polite push per resident and cycle, never after the
 boundary. The retry key is stored before the push, so a retry after a crash reuses it and LINE
-delivers at most once; a 409 for that key means LINE already accepted it."""
+delivers at most once; a 409 for that key with x-line-accepted-request-id means LINE already
+accepted it.
+
+What LINE's answer means is kairand.line.errors' verdict, as for deliveries; what a notice
+does with it differs in two places, both said below (NOTICE_STATE and _push)."""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiohttp
 from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
 from kairand.line.client import LineApi
+from kairand.line.errors import LINE_ERRORS, classify, retry_key_held
 from kairand.logs import get_logger
 from kairand.retention.rules import Notice
 from kairand.store import audit, settings
@@ -25,6 +29,18 @@ from kairand.store.database import Connection, Store
 log = get_logger(__name__)
 MAX_ATTEMPTS = 5
 CONCURRENCY = 8  # pushes in flight; far below LINE's 2,000 requests/s for push
+
+NOTICE_STATE = {
+    "sent": "sent",
+    "retry": "retry",
+    # Deliberately unlike the delivery sender, which pauses its whole queue on a 429 (backs off
+    # on the rate limit, waits for next month on the quota): a notice is one push to one
+    # resident, so it just stays pending for the next run, at most MAX_ATTEMPTS times.
+    "rate": "retry",
+    "quota": "retry",
+    "failed": "failed",
+}
+"""kairand.line.errors.Verdict.kind -> the notice's state: sent | retry | failed."""
 
 
 @dataclass(frozen=True)
@@ -77,17 +93,21 @@ async def _push(line: LineApi, to: str, pending: Pending) -> str:
         await line.messaging.push_message(
             request, x_line_retry_key=pending.retry_key, _request_timeout=line.timeout
         )
-    except ApiException as exc:
-        # 409: LINE already accepted a request with this retry key — it was delivered.
-        if exc.status == 409:
-            return "sent"
-        if exc.status == 429 or (exc.status or 0) >= 500:
-            return "retry"
-        log.warning("retention.notice_refused", status=exc.status)
-        return "failed"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("retention.notice_unreachable", error=type(exc).__name__)
-        return "retry"
+    except LINE_ERRORS as exc:
+        # Only LINE's errors are interpreted (deliberately not safe_classify(), unlike the
+        # sender): anything else propagates, and the notice stays reserved with its retry key
+        # for the next run.
+        # Deliberately unlike the sender, any 409 for the notice's retry key counts as sent,
+        # also one without x-line-accepted-request-id (LINE still processing the key): the
+        # sender retries within seconds, but a notice's next attempt is the next daily run,
+        # when LINE (which remembers a key 24 hours) may have forgotten it and would send a
+        # second notice.
+        state = "sent" if retry_key_held(exc) else NOTICE_STATE[classify(exc).kind]
+        if not isinstance(exc, ApiException):
+            log.warning("retention.notice_unreachable", error=type(exc).__name__)
+        elif state == "failed":
+            log.warning("retention.notice_refused", status=exc.status)
+        return state
     return "sent"
 
 

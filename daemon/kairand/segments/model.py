@@ -209,6 +209,8 @@ def matches(segment: SegmentFilter, facts: ResidentFacts, on: dt.date) -> bool:
     return True
 
 
-def evaluate(segment: SegmentFilter, residents: Iterable[tuple[Any, ResidentFacts]], on: dt.date):
+def evaluate(
+    segment: SegmentFilter, residents: Iterable[tuple[Any, ResidentFacts]], on: dt.date
+) -> set[Any]:
     """The keys of RESIDENTS (key, facts) that SEGMENT selects on date ON."""
     return {key for key, facts in residents if matches(segment, facts, on)}

@@ -2,8 +2,11 @@
 keys, quota and injectable faults. `make_api_app(platform)` builds the aiohttp app; all state
 lives in `Platform`, so tests can look inside and move its clock.
 
-Rich-menu image upload lives on api-data.line.me at LINE; line-bot-sdk sends every URL to
-`host + path` when `Configuration(host=...)` is set, so the same app serves it.
+LINE serves two hosts: api.line.me (the Messaging API) and api-data.line.me (the operations
+whose spec `servers` is api-data: rich-menu images, message content). The simulator mirrors
+that with two apps on two listeners, `make_api_app` and `make_data_app`: an operation asked of
+the wrong host gets LINE's 404, as it would at LINE. Both record every request they receive
+(`Platform.calls`: listener, method, path) so tests can check where each call went.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import random
 import struct
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +114,11 @@ class Platform:
         self._message_seq = 580_000_000_000_000_000
         self.listeners: list[DeliveryListener] = []
         self.counters: dict[str, int] = {}
+        # Seconds from an event's reply token being issued to the reply being accepted: what a
+        # resident waits for an answer (bench/webhook_ingest.py reports its percentiles).
+        self.reply_delays: deque[float] = deque(maxlen=1_000_000)
+        # (listener "api" | "data", method, path) of every request, routed or not.
+        self.calls: deque[tuple[str, str, str]] = deque(maxlen=100_000)
 
     def set_faults(self, profile: FaultProfile) -> None:
         """Switch the fault profile (e.g. "the network heals"); its seed restarts the sequence."""
@@ -343,8 +352,10 @@ async def reply(request: web.Request, call: Call) -> web.Response:
     token = platform.reply_tokens.get(call.body["replyToken"])
     now = platform.clock.now()
     if token is None or now - token.issued_at > platform.reply_token_ttl_s:
+        platform.counters["reply_refused"] = platform.counters.get("reply_refused", 0) + 1
         return error(400, MSG_INVALID_REPLY_TOKEN)
     del platform.reply_tokens[call.body["replyToken"]]  # single use
+    platform.reply_delays.append(now - token.issued_at)
     platform.deliver(
         [token.user_id], "reply", call.body["messages"], call.request_id, None, call.raw
     )
@@ -581,8 +592,32 @@ async def get_user_rich_menu(request: web.Request, call: Call) -> web.Response:
     return web.json_response({"richMenuId": menu_id})
 
 
+@endpoint("richmenu_other")
+async def get_rich_menu_image(request: web.Request, call: Call) -> web.StreamResponse:
+    menu = call.platform.rich_menus.get(request.match_info["richMenuId"])
+    if menu is None or menu.image is None:
+        return error(404, MSG_NOT_FOUND)
+    return web.Response(body=menu.image, content_type=menu.content_type or "image/png")
+
+
+API_LISTENER = "api"
+DATA_LISTENER = "data"
+
+
+def _recorder(listener: str) -> Any:
+    @web.middleware
+    async def record(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        request.app[PLATFORM_KEY].calls.append((listener, request.method, request.path))
+        return await handler(request)
+
+    return record
+
+
 def make_api_app(platform: Platform) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    """api.line.me: every operation Kairan uses except the data host's (see make_data_app)."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_recorder(API_LISTENER)])
     app[PLATFORM_KEY] = platform
     r = app.router
     r.add_post("/v2/bot/message/reply", reply)
@@ -594,7 +629,6 @@ def make_api_app(platform: Platform) -> web.Application:
     r.add_get("/v2/bot/info", bot_info)
     r.add_post("/v2/bot/richmenu", create_rich_menu)
     r.add_get("/v2/bot/richmenu/list", list_rich_menus)
-    r.add_post("/v2/bot/richmenu/{richMenuId}/content", upload_rich_menu_image)
     r.add_get("/v2/bot/richmenu/{richMenuId}", get_rich_menu)
     r.add_delete("/v2/bot/richmenu/{richMenuId}", delete_rich_menu)
     r.add_post("/v2/bot/user/all/richmenu/{richMenuId}", set_default_rich_menu)
@@ -603,4 +637,14 @@ def make_api_app(platform: Platform) -> web.Application:
     r.add_post("/v2/bot/user/{userId}/richmenu/{richMenuId}", link_rich_menu)
     r.add_delete("/v2/bot/user/{userId}/richmenu", unlink_rich_menu)
     r.add_get("/v2/bot/user/{userId}/richmenu", get_user_rich_menu)
+    return app
+
+
+def make_data_app(platform: Platform) -> web.Application:
+    """api-data.line.me: only the operations LINE's spec lists with that server."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_recorder(DATA_LISTENER)])
+    app[PLATFORM_KEY] = platform
+    r = app.router
+    r.add_post("/v2/bot/richmenu/{richMenuId}/content", upload_rich_menu_image)
+    r.add_get("/v2/bot/richmenu/{richMenuId}/content", get_rich_menu_image)
     return app

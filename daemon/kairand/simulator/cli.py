@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bot-user-id", help="webhook destination (default: derived from the seed)")
     p.add_argument("--host", default="127.0.0.1", help="API listen address (loopback)")
     p.add_argument("--port", type=int, help="API port (default 8471, or the dev config's)")
+    p.add_argument(
+        "--data-port",
+        type=int,
+        help="data API port (rich-menu images; default 8472, or the dev config's data_base)",
+    )
     p.add_argument("--population", type=int, default=1000, help="number of synthetic residents")
     p.add_argument("--seed", type=int, default=0, help="seed for residents, ids and faults")
     p.add_argument("--municipality", default="みなと市", help="name shown as the bot's name")
@@ -107,6 +112,7 @@ def _read_secret(folder: Path, name: str) -> str:
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     secret, token, bot_id = args.channel_secret, args.access_token, args.bot_user_id
     port, webhook_url, keyring_dir = args.port, args.webhook_url, args.keyring_dir
+    data_port = args.data_port
     ca_file = args.webhook_ca
     if args.dev_config is not None:
         try:
@@ -130,6 +136,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         api_base = str(dev.get("line", {}).get("api_base", ""))
         if port is None and api_base.rsplit(":", 1)[-1].isdigit():
             port = int(api_base.rsplit(":", 1)[-1])
+        data_base = str(dev.get("line", {}).get("data_base", ""))
+        if data_port is None and data_base.rsplit(":", 1)[-1].isdigit():
+            data_port = int(data_base.rsplit(":", 1)[-1])
     if keyring_dir is not None:
         secret = secret or _read_secret(Path(keyring_dir), CHANNEL_SECRET_FILE)
         token = token or _read_secret(Path(keyring_dir), ACCESS_TOKEN_FILE)
@@ -169,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         bot_user_id=bot_id,
         host=args.host,
         port=8471 if port is None else port,
+        data_port=8472 if data_port is None else data_port,
         webhook=webhook,
         faults=faults,
         quota_limit=args.quota,
@@ -200,7 +210,11 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with Simulator(config) as sim:
         print(BANNER, flush=True)
-        print(f"Messaging API: {sim.api_url}   bot user id: {sim.bot_user_id}", flush=True)
+        print(
+            f"Messaging API: {sim.api_url}   data API: {sim.data_url}   "
+            f"bot user id: {sim.bot_user_id}",
+            flush=True,
+        )
         print(
             f"residents: {len(sim.population)} (seed {config.seed})   "
             f"webhook: {config.webhook.url if config.webhook else '(none)'}",

@@ -1,4 +1,4 @@
-"""LINE's limits that the OpenAPI spec does not encode (LINE_FACTS.md "Message limits")."""
+"""LINE's limits that the OpenAPI spec does not encode (docs/line-facts.md "Message limits")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-endpoint token buckets with LINE's default rates (LINE_FACTS.md "Rate limits")."""
+"""Per-endpoint token buckets with LINE's default rates (docs/line-facts.md "Rate limits")."""
 
 from __future__ import annotations
 

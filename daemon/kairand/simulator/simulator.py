@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kairand.logs import get_logger
 from kairand.simulator import behaviour
-from kairand.simulator.api import Platform, make_api_app
+from kairand.simulator.api import Platform, make_api_app, make_data_app
 from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
@@ -41,6 +41,7 @@ class SimulatorConfig:
     bot_user_id: str | None = None  # the webhook `destination`; derived from the seed if None
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port; see Simulator.api_url
+    data_port: int = 0  # the api-data listener (rich-menu images); see Simulator.data_url
     webhook: WebhookTarget | None = None  # None: events are kept in Simulator.outbox
     faults: FaultProfile = field(default_factory=FaultProfile)
     rates: dict[str, float] | None = None  # endpoint group -> requests/s (LINE's by default)
@@ -97,10 +98,11 @@ class Simulator:
         # figure bench/simulator_population.py reports.
         self.reaction_lag_ms: deque[float] = deque(maxlen=100_000)
         self._rngs: dict[str, random.Random] = {}
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self._reactions: set[asyncio.Task[None]] = set()
         self._next_follower = 0
         self.api_url = ""
+        self.data_url = ""
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,14 +113,9 @@ class Simulator:
         # collection (with 10,000 residents those pauses otherwise show as resident lag).
         if c.freeze_gc:
             gc.freeze()
-        self._runner = web.AppRunner(
-            make_api_app(self.platform), access_log=None, shutdown_timeout=0.5
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, c.host, c.port)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.api_url = f"http://{c.host}:{port}"
+        # Two listeners, like LINE's two hosts: blob operations exist only on the data one.
+        self.api_url = await self._listen(make_api_app(self.platform), c.port)
+        self.data_url = await self._listen(make_data_app(self.platform), c.data_port)
         if c.webhook is not None:
             self.sender = WebhookSender(
                 c.webhook,
@@ -135,15 +132,26 @@ class Simulator:
             )
             await self.sender.start()
 
+    async def _listen(self, app: web.Application, port: int) -> str:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        self._runners.append(runner)
+        try:
+            await web.TCPSite(runner, self.config.host, port).start()
+        except BaseException:
+            await self.stop()
+            raise
+        return f"http://{self.config.host}:{runner.addresses[0][1]}"
+
     async def stop(self) -> None:
         for task in list(self._reactions):
             task.cancel()
         await asyncio.gather(*self._reactions, return_exceptions=True)
         if self.sender is not None:
             await self.sender.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
         log.info("simulator.stop", receipts=len(self.ledger))
 
     async def __aenter__(self) -> Simulator:

@@ -102,7 +102,7 @@ def _message_for(error: jsonschema.ValidationError) -> str:
         return f"Length must be between 0 and {error.validator_value}"
     if error.validator == "enum":
         return f"Must be one of the following values: {error.validator_value}"
-    return error.message
+    return str(error.message)
 
 
 class Spec:
@@ -186,12 +186,15 @@ class Spec:
         return list(dict.fromkeys(details))  # a discriminated subtype can report twice
 
     def paths(self) -> dict[str, Any]:
-        return self.document.get("paths", {})
+        paths: dict[str, Any] = self.document.get("paths", {})
+        return paths
 
 
 def _load(filename: str) -> dict[str, Any]:
     text = resources.files("kairand.simulator").joinpath("line_openapi", filename).read_text()
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader, C if available
+    document: dict[str, Any] = yaml.load(text, Loader=loader)  # noqa: S506
+    return document
 
 
 @functools.cache

@@ -197,11 +197,6 @@ class WebhookSender:
     def idle(self) -> bool:
         return self._queue.empty() and self._in_flight == 0 and not self._retries
 
-    async def drain(self) -> None:
-        """Wait until nothing is queued, in flight or awaiting redelivery."""
-        while not self.idle:  # noqa: ASYNC110 - idle depends on three collections
-            await asyncio.sleep(0.005)
-
     async def post_body(self, events: list[dict[str, Any]]) -> int:
         """POST one signed body; returns the HTTP status (0 for a network error or timeout)."""
         assert self._session is not None, "start() first"

@@ -1,6 +1,10 @@
-"""Changes to the staff roster, with the rule that guards them: the roster always keeps at least
-one active administrator (otherwise nobody could manage staff any more). Each change is
-written together with its audit entry, in one transaction.
+"""Changes to the staff roster, with the rule that guards them: no change takes away the last
+active administrator (otherwise nobody could manage staff from the staff screens any more).
+Each change is written together with its audit entry, in one transaction.
+
+Both the staff API and `kairanctl staff` go through here. A roster with no administrator yet
+(a fresh installation, before `kairanctl staff add NAME --role admin`) may still be changed:
+the rule only refuses a change that would leave none where there was one.
 """
 
 from __future__ import annotations
@@ -32,8 +36,19 @@ def active_admins_after(roster: Iterable[StaffRecord], record: StaffRecord) -> i
     return sum(1 for r in [*others, record] if r.active and "admin" in r.roles)
 
 
-def _put(conn: Connection, record: StaffRecord, actor: str, at_ms: int, action: str) -> None:
-    if active_admins_after(staff_store.all_staff(conn), record) == 0:
+def takes_last_admin(roster: Iterable[StaffRecord], record: StaffRecord) -> bool:
+    """Whether RECORD replacing its namesake leaves no active administrator where there was
+    one. Pure."""
+    roster = list(roster)
+    before = sum(1 for r in roster if r.active and "admin" in r.roles)
+    return before > 0 and active_admins_after(roster, record) == 0
+
+
+def apply_put(
+    conn: Connection, record: StaffRecord, actor: str, at_ms: int, action: str = "staff.put"
+) -> None:
+    """put() inside the caller's write transaction. Raises LastAdminError."""
+    if takes_last_admin(staff_store.all_staff(conn), record):
         raise LastAdminError(record.username)
     staff_store.upsert(conn, record, at_ms // 1000)
     audit_store.append(
@@ -49,7 +64,8 @@ def _put(conn: Connection, record: StaffRecord, actor: str, at_ms: int, action: 
     )
 
 
-def _deactivate(conn: Connection, username: str, actor: str, at_ms: int) -> None:
+def apply_remove(conn: Connection, username: str, actor: str, at_ms: int) -> None:
+    """remove() inside the caller's write transaction. Raises NotOnRoster or LastAdminError."""
     current = staff_store.get(conn, username)
     if current is None:
         raise NotOnRoster(username)
@@ -60,15 +76,15 @@ def _deactivate(conn: Connection, username: str, actor: str, at_ms: int) -> None
         current.handles_personal_data,
         active=False,
     )
-    _put(conn, record, actor, at_ms, "staff.remove")
+    apply_put(conn, record, actor, at_ms, "staff.remove")
 
 
 async def put(store: Store, record: StaffRecord, actor: str, at_ms: int) -> None:
     """Add or change a staff member (audit action staff.put). Raises LastAdminError."""
-    await store.write(_put, record, actor, at_ms, "staff.put")
+    await store.write(apply_put, record, actor, at_ms)
 
 
 async def remove(store: Store, username: str, actor: str, at_ms: int) -> None:
     """Deactivate a staff member (audit action staff.remove); the row stays for the audit
     trail. Raises NotOnRoster or LastAdminError."""
-    await store.write(_deactivate, username, actor, at_ms)
+    await store.write(apply_remove, username, actor, at_ms)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kairand.evidence.audit import GENESIS, AuditEntry, StoredEntry, link
 from kairand.store.database import Connection
@@ -100,7 +101,7 @@ def query(conn: Connection, where: AuditFilter, limit: int) -> list[StoredEntry]
     return out
 
 
-def _detail(raw: str) -> dict:
+def _detail(raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError:

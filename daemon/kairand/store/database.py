@@ -25,7 +25,10 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 if TYPE_CHECKING:  # sqlcipher3 ships no stubs; its API is the stdlib sqlite3 one.
-    from sqlite3 import Connection, DatabaseError, IntegrityError
+    # `X as X`: re-exported for the query modules (mypy --strict: explicit re-export).
+    from sqlite3 import Connection as Connection
+    from sqlite3 import DatabaseError as DatabaseError
+    from sqlite3 import IntegrityError as IntegrityError
 else:
     Connection = sqlcipher3.Connection
     DatabaseError = sqlcipher3.DatabaseError
@@ -41,7 +44,7 @@ def open_connection(path: Path, key: bytes, *, readonly: bool = False) -> Connec
         raise SecretError("the database key must be 32 bytes (256 bits)")
     try:
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        conn = sqlcipher3.connect(
+        conn: Connection = sqlcipher3.connect(
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
         )
     except sqlcipher3.OperationalError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,9 @@ class BatchTotals:
     failed: int = 0
     needs_attention: int = 0
     cancelled: int = 0
+    split: int = 0
+    """Batches LINE refused for a recipient and that were replaced by their parts (not in
+    `total`: their recipients are counted in the parts)."""
 
 
 # -- deliveries -------------------------------------------------------------------------------
@@ -370,14 +374,90 @@ class BatchResult:
     error: str | None = None
     ambiguous: bool = False
     """Some request of this batch may have been accepted (timeout, 5xx, lost response)."""
+    parts: tuple[tuple[int, ...], ...] = ()
+    """outcome "split": the positions (in the batch's `to`) of each new batch."""
+
+
+def split_batch(
+    conn: Connection,
+    batch_id: int,
+    parts: tuple[tuple[int, ...], ...],
+    new_key: Callable[[], str],
+    now: int,
+    attempts: int = 0,
+    error: str | None = None,
+) -> list[int]:
+    """Replace an in-flight batch that LINE refused as a whole because of a recipient (400:
+    nothing sent, its key not accepted) by new pending batches, one per part (positions in
+    the batch's `to`, which is ordered by resident id), each with a NEW retry key stored here,
+    before any request carries it. The parent becomes 'split'. Residents purged meanwhile
+    (held ids) are dropped: nothing was sent to them and nothing will be. One transaction (the
+    caller's): killed before it commits, the parent is retried identically and refused again.
+    Returns the new batch ids."""
+    row = conn.execute(
+        "SELECT delivery_id FROM batches WHERE id = ? AND state = 'in_flight'", (batch_id,)
+    ).fetchone()
+    if row is None:
+        return []
+    delivery_id = int(row[0])
+    ordered = conn.execute(
+        "SELECT rid, held FROM ("
+        " SELECT resident_id AS rid, 0 AS held FROM batch_recipients WHERE batch_id = ?"
+        " UNION SELECT resident_id, 1 FROM batch_recipients_held WHERE batch_id = ?"
+        ") ORDER BY rid",
+        (batch_id, batch_id),
+    ).fetchall()
+    next_seq = int(
+        conn.execute(
+            "SELECT coalesce(max(seq), -1) + 1 FROM batches WHERE delivery_id = ?",
+            (delivery_id,),
+        ).fetchone()[0]
+    )
+    created = []
+    for part in parts:
+        residents = [
+            int(ordered[i][0]) for i in part if 0 <= i < len(ordered) and not ordered[i][1]
+        ]
+        if not residents:
+            continue
+        new_id = conn.execute(
+            "INSERT INTO batches (delivery_id, seq, retry_key, state, recipient_count)"
+            " VALUES (?, ?, ?, 'pending', ?) RETURNING id",
+            (delivery_id, next_seq, new_key(), len(residents)),
+        ).fetchone()[0]
+        next_seq += 1
+        created.append(int(new_id))
+        conn.executemany(
+            "UPDATE batch_recipients SET batch_id = ? WHERE batch_id = ? AND resident_id = ?",
+            [(new_id, batch_id, rid) for rid in residents],
+        )
+    conn.execute("DELETE FROM batch_recipients_held WHERE batch_id = ?", (batch_id,))
+    conn.execute("DELETE FROM batch_recipients WHERE batch_id = ?", (batch_id,))
+    conn.execute(
+        "UPDATE batches SET state = 'split', recipient_count = 0, attempts = attempts + ?,"
+        " last_attempt_at = ?, error = ? WHERE id = ?",
+        (attempts, now, error, batch_id),
+    )
+    return created
+
+
+def _uuid_key() -> str:
+    return str(uuid.uuid4())
 
 
 def record_results(
-    conn: Connection, delivery_id: int, results: Iterable[BatchResult], now: int
+    conn: Connection,
+    delivery_id: int,
+    results: Iterable[BatchResult],
+    now: int,
+    new_key: Callable[[], str] = _uuid_key,
 ) -> int:
     """Store batch outcomes and the delivery's counters; returns recipients newly sent."""
     sent_total = failed_total = 0
     for res in results:
+        if res.outcome == "split":
+            split_batch(conn, res.batch_id, res.parts, new_key, now, res.attempts, res.error)
+            continue
         if res.outcome in ("released", "cancelled"):
             # Never accepted by LINE. A batch with only definite refusals (or no request at
             # all) goes back to pending with a fresh 24 h window; one with an ambiguous attempt
@@ -426,13 +506,6 @@ def record_results(
     return sent_total
 
 
-def note_attempts(conn: Connection, batch_id: int, attempts: int, now: int) -> None:
-    conn.execute(
-        "UPDATE batches SET attempts = attempts + ?, last_attempt_at = ? WHERE id = ?",
-        (attempts, now, batch_id),
-    )
-
-
 def cancel_pending_batches(conn: Connection, delivery_id: int) -> int:
     return conn.execute(
         "UPDATE batches SET state = 'cancelled' WHERE delivery_id = ? AND state = 'pending'",
@@ -462,13 +535,14 @@ def batch_totals(conn: Connection, delivery_id: int) -> BatchTotals:
         ).fetchall()
     )
     return BatchTotals(
-        total=sum(counts.values()),
+        total=sum(n for state, n in counts.items() if state != "split"),
         pending=counts.get("pending", 0),
         in_flight=counts.get("in_flight", 0),
         sent=counts.get("sent", 0),
         failed=counts.get("failed", 0),
         needs_attention=counts.get("needs_attention", 0),
         cancelled=counts.get("cancelled", 0),
+        split=counts.get("split", 0),
     )
 
 

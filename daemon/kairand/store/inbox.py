@@ -33,6 +33,8 @@ class PendingEvent:
     event_type: str
     event_timestamp: int
     body: str
+    received_at: int = 0
+    """Epoch seconds the webhook stored it (the reply token's life is counted from then)."""
 
 
 def insert_events(conn: Connection, events: list[IncomingEvent], now: float) -> int:
@@ -63,18 +65,11 @@ def insert_events(conn: Connection, events: list[IncomingEvent], now: float) -> 
 def pending(conn: Connection, limit: int) -> list[PendingEvent]:
     """The oldest pending events; one resident's events come out in timestamp order."""
     rows = conn.execute(
-        "SELECT id, webhook_event_id, line_user_id, event_type, event_timestamp, body"
-        " FROM inbox WHERE state = 'pending' ORDER BY event_timestamp, id LIMIT ?",
+        "SELECT id, webhook_event_id, line_user_id, event_type, event_timestamp, body,"
+        " received_at FROM inbox WHERE state = 'pending' ORDER BY event_timestamp, id LIMIT ?",
         (limit,),
     ).fetchall()
     return [PendingEvent(*row) for row in rows]
-
-
-def is_pending(conn: Connection, inbox_id: int) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM inbox WHERE id = ? AND state = 'pending'", (inbox_id,)
-    ).fetchone()
-    return row is not None
 
 
 def finish(conn: Connection, inbox_id: int, state: str, now: float) -> None:

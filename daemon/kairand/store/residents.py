@@ -13,13 +13,13 @@ from kairand.store.database import Connection
 def load(conn: Connection, line_user_id: str) -> tuple[int, ResidentState] | None:
     """The resident's id and conversation state, or None when there is no record."""
     row = conn.execute(
-        "SELECT id, consent_version, registered_at, deliveries_stopped, conversation"
-        " FROM residents WHERE line_user_id = ?",
+        "SELECT id, consent_version, registered_at, deliveries_stopped, conversation,"
+        " survey_version FROM residents WHERE line_user_id = ?",
         (line_user_id,),
     ).fetchone()
     if row is None:
         return None
-    resident_id, consent_version, registered_at, stopped, conversation = row
+    resident_id, consent_version, registered_at, stopped, conversation, survey_version = row
     answers: dict[str, list[str]] = {}
     for question, value in conn.execute(
         "SELECT question, value FROM answers WHERE resident_id = ? ORDER BY question, value",
@@ -36,6 +36,7 @@ def load(conn: Connection, line_user_id: str) -> tuple[int, ResidentState] | Non
         deliveries_stopped=bool(stopped),
         conversation=state if isinstance(state, dict) else {},
         answers={q: tuple(v) for q, v in answers.items()},
+        survey_version=survey_version,
     )
 
 
@@ -78,8 +79,17 @@ def set_conversation(
     )
 
 
-def touch(conn: Connection, resident_id: int, now: int) -> None:
-    conn.execute("UPDATE residents SET last_interaction_at = ? WHERE id = ?", (now, resident_id))
+def touch(conn: Connection, resident_id: int, now: int, shown_version: int | None = None) -> None:
+    """Record an interaction; SHOWN_VERSION: the survey version of buttons just shown."""
+    if shown_version is None:
+        conn.execute(
+            "UPDATE residents SET last_interaction_at = ? WHERE id = ?", (now, resident_id)
+        )
+    else:
+        conn.execute(
+            "UPDATE residents SET last_interaction_at = ?, survey_version = ? WHERE id = ?",
+            (now, shown_version, resident_id),
+        )
 
 
 def replace_answer(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Sequence
+from typing import Any
 
 from kairand.conversation.survey import SurveyDefinition
-from kairand.segments.compiler import CompiledSegment, FacetMap, compile_segment
+from kairand.segments.bitmap import AudienceIndex, FacetRow, NotCovered
+from kairand.segments.compiler import C_SLOTS, Y_SLOTS, CompiledSegment, FacetMap, compile_segment
 from kairand.segments.model import SegmentFilter
 from kairand.store.database import Connection
 
@@ -37,8 +41,22 @@ COUNT_CACHE_KIB = 16 * 1024
 
 
 def count_segment(
-    conn: Connection, segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None
+    conn: Connection,
+    segment: SegmentFilter,
+    on: dt.date,
+    survey: SurveyDefinition | None,
+    index: AudienceIndex | None = None,
+    lock: threading.Lock | None = None,
 ) -> int:
+    """How many residents SEGMENT selects on ON, in this transaction's snapshot: from INDEX
+    (brought up to the snapshot under LOCK) when it covers the filter, else with SQL."""
+    if index is not None and lock is not None:
+        with lock:
+            if sync_index(conn, index):
+                try:
+                    return index.count(segment, on, facet_map(conn))
+                except NotCovered:
+                    pass
     conn.execute(f"PRAGMA cache_size = -{COUNT_CACHE_KIB}")
     return count(conn, compile_for(conn, segment, on, survey))
 
@@ -53,3 +71,63 @@ def resident_ids(conn: Connection, compiled: CompiledSegment) -> list[int]:
     """Matching residents.id values in ascending order (tests and small segments only)."""
     rows = conn.execute(f"SELECT id FROM ({compiled.sql}) ORDER BY id", compiled.params)
     return [int(r[0]) for r in rows]
+
+
+# -- the in-memory audience index (kairand.segments.bitmap) --------------------------------
+
+FACET_COLUMNS = ", ".join(
+    ["eligible"] + [f"c{k}" for k in range(C_SLOTS)] + [f"y{k}" for k in range(Y_SLOTS)]
+)
+
+
+def _facet_row(resident: int, values: Sequence[Any]) -> FacetRow:
+    return (
+        resident,
+        int(values[0]),
+        [int(v) for v in values[1 : 1 + C_SLOTS]],
+        [None if v is None else int(v) for v in values[1 + C_SLOTS :]],
+    )
+
+
+def sync_index(conn: Connection, index: AudienceIndex) -> bool:
+    """Bring INDEX to this transaction's snapshot: when it is new or the log was pruned past
+    it, from the saved index (or every facet row when none is usable); then the residents
+    changed since. False when INDEX is already ahead
+    of this snapshot (another reader saw newer data): the caller counts with SQL then."""
+    seq, pruned, saved = conn.execute(
+        "SELECT seq, pruned, saved FROM segment_clock WHERE id = 1"
+    ).fetchone()
+    if index.applied > seq:
+        return False
+    if index.applied < 0 or index.applied < pruned:
+        if saved is not None and saved >= pruned:
+            index.restore(conn.execute("SELECT key, data FROM segment_index"), int(saved))
+        else:
+            rows = conn.execute(f"SELECT resident_id, {FACET_COLUMNS} FROM segment_facets")
+            index.load((_facet_row(r[0], r[1:]) for r in rows), int(seq))
+            return True
+    if index.applied < seq:
+        changed = conn.execute(
+            f"SELECT c.resident_id, f.resident_id, {FACET_COLUMNS} FROM segment_changes c"
+            " LEFT JOIN segment_facets f ON f.resident_id = c.resident_id WHERE c.seq > ?",
+            (index.applied,),
+        )
+        for row in changed:
+            index.update(row[0], None if row[1] is None else _facet_row(row[0], row[2:]))
+        index.applied = int(seq)
+    return True
+
+
+def prune_changes(conn: Connection, through: int) -> None:
+    """Forget log entries up to THROUGH (an index has applied them); older indexes rebuild."""
+    conn.execute("DELETE FROM segment_changes WHERE seq <= ?", (through,))
+    conn.execute("UPDATE segment_clock SET pruned = max(pruned, ?) WHERE id = 1", (through,))
+
+
+def save_index(conn: Connection, bitmaps: list[tuple[str, bytes]], applied: int) -> None:
+    """Keep an index's bitmaps (reflecting log position APPLIED) for the next start-up, and
+    prune the log up to it: a restart then applies only the changes made after APPLIED."""
+    conn.execute("DELETE FROM segment_index")
+    conn.executemany("INSERT INTO segment_index (key, data) VALUES (?, ?)", bitmaps)
+    conn.execute("UPDATE segment_clock SET saved = ? WHERE id = 1", (applied,))
+    prune_changes(conn, applied)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kairand.store.database import Connection
 
@@ -40,7 +41,7 @@ def upsert(conn: Connection, record: StaffRecord, now: int) -> None:
     )
 
 
-def _record(row: tuple) -> StaffRecord:
+def _record(row: tuple[Any, ...]) -> StaffRecord:
     username, display_name, roles, handles, active = row
     return StaffRecord(username, display_name, tuple(roles.split()), bool(handles), bool(active))
 

@@ -17,13 +17,6 @@ def current(conn: Connection) -> tuple[int, SurveyDefinition] | None:
     return int(row[0]), SurveyDefinition.model_validate_json(row[1])
 
 
-def by_version(conn: Connection, version: int) -> SurveyDefinition | None:
-    row = conn.execute(
-        "SELECT definition FROM survey_versions WHERE version = ?", (version,)
-    ).fetchone()
-    return SurveyDefinition.model_validate_json(row[0]) if row else None
-
-
 def save(conn: Connection, definition: SurveyDefinition, created_by: str) -> int:
     """Store DEFINITION as a new version and return its number."""
     row = conn.execute("SELECT coalesce(max(version), 0) FROM survey_versions").fetchone()

@@ -57,6 +57,36 @@ async def test_invalid_draft_is_refused_naming_the_field(
     assert count(store, "deliveries") == before
 
 
+CONTROL_CASES = [
+    ("NUL in title", {**DRAFT, "title": "健診\x00"}, "title"),
+    ("newline in title", {**DRAFT, "title": "健診\nのお知らせ"}, "title"),
+    ("NUL in a message", {**DRAFT, "messages": ["本文", "受付\x00開始"]}, "messages.1"),
+    ("escape in a message", {**DRAFT, "messages": ["\x1b[31m赤"]}, "messages.0"),
+    ("C1 control in a message", {**DRAFT, "messages": ["受付\x85開始"]}, "messages.0"),
+    ("lone surrogate in a message", {**DRAFT, "messages": ["受付\ud800"]}, "messages.0"),
+]
+
+
+@pytest.mark.req("S7")
+@pytest.mark.parametrize(
+    ("name", "body", "field"), CONTROL_CASES, ids=[c[0] for c in CONTROL_CASES]
+)
+async def test_control_characters_are_refused_in_japanese(
+    api: ApiClient, store: Store, name: str, body: dict[str, object], field: str
+) -> None:
+    """S7: NUL and other control characters in a title or a message are refused (422) with a
+    Japanese explanation naming the field; nothing is stored. Newlines and tabs stay allowed
+    in messages."""
+    before = count(store, "deliveries")
+    r = await api.as_user("aut").post("/v1/deliveries", body)
+    assert r.status == 422, r.body
+    assert r.body["field"] == field, r.body
+    assert "制御文字" in r.body["detail"]
+    assert count(store, "deliveries") == before
+    fine = {**DRAFT, "messages": ["1行目\n2行目\tタブ"]}
+    assert (await api.as_user("aut").post("/v1/deliveries", fine)).status == 201
+
+
 async def test_not_json_and_wrong_media_type(api: ApiClient, store: Store) -> None:
     """A body that is not JSON is 400; a non-JSON content type is 415; nothing is stored."""
     r = await api.as_user("aut").post("/v1/deliveries", raw=b"{not json")

@@ -10,6 +10,7 @@ import pytest
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
 from kairand.config import Config
+from kairand.delivery.model import TEST_NOTICE
 from kairand.simulator import Simulator
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
@@ -252,7 +253,7 @@ async def test_test_send_reaches_only_the_callers_test_recipients(
         assert r.status == 200 and r.body == {"sent": 1}
     pushed = line_sim.ledger.find(kind="push")
     assert [p.user_id for p in pushed] == [mine]
-    assert DRAFT["messages"][0] in pushed[0].texts[0]
+    assert pushed[0].texts[0] == TEST_NOTICE and DRAFT["messages"][0] in pushed[0].texts[1]
     rows = store.read_sync(lambda c: c.execute("SELECT * FROM audit_log").fetchall())
     text = repr(rows)
     assert not re.search(r"U[0-9a-f]{32}", text) and DRAFT["messages"][0] not in text

@@ -10,13 +10,14 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
 from kairand.config import Config
 from kairand.conversation.survey import default_survey
 from kairand.line.client import line_api
-from kairand.simulator import Simulator
+from kairand.simulator import Simulator, SimulatorConfig
 from kairand.store import metrics, settings
 from kairand.store.database import Store
 from tests.support.api_helpers import add_residents, add_staff, count, header_resolver, with_api
@@ -55,6 +56,7 @@ async def test_dashboard_figures_and_health(
     assert body["days"][-2]["unfollows"] == 2
     assert sum(d["follows"] for d in body["days"]) == 4
     assert body["quota"]["limit"] == 1000 and body["quota"]["used"] == 120
+    assert body["quota"]["type"] == "limited"  # LINE's value, never "QuotaType.LIMITED"
     # Two requests (limit and consumption) for the first dashboard, the second from the cache.
     assert line_sim.platform.counters.get("quota") == 2 and again.body["quota"] == body["quota"]
     health = body["health"]
@@ -66,6 +68,23 @@ async def test_dashboard_figures_and_health(
     backup = dt.datetime.fromisoformat(health["backup_last_ok_at"])
     assert abs(backup.timestamp() - (now - 3600)) < 2
     assert body["training_mode"] is True
+
+
+@pytest.mark.req("S9")
+async def test_dashboard_quota_type_is_lines_value(config: Config, store: Store) -> None:
+    """S9: an unlimited plan shows quota type "none" (LINE's value), not the SDK enum's
+    str() "QuotaType.NONE"; no limit."""
+    add_staff(store)
+    sim = Simulator(SimulatorConfig(population=0, access_token="token", auto_react=False))
+    async with (
+        sim,
+        line_api(sim.api_url, "token") as line,
+        serve(config, store, line, header_resolver),
+        connect(config.api.socket) as api,
+    ):
+        r = await api.as_user("apr").get("/v1/dashboard")
+    assert r.status == 200, r.body
+    assert r.body["quota"]["type"] == "none" and r.body["quota"]["limit"] is None
 
 
 async def test_dashboard_when_line_is_unreachable(config: Config, store: Store) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from kairand.api.client import ApiClient
 from kairand.api.roles import ROLES, ROUTES, Route, matrix_markdown
+from kairand.evidence.audit import StoredEntry
 from kairand.store import audit as audit_store
 from kairand.store.database import Store
 
@@ -39,7 +40,7 @@ async def call(api: ApiClient, route: Route, user: str) -> tuple[int, dict | Non
     return answer.status, answer.body if isinstance(answer.body, dict) else None
 
 
-def last_entry(store: Store) -> audit_store.StoredEntry:
+def last_entry(store: Store) -> StoredEntry:
     return store.read_sync(audit_store.query, audit_store.AuditFilter(), 1)[0]
 
 

@@ -4,6 +4,7 @@ opens, and roster changes from the command line, each written to the audit log."
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 from pathlib import Path
 
@@ -88,3 +89,35 @@ def test_staff_commands_and_roster_csv(
     assert all(e.actor.startswith("kairanctl:") for e in entries)
     code, out = run(dev_setup, capsys, "audit", "verify")
     assert code == ExitCode.OK, out
+
+
+@pytest.mark.req("N5")
+def test_kairanctl_cannot_take_away_the_last_admin(
+    dev_setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The staff service's rule holds on the command line too: the last active administrator
+    can be neither removed nor demoted (nothing written, not even an audit entry); once a
+    successor is added, the old administrator can go."""
+    me = getpass.getuser()  # `init --dev` made the developer the only administrator
+
+    def staff_actions() -> list[tuple[str, str]]:
+        with open_store(load_config(dev_setup)) as store:
+            stored = store.read_sync(lambda c: list(audit_store.iter_entries(c)))
+        return [(e.entry.action, e.entry.target) for e in stored if e.entry.action[:6] == "staff."]
+
+    before = staff_actions()
+    code, out = run(dev_setup, capsys, "staff", "remove", me)
+    assert code == ExitCode.USAGE and "last active administrator" in out
+    code, out = run(dev_setup, capsys, "staff", "add", me, "--name", "開発者", "--role", "author")
+    assert code == ExitCode.USAGE and "last active administrator" in out
+    assert staff_actions() == before
+    code, out = run(dev_setup, capsys, "staff", "list")
+    assert f"{me}\t開発者\tadmin,author,approver,auditor\tactive" in out
+
+    code, _ = run(
+        dev_setup, capsys, "staff", "add", "kanri", "--name", "管理 太郎", "--role", "admin"
+    )
+    assert code == ExitCode.OK
+    code, _ = run(dev_setup, capsys, "staff", "remove", me)
+    assert code == ExitCode.OK
+    assert staff_actions()[len(before) :] == [("staff.put", "kanri"), ("staff.remove", me)]

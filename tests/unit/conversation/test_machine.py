@@ -329,9 +329,11 @@ def test_delete_needs_confirmation_and_purges_with_reason_request() -> None:
     out = send(resident, postback("a=del"))
     out = send(resident, postback(find(out, texts.DELETE_OK)["data"]))
     assert resident.purged == ["request"] and not resident.exists
-    # Still a friend: a later tap offers a fresh registration.
+    # Still a friend: a later tap offers a fresh registration, which needs consent again.
     out = send(resident, postback("a=settings"))
-    assert find(out, texts.CONSENT_YES) and resident.exists
+    out = send(resident, postback(find(out, texts.START)["data"]))
+    out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
+    assert resident.exists and resident.consent_version is not None and not resident.registered
 
 
 def test_unfollow_purges_and_refollow_starts_fresh() -> None:
@@ -350,9 +352,7 @@ def test_unknown_sender_is_offered_registration() -> None:
     out = machine.handle(postback("a=ans&v=1&q=gender&o=female"), None, SURVEY, VERSION)
     assert out.ops == () and find(out, texts.START)
     out = machine.handle(postback("a=start"), None, SURVEY, VERSION)
-    assert isinstance(out.ops[0], machine.StartResident) and "follow" not in [
-        getattr(op, "metric", "") for op in out.ops
-    ]
+    assert out.ops == () and find(out, texts.CONSENT_YES)  # nothing stored before consent
 
 
 def test_unknown_event_types_are_ignored() -> None:
@@ -455,3 +455,84 @@ def test_changed_purpose_notice_asks_for_consent_again() -> None:
     out = send_newer(text("こんにちは"))
     out = send_newer(postback(find(out, texts.CONSENT_YES)["data"]))
     assert resident.consent_version == 2 and out.replies[0]["text"] == texts.COMPLETED_AGAIN
+
+
+@pytest.mark.req("S16")
+@pytest.mark.parametrize(
+    "event",
+    [postback("a=settings"), text(texts.SETTINGS), postback("a=restart"), postback("a=stop")],
+    ids=["settings-postback", "settings-text", "restart", "stop"],
+)
+def test_settings_from_someone_without_a_record_stores_nothing(event: Event) -> None:
+    """S16: 「設定を変更」 (typed or tapped) from someone Kairan has no record of offers
+    登録を始める and stores nothing: only a follow (or the person's own consent) creates a
+    resident."""
+    resident = FakeResident()
+    out = send(resident, event)
+    assert out.ops == () and not resident.exists
+    assert find(out, texts.START)
+
+
+@pytest.mark.req("S16")
+def test_start_without_a_record_asks_consent_before_storing_anything() -> None:
+    """S16: 登録を始める shows the purpose of use and asks for consent, storing nothing; 同意しない
+    stores nothing either; 同意する creates the resident with the consent and asks the first
+    question."""
+    resident = FakeResident()
+    out = send(resident, postback("a=start"))
+    assert out.ops == () and not resident.exists
+    assert out.replies[0]["text"] == SURVEY.welcome and find(out, texts.CONSENT_YES)
+    out = send(resident, postback(find(out, texts.CONSENT_NO)["data"]))
+    assert out.ops == () and not resident.exists and out.replies[0]["text"] == texts.DECLINED
+    out = send(resident, postback("a=start"))
+    out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
+    assert resident.exists and resident.consent_version == SURVEY.consent_version
+    assert resident.conversation["step"] == "ask" and find(out, texts.PICK_YEAR)
+    assert "follow" not in resident.metrics
+
+
+def _asked_gender(survey_version: int | None) -> machine.ResidentState:
+    return machine.ResidentState(
+        1,
+        False,
+        False,
+        {"step": "ask", "q": "gender", "page": 0, "sel": [], "mode": "onboard"},
+        survey_version=survey_version,
+    )
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.mark.req("N1")
+def test_postback_older_than_the_configured_age_is_refused_politely() -> None:
+    """N1: a postback whose event timestamp is two days old (max age one day) is not applied:
+    the polite refusal and the current question again, no store operation."""
+    now = 1_800_000_000_000
+    old = Event("postback", USER, now - 2 * DAY_MS, "tok", data="a=ans&v=1&q=gender&o=female")
+    out = machine.handle(
+        old, _asked_gender(1), SURVEY, VERSION, now_ms=now, max_postback_age_ms=DAY_MS
+    )
+    assert out.ops == () and out.replies[0]["text"] == texts.STALE
+    assert find(out, "女性")  # the current question again
+    fresh = Event("postback", USER, now - 1000, "tok", data="a=ans&v=1&q=gender&o=female")
+    out = machine.handle(
+        fresh, _asked_gender(1), SURVEY, VERSION, now_ms=now, max_postback_age_ms=DAY_MS
+    )
+    assert machine.SetAnswer("gender", (("female", None),)) in out.ops
+
+
+@pytest.mark.req("N1")
+@pytest.mark.parametrize(
+    "data", ["a=ans&v=2&q=gender&o=female", "a=edit&v=2&q=area", "a=consent&v=2&o=yes"]
+)
+def test_postback_of_a_survey_version_never_shown_is_refused(data: str) -> None:
+    """N1: the survey is now version 2 but this resident was last shown version 1; a postback
+    carrying version 2 cannot come from a button they saw: refused politely, nothing stored."""
+    asking = {"step": "ask", "q": "gender", "page": 0, "sel": [], "mode": "edit"}
+    conversation = {"step": "consent"} if data.startswith("a=consent") else asking
+    resident = machine.ResidentState(1, True, False, conversation, survey_version=1)
+    out = machine.handle(postback(data), resident, SURVEY, 2)
+    assert out.ops == () and out.replies[0]["text"] == texts.STALE
+    shown = machine.ResidentState(1, True, False, dict(resident.conversation), survey_version=2)
+    assert machine.handle(postback(data), shown, SURVEY, 2).ops != ()

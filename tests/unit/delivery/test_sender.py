@@ -330,3 +330,100 @@ async def test_notification_disabled_and_retry_key_on_the_wire(store: Store) -> 
     assert body["notificationDisabled"] is True
     assert [m["text"] for m in body["messages"]] == ["一", "二"]
     assert key == batches(store, did)[0][1] and uuid.UUID(key).version == 4
+
+
+BAD_IDS = ("hello-world", "U" + "x" * 5000, "U" + "0" * 31 + "\x00")
+
+
+@pytest.mark.req("N4")
+@pytest.mark.parametrize("bad", BAD_IDS, ids=["word", "5000-chars", "nul"])
+async def test_one_bad_user_id_does_not_fail_the_batch(store: Store, bad: str) -> None:
+    """N4: a resident row whose LINE id is not a LINE id (stored before the webhook refused
+    them) makes LINE refuse the whole multicast (400: nothing sent). The sender isolates it —
+    splitting the batch under new retry keys, stored before any request — and delivers to
+    everyone else exactly once; only that recipient fails (once: 0/70 sent)."""
+    expected = populate(store, 100)
+    store.write_sync(
+        synthetic.insert_residents,
+        [synthetic.SyntheticResident(bad, choices={"area": ["asahi"]})],
+        int(time.time()),
+    )
+    did = await approved(store)
+    async with simulator(100) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+        keys = [m.retry_key for m in line.sim.multicasts]
+    view = await service.get(store, did)
+    assert set(received) == expected and set(received.values()) == {1}
+    assert view.status == Status.partially_failed
+    assert (view.sent_count, view.failed_count) == (len(expected), 1)
+    assert len(keys) == len(set(keys))  # each accepted request had its own key
+    stored_keys = {r[1] for r in batches(store, did)}
+    assert set(keys) <= stored_keys  # every key was stored before it was sent
+    failed = [r for r in batches(store, did) if r[2] == "failed"]
+    assert [r[3] for r in failed] == [1]
+
+
+@pytest.mark.req("N4")
+async def test_bisects_when_line_does_not_name_the_recipient(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N4: when LINE's 400 blames `to` without naming a position, the batch is bisected (each
+    half a new batch with a new key) until the bad recipient is alone; the 600 others get
+    exactly one copy each."""
+    from kairand.simulator import limits
+    from kairand.simulator.spec import ErrorDetail
+
+    def unnamed(to: object, where: str = "to") -> list[ErrorDetail]:
+        return [ErrorDetail("Invalid user ID", where)] if bad_id in str(to) else []
+
+    bad_id = "not-a-line-id"
+    monkeypatch.setattr(limits, "recipient_details", unnamed)
+    expected = populate(store, 900)
+    store.write_sync(
+        synthetic.insert_residents,
+        [synthetic.SyntheticResident(bad_id, choices={"area": ["minato"]})],
+        int(time.time()),
+    )
+    did = await approved(store)
+    async with simulator(900) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+        requests = line.sim.requests
+    view = await service.get(store, did)
+    assert set(received) == expected and set(received.values()) == {1}
+    assert (view.sent_count, view.failed_count) == (len(expected), 1)
+    assert view.progress == 1.0
+    assert requests < 40  # bisection: about 2 x log2(500) extra requests, not one per resident
+
+
+@pytest.mark.req("N4")
+def test_a_400_about_the_messages_is_not_blamed_on_recipients() -> None:
+    """Only a refusal about `to` splits a batch; a bad message fails it as before."""
+    from linebot.v3.messaging import ApiException
+
+    def refused(body: dict[str, object]) -> ApiException:
+        exc = ApiException(status=400, reason="Bad Request")
+        exc.body = json.dumps(body)
+        return exc
+
+    about_to = classify(
+        refused({"message": "bad", "details": [{"message": "Invalid", "property": "to[7]"}]})
+    )
+    assert about_to.recipients_refused and about_to.refused_indexes == (7,)
+    text = classify(
+        refused({"message": "bad", "details": [{"message": "x", "property": "messages[0].text"}]})
+    )
+    assert not text.recipients_refused
+    mixed = refused(
+        {
+            "message": "bad",
+            "details": [
+                {"message": "Invalid", "property": "to[1]"},
+                {"message": "x", "property": "messages[0].text"},
+            ],
+        }
+    )
+    assert not classify(mixed).recipients_refused
+    worded = classify(refused({"message": "The value for the 'to' field is not valid"}))
+    assert worded.recipients_refused and worded.refused_indexes == ()

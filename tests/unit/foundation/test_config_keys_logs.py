@@ -14,7 +14,7 @@ import pytest
 
 from kairand.config import load_config, parse_config
 from kairand.devsetup import init_dev
-from kairand.errors import AlreadyExistsError, ConfigError, ExitCode
+from kairand.errors import AlreadyExistsError, ConfigError, ExitCode, SecretError
 from kairand.keys import secrets
 from kairand.keys.backends import CredentialsKeyring, DirectoryKeyring, MemoryKeyring
 from kairand.logs import get_logger, setup_logging
@@ -113,7 +113,7 @@ def test_directory_and_memory_backends(tmp_path: Path) -> None:
 
 def test_missing_secret_is_a_key_error(tmp_path: Path) -> None:
     keyring.set_keyring(DirectoryKeyring(tmp_path))
-    with pytest.raises(secrets.SecretError) as caught:
+    with pytest.raises(SecretError) as caught:
         secrets.db_key()
     assert caught.value.exit_code == ExitCode.KEY
 

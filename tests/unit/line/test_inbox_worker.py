@@ -70,10 +70,11 @@ def test_failing_event_is_isolated_and_others_are_done(
         resident: machine.ResidentState | None,
         survey: SurveyDefinition,
         version: int,
+        **kwargs: Any,
     ) -> machine.Outcome:
         if event.user_id == users[1]:
             raise ValueError("boom")
-        return original(event, resident, survey, version)
+        return original(event, resident, survey, version, **kwargs)
 
     monkeypatch.setattr(machine, "handle", handle)
     result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
@@ -138,3 +139,59 @@ def test_processed_rows_can_be_pruned_pending_ones_never(store: Store) -> None:
     store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 2)], 1000)
     assert store.write_sync(inbox.prune_processed, 2000) == 1
     assert store.read_sync(inbox.counts) == {"pending": 1}
+
+
+def _replies_text(result: worker.BatchResult) -> list[str]:
+    return [m["text"] for r in result.replies for m in r.messages]
+
+
+@pytest.mark.req("N1")
+def test_a_two_day_old_postback_is_refused_politely_not_applied(store: Store) -> None:
+    """N1: a postback whose event timestamp is two days old (max age one day) is answered with
+    the polite refusal for old buttons and not stored as an answer; a fresh one is."""
+    from kairand.conversation import texts
+
+    user = _user()
+    now = time.time()
+    now_ms = int(now * 1000)
+    store.write_sync(inbox.insert_events, [_incoming("follow", user, now_ms - 10_000)], now)
+    store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
+    consent = "a=consent&v=1&o=yes"
+    old = _incoming("postback", user, now_ms - 2 * 86_400_000, postback={"data": consent})
+    store.write_sync(inbox.insert_events, [old], now)
+    result = store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
+    assert texts.STALE in _replies_text(result)[0]
+    flags = store.read_sync(residents.flags_of, user)
+    assert flags is not None and flags["consent_version"] is None
+    fresh = _incoming("postback", user, now_ms - 1000, postback={"data": consent})
+    store.write_sync(inbox.insert_events, [fresh], now)
+    store.write_sync(worker.process_batch, 10, now, _keys(), False, 86400)
+    flags = store.read_sync(residents.flags_of, user)
+    assert flags is not None and flags["consent_version"] == 1
+
+
+@pytest.mark.req("N1")
+def test_buttons_shown_record_their_survey_version(store: Store) -> None:
+    """N1: whatever is shown to a resident records the survey version of its buttons, so a
+    postback of a version they were never shown can be told apart."""
+    user = _user()
+    now = time.time()
+    store.write_sync(inbox.insert_events, [_incoming("follow", user, 1)], now)
+    store.write_sync(worker.process_batch, 10, now, _keys(), False)
+    loaded = store.read_sync(residents.load, user)
+    assert loaded is not None and loaded[1].survey_version == 1
+
+
+@pytest.mark.req("N4")
+def test_a_stored_event_with_an_invalid_user_id_never_becomes_a_resident(store: Store) -> None:
+    """N4: an event stored before the webhook refused non-LINE ids (an upgrade with a backlog)
+    is ignored and counted by the worker; no resident is created."""
+    from kairand.store import metrics
+
+    bad = "hello-world"
+    store.write_sync(inbox.insert_events, [_incoming("follow", bad, 1)], time.time())
+    result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert result.replies == [] and store.read_sync(residents.flags_of, bad) is None
+    assert [r[0] for r in store.read_sync(_rows)] == ["ignored"]
+    today = metrics.day_of(time.time())
+    assert store.read_sync(metrics.series, "inbox_invalid_user_id", today, today) == {today: 1}

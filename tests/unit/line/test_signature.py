@@ -12,7 +12,7 @@ EXPECTED = "GhRKmvmHys4Pi8DxkF4+EayaH0OqtJtaZxgTD9fMDLs="
 
 
 def test_line_documentation_test_vector() -> None:
-    """N1: LINE's published signature test vector (LINE_FACTS.md)."""
+    """N1: LINE's published signature test vector (docs/line-facts.md)."""
     assert signature_for(SECRET, BODY) == EXPECTED
     assert signature_ok(SECRET, BODY, EXPECTED)
 
@@ -42,10 +42,12 @@ def test_envelope_keeps_user_and_tolerates_unknown_fields() -> None:
     """LINE adds fields without notice: they are kept in the stored body, not refused."""
     body = (
         b'{"destination":"Ux","events":[{"type":"follow","timestamp":5,"webhookEventId":"01A",'
-        b'"source":{"type":"user","userId":"Uabc"},"brandNew":{"x":1}}],"extra":true}'
+        b'"source":{"type":"user","userId":"U0123456789abcdef0123456789abcdef"},'
+        b'"brandNew":{"x":1}}],"extra":true}'
     )
-    destination, events = parse_envelope(body)
-    assert destination == "Ux" and events[0].line_user_id == "Uabc"
+    parsed = parse_envelope(body)
+    destination, events = parsed.destination, parsed.events
+    assert destination == "Ux" and events[0].line_user_id == "U0123456789abcdef0123456789abcdef"
     assert "brandNew" in events[0].body and events[0].event_timestamp == 5
 
 

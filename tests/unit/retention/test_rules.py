@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from kairand.retention.rules import (
-    JST,
     Annual,
     MonthsAfterInteraction,
     ResidentFacts,
@@ -27,6 +26,7 @@ from kairand.retention.rules import (
     plan_expiries,
     plan_notices,
 )
+from kairand.timeutil import JST
 
 
 def t(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:

@@ -30,6 +30,18 @@ def test_active_admins_after_replaces_the_namesake() -> None:
     assert service.active_admins_after([], admin("new")) == 1
 
 
+def test_a_change_may_not_take_away_the_last_admin_but_a_roster_without_one_stays_usable() -> None:
+    assert service.takes_last_admin([admin("a")], author("a"))
+    assert service.takes_last_admin([admin("a"), author("c")], admin("a", active=False))
+    assert not service.takes_last_admin([admin("a"), admin("b")], author("a"))
+    # A fresh installation has no administrator yet: its first staff need not be one, and a
+    # departed author can still be removed from a roster without an administrator.
+    assert not service.takes_last_admin([], author("first"))
+    assert not service.takes_last_admin(
+        [author("c")], StaffRecord("c", "c", ("author",), False, False)
+    )
+
+
 def _admins(store: Store) -> list[str]:
     return sorted(
         r.username

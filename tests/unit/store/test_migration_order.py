@@ -91,7 +91,7 @@ def test_a_broken_sequence_of_files_is_refused(
     name, path = _package(tmp_path, monkeypatch, files)
     with pytest.raises(MigrationOrderError, match=message) as caught:
         discover(name, path)
-    assert caught.value.exit_code == ExitCode.SCHEMA == 79
+    assert caught.value.exit_code == int(ExitCode.SCHEMA) == 79
     assert caught.value.hint
 
 
@@ -187,6 +187,6 @@ def test_kairand_exits_79_on_a_store_missing_an_older_migration(
         timeout=60,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    assert result.returncode == ExitCode.SCHEMA == 79
+    assert result.returncode == int(ExitCode.SCHEMA) == 79
     assert "lacks migration 4" in result.stderr
     assert "hint:" in result.stderr

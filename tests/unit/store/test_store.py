@@ -56,7 +56,7 @@ def test_wrong_key_exit_code_from_kairand(dev_setup: Path) -> None:
         timeout=60,
         env={"PATH": "/usr/bin:/bin"},
     )
-    assert result.returncode == ExitCode.KEY == 77
+    assert result.returncode == int(ExitCode.KEY) == 77
     assert "database key does not open" in result.stderr
     assert "hint:" in result.stderr
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from kairand.api import schema
 from kairand.api.http import config_of, dotted, json_body, ok, store_of
 from kairand.api.problems import ApiProblem
-from kairand.segments import service as segments_service
+from kairand.delivery import audience
 from kairand.segments.model import SegmentError
 from kairand.store import survey as survey_store
 
@@ -18,7 +18,7 @@ async def audience_count(request: web.Request) -> web.Response:
     if current is None:  # pragma: no cover - open_store seeds the default survey
         raise ApiProblem("not-found", "アンケートが設定されていません。")
     try:
-        count = await segments_service.audience_count(store_of(request), body.segment, current[1])
+        count = await audience.audience_count(store_of(request), body.segment, current[1])
     except SegmentError as exc:  # a filter naming an unknown question or option
         raise ApiProblem(
             "validation", exc.message_ja, field=dotted("segment." + exc.field)

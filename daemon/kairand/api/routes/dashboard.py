@@ -59,9 +59,11 @@ async def quota(request: web.Request) -> schema.Quota | None:
         state.quota = (time.monotonic(), None)
         return None
     await store_of(request).write(stats_store.record_line_call, True, now)
+    # The SDK parses `type` into an enum whose str() is "QuotaType.NONE": use LINE's value.
+    kind = str(getattr(limit.type, "value", limit.type))
     result = schema.Quota(
-        type=str(limit.type),
-        limit=int(limit.value) if limit.value is not None and limit.type == "limited" else None,
+        type=kind,
+        limit=int(limit.value) if limit.value is not None and kind == "limited" else None,
         used=int(used.total_usage),
         checked_at=dt.datetime.now(JST),
     )

@@ -1,0 +1,96 @@
+"""A delivery's audience: validate a segment filter against the survey and count it in the store.
+
+The shell around the pure segment cores (kairand.segments), which know no store. Counts come
+from an in-memory bitmap index (kairand.segments.bitmap), one per open store, kept equal to the
+store by its change log; filters it cannot express are counted with SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+
+from kairand.conversation.survey import SurveyDefinition
+from kairand.segments.bitmap import AudienceIndex
+from kairand.segments.model import SegmentFilter, send_date, validate_against
+from kairand.store import segments as segment_queries
+from kairand.store.database import Connection, Store
+
+SAVE_EVERY = 100_000
+"""Change-log entries the index may have applied before it is saved and the log pruned."""
+
+
+@dataclass
+class SharedIndex:
+    """A store's audience index and the lock its reader threads take to use it."""
+
+    index: AudienceIndex = field(default_factory=AudienceIndex)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    saved: int = 0
+
+
+_INDEXES: weakref.WeakKeyDictionary[Store, SharedIndex] = weakref.WeakKeyDictionary()
+
+
+def shared_index(store: Store) -> SharedIndex:
+    shared = _INDEXES.get(store)
+    if shared is None:
+        shared = _INDEXES.setdefault(store, SharedIndex())
+    return shared
+
+
+async def warm_index(store: Store) -> float:
+    """Build STORE's audience index now (at start-up) rather than at the first count;
+    returns the seconds it took."""
+    shared = shared_index(store)
+    start = time.perf_counter()
+
+    def build(conn: Connection) -> None:
+        with shared.lock:
+            segment_queries.sync_index(conn, shared.index)
+
+    await store.read(build)
+    await save_index(store)
+    return time.perf_counter() - start
+
+
+async def save_index(store: Store) -> None:
+    """Bring STORE's index up to date, save it for the next start-up and prune the change log
+    up to it (nothing is written when nothing changed since the last save)."""
+    shared = shared_index(store)
+
+    def save(conn: Connection) -> None:
+        with shared.lock:
+            # In the write transaction the index catches up with everything committed.
+            segment_queries.sync_index(conn, shared.index)
+            if shared.index.applied == shared.saved:
+                return
+            bitmaps, applied = shared.index.dump(), shared.index.applied
+        segment_queries.save_index(conn, bitmaps, applied)
+        shared.saved = applied
+
+    await store.write(save)
+
+
+async def audience_count(
+    store: Store,
+    segment: SegmentFilter,
+    survey: SurveyDefinition,
+    today: dt.date | None = None,
+) -> int:
+    """How many residents SEGMENT selects on TODAY (Japan time; now when None).
+
+    Raises kairand.segments.model.SegmentError when the filter does not fit SURVEY.
+    """
+    validate_against(segment, survey)
+    on = today if today is not None else send_date()
+    shared = shared_index(store)
+    result = await store.read(
+        segment_queries.count_segment, segment, on, survey, shared.index, shared.lock
+    )
+    if shared.index.applied - shared.saved >= SAVE_EVERY:
+        await save_index(store)
+    return result

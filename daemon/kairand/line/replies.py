@@ -1,0 +1,215 @@
+"""Replies to residents: concurrent across residents, in order for each one, bounded by the
+reply token's lifetime.
+
+The inbox worker commits a batch of events and hands their replies to a `ReplySender`
+without waiting for them: a slow or hung LINE delays only the residents whose replies are in
+flight, never the processing of the next events (head-of-line blocking: with 2 s reply
+latency, 16 replies at a time and a wait for the whole batch, an onboarding of thousands of
+residents once left most of them without an answer until their tokens had expired).
+
+* Across residents, up to `concurrency` replies are in flight at once.
+* One resident's replies go out in the order their events were processed: each waits for the
+  previous one of the same resident (a chain keyed by the LINE user id, held in memory only).
+* A reply token is usable for about a minute after the event. Each reply has a deadline
+  (`received + lifetime`); the request's timeout never runs past it, and a reply whose
+  deadline passed before it could be sent is not attempted.
+* What cannot be replied in time (expired before sending, refused by LINE, timed out) is
+  handled: the store effects were already committed, so the resident's state is saved and the
+  next interaction shows them where they are. Only where the resident must know (their
+  deliveries were stopped or resumed, their data deleted, their registration completed) a
+  push carries the essential message instead; everything is counted (`ReplyStats`, daily
+  metrics `reply_expired` / `reply_failed` / `reply_notice_pushed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiohttp import ClientError
+from linebot.v3.messaging import ApiException, PushMessageRequest, ReplyMessageRequest
+
+from kairand.line.client import LineApi
+from kairand.logs import get_logger
+
+log = get_logger(__name__)
+
+REPLY_CONCURRENCY = 1000
+"""Replies in flight at once, across residents (LINE allows 2,000 reply requests/s; at 2 s
+latency 1,000 in flight carry 500 replies/s)."""
+REPLY_TOKEN_LIFETIME_SECONDS = 50.0
+"""LINE: a reply token is usable for about a minute; 50 s leaves room for clocks and network."""
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    reply_token: str
+    messages: tuple[dict[str, Any], ...]
+    user_id: str = ""
+    """Orders one resident's replies (in memory only; empty: no ordering, no push)."""
+    deadline: float = math.inf
+    """Epoch seconds after which the reply token is no longer usable."""
+    notice: tuple[dict[str, Any], ...] = ()
+    """Pushed instead when the reply cannot be made in time: only what the resident must know."""
+
+
+@dataclass
+class ReplyStats:
+    sent: int = 0
+    failed: int = 0
+    """LINE refused the reply, or it failed in transit."""
+    expired: int = 0
+    """The deadline passed before the reply could be sent (or during the request)."""
+    pushed: int = 0
+    """Must-know messages pushed because the reply could not be made."""
+    push_failed: int = 0
+    in_flight: int = 0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        return (self.sent, self.failed, self.expired, self.pushed, self.push_failed)
+
+
+def _essential(messages: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The first text without its buttons: a push arrives later, when buttons may be stale."""
+    for message in messages:
+        if message.get("type") == "text":
+            return ({"type": "text", "text": message["text"]},)
+    return ()
+
+
+def must_know(reply: PendingReply, essential: bool) -> PendingReply:
+    """REPLY with its notice set when the resident must learn the outcome even without a
+    reply (ESSENTIAL: the event stopped/resumed deliveries, deleted data or completed
+    registration)."""
+    return replace(reply, notice=_essential(reply.messages)) if essential else reply
+
+
+class ReplySender:
+    """Sends replies concurrently across residents and in order for each resident."""
+
+    def __init__(
+        self,
+        line: LineApi,
+        concurrency: int = REPLY_CONCURRENCY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.line = line
+        self.clock = clock
+        self.stats = ReplyStats()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, reply: PendingReply) -> None:
+        """Queue REPLY after the same resident's earlier ones; returns at once."""
+        previous = self._tails.get(reply.user_id) if reply.user_id else None
+        task = asyncio.get_running_loop().create_task(
+            self._after(previous, reply), name="inbox-reply"
+        )
+        self._tasks.add(task)
+        if reply.user_id:
+            self._tails[reply.user_id] = task
+        task.add_done_callback(functools.partial(self._done, user_id=reply.user_id))
+
+    def _done(self, task: asyncio.Task[None], user_id: str) -> None:
+        self._tasks.discard(task)
+        if user_id and self._tails.get(user_id) is task:
+            del self._tails[user_id]  # nothing of this resident is queued any more
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until every submitted reply is settled (sent, failed, expired or pushed)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _after(self, previous: asyncio.Task[None] | None, reply: PendingReply) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})  # this resident's earlier reply first
+        async with self._slots:
+            self.stats.in_flight += 1
+            try:
+                await self._send(reply)
+            finally:
+                self.stats.in_flight -= 1
+
+    async def _send(self, reply: PendingReply) -> None:
+        line = self.line
+        started = self.clock()
+        remaining = reply.deadline - started
+        if remaining <= 0:
+            self.stats.expired += 1
+            await self._late(reply)
+            return
+        request = ReplyMessageRequest.from_dict(
+            {"replyToken": reply.reply_token, "messages": list(reply.messages)}
+        )
+        try:
+            await line.messaging.reply_message(
+                request, _request_timeout=min(line.timeout, remaining)
+            )
+        except ApiException as exc:
+            self.stats.failed += 1
+            log.warning("inbox.reply_failed", status=exc.status)
+            await self._late(reply)
+        except TimeoutError:
+            # Cut off at the token's deadline (or the client timeout): maybe delivered, maybe
+            # not. A must-know message is pushed anyway: a duplicate notice beats none.
+            if self.clock() >= reply.deadline:
+                self.stats.expired += 1
+            else:
+                self.stats.failed += 1
+            log.warning("inbox.reply_failed", error="TimeoutError")
+            await self._late(reply)
+        except (ClientError, OSError) as exc:
+            self.stats.failed += 1
+            log.warning("inbox.reply_failed", error=type(exc).__name__)
+            await self._late(reply)
+        except Exception as exc:  # e.g. an unparseable answer: never stop the worker
+            self.stats.failed += 1
+            log.warning("inbox.reply_failed", error=type(exc).__name__)
+        else:
+            self.stats.sent += 1
+            self.stats.latencies_ms.append((self.clock() - started) * 1000)
+            if len(self.stats.latencies_ms) > 10_000:
+                del self.stats.latencies_ms[:5_000]
+
+    async def _late(self, reply: PendingReply) -> None:
+        if not reply.notice or not reply.user_id:
+            return  # state is saved; the next interaction shows the resident where they are
+        request = PushMessageRequest.from_dict(
+            {"to": reply.user_id, "messages": list(reply.notice)}
+        )
+        try:
+            await self.line.messaging.push_message(
+                request, x_line_retry_key=str(uuid.uuid4()), _request_timeout=self.line.timeout
+            )
+        except Exception as exc:  # any failure: counted, never retried in a loop
+            self.stats.push_failed += 1
+            log.warning("inbox.notice_push_failed", error=type(exc).__name__)
+        else:
+            self.stats.pushed += 1
+
+
+async def send_replies(line: LineApi, replies: list[PendingReply]) -> tuple[int, int]:
+    """Send REPLIES and wait for them; returns (sent, not sent)."""
+    sender = ReplySender(line)
+    for reply in replies:
+        sender.submit(reply)
+    await sender.drain()
+    stats = sender.stats
+    return stats.sent, stats.failed + stats.expired

@@ -1,0 +1,220 @@
+"""The in-memory audience index counts exactly what the SQL counts, after any sequence of
+answer changes, stops, purges, log prunes and restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kairand.conversation.survey import default_survey
+from kairand.delivery.audience import audience_count, shared_index
+from kairand.segments.bitmap import AudienceIndex
+from kairand.segments.compiler import compile_segment
+from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
+from kairand.store import residents as resident_queries
+from kairand.store import segments as segment_queries
+from kairand.store import synthetic
+from kairand.store.database import Connection, Store
+
+SURVEY = default_survey()
+
+
+def _codes(question: str) -> list[str]:
+    found = SURVEY.question(question)
+    assert found is not None
+    return [o.code for o in found.options]
+
+
+AREAS = _codes("area")
+TOPICS = _codes("topics")
+GENDERS = _codes("gender")
+ON = dt.date(2026, 6, 1)
+PEOPLE = 24
+
+
+def _choice(question: str, codes: list[str]) -> st.SearchStrategy[ChoiceCondition]:
+    return st.lists(st.sampled_from(codes), min_size=1, max_size=3, unique=True).map(
+        lambda picked: ChoiceCondition(question=question, any_of=tuple(picked))
+    )
+
+
+_age = st.tuples(st.integers(30, 44), st.integers(0, 8)).map(
+    lambda t: AgeCondition(question="birth_year", age_from=t[0], age_to=t[0] + t[1])
+)
+segments = st.one_of(
+    st.just(SegmentFilter.everyone()),
+    st.lists(
+        st.one_of(
+            _age,
+            _choice("area", AREAS[:3]),
+            _choice("topics", TOPICS[:3]),
+            _choice("gender", GENDERS),
+        ),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda c: c.question,
+    ).map(lambda conds: SegmentFilter(conditions=tuple(conds))),
+)
+
+operation = st.one_of(
+    st.tuples(st.just("area"), st.integers(0, PEOPLE - 1), st.sampled_from([None, *AREAS[:3]])),
+    st.tuples(
+        st.just("topics"),
+        st.integers(0, PEOPLE - 1),
+        st.lists(st.sampled_from(TOPICS[:3]), unique=True, max_size=3),
+    ),
+    st.tuples(st.just("year"), st.integers(0, PEOPLE - 1), st.integers(1980, 1996)),
+    st.tuples(st.just("stop"), st.integers(0, PEOPLE - 1), st.booleans()),
+    st.tuples(st.just("purge"), st.integers(0, PEOPLE - 1), st.booleans()),
+    st.tuples(st.just("follow"), st.integers(0, 1000), st.just(None)),
+    st.tuples(st.just("prune"), st.just(0), st.just(None)),
+    st.tuples(st.just("save"), st.just(0), st.just(None)),
+    st.tuples(st.just("restart"), st.just(0), st.just(None)),
+)
+
+
+def _uid(i: int) -> str:
+    return f"U{i:032x}"
+
+
+def _apply(conn: Connection, op: str, who: int, value: object) -> None:
+    uid = _uid(who)
+    exists = conn.execute("SELECT 1 FROM residents WHERE line_user_id = ?", (uid,)).fetchone()
+    if op == "follow":
+        new = _uid(10_000 + who)
+        if conn.execute("SELECT 1 FROM residents WHERE line_user_id = ?", (new,)).fetchone():
+            return
+        synthetic.insert_residents(
+            conn,
+            [synthetic.SyntheticResident(new, True, False, {"area": [AREAS[who % 3]]})],
+            1_700_000_000,
+        )
+        return
+    if not exists:
+        return
+    if op == "area":
+        synthetic.set_choices(conn, uid, "area", [value] if isinstance(value, str) else [])
+    elif op == "topics":
+        assert isinstance(value, list)
+        synthetic.set_choices(conn, uid, "topics", value)
+    elif op == "year":
+        assert isinstance(value, int)
+        rid = conn.execute("SELECT id FROM residents WHERE line_user_id = ?", (uid,)).fetchone()
+        resident_queries.replace_answer(
+            conn, int(rid[0]), "birth_year", ((f"{value:04d}", value),), 0
+        )
+    elif op == "stop":
+        synthetic.set_stopped(conn, uid, bool(value))
+    elif op == "purge":
+        # Both ways a resident goes: the explicit purge, and the foreign-key cascade.
+        if value:
+            resident_queries.delete(conn, uid)
+        else:
+            synthetic.delete_resident(conn, uid)
+
+
+def _sql_count(store: Store, segment: SegmentFilter) -> int:
+    compiled = compile_segment(segment, ON, SURVEY)  # the answers plan: no facets involved
+    return store.read_sync(segment_queries.count, compiled)
+
+
+def _index_count(store: Store, index: AudienceIndex, segment: SegmentFilter) -> int:
+    lock = threading.Lock()
+    return store.read_sync(segment_queries.count_segment, segment, ON, SURVEY, index, lock)
+
+
+@pytest.mark.req("N4")
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ops=st.lists(operation, min_size=3, max_size=25),
+    checks=st.lists(segments, min_size=1, max_size=4),
+    seed_topics=st.lists(st.sampled_from(TOPICS[:3]), unique=True, max_size=2),
+)
+def test_index_equals_sql_after_random_changes(store: Store, ops, checks, seed_topics) -> None:
+    """N4: from a random population, through random answer edits, stops, both kinds of purge,
+    new follows, log prunes (behind a second, lagging index), saves and restarts (a fresh
+    index, from the saved bitmaps when they are usable),
+    every count the bitmap index gives equals the SQL answers-plan count."""
+
+    def reset(conn: Connection) -> None:
+        synthetic.delete_all_residents(conn)
+        synthetic.insert_residents(
+            conn,
+            [
+                synthetic.SyntheticResident(
+                    _uid(i),
+                    registered=i % 7 != 3,
+                    choices={"area": [AREAS[i % 3]], "topics": seed_topics[: i % 3]},
+                    years={"birth_year": 1980 + i % 15},
+                )
+                for i in range(PEOPLE)
+            ],
+            1_700_000_000,
+        )
+
+    store.write_sync(reset)
+    index = AudienceIndex()
+    lagging = AudienceIndex()
+    _index_count(store, lagging, SegmentFilter.everyone())
+    for op, who, value in ops:
+        if op == "restart":
+            index = AudienceIndex()
+        elif op == "prune":
+            _index_count(store, index, SegmentFilter.everyone())
+            store.write_sync(segment_queries.prune_changes, index.applied)
+        elif op == "save":
+            _index_count(store, index, SegmentFilter.everyone())
+            store.write_sync(segment_queries.save_index, index.dump(), index.applied)
+        else:
+            store.write_sync(_apply, op, who, value)
+        for segment in checks:
+            assert _index_count(store, index, segment) == _sql_count(store, segment)
+    for segment in checks:
+        # The lagging index saw none of the changes; after a prune it must rebuild.
+        assert _index_count(store, lagging, segment) == _sql_count(store, segment)
+
+
+@pytest.mark.req("N4")
+async def test_service_counts_from_the_index_saves_and_restarts(store: Store, monkeypatch) -> None:
+    """The staff API's count path uses the store's shared index, saves it and prunes the
+    change log once it has applied enough of it; a restarted daemon (a fresh index) starts
+    from the saved bitmaps plus the later changes and still agrees with SQL."""
+    monkeypatch.setattr("kairand.delivery.audience.SAVE_EVERY", 3)
+
+    def load(conn: Connection) -> None:
+        synthetic.insert_residents(
+            conn,
+            [
+                synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[i % 3]]})
+                for i in range(10)
+            ],
+            1_700_000_000,
+        )
+
+    await store.write(load)
+    segment = SegmentFilter(conditions=(ChoiceCondition(question="area", any_of=(AREAS[0],)),))
+    assert await audience_count(store, segment, SURVEY, ON) == 4
+    shared = shared_index(store)
+    assert shared.index.applied > 0
+    pruned, saved = await store.read(
+        lambda conn: conn.execute("SELECT pruned, saved FROM segment_clock").fetchone()
+    )
+    assert pruned == saved == shared.index.applied
+    await store.write(synthetic.set_choices, _uid(1), "area", [AREAS[0]])
+    assert await audience_count(store, segment, SURVEY, ON) == 5
+    await store.write(synthetic.set_choices, _uid(2), "area", [AREAS[0]])
+
+    def no_full_load(*args: object) -> None:
+        raise AssertionError("a restart with a saved index must not rebuild from every row")
+
+    monkeypatch.setattr(AudienceIndex, "load", no_full_load)
+    restarted = AudienceIndex()
+    assert _index_count(store, restarted, segment) == 6 == _sql_count(store, segment)
