@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps config-doc
+.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps config-doc reqtrace
 
 $(STAMP): pyproject.toml
 	@bash .ci/system-deps.sh
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check daemon tui tests bench
-	$(BIN)/ruff format --check daemon tui tests bench
+	$(BIN)/ruff check daemon tui tests bench tools
+	$(BIN)/ruff format --check daemon tui tests bench tools
+	$(BIN)/python -m tools.reqtrace --check
+
+# Regenerate docs/requirements.md from the tests' requirement tags (lint fails when stale).
+reqtrace: $(STAMP)
+	$(BIN)/python -m tools.reqtrace
 
 # docs/configuration.md is generated from daemon/kairand/config.py (a test checks it is current).
 config-doc: $(STAMP)

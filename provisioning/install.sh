@@ -376,6 +376,12 @@ chmod 0755 "$R/etc/nftables.conf"
 install -d -m 0755 "$R/etc/ssh/sshd_config.d"
 install -m 0644 -o 0 -g 0 "$repo/provisioning/sshd/kairan-staff.conf" "$R/etc/ssh/sshd_config.d/kairan-staff.conf"
 
+# --- security updates (S23): Debian security suite only, daily, through the _apt egress rule -----
+install -d -m 0755 "$R/etc/apt/apt.conf.d"
+install -m 0644 -o 0 -g 0 "$repo/provisioning/apt/20auto-upgrades" "$R/etc/apt/apt.conf.d/20auto-upgrades"
+install -m 0644 -o 0 -g 0 "$repo/provisioning/apt/52kairan-unattended-upgrades" \
+  "$R/etc/apt/apt.conf.d/52kairan-unattended-upgrades"
+
 # --- activate (real root only) ---------------------------------------------------------------
 if [ -z "$R" ] && [ -d /run/systemd/system ]; then
   systemd-tmpfiles --create /etc/tmpfiles.d/kairan.conf
@@ -385,6 +391,11 @@ if [ -z "$R" ] && [ -d /run/systemd/system ]; then
   systemctl enable --now nftables.service
   systemctl reload ssh.service || true
   systemctl enable kairand.service kairan-backup.timer
+  if command -v unattended-upgrade >/dev/null 2>&1; then
+    systemctl enable apt-daily.timer apt-daily-upgrade.timer || true
+  else
+    note "unattended-upgrades is not installed: security updates are NOT applied automatically (apt-get install unattended-upgrades)"
+  fi
   if [ -n "$relay_host" ] && [ -n "$relay_listen_port" ]; then
     systemctl enable kairan-tunnel.service
   fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -53,3 +54,18 @@ def store(config: Config) -> Iterator[Store]:
     s = open_store(config)
     yield s
     s.close()
+
+
+_REQ_TAG = re.compile(r"^\s*([A-Z][0-9]{1,2}(?:\s*,\s*[A-Z][0-9]{1,2})*)\s*:")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test whose docstring starts with requirement tags (`S9, K4: ...`) carries the same
+    `req` markers as `@pytest.mark.req("S9", "K4")` would give it (tools/reqtrace.py reads
+    both forms from the source; this makes `pytest -m req` agree)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        match = _REQ_TAG.match((function.__doc__ or "") if function else "")
+        if match:
+            for tag in match.group(1).split(","):
+                item.add_marker(pytest.mark.req(tag.strip()))

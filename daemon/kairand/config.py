@@ -6,6 +6,7 @@ silently falls back to a default. Relative paths are resolved against the config
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -168,6 +169,166 @@ class PrivacySection(Section):
     every personal export is written to the audit log with its row count."""
 
 
+class QueueServiceSection(Section):
+    """One same-day queue (issue 15): a window service that hands out numbered tickets."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    """The service code (the same code as the reservation service, when there is one)."""
+    prefix: Annotated[str, Field(pattern=r"^[A-Z]$")]
+    """Ticket prefix: A → A-001, A-002, …"""
+    name: Annotated[str, Field(min_length=1, max_length=20)]
+    """What residents see on the button, the ticket and the board (≤ 20 characters)."""
+    counters: Annotated[tuple[int, ...], Field(min_length=1)] = (1,)
+    """The window numbers (番窓口) serving this queue."""
+    default_service_minutes: Annotated[float, Field(gt=0, le=240)] = 10.0
+    """Estimate per ticket until the day has observed service times."""
+
+
+class QueueSection(Section):
+    """The same-day queue: numbered tickets from LINE or the kiosk (see docs/queue.md)."""
+
+    services: tuple[QueueServiceSection, ...] = ()
+    """Empty: no same-day queue."""
+    opens_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:30"
+    """Japan time: the first ticket of the day can be taken from this time."""
+    closes_at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "17:15"
+    """Japan time: no ticket is issued outside these hours; at closing open tickets close."""
+    notify_when_ahead: Annotated[int, Field(ge=0, le=50)] = 3
+    """Push "your turn is near" when this many tickets remain ahead (0: never)."""
+    recall_limit: Annotated[int, Field(ge=0, le=10)] = 2
+    """Recalls (再呼出) allowed before a ticket may be marked absent (不在)."""
+    booked_grace_minutes: Annotated[int, Field(ge=0, le=120)] = 15
+    """A booked resident arriving within this many minutes of their slot goes first."""
+    line_basic_id: str = ""
+    """The account's basic ID (e.g. @123abcde) for the kiosk QR code's LINE link."""
+    max_waiting: Annotated[int, Field(ge=1, le=9999)] = 999
+    """Tickets a service may have waiting at once (the number stays three digits)."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> QueueSection:
+        codes = [s.code for s in self.services]
+        prefixes = [s.prefix for s in self.services]
+        if len(set(codes)) != len(codes) or len(set(prefixes)) != len(prefixes):
+            raise ValueError("queue service codes and prefixes must be unique")
+        if self.opens_at >= self.closes_at:
+            raise ValueError("queue.opens_at must be before queue.closes_at")
+        return self
+
+    def service(self, code: str) -> QueueServiceSection | None:
+        return next((s for s in self.services if s.code == code), None)
+
+
+class KioskSection(Section):
+    """The kiosk's receipt printer (read by `kairan kiosk`; the daemon only validates it)."""
+
+    printer: Literal["none", "usb", "serial", "network"] = "none"
+    """How the receipt printer is attached; none: the kiosk shows the QR code on screen."""
+    usb_vendor: Annotated[int, Field(ge=0, le=0xFFFF)] = 0
+    """USB vendor id of the printer (printer = "usb")."""
+    usb_product: Annotated[int, Field(ge=0, le=0xFFFF)] = 0
+    """USB product id of the printer (printer = "usb")."""
+    serial_device: str = ""
+    """Serial device path, e.g. /dev/ttyUSB0 (printer = "serial")."""
+    serial_baudrate: Annotated[int, Field(ge=1200, le=921600)] = 19200
+    """Serial line speed (printer = "serial")."""
+    network_host: str = ""
+    """Host name or address of a network printer on the office LAN (printer = "network")."""
+    network_port: Annotated[int, Field(ge=1, le=65535)] = 9100
+    """TCP port of a network printer (9100: raw ESC/POS)."""
+
+
+DEFAULT_HOTLINES = (
+    "児童相談所虐待対応ダイヤル　189（いちはやく・24時間）",
+    "子ども医療電話相談　#8000（夜間・休日の子どもの急な病気）",
+)
+
+
+class ContractSection(Section):
+    """The contract the appliance is operated under: printed on deletion certificates and the
+    handling report, which a council accepts only when they name it (S11, S13, S15)."""
+
+    addressee: str = ""
+    """To whom certificates are addressed, e.g. 「奈良市長　○○ ○○ 様」."""
+    municipality: str = ""
+    """The municipality (委託者), e.g. 「奈良市」."""
+    contractor: str = ""
+    """The contractor (受託者) issuing the certificates, e.g. 「株式会社○○」."""
+    contractor_address: str = ""
+    """The contractor's address, printed under its name."""
+    handling_manager: str = ""
+    """取扱責任者: the person responsible for the handling of personal information."""
+    name: str = ""
+    """Contract name (契約件名)."""
+    number: str = ""
+    """Contract number (契約番号)."""
+    start: dt.date | None = None
+    """Contract start: no certificate covers a period before it."""
+    end: dt.date | None = None
+    """Contract end (printed; the contract-end certificate comes from the wipe steps)."""
+
+    def missing(self) -> list[str]:
+        needed = ("addressee", "contractor", "handling_manager", "name", "number", "start")
+        return [key for key in needed if not getattr(self, key)]
+
+
+class ConsultationSection(Section):
+    contacts: Annotated[str, Field(max_length=1500)] = ""
+    """G6: the municipality's contacts given to a resident who writes a consultation into the
+    chat (name, phone, hours; several lines). Empty: 「市役所の担当窓口へ」."""
+    hotlines: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
+        default=DEFAULT_HOTLINES,
+        max_length=10,
+    )
+    """National hotlines listed in that reply (empty list: none)."""
+
+
+class BackupSection(Section):
+    directory: Path = Path("/var/backups/kairan")
+    """Where `kairanctl backup create` writes the sealed generations (age format)."""
+    keep: Annotated[int, Field(ge=0, le=366)] = 14
+    """Generations kept (0: no count limit, only the lifetime applies)."""
+    lifetime_days: Annotated[int, Field(ge=1, le=366)] = 14
+    """Every generation older than this is destroyed, locally and on the mirror (S18): a
+    resident deleted today is in no backup after this many days."""
+    mirror: Path | None = None
+    """A mounted backup target (e.g. /mnt/kairan-backup) that receives a copy of every
+    generation and the deletion journal, pruned by the same rules. None: local only."""
+
+
+class MediaSection(Section):
+    """Images in deliveries (issue 20), served to LINE through the relay like the webhook."""
+
+    public_base_url: str = ""
+    """https:// origin LINE reaches the webhook at (the relay's DNS name), no trailing slash.
+    Empty: deliveries with images cannot be approved (LINE could not fetch them)."""
+    path: str = "/media"
+    """Path prefix of images on the webhook site (TLS socket, through the tunnel)."""
+    serve_seconds: Annotated[int, Field(ge=60)] = 30 * 86400
+    """How long after a delivery finished its images stay fetchable; then 404."""
+    test_serve_seconds: Annotated[int, Field(ge=60)] = 86400
+    """How long an image of a test send stays fetchable."""
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 20 * 1024 * 1024
+    """Largest picture staff may upload (it is re-encoded to LINE's 10 MB limit)."""
+
+
+class LinksSection(Section):
+    """Where links in deliveries may point (G3: a typo or a phishing link cannot go out)."""
+
+    allowed_domains: tuple[str, ...] = ()
+    """Domains (and their subdomains) links in deliveries may point to, e.g. the city's own
+    site. Admins add more at runtime (PUT /v1/link-domains); both lists apply."""
+
+
+class RecurringSection(Section):
+    """Recurring deliveries (定期配信): the series worker and downtime."""
+
+    grace_seconds: Annotated[int, Field(ge=0)] = 3600
+    """An occurrence missed while the appliance was off is still sent this long after its
+    time; later it is skipped and reported."""
+    poll_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+    """How often the series worker looks for occurrences whose time has come."""
+
+
 class Config(Section):
     daemon: DaemonSection = DaemonSection()
     keyring: KeyringSection = KeyringSection()
@@ -177,6 +338,14 @@ class Config(Section):
     delivery: DeliverySection = DeliverySection()
     conversation: ConversationSection = ConversationSection()
     privacy: PrivacySection = PrivacySection()
+    queue: QueueSection = QueueSection()
+    kiosk: KioskSection = KioskSection()
+    backup: BackupSection = BackupSection()
+    consultation: ConsultationSection = ConsultationSection()
+    contract: ContractSection = ContractSection()
+    media: MediaSection = MediaSection()
+    links: LinksSection = LinksSection()
+    recurring: RecurringSection = RecurringSection()
 
     @property
     def database_path(self) -> Path:
@@ -202,6 +371,8 @@ _PATH_KEYS = {
     ("webhook", "tls_cert"),
     ("webhook", "tls_key"),
     ("api", "socket"),
+    ("backup", "directory"),
+    ("backup", "mirror"),
 }
 
 

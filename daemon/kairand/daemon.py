@@ -21,12 +21,16 @@ from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.delivery.audience_worker import audience_index_component
+from kairand.delivery.series import series_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
 from kairand.line.client import MAX_CONNECTIONS, line_api
 from kairand.line.inbox import inbox_component
 from kairand.line.webhook import webhook_component
 from kairand.logs import get_logger
+from kairand.programs.expiry import program_expiry_component
+from kairand.queue.pushes import queue_component
+from kairand.reservations.notices import notices_component
 from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
@@ -87,7 +91,11 @@ def components() -> list[CleanupContext]:
         webhook_component,
         inbox_component,
         delivery_component,
+        series_component,
         retention_component,
+        notices_component,
+        queue_component,
+        program_expiry_component,
         api_component,
     ]
 

@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import datetime as dt
+import getpass
 import signal
 import socket
 import subprocess
@@ -35,6 +37,10 @@ from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
 from kairand.glossary import STATUS_LABELS
 from kairand.main import report
+from kairand.programs import demo as program_demo
+from kairand.reservations.model import example_service
+from kairand.store.bootstrap import open_store, select_keyring
+from kairand.timeutil import JST
 
 BANNER = (
     "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
@@ -253,8 +259,97 @@ async def seed_past_deliveries(config: Config, marker: Path, min_registered: int
     return created
 
 
+async def seed_reservations(config: Config) -> int:
+    """The nursery-application window of seed 003 as a bookable service, with a few phone
+    bookings, so 窓口予約 (F10) has something to show; simulated residents book in LINE."""
+    async with api_client(config) as api:
+        current = (await api.get("/v1/reservations/services")).body or {}
+        if current.get("catalogue", {}).get("services"):
+            return 0
+        service = example_service().model_dump(mode="json")
+        saved = await api.put("/v1/reservations/services", {"catalogue": {"services": [service]}})
+        if saved.status != 200:
+            print(f"demo: could not set up reservations: {saved.body}", file=sys.stderr)
+            return 0
+        booked = 0
+        day = dt.datetime.now(JST).date()
+        names = [("すいた はなこ", "06-6384-1231"), ("やまだ たろう", "090-1111-2222")]
+        while booked < len(names):
+            day += dt.timedelta(days=1)
+            slot = f"{day.isoformat()}T10:00"
+            kana, phone = names[booked]
+            body = {"service": service["code"], "slot": slot, "name_kana": kana, "phone": phone}
+            response = await api.post("/v1/reservations/bookings", body)
+            if response.status == 201:
+                booked += 1
+            elif day > dt.datetime.now(JST).date() + dt.timedelta(days=30):
+                break
+        return booked
+
+
+async def seed_queue(config: Config) -> int:
+    """Walk-ins without LINE take numbers at the window (the desk issues them) and one is
+    called, so 呼出 (F11) and `kairan board` show a running queue; simulated residents take
+    tickets in LINE meanwhile (kairan-sim --queue-rate)."""
+    issued = 0
+    async with api_client(config) as api:
+        for service in config.queue.services:
+            for _ in range(3):
+                response = await api.post("/v1/queue/tickets", {"service": service.code})
+                issued += response.status == 201
+        if config.queue.services:
+            first = config.queue.services[0]
+            await api.post("/v1/queue/call", {"service": first.code, "counter": first.counters[0]})
+    return issued
+
+
+async def queue_summary(config: Config) -> str:
+    async with api_client(config) as api:
+        board = (await api.get("/v1/queue/board")).body or {}
+    calling = "、".join(f"{c['label']}→{c['counter']}番窓口" for c in board.get("calling", []))
+    waiting = "、".join(f"{s['name']} {s['waiting']}人" for s in board.get("services", []))
+    return f"番号札: 呼出中 {calling or 'なし'} / お待ち {waiting or 'なし'}"
+
+
+DEMO_ALERT = {
+    "when": "本日 午後3時30分ごろ",
+    "place": "朝日町の公園付近",
+    "what": "下校中の児童が、見知らぬ男から声をかけられました（訓練）。",
+    "advice": "登下校時は複数で行動しましょう。",
+}
+
+
+async def send_demo_alert(config: Config) -> None:
+    """What a newcomer does on the 緊急配信 screen: the kindergarten's 不審者情報 to its two
+    districts, sent at once with no second person (headless mode only)."""
+    async with api_client(config) as api:
+        programs = (await api.get("/v1/programs")).body or {}
+        for program in programs.get("items", []):
+            print(f"配信サービス「{program['name']}」登録 {program['registered']} 人", flush=True)
+        templates = (await api.get("/v1/alert-templates")).body or {}
+        approved = [t for t in templates.get("items", []) if t["status"] == "approved"]
+        if not approved:
+            return
+        body = {
+            "template_id": approved[0]["id"],
+            "institution": "tanpopo",
+            "districts": ["asahi", "hikari"],
+            "values": DEMO_ALERT,
+        }
+        answer = await api.post("/v1/alerts", body)
+        if answer.status != 201:
+            print(f"demo: the alert was refused: {answer.body}", file=sys.stderr)
+            return
+        print(
+            f"緊急配信 #{answer.body['delivery_id']} を送信しました（承認者の操作なし）", flush=True
+        )
+
+
 async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
     started = time.monotonic()
+    reservations = await seed_reservations(config)
+    print(f"demo: window reservations ready ({reservations} phone bookings)", flush=True)
+    print(f"demo: same-day queue running ({await seed_queue(config)} tickets at the window)")
     seeded = asyncio.create_task(seed_past_deliveries(config, marker))
     while time.monotonic() - started < duration:
         await asyncio.sleep(5)
@@ -266,6 +361,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
             flush=True,
         )
     await seeded
+    await send_demo_alert(config)
     await asyncio.sleep(3)  # let the sender finish the sample deliveries
     async with api_client(config) as api:
         page = (await api.get("/v1/deliveries")).body or {}
@@ -277,6 +373,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
             f"（配信対象 {item.get('recipient_count')} 人、送信済み {item.get('sent_count')} 人）",
             flush=True,
         )
+    print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
     ok = figures.get("registered", 0) > 0 and sent > 0
@@ -287,6 +384,18 @@ async def headless(config: Config, processes: Processes, duration: float, marker
         flush=True,
     )
     return 0 if ok else 1
+
+
+def install_child_safety(config: Config) -> None:
+    """The 子ども安全情報 program with an approved template (issue 16), before the daemon
+    starts: the person running the demo is the kindergarten's head and can send an alert."""
+    select_keyring(config)
+    store = open_store(config)
+    try:
+        if asyncio.run(program_demo.install(store, getpass.getuser())):
+            print("demo: 子ども安全情報 (F12 緊急配信) is set up", flush=True)
+    finally:
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return report("kairan-demo", exc)
     logs = config_path.parent / "logs"
     logs.mkdir(exist_ok=True)
+    install_child_safety(config)
     marker = config_path.parent / "state" / "demo-seeded"
     processes = Processes(logs)
     python = sys.executable
@@ -323,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
                 "--follow", "150",
                 "--follow-rate", "2",
                 "--think-time", "0.3", "1.5",
+                "--booking-rate", "0.2",
+                "--queue-rate", "0.1",
                 "--report-every", "10",
+                "--school-districts", program_demo.simulator_districts(),
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))
@@ -331,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(headless(config, processes, args.duration, marker))
+        asyncio.run(seed_reservations(config))
+        asyncio.run(seed_queue(config))
         seeding = threading.Thread(
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )

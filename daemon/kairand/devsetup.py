@@ -52,6 +52,39 @@ socket_group = ""             # development: the socket keeps your own group
 
 [delivery]
 {four_eyes}
+
+# Same-day queue (issue 15). Training hours cover the whole day so the demo runs at any hour;
+# an office sets its real hours (e.g. 08:30 to 17:15).
+[queue]
+opens_at = "00:00"
+closes_at = "23:59"
+notify_when_ahead = 3
+line_basic_id = "@kairan-sim"
+
+[[queue.services]]
+code = "hoiku"                # the same code as the reservation service (booked residents first)
+prefix = "A"
+name = "保育所等利用申込"
+counters = [1, 2, 3]
+
+[[queue.services]]
+code = "juminhyo"
+prefix = "B"
+name = "住民票・証明書"
+counters = [4]
+[backup]
+directory = "backups"         # development: beside this file (the appliance: /var/backups/kairan)
+
+[contract]
+# Training data only (synthetic): the appliance's real contract goes here.
+addressee = "架空市長　見本 太郎 様"
+municipality = "架空市"
+contractor = "株式会社サンプル情報サービス"
+contractor_address = "架空県架空市中央一丁目1番1号"
+handling_manager = "見本 花子"
+name = "LINE公式アカウントによる情報配信システム運用業務（訓練用）"
+number = "訓練-2025-001"
+start = 2025-04-01
 """
 
 FOUR_EYES = "self_approval_threshold = 0   # four eyes: nobody approves their own delivery"
@@ -110,7 +143,7 @@ def init_dev(
             staff.StaffRecord(
                 username=getpass.getuser(),
                 display_name="開発者",
-                roles=("admin", "author", "approver", "auditor"),
+                roles=("admin", "author", "approver", "auditor", "counter"),
                 handles_personal_data=True,
                 active=True,
             ),

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from kairand import hostfacts
 from kairand.config import Config, load_config
 from kairand.errors import KairanError
 from kairand.keys import secrets
@@ -25,6 +26,7 @@ from kairand.store import backup as store_backup
 from kairand.store.bootstrap import select_keyring
 from kairand.store.database import open_connection
 from kairand.store.migrations import latest_version
+from kairand.timeutil import JST
 from kairand.tls import certificate_health, describe
 
 OK, WARN, FAIL, SKIP = "ok", "warning", "fail", "skipped"
@@ -52,6 +54,8 @@ class Context:
     systemctl: Callable[[str], str | None] | None = None
     timedatectl: Callable[[], str | None] | None = None
     last_backup: dict[str, Any] | None = None
+    updates: Callable[[], tuple[dt.datetime | None, int | None, str]] | None = None
+    """(last package upgrade, pending security updates or None, note); default: the host's."""
 
 
 def _c(ja_name: str, en_name: str, status: str, ja: str, en: str) -> Check:
@@ -352,6 +356,51 @@ def check_clock(ctx: Context) -> Check:
     )
 
 
+UPDATE_MAX_AGE = dt.timedelta(days=31)
+
+
+def _host_updates() -> tuple[dt.datetime | None, int | None, str]:
+    count, note = hostfacts.pending_security_updates()
+    return hostfacts.last_package_upgrade(), count, note
+
+
+def check_updates(ctx: Context) -> Check:
+    """S23: when packages were last upgraded, and whether Debian security updates wait."""
+    name = ("OS の更新", "OS updates")
+    last, pending, note = (ctx.updates or _host_updates)()
+    now = ctx.now or dt.datetime.now(dt.UTC)
+    when_ja = f"{last.astimezone(JST):%Y年%m月%d日 %H:%M}" if last else "記録なし"
+    when_en = last.isoformat(timespec="minutes") if last else "no record"
+    if pending is None:
+        return _c(
+            *name,
+            WARN,
+            f"最終更新 {when_ja}。未適用の更新を確認できません（{note}）",
+            f"last upgrade {when_en}; pending updates unknown",
+        )
+    if pending:
+        return _c(
+            *name,
+            WARN,
+            f"未適用のセキュリティ更新が {pending} 件あります（最終更新 {when_ja}）",
+            f"{pending} security updates pending (last upgrade {when_en}): "
+            "apply them (unattended-upgrades, or apt upgrade)",
+        )
+    if last is None or now - last > UPDATE_MAX_AGE:
+        return _c(
+            *name,
+            WARN,
+            f"最終更新から 31 日以上経っています（{when_ja}）",
+            f"no package upgrade for over 31 days (last {when_en})",
+        )
+    return _c(
+        *name,
+        OK,
+        f"未適用のセキュリティ更新はありません（最終更新 {when_ja}）",
+        f"no pending security update (last upgrade {when_en})",
+    )
+
+
 CHECKS: list[Callable[[Context], Check]] = [
     check_permissions,
     check_keys,
@@ -361,6 +410,7 @@ CHECKS: list[Callable[[Context], Check]] = [
     check_tunnel,
     check_line,
     check_clock,
+    check_updates,
 ]
 
 

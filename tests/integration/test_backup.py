@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kairand import ctl
-from kairand.backup import envelope, service
+from kairand.backup import agefmt, service
 from kairand.config import load_config
 from kairand.errors import AlreadyExistsError, DataError, ExitCode
 from kairand.keys import secrets
@@ -93,7 +93,7 @@ def test_round_trip_onto_a_fresh_appliance(dev_setup: Path, recovery, short_tmp:
         run_ctl(dev_setup, "backup", "create", "--directory", str(backups), "--recipient", str(pub))
         == 0
     )
-    [made] = list(backups.glob("*.kbak"))
+    [made] = list(backups.glob("*.tar.age"))
     assert made.stat().st_mode & 0o777 == 0o600
     # The sealed file shows neither the db-key nor the store's plaintext SQLite header.
     original_keys = DirectoryKeyring(dev_setup.parent / "keys")
@@ -156,20 +156,26 @@ def test_tampered_truncated_and_wrong_key_backups_change_nothing(
     and the fresh appliance is left without a store and without keys."""
     key, pub = recovery
     fill(dev_setup, 5)
-    info = service.create_backup(load_config(dev_setup), pub, short_tmp / "b", chunk_size=4096)
+    info = service.create_backup(load_config(dev_setup), pub, short_tmp / "b")
     data = info.path.read_bytes()
     other_key, other_pub = short_tmp / "o.key", short_tmp / "o.pub"
-    envelope.generate_recovery_key(other_key, other_pub)
+    agefmt.generate_recovery_key(other_key, other_pub)
+    # age: header ending "--- mac\n", a 16-byte nonce, then 64 KiB + 16-byte tag chunks.
+    payload = data.index(b"\n", data.index(b"\n---")) + 1 + 16
+    assert len(data) > payload + 2 * (65536 + 16), "the backup must span several age chunks"
     cases = {
         "flipped": data[: len(data) // 2]
         + bytes([data[len(data) // 2] ^ 0x80])
         + data[len(data) // 2 + 1 :],
         "truncated": data[: len(data) - 100],
-        "cut-at-boundary": data[: len(data) - (4096 + 16 + 5)],
+        "cut-at-boundary": data[: payload + 65536 + 16],
+        "header-only": data[:payload],
     }
     fresh = fresh_appliance(short_tmp / "fresh", dev_setup)
     for name, blob in cases.items():
-        damaged = short_tmp / f"{name}.kbak"
+        # Beside the real backup, so the deletion journal copy is found: the refusal below is
+        # the damaged file's, not a missing journal's.
+        damaged = info.path.parent / f"{name}.tar.age"
         damaged.write_bytes(blob)
         with pytest.raises(DataError):
             service.restore_backup(load_config(fresh), damaged, key, service.keyring_sink)
@@ -181,7 +187,7 @@ def test_tampered_truncated_and_wrong_key_backups_change_nothing(
             run_ctl(fresh, "backup", "verify", str(damaged), "--recovery-key", str(key))
             == ExitCode.DATA
         ), name
-    with pytest.raises(DataError, match="different recovery key"):
+    with pytest.raises(DataError, match="cannot be decrypted with this recovery key"):
         service.verify_backup(info.path, other_key)
     assert not list((fresh.parent / "state").iterdir())
     assert not list((fresh.parent / "keys").iterdir())
@@ -219,7 +225,7 @@ def test_backup_is_consistent_while_the_store_is_written(
         while written[0] < 3:
             threading.Event().wait(0.01)
         before = written[0]
-        info = service.create_backup(config, pub, short_tmp / "b", chunk_size=8192)
+        info = service.create_backup(config, pub, short_tmp / "b")
         after = written[0]
     finally:
         stop.set()
@@ -282,7 +288,7 @@ def test_retention_keeps_the_newest_generations(dev_setup: Path, recovery, short
         service.create_backup(config, pub, folder, keep=3, now=start + dt.timedelta(days=d)).path
         for d in range(5)
     ]
-    left = sorted(p.name for p in folder.glob("*.kbak"))
+    left = sorted(p.name for p in folder.glob("*.tar.age"))
     assert left == sorted(p.name for p in made[-3:])
     listed = service.list_backups(folder)
     assert [i.manifest["created_at"][:10] for i in listed] == [
@@ -290,7 +296,9 @@ def test_retention_keeps_the_newest_generations(dev_setup: Path, recovery, short
         "2026-04-04",
         "2026-04-05",
     ]
-    assert not [p for p in folder.iterdir() if not p.name.endswith(".kbak")]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".tar.age")) == [
+        "deletion-journal.jsonl"
+    ]
     assert run_ctl(dev_setup, "backup", "list", "--directory", str(folder)) == 0
 
 
@@ -341,4 +349,4 @@ def test_create_without_recipient_or_store_fails_clearly(dev_setup: Path, short_
     assert rc == ExitCode.CONFIG
     assert not (short_tmp / "b").exists()
     with pytest.raises(AlreadyExistsError):
-        envelope.generate_recovery_key(dev_setup, short_tmp / "x.pub")
+        agefmt.generate_recovery_key(dev_setup, short_tmp / "x.pub")

@@ -128,6 +128,8 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
         "etc/kairan/nftables": (0o755, 0, 0),
         "etc/kairan/nftables/kairan.nft": (0o644, 0, 0),
         "etc/nftables.conf": (0o755, 0, 0),
+        "etc/apt/apt.conf.d/20auto-upgrades": (0o644, 0, 0),
+        "etc/apt/apt.conf.d/52kairan-unattended-upgrades": (0o644, 0, 0),
         "etc/credstore.encrypted": (0o700, 0, 0),
         "etc/credstore.encrypted/kairan": (0o700, 0, 0),
         "etc/ssh/sshd_config.d/kairan-staff.conf": (0o644, 0, 0),
@@ -173,6 +175,10 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     assert files - expected.keys() - known - docs == {"var/lib/systemd/credential.secret"}
     for rel in files & docs:
         assert stat.S_IMODE((root / rel).stat().st_mode) == 0o644
+    # S23: daily unattended upgrades, Debian security suite only.
+    origins = (root / "etc/apt/apt.conf.d/52kairan-unattended-upgrades").read_text()
+    assert "codename=${distro_codename}-security" in origins and "Automatic-Reboot" in origins
+    assert 'Unattended-Upgrade "1"' in (root / "etc/apt/apt.conf.d/20auto-upgrades").read_text()
     assert stat.S_IMODE((root / "var/lib/systemd/credential.secret").stat().st_mode) == 0o400
     # Nothing else that is sensitive was left behind (e.g. the plaintext tunnel key).
     stray = [

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from kairand.config import DEFAULT_HOTLINES
 from kairand.conversation import texts
 from kairand.conversation.survey import AREAS, TOPICS
 from kairand.store import inbox, metrics, residents
@@ -31,6 +32,8 @@ from tests.support.ports import free_port
 BATCH_EVENTS = 50
 # Every answer path, deterministically (test_onboarding_simulator adds realistic residents).
 STAND_IN_POPULATION = 1000
+
+CONSULT = texts.consultation_reply("", DEFAULT_HOTLINES)  # G6, default config
 
 
 @dataclass
@@ -73,7 +76,7 @@ class SimResident:
                 self.declines_first = False
                 return self.tap(texts.CONSENT_NO, ts)
             return self.tap(texts.CONSENT_YES, ts)
-        if not buttons and text in (texts.DECLINED, texts.GUIDANCE, texts.MEDIA):
+        if not buttons and text in (texts.DECLINED, CONSULT, texts.MEDIA):
             return event("postback", self.uid, ts, data="a=settings")
         if texts.PICK_YEAR in buttons:
             if self.plan["birth_year"] is None:
@@ -239,9 +242,7 @@ async def test_decline_guidance_and_media_replies(
     chat = event("message", uid, t0 + 3, text=secret_text)
     image = event("message", uid, t0 + 4, message_type="image")
     await daemon.post([chat, image])
-    assert (await asyncio.wait_for(line.wait_reply(chat["replyToken"]), 10))[0][
-        "text"
-    ] == texts.GUIDANCE
+    assert (await asyncio.wait_for(line.wait_reply(chat["replyToken"]), 10))[0]["text"] == CONSULT
     assert (await asyncio.wait_for(line.wait_reply(image["replyToken"]), 10))[0][
         "text"
     ] == texts.MEDIA

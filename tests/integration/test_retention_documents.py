@@ -150,14 +150,14 @@ def test_handling_report(dev_setup: Path, store: Store, short_tmp: Path) -> None
     assert f"| うち受信設定の登録完了 | {sum(AREAS.values())} |" in text
     assert "| 対象期間の友だち追加 | 5 |" in text
     assert "| 配信済み | 1 | 39 | 39 | 0 |" in text
-    assert "| tanaka | delivery.create | 許可 | 1 |" in text
-    assert "| sato | delivery.approve | 許可 | 1 |" in text
+    assert "| tanaka | 配信の作成 | 許可 | 1 |" in text
+    assert "| sato | 配信の承認 | 許可 | 1 |" in text
     assert "audit.view" not in text  # outside the period
-    denied = text.split("## 5. 拒否されたアクセス")[1].split("## 6.")[0]
-    assert "| tanaka | delivery.approve | 1 |" in denied
+    denied = text.split("## 7. 拒否されたアクセス")[1].split("## 8.")[0]
+    assert "| tanaka | 配信の承認 | 1 |" in denied
     assert "| ブロック（友だち解除）による削除 | 1 | 0 | 1 |" in text
     assert "| ご本人の申し出による削除 | 1 | 0 | 1 |" in text
-    assert "| 田中 花子 |" in text or "tanaka | 田中 花子" in text
+    assert "| tanaka | 田中 花子 |" in text
     assert "改ざんは検出されませんでした" in text
     assert "2027年5月31日 02:00" in text
     assert "U000" not in text and "U111" not in text

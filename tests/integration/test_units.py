@@ -106,7 +106,9 @@ def test_backup_unit_argv_is_accepted_by_kairanctl() -> None:
     assert argv[0] == "/opt/kairan/bin/kairanctl"
     args = ctl.build_parser().parse_args(argv[1:])
     assert (args.command, args.backup_command) == ("backup", "create")
-    assert args.keep >= 1 and str(args.recipient) == "/etc/kairan/recovery.pub"
+    # Count and lifetime come from [backup] in kairan.toml (the defaults are 14 and 14 days).
+    assert args.keep is None and str(args.recipient) == "/etc/kairan/recovery.pub"
+    assert "-/mnt/kairan-backup" in d["ReadWritePaths"]
     timer = configparser.ConfigParser()
     timer.read(UNITS / "kairan-backup.timer")
     assert timer["Timer"]["OnCalendar"].startswith("*-*-* ")

@@ -108,13 +108,72 @@ def test_wipe_leaves_nothing_readable(
     assert [r["reason"] for r in record["receipts"][len(digests) :]] == ["contract_end"] * 3
     assert record["personal_rows"]["residents"] == len(PEOPLE)
     assert record["audit_chain"]["intact"] and record["audit_chain"]["entries"] >= 3
-    for path in [record_path, *setup_root.glob("deletion-certificate-final-*")]:
+    assert ctl.main(["--config", str(dev_setup), "certificate", "verify", str(record_path)]) == 0
+    # No final certificate until the backups and the recovery key are confirmed destroyed.
+    assert not list(setup_root.glob("deletion-certificate-final-*"))
+
+
+def _wipe(dev_setup: Path, *args: str) -> int:
+    return ctl.main(["--config", str(dev_setup), "wipe", *args])
+
+
+@pytest.mark.req("S13")
+@pytest.mark.req("S18")
+def test_final_certificate_only_after_backups_and_recovery_key_are_destroyed(
+    dev_setup: Path,
+    config: Config,
+    populated: Store,
+    short_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S13: the contract-end certificate is issued last: the wipe, then `confirm-backups`
+    (which destroys every generation Kairan knows), then `confirm-recovery-key` (a person
+    attests it), in that order; the certificate names each step with its time and person, the
+    method (crypto-erase and overwrite) and the scope, and verifies as PDF, text and JSON."""
+    from kairand.backup import agefmt, service
+
+    populated.close()
+    key, pub = short_tmp / "recovery-key.txt", short_tmp / "recovery.pub"
+    agefmt.generate_recovery_key(key, pub)
+    made = service.create_backup(config, pub, config.backup.directory).path
+    assert made.exists() and made.parent == dev_setup.parent / "backups"
+    out = short_tmp / "final"
+    assert _wipe(dev_setup, "--i-understand", "--output", str(out)) == 0
+    assert _wipe(dev_setup, "certificate", "--output", str(out)) == ExitCode.FAILURE
+    assert _wipe(dev_setup, "confirm-recovery-key", "--output", str(out), "--yes") == 1
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    assert _wipe(dev_setup, "confirm-backups", "--output", str(out)) == ExitCode.FAILURE
+    assert made.exists()
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    assert _wipe(dev_setup, "confirm-backups", "--output", str(out)) == 0
+    assert not made.exists() and not list((dev_setup.parent / "backups").iterdir())
+    assert _wipe(dev_setup, "certificate", "--output", str(out)) == ExitCode.FAILURE
+    assert (
+        _wipe(dev_setup, "confirm-recovery-key", "--output", str(out), "--recipient", str(pub)) == 0
+    )
+    capsys.readouterr()
+    assert _wipe(dev_setup, "certificate", "--output", str(out)) == 0
+    (final_json,) = out.glob("deletion-certificate-final-*.json")
+    payload = json.loads(final_json.read_text(encoding="utf-8"))["payload"]
+    assert payload["counts_by_reason"]["contract_end"] == len(PEOPLE)
+    assert payload["counts_by_reason"]["unfollow"] == 1
+    final = payload["final"]
+    assert str(made) in final["backups"]["destroyed"]
+    assert final["recovery_key"]["recipient"] == agefmt.load_recipient_text(pub)
+    assert final["backups"]["by"].startswith("kairanctl:")
+    assert any("暗号化消去" in m for m in payload["method"])
+    assert any("復旧用秘密鍵" in item for item in payload["scope"])
+    assert payload["addressee"] == config.contract.addressee
+    for suffix in (".pdf", ".txt", ".json"):
+        (path,) = out.glob(f"deletion-certificate-final-*{suffix}")
         assert ctl.main(["--config", str(dev_setup), "certificate", "verify", str(path)]) == 0
-    (text,) = setup_root.glob("deletion-certificate-final-*.txt")
-    assert "契約終了に伴う全データの消去" in text.read_text(encoding="utf-8")
-    (final_json,) = setup_root.glob("deletion-certificate-final-*.json")
-    counts = json.loads(final_json.read_text(encoding="utf-8"))["payload"]["counts_by_reason"]
-    assert counts["contract_end"] == len(PEOPLE) and counts["unfollow"] == 1
+    (pdf_path,) = out.glob("deletion-certificate-final-*.pdf")
+    from tests.support.pdftext import pdf_text
+
+    text = pdf_text(pdf_path.read_bytes())
+    assert "個人情報削除証明書（契約終了）" in text and "復旧用秘密鍵" in text
+    assert config.contract.handling_manager in text
 
 
 @pytest.mark.parametrize("which", ["api", "webhook"])
@@ -170,3 +229,49 @@ def test_wipe_with_systemd_credentials_prints_the_command(
     state_dir = load_config(systemd_config).daemon.state_dir
     assert _all_files(state_dir) == []
     assert not os.listdir(state_dir)
+
+
+@pytest.mark.req("S22")
+def test_handover_is_sealed_to_the_municipality_and_named_in_the_final_certificate(
+    dev_setup: Path, config: Config, populated: Store, short_tmp: Path
+) -> None:
+    """S22: before the wipe an administrator seals the residents' data to the municipality's
+    own age key; Debian's age opens it with that key only; the export is audited and the final
+    certificate names it (count and SHA-256)."""
+    import hashlib
+    import subprocess
+
+    from kairand.backup import agefmt
+
+    populated.close()
+    key, pub = short_tmp / "city-key.txt", short_tmp / "city.pub"
+    agefmt.generate_recovery_key(key, pub)
+    other_key, other_pub = short_tmp / "other.txt", short_tmp / "other.pub"
+    agefmt.generate_recovery_key(other_key, other_pub)
+    sealed = short_tmp / "handover.tar.age"
+    argv = ["--config", str(dev_setup), "handover", "export", "--recipient", str(pub)]
+    assert ctl.main([*argv, "--output", str(sealed)]) == 0
+    data = sealed.read_bytes()
+    assert occurrences(data, _needles()) == []  # sealed: nothing readable
+    opened = subprocess.run(["age", "-d", "-i", str(key), str(sealed)], capture_output=True)
+    assert opened.returncode == 0
+    listing = subprocess.run(
+        ["tar", "-xO", "handover/residents.csv"], input=opened.stdout, capture_output=True
+    )
+    csv_text = listing.stdout.decode("utf-8-sig")
+    assert all(uid in csv_text for uid in PEOPLE)
+    wrong = subprocess.run(["age", "-d", "-i", str(other_key), str(sealed)], capture_output=True)
+    assert wrong.returncode != 0
+    out = short_tmp / "final"
+    assert (
+        ctl.main(["--config", str(dev_setup), "wipe", "--i-understand", "--output", str(out)]) == 0
+    )
+    for step in ("confirm-backups", "confirm-recovery-key"):
+        assert (
+            ctl.main(["--config", str(dev_setup), "wipe", step, "--output", str(out), "--yes"]) == 0
+        )
+    assert ctl.main(["--config", str(dev_setup), "wipe", "certificate", "--output", str(out)]) == 0
+    (final_json,) = out.glob("deletion-certificate-final-*.json")
+    final = json.loads(final_json.read_text(encoding="utf-8"))["payload"]["final"]
+    assert hashlib.sha256(data).hexdigest() in final["handover"]
+    assert f"{len(PEOPLE)} 件" in final["handover"]

@@ -18,8 +18,11 @@ STAFF = {
     "aut": ("author",),
     "apr": ("approver",),
     "aud": ("auditor",),
+    "ctr": ("counter",),
+    "ksk": ("kiosk",),
+    "brd": ("board",),
     "aut2": ("author", "approver"),
-    "all": ("admin", "author", "approver", "auditor"),
+    "all": ("admin", "author", "approver", "auditor", "counter", "kiosk", "board"),
 }
 
 

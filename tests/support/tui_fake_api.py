@@ -20,10 +20,25 @@ from aiohttp import web
 
 from kairand.api import roles, schema
 from kairand.conversation.survey import default_survey
+from kairand.delivery.recurrence import japan_holiday
+from tests.support.tui_fake_programs import add_program_routes
 
 JST = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
 """Fixed 'now' of the fake: old enough that no screen shows a relative time."""
+
+
+# The holiday tables are read from files on first use: load them here, off the fake's loop.
+for _year in range(NOW.year - 1, NOW.year + 3):
+    japan_holiday(dt.date(_year, 1, 1))
+
+# Issue 20 routes, granted only when a test turns them on (FakeState.issue20), so the other
+# screens' snapshots (whose navigation lists the allowed screens) stay as they were.
+ISSUE20_ROUTES = frozenset(
+    name
+    for name in roles.BY_NAME
+    if name.split(".")[0] in ("media", "link_domains", "templates", "series", "calendar")
+)
 
 
 def problem(
@@ -80,10 +95,17 @@ class FakeState:
     send_step: int = 40
     """Recipients 'sent' per tick while a delivery is sending."""
     tick_seconds: float = 0.15
+    issue20: bool = False
+    """Grant the issue-20 routes (images, series, calendar)."""
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    series: dict[int, dict[str, Any]] = field(default_factory=dict)
+    templates: dict[int, dict[str, Any]] = field(default_factory=dict)
     audience_calls: int = 0
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
     listeners: list[asyncio.Queue] = field(default_factory=list)
+    programs: dict[str, Any] = field(default_factory=dict)
+    """State of the issue-16 routes (tests.support.tui_fake_programs)."""
 
     def broadcast(self, name: str, payload: dict[str, Any]) -> None:
         """Send an SSE event to every open /v1/events stream."""
@@ -231,6 +253,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         return state.staff[username]
 
     def allowed(route: str) -> bool:
+        if route in ISSUE20_ROUTES and not state.issue20:
+            return False
         # The daemon's own roles matrix: a route the fake invents fails here (KeyError).
         return roles.allowed(roles.BY_NAME[route], me()["roles"])
 
@@ -255,7 +279,11 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     @routes.get("/v1/me")
     async def get_me(_: web.Request) -> web.Response:
         person = me()
-        routes_allowed = roles.allowed_routes(person["roles"])
+        routes_allowed = [
+            r
+            for r in roles.allowed_routes(person["roles"])
+            if state.issue20 or r not in ISSUE20_ROUTES
+        ]
         body = schema.Me.model_validate(
             {
                 **person,
@@ -650,7 +678,157 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             state.listeners.remove(queue)
         return response
 
+    add_program_routes(routes, username, guard, state.programs)
     app = web.Application()
+    # -- issue 20 --------------------------------------------------------------------------
+
+    @routes.post("/v1/media")
+    async def media_upload(request: web.Request) -> web.Response:
+        if (refused := guard("media.upload")) is not None:
+            return refused
+        import hashlib
+        import urllib.parse
+
+        data = await request.read()
+        if not data.startswith((b"\xff\xd8\xff", b"\x89PNG")):
+            return problem(
+                422, "validation", "画像を読み取れません", "JPEG か PNG を選んでください。"
+            )
+        media_id = hashlib.sha256(data).hexdigest()
+        out = schema.MediaOut(
+            id=media_id,
+            content_type=request.content_type,
+            width=800,
+            height=600,
+            bytes=len(data),
+            preview_bytes=min(len(data), 1024 * 1024),
+            file_name=urllib.parse.unquote(request.headers.get("X-File-Name", "")),
+        )
+        state.media[media_id] = out.model_dump(mode="json")
+        return web.json_response(state.media[media_id], status=201)
+
+    def series_out(item: dict[str, Any]) -> dict[str, Any]:
+        rule = schema.RecurrenceRule.model_validate(item["rule"])
+        after = dt.datetime.combine(NOW.date(), dt.time(0), tzinfo=JST)
+        upcoming = (
+            schema.occurrences(rule, after=after, limit=5)
+            if item["status"] in ("active", "pending_approval", "paused", "draft")
+            else []
+        )
+        return schema.SeriesOut.model_validate(
+            {
+                **item,
+                "rule_text": schema.describe(rule),
+                "next_occurrences": upcoming,
+                "occurrences_done": item.get("occurrences_done", 0),
+            }
+        ).model_dump(mode="json")
+
+    @routes.get("/v1/series")
+    async def series_list(_: web.Request) -> web.Response:
+        if (refused := guard("series.list")) is not None:
+            return refused
+        items = [series_out(s) for s in sorted(state.series.values(), key=lambda s: -s["id"])]
+        return web.json_response({"items": items})
+
+    @routes.post("/v1/series")
+    async def series_create(request: web.Request) -> web.Response:
+        if (refused := guard("series.create")) is not None:
+            return refused
+        body = schema.SeriesIn.model_validate(await request.json())
+        series_id = len(state.series) + 1
+        state.series[series_id] = {
+            "id": series_id,
+            "title": body.content.title,
+            "status": "draft",
+            "content": body.content.model_dump(mode="json"),
+            "rule": body.rule.model_dump(mode="json"),
+            "author": username,
+            "approver": None,
+        }
+        return web.json_response(series_out(state.series[series_id]), status=201)
+
+    @routes.post("/v1/series/{id}/{action}")
+    async def series_action(request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if (refused := guard(f"series.{action}")) is not None:
+            return refused
+        item = state.series.get(int(request.match_info["id"]))
+        if item is None:
+            return not_found()
+        moves = {
+            "submit": ("draft", "pending_approval"),
+            "approve": ("pending_approval", "active"),
+            "pause": ("active", "paused"),
+            "resume": ("paused", "active"),
+            "end": (item["status"], "ended"),
+        }
+        if action not in moves or item["status"] != moves[action][0]:
+            return problem(409, "conflict", "操作できません", "この状態では操作できません。")
+        item["status"] = moves[action][1]
+        if action == "approve":
+            item["approver"] = username
+        return web.json_response(series_out(item))
+
+    @routes.get("/v1/templates")
+    async def templates_list(_: web.Request) -> web.Response:
+        if (refused := guard("templates.list")) is not None:
+            return refused
+        return web.json_response({"items": list(state.templates.values())})
+
+    @routes.post("/v1/templates")
+    async def templates_create(request: web.Request) -> web.Response:
+        if (refused := guard("templates.create")) is not None:
+            return refused
+        body = schema.TemplateIn.model_validate(await request.json())
+        template_id = len(state.templates) + 1
+        out = schema.TemplateOut(
+            id=template_id,
+            name=body.name,
+            content=body.content,
+            version=1,
+            updated_by=username,
+            updated_at=NOW,
+        )
+        state.templates[template_id] = out.model_dump(mode="json")
+        return web.json_response(state.templates[template_id], status=201)
+
+    @routes.get("/v1/calendar")
+    async def calendar(request: web.Request) -> web.Response:
+        if (refused := guard("calendar")) is not None:
+            return refused
+        until = NOW + dt.timedelta(days=int(request.query.get("days", "31")))
+        items = []
+        for d in state.deliveries.values():
+            if d["status"] in ("scheduled", "approved", "pending_approval") and d["scheduled_at"]:
+                items.append(
+                    {
+                        "at": d["scheduled_at"],
+                        "title": d["title"],
+                        "kind": "delivery",
+                        "id": d["id"],
+                        "status": d["status"],
+                    }
+                )
+        for item in state.series.values():
+            for at in series_out(item)["next_occurrences"]:
+                if dt.datetime.fromisoformat(at) >= until:
+                    continue
+                items.append(
+                    {
+                        "at": at,
+                        "title": item["title"],
+                        "kind": "series",
+                        "id": item["id"],
+                        "status": item["status"],
+                    }
+                )
+        items.sort(key=lambda e: dt.datetime.fromisoformat(e["at"]))
+        return web.json_response(
+            schema.CalendarOut.model_validate({"items": items}).model_dump(mode="json")
+        )
+
+    app = web.Application(client_max_size=32 * 1024 * 1024)
     app.add_routes(routes)
     return app
 

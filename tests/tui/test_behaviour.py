@@ -49,10 +49,10 @@ async def signed_in(pilot, app) -> None:
 @pytest.mark.parametrize(
     ("user", "visible"),
     [
-        ("sato", ["dashboard", "compose", "history", "statistics"]),
-        ("suzuki", ["dashboard", "approvals", "history", "statistics"]),
-        ("tanaka", ["dashboard", "statistics", "survey", "staff"]),
-        ("takahashi", ["dashboard", "history", "statistics", "audit"]),
+        ("sato", ["dashboard", "compose", "history", "statistics", "alert", "programs"]),
+        ("suzuki", ["dashboard", "approvals", "history", "statistics", "programs"]),
+        ("tanaka", ["dashboard", "statistics", "survey", "staff", "programs"]),
+        ("takahashi", ["dashboard", "history", "statistics", "audit", "programs"]),
     ],
 )
 async def test_screens_follow_roles(user, visible, app_for):
@@ -378,7 +378,7 @@ async def test_progress_bar_follows_a_delivery_until_sent(app_for, fake):
 
 
 async def test_lost_daemon_is_explained_and_reconnected(short_tmp: Path):
-    """N5: when the daemon goes away the screen says so in Japanese (banner and notification)
+    """When the daemon goes away the screen says so in Japanese (banner and notification)
     without freezing; when it is back the app reconnects by itself and says so."""
     state = demo_state()
     socket = short_tmp / "api.sock"
@@ -411,7 +411,7 @@ async def test_lost_daemon_is_explained_and_reconnected(short_tmp: Path):
 
 
 async def test_waits_for_a_daemon_that_is_not_up_yet(short_tmp: Path):
-    """N5: started before the daemon, the app says it cannot connect and where, then signs in
+    """Started before the daemon, the app says it cannot connect and where, then signs in
     as soon as the daemon is there."""
     socket = short_tmp / "late.sock"
     app = make_app(socket, connection_check_seconds=60, retry_seconds=0.1)
@@ -530,7 +530,7 @@ async def test_audit_filter_and_verify(app_for, fake):
 
 
 async def test_help_lists_every_binding(app_for):
-    """N5: F1 (and ?) opens help listing the screen keys the caller may use, every binding of
+    """F1 (and ?) opens help listing the screen keys the caller may use, every binding of
     the current screen, and the common keys; Esc closes it."""
     app = app_for("suzuki")
     async with app.run_test(size=SIZE) as pilot:
@@ -554,7 +554,7 @@ async def test_help_lists_every_binding(app_for):
 
 
 async def test_dashboard_counters_follow_the_event_stream(app_for, fake):
-    """N5: the dashboard's counters change as soon as the API pushes a dashboard event,
+    """The dashboard's counters change as soon as the API pushes a dashboard event,
     without waiting for the next poll; the 訓練モード banner is shown on the simulator."""
     app = app_for("sato")
     async with app.run_test(size=SIZE) as pilot:
@@ -706,7 +706,7 @@ async def test_over_quota_and_resume_need_explicit_decisions(app_for, fake, monk
 
 
 async def test_unexpected_answers_and_bugs_do_not_close_the_terminal(app_for, fake, monkeypatch):
-    """N5: an answer that does not fit the schema is reported as a version mismatch, and even
+    """An answer that does not fit the schema is reported as a version mismatch, and even
     an unexpected exception in a worker becomes a Japanese notification; the app stays usable."""
     app = app_for("sato")
     async with app.run_test(size=SIZE) as pilot:

@@ -12,14 +12,14 @@ from kairan_tui import main
 
 
 def test_socket_option_wins(tmp_path: Path) -> None:
-    """N5: an explicit --socket is used as given."""
+    """An explicit --socket is used as given."""
     config = tmp_path / "kairan.toml"
     config.write_text('[api]\nsocket = "/run/elsewhere.sock"\n', encoding="utf-8")
     assert main.resolve_socket(Path("/tmp/x.sock"), config) == Path("/tmp/x.sock")
 
 
 def test_config_socket_relative_to_the_file(tmp_path: Path) -> None:
-    """N5: --config reads [api] socket; a relative path is relative to the config's folder,
+    """--config reads [api] socket; a relative path is relative to the config's folder,
     as the daemon reads it."""
     config = tmp_path / "kairan.toml"
     config.write_text('[api]\nsocket = "run/api.sock"\n', encoding="utf-8")
@@ -27,7 +27,7 @@ def test_config_socket_relative_to_the_file(tmp_path: Path) -> None:
 
 
 def test_unreadable_config_is_explained_in_japanese(tmp_path: Path) -> None:
-    """N5: a --config that cannot be read stops with a Japanese message naming the file."""
+    """A --config that cannot be read stops with a Japanese message naming the file."""
     missing = tmp_path / "nothing.toml"
     with pytest.raises(SystemExit) as stop:
         main.resolve_socket(None, missing)
@@ -35,7 +35,7 @@ def test_unreadable_config_is_explained_in_japanese(tmp_path: Path) -> None:
 
 
 def test_default_falls_back_to_run_kairan(tmp_path: Path, monkeypatch) -> None:
-    """N5: without options: /etc/kairan/kairan.toml's socket if readable, else the default."""
+    """Without options: /etc/kairan/kairan.toml's socket if readable, else the default."""
     monkeypatch.setattr(main, "DEFAULT_CONFIG", tmp_path / "absent.toml")
     assert main.resolve_socket(None, None) == Path("/run/kairan/api.sock")
     present = tmp_path / "kairan.toml"
@@ -45,7 +45,7 @@ def test_default_falls_back_to_run_kairan(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_help_is_japanese() -> None:
-    """N5: `kairan --help` explains the options in Japanese."""
+    """`kairan --help` explains the options in Japanese."""
     out = subprocess.run(
         [sys.executable, "-m", "kairan_tui.main", "--help"],
         capture_output=True,

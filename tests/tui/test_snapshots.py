@@ -20,6 +20,8 @@ SCREENS = {
     "survey": ("tanaka", "f7", "#question-list ListItem"),
     "staff": ("tanaka", "f8", "#staff-table"),
     "audit": ("takahashi", "f9", "#audit-table"),
+    "alert": ("sato", "f10", "#field-advice"),
+    "programs": ("ito", "f11", "#templates-table"),
 }
 
 
@@ -36,7 +38,7 @@ def _loaded(app, selector: str):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("name", list(SCREENS))
 def test_screen_snapshot(name, size, app_for, snap_compare):
-    """N5, S7: each screen renders in Japanese and fits the terminal sizes staff use."""
+    """Each screen renders in Japanese and fits the terminal sizes staff use."""
     user, key, selector = SCREENS[name]
     app = app_for(user)
 
@@ -53,7 +55,7 @@ def test_screen_snapshot(name, size, app_for, snap_compare):
 
 
 def test_help_snapshot(app_for, snap_compare):
-    """N5: F1 lists every key binding of the screen and of the app, in Japanese."""
+    """F1 lists every key binding of the screen and of the app, in Japanese."""
     app = app_for("ito")
 
     async def run_before(pilot) -> None:

@@ -31,11 +31,16 @@ from kairand.api import schema
 
 
 def _screen_classes() -> dict[str, Callable[[], Screen]]:
+    from kairan_tui.screens.alert import AlertScreen
     from kairan_tui.screens.approvals import ApprovalsScreen
     from kairan_tui.screens.audit import AuditScreen
+    from kairan_tui.screens.calendar import CalendarScreen
     from kairan_tui.screens.compose import ComposeScreen
     from kairan_tui.screens.dashboard import DashboardScreen
     from kairan_tui.screens.history import HistoryScreen
+    from kairan_tui.screens.programs import ProgramsScreen
+    from kairan_tui.screens.queue_desk import QueueDeskScreen
+    from kairan_tui.screens.reservations import ReservationDeskScreen
     from kairan_tui.screens.staff import StaffScreen
     from kairan_tui.screens.statistics import StatisticsScreen
     from kairan_tui.screens.survey import SurveyScreen
@@ -49,6 +54,11 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "survey": SurveyScreen,
         "staff": StaffScreen,
         "audit": AuditScreen,
+        "queue": QueueDeskScreen,
+        "reservations": ReservationDeskScreen,
+        "alert": AlertScreen,
+        "programs": ProgramsScreen,
+        "calendar": CalendarScreen,
     }
 
 
@@ -237,6 +247,8 @@ class KairanApp(App[None]):
         while True:
             try:
                 async for name, data in self.api.events("/v1/events", on_open=self._stream_open):
+                    if name == "alert":  # an urgent alert was sent (issue 16): tell at once
+                        self.notify_alert(data)
                     self.screen.post_message(DaemonEvent(name, data))
             except ConnectionLost:
                 self.connection_lost()
@@ -245,6 +257,20 @@ class KairanApp(App[None]):
                 await asyncio.sleep(self.connection_check_seconds)
                 continue
             await asyncio.sleep(self.retry_seconds)
+
+    def notify_alert(self, data: object) -> None:
+        try:
+            alert = schema.AlertEvent.model_validate(data)
+        except ValueError:
+            return
+        label = {"alert": "緊急配信", "correction": "訂正", "all_clear": "解除"}[alert.kind]
+        self.notify(
+            f"{alert.institution_name}が「{alert.title}」を{alert.districts}学校区に送信しました"
+            f"（配信 {alert.delivery_id}）。",
+            title=f"{label}が送信されました",
+            severity="warning",
+            timeout=30,
+        )
 
     async def _poll_once(self) -> None:
         try:

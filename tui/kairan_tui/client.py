@@ -9,10 +9,12 @@ the daemon is back.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -295,11 +297,186 @@ class KairanApi(ApiClient):
     async def verify_audit(self) -> schema.AuditVerifyResult:
         return await self._model(schema.AuditVerifyResult, "GET", "/v1/audit/verify")
 
+    # window reservations (issue 14)
+    async def reservation_services(self) -> schema.ReservationServices:
+        return await self._model(schema.ReservationServices, "GET", "/v1/reservations/services")
+
+    async def save_reservation_services(self, catalogue: schema.Catalogue) -> int:
+        body = schema.ReservationServicesUpdate(catalogue=catalogue)
+        saved = await self._model(
+            schema.ReservationServicesUpdated, "PUT", "/v1/reservations/services", body
+        )
+        return saved.version
+
+    async def desk(self, service: str | None, first: dt.date | None, days: int = 1) -> schema.Desk:
+        params: dict[str, Any] = {"days": days}
+        if service:
+            params["service"] = service
+        if first:
+            params["first"] = first.isoformat()
+        return await self._model(schema.Desk, "GET", "/v1/reservations/bookings", **params)
+
+    async def phone_booking(self, body: schema.PhoneBooking) -> schema.DeskBooking:
+        return await self._model(schema.DeskBooking, "POST", "/v1/reservations/bookings", body)
+
+    async def change_booking(self, booking_id: int, slot: str) -> schema.DeskBooking:
+        path = f"/v1/reservations/bookings/{booking_id}/change"
+        return await self._model(schema.DeskBooking, "POST", path, {"slot": slot})
+
+    async def cancel_booking(self, booking_id: int) -> schema.DeskBooking:
+        path = f"/v1/reservations/bookings/{booking_id}/cancel"
+        return await self._model(schema.DeskBooking, "POST", path, {})
+
+    async def booking_outcome(self, booking_id: int, outcome: str) -> schema.DeskBooking:
+        path = f"/v1/reservations/bookings/{booking_id}/outcome"
+        return await self._model(schema.DeskBooking, "POST", path, {"outcome": outcome})
+
+    async def reservation_statistics(
+        self, first: dt.date, last: dt.date
+    ) -> schema.ReservationStats:
+        return await self._model(
+            schema.ReservationStats,
+            "GET",
+            "/v1/reservations/statistics",
+            first=first.isoformat(),
+            last=last.isoformat(),
+        )
+
+    # programs, districts, institutions, alerts (issue 16)
+    async def programs(self) -> schema.ProgramList:
+        return await self._model(schema.ProgramList, "GET", "/v1/programs")
+
+    async def districts(self) -> schema.DistrictList:
+        return await self._model(schema.DistrictList, "GET", "/v1/districts")
+
+    async def institutions(self) -> schema.InstitutionList:
+        return await self._model(schema.InstitutionList, "GET", "/v1/institutions")
+
+    async def my_institutions(self) -> schema.MyInstitutions:
+        return await self._model(schema.MyInstitutions, "GET", "/v1/me/institutions")
+
+    async def alert_templates(self) -> schema.AlertTemplateList:
+        return await self._model(schema.AlertTemplateList, "GET", "/v1/alert-templates")
+
+    async def approve_template(self, template_id: int) -> None:
+        await self.post(f"/v1/alert-templates/{template_id}/approve", {})
+
+    async def send_alert(self, body: schema.AlertSend) -> schema.AlertSent:
+        return await self._model(schema.AlertSent, "POST", "/v1/alerts", body)
+
+    async def alerts(self) -> schema.AlertList:
+        return await self._model(schema.AlertList, "GET", "/v1/alerts")
+
+    async def follow_up(self, delivery_id: int, body: schema.AlertFollowUp) -> schema.AlertSent:
+        return await self._model(
+            schema.AlertSent, "POST", f"/v1/alerts/{delivery_id}/follow-up", body
+        )
+
+    # images, link allowlist, templates, recurring deliveries, calendar (issue 20)
+    async def upload_image(self, data: bytes, file_name: str, content_type: str) -> schema.MediaOut:
+        """POST /v1/media with the picture's bytes (the TUI read the file from the folder)."""
+        session = self._ensure_session()
+        headers = {"Content-Type": content_type, "X-File-Name": quote(file_name)}
+        try:
+            async with session.post("/v1/media", data=data, headers=headers) as response:
+                body = await response.read()
+                decoded = _decode(response.status, response.content_type, body)
+        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
+            await self._reset()
+            raise ConnectionLost(type(exc).__name__) from exc
+        return schema.MediaOut.model_validate(decoded)
+
+    async def link_domains(self) -> schema.LinkDomains:
+        return await self._model(schema.LinkDomains, "GET", "/v1/link-domains")
+
+    async def templates(self) -> schema.TemplateList:
+        return await self._model(schema.TemplateList, "GET", "/v1/templates")
+
+    async def save_template(
+        self, body: schema.TemplateIn, template_id: int | None = None
+    ) -> schema.TemplateOut:
+        if template_id is None:
+            return await self._model(schema.TemplateOut, "POST", "/v1/templates", body)
+        return await self._model(schema.TemplateOut, "PUT", f"/v1/templates/{template_id}", body)
+
+    async def series_list(self) -> schema.SeriesList:
+        return await self._model(schema.SeriesList, "GET", "/v1/series")
+
+    async def create_series(self, body: schema.SeriesIn) -> schema.SeriesOut:
+        return await self._model(schema.SeriesOut, "POST", "/v1/series", body)
+
+    async def series_action(
+        self, series_id: int, action: str, comment: str = ""
+    ) -> schema.SeriesOut:
+        """submit | approve | reject | pause | resume | end."""
+        path = f"/v1/series/{series_id}/{action}"
+        return await self._model(schema.SeriesOut, "POST", path, {"comment": comment})
+
+    async def calendar(self, days: int = 31) -> schema.CalendarOut:
+        return await self._model(schema.CalendarOut, "GET", "/v1/calendar", days=days)
+
     async def delivery_events(self) -> AsyncIterator[schema.DeliveryEvent]:
         """Progress of deliveries from the SSE stream (GET /v1/events)."""
         async for name, data in self.events("/v1/events"):
             if name == "delivery" and isinstance(data, dict):
                 yield schema.DeliveryEvent.model_validate(data)
+
+    # -- same-day queue (issue 15) ---------------------------------------------------------
+
+    async def queue_board(self) -> schema.QueueBoard:
+        return await self._model(schema.QueueBoard, "GET", "/v1/queue/board")
+
+    async def queue_board_events(
+        self, on_open: Callable[[], None] | None = None
+    ) -> AsyncIterator[schema.QueueBoard]:
+        """The board whenever it changes (GET /v1/queue/board/events)."""
+        async for name, data in self.events("/v1/queue/board/events", on_open):
+            if name == "board" and isinstance(data, dict):
+                yield schema.QueueBoard.model_validate(data)
+
+    async def queue_issue(self, service: str) -> schema.QueueIssued:
+        body = schema.QueueIssue(service=service)
+        return await self._model(schema.QueueIssued, "POST", "/v1/queue/tickets", body)
+
+    async def queue_desk(self) -> schema.QueueDesk:
+        return await self._model(schema.QueueDesk, "GET", "/v1/queue/desk")
+
+    async def queue_call(self, service: str, counter: int) -> schema.QueueTicket:
+        body = schema.QueueCall(service=service, counter=counter)
+        return await self._model(schema.QueueTicket, "POST", "/v1/queue/call", body)
+
+    async def queue_action(
+        self, ticket_id: int, action: str, service: str | None = None
+    ) -> schema.QueueTicket:
+        body = schema.QueueAction.model_validate({"action": action, "service": service})
+        return await self._model(
+            schema.QueueTicket, "POST", f"/v1/queue/tickets/{ticket_id}/action", body
+        )
+
+    async def queue_pause(self, counter: int, paused: bool) -> schema.QueueDesk:
+        body = schema.QueuePause(paused=paused)
+        return await self._model(
+            schema.QueueDesk, "POST", f"/v1/queue/counters/{counter}/pause", body
+        )
+
+    async def queue_statistics(self, first: str, last: str) -> schema.QueueStatistics:
+        return await self._model(
+            schema.QueueStatistics, "GET", "/v1/queue/statistics", **{"from": first, "to": last}
+        )
+
+    async def queue_statistics_csv(self, first: str, last: str) -> bytes:
+        """The CSV (UTF-8 with BOM) as the daemon wrote it."""
+        session = self._ensure_session()
+        params = {"from": first, "to": last, "format": "csv"}
+        try:
+            async with session.get("/v1/queue/statistics", params=params) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    _decode(response.status, response.content_type, body)
+                return body
+        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+            await self._reset()
+            raise ConnectionLost(type(exc).__name__) from exc
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="訓練モード用：F10 で切り替える立場とその接続先（例：研修 承認者=run/x.sock）。"
         "複数指定できます",
     )
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=("kiosk", "board"),
+        help="kiosk：番号札の発券機、board：待合の呼出表示盤（省略時は職員用画面）",
+    )
     return parser
 
 
@@ -77,9 +83,47 @@ def parse_identities(values: list[str]) -> list[tuple[str, Path]]:
     return identities
 
 
+def kiosk_table(config: Path | None) -> dict:
+    """The [kiosk] table of kairan.toml (printer settings), empty when absent or unreadable."""
+    try:
+        raw = tomllib.loads((config or DEFAULT_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    table = raw.get("kiosk")
+    return table if isinstance(table, dict) else {}
+
+
+def run_mode(mode: str, socket: Path, config: Path | None) -> int:
+    from kairan_tui.client import KairanApi
+
+    api = KairanApi(socket)
+    if mode == "board":
+        from kairan_tui.board import BoardApp
+
+        BoardApp(api).run()
+        return 0
+    from kairan_tui.kiosk import KioskApp
+    from kairan_tui.kiosk_print import PrinterConfigError, PrinterSettings, open_printer
+
+    try:
+        printer = open_printer(PrinterSettings.from_table(kiosk_table(config)))
+    except PrinterConfigError as exc:
+        raise SystemExit(f"kairan kiosk: {exc}") from None
+    except Exception as exc:  # the printer is absent or unreachable: the QR goes on screen
+        print(
+            f"kairan kiosk: プリンターに接続できません（{type(exc).__name__}）。"
+            "画面表示で続けます。"
+        )
+        printer = None
+    KioskApp(api, printer).run()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     socket = resolve_socket(args.socket, args.config)
+    if args.mode:
+        return run_mode(args.mode, socket, args.config)
     from kairan_tui.app import make_app
     from kairan_tui.hangup import HANGUP_STATUS, HangupWatch
 

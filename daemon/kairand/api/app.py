@@ -49,21 +49,29 @@ from kairand.api.problems import ApiProblem
 from kairand.api.routes import (
     audience,
     audit_log,
+    content,
     dashboard,
     deliveries,
     events,
     me,
+    programs,
+    queue,
+    reports,
+    reservations,
+    series,
     staff,
     statistics,
     survey,
     test_recipients,
 )
+from kairand.api.routes.content import IMAGE_TYPES
 from kairand.audit.chain import AuditEntry
 from kairand.audit.worker import checkpoint_component
 from kairand.config import Config
 from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.queue.signals import SIGNALS, QueueSignals
 from kairand.runtime import CONFIG, LINE, STORE
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
@@ -96,6 +104,32 @@ HANDLERS: dict[str, Handler] = {
     "staff.delete": staff.staff_delete,
     "audit.list": audit_log.audit_list,
     "audit.verify": audit_log.audit_verify,
+    "queue.board": queue.board,
+    "queue.board_events": queue.board_events,
+    "queue.issue": queue.issue,
+    "queue.desk": queue.desk,
+    "queue.call": queue.call,
+    "queue.action": queue.action,
+    "queue.pause": queue.pause,
+    "queue.statistics": queue.statistics,
+    **reservations.HANDLERS,  # window reservations (issue 14)
+    "reports.handling": reports.handling_report,
+    "programs.list": programs.programs_list,
+    "programs.put": programs.programs_put,
+    "districts.list": programs.districts_list,
+    "districts.upload": programs.districts_import,
+    "institutions.list": programs.institutions_list,
+    "institutions.mine": programs.institutions_mine,
+    "institutions.put": programs.institutions_put,
+    "institutions.staff": programs.institutions_staff,
+    "alert_templates.list": programs.templates_list,
+    "alert_templates.create": programs.templates_create,
+    "alert_templates.approve": programs.templates_approve,
+    "alerts.list": programs.alerts_list,
+    "alerts.send": programs.alerts_send,
+    "alerts.follow_up": programs.alerts_follow_up,
+    **content.HANDLERS,  # issue 20: images, link allowlist, templates
+    **series.HANDLERS,  # issue 20: recurring deliveries, calendar
 }
 """Route name (api.roles.ROUTES) → handler."""
 
@@ -215,6 +249,7 @@ def make_api_app(
     store: Store,
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
+    signals: QueueSignals | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_timer, problem_guard, access_middleware, body_guard],
@@ -222,11 +257,16 @@ def make_api_app(
     )
     app[CONFIG] = config
     app[STORE] = store
-    app[API_LIMITS] = Limits(config.api.max_body_bytes, config.api.body_timeout_seconds)
+    app[API_LIMITS] = Limits(
+        config.api.max_body_bytes,
+        config.api.body_timeout_seconds,
+        raw_routes={"media.upload": (IMAGE_TYPES, config.media.max_upload_bytes)},
+    )
     if line is not None:
         app[LINE] = line
     app[RESOLVER] = resolver
     app[STATE] = ApiState()
+    app[SIGNALS] = signals or QueueSignals()  # shared with the queue's push worker
     for route in roles_table.ROUTES:
         app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.cleanup_ctx.append(checkpoint_component)
@@ -265,11 +305,12 @@ async def serve(
     store: Store,
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
+    signals: QueueSignals | None = None,
     path: Path | None = None,
 ) -> AsyncIterator[web.Application]:
     """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
     use it)."""
-    app = make_api_app(config, store, line, resolver)
+    app = make_api_app(config, store, line, resolver, signals)
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
         idle_timeout=config.api.idle_timeout_seconds,
@@ -301,7 +342,9 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context for kairand.daemon.components(): the staff API site."""
     config = app[CONFIG]
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(serve(config, app[STORE], app.get(LINE)))
+        await stack.enter_async_context(
+            serve(config, app[STORE], app.get(LINE), signals=app.get(SIGNALS))
+        )
         if config.daemon.training_mode:
             for identity, socket_path in config.api.training_sockets.items():
                 await stack.enter_async_context(
@@ -310,6 +353,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                         app[STORE],
                         app.get(LINE),
                         training_resolver(identity),
+                        signals=app.get(SIGNALS),
                         path=socket_path,
                     )
                 )

@@ -212,6 +212,27 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     """Body limits, then the handler. Runs after the caller was identified (no body of a
     stranger is ever read)."""
     settings = request.app[API_LIMITS]
+    raw = settings.raw_routes.get(getattr(request.match_info.route, "name", None) or "")
+    if raw is not None and _has_body(request):
+        # A route taking raw bytes (an image upload): its own types and limit; the handler
+        # streams the body with that limit and the body timeout.
+        types, limit = raw
+        if (request.content_length or 0) > limit:
+            return _closing(
+                ApiProblem(
+                    "payload-too-large",
+                    f"送信できる大きさは {limit} バイトまでです。",
+                    field="body",
+                )
+            )
+        if request.content_type not in types:
+            return _closing(
+                ApiProblem(
+                    "unsupported-media-type",
+                    f"本文は {' か '.join(sorted(types))} で送信してください。",
+                )
+            )
+        return await handler(request)
     if _has_body(request):
         declared = request.content_length
         if declared is not None and declared > settings.max_body_bytes:
@@ -263,9 +284,17 @@ body_guard = web.middleware(_guarded)
 
 
 class Limits:
-    def __init__(self, max_body_bytes: int, body_timeout: float) -> None:
+    def __init__(
+        self,
+        max_body_bytes: int,
+        body_timeout: float,
+        raw_routes: dict[str, tuple[frozenset[str], int]] | None = None,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.raw_routes = raw_routes or {}
+        """Route name -> (accepted content types, byte limit) for routes whose body is not
+        JSON (issue 20: image upload); their handler reads the body itself."""
 
 
 API_LIMITS = web.AppKey("api_limits", Limits)

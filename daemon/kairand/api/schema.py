@@ -17,7 +17,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kairand.conversation.survey import Option, Question, SurveyDefinition
-from kairand.delivery.model import DeliveryContent, Status
+from kairand.delivery.messages import (
+    MAX_BUTTONS,
+    MAX_LABEL,
+    STICKER_PACKAGES,
+    CardItem,
+    ImageItem,
+    LinkButton,
+    MessageItem,
+    StickerItem,
+    default_stickers,
+)
+from kairand.delivery.model import MAX_MESSAGES, DeliveryContent, Status
+from kairand.delivery.recurrence import RecurrenceRule, describe, occurrences
 from kairand.glossary import (
     ACTION_LABELS,
     AUDIT_ACTION_LABELS,
@@ -37,10 +49,14 @@ __all__ = [
     "AUDIT_ACTION_LABELS",
     "AUDIT_OUTCOME_LABELS",
     "CONFIDENTIALITY_LABELS",
+    "MAX_BUTTONS",
+    "MAX_LABEL",
+    "MAX_MESSAGES",
     "PROBLEM_TYPES",
     "ROLES",
     "ROLE_LABELS",
     "STATUS_LABELS",
+    "STICKER_PACKAGES",
     "AgeCondition",
     "ApproveRequest",
     "AudienceCount",
@@ -49,6 +65,9 @@ __all__ = [
     "AuditPage",
     "AuditQuery",
     "AuditVerifyResult",
+    "CalendarEntry",
+    "CalendarOut",
+    "CardItem",
     "ChoiceCondition",
     "Created",
     "DashboardCounters",
@@ -62,14 +81,26 @@ __all__ = [
     "DeliverySummary",
     "FourEyes",
     "Health",
+    "ImageItem",
+    "LinkButton",
+    "LinkDomains",
+    "LinkDomainsUpdate",
     "Me",
+    "MediaOut",
+    "MessageItem",
+    "OccurrenceOut",
     "Option",
     "Problem",
     "ProblemType",
     "Question",
     "Quota",
+    "RecurrenceRule",
     "RejectRequest",
     "SegmentFilter",
+    "SeriesAction",
+    "SeriesIn",
+    "SeriesList",
+    "SeriesOut",
     "StaffList",
     "StaffOut",
     "StaffUpdate",
@@ -77,21 +108,29 @@ __all__ = [
     "StatisticsOut",
     "StatisticsQuestion",
     "Status",
+    "StickerItem",
     "SurveyDefinition",
     "SurveyOut",
     "SurveyUpdate",
     "SurveyUpdated",
+    "TemplateContent",
+    "TemplateIn",
+    "TemplateList",
+    "TemplateOut",
     "TestRecipientCode",
     "TestRecipients",
     "TestSendResult",
     "audit_action_label",
     "audit_actions_matching",
     "audit_target_label",
+    "default_stickers",
+    "describe",
+    "occurrences",
 ]
 
 API_VERSION = "v1"
-ROLES = ("admin", "author", "approver", "auditor")
-Role = Literal["admin", "author", "approver", "auditor"]
+ROLES = ("admin", "author", "approver", "auditor", "counter", "kiosk", "board")
+Role = Literal["admin", "author", "approver", "auditor", "counter", "kiosk", "board"]
 
 # Stable problem `type` URIs: clients branch on these, never on the Japanese text.
 ProblemType = Literal[
@@ -315,6 +354,11 @@ class DeliveryDetail(DeliverySummary):
     quota_confirmed: bool = False
     can_self_approve: bool = False
     """Four eyes is relaxed for this delivery (recipients below the threshold)."""
+    links: list[str] = []
+    """Every URL the messages carry, in full (link buttons and addresses in text): the
+    approver reads each one before approving (issue 20)."""
+    series_id: int | None = None
+    """The recurring series this delivery is an occurrence of."""
 
 
 class ApproveRequest(_In):
@@ -401,7 +445,7 @@ class StaffUpdate(_In):
     """PUT /v1/staff/{username}: create or replace a roster entry."""
 
     display_name: Annotated[str, Field(min_length=1, max_length=100)]
-    roles: Annotated[list[Role], Field(max_length=4)]
+    roles: Annotated[list[Role], Field(max_length=7)]
     handles_personal_data: bool = True
     active: bool = True
 
@@ -445,8 +489,333 @@ class AuditVerifyResult(_Out):
     head_hash: str
 
 
+# -- images, links, templates, recurring deliveries (issue 20) ---------------------------
+
+
+class MediaOut(_Out):
+    """POST /v1/media (body: the JPEG or PNG bytes; header X-File-Name, URL-encoded)."""
+
+    id: str
+    """Use as `media` of an image or `image` of a card."""
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    """Size of the picture as LINE receives it (metadata stripped, re-encoded, <= 10 MB)."""
+    preview_bytes: int
+    """Size of the generated preview (<= 1 MB)."""
+    file_name: str
+
+
+class LinkDomains(_Out):
+    configured: list[str]
+    """From the configuration file (links.allowed_domains)."""
+    added: list[str]
+    """Added by an admin (PUT /v1/link-domains)."""
+
+
+class LinkDomainsUpdate(_In):
+    domains: Annotated[
+        list[Annotated[str, Field(min_length=3, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")]],
+        Field(max_length=200),
+    ]
+    """The complete list of admin-added domains (replaces the previous one)."""
+
+
+class TemplateContent(_In):
+    title: Annotated[str, Field(min_length=1, max_length=100)]
+    messages: Annotated[list[MessageItem], Field(min_length=1, max_length=MAX_MESSAGES)]
+    notification_disabled: bool = False
+
+
+class TemplateIn(_In):
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    content: TemplateContent
+    based_on_version: int | None = None
+    """PUT only: the version the editor started from; a newer one → 409 (lost update)."""
+
+
+class TemplateOut(_Out):
+    id: int
+    name: str
+    content: TemplateContent
+    version: int
+    updated_by: str
+    updated_at: dt.datetime
+
+
+class TemplateList(_Out):
+    items: list[TemplateOut]
+
+
+class SeriesIn(_In):
+    """A recurring delivery: the content (its scheduled_at is ignored) and the rule."""
+
+    content: DeliveryContent
+    rule: RecurrenceRule
+
+
+class OccurrenceOut(_Out):
+    at: dt.datetime
+    outcome: str
+    """created | skipped_late | skipped_paused"""
+    delivery_id: int | None
+    status: str | None
+    """The occurrence's delivery status (sent, failed...)."""
+
+
+class SeriesOut(_Out):
+    id: int
+    title: str
+    status: str
+    """draft | pending_approval | active | paused | ended | cancelled"""
+    status_reason: str | None = None
+    content: DeliveryContent
+    rule: RecurrenceRule
+    rule_text: str
+    """The rule in Japanese (e.g. 毎月 第2・第4 水曜 9:00（祝日は送らない…）)."""
+    next_occurrences: list[dt.datetime]
+    """The next sends (up to 5): what the approver approves."""
+    author: str
+    approver: str | None
+    reject_comment: str | None = None
+    occurrences_done: int
+    history: list[OccurrenceOut] = []
+    links: list[str] = []
+
+
+class SeriesList(_Out):
+    items: list[SeriesOut]
+
+
+class SeriesAction(_In):
+    """Body of series submit/approve/pause/resume/end (reject uses RejectRequest)."""
+
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+class CalendarEntry(_Out):
+    at: dt.datetime
+    title: str
+    kind: Literal["delivery", "series"]
+    id: int
+    """Delivery id or series id."""
+    status: str
+
+
+class CalendarOut(_Out):
+    items: list[CalendarEntry]
+    """Upcoming sends in time order: scheduled deliveries and the next occurrences of active
+    and pending series."""
+
+
 # -- events (SSE) ------------------------------------------------------------------------
 
 EventName = Literal["dashboard", "delivery", "ping"]
 """GET /v1/events (text/event-stream): `event: dashboard` carries DashboardCounters,
 `event: delivery` carries DeliveryEvent; a comment line every 15 s keeps the stream open."""
+
+
+class HandlingReportQuery(_In):
+    """GET /v1/reports/handling: the period of the handling report (both days included)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+
+
+class HandlingReportOut(_Out):
+    """The handling report (S15) as issued: signed Markdown and signed PDF (base64)."""
+
+    period_from: dt.date
+    period_to: dt.date
+    author: str
+    markdown: str
+    pdf_base64: str
+
+
+# -- window reservations (issue 14): shapes live in their own module, re-exported here ----------
+
+from kairand.api.reservation_schema import *  # noqa: E402, F403
+from kairand.api.reservation_schema import __all__ as _reservation_names  # noqa: E402
+
+__all__ += _reservation_names
+
+# -- same-day queue (issue 15): shapes live in their own module, re-exported here ---------------
+
+from kairand.api.queue_schema import *  # noqa: E402, F403
+from kairand.api.queue_schema import __all__ as _queue_names  # noqa: E402
+
+__all__ += _queue_names
+# -- programs, districts, institutions, alerts (issue 16) -----------------------------------
+
+
+class ProgramOut(_Out):
+    code: str
+    name: str
+    is_default: bool
+    annual: bool
+    """Annual registration (K2): destroyed at the end of March."""
+    registered: str
+    """Registered subscribers, aggregate; below the small-cell threshold shown as "<N"."""
+    districts: dict[str, str] = {}
+    """Registered subscribers per school district (district name -> count or "<N")."""
+
+
+class ProgramList(_Out):
+    items: list[ProgramOut]
+
+
+class ProgramPut(_In):
+    definition: dict[str, Any]
+    """A program definition (see docs/programs.md): name, description, purpose_notice,
+    consent_version, completion, district_question, questions, annual."""
+
+
+class DistrictOut(_Out):
+    code: str
+    name: str
+    kana: str
+    junior_high: str
+    junior_high_name: str
+
+
+class DistrictList(_Out):
+    items: list[DistrictOut]
+
+
+class DistrictImport(_In):
+    csv: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    """UTF-8 CSV: code,name,kana,junior_high,junior_high_name (header line first)."""
+
+
+class DistrictImportResult(_Out):
+    added: int
+    updated: int
+    retired: int
+
+
+INSTITUTION_KIND_LABELS = {
+    "kodomoen": "こども園",
+    "kindergarten": "幼稚園",
+    "nursery": "保育園",
+    "school": "学校",
+    "board": "教育委員会",
+    "agency": "関係機関",
+}
+
+
+class InstitutionOut(_Out):
+    code: str
+    name: str
+    kind: str
+    all_districts: bool
+    districts: list[str]
+
+
+class InstitutionList(_Out):
+    items: list[InstitutionOut]
+
+
+class InstitutionPut(_In):
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    kind: Literal["kodomoen", "kindergarten", "nursery", "school", "board", "agency"]
+    all_districts: bool = False
+    districts: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]] = []
+
+
+class InstitutionStaff(_In):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    head: bool = False
+    """The institution's head (園長・校長): notified at once of its alerts."""
+
+
+class TemplateFieldOut(_Out):
+    code: str
+    label: str
+    kind: str
+    required: bool
+    max_length: int
+    child: bool
+    hint: str
+
+
+class AlertTemplateOut(_Out):
+    id: int
+    program: str
+    name: str
+    title: str
+    status: Literal["draft", "approved", "retired"]
+    created_by: str
+    approved_by: str | None
+    fields: list[TemplateFieldOut]
+    footer: str
+
+
+class AlertTemplateList(_Out):
+    items: list[AlertTemplateOut]
+
+
+class AlertTemplateCreate(_In):
+    program: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    definition: dict[str, Any]
+    """title, fields [{code, label, kind text|datetime|place, required, max_length, child,
+    hint}], footer."""
+
+
+class GuardianConsentIn(_In):
+    by: Annotated[str, Field(min_length=1, max_length=60)]
+    """Who consented, as a role (e.g. 被害児童の保護者（母））."""
+    at: dt.datetime
+
+
+class AlertSend(_In):
+    template_id: int
+    institution: Annotated[str, Field(min_length=1, max_length=64)]
+    districts: Annotated[list[Annotated[str, Field(max_length=32)]], Field(min_length=1)]
+    values: dict[str, Annotated[str, Field(max_length=1000)]]
+    guardian_consent: GuardianConsentIn | None = None
+
+
+class AlertFollowUp(_In):
+    kind: Literal["correction", "all_clear"]
+    body: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class AlertSent(_Out):
+    delivery_id: int
+    text: str
+    notified: int
+    """Staff notified at once (approvers and the institution's heads)."""
+
+
+class AlertOut(_Out):
+    delivery_id: int
+    template_id: int
+    institution: str
+    districts: list[str]
+    kind: Literal["alert", "correction", "all_clear"]
+    follows: int | None
+    guardian_consent: bool
+    created_at: dt.datetime
+
+
+class AlertList(_Out):
+    items: list[AlertOut]
+
+
+class MyInstitutions(_Out):
+    items: list[InstitutionOut]
+
+
+class AlertEvent(_Out):
+    """SSE `alert` event (issue 16): an alert was just sent; streamed at once to approvers and
+    to the heads of the sending institution."""
+
+    delivery_id: int
+    kind: Literal["alert", "correction", "all_clear"]
+    title: str
+    institution_name: str
+    districts: int
+    created_at: dt.datetime

@@ -4,6 +4,7 @@ API schema (list rows, the detail page, server-sent progress events)."""
 from __future__ import annotations
 
 from kairand.api import schema
+from kairand.delivery.messages import urls_of
 from kairand.delivery.policy import can_self_approve
 from kairand.delivery.service import DeliveryView
 
@@ -48,6 +49,7 @@ def detail_of(view: DeliveryView, threshold: int) -> schema.DeliveryDetail:
         progress=view.progress,
         quota_confirmed=view.quota_confirmed,
         can_self_approve=can_self_approve(view.recipient_count, threshold),
+        links=[url for _, url in urls_of(view.messages)],
     )
 
 

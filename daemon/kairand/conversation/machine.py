@@ -110,6 +110,10 @@ Operation = (
 )
 
 
+UNANSWERED_METRIC = "unanswered_message"
+"""Daily counter of free-text messages the account could not answer (G6)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     replies: tuple[Message, ...] = ()
@@ -178,11 +182,7 @@ def _question_prompt(
         }
         items.append({"type": "action", "action": picker})
         if question.allow_skip:
-            items.append(
-                _postback_item(
-                    texts.SKIP, encode("year", version, question.code, "skip"), texts.SKIP
-                )
-            )
+            items.append(_postback_item(texts.SKIP, encode("year", version, question.code, "skip")))
         return [_text("\n".join(lines), items)]
 
     fixed: list[Message] = []
@@ -190,12 +190,12 @@ def _question_prompt(
     if question.kind == "choice":
         for option in question.options:
             data = encode("ans", version, question.code, option.code)
-            entries.append(_postback_item(option.label, data, option.label))
+            # S10: no displayText on anything that carries an answer, so LINE does not post
+            # the choice into the chat as the resident's message.
+            entries.append(_postback_item(option.label, data))
         if question.allow_skip:
             entries.append(
-                _postback_item(
-                    texts.SKIP, encode("ans", version, question.code, "skip"), texts.SKIP
-                )
+                _postback_item(texts.SKIP, encode("ans", version, question.code, "skip"))
             )
     else:  # multi
         chosen = set(selected)
@@ -206,10 +206,9 @@ def _question_prompt(
         fixed.append(
             _postback_item(texts.FINISH, encode("done", version, question.code), texts.FINISH)
         )
-        labels = [o.label for o in question.options if o.code in chosen]
-        lines.append(
-            texts.SELECTED.format(items="、".join(labels)) if labels else texts.SELECTED_NONE
-        )
+        # S10: the chat history keeps the bot's text: it says how many, never which.
+        count = sum(1 for o in question.options if o.code in chosen)
+        lines.append(texts.SELECTED.format(n=count) if count else texts.SELECTED_NONE)
     pages = _pages(entries, fixed)
     page = min(max(page, 0), len(pages) - 1)
     items = list(pages[page])
@@ -577,12 +576,14 @@ def handle(
     resident: ResidentState | None,
     survey: SurveyDefinition,
     version: int,
+    consult_reply: str = texts.GUIDANCE,
     *,
     now_ms: int | None = None,
     max_postback_age_ms: int | None = None,
 ) -> Outcome:
     """Decide what one event does. RESIDENT is None when the sender has no record. With
-    NOW_MS and MAX_POSTBACK_AGE_MS, postbacks older than that age are refused politely."""
+    NOW_MS and MAX_POSTBACK_AGE_MS, postbacks older than that age are refused politely.
+    CONSULT_REPLY answers free text the account cannot handle (G6, from the configuration)."""
     machine = _Machine(survey, version, resident)
     if event.kind == "postback":
         pb = decode(event.data)
@@ -606,9 +607,13 @@ def handle(
         action = texts.TEXT_COMMANDS.get(text)
         if action is not None:
             return machine.on_command(action, None)
+        # G6: a consultation gets the configured contacts at once; the text itself is never
+        # stored (the inbox empties the event body) and only the fact is counted.
+        counted = (CountMetric(UNANSWERED_METRIC),)
         if resident is None:
-            return Outcome((_text(texts.GUIDANCE), _start_offer()))
-        return machine.guidance(texts.GUIDANCE)
+            return Outcome((_text(consult_reply), _start_offer()), counted)
+        guided = machine.guidance(consult_reply)
+        return Outcome(guided.replies, guided.ops + counted)
     if event.kind == "media":
         if resident is None:
             return Outcome((_text(texts.MEDIA),))

@@ -37,6 +37,31 @@ MEDIA = (
     "恐れ入りますが、このアカウントでは画像・動画・ファイルなどは受け付けておりません。"
     "お送りいただいた内容は保存せず、確認もしておりません。"
 )
+CONSULT_HEAD = (
+    "メッセージありがとうございます。\n"
+    "恐れ入りますが、このアカウントでは個別のご相談やお問い合わせにお答えすることができません。"
+    "お送りいただいた内容は保存しておらず、職員が確認することもありません。"
+)
+CONSULT_CONTACTS = "ご相談・お問い合わせは、次の窓口へお願いいたします。\n{contacts}"
+CONSULT_NO_CONTACTS = "ご相談・お問い合わせは、市役所の担当窓口へお願いいたします。"
+CONSULT_HOTLINES = "【全国の相談窓口】\n{lines}"
+CONSULT_URGENT = "緊急の場合は110番（警察）・119番（消防・救急）へ。"
+CONSULT_TAIL = "受信設定はメニューの「設定を変更」から変更できます。"
+
+
+def consultation_reply(contacts: str, hotlines: tuple[str, ...]) -> str:
+    """G6: the reply to a message the account cannot answer, from the configured contacts and
+    hotlines (nothing of the resident's message is in it)."""
+    parts = [CONSULT_HEAD]
+    contacts = contacts.strip()
+    parts.append(CONSULT_CONTACTS.format(contacts=contacts) if contacts else CONSULT_NO_CONTACTS)
+    if hotlines:
+        parts.append(CONSULT_HOTLINES.format(lines="\n".join(f"・{h}" for h in hotlines)))
+    parts.append(CONSULT_URGENT)
+    parts.append(CONSULT_TAIL)
+    return "\n\n".join(parts)
+
+
 USE_BUTTONS = "下のボタンからお選びください。"
 RECONSENT = (
     "利用目的と収集する情報の説明を改めました。お手数ですが、内容をご確認のうえ、"
@@ -57,8 +82,8 @@ STALE = (
 QUESTIONS_CHANGED = "質問の内容が更新されました。お手数ですが、あらためてお答えください。"
 INVALID_YEAR = "選択された年は受け付けられませんでした。{min}年から{max}年の間で選んでください。"
 NEED_ONE = "1つ以上選んでから「完了」を押してください。"
-SELECTED = "選択中：{items}"
-SELECTED_NONE = "選択中：なし"
+SELECTED = "現在{n}件を選択しています。"
+SELECTED_NONE = "まだ選択されていません。"
 COMPLETED_AGAIN = "設定を更新しました。ご回答ありがとうございました。"
 EDITED = "「{title}」の回答を変更しました。"
 SETTINGS_MENU = "設定の変更メニューです。ご希望の操作を選んでください。\n現在の配信：{status}"

@@ -28,6 +28,9 @@ GROUPS: list[str] = [
     "retention",  # retention show|set|status|run, wipe
     "audit",  # audit verify|checkpoint
     "staff",  # roster, staff add|remove|list
+    "records",  # incident record|list|report, training record|list (issue 13)
+    "handover",  # handover export (issue 13, S22)
+    "programs",  # programs list|put|install-child-safety|districts|institution
 ]
 
 

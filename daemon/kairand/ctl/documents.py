@@ -11,20 +11,25 @@ kairanctl report --from DATE --to DATE [--output FILE]
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from kairand.config import ContractSection
 from kairand.ctl.context import Context, Subparsers
 from kairand.errors import DataError, ExitCode, KairanError, UsageError
 from kairand.evidence import load_public_key_pem, public_key_pem
 from kairand.keys import secrets
-from kairand.reports import certificate, export, report
+from kairand.reports import certificate, export, handling, report
+from kairand.reports.common import Period
 from kairand.reports.signing import verify_document
 from kairand.store import reports
 from kairand.store import survey as survey_store
 from kairand.store.database import Connection
+from kairand.timeutil import JST
 
 
 class PersonalExportDisabledError(KairanError):
@@ -32,6 +37,23 @@ class PersonalExportDisabledError(KairanError):
 
 
 # -- certificate ---------------------------------------------------------------------------
+
+
+def check_certificate_period(period: Period, contract: ContractSection, today: dt.date) -> None:
+    """A certificate states what happened: never a period that has not ended yet, never one
+    before the contract began."""
+    if period.last > today:
+        raise UsageError(
+            f"the period ends {period.last.isoformat()}, after today ({today.isoformat()}, Japan "
+            "time): a certificate cannot state deletions that have not happened",
+            "choose --to today or earlier",
+        )
+    if contract.start is not None and period.first < contract.start:
+        raise UsageError(
+            f"the period starts {period.first.isoformat()}, before the contract start "
+            f"({contract.start.isoformat()})",
+            f"choose --from {contract.start.isoformat()} or later",
+        )
 
 
 def _cmd_certificate(ctx: Context) -> int:
@@ -42,16 +64,36 @@ def _cmd_certificate(ctx: Context) -> int:
             "e.g. kairanctl certificate --from 2026-04-01 --to 2027-03-31",
         )
     period = ctx.period(args.date_from, args.date_to)
+    config = ctx.config
+    certificate.missing_contract(config.contract)
+    now = int(time.time())
+    check_certificate_period(period, config.contract, dt.datetime.fromtimestamp(now, JST).date())
     with ctx.store() as store:
         signing_key = secrets.signing_key()
-        now = int(time.time())
+        public = signing_key.public_key()
         gathered = store.read_sync(certificate.gather, period.start, period.end)
-        payload = certificate.build_payload(
-            gathered, period=period, issued_at=now, public_key=signing_key.public_key()
-        )
+        rows = certificate.receipt_rows(gathered, public)
+
+        def payload_for(annex: dict[str, Any]) -> dict[str, Any]:
+            return certificate.build_payload(
+                rows,
+                period=period,
+                issued_at=now,
+                public_key=public,
+                contract=config.contract,
+                audit_chain={
+                    "intact": gathered.audit_ok,
+                    "entries": gathered.audit_entries,
+                    "head_hash": gathered.audit_head,
+                },
+                annex=annex,
+                masked=gathered.masked,
+                backup_lifetime_days=config.backup.lifetime_days,
+            )
+
         stem = f"deletion-certificate-{period.first.isoformat()}_{period.last.isoformat()}"
-        text_path, json_path = certificate.write_certificate(
-            payload, signing_key, args.output, stem
+        payload, written = certificate.write_certificate(
+            rows, payload_for, signing_key, args.output, stem
         )
         store.write_sync(
             ctx.audit,
@@ -60,11 +102,14 @@ def _cmd_certificate(ctx: Context) -> int:
                 "from": period.first.isoformat(),
                 "to": period.last.isoformat(),
                 "receipts": payload["total"],
+                "serial": payload["serial"],
             },
         )
     print(f"削除証明書を発行しました（削除記録 {payload['total']} 件）")
-    print(f"  印刷用: {text_path}")
-    print(f"  JSON  : {json_path}")
+    print(f"  印刷用（PDF）: {written.pdf}")
+    print(f"  印刷用（文字）: {written.text}")
+    print(f"  JSON          : {written.json}")
+    print(f"  別紙（CSV）   : {written.annex}")
     return ExitCode.OK
 
 
@@ -88,14 +133,35 @@ def _cmd_verify(ctx: Context) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {args.file}: {exc}", "check the path") from None
-    result = verify_document(data, _public_key(ctx))
+    public = _public_key(ctx)
+    result = verify_document(data, public)
     if result.ok:
+        problem = _annex_problem(Path(args.file), result.payload, public)
+        if problem:
+            print(f"検証に失敗しました：{problem} ({args.file})")
+            return ExitCode.FAILURE
         print(
             f"検証に成功しました：この文書は本装置の署名鍵で署名され、改変されていません。({args.file})"
         )
         return ExitCode.OK
     print(f"検証に失敗しました：{result.reason} ({args.file})")
     return ExitCode.FAILURE
+
+
+def _annex_problem(path: Path, payload: dict[str, Any] | None, public: Any) -> str | None:
+    """For a certificate: the annex it names must be beside it, unchanged. The text and PDF
+    forms carry no parsable payload: their JSON twin (same name) names the annex."""
+    if payload is None:
+        twin = path.with_suffix(".json")
+        if not twin.exists():
+            return None
+        checked = verify_document(twin.read_bytes(), public)
+        if not checked.ok or checked.payload is None:
+            return f"対応する JSON 形式 {twin.name} の検証に失敗しました"
+        payload = checked.payload
+    if payload.get("kind") != certificate.KIND:
+        return None
+    return certificate.check_annex(path, payload)
 
 
 def _cmd_public_key(ctx: Context) -> int:
@@ -185,17 +251,36 @@ def _cmd_export_personal(ctx: Context) -> int:
 
 
 def _cmd_report(ctx: Context) -> int:
-    period = ctx.period(ctx.args.date_from, ctx.args.date_to)
+    """The handling report as signed Markdown and signed PDF, named by its author."""
+    args = ctx.args
+    period = ctx.period(args.date_from, args.date_to)
+    config = ctx.keyring()
+    author = ctx.operator.user
     with ctx.store() as store:
         data = store.read_sync(report.gather, period)
+        roster = {s.username: s.display_name for s in data.roster}
+        named = f"{roster[author]}（{author}）" if author in roster else author
         now = int(time.time())
-        text = report.render(data, period, now, ctx.operator.user)
+        markdown, document = handling.issue(
+            data, period, now, named, config, handling.host_facts(config), secrets.signing_key()
+        )
         store.write_sync(
             ctx.audit,
             "report.issue",
-            {"from": period.first.isoformat(), "to": period.last.isoformat()},
+            {"from": period.first.isoformat(), "to": period.last.isoformat(), "author": author},
         )
-    ctx.write_output(ctx.args.output, text)
+    if args.output is None:
+        sys.stdout.write(markdown)
+        return ExitCode.OK
+    target = args.output
+    if target.suffix.lower() not in (".md", ".pdf"):
+        target = target / f"handling-report-{period.first.isoformat()}_{period.last.isoformat()}.md"
+    ctx.write_output(target.with_suffix(".md"), markdown)
+    pdf_path = target.with_suffix(".pdf")
+    fd = os.open(pdf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as handle:
+        handle.write(document)
+    print(f"出力しました / written: {pdf_path}", file=sys.stderr)
     return ExitCode.OK
 
 

@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kairand.backup.agefmt import load_recipient_text
+from kairand.config import Config
 from kairand.conversation.survey import SurveyDefinition
 from kairand.ctl.context import Context, Subparsers
 from kairand.errors import DataError, ExitCode, UsageError
 from kairand.reports.common import datetime_ja
 from kairand.retention import rules as rules_mod
+from kairand.retention import wipe as wipe_mod
 from kairand.retention import worker
 from kairand.retention.rules import Annual, RetentionRules
 from kairand.retention.wipe import wipe
@@ -33,7 +36,7 @@ from kairand.store.database import Connection
 
 def _current(conn: Connection) -> tuple[int | None, RetentionRules]:
     found = rules_mod.from_stored(retention_store.current_rules(conn))
-    return (found[0], found[2]) if found else (None, RetentionRules())
+    return (found[0], found[2]) if found else (None, rules_mod.DEFAULT_RULES)
 
 
 def _titles(conn: Connection) -> dict[str, str]:
@@ -132,6 +135,13 @@ def _cmd_run(ctx: Context) -> int:
 
 def _cmd_wipe(ctx: Context) -> int:
     args = ctx.args
+    step = getattr(args, "wipe_command", None)
+    if step == "confirm-backups":
+        return _cmd_confirm_backups(ctx)
+    if step == "confirm-recovery-key":
+        return _cmd_confirm_recovery_key(ctx)
+    if step == "certificate":
+        return _cmd_final_certificate(ctx)
     if not args.i_understand:
         raise UsageError(
             "wipe destroys ALL personal data irrecoverably; it needs --i-understand",
@@ -141,9 +151,6 @@ def _cmd_wipe(ctx: Context) -> int:
     print("契約終了に伴う個人データの消去を実行しました。")
     if result.final_record:
         print(f"  最終記録（署名付き）：{result.final_record}")
-    if result.certificate:
-        print(f"  削除証明書（印刷用）：{result.certificate[0]}")
-        print(f"  削除証明書（JSON）  ：{result.certificate[1]}")
     for path in result.erased:
         print(f"  上書き・削除したファイル：{path}")
     print(f"  データベースの暗号鍵：{result.key}")
@@ -158,8 +165,80 @@ def _cmd_wipe(ctx: Context) -> int:
         print()
         print("次のコマンドを管理者が実行し、暗号鍵（systemd 資格情報）を破棄してください：")
         print(f"  {result.admin_command}")
-        print("バックアップ媒体がある場合は、別途破棄してください。")
+    print()
+    print("次の手順（最終の削除証明書は、すべての手順の確認後に発行されます）：")
+    print("  1. kairanctl wipe confirm-backups       （バックアップの全世代を消去）")
+    print("  2. kairanctl wipe confirm-recovery-key  （復旧用秘密鍵の破棄を確認）")
+    print("  3. kairanctl wipe certificate           （最終の削除証明書を発行）")
+    print("  （--output を指定した場合は、各手順でも同じ --output を指定してください）")
     return ExitCode.OK if result.store_unreadable else ExitCode.FAILURE
+
+
+def _wipe_output(ctx: Context) -> tuple[Config, Path]:
+    config = ctx.keyring()
+    return config, ctx.args.output or config.daemon.state_dir.parent
+
+
+def _ask(question: str, ctx: Context) -> bool:
+    if ctx.args.yes:
+        print(f"{question} yes（--yes）")
+        return True
+    try:
+        answer = input(f"{question} [yes/no] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() == "yes"
+
+
+def _cmd_confirm_backups(ctx: Context) -> int:
+    config, output = _wipe_output(ctx)
+    wipe_mod.load_state(output)
+    places = [str(config.backup.directory)]
+    if config.backup.mirror is not None:
+        places.append(str(config.backup.mirror))
+    if not _ask(
+        f"バックアップ（{'、'.join(places)}）の全世代を乱数で上書きして消去します。よろしいですか？",
+        ctx,
+    ):
+        print("中止しました。何も変更していません。")
+        return ExitCode.FAILURE
+    destroyed = wipe_mod.confirm_backups(config, output, actor=ctx.actor, now=int(time.time()))
+    for path in destroyed:
+        print(f"  消去しました：{path}")
+    print(f"バックアップの消去を記録しました（{len(destroyed)} ファイル）。")
+    print("これら以外の場所にバックアップの複製がある場合は、それも消去してください。")
+    return ExitCode.OK
+
+
+def _cmd_confirm_recovery_key(ctx: Context) -> int:
+    _config, output = _wipe_output(ctx)
+    state = wipe_mod.load_state(output)
+    if "backups" not in state["steps"]:
+        raise wipe_mod.WipeStepError(
+            "the backups have not been destroyed yet", "run `kairanctl wipe confirm-backups` first"
+        )
+    recipient = ""
+    pub = Path("/etc/kairan/recovery.pub") if ctx.args.recipient is None else ctx.args.recipient
+    if pub.exists():
+        recipient = load_recipient_text(pub)
+    if not _ask("復旧用秘密鍵のすべての複製（USB メモリ・紙など）を物理的に破壊しましたか？", ctx):
+        print("記録していません。破壊してから再度実行してください。")
+        return ExitCode.FAILURE
+    now = int(time.time())
+    wipe_mod.confirm_recovery_key(output, actor=ctx.actor, now=now, recipient=recipient)
+    print("復旧用秘密鍵の破棄を記録しました。")
+    return ExitCode.OK
+
+
+def _cmd_final_certificate(ctx: Context) -> int:
+    config, output = _wipe_output(ctx)
+    written = wipe_mod.final_certificate(config, output, now=int(time.time()))
+    print("最終の削除証明書を発行しました。")
+    print(f"  印刷用（PDF）: {written.pdf}")
+    print(f"  印刷用（文字）: {written.text}")
+    print(f"  JSON          : {written.json}")
+    print(f"  別紙（CSV）   : {written.annex}")
+    return ExitCode.OK
 
 
 def register(subparsers: Subparsers) -> None:
@@ -183,3 +262,18 @@ def register(subparsers: Subparsers) -> None:
         "--output", type=Path, default=None, help="folder for the final record and certificate"
     )
     wipe_parser.set_defaults(func=_cmd_wipe)
+    steps = wipe_parser.add_subparsers(dest="wipe_command")
+    backups = steps.add_parser(
+        "confirm-backups", help="after the wipe: destroy every backup generation (local, mirror)"
+    )
+    key = steps.add_parser(
+        "confirm-recovery-key", help="after the backups: record that the recovery key is destroyed"
+    )
+    key.add_argument("--recipient", type=Path, default=None, help="recovery.pub to name")
+    final = steps.add_parser(
+        "certificate", help="issue the final certificate once every step is recorded"
+    )
+    for step in (backups, key, final):
+        step.add_argument("--output", type=Path, default=None, help="the wipe's --output folder")
+    for step in (backups, key):
+        step.add_argument("--yes", action="store_true", help="answer yes (non-interactive)")

@@ -49,6 +49,13 @@ def _record_not_after(ctx: Context, not_after: dt.datetime) -> None:
     try:
         with transaction(conn):
             settings.put(conn, NOT_AFTER_SETTING, int(not_after.timestamp()))
+            # S8: a certificate change is a change of the channel personal data travels on.
+            ctx.audit(
+                conn,
+                "tls.install",
+                {"not_after": not_after.isoformat(timespec="seconds")},
+                target=str(ctx.config.webhook.tls_cert),
+            )
     finally:
         conn.close()
 

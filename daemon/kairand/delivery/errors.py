@@ -82,3 +82,12 @@ class NoTestRecipients(DeliveryError):
             "テスト送信先が登録されていません。テスト送信先の登録コードをご自身のLINEから"
             "送信して登録してください。",
         )
+
+
+class OutOfScope(DeliveryError):
+    """K8: the author's sending institutions do not cover what the segment addresses."""
+
+    def __init__(self, reason: str, field: str, message_ja: str) -> None:
+        super().__init__("out_of_scope", message_ja)
+        self.reason = reason
+        self.field = field

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from kairand.delivery.messages import MessageItem, RichItem, check_text
 from kairand.segments.model import SegmentFilter
 
 MAX_MESSAGES = 5
@@ -132,8 +133,11 @@ class DeliveryContent(BaseModel):
     """Internal title for staff screens (never sent)."""
     confidentiality: Confidentiality = 1
     """機密性1/2/3: only 1 may be sent through LINE (G3)."""
-    messages: Annotated[tuple[MessageText, ...], Field(min_length=1, max_length=MAX_MESSAGES)]
-    """1–5 text messages, each ≤ 5,000 UTF-16 code units."""
+    messages: Annotated[
+        tuple[MessageText | RichItem, ...], Field(min_length=1, max_length=MAX_MESSAGES)
+    ]
+    """1–5 messages in any mix: a string is a text message (≤ 5,000 UTF-16 code units, no
+    control characters); an object is an image, sticker or card (kairand.delivery.messages)."""
     segment: SegmentFilter
     notification_disabled: bool = False
     scheduled_at: dt.datetime | None = None
@@ -149,15 +153,12 @@ class DeliveryContent(BaseModel):
 
     @field_validator("messages")
     @classmethod
-    def _text_limits(cls, messages: tuple[str, ...]) -> tuple[str, ...]:
-        for i, text in enumerate(messages):
-            if not text.strip():
-                raise ValueError(f"message {i + 1} is empty")
-            units = utf16_units(text)
-            if units > MAX_TEXT_UNITS:
-                raise ValueError(
-                    f"message {i + 1} is {units} UTF-16 units long; LINE allows {MAX_TEXT_UNITS}"
-                )
+    def _text_limits(cls, messages: tuple[MessageItem, ...]) -> tuple[MessageItem, ...]:
+        for i, item in enumerate(messages):
+            if isinstance(item, str):
+                problem = check_text(i, item, MAX_TEXT_UNITS)
+                if problem:
+                    raise ValueError(problem)
         return messages
 
     @field_validator("scheduled_at")

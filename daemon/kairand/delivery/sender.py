@@ -32,15 +32,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from linebot.v3.messaging import MulticastRequest, TextMessage
+from linebot.v3.messaging import Message, MulticastRequest
 
 from kairand.audit.chain import AuditEntry
-from kairand.config import DeliverySection
+from kairand.config import DeliverySection, MediaSection
+from kairand.delivery.messages import media_of, parse_item, to_line_all
 from kairand.delivery.model import Status
-from kairand.delivery.quota import read_quota
+from kairand.delivery.quota import Quota, read_quota
 from kairand.delivery.ratelimit import TokenBucket, backoff
 from kairand.line.client import LineApi
 from kairand.line.errors import Verdict, safe_classify
+from kairand.line.media import MediaNotReady, urls_for
 from kairand.logs import get_logger
 from kairand.segments.model import SegmentFilter, send_date
 from kairand.store import audit as audit_store
@@ -81,10 +83,12 @@ class Sender:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        media: MediaSection | None = None,
     ) -> None:
         self.store = store
         self.line = line
         self.config = config
+        self.media = media or MediaSection()
         self.clock = clock
         self.rng = rng or random.Random()
         self.limiter = TokenBucket(config.multicast_rate_per_second)
@@ -136,12 +140,19 @@ class Sender:
                 self._refuse, row, "failed", f"confidentiality class {row.confidentiality} (G3)"
             )
             return None
+        try:
+            await self._line_messages(row)
+        except (MediaNotReady, ValueError) as exc:
+            await self.store.write(self._refuse, row, "failed", f"messages: {exc}")
+            return None
         segment = SegmentFilter.model_validate(row.segment)
         on = send_date(_utc(now))
         current = await self.store.read(survey_store.current)
         survey = current[1] if current else None
         try:
-            quota = await read_quota(self.line)
+            # Staff confirmed sending beyond the quota (and pre-approved alerts carry that
+            # confirmation): the read could not change anything, so it is not made.
+            quota = Quota(False, None, 0) if row.quota_confirmed else await read_quota(self.line)
             self._quota_failures = 0
         except Exception as exc:
             self._quota_failures += 1
@@ -217,7 +228,7 @@ class Sender:
         concurrency = self.config.concurrency
         queue: asyncio.Queue[ClaimedBatch | None] = asyncio.Queue(maxsize=concurrency)
         flush_now = asyncio.Event()
-        messages = [TextMessage(text=t) for t in row.messages]
+        messages = await self._line_messages(row)
 
         async def feeder() -> None:
             try:
@@ -273,6 +284,12 @@ class Sender:
         await self.store.write(self._finish, run)
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
+
+    async def _line_messages(self, row: q.DeliveryRow) -> list[Message]:
+        """The delivery's messages in LINE's shape (kairand.delivery.messages.to_line)."""
+        items = [parse_item(m) for m in row.messages]
+        url = await urls_for(self.store, self.media, media_of(items))
+        return [Message.from_dict(d) for d in to_line_all(items, url)]
 
     async def _flush(self, run: _Run) -> None:
         results, run.results = run.results, []
@@ -362,7 +379,7 @@ class Sender:
         log.info("delivery.finished", delivery=row_id, status=final.value)
 
     async def _send_batch(
-        self, run: _Run, batch: ClaimedBatch, messages: list[TextMessage]
+        self, run: _Run, batch: ClaimedBatch, messages: list[Message]
     ) -> BatchResult:
         request = MulticastRequest(
             to=batch.to,

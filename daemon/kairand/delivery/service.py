@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
-from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
+from linebot.v3.messaging import ApiException, Message, PushMessageRequest, TextMessage
 
 from kairand.audit.chain import AuditEntry
+from kairand.config import MediaSection
 from kairand.conversation.survey import SurveyDefinition
 from kairand.delivery import audience, policy
 from kairand.delivery.errors import (
@@ -30,7 +31,16 @@ from kairand.delivery.errors import (
     InvalidTransition,
     NoRecipients,
     NoTestRecipients,
+    OutOfScope,
     QuotaExceeded,
+)
+from kairand.delivery.messages import (
+    MessageItem,
+    dump_item,
+    media_of,
+    parse_item,
+    to_line_all,
+    url_problems,
 )
 from kairand.delivery.model import (
     MAX_MESSAGES,
@@ -41,7 +51,11 @@ from kairand.delivery.model import (
 )
 from kairand.delivery.quota import read_quota
 from kairand.line.client import LineApi
+from kairand.line.media import MediaNotReady, urls_for
 from kairand.logs import get_logger
+from kairand.programs import service as programs
+from kairand.programs.model import DEFAULT_PROGRAM
+from kairand.programs.scope import ScopeError
 from kairand.segments.model import (
     Condition,
     SegmentError,
@@ -51,12 +65,14 @@ from kairand.segments.model import (
 )
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
+from kairand.store import media as media_store
 from kairand.store import segments as segment_queries
 from kairand.store import settings, test_recipients
 from kairand.store import survey as survey_store
 from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class DeliveryView:
     id: int
     title: str
     confidentiality: int
-    messages: list[str]
+    messages: list[MessageItem]
     segment: SegmentFilter
     notification_disabled: bool
     scheduled_at: dt.datetime | None
@@ -117,7 +133,7 @@ def _view(row: q.DeliveryRow, totals: q.BatchTotals) -> DeliveryView:
         id=row.id,
         title=row.title,
         confidentiality=row.confidentiality,
-        messages=row.messages,
+        messages=[parse_item(m) for m in row.messages],
         segment=SegmentFilter.model_validate(row.segment),
         notification_disabled=row.notification_disabled,
         scheduled_at=_ts(row.scheduled_at),
@@ -164,7 +180,19 @@ def _check_class(confidentiality: int) -> None:
         raise ConfidentialityRefused(confidentiality)
 
 
-def _check_segment(conn: Connection, segment: SegmentFilter) -> None:
+def _check_segment(conn: Connection, segment: SegmentFilter, author: str | None = None) -> None:
+    if segment.program != DEFAULT_PROGRAM or author is not None:
+        # Programs (issue 16): the program's own questions, and the author's institutions (K8).
+        try:
+            programs.check_segment(conn, author or "", segment)
+        except programs.ProgramError as exc:
+            raise InvalidContent(exc.field or "segment", exc.message_ja) from None
+        except SegmentError as exc:
+            raise InvalidContent(f"segment.{exc.field}", exc.message_ja) from None
+        except ScopeError as exc:
+            raise OutOfScope(exc.code, exc.field, exc.message_ja) from None
+        if segment.program != DEFAULT_PROGRAM:
+            return
     current = survey_store.current(conn)
     if current is None:
         return
@@ -218,11 +246,43 @@ def _check_audience(conn: Connection, segment: SegmentFilter, scheduled_at: int 
     raise NoRecipients("条件を見直してください。")  # pragma: no cover - counts agree
 
 
+LINK_DOMAINS_KEY = "links.allowed_domains"
+"""Settings key of the domains an admin added at runtime (config links.allowed_domains also
+applies)."""
+
+
+def allowed_domains(conn: Connection, configured: Iterable[str] = ()) -> list[str]:
+    added = settings.get(conn, LINK_DOMAINS_KEY, []) or []
+    return sorted({*configured, *added})
+
+
+def _check_links_and_media(
+    conn: Connection, messages: Iterable[MessageItem], configured: Iterable[str]
+) -> None:
+    """Every link goes to an allowed domain; every image exists (issue 20)."""
+    items = list(messages)
+    problems = url_problems(items, allowed_domains(conn, configured))
+    if problems:
+        where, message = problems[0]
+        raise InvalidContent(where, message)
+    missing = media_store.missing(conn, media_of(items))
+    if missing:
+        raise InvalidContent("messages", "画像が見つかりません。もう一度画像を選び直してください。")
+
+
+def check_content(conn: Connection, content: DeliveryContent, domains: Iterable[str]) -> None:
+    """Everything a delivery's content must satisfy before it is stored or approved: G3, the
+    segment against the current survey, links and images (also used for series)."""
+    _check_class(content.confidentiality)
+    _check_segment(conn, content.segment)
+    _check_links_and_media(conn, content.messages, domains)
+
+
 def _content_fields(content: DeliveryContent) -> dict[str, Any]:
     return {
         "title": content.title,
         "confidentiality": content.confidentiality,
-        "messages": list(content.messages),
+        "messages": [dump_item(m) for m in content.messages],
         "segment_json": content.segment.model_dump_json(),
         "notification_disabled": content.notification_disabled,
         "urgent": content.urgent,
@@ -249,14 +309,18 @@ def _move(
 # -- the operations -----------------------------------------------------------------------------
 
 
-async def create_draft(store: Store, author: str, content: DeliveryContent) -> int:
+async def create_draft(
+    store: Store, author: str, content: DeliveryContent, *, link_domains: Iterable[str] = ()
+) -> int:
     _check_class(content.confidentiality)
 
     def tx(conn: Connection) -> int:
-        _check_segment(conn, content.segment)
+        _check_segment(conn, content.segment, author)
+        _check_links_and_media(conn, content.messages, link_domains)
         delivery_id = q.insert(
             conn, author=author, now=int(time.time()), **_content_fields(content)
         )
+        media_store.link_delivery(conn, delivery_id, media_of(content.messages))
         audit(conn, author, "delivery.create", delivery_id)
         return delivery_id
 
@@ -264,7 +328,12 @@ async def create_draft(store: Store, author: str, content: DeliveryContent) -> i
 
 
 async def update_draft(
-    store: Store, delivery_id: int, content: DeliveryContent, actor: str
+    store: Store,
+    delivery_id: int,
+    content: DeliveryContent,
+    actor: str,
+    *,
+    link_domains: Iterable[str] = (),
 ) -> None:
     _check_class(content.confidentiality)
 
@@ -272,23 +341,27 @@ async def update_draft(
         row = _load(conn, delivery_id)
         if row.status != Status.draft.value:
             raise InvalidTransition(delivery_id, row.status, "update")
-        _check_segment(conn, content.segment)
+        _check_segment(conn, content.segment, row.author)
+        _check_links_and_media(conn, content.messages, link_domains)
         if not q.update_content(
             conn, delivery_id, now=int(time.time()), **_content_fields(content)
         ):
             raise InvalidTransition(delivery_id, row.status, "update")
+        media_store.link_delivery(conn, delivery_id, media_of(content.messages))
         audit(conn, actor, "delivery.update", delivery_id)
 
     await store.write(tx)
 
 
-async def submit(store: Store, delivery_id: int, actor: str) -> None:
+async def submit(
+    store: Store, delivery_id: int, actor: str, *, link_domains: Iterable[str] = ()
+) -> None:
     def tx(conn: Connection) -> None:
         row = _load(conn, delivery_id)
         _check_class(row.confidentiality)
-        segment = SegmentFilter.model_validate(row.segment)
-        _check_segment(conn, segment)
-        _check_audience(conn, segment, row.scheduled_at)
+        _check_segment(conn, SegmentFilter.model_validate(row.segment), row.author)
+        _check_links_and_media(conn, [parse_item(m) for m in row.messages], link_domains)
+        _check_audience(conn, SegmentFilter.model_validate(row.segment), row.scheduled_at)
         now = int(time.time())
         _move(
             conn, row, Status.pending_approval, "submit", now, submitted_at=now, reject_comment=None
@@ -305,6 +378,8 @@ async def approve(
     *,
     line: LineApi | None = None,
     confirm_over_quota: bool = False,
+    link_domains: Iterable[str] = (),
+    media_public: bool = True,
 ) -> Status:
     """Approve; returns the new status (approved: send now, scheduled: at scheduled_at).
 
@@ -325,9 +400,17 @@ async def approve(
 
     def tx(conn: Connection) -> Status:
         current = _load(conn, delivery_id)
-        segment = SegmentFilter.model_validate(current.segment)
-        _check_segment(conn, segment)
-        _check_audience(conn, segment, current.scheduled_at)
+        _check_segment(conn, SegmentFilter.model_validate(current.segment), current.author)
+        # Links are checked again: an admin may have removed a domain since the submit.
+        items = [parse_item(m) for m in current.messages]
+        _check_links_and_media(conn, items, link_domains)
+        if media_of(items) and not media_public:
+            raise InvalidContent(
+                "messages",
+                "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
+                "承認できません。管理者にお問い合わせください。",
+            )
+        _check_audience(conn, SegmentFilter.model_validate(current.segment), current.scheduled_at)
         now = int(time.time())
         target = (
             Status.scheduled
@@ -480,11 +563,11 @@ async def list_deliveries(
 # -- test send ---------------------------------------------------------------------------------
 
 
-def test_pushes(messages: list[str]) -> list[list[str]]:
+def test_pushes(messages: list[T]) -> list[list[T | str]]:
     """The push requests of a test send: the 【テスト送信】 notice as a message of its own, then
-    the texts unchanged, at most LINE's 5 message objects per request (five texts: two
-    pushes, in order)."""
-    sequence = [TEST_NOTICE, *messages]
+    the messages unchanged (texts, images, stickers, cards), at most LINE's 5 message objects
+    per request (five messages: two pushes, in order)."""
+    sequence: list[T | str] = [TEST_NOTICE, *messages]
     return [sequence[i : i + MAX_MESSAGES] for i in range(0, len(sequence), MAX_MESSAGES)]
 
 
@@ -494,6 +577,8 @@ async def test_send(
     delivery_id: int,
     staff: str,
     clock: Callable[[], float] = time.time,
+    *,
+    media: MediaSection | None = None,
 ) -> int:
     """Push the delivery's messages, after a 【テスト送信】 notice, to STAFF's own test
     recipients only (push, never multicast; no approval needed). Returns how many received
@@ -505,7 +590,22 @@ async def test_send(
     recipients = await store.read(test_recipients.recipients_of, staff)
     if not recipients:
         raise NoTestRecipients()
-    pushes = test_pushes(list(row.messages))
+    items = [parse_item(m) for m in row.messages]
+    section = media or MediaSection()
+    media_ids = media_of(items)
+    try:
+        url = await urls_for(store, section, media_ids)
+        wire = [Message.from_dict(d) for d in to_line_all(items, url)]
+    except MediaNotReady:
+        raise InvalidContent(
+            "messages",
+            "画像を送るための公開アドレス（media.public_base_url）が設定されていません。"
+            "管理者にお問い合わせください。",
+        ) from None
+    if media_ids:
+        until = int(clock()) + section.test_serve_seconds
+        await store.write(media_store.grant, media_ids, until)
+    pushes = test_pushes(wire)
     ok = 0
     last_error = None
     for to in recipients:
@@ -513,7 +613,7 @@ async def test_send(
             for texts in pushes:
                 request = PushMessageRequest(
                     to=to,
-                    messages=[TextMessage(text=t) for t in texts],
+                    messages=[TextMessage(text=m) if isinstance(m, str) else m for m in texts],
                     notification_disabled=row.notification_disabled,
                 )
                 await line.messaging.push_message(

@@ -17,7 +17,7 @@ SENDER = web.AppKey("delivery_sender", Sender)
 
 async def delivery_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: run the sender until the daemon stops."""
-    sender = Sender(app[STORE], app[LINE], app[CONFIG].delivery)
+    sender = Sender(app[STORE], app[LINE], app[CONFIG].delivery, media=app[CONFIG].media)
     app[SENDER] = sender
     stop = asyncio.Event()
     task = app[TASKS].worker("delivery-sender", lambda: sender.run(stop))

@@ -91,7 +91,13 @@ def _message(body: Any) -> str:
         except ValueError:
             return body[:200]
         if isinstance(data, dict):
-            return str(data.get("message", ""))[:200]
+            message = str(data.get("message", ""))
+            details = data.get("details")
+            if isinstance(details, list) and details and isinstance(details[0], dict):
+                # LINE names the offending property (e.g. an image it could not fetch).
+                first = details[0]
+                message += f" ({first.get('property', '')}: {first.get('message', '')})"
+            return message[:300]
     return ""
 
 

@@ -25,9 +25,12 @@ from aiohttp import ClientError, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from linebot.v3.messaging import ApiException
 
-from kairand.conversation import machine
+from kairand.config import QueueSection
+from kairand.conversation import machine, texts
 from kairand.conversation.events import parse_event
+from kairand.conversation.texts import consultation_reply
 from kairand.keys import secrets
+from kairand.line import booking as booking_chat
 from kairand.line.client import LineApi
 from kairand.line.replies import (
     REPLY_CONCURRENCY,
@@ -39,6 +42,8 @@ from kairand.line.replies import (
 )
 from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
+from kairand.programs import inbox as program_inbox
+from kairand.queue import chat as queue_chat
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
@@ -78,6 +83,8 @@ def _apply(
     result: BatchResult,
     postback_max_age_ms: int | None = None,
     reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
+    queue_cfg: QueueSection | None = None,
+    consult_reply: str | None = None,
 ) -> str:
     """Apply one event's effects; returns the inbox state to record (done | ignored)."""
     try:
@@ -93,13 +100,53 @@ def _apply(
         # every multicast batch it is in). Counted, never logged.
         metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
+    queued = queue_chat.route(conn, queue_cfg, event, now)  # the same-day queue, if it is one
+    if queued is not None:
+        if queued and event.reply_token and not event.standby:
+            result.replies.append(
+                PendingReply(
+                    event.reply_token,
+                    tuple(queued),
+                    user_id=user_id,
+                    deadline=(row.received_at or now) + reply_lifetime,
+                )
+            )
+        return "done"
+    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
+    if booked is not None:
+        messages, essential = booked
+        if messages and event.reply_token:
+            reply = PendingReply(
+                event.reply_token,
+                tuple(messages),
+                user_id=user_id,
+                deadline=(row.received_at or now) + reply_lifetime,
+            )
+            # A booking made or cancelled must reach the resident even if the reply is late.
+            result.replies.append(must_know(reply, essential))
+        return "done"
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
+    # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
+    program = program_inbox.apply_event(
+        conn, event, user_id, resident_id, now, keys.hmac_key, keys.signing_key
+    )
+    if program is not None:
+        if program.replies and event.reply_token and not event.standby:
+            reply = PendingReply(
+                event.reply_token,
+                program.replies[:5],
+                user_id=user_id,
+                deadline=(row.received_at or now) + reply_lifetime,
+            )
+            result.replies.append(reply)
+        return "done"
     outcome = machine.handle(
         event,
         state,
         definition,
         version,
+        consult_reply=consult_reply if consult_reply is not None else texts.GUIDANCE,
         now_ms=now * 1000,
         max_postback_age_ms=postback_max_age_ms,
     )
@@ -176,6 +223,8 @@ def process_batch(
     store_display_name: bool,
     postback_max_age_seconds: int | None = None,
     reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
+    queue_cfg: QueueSection | None = None,
+    consult_reply: str | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction. Postbacks
     older than POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
@@ -203,6 +252,8 @@ def process_batch(
                     result,
                     max_age_ms,
                     reply_lifetime,
+                    queue_cfg,
+                    consult_reply,
                 )
                 inbox.finish(conn, row.id, state, at)
         except Exception as exc:
@@ -266,6 +317,8 @@ class InboxWorker:
         *,
         reply_concurrency: int = REPLY_CONCURRENCY,
         reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
+        queue_cfg: QueueSection | None = None,
+        consult_reply: str | None = None,
     ) -> None:
         self.store = store
         self.line = line
@@ -274,6 +327,8 @@ class InboxWorker:
         self.store_display_name = store_display_name
         self.postback_max_age_seconds = postback_max_age_seconds
         self.reply_lifetime = reply_lifetime
+        self.queue_cfg = queue_cfg
+        self.consult_reply = consult_reply
         self.processed = 0
         self.replies = ReplySender(line, reply_concurrency) if line is not None else None
         self._recorded = (0, 0, 0, 0, 0)
@@ -288,6 +343,8 @@ class InboxWorker:
             self.store_display_name,
             self.postback_max_age_seconds,
             self.reply_lifetime,
+            self.queue_cfg,
+            self.consult_reply,
         )
         self.processed += result.processed
         if result.processed:
@@ -374,6 +431,10 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
         config.conversation.postback_max_age_seconds,
         reply_concurrency=config.line.reply_concurrency,
         reply_lifetime=config.line.reply_token_lifetime_seconds,
+        queue_cfg=config.queue,
+        consult_reply=consultation_reply(
+            config.consultation.contacts, config.consultation.hotlines
+        ),
     )
     app[INBOX_WORKER] = worker
     app[TASKS].worker("inbox-worker", worker.run)

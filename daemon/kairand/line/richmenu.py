@@ -13,7 +13,7 @@ TOML shape (see provisioning/richmenu/default.toml):
     selected = true         # open by default
     [size]  width = 2500, height = 843
     [[areas]]  x, y, width, height, and either uri = "https://..." or
-               postback = "settings" (the 設定を変更 action); label ≤ 20
+               postback = "settings" (the 設定を変更 action) or "reservation" (予約); label ≤ 20
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ MAX_CHAT_BAR = 14
 MAX_NAME = 300
 MAX_LABEL = 20
 # The postbacks a rich-menu area may send: names → data the conversation understands.
-POSTBACKS = {"settings": ("a=settings", "設定を変更")}
+POSTBACKS = {
+    "settings": ("a=settings", "設定を変更"),
+    # Window reservations (issue 14): the booking dialogue's menu (kairand.reservations.dialogue).
+    "reservation": ("rsv=menu", "予約"),
+}
 
 
 class RichMenuError(KairanError):

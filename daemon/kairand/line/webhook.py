@@ -27,6 +27,7 @@ from aiohttp import web
 from kairand import tls
 from kairand.config import Config
 from kairand.keys import secrets
+from kairand.line.media import add_media_routes
 from kairand.logs import get_logger
 from kairand.runtime import CONFIG, STORE
 from kairand.store import inbox, metrics
@@ -328,6 +329,7 @@ async def webhook_component(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     channel_secret = await loop.run_in_executor(None, secrets.get_secret, secrets.CHANNEL_SECRET)
     webhook_app = make_webhook_app(config, app[STORE], channel_secret, wake_event(app))
+    add_media_routes(webhook_app, config, app[STORE])  # images go out the same way (issue 20)
     runner, where = await start_sites(config, webhook_app)
     log.info("webhook.listening", on=where, tls=bool(config.webhook.tls_cert))
     try:

@@ -91,8 +91,45 @@ class Verified:
     payload: dict[str, Any] | None = None
 
 
+PDF_MARK = b"%KAIRAN-SIGNATURE "
+
+
+def sign_pdf(pdf: bytes, key: Ed25519PrivateKey) -> bytes:
+    """PDF followed by one comment line (after %%EOF, which PDF readers ignore) holding the
+    algorithm, the key fingerprint and the Ed25519 signature over every byte before it."""
+    if not pdf.endswith(b"\n"):
+        pdf += b"\n"
+    signature = base64.b64encode(key.sign(pdf)).decode()
+    line = f"{ALGORITHM} {fingerprint(key.public_key())} {signature}\n"
+    return pdf + PDF_MARK + line.encode()
+
+
+def _verify_pdf(data: bytes, public_key: Ed25519PublicKey) -> Verified:
+    cut = data.rfind(b"\n" + PDF_MARK)
+    if cut < 0 or not data.endswith(b"\n"):
+        return Verified(
+            False, "pdf", "署名欄がない PDF です（Kairan が発行した文書ではありません）"
+        )
+    body, trailer = data[: cut + 1], data[cut + 1 + len(PDF_MARK) : -1]
+    try:
+        algorithm, key_fp, signature = trailer.decode("ascii").split(" ")
+        value = base64.b64decode(signature, validate=True)
+    except ValueError:
+        return Verified(False, "pdf", "署名欄が壊れています")
+    if algorithm != ALGORITHM:
+        return Verified(False, "pdf", "未対応の署名方式です")
+    if key_fp != fingerprint(public_key):
+        return Verified(False, "pdf", "この装置とは別の鍵で署名されています")
+    if not evidence.verify(public_key, value, body):
+        return Verified(False, "pdf", "署名が内容と一致しません（改変されています）")
+    return Verified(True, "pdf")
+
+
 def verify_document(data: bytes, public_key: Ed25519PublicKey) -> Verified:
-    """Verify a signed JSON or text document against PUBLIC_KEY (strictly, byte for byte)."""
+    """Verify a signed JSON, text or PDF document against PUBLIC_KEY (strictly, byte for
+    byte)."""
+    if data.startswith(b"%PDF-"):
+        return _verify_pdf(data, public_key)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kairand.audit.chain import AuditEntry
 from kairand.retention.receipts import make_receipt
 from kairand.store import audit, inbox, receipts, residents, test_recipients
+from kairand.store import deletion_journal as journal
 from kairand.store.database import Connection
 
 
@@ -78,6 +79,12 @@ def record_deletion(
         signing_key=signing_key,
     )
     receipt_id = receipts.insert(conn, receipt)
+    # S18: the deletion also goes to the journal outside the store, so that restoring a backup
+    # made before it re-applies it. Written before the commit: a deletion whose transaction
+    # then fails is completed by the next re-apply (it was decided), never lost.
+    journal_path = journal.journal_for(conn)
+    if journal_path is not None:
+        journal.append(journal_path, receipt, signing_key)
     audit.append(
         conn,
         AuditEntry(

@@ -382,3 +382,18 @@ def from_stored(found: tuple[int, int, str] | None) -> tuple[int, int, Retention
         return None
     version, created_at, text = found
     return version, created_at, RetentionRules.model_validate_json(text)
+
+
+DEFAULT_INACTIVITY_MONTHS = 24
+DEFAULT_RULES = RetentionRules(
+    rules=(
+        RetentionRule(
+            scope="registration",
+            policy=MonthsAfterInteraction(months=DEFAULT_INACTIVITY_MONTHS),
+        ),
+    )
+)
+"""S20: the rules in force until staff save their own. A resident who stopped using LINE
+without blocking the account (no follow, message, postback or answer for 24 months) is
+deleted with reason `retention`, like any registration expiry. Saved rules replace this
+default entirely (a municipality that wants another period states it in its own rules)."""

@@ -4,8 +4,8 @@ Order, so that a failure half-way never loses the proof:
 1. refuse while kairand runs (its API socket answers);
 2. in the store: count what is about to be destroyed, audit `wipe.started`, purge every person
    with a `contract_end` receipt; then read every receipt's digest and the audit chain head;
-3. write the signed final record (JSON) and the final deletion certificate next to the state
-   directory;
+3. write the signed final record (JSON) next to the state directory (the final certificate
+   comes last, see `final_certificate`);
 4. crypto-erase: overwrite the database file and its -wal/-shm/-journal with random bytes,
    fsync, unlink; then destroy the db-key where the keyring backend allows it
    (DirectoryKeyring: overwrite + unlink; systemd credentials are read-only: print the exact
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import socket
 from dataclasses import dataclass, field
@@ -29,18 +30,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
 from kairand.audit.chain import verify as verify_chain
+from kairand.backup.service import NAME_RE, destroy_file
 from kairand.config import Config
 from kairand.errors import ExitCode, KairanError, StoreError
 from kairand.keys import secrets
 from kairand.keys.backends import CredentialsKeyring, DirectoryKeyring, MemoryKeyring
 from kairand.logs import get_logger
 from kairand.reports import certificate
-from kairand.reports.common import Period, iso_jst
-from kairand.reports.signing import sign_json
+from kairand.reports.common import Period, datetime_ja, iso_jst
+from kairand.reports.signing import sign_json, verify_document
 from kairand.retention.purge import purge_resident
 from kairand.store import audit, reports
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, open_connection
+from kairand.store.deletion_journal import JOURNAL_NAME, journal_beside
 from kairand.timeutil import JST
 
 log = get_logger(__name__)
@@ -54,10 +57,19 @@ class DaemonRunningError(KairanError):
     exit_code = ExitCode.FAILURE
 
 
+FINAL_RECORD_KIND = "kairan.final_record"
+STATE_NAME = "kairan-wipe-state.json"
+
+
+class WipeStepError(KairanError):
+    """A contract-end step is missing or came in the wrong order."""
+
+    exit_code = ExitCode.FAILURE
+
+
 @dataclass
 class WipeResult:
     final_record: Path | None = None
-    certificate: tuple[Path, Path] | None = None
     erased: list[Path] = field(default_factory=list)
     key: str = ""
     admin_command: str | None = None
@@ -95,7 +107,13 @@ def _prepare(
     for line_user_id in reports.subject_ids(conn):
         purge_resident(conn, line_user_id, "contract_end", now, hmac_key, signing_key, actor=actor)
     chain = verify_chain(audit.iter_entries(conn))
+    handovers = [
+        {"at": iso_jst(e.entry.at_ms / 1000), "by": e.entry.actor, **e.entry.detail}
+        for e in audit.iter_entries(conn)
+        if e.entry.action == "handover.export" and e.entry.outcome == "ok"
+    ]
     return {
+        "handovers": handovers,
         "personal_rows": counts,
         "receipts": reports.receipt_digests(conn),
         "chain": {"intact": chain.ok, "entries": chain.entries, "head_hash": chain.head_hash},
@@ -169,43 +187,34 @@ def wipe(config: Config, *, output_dir: Path | None, now: int, actor: str) -> Wi
         finally:
             store.close()
         stamp = dt.datetime.fromtimestamp(now, JST).strftime("%Y%m%d-%H%M%S")
-        final = {
+        rows = certificate.receipt_rows(prepared["gathered"], signing_key.public_key())
+        record = {
+            "kind": FINAL_RECORD_KIND,
+            "format": 2,
             "wiped_at": iso_jst(now),
+            "wiped_by": actor,
             "personal_rows": prepared["personal_rows"],
             "db_key": key_text,
-        }
-        record = {
-            "kind": "kairan.final_record",
-            "format": 1,
-            **final,
             "audit_chain": prepared["chain"],
-            "receipts": [
-                {"at": iso_jst(at), "reason": reason, "digest": digest}
-                for at, reason, digest in prepared["receipts"]
-            ],
+            "masked": prepared["gathered"].masked,
+            "handovers": prepared["handovers"],
+            "receipts": rows,
         }
         output_dir.mkdir(parents=True, exist_ok=True)
         result.final_record = output_dir / f"kairan-final-record-{stamp}.json"
         result.final_record.write_text(sign_json(record, signing_key), encoding="utf-8")
-        gathered = prepared["gathered"]
-        first_at = gathered.receipts[0].at if gathered.receipts else now
-        period = Period(
-            dt.datetime.fromtimestamp(first_at, JST).date(),
-            dt.datetime.fromtimestamp(now, JST).date(),
-        )
-        payload = certificate.build_payload(
-            gathered,
-            period=period,
-            issued_at=now,
-            public_key=signing_key.public_key(),
-            final=final,
-        )
-        result.certificate = certificate.write_certificate(
-            payload, signing_key, output_dir, f"deletion-certificate-final-{stamp}"
-        )
+        _save_state(output_dir, {"final_record": result.final_record.name, "steps": {}})
     # Crypto-erase: the files first (random overwrite), then the key that decrypts them.
     family = [db_path.with_name(db_path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
-    for path in [db_path, *family, *sorted(db_path.parent.glob(db_path.name + "*"))]:
+    # The deletion journal (HMACs only) has served its purpose once nothing is left to protect:
+    # its entries are in the final record; the copies beside the backups go with the backups.
+    journal_file = journal_beside(db_path)
+    for path in [
+        db_path,
+        *family,
+        *sorted(db_path.parent.glob(db_path.name + "*")),
+        journal_file,
+    ]:
         if _overwrite_and_unlink(path):
             result.erased.append(path)
     outcome = _destroy_key()
@@ -232,3 +241,164 @@ def _store_unreadable(db_path: Path) -> bool:
     with contextlib.suppress(Exception):
         conn.close()
     return False
+
+
+# -- after the wipe: backups, recovery key, then the final certificate ---------------------------
+#
+# The final certificate says the data cannot be restored. That is only true once every backup
+# generation and the recovery key that opens them are gone, so it is issued last, from the
+# signed final record and the recorded confirmation of each step (who, when, what). The store
+# (and its audit chain) no longer exists at this point: the steps are kept in
+# kairan-wipe-state.json beside the final record and printed on the certificate.
+
+
+def _state_path(output_dir: Path) -> Path:
+    return output_dir / STATE_NAME
+
+
+def _save_state(output_dir: Path, state: dict[str, Any]) -> None:
+    path = _state_path(output_dir)
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.write_text(json.dumps(state, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_state(output_dir: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(_state_path(output_dir).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WipeStepError(
+            f"no wipe record in {output_dir}: the store has not been wiped (or another --output "
+            "was used)",
+            "run `kairanctl wipe --i-understand --output DIR` first, then use the same --output",
+        ) from None
+    if not isinstance(state, dict) or "final_record" not in state:
+        raise WipeStepError(f"{_state_path(output_dir)} is damaged")
+    return state
+
+
+def confirm_backups(config: Config, output_dir: Path, *, actor: str, now: int) -> list[Path]:
+    """Destroy every backup generation and journal copy Kairan knows (the local folder and the
+    mounted mirror) and record the step. A configured mirror that is not mounted stops here:
+    its generations must be destroyed too."""
+    state = load_state(output_dir)
+    places = [config.backup.directory]
+    if config.backup.mirror is not None:
+        if not config.backup.mirror.is_dir():
+            raise WipeStepError(
+                f"the backup target {config.backup.mirror} is not mounted: its generations "
+                "cannot be destroyed",
+                "mount it and run `kairanctl wipe confirm-backups` again",
+            )
+        places.append(config.backup.mirror)
+    destroyed: list[Path] = []
+    for place in places:
+        if not place.is_dir():
+            continue
+        for path in sorted(place.iterdir()):
+            if NAME_RE.match(path.name) or path.name == JOURNAL_NAME:
+                destroy_file(path)
+                destroyed.append(path)
+    generations = sum(1 for p in destroyed if NAME_RE.match(p.name))
+    state["steps"]["backups"] = {
+        "at": iso_jst(now),
+        "by": actor,
+        "places": [str(p) for p in places],
+        "destroyed": [str(p) for p in destroyed],
+        "summary": (
+            f"{datetime_ja(now)} に {actor} が {'、'.join(str(p) for p in places)} の"
+            f"バックアップ {generations} 世代を乱数で上書きして消去したことを確認"
+        ),
+    }
+    _save_state(output_dir, state)
+    log.info("wipe.backups_destroyed", generations=generations)
+    return destroyed
+
+
+def confirm_recovery_key(output_dir: Path, *, actor: str, now: int, recipient: str) -> None:
+    """Record the administrator's confirmation that every copy of the recovery private key was
+    destroyed (the appliance never holds it, so a person attests it)."""
+    state = load_state(output_dir)
+    if "backups" not in state["steps"]:
+        raise WipeStepError(
+            "the backups have not been destroyed yet",
+            "run `kairanctl wipe confirm-backups` first",
+        )
+    state["steps"]["recovery_key"] = {
+        "at": iso_jst(now),
+        "by": actor,
+        "recipient": recipient,
+        "summary": f"{datetime_ja(now)} に {actor} がすべての複製の物理的な破壊を確認"
+        + (f"（公開鍵 {recipient}）" if recipient else ""),
+    }
+    _save_state(output_dir, state)
+
+
+def _handover_summary(handovers: list[dict[str, Any]]) -> str | None:
+    if not handovers:
+        return None
+    last = handovers[-1]
+    return (
+        f"{last['at']} に {last['by']} が {last.get('rows', 0)} 件を自治体の鍵で封印して作成"
+        f"（{last.get('file', '')}、SHA-256 {last.get('sha256', '')}）"
+    )
+
+
+def final_certificate(
+    config: Config, output_dir: Path, *, now: int, handover: str | None = None
+) -> certificate.Written:
+    """Issue the contract-end certificate once the wipe, the backups and the recovery key are
+    all recorded as done."""
+    state = load_state(output_dir)
+    missing = [step for step in ("backups", "recovery_key") if step not in state["steps"]]
+    if missing:
+        raise WipeStepError(
+            "the final certificate needs every step confirmed first; missing: "
+            + ", ".join(missing),
+            "run `kairanctl wipe confirm-backups` and `kairanctl wipe confirm-recovery-key`",
+        )
+    signing_key = secrets.signing_key()
+    record_path = output_dir / state["final_record"]
+    checked = verify_document(record_path.read_bytes(), signing_key.public_key())
+    if not checked.ok or checked.payload is None:
+        raise WipeStepError(f"the final record {record_path} fails verification: {checked.reason}")
+    record = checked.payload
+    rows = record["receipts"]
+    wiped = dt.datetime.fromisoformat(record["wiped_at"])
+    first = dt.datetime.fromisoformat(rows[0]["at"]).date() if rows else wiped.date()
+    if config.contract.start is not None:
+        first = max(first, config.contract.start)
+    period = Period(first, wiped.date())
+    final = {
+        "wiped_at": record["wiped_at"],
+        "wiped_at_ja": datetime_ja(wiped.timestamp()),
+        "wiped_by": record["wiped_by"],
+        "personal_rows": record["personal_rows"],
+        "db_key": record["db_key"],
+        "backups": state["steps"]["backups"],
+        "recovery_key": state["steps"]["recovery_key"],
+        "handover": handover or _handover_summary(record.get("handovers", [])),
+        "final_record": state["final_record"],
+    }
+
+    def payload_for(annex: dict[str, Any]) -> dict[str, Any]:
+        return certificate.build_payload(
+            rows,
+            period=period,
+            issued_at=now,
+            public_key=signing_key.public_key(),
+            contract=config.contract,
+            audit_chain=record["audit_chain"],
+            annex=annex,
+            masked=int(record.get("masked", 0)),
+            backup_lifetime_days=config.backup.lifetime_days,
+            final=final,
+        )
+
+    stamp = wiped.strftime("%Y%m%d-%H%M%S")
+    _payload, written = certificate.write_certificate(
+        rows, payload_for, signing_key, output_dir, f"deletion-certificate-final-{stamp}"
+    )
+    state["certificate"] = written.json.name
+    _save_state(output_dir, state)
+    return written

@@ -162,7 +162,7 @@ async def run_once(
     and each page's expiries are applied before the next page is read: memory stays bounded
     whatever the number of residents."""
     current, last_run = await store.read(_load)
-    version, created_at, rules = current if current else (None, now, RetentionRules())
+    version, created_at, rules = current if current else (None, now, rules_mod.DEFAULT_RULES)
     since = last_run if last_run is not None else created_at
     result = RunResult(at=now, since=min(since, now), rules_version=version)
     questions = sorted({r.question for r in rules.rules if r.question is not None})
@@ -231,7 +231,7 @@ async def _notify(
 
 async def next_wake_at(store: Store, now: int) -> int:
     current, _ = await store.read(_load)
-    rules = current[2] if current else RetentionRules()
+    rules = current[2] if current else rules_mod.DEFAULT_RULES
     return rules_mod.next_wake(rules, now)
 
 

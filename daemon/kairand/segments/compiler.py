@@ -28,6 +28,22 @@ from kairand.conversation.survey import SurveyDefinition
 from kairand.segments.model import AgeCondition, ChoiceCondition, Condition, SegmentFilter
 
 BASE = "r.registered_at IS NOT NULL AND r.deliveries_stopped = 0"
+DEFAULT_PROGRAM = "city"
+MEMBERS = (
+    "SELECT m.resident_id FROM program_members m"
+    " WHERE m.program = ? AND m.registered_at IS NOT NULL"
+)
+"""A non-default program's registered members: the one condition that replaces BASE (and the
+facets' `eligible`) for its deliveries, so a per-program audience is the same plan restricted
+by one IN (...) that an in-memory index can mirror as a member set."""
+
+
+def _base(segment: SegmentFilter, column: str, eligible: str) -> tuple[str, list[object]]:
+    if segment.program == DEFAULT_PROGRAM:
+        return eligible, []
+    return f"{column} IN ({MEMBERS})", [segment.program]
+
+
 C_SLOTS = 8
 Y_SLOTS = 4
 MAX_BITS = 62
@@ -79,8 +95,8 @@ def _facet_predicate(cond: Condition, facets: FacetMap, year: int) -> tuple[str,
 def _compile_facets(
     segment: SegmentFilter, on: dt.date, facets: FacetMap
 ) -> CompiledSegment | None:
-    parts = ["f.eligible = 1"]
-    params: list[object] = []
+    base, params = _base(segment, "f.resident_id", "f.eligible = 1")
+    parts = [base]
     # Age conditions first: the planner ranges over the covering index on y0.
     ordered = sorted(segment.conditions, key=lambda c: not isinstance(c, AgeCondition))
     try:
@@ -149,18 +165,18 @@ def compile_segment(
     condition. SURVEY only guides the choice of driving condition in the answers plan.
     Results never depend on either.
     """
+    base, params = _base(segment, "r.id", BASE)
     if segment.all_registered or not segment.conditions:
-        return CompiledSegment(f"SELECT r.id AS id FROM residents r WHERE {BASE}", ())
+        return CompiledSegment(f"SELECT r.id AS id FROM residents r WHERE {base}", tuple(params))
     if facets is not None:
         compiled = _compile_facets(segment, on, facets)
         if compiled is not None:
             return compiled
     ordered = sorted(segment.conditions, key=lambda c: _selectivity(c, survey, on.year))
     driver, rest = ordered[0], ordered[1:]
-    params: list[object] = []
     driver_sql, driver_params = _condition_sql(driver, "a0", on.year)
-    parts = [f"r.id IN (SELECT a0.resident_id FROM answers a0 WHERE {driver_sql})", BASE]
-    params.extend(driver_params)
+    parts = [f"r.id IN (SELECT a0.resident_id FROM answers a0 WHERE {driver_sql})", base]
+    params = [*driver_params, *params]
     for i, cond in enumerate(rest, start=1):
         alias = f"a{i}"
         cond_sql, cond_params = _condition_sql(cond, alias, on.year)

@@ -11,6 +11,8 @@ JSON form (the staff API and the TUI send exactly this):
 Rules that hold for every filter (enforced by the compiler, not by the JSON):
 - only registered residents (`registered_at IS NOT NULL`) are ever selected;
 - residents with `deliveries_stopped = 1` are never selected.
+With `"program": "kodomo"` (any program other than the default `city`), the two rules above
+are replaced by: only the program's registered members (program_members.registered_at set).
 
 Age from a birth year (residents give only the year, or year and month; never the day).
 Kairan uses **the age reached in the calendar year of the send date** (Japan time):
@@ -87,6 +89,9 @@ class SegmentFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    program: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,15}$")] = "city"
+    """The program (配信サービス) the delivery belongs to: only its registered members are
+    selected. `city` (the default program) is the resident's own registration."""
     all_registered: bool = False
     conditions: Annotated[tuple[Condition, ...], Field(max_length=20)] = ()
 
@@ -187,10 +192,15 @@ class ResidentFacts:
     """question code -> chosen option codes (choice/multi)."""
     years: Mapping[str, int]
     """question code -> year (year / year_month questions)."""
+    programs: frozenset[str] = frozenset()
+    """Non-default programs the resident is a registered member of."""
 
 
 def matches(segment: SegmentFilter, facts: ResidentFacts, on: dt.date) -> bool:
-    if not facts.registered or facts.deliveries_stopped:
+    if segment.program != "city":
+        if segment.program not in facts.programs:
+            return False
+    elif not facts.registered or facts.deliveries_stopped:
         return False
     for cond in segment.conditions:
         if isinstance(cond, ChoiceCondition):

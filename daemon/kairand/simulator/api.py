@@ -29,6 +29,7 @@ from kairand.simulator import limits
 from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultInjector, FaultKind, FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
+from kairand.simulator.media import ImageFetcher, image_urls
 from kairand.simulator.ratelimit import RateLimiter
 from kairand.simulator.spec import ErrorDetail, messaging_spec
 
@@ -98,6 +99,7 @@ class Platform:
     ledger: Ledger = field(default_factory=Ledger)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # followers' profiles
     blocked: set[str] = field(default_factory=set)
+    image_fetcher: ImageFetcher | None = None  # None: image URLs are checked, not fetched
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock, self.rates, self.burst_seconds)
@@ -329,6 +331,19 @@ def _retry_key(request: web.Request) -> tuple[str | None, web.Response | None]:
     return key, None
 
 
+async def image_details(platform: Platform, messages: Any) -> list[ErrorDetail]:
+    """LINE fetches every image of the messages: one it cannot use fails the request."""
+    out = []
+    for where, url, limit in image_urls(messages):
+        if platform.image_fetcher is None:
+            problem = None if url.startswith("https://") else "The image URL must use HTTPS"
+        else:
+            problem = await platform.image_fetcher.check(url, limit, platform.clock.now())
+        if problem:
+            out.append(ErrorDetail(problem, where))
+    return out
+
+
 def _sent_messages(platform: Platform, messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "sentMessages": [
@@ -349,6 +364,9 @@ async def reply(request: web.Request, call: Call) -> web.Response:
     if details:
         return invalid(details)
     platform = call.platform
+    fetch = await image_details(platform, call.body["messages"])
+    if fetch:
+        return invalid(fetch)
     token = platform.reply_tokens.get(call.body["replyToken"])
     now = platform.clock.now()
     if token is None or now - token.issued_at > platform.reply_token_ttl_s:
@@ -381,6 +399,9 @@ async def _send(request: web.Request, call: Call, kind: str, to: list[str]) -> w
                 MSG_RETRY_KEY_ACCEPTED,
                 headers={"x-line-accepted-request-id": accepted},
             )
+    fetch = await image_details(platform, call.body["messages"])
+    if fetch:
+        return invalid(fetch)
     recipients = [u for u in dict.fromkeys(to) if platform.is_follower(u)]
     # All-or-nothing: refuse the whole request when the quota cannot cover every recipient.
     if not platform.quota_allows(len(recipients)):

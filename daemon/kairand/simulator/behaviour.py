@@ -62,6 +62,7 @@ class Memory:
     finished: bool = False
     blocked: bool = False
     settings_changes: int = 0
+    program_asked: bool = False  # a guardian has opened the child-safety registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,17 @@ def choose(
         refuse = [o for o in options if o not in consent]
         return refuse[0] if refuse else None
 
+    if resident.school_district:
+        # A guardian: the junior-high district first, then the elementary one, then done.
+        mine = [o for o in options if o.name in (resident.school_district, resident.junior_high)]
+        fresh = [o for o in mine if not o.selected and o.name not in memory.tapped]
+        if fresh:
+            return fresh[0]
+        if any(o.selected and o.name == resident.school_district for o in options):
+            done = [o for o in options if _contains_any(o.name, DONE_WORDS)]
+            if done:
+                return done[0]
+
     if any("男性" in n or "女性" in n for n in names):
         wanted = ("男性" if resident.gender == "male" else "女性") if resident.states_gender else ""
         for o in options:
@@ -295,6 +307,7 @@ def react(
     *,
     kind: str = "reply",
     rich_menu_actions: list[dict[str, Any]] | None = None,
+    program_keyword: str = "",
 ) -> Reaction:
     """What `resident` does after receiving `messages` by `kind` (reply/push/multicast)."""
     if memory.blocked:
@@ -306,6 +319,12 @@ def react(
         # A message without choices ends the survey (thanks / delivery): maybe change settings.
         if kind == "reply" and memory.tapped and not memory.finished:
             memory = replace(memory, finished=True, tapped=())
+            if resident.school_district and not memory.program_asked and program_keyword:
+                return Reaction(
+                    Action("text", text=program_keyword),
+                    replace(memory, program_asked=True, finished=False),
+                    "join_program",
+                )
             settings = settings_action(rich_menu_actions or [])
             if settings is not None and rng.random() < resident.settings_change_rate:
                 return Reaction(

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for residents, ids and faults")
     p.add_argument("--municipality", default="みなと市", help="name shown as the bot's name")
     p.add_argument("--areas", help="comma-separated area names (default: six sample areas)")
+    p.add_argument(
+        "--school-districts",
+        help="comma-separated 小学校区:中学校区 name pairs: guardians register for the"
+        " child-safety program in these districts (default: nobody registers)",
+    )
     p.add_argument("--faults", choices=sorted(PROFILES), default="none", help="fault profile")
     p.add_argument("--latency-ms", type=float, nargs=2, metavar=("MIN", "MAX"))
     p.add_argument("--error-ratio", type=float)
@@ -92,6 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("MIN", "MAX"),
         help="seconds a resident takes before tapping (default 1-4)",
     )
+    p.add_argument(
+        "--queue-rate",
+        type=float,
+        default=0.0,
+        help="friends who take a same-day queue ticket in LINE per second (issue 15)",
+    )
+    p.add_argument(
+        "--booking-rate",
+        type=float,
+        default=0.0,
+        help="friends who start booking a window appointment per second (issue 14)",
+    )
+    p.add_argument(
+        "--rush",
+        type=int,
+        default=0,
+        help="the October rush: this many friends type 予約 at once, --rush-after seconds in",
+    )
+    p.add_argument("--rush-after", type=float, default=30.0)
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--report-every", type=float, default=10.0, help="status line interval (s)")
     p.add_argument("--log-level", default="warning")
@@ -164,6 +188,12 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if args.areas:
         names = [a.strip() for a in args.areas.split(",") if a.strip()]
         municipality = dataclasses.replace(municipality, areas=tuple((a, 1.0) for a in names))
+    if args.school_districts:
+        pairs = tuple(tuple(p.split(":", 1)) for p in args.school_districts.split(",") if ":" in p)
+        municipality = dataclasses.replace(
+            municipality,
+            school_districts=tuple((a.strip(), b.strip()) for a, b in pairs),
+        )
     webhook = None
     if webhook_url:
         webhook = WebhookTarget(
@@ -231,6 +261,17 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(reports())]
         if args.follow_rate > 0:
             tasks.append(asyncio.create_task(sim.arrive(args.follow_rate)))
+        if args.booking_rate > 0:
+            tasks.append(asyncio.create_task(sim.book_over_time(args.booking_rate)))
+        if args.queue_rate > 0:
+            tasks.append(asyncio.create_task(sim.queue_over_time(args.queue_rate)))
+        if args.rush > 0:
+
+            async def rush() -> None:
+                await asyncio.sleep(args.rush_after)
+                print(f"rush: {sim.rush(args.rush)} residents type 予約 now", flush=True)
+
+            tasks.append(asyncio.create_task(rush()))
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

@@ -32,6 +32,11 @@ class Receipt:
         return tuple(json.loads(self.body)["messages"])
 
     @property
+    def message_types(self) -> tuple[str, ...]:
+        """LINE message types in order, e.g. ("text", "image", "flex", "sticker")."""
+        return tuple(str(m.get("type", "")) for m in self.messages)
+
+    @property
     def texts(self) -> tuple[str, ...]:
         return tuple(m.get("text", m.get("altText", "")) for m in self.messages)
 
@@ -56,8 +61,10 @@ class Ledger:
         request_id: str | None = None,
         retry_key: str | None = None,
         text: str | None = None,
+        message_type: str | None = None,
     ) -> list[Receipt]:
-        """Receipts matching every given filter (`text` is a substring of any message)."""
+        """Receipts matching every given filter (`text` is a substring of any message;
+        `message_type` one of the LINE message types the receipt carried)."""
         source: Iterable[Receipt] = (
             self._by_user.get(user_id, []) if user_id is not None else self.receipts
         )
@@ -68,7 +75,12 @@ class Ledger:
             and (request_id is None or r.request_id == request_id)
             and (retry_key is None or r.retry_key == retry_key)
             and (text is None or r.contains_text(text))
+            and (message_type is None or message_type in r.message_types)
         ]
+
+    def kinds(self) -> Counter[str]:
+        """LINE message type -> how many messages of it residents received."""
+        return Counter(t for r in self.receipts for t in r.message_types)
 
     def recipients(self, **filters: Any) -> Counter[str]:
         """user id -> how many matching receipts that resident got (2+ means a duplicate)."""

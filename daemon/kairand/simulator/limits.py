@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -14,6 +15,9 @@ MAX_LABEL = 20
 MAX_POSTBACK_DATA = 300
 MAX_DISPLAY_TEXT = 300
 MAX_ALT_TEXT = 1500
+MAX_URI = 1000
+MAX_BUBBLE_BYTES = 30 * 1024
+MAX_IMAGE_URL = 2000
 
 
 def utf16_length(text: str) -> int:
@@ -35,6 +39,30 @@ def _action_details(action: Any, where: str) -> list[ErrorDetail]:
         out.append(ErrorDetail("Must not be null", f"{where}.data"))
     if action.get("type") == "datetimepicker" and "mode" not in action:
         out.append(ErrorDetail("Must not be null", f"{where}.mode"))
+    uri = action.get("uri")
+    if action.get("type") == "uri":
+        if not isinstance(uri, str) or not uri:
+            out.append(ErrorDetail("Must not be null", f"{where}.uri"))
+        elif len(uri) > MAX_URI:
+            out.append(ErrorDetail(f"Length must be between 0 and {MAX_URI}", f"{where}.uri"))
+        elif not uri.startswith(("https://", "http://", "line://", "tel:")):
+            out.append(ErrorDetail("Invalid uri scheme", f"{where}.uri"))
+    return out
+
+
+def _flex_actions(node: Any, where: str) -> list[ErrorDetail]:
+    out: list[ErrorDetail] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("action"), dict):
+            out += _action_details(node["action"], f"{where}.action")
+        if node.get("type") == "text" and node.get("text") == "":
+            out.append(ErrorDetail("May not be empty", f"{where}.text"))
+        for key, value in node.items():
+            if key != "action" and isinstance(value, dict | list):
+                out += _flex_actions(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for j, value in enumerate(node):
+            out += _flex_actions(value, f"{where}[{j}]")
     return out
 
 
@@ -81,6 +109,19 @@ def message_details(messages: Any) -> list[ErrorDetail]:
                         out += _action_details(
                             item.get("action"), f"{where}.quickReply.items[{j}].action"
                         )
+        if message.get("type") == "flex":
+            contents = message.get("contents")
+            size = len(json.dumps(contents, ensure_ascii=False).encode())
+            bubble = isinstance(contents, dict) and contents.get("type") == "bubble"
+            if bubble and size > MAX_BUBBLE_BYTES:
+                out.append(ErrorDetail("A bubble must be 30 KB or less", f"{where}.contents"))
+            out += _flex_actions(contents, f"{where}.contents")
+        for key in ("originalContentUrl", "previewImageUrl"):
+            url = message.get(key)
+            if isinstance(url, str) and len(url) > MAX_IMAGE_URL:
+                out.append(
+                    ErrorDetail(f"Length must be between 0 and {MAX_IMAGE_URL}", f"{where}.{key}")
+                )
         template = message.get("template")
         if isinstance(template, dict):
             for j, action in enumerate(template.get("actions") or []):

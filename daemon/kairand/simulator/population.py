@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # (age from, age to inclusive, people in millions) — Japan, 2020 census, rounded.
 AGE_PYRAMID: tuple[tuple[int, int, float], ...] = (
@@ -123,6 +123,10 @@ class Municipality:
         ("青葉台", 0.9),
     )
     topics: tuple[str, ...] = TOPICS
+    school_districts: tuple[tuple[str, str], ...] = ()
+    """(小学校区, 中学校区) names of a child-safety program; empty: no guardians register."""
+    program_keyword: str = "子ども安全情報"
+    """What a guardian sends to open the program's registration (a rich-menu tile's text)."""
 
     @property
     def area_names(self) -> tuple[str, ...]:
@@ -150,6 +154,9 @@ class Resident:
     picture_url: str | None = None
     status_message: str | None = None
     seed: int = 0
+    school_district: str = ""
+    """A guardian's (or a neighbour's) elementary school district; empty: not registering."""
+    junior_high: str = ""
 
     def rng(self) -> random.Random:
         return random.Random(self.seed)
@@ -188,7 +195,7 @@ def make_resident(seed: int, index: int, municipality: Municipality, today: dt.d
         interests = (rng.choice(municipality.topics),)
     given = rng.choice(GIVEN_FEMALE if gender == "female" else GIVEN_MALE)
     has_picture = rng.random() < 0.6
-    return Resident(
+    resident = Resident(
         index=index,
         user_id=line_user_id(seed, index),
         display_name=f"{rng.choice(SURNAMES)}{given}",
@@ -206,6 +213,13 @@ def make_resident(seed: int, index: int, municipality: Municipality, today: dt.d
         status_message="よろしくお願いします" if rng.random() < 0.2 else None,
         seed=rng.getrandbits(63),
     )
+    if municipality.school_districts:
+        # Drawn after every other trait, so a population without districts is unchanged.
+        parent = "子育て" in interests and 25 <= age <= 50
+        if rng.random() < (0.7 if parent else 0.04):
+            district, junior_high = rng.choice(municipality.school_districts)
+            resident = replace(resident, school_district=district, junior_high=junior_high)
+    return resident
 
 
 class Population:

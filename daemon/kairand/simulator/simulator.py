@@ -9,17 +9,18 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
 from kairand.logs import get_logger
-from kairand.simulator import behaviour
+from kairand.simulator import behaviour, booking, queue_visitor
 from kairand.simulator.api import Platform, make_api_app, make_data_app
 from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
+from kairand.simulator.media import ImageFetcher
 from kairand.simulator.population import Municipality, Population, Resident, bot_user_id
 from kairand.simulator.spec import messaging_spec
 from kairand.simulator.webhook import EventFactory, WebhookSender, WebhookTarget
@@ -59,6 +60,11 @@ class SimulatorConfig:
     webhook_concurrency: int = 32  # hides round-trip latency on a busy machine
     webhook_timeout_s: float = 2.0
     clock: Clock = field(default_factory=RealClock)
+    # Images in messages are fetched like LINE does, through this target's connection (the
+    # relay path: the webhook's unix socket and TLS); None uses `webhook`. With neither, or
+    # with fetch_images off, image URLs are only checked (https), not fetched.
+    image_target: WebhookTarget | None = None
+    fetch_images: bool = True
     # gc.freeze() at start: keeps the specs and the population out of full collections (big
     # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
     freeze_gc: bool = False
@@ -88,11 +94,21 @@ class Simulator:
             seed=c.seed,
             ledger=self.ledger,
         )
+        target = c.image_target or c.webhook
+        if c.fetch_images and target is not None:
+            self.platform.image_fetcher = ImageFetcher(target)
         self.platform.listeners.append(self._on_delivery)
         self.events = EventFactory(c.clock, c.seed)
         self.sender: WebhookSender | None = None
         self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
         self.memories: dict[str, behaviour.Memory] = {}
+        # Window-reservation bookers (issue 14): plan, memory, and what they went through.
+        self.bookers: dict[str, tuple[booking.Plan, booking.BookerMemory]] = {}
+        self.booking_outcomes: Counter[str] = Counter()
+        self.booking_sent_at: dict[str, float] = {}
+        self.booking_latency_ms: list[float] = []
+        # Same-day queue visitors (issue 15): what each remembers of their ticket.
+        self.visitors: dict[str, queue_visitor.Visit] = {}
         self.outcomes: Counter[str] = Counter()
         # How late residents react compared with their think time (ms): the "falling behind"
         # figure bench/simulator_population.py reports.
@@ -152,6 +168,8 @@ class Simulator:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.platform.image_fetcher is not None:
+            await self.platform.image_fetcher.close()
         log.info("simulator.stop", receipts=len(self.ledger))
 
     async def __aenter__(self) -> Simulator:
@@ -269,6 +287,98 @@ class Simulator:
         self.emit(event)
         return event
 
+    def start_booking(
+        self, user_id: str, intent: str | None = None, patience: int | None = None
+    ) -> None:
+        """The resident types 予約 (a friend already); they then book through the dialogue,
+        taking another time when a slot fills up (up to PATIENCE times; default: their own),
+        and keep, cancel or change the booking."""
+        resident = self.resident(user_id)
+        plan = booking.plan_for(resident.seed, intent)
+        if patience is not None:
+            plan = replace(plan, patience=patience)
+        self.bookers[user_id] = (plan, booking.BookerMemory())
+        self.booking_sent_at[user_id] = time.monotonic()
+        self.send_text(user_id, "予約")
+
+    def take_ticket(self, user_id: str, service_hint: str = "") -> None:
+        """The resident types 番号札を取る and taps the service they came for (issue 15)."""
+        rng = self._rngs.get(user_id) or random.Random(user_id)
+        visit = queue_visitor.plan_for(rng, (service_hint,) if service_hint else ())
+        self.visitors[user_id] = visit
+        self.send_text(user_id, "番号札を取る")
+
+    def scan_qr(self, user_id: str, url: str) -> dict[str, Any]:
+        """The resident scans the kiosk ticket's QR code with LINE and sends the pre-filled
+        message (the walk-in who then follows the queue in the chat)."""
+        self.visitors.setdefault(user_id, queue_visitor.Visit())
+        return self.send_text(user_id, queue_visitor.text_of_qr(url))
+
+    async def queue_over_time(self, rate_per_s: float) -> int:
+        """Friends take a queue ticket in LINE at RATE_PER_S until cancelled."""
+        rng = random.Random(self.config.seed * 37 + 11)
+        started = 0
+        while True:
+            candidates = [
+                uid
+                for uid in self.platform.profiles
+                if uid not in self.visitors and self.platform.is_follower(uid)
+            ]
+            if candidates:
+                self.take_ticket(rng.choice(candidates))
+                started += 1
+            await asyncio.sleep(1.0 / rate_per_s)
+
+    async def book_over_time(self, rate_per_s: float, intent: str | None = None) -> int:
+        """Friends who have not booked yet type 予約 at RATE_PER_S (random order), until every
+        friend has; returns how many started. Cancel it to stop."""
+        rng = random.Random(self.config.seed * 31 + 7)
+        started = 0
+        while True:
+            candidates = [
+                uid
+                for uid in self.platform.profiles
+                if uid not in self.bookers and self.platform.is_follower(uid)
+            ]
+            if candidates:
+                self.start_booking(rng.choice(candidates), intent)
+                started += 1
+            await asyncio.sleep(1.0 / rate_per_s)
+
+    def rush(self, count: int, intent: str | None = None) -> int:
+        """The October rush: COUNT friends type 予約 the moment the window opens."""
+        friends = [
+            uid
+            for uid in self.platform.profiles
+            if uid not in self.bookers and self.platform.is_follower(uid)
+        ][:count]
+        for uid in friends:
+            self.start_booking(uid, intent)
+        return len(friends)
+
+    def befriend(self, residents: list[Resident]) -> None:
+        """Residents who are friends already (no follow event: they followed long ago)."""
+        for resident in residents:
+            self.platform.add_follower(self.profile_of(resident))
+            self.memories[resident.user_id] = behaviour.Memory()
+
+    def booked(self) -> dict[str, str]:
+        """user id → booking number each booker was last told (and still holds)."""
+        return {
+            uid: memory.number
+            for uid, (_plan, memory) in self.bookers.items()
+            if memory.number and memory.state in ("booked", "done")
+        }
+
+    def _react_booking(self, uid: str, messages: list[dict[str, Any]], rng: random.Random) -> None:
+        plan, memory = self.bookers[uid]
+        action, memory, outcome = booking.react(plan, memory, messages, rng)
+        self.bookers[uid] = (plan, memory)
+        self.booking_outcomes[outcome] += 1
+        if action is not None and self.platform.is_follower(uid):
+            self.booking_sent_at[uid] = time.monotonic()
+            self._perform(uid, action)
+
     def rich_menu_actions(self, user_id: str) -> list[dict[str, Any]]:
         menu = self.platform.rich_menu_for(user_id)
         if menu is None:
@@ -318,11 +428,25 @@ class Simulator:
         rng = self._rngs.get(uid)
         if rng is None:
             rng = self._rngs[uid] = self.resident(uid).rng()
+        is_booking = uid in self.bookers and booking.is_booking_message(messages)
+        if is_booking:
+            # Round trip of the last booking step: event sent → reply received.
+            sent = self.booking_sent_at.pop(uid, None)
+            if sent is not None:
+                self.booking_latency_ms.append((time.monotonic() - sent) * 1000)
         lo, hi = self.config.think_time_s
         think = rng.uniform(lo, hi) if hi > 0 else 0.0
         due = time.monotonic() + think
         if think:
             await asyncio.sleep(think)
+        if is_booking:
+            self._react_booking(uid, messages, rng)
+            return
+        if uid in self.visitors and queue_visitor.is_queue_message(messages):
+            action, self.visitors[uid] = queue_visitor.react(self.visitors[uid], messages, rng)
+            if action is not None and self.platform.is_follower(uid):
+                self._perform(uid, action)
+            return
         memory = self.memories.get(uid, behaviour.Memory())
         reaction = behaviour.react(
             self.resident(uid),
@@ -331,6 +455,11 @@ class Simulator:
             rng,
             kind=receipt.kind,
             rich_menu_actions=self.rich_menu_actions(uid),
+            program_keyword=(
+                self.config.municipality.program_keyword
+                if self.config.municipality.school_districts
+                else ""
+            ),
         )
         self.reaction_lag_ms.append((time.monotonic() - due) * 1000)
         self.memories[uid] = reaction.memory

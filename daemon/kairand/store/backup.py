@@ -15,6 +15,7 @@ from kairand.store.migrations import current_version
 LAST_OK_AT = "backup.last_ok_at"
 LAST_FILE = "backup.last_file"
 LAST_SIZE = "backup.last_size"
+LOCATIONS = "backup.locations"
 
 
 def copy_store(source: Path, key: bytes, target: Path) -> int:
@@ -70,11 +71,19 @@ def record_success(conn: Connection, at: int, file_name: str, size: int) -> None
     settings.put(conn, LAST_SIZE, size)
 
 
+def record_locations(
+    conn: Connection, places: list[str], keep: int | None, lifetime_days: int | None
+) -> None:
+    """Where the generations are and how long they live (for the handling report)."""
+    settings.put(conn, LOCATIONS, {"places": places, "keep": keep, "lifetime_days": lifetime_days})
+
+
 def last_backup(conn: Connection) -> dict[str, Any]:
     return {
         "last_ok_at": settings.get(conn, LAST_OK_AT),
         "last_file": settings.get(conn, LAST_FILE),
         "last_size": settings.get(conn, LAST_SIZE),
+        "locations": settings.get(conn, LOCATIONS),
     }
 
 

@@ -10,8 +10,8 @@ from kairand.conversation.survey import default_survey
 from kairand.errors import StoreError
 from kairand.keys import secrets
 from kairand.logs import get_logger
-from kairand.store import survey
-from kairand.store.database import Store, transaction
+from kairand.store import confighistory, deletion_journal, survey
+from kairand.store.database import Connection, Store, transaction
 from kairand.store.migrations import migrate
 
 log = get_logger(__name__)
@@ -22,6 +22,20 @@ def select_keyring(config: Config) -> None:
     if config.keyring.backend:
         options = {"directory": config.keyring.directory} if config.keyring.directory else {}
         secrets.use_backend(config.keyring.backend, options)
+
+
+def reapply_journal(conn: Connection) -> None:
+    """S18: re-apply the deletion journal beside the store before anything serves from it (a
+    store put back by hand, or a restore interrupted after the move). A journal that exists but
+    fails verification stops here (JournalError), so the daemon never starts on it."""
+    path = deletion_journal.journal_for(conn)
+    if path is None or not path.exists():
+        return
+    entries = deletion_journal.read_journal(path, secrets.signing_key().public_key())
+    with transaction(conn):
+        done = deletion_journal.reapply(conn, entries, secrets.receipt_hmac_key())
+    if done["residents"] or done["answers"] or done["test_recipients"]:
+        log.warning("store.journal_reapplied", **dict(done))
 
 
 def open_store(config: Config, *, create: bool = False) -> Store:
@@ -47,6 +61,8 @@ def open_store(config: Config, *, create: bool = False) -> Store:
         with transaction(conn):
             if survey.current(conn) is None:
                 survey.save(conn, default_survey(), created_by="system")
+        reapply_journal(conn)
+        confighistory.observe(conn, config)
     except BaseException:
         store.close()
         raise

@@ -32,7 +32,8 @@ class DeliveryRow:
     id: int
     title: str
     confidentiality: int
-    messages: list[str]
+    messages: list[Any]
+    """Text messages are strings; images, stickers and cards their JSON objects."""
     segment: dict[str, Any]
     notification_disabled: bool
     urgent: bool
@@ -106,7 +107,7 @@ def insert(
     *,
     title: str,
     confidentiality: int,
-    messages: list[str],
+    messages: list[Any],
     segment_json: str,
     notification_disabled: bool,
     urgent: bool,
@@ -140,7 +141,7 @@ def update_content(
     *,
     title: str,
     confidentiality: int,
-    messages: list[str],
+    messages: list[Any],
     segment_json: str,
     notification_disabled: bool,
     urgent: bool,

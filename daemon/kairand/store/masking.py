@@ -30,6 +30,18 @@ class MaskTarget:
 TARGETS: dict[str, MaskTarget] = {
     # LINE display names are kept only if privacy.store_display_name is on (W6).
     "residents.display_name": MaskTarget("residents", "id", "display_name", "last_interaction_at"),
+    # Window reservations (W7): counted from the booking's date (slot_at), and for the kept
+    # contact from its last use.
+    "reservation_bookings.name_kana": MaskTarget(
+        "reservation_bookings", "id", "name_kana", "slot_at"
+    ),
+    "reservation_bookings.phone": MaskTarget("reservation_bookings", "id", "phone", "slot_at"),
+    "reservation_contacts.name_kana": MaskTarget(
+        "reservation_contacts", "resident_id", "name_kana", "updated_at"
+    ),
+    "reservation_contacts.phone": MaskTarget(
+        "reservation_contacts", "resident_id", "phone", "updated_at"
+    ),
 }
 
 

@@ -152,10 +152,14 @@ def delete(conn: Connection, line_user_id: str) -> dict[str, int] | None:
     # never leave answers behind.
     conn.execute("DELETE FROM answers WHERE resident_id = ?", (resident_id,))
     conn.execute("DELETE FROM batch_recipients WHERE resident_id = ?", (resident_id,))
+    programs = conn.execute(
+        "DELETE FROM program_members WHERE resident_id = ?", (resident_id,)
+    ).rowcount
     conn.execute("DELETE FROM residents WHERE id = ?", (resident_id,))
     return {
         "resident": 1,
         "answers": int(answers),
+        "program_memberships": int(programs),
         "unsent_batch_entries": int(unsent),
         "batch_entries": int(batch_rows),
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 from kairand.store.database import Connection
 
-ROLES = ("admin", "author", "approver", "auditor")
+ROLES = ("admin", "author", "approver", "auditor", "counter", "kiosk", "board")
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ async def test_action_routes_refuse_stray_bodies(api: ApiClient) -> None:
 
 
 async def test_missing_socket_group_is_a_config_error(config: Config, store: Store) -> None:
-    """N5: a socket group that does not exist stops start-up with an operator hint (exit code
+    """A socket group that does not exist stops start-up with an operator hint (exit code
     of ConfigError), and leaves no socket behind."""
     from kairand.api.app import serve
     from kairand.errors import ConfigError

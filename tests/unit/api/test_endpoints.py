@@ -28,7 +28,7 @@ JST = dt.timezone(dt.timedelta(hours=9))
 async def test_dashboard_figures_and_health(
     config: Config, store: Store, line_sim: Simulator
 ) -> None:
-    """N5, S9: friends/registered from the store, follows per day from the counters (7 days),
+    """S9: friends/registered from the store, follows per day from the counters (7 days),
     LINE's quota (cached: asked once for two dashboards), and health from settings."""
     add_staff(store)
     add_residents(store, 3)
@@ -116,7 +116,7 @@ async def read_event(resp: aiohttp.ClientResponse, name: str) -> dict[str, Any]:
 async def test_event_stream_pushes_counters_and_delivery_progress(
     config: Config, store: Store
 ) -> None:
-    """N5: /v1/events sends the dashboard counters, again when they change, and a delivery's
+    """/v1/events sends the dashboard counters, again when they change, and a delivery's
     status when it moves; the stream is audited once when it opens."""
     add_staff(store)
     cfg = with_api(config, event_interval_seconds=0.05)

@@ -19,6 +19,7 @@ from kairand.api.client import ApiClient
 from kairand.api.roles import ROUTES
 from kairand.api.schema import PROBLEM_TYPES
 from kairand.conversation.survey import default_survey
+from kairand.reservations.model import example_service
 from kairand.store.database import Store
 from tests.support.api_helpers import count
 
@@ -44,6 +45,54 @@ VALID: dict[str, dict[str, Any]] = {
     "deliveries.cancel": {},
     "test_recipients.code": {},
     "staff.put": {"display_name": "試験", "roles": ["author"], "active": True},
+    "reservations.services.put": {
+        "catalogue": {"services": [example_service().model_dump(mode="json")]}
+    },
+    "reservations.book": {
+        "service": "hoiku",
+        "slot": "2026-10-01T09:00",
+        "name_kana": "スイタ ハナコ",
+        "phone": "090-1234-5678",
+    },
+    "reservations.change": {"slot": "2026-10-01T09:30"},
+    "reservations.cancel": {},
+    "reservations.outcome": {"outcome": "attended"},
+    # Same-day queue (issue 15).
+    "queue.issue": {"service": "hoiku"},
+    "queue.call": {"service": "hoiku", "counter": 1},
+    "queue.action": {"action": "recall"},
+    "queue.pause": {"paused": True},
+    # issue 16
+    "programs.put": {"definition": {"name": "x"}},
+    "districts.upload": {
+        "csv": "code,name,kana,junior_high,junior_high_name\na,朝日,あさひ,j,東\n"
+    },
+    "institutions.put": {"name": "港小学校", "kind": "school", "districts": []},
+    "institutions.staff": {"username": "all", "head": False},
+    "alert_templates.create": {"program": "kodomo", "name": "t", "definition": {}},
+    "alert_templates.approve": {},
+    "alerts.send": {"template_id": 1, "institution": "x", "districts": ["a"], "values": {}},
+    "alerts.follow_up": {"kind": "all_clear", "body": "解除します。"},
+    # issue 20
+    "link_domains.put": {"domains": ["city.example.jp"]},
+    "templates.create": {"name": "ごみの日", "content": {"title": "t", "messages": ["本文"]}},
+    "templates.update": {"name": "ごみの日", "content": {"title": "t", "messages": ["本文"]}},
+    "series.create": {
+        "content": DRAFT,
+        "rule": {
+            "frequency": "weekly",
+            "weekdays": [2],
+            "time": "08:00:00",
+            "start": "2030-01-01",
+            "holidays": "skip",
+        },
+    },
+    "series.submit": {},
+    "series.approve": {},
+    "series.reject": {"comment": "確認してください。"},
+    "series.pause": {},
+    "series.resume": {},
+    "series.end": {},
 }
 BODY_ROUTES = [r for r in ROUTES if r.body]
 assert {r.name for r in BODY_ROUTES} == set(VALID), "every body route needs a valid example"

@@ -18,7 +18,15 @@ from kairand.store import audit as audit_store
 from kairand.store.database import Store
 
 # One single-role staff member per role (see conftest.STAFF).
-USER_OF_ROLE = {"admin": "adm", "author": "aut", "approver": "apr", "auditor": "aud"}
+USER_OF_ROLE = {
+    "admin": "adm",
+    "author": "aut",
+    "approver": "apr",
+    "auditor": "aud",
+    "counter": "ctr",
+    "kiosk": "ksk",
+    "board": "brd",
+}
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 
 

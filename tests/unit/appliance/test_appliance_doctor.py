@@ -97,6 +97,7 @@ def run(config_path: Path, **kw) -> dict[str, doctor.Check]:
         config_path,
         systemctl=kw.pop("systemctl", lambda unit: "active"),
         timedatectl=kw.pop("timedatectl", lambda: "yes"),
+        updates=kw.pop("updates", lambda: (dt.datetime.now(dt.UTC), 0, "stub")),
         **kw,
     )
     return {c.name_en: c for c in doctor.run_checks(ctx)}
@@ -122,7 +123,7 @@ def test_healthy_setup_passes_every_check(setup) -> None:
     assert {name: c.status for name, c in results.items()} == {
         name: doctor.OK for name in results
     }, doctor.render(list(results.values()))
-    assert len(results) == 9 and stub.calls == 1
+    assert len(results) == 10 and stub.calls == 1
     assert "@123abcde" in results["LINE API"].en
 
 
@@ -173,3 +174,27 @@ def test_kairanctl_doctor_exit_codes_and_bilingual_output(setup, capsys) -> None
     config_path.write_text(config_path.read_text() + "\n[nonsense]\nkey = 1\n")
     assert ctl.main(["--config", str(config_path), "doctor"]) == ExitCode.FAILURE
     assert "[FAIL] 設定ファイル" in capsys.readouterr().out
+
+
+@pytest.mark.req("S23")
+def test_os_updates_are_reported(setup) -> None:
+    """S23: pending Debian security updates, an old last upgrade, or apt being unable to tell
+    are warnings with the count and date; none pending after a recent upgrade is OK."""
+    config_path, _ = setup
+    now = dt.datetime.now(dt.UTC)
+    cases: list[tuple[tuple[dt.datetime | None, int | None, str], str, str]] = [
+        ((now, 3, "x"), doctor.WARN, "3 件"),
+        ((now - dt.timedelta(days=40), 0, "x"), doctor.WARN, "31 日以上"),
+        ((None, None, "apt-get を実行できませんでした"), doctor.WARN, "確認できません"),
+        ((now, 0, "x"), doctor.OK, "ありません"),
+    ]
+    for facts, status, words in cases:
+
+        def updates(
+            facts: tuple[dt.datetime | None, int | None, str] = facts,
+        ) -> tuple[dt.datetime | None, int | None, str]:
+            return facts
+
+        ctx = doctor.Context(config_path, updates=updates)
+        result = doctor.check_updates(ctx)
+        assert result.status == status and words in result.ja, (facts, result)

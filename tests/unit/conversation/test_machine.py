@@ -241,7 +241,9 @@ def test_text_gets_guidance_and_is_not_an_answer() -> None:
     out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
     out = send(resident, text("1985年生まれです"))
     assert texts.GUIDANCE in out.replies[0]["text"]
-    assert out.ops == () and find(out, texts.PICK_YEAR)
+    # G6: only the fact is counted; nothing of the text is in any operation.
+    assert out.ops == (machine.CountMetric(machine.UNANSWERED_METRIC),)
+    assert find(out, texts.PICK_YEAR)
 
 
 def test_media_is_never_fetched_and_gets_guidance() -> None:
@@ -455,6 +457,58 @@ def test_changed_purpose_notice_asks_for_consent_again() -> None:
     out = send_newer(text("こんにちは"))
     out = send_newer(postback(find(out, texts.CONSENT_YES)["data"]))
     assert resident.consent_version == 2 and out.replies[0]["text"] == texts.COMPLETED_AGAIN
+
+
+@pytest.mark.req("S10")
+def test_answers_are_never_echoed_into_the_chat() -> None:
+    """S10: answering the whole survey, no button that carries an answer has a displayText (LINE
+    would post it into the chat as the resident's message), and no text the bot sends back —
+    which LINE keeps in the chat history — names an answer: multi-select shows a count."""
+
+    def kind(action: dict[str, Any]) -> str:
+        decoded = decode(action.get("data", ""))
+        return decoded.action if decoded else ""
+
+    resident = FakeResident()
+    out = send(resident, follow())
+    out = send(resident, postback(find(out, texts.CONSENT_YES)["data"]))
+    chosen: set[str] = set()
+    outcomes = [out]
+    for _ in range(40):
+        if resident.registered:
+            break
+        actions = items(out)
+        labels = [a["label"] for a in actions]
+        if texts.PICK_YEAR in labels:
+            out = send(resident, postback(find(out, texts.PICK_YEAR)["data"], date="1985-06-15"))
+        elif texts.FINISH in labels:
+            picks = [a for a in actions if kind(a) == "tog"]
+            ticked = [a for a in picks if a["label"].startswith(texts.CHECK)]
+            if len(ticked) >= 2:
+                out = send(resident, postback(find(out, texts.FINISH)["data"]))
+            else:
+                pick = next(a for a in picks if not a["label"].startswith(texts.CHECK))
+                chosen.add(pick["label"])
+                out = send(resident, postback(pick["data"]))
+        else:
+            pick = next(a for a in actions if kind(a) == "ans" and a["label"] != texts.SKIP)
+            chosen.add(pick["label"])
+            out = send(resident, postback(pick["data"]))
+        outcomes.append(out)
+    assert resident.registered and len(chosen) >= 4
+    # Question wording and purposes are fixed text (e.g. 「子育て」 in a purpose line): only a
+    # label outside them would be an echo of the answer.
+    fixed = "".join(q.text + q.purpose for q in SURVEY.questions)
+    for outcome in outcomes:
+        for reply in outcome.replies:
+            text = reply.get("text", "")
+            assert not [c for c in chosen if c in text and c not in fixed], reply
+            for item in reply.get("quickReply", {}).get("items", []):
+                action = item["action"]
+                if kind(action) in ("ans", "tog", "year"):
+                    assert "displayText" not in action, action
+    # The positive control: the answers were stored (locally) all the same.
+    assert len(resident.answers) == len(SURVEY.questions)
 
 
 @pytest.mark.req("S16")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -42,6 +43,8 @@ def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition
     )
     if detail.urgent:
         table.add_row("緊急配信", "はい")
+    if detail.links:  # issue 20: the approver reads every address in full
+        table.add_row("リンク先", Text("\n".join(detail.links), overflow="fold"))
     return table
 
 

@@ -24,18 +24,17 @@ from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.base import KairanScreen
+from kairan_tui.screens.compose_rich import FormProblem, RichComposeMixin
 from kairan_tui.widgets.line_preview import LinePreview
 from kairan_tui.widgets.marks import Check
 from kairan_tui.widgets.message_editor import MessageEditor
+from kairan_tui.widgets.recurrence_form import RecurrenceForm
+from kairan_tui.widgets.rich_items import ItemProblem, RichAddBar, collect_items, editor_for
 from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice, describe_segment
 from kairand.api import schema
 from kairand.api.schema import CONFIDENTIALITY_LABELS
 
 AUDIENCE_DEBOUNCE_SECONDS = 0.4
-
-
-class FormProblem(Exception):
-    """The form cannot be turned into a delivery yet; the message says what to fix."""
 
 
 def schedule_example(now: dt.datetime | None = None) -> str:
@@ -71,6 +70,25 @@ def _normalised_segment(segment: schema.SegmentFilter | None) -> object:
     return data
 
 
+def _items_state(items: list[object]) -> list[object]:
+    """Message items as compared for unsaved changes (empty text items ignored)."""
+    state = []
+    for item in items:
+        if isinstance(item, str):
+            data: object = {"type": "text", "text": item}
+        else:
+            dump = getattr(item, "model_dump", None)
+            data = dump(mode="json") if callable(dump) else item
+        if (
+            isinstance(data, dict)
+            and data.get("type") == "text"
+            and not str(data.get("text", "")).strip()
+        ):
+            continue
+        state.append(data)
+    return state
+
+
 def content_state(content: schema.DeliveryContent | None) -> dict[str, object]:
     """What the form holds, as compared to decide whether there are unsaved changes."""
     if content is None:
@@ -89,7 +107,7 @@ def content_state(content: schema.DeliveryContent | None) -> dict[str, object]:
     return {
         "title": content.title.strip(),
         "confidentiality": content.confidentiality,
-        "messages": [m for m in content.messages if m.strip()],
+        "messages": _items_state(list(content.messages)),
         "segment": _normalised_segment(content.segment),
         "silent": content.notification_disabled,
         "urgent": content.urgent,
@@ -97,7 +115,7 @@ def content_state(content: schema.DeliveryContent | None) -> dict[str, object]:
     }
 
 
-class ComposeScreen(KairanScreen):
+class ComposeScreen(RichComposeMixin, KairanScreen):
     SCREEN_NAME = "compose"
     SCREEN_TITLE = "配信作成"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -146,17 +164,23 @@ class ComposeScreen(KairanScreen):
                 with Horizontal(classes="button-row"):
                     yield Button("メッセージを追加", id="add-message")
                     yield Button("最後のメッセージを削除", id="remove-message")
+                yield RichAddBar()  # issue 20: image, sticker, card
                 yield Label("配信対象（絞り込み条件）", classes="section-title")
                 yield Vertical(id="segment-holder")
                 yield Label("配信日時", classes="section-title")
                 with Horizontal(id="schedule-row"):
                     yield Select(
-                        [("承認後すぐに配信", "now"), ("日時を指定（予約配信）", "at")],
+                        [
+                            ("承認後すぐに配信", "now"),
+                            ("日時を指定（予約配信）", "at"),
+                            ("繰り返し配信（定期配信）", "repeat"),
+                        ],
                         value="now",
                         allow_blank=False,
                         id="schedule",
                     )
                     yield Input(placeholder=schedule_example(), id="scheduled-at", disabled=True)
+                yield RecurrenceForm(id="recurrence")
                 yield Check(
                     "通知音なしで配信する（スマートフォンの音やバイブで知らせません）", id="silent"
                 )
@@ -176,6 +200,7 @@ class ComposeScreen(KairanScreen):
     def on_mount(self) -> None:
         self.kairan.compose_screen = self
         self.query_one("#class-blocked").display = False
+        self.query_one(RecurrenceForm).display = False
         self.query_one("#title", Input).focus()
         self.load_survey()
 
@@ -224,6 +249,7 @@ class ComposeScreen(KairanScreen):
         elif event.select.id == "schedule":
             field = self.query_one("#scheduled-at", Input)
             field.disabled = event.value != "at"
+            self.query_one(RecurrenceForm).display = event.value == "repeat"
             if not field.disabled:
                 field.focus()
 
@@ -293,22 +319,21 @@ class ComposeScreen(KairanScreen):
     async def remove_message(self) -> None:
         if self.message_count <= 1:
             return
-        await self.query_one(f"#message-{self.message_count}", MessageEditor).remove()
+        await self.query_one(f"#message-{self.message_count}").remove()
         self.message_count -= 1
         self._update_preview()
 
-    async def _set_messages(self, texts: list[str]) -> None:
+    async def _set_messages(self, texts: list[schema.MessageItem]) -> None:
         """Replace every message editor (a new delivery, or a draft being reopened)."""
         holder = self.query_one("#messages", Vertical)
         await holder.remove_children()
         self.message_count = len(texts)
-        await holder.mount_all(
-            [MessageEditor(n, text, id=f"message-{n}") for n, text in enumerate(texts, start=1)]
-        )
+        await holder.mount_all([editor_for(n, item) for n, item in enumerate(texts, start=1)])
         self._update_preview()
 
-    def messages(self) -> list[str]:
-        return [editor.text for editor in self.query(MessageEditor)]
+    def messages(self) -> list[schema.MessageItem]:
+        """Texts and complete image / sticker / card messages, in order (for the preview)."""
+        return collect_items(self.query_one("#messages", Vertical), strict=False)
 
     def confidentiality(self) -> int:
         value = self.query_one("#confidentiality", Select).value
@@ -323,11 +348,14 @@ class ComposeScreen(KairanScreen):
         klass = self.confidentiality()
         if for_sending and klass != 1:
             raise FormProblem(CONFIDENTIALITY_BLOCKED_REASON)
-        messages = [m for m in self.messages() if m.strip()]
+        try:
+            messages = collect_items(self.query_one("#messages", Vertical), strict=True)
+        except ItemProblem as problem:
+            raise FormProblem(str(problem)) from None
         if not messages:
             raise FormProblem("メッセージを1件以上入力してください。")
         for number, text in enumerate(messages, start=1):
-            if utf16_length(text) > 5000:
+            if isinstance(text, str) and utf16_length(text) > 5000:
                 raise FormProblem(
                     f"メッセージ {number} が5,000文字を超えています。短くしてください。"
                 )
@@ -345,7 +373,7 @@ class ComposeScreen(KairanScreen):
             {
                 "title": title,
                 "confidentiality": klass,
-                "messages": messages,
+                "messages": [m if isinstance(m, str) else m.model_dump() for m in messages],
                 "segment": segment.model_dump(mode="json"),
                 "notification_disabled": self.query_one("#silent", Checkbox).value,
                 "urgent": self.query_one("#urgent", Checkbox).value,
@@ -378,7 +406,7 @@ class ComposeScreen(KairanScreen):
         return {
             "title": self.query_one("#title", Input).value.strip(),
             "confidentiality": self.confidentiality(),
-            "messages": [m for m in self.messages() if m.strip()],
+            "messages": _items_state(list(self.messages())),
             "segment": _normalised_segment(self.segment_choice.segment),
             "silent": self.query_one("#silent", Checkbox).value,
             "urgent": self.query_one("#urgent", Checkbox).value,
@@ -460,6 +488,9 @@ class ComposeScreen(KairanScreen):
 
     @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def submit(self, content: schema.DeliveryContent) -> None:
+        if self.query_one("#schedule", Select).value == "repeat":
+            await self.submit_series(content)  # issue 20: approved once as a series
+            return
         try:
             count = await self.api.audience_count(content.segment)
             if count.count == 0:

@@ -7,7 +7,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
-from kairan_tui.widgets.wrapped import WrappedText
+from kairan_tui.widgets.card_preview import preview_widget
 
 
 class LinePreview(Vertical):
@@ -29,7 +29,7 @@ class LinePreview(Vertical):
     def __init__(self, account_name: str = "公式アカウント", **kwargs) -> None:
         super().__init__(**kwargs)
         self.account_name = account_name
-        self._messages: list[str] = []
+        self._messages: list[object] = []
         self._silent = False
 
     def compose(self) -> ComposeResult:
@@ -39,8 +39,9 @@ class LinePreview(Vertical):
     def on_mount(self) -> None:
         self._render_bubbles()
 
-    def show(self, messages: list[str], *, notification_disabled: bool = False) -> None:
-        self._messages = [m for m in messages if m.strip()]
+    def show(self, messages: list, *, notification_disabled: bool = False) -> None:
+        """MESSAGES: strings (text) and, since issue 20, image / sticker / card items."""
+        self._messages = [m for m in messages if not isinstance(m, str) or m.strip()]
         self._silent = notification_disabled
         if self.is_mounted:
             self._render_bubbles()
@@ -53,9 +54,8 @@ class LinePreview(Vertical):
             widgets.append(Static("本文を入力すると、ここに表示されます。", classes="empty"))
         else:
             widgets.append(Static(self.account_name, classes="account"))
-            for text in self._messages:
-                # Wrapped with Japanese line-breaking rules, as LINE's apps do.
-                widgets.append(WrappedText(text, classes="bubble"))
+            for item in self._messages:
+                widgets.append(preview_widget(item))  # type: ignore[arg-type]
             if self._silent:
                 widgets.append(
                     Static("通知音なしで配信されます（音やバイブで知らせません）", classes="notice")

@@ -8,17 +8,20 @@ from kairand.api import schema
 from kairand.api.http import config_of, dotted, json_body, ok, store_of
 from kairand.api.problems import ApiProblem
 from kairand.delivery import audience
+from kairand.programs import service as programs
 from kairand.segments.model import SegmentError
-from kairand.store import survey as survey_store
 
 
 async def audience_count(request: web.Request) -> web.Response:
     body = await json_body(request, schema.AudienceCountRequest)
-    current = await store_of(request).read(survey_store.current)
-    if current is None:  # pragma: no cover - open_store seeds the default survey
-        raise ApiProblem("not-found", "アンケートが設定されていません。")
+    # The segment's program decides which questions it is checked against (issue 16).
+    survey = await store_of(request).read(programs.survey_for, body.segment.program)
+    if survey is None:
+        raise ApiProblem(
+            "validation", "指定された配信サービスはありません。", field="segment.program"
+        )
     try:
-        count = await audience.audience_count(store_of(request), body.segment, current[1])
+        count = await audience.audience_count(store_of(request), body.segment, survey)
     except SegmentError as exc:  # a filter naming an unknown question or option
         raise ApiProblem(
             "validation", exc.message_ja, field=dotted("segment." + exc.field)

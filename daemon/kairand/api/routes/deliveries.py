@@ -3,6 +3,7 @@ G3 by kairand.delivery.service (whose DeliveryError becomes a 4xx problem)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -23,7 +24,7 @@ from kairand.api.http import (
 from kairand.api.problems import ApiProblem
 from kairand.api.wire import detail_of, summary_of
 from kairand.delivery import service
-from kairand.delivery.errors import DeliveryError, InvalidContent
+from kairand.delivery.errors import DeliveryError, InvalidContent, OutOfScope
 from kairand.line.errors import LINE_ERRORS
 from kairand.logs import get_logger
 from kairand.segments.model import SegmentError
@@ -57,6 +58,8 @@ def problem_of(exc: DeliveryError) -> ApiProblem:
         return ApiProblem("validation", message, field="confidentiality", code=code)
     if isinstance(exc, InvalidContent):
         return ApiProblem("validation", message, field=dotted(exc.field), code=code)
+    if isinstance(exc, OutOfScope):  # K8: outside the author's institutions' districts
+        return ApiProblem("forbidden", message, field=dotted(exc.field), code=exc.reason)
     if code == "test_send_failed":
         return ApiProblem("line-unavailable", message, code=code)
     return ApiProblem("conflict", message, code=code)
@@ -87,7 +90,12 @@ async def create(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)  # class-1 public text; never recipients or answers
     new_id = await _call(
-        service.create_draft(store_of(request), staff_of(request).username, content)
+        service.create_draft(
+            store_of(request),
+            staff_of(request).username,
+            content,
+            link_domains=config_of(request).links.allowed_domains,
+        )
     )
     note(request, id=new_id)
     return web.json_response(text=schema.Created(id=new_id).model_dump_json(), status=201)
@@ -102,7 +110,13 @@ async def update(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)
     await _call(
-        service.update_draft(store_of(request), delivery_id, content, staff_of(request).username)
+        service.update_draft(
+            store_of(request),
+            delivery_id,
+            content,
+            staff_of(request).username,
+            link_domains=config_of(request).links.allowed_domains,
+        )
     )
     return await _respond(request, delivery_id)
 
@@ -115,7 +129,13 @@ async def test_send(request: web.Request) -> web.Response:
     if line is None:
         raise ApiProblem("line-unavailable", "LINE との接続が設定されていません。")
     sent = await _call(
-        service.test_send(store_of(request), line, delivery_id, staff_of(request).username)
+        service.test_send(
+            store_of(request),
+            line,
+            delivery_id,
+            staff_of(request).username,
+            media=config_of(request).media,
+        )
     )
     note(request, sent=sent)
     return web.json_response(text=schema.TestSendResult(sent=sent).model_dump_json())
@@ -124,7 +144,14 @@ async def test_send(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(service.submit(store_of(request), delivery_id, staff_of(request).username))
+    await _call(
+        service.submit(
+            store_of(request),
+            delivery_id,
+            staff_of(request).username,
+            link_domains=config_of(request).links.allowed_domains,
+        )
+    )
     return await _respond(request, delivery_id)
 
 
@@ -150,20 +177,24 @@ async def approve(request: web.Request) -> web.Response:
         )
     if four_eyes.audit_note == "relaxed":
         note(request, four_eyes="relaxed", recipients=four_eyes.recipients)
+    # Links and images are checked again at approval (issue 20).
+    approve_now = functools.partial(
+        service.approve,
+        store,
+        delivery_id,
+        me,
+        link_domains=config_of(request).links.allowed_domains,
+        media_public=bool(config_of(request).media.public_base_url),
+        confirm_over_quota=body.confirm_over_quota,
+    )
     try:
-        await _call(
-            service.approve(
-                store, delivery_id, me, line=line, confirm_over_quota=body.confirm_over_quota
-            )
-        )
+        await _call(approve_now(line=line))
     except LINE_ERRORS as exc:
         # LINE's quota could not be read: approve anyway; the sender reads the quota again
         # before the first batch and pauses as quota_exhausted if it does not suffice.
         log.warning("api.approve_without_quota", error=type(exc).__name__)
         note(request, quota_check="unavailable")
-        await _call(
-            service.approve(store, delivery_id, me, confirm_over_quota=body.confirm_over_quota)
-        )
+        await _call(approve_now())
     return await _respond(request, delivery_id)
 
 

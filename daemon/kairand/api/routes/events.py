@@ -12,15 +12,47 @@ import time
 
 from aiohttp import web
 
-from kairand.api.http import STATE, config_of, store_of
+from kairand.api import schema
+from kairand.api.http import STAFF, STATE, config_of, from_unix, store_of
 from kairand.api.routes.dashboard import counters
 from kairand.api.wire import event_of
 from kairand.delivery import service
 from kairand.delivery.service import DeliveryView
+from kairand.store import deliveries as delivery_store
+from kairand.store import programs as program_store
+from kairand.store.database import Connection
 
 KEEPALIVE_SECONDS = 15.0
 WATCHED = ("approved", "scheduled", "sending")
 RECENT_SECONDS = 3600
+
+
+def _alerts_for(conn: Connection, username: str, roles: tuple[str, ...], since: int) -> list[str]:
+    """Alerts sent since SINCE that USERNAME is notified of: every alert for an approver, the
+    institution's own alerts for its heads (issue 16)."""
+    out = []
+    for alert in program_store.recent_alerts(conn, 20):
+        if alert.created_at < since:
+            continue
+        if "approver" not in roles and username not in program_store.heads_of(
+            conn, alert.institution
+        ):
+            continue
+        row = delivery_store.get(conn, alert.delivery_id)
+        inst = program_store.institution(conn, alert.institution)
+        created = from_unix(alert.created_at)
+        if row is None or inst is None or created is None:
+            continue
+        event = schema.AlertEvent(
+            delivery_id=alert.delivery_id,
+            kind=alert.kind,  # type: ignore[arg-type]
+            title=row.title,
+            institution_name=inst[1],
+            districts=len(alert.districts),
+            created_at=created,
+        )
+        out.append(event.model_dump_json())
+    return out
 
 
 def frame(event: str, data: str) -> bytes:
@@ -54,6 +86,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     last_dashboard = ""
     last_delivery: dict[int, str] = {}
     last_write = time.monotonic()
+    staff = request[STAFF]
+    alerts_since, alerts_seen = int(time.time()), set[str]()
     try:
         while True:
             figures = (await counters(store_of(request))).model_dump_json()
@@ -65,6 +99,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 if last_delivery.get(view.id) != data:
                     await response.write(frame("delivery", data))
                     last_delivery[view.id], last_write = data, time.monotonic()
+            for data in await store_of(request).read(
+                _alerts_for, staff.username, staff.roles, alerts_since
+            ):
+                if data not in alerts_seen:
+                    alerts_seen.add(data)
+                    await response.write(frame("alert", data))
+                    last_write = time.monotonic()
             if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
                 await response.write(b": keep-alive\n\n")
                 last_write = time.monotonic()

@@ -1,0 +1,278 @@
+"""The 9:00 rush (issue 14): N simulated residents try to book the same window appointments the
+moment the booking window opens, through the real webhook path — the LINE Platform simulator
+signs webhooks into a real `kairand` process (unix socket, SQLCipher store, inbox worker), the
+daemon replies through the simulator's reply API — for a fixed number of places.
+
+    .venv/bin/python bench/reservations.py [--quick] [--residents N] [--places N]
+
+Residents read the labels (dates, times with remaining places), type a kana name and a phone
+number, confirm, and take another time when told 満席. Checked at the end against the store:
+booked == places, overbooked slots == 0, lost == 0 (every booking number a resident was told is
+in the store, and nothing else is). Round trip = a resident's event sent → the reply received
+(every step of the booking dialogue, and the confirmation step alone). Anchor: 300 ms p95.
+The last line is machine-readable:
+    BENCH reservations residents=… places=… booked=… overbooked=0 lost=0 p50_ms=… p95_ms=… …
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ANCHOR_P95_MS = 300.0
+CAPACITY = 5
+
+
+def _free_port() -> int:
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def _catalogue(now: float, places: int) -> Any:
+    """One service with exactly PLACES places: CAPACITY per 30-minute slot, 10 slots a day
+    from 09:00, on consecutive dates from the day after tomorrow (the window is open)."""
+    from kairand.reservations import calendar
+    from kairand.reservations.model import Catalogue, DayOverride, Period, example_service
+
+    per_day = CAPACITY * 10
+    days, rest = divmod(places, per_day)
+    first = calendar.today(now) + dt.timedelta(days=2)
+    overrides = []
+    for i in range(days + (1 if rest else 0)):
+        slots = 10 if i < days else -(-rest // CAPACITY)
+        end = 9 * 60 + 30 * slots
+        overrides.append(
+            DayOverride(
+                date=first + dt.timedelta(days=i),
+                periods=(Period(start="09:00", end=f"{end // 60:02d}:{end % 60:02d}"),),
+            )
+        )
+    if rest % CAPACITY:
+        raise SystemExit(f"--places must be a multiple of {CAPACITY}")
+    service = example_service().model_copy(
+        update={
+            "capacity": CAPACITY,
+            "weekly": {},
+            "overrides": tuple(overrides),
+            "open_on_holidays": True,
+            "closes_hours_before": 1,
+            "opens_days_ahead": 60,
+        }
+    )
+    return Catalogue(services=(service,))
+
+
+def _setup(folder: Path, places: int) -> tuple[Path, Any, str, str, int]:
+    from kairand.config import load_config
+    from kairand.devsetup import init_dev
+    from kairand.reservations import service
+    from kairand.store.bootstrap import open_store, select_keyring
+
+    sim_port = _free_port()
+    config_path = init_dev(folder / "dev", webhook_port=_free_port(), simulator_port=sim_port)
+    config = load_config(config_path)
+    select_keyring(config)
+    with open_store(config) as store:
+        store.write_sync(
+            service.save_catalogue, _catalogue(time.time(), places), "bench", int(time.time())
+        )
+    assert config.keyring.directory is not None
+    secret = (config.keyring.directory / "line-channel-secret").read_text().strip()
+    token = (config.keyring.directory / "line-channel-access-token").read_text().strip()
+    return config_path, config, secret, token, sim_port
+
+
+async def _wait_ready(config: Any, secret: str, proc: subprocess.Popen[bytes]) -> None:
+    from kairand.simulator.webhook import sign
+
+    body = b'{"destination":"' + config.webhook.bot_user_id.encode() + b'","events":[]}'
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("kairand exited at start-up")
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.post(
+                    "http://localhost" + config.webhook.path,
+                    data=body,
+                    headers={"x-line-signature": sign(secret, body)},
+                ) as response,
+            ):
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise SystemExit("kairand did not start")
+
+
+def _check(config: Any, told: dict[str, str]) -> dict[str, int]:
+    from kairand.keys import secrets as keys
+    from kairand.store import reservations as rstore
+    from kairand.store.database import open_connection
+
+    conn = open_connection(config.database_path, keys.db_key(), readonly=True)
+    try:
+        rows = rstore.in_range(conn, 0, 2**40)
+    finally:
+        conn.close()
+    active = [b for b in rows if b.state == "active"]
+    per_slot: dict[str, int] = {}
+    for b in active:
+        per_slot[b.slot] = per_slot.get(b.slot, 0) + 1
+    stored = {b.number for b in active}
+    told_numbers = set(told.values())
+    return {
+        "booked": len(active),
+        "overbooked": sum(max(0, n - CAPACITY) for n in per_slot.values()),
+        "lost": len(told_numbers ^ stored),
+    }
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(residents: int, places: int, spread_s: float, think: tuple[float, float]) -> int:
+    from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
+
+    with tempfile.TemporaryDirectory(prefix="kb-", dir="/tmp") as tmp:
+        config_path, config, secret, token, sim_port = await asyncio.to_thread(
+            _setup, Path(tmp), places
+        )
+        sim_config = SimulatorConfig(
+            seed=9,
+            population=residents,
+            channel_secret=secret,
+            access_token=token,
+            bot_user_id=config.webhook.bot_user_id,
+            port=sim_port,
+            think_time_s=think,
+            freeze_gc=True,
+            webhook=WebhookTarget(
+                "http://localhost" + config.webhook.path,
+                unix_socket=str(config.webhook.socket),
+            ),
+        )
+        log = (Path(tmp) / "kairand.log").open("ab")
+        proc = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, "-m", "kairand", "--config", str(config_path)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            async with Simulator(sim_config) as sim:
+                await _wait_ready(config, secret, proc)
+                people = list(sim.population.residents)
+                sim.befriend(people)
+                last_print = progressed = time.monotonic()
+                previous = 0
+                # 9:00: the window opens; everyone sends 予約 within SPREAD_S seconds.
+                started = time.monotonic()
+                rng = random.Random(3)
+                order = sorted(people, key=lambda _: rng.random())
+                for i, resident in enumerate(order):
+                    sim.start_booking(resident.user_id, intent="keep")
+                    due = started + spread_s * (i + 1) / len(order)
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                while any(m.state not in ("done", "gave_up") for _, m in sim.bookers.values()):
+                    if time.monotonic() - last_print > 5:
+                        last_print = time.monotonic()
+                        states = Counter(m.state for _, m in sim.bookers.values())
+                        steps = len(sim.booking_latency_ms)
+                        print(f"  {last_print - started:.0f} s: {dict(states)} steps={steps}")
+                        if steps != previous:
+                            previous, progressed = steps, last_print
+                        elif last_print - progressed > 60:
+                            # Nobody got an answer for a minute: report who is stuck, stop.
+                            for uid, (_p, m) in sim.bookers.items():
+                                if m.state not in ("done", "gave_up"):
+                                    got = [t for r in sim.ledger.for_user(uid) for t in r.texts]
+                                    print("STUCK", m, [g[:60] for g in got[-2:]], flush=True)
+                            break
+                    if time.monotonic() - started > 1200:
+                        raise SystemExit("the rush did not finish within 20 minutes")
+                    await asyncio.sleep(0.2)
+                seconds = time.monotonic() - started
+                told = sim.booked()
+                latencies = list(sim.booking_latency_ms)
+                outcomes = dict(sim.booking_outcomes)
+                events = sim.summary()["webhook_events"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            log.close()
+        checked = await asyncio.to_thread(_check, config, told)
+        if os.environ.get("KAIRAN_BENCH_KEEP_LOG"):
+            shutil.copy(Path(tmp) / "kairand.log", os.environ["KAIRAN_BENCH_KEEP_LOG"])
+    p50, p95 = _pct(latencies, 0.50), _pct(latencies, 0.95)
+    own, daemon = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    print(
+        f"cpu: simulator+bench {own.ru_utime + own.ru_stime:.1f} s, "
+        f"kairand {daemon.ru_utime + daemon.ru_stime:.1f} s"
+    )
+    print(
+        f"rush: {residents} residents in {seconds:.1f} s, {events} webhook events, "
+        f"steps={len(latencies)} full_seen={outcomes.get('full', 0)} "
+        f"gave_up={outcomes.get('gave_up', 0)} mean_ms={statistics.fmean(latencies):.0f}"
+    )
+    print(
+        f"BENCH reservations residents={residents} places={places} booked={checked['booked']} "
+        f"overbooked={checked['overbooked']} lost={checked['lost']} "
+        f"p50_ms={p50:.0f} p95_ms={p95:.0f} p95_vs_300ms={p95 / ANCHOR_P95_MS:.2f} "
+        f"full_retries={outcomes.get('full', 0)} events={events} seconds={seconds:.1f} "
+        f"loadavg={os.getloadavg()[0]:.1f}"
+    )
+    ok = checked["booked"] == places and checked["overbooked"] == 0 and checked["lost"] == 0
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="500 residents (under a minute)")
+    parser.add_argument("--residents", type=int, default=None)
+    parser.add_argument("--places", type=int, default=300)
+    parser.add_argument("--spread", type=float, default=None, help="seconds over which they arrive")
+    args = parser.parse_args()
+    residents = args.residents or (500 if args.quick else 2000)
+    spread = args.spread if args.spread is not None else (5.0 if args.quick else 10.0)
+    think = (0.1, 0.6) if args.quick else (0.3, 1.5)
+    return asyncio.run(run(residents, args.places, spread, think))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

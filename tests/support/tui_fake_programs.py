@@ -1,0 +1,164 @@
+"""The fake staff API's routes for programs, districts, institutions and alerts (issue 16):
+fixed figures for the TUI's snapshots and screen tests, every answer validated through
+kairand.api.schema (so the fake cannot drift from the wire shapes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from kairand.api import schema
+from kairand.programs import catalogue
+from kairand.programs import templates as tpl
+from kairand.programs.model import parse_districts_csv
+
+JST = dt.timezone(dt.timedelta(hours=9))
+NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
+
+DISTRICTS = [d.__dict__ for d in parse_districts_csv(catalogue.DEMO_DISTRICTS_CSV)]
+INSTITUTIONS = [
+    {"code": "tanpopo", "name": "たんぽぽこども園", "kind": "kodomoen", "all_districts": False,
+     "districts": ["asahi", "hikari"]},
+    {"code": "minato_es", "name": "港小学校", "kind": "school", "all_districts": False,
+     "districts": ["minato"]},
+    {"code": "board", "name": "教育委員会", "kind": "board", "all_districts": True,
+     "districts": []},
+]  # fmt: skip
+MEMBERSHIP = {"sato": ["tanpopo"], "ito": ["board"]}
+
+
+def _template(tid: int, status: str, name: str = "不審者情報") -> dict[str, Any]:
+    d = tpl.suspicious_person()
+    return {
+        "id": tid, "program": "kodomo", "name": name, "title": d.title, "status": status,
+        "created_by": "suzuki", "approved_by": "ito" if status == "approved" else None,
+        "fields": [f.model_dump() for f in d.fields], "footer": d.footer,
+    }  # fmt: skip
+
+
+def add_program_routes(
+    routes: web.RouteTableDef,
+    username: str,
+    guard: Callable[[str], web.Response | None],
+    state: dict[str, Any],
+) -> None:
+    """Register the routes on ROUTES for USERNAME; STATE is shared between identities."""
+    state.setdefault("templates", [_template(1, "approved"), _template(2, "draft", "熊の出没")])
+    state.setdefault("alerts", [])
+    state.setdefault("follow_ups", [])
+
+    def answer(model: type[BaseModel], body: dict[str, Any], status: int = 200) -> web.Response:
+        return web.json_response(model.model_validate(body).model_dump(mode="json"), status=status)
+
+    @routes.get("/v1/programs")
+    async def programs(_: web.Request) -> web.Response:
+        if (denied := guard("programs.list")) is not None:
+            return denied
+        per = {
+            "朝日小学校区": "412",
+            "光小学校区": "388",
+            "緑が丘小学校区": "<10",
+            "港小学校区": "97",
+        }
+        items = [
+            {"code": "city", "name": "市政情報", "is_default": True, "annual": False,
+             "registered": "5,204", "districts": {}},
+            {"code": "kodomo", "name": "子ども安全情報", "is_default": False, "annual": True,
+             "registered": "903", "districts": per},
+        ]  # fmt: skip
+        return answer(schema.ProgramList, {"items": items})
+
+    @routes.get("/v1/districts")
+    async def districts(_: web.Request) -> web.Response:
+        if (denied := guard("districts.list")) is not None:
+            return denied
+        return answer(schema.DistrictList, {"items": DISTRICTS})
+
+    @routes.get("/v1/institutions")
+    async def institutions(_: web.Request) -> web.Response:
+        if (denied := guard("institutions.list")) is not None:
+            return denied
+        return answer(schema.InstitutionList, {"items": INSTITUTIONS})
+
+    @routes.get("/v1/me/institutions")
+    async def mine(_: web.Request) -> web.Response:
+        if (denied := guard("institutions.mine")) is not None:
+            return denied
+        codes = MEMBERSHIP.get(username, [])
+        return answer(
+            schema.MyInstitutions, {"items": [i for i in INSTITUTIONS if i["code"] in codes]}
+        )
+
+    @routes.get("/v1/alert-templates")
+    async def templates(_: web.Request) -> web.Response:
+        if (denied := guard("alert_templates.list")) is not None:
+            return denied
+        return answer(schema.AlertTemplateList, {"items": state["templates"]})
+
+    @routes.post("/v1/alert-templates/{id}/approve")
+    async def approve(request: web.Request) -> web.Response:
+        if (denied := guard("alert_templates.approve")) is not None:
+            return denied
+        for t in state["templates"]:
+            if t["id"] == int(request.match_info["id"]):
+                t.update(status="approved", approved_by=username)
+        return answer(schema.Created, {"id": int(request.match_info["id"])})
+
+    @routes.post("/v1/alerts")
+    async def send(request: web.Request) -> web.Response:
+        if (denied := guard("alerts.send")) is not None:
+            return denied
+        body = schema.AlertSend.model_validate(await request.json())
+        template = tpl.TemplateDefinition.model_validate(
+            {k: state["templates"][0][k] for k in ("title", "fields", "footer")}
+        )
+        consent = (
+            tpl.GuardianConsent(body.guardian_consent.by, body.guardian_consent.at)
+            if body.guardian_consent
+            else None
+        )
+        try:
+            filled = tpl.check_fill(template, body.values, consent, NOW + dt.timedelta(days=400))
+        except tpl.TemplateError as exc:
+            problem = {"type": "urn:kairan:problem:validation", "title": "入力内容に誤りがあります",
+                       "status": 422, "detail": exc.message_ja, "code": exc.code,
+                       "field": exc.field}  # fmt: skip
+            return web.json_response(problem, status=422, content_type="application/problem+json")
+        state["alerts"].append({"by": username, "districts": body.districts, "values": filled})
+        text = tpl.render(template, filled, "たんぽぽこども園")
+        return answer(
+            schema.AlertSent, {"delivery_id": 100 + len(state["alerts"]), "text": text,
+                               "notified": 3}, 201,
+        )  # fmt: skip
+
+    @routes.get("/v1/alerts")
+    async def alerts(_: web.Request) -> web.Response:
+        if (denied := guard("alerts.list")) is not None:
+            return denied
+        items = [
+            {"delivery_id": 7, "template_id": 1, "institution": "tanpopo",
+             "districts": ["asahi", "hikari"], "kind": "alert", "follows": None,
+             "guardian_consent": False, "created_at": NOW.isoformat()},
+        ]  # fmt: skip
+        for i, f in enumerate(state["follow_ups"]):
+            items.insert(0, {**items[-1], "delivery_id": 50 + i, "kind": f["kind"],
+                             "follows": f["follows"]})  # fmt: skip
+        return answer(schema.AlertList, {"items": items})
+
+    @routes.post("/v1/alerts/{id}/follow-up")
+    async def follow_up(request: web.Request) -> web.Response:
+        if (denied := guard("alerts.follow_up")) is not None:
+            return denied
+        body = schema.AlertFollowUp.model_validate(await request.json())
+        original = int(request.match_info["id"])
+        state["follow_ups"].append({"kind": body.kind, "body": body.body, "follows": original,
+                                    "by": username})  # fmt: skip
+        text = tpl.follow_up_text(body.kind, "不審者情報", NOW, body.body, "たんぽぽこども園")
+        return answer(
+            schema.AlertSent, {"delivery_id": 50 + len(state["follow_ups"]), "text": text,
+                               "notified": 3}, 201,
+        )  # fmt: skip

@@ -1,0 +1,176 @@
+"""Issue 16 through the staff API, route by route: scope (K8) holds on every route that can
+address a program's districts, guardian consent (K7) and class 1 (G3) on alerts, four eyes on
+templates, aggregate-only program statistics, and every call audited (S8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kairand.api.client import ApiClient
+from kairand.programs import catalogue
+from kairand.store import audit as audit_store
+from kairand.store import staff as staff_store
+from kairand.store.database import Store
+from tests.support.programs_support import FILLED, KODOMO, Q, populate, setup_program
+
+SEGMENT_IN = {"program": KODOMO, "conditions": [{"question": Q, "any_of": ["asahi"]}]}
+SEGMENT_OUT = {"program": KODOMO, "conditions": [{"question": Q, "any_of": ["minato"]}]}
+
+
+def draft(segment: dict) -> dict:
+    return {"title": "安全情報", "messages": ["お知らせ"], "segment": segment, "confidentiality": 1}
+
+
+@pytest.mark.req("K8")
+async def test_scope_on_every_route_that_addresses_districts(api: ApiClient, store: Store) -> None:
+    tid = await setup_program(store)
+    populate(store, 90)
+    yamada = api.as_user("yamada")
+    # deliveries.create: inside / outside the kindergarten's districts.
+    r = await yamada.post("/v1/deliveries", draft(SEGMENT_IN))
+    assert r.status == 201, r.body
+    inside = r.body["id"]
+    r = await yamada.post("/v1/deliveries", draft(SEGMENT_OUT))
+    assert r.status == 403 and r.body["code"] == "district_out_of_scope"
+    assert r.body["field"] == "segment.conditions.0.any_of"
+    # deliveries.update: cannot widen a draft beyond the scope.
+    r = await yamada.put(f"/v1/deliveries/{inside}", draft(SEGMENT_OUT))
+    assert r.status == 403 and r.body["code"] == "district_out_of_scope"
+    # All districts is the board's only.
+    r = await yamada.post("/v1/deliveries", draft({"program": KODOMO, "all_registered": True}))
+    assert r.status == 403 and r.body["code"] == "all_districts_only_board"
+    r = await api.as_user("kyoiku").post(
+        "/v1/deliveries", draft({"program": KODOMO, "all_registered": True})
+    )
+    assert r.status == 201
+    # deliveries.submit and approve re-check the author's scope (institution changed since).
+    await store.write(
+        lambda c: c.execute("DELETE FROM staff_institutions WHERE username = 'yamada'")
+    )
+    r = await yamada.post(f"/v1/deliveries/{inside}/submit", {})
+    assert r.status == 403 and r.body["code"] == "no_institution"
+    # alerts.send: another institution cannot address the kindergarten's districts.
+    body = {
+        "template_id": tid,
+        "institution": "minato_es",
+        "districts": ["asahi"],
+        "values": FILLED,
+    }
+    r = await api.as_user("sato").post("/v1/alerts", body)
+    assert r.status == 403 and r.body["code"] == "district_out_of_scope"
+    r = await api.as_user("sato").post("/v1/alerts", {**body, "institution": "tanpopo"})
+    assert r.status == 403 and r.body["code"] == "not_member"
+    # audience.count is checked against the program's questions.
+    r = await api.as_user("sato").post("/v1/audience-count", {"segment": SEGMENT_OUT})
+    assert r.status == 200 and r.body["count"] >= 0
+    r = await api.as_user("sato").post(
+        "/v1/audience-count", {"segment": {"program": "nothing", "all_registered": True}}
+    )
+    assert r.status == 422
+    # My institutions, for the TUI.
+    r = await api.as_user("sato").get("/v1/me/institutions")
+    assert [i["code"] for i in r.body["items"]] == ["minato_es"]
+    assert r.body["items"][0]["districts"] == ["minato"]
+
+
+@pytest.mark.req("K7")
+@pytest.mark.req("G3")
+@pytest.mark.req("S8")
+async def test_alert_send_consent_class_and_follow_up(api: ApiClient, store: Store) -> None:
+    tid = await setup_program(store)
+    yamada = api.as_user("sato")
+    body = {"template_id": tid, "institution": "minato_es", "districts": ["minato"]}
+    r = await yamada.post("/v1/alerts", {**body, "values": {**FILLED, "child": "港小の児童"}})
+    assert r.status == 422 and r.body["code"] == "guardian_consent_required"
+    assert r.body["field"] == "values.child"
+    r = await yamada.post("/v1/alerts", {**body, "values": {**FILLED, "place": "港町1-2"}})
+    assert r.status == 422 and r.body["code"] == "address"
+    consent = {"by": "被害児童の保護者（父）", "at": "2026-01-05T10:00:00+09:00"}
+    r = await yamada.post(
+        "/v1/alerts",
+        {**body, "values": {**FILLED, "child": "港小の児童"}, "guardian_consent": consent},
+    )
+    assert r.status == 201, r.body
+    sent = r.body["delivery_id"]
+    approvers = [s for s in store.read_sync(staff_store.all_staff) if "approver" in s.roles]
+    assert r.body["notified"] == len(approvers)  # 港小学校 has no head registered
+    d = await api.as_user("kato").get(f"/v1/deliveries/{sent}")
+    assert d.body["status"] == "approved" and d.body["urgent"] is True
+    r = await api.as_user("kato").get("/v1/alerts")
+    assert r.body["items"][0]["guardian_consent"] is True
+    # Follow-up: approvers only.
+    r = await api.as_user("sato").post(
+        f"/v1/alerts/{sent}/follow-up", {"kind": "all_clear", "body": "解決しました。"}
+    )
+    assert r.status == 403
+    r = await api.as_user("kato").post(
+        f"/v1/alerts/{sent}/follow-up", {"kind": "correction", "body": "場所は港町の公園でした。"}
+    )
+    assert r.status == 201 and r.body["text"].startswith("【訂正】【不審者情報】")
+    entries = store.read_sync(lambda c: list(audit_store.iter_entries(c)))
+    actions = {(e.entry.actor, e.entry.action, e.entry.outcome) for e in entries}
+    assert ("sato", "alert.send", "denied") in actions
+    assert ("sato", "alert.send", "ok") in actions
+    assert ("kato", "alert.follow_up", "ok") in actions
+    # No field value reaches the audit log (only codes and ids).
+    assert not any("港小の児童" in str(e.entry.detail) for e in entries)
+
+
+async def test_templates_four_eyes_and_management(api: ApiClient, store: Store) -> None:
+    await setup_program(store)
+    kato = api.as_user("kato")
+    r = await kato.post(
+        "/v1/alert-templates",
+        {"program": KODOMO, "name": "熊の出没", "definition": {
+            "title": "熊の出没情報",
+            "fields": [{"code": "place", "label": "場所", "kind": "place"}],
+        }},
+    )  # fmt: skip
+    assert r.status == 201
+    tid = r.body["id"]
+    r = await kato.post(f"/v1/alert-templates/{tid}/approve", {})
+    assert r.status == 403 and r.body["code"] == "self_approval"
+    r = await api.as_user("suzuki").post(f"/v1/alert-templates/{tid}/approve", {})
+    assert r.status == 200
+    r = await api.as_user("suzuki").post(f"/v1/alert-templates/{tid}/approve", {})
+    assert r.status == 409
+    r = await kato.get("/v1/alert-templates")
+    assert {t["status"] for t in r.body["items"]} == {"approved"}
+    # Districts by CSV through the API: a bad line changes nothing and names the line.
+    adm = api.as_user("adm")
+    r = await adm.post(
+        "/v1/districts/import", {"csv": "code,name,kana,junior_high,junior_high_name\nX,a,b,c,d\n"}
+    )
+    assert r.status == 422 and r.body["detail"].startswith("2行目")
+    r = await adm.get("/v1/districts")
+    assert len(r.body["items"]) == 11
+    r = await adm.post("/v1/districts/import", {"csv": catalogue.DEMO_DISTRICTS_CSV})
+    assert r.status == 200 and r.body == {"added": 0, "updated": 11, "retired": 0}
+    r = await adm.put(
+        "/v1/institutions/hikari_es",
+        {"name": "光小学校", "kind": "school", "districts": ["hikari", "nowhere"]},
+    )
+    assert r.status == 422 and r.body["code"] == "unknown_district"
+    r = await adm.put(
+        "/v1/institutions/hikari_es",
+        {"name": "光小学校", "kind": "school", "districts": ["hikari"]},
+    )
+    assert r.status == 200
+    r = await adm.post("/v1/institutions/hikari_es/staff", {"username": "sato", "head": True})
+    assert r.status == 200
+
+
+async def test_program_statistics_are_aggregate_with_small_cells(
+    api: ApiClient, store: Store
+) -> None:
+    await setup_program(store)
+    populate(store, 60)
+    r = await api.as_user("aud").get("/v1/programs")
+    assert r.status == 200
+    by_code = {p["code"]: p for p in r.body["items"]}
+    assert by_code["city"]["is_default"] and not by_code["city"]["annual"]
+    kodomo = by_code[KODOMO]
+    assert kodomo["annual"] is True
+    values = list(kodomo["districts"].values())
+    assert values and all(v.startswith("<") or int(v) >= 10 for v in values)
+    assert "<10" in values  # some district has fewer than 10 guardians: suppressed

@@ -1,0 +1,110 @@
+"""配信作成, issue 20 additions kept out of compose.py: the message-kind buttons, 定型文 and
+submitting a recurring delivery (定期配信) as a series. Mixed into ComposeScreen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import work
+from textual.containers import Vertical
+from textual.widgets import Checkbox, Input
+
+from kairan_tui.client import ApiError
+from kairan_tui.labels import MESSAGES_MAX
+from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.modals.templates import TemplatesModal
+from kairan_tui.widgets.recurrence_form import RecurrenceForm
+from kairan_tui.widgets.rich_items import EDITORS, ItemProblem, RichAddBar, RichItemEditor
+from kairand.api import schema
+
+if TYPE_CHECKING:
+    from kairan_tui.screens.compose import ComposeScreen
+
+
+class FormProblem(Exception):
+    """The form cannot be turned into a delivery yet; the message says what to fix."""
+
+
+class RichComposeMixin:
+    """Handlers and workers of ComposeScreen for images, stickers, cards, templates and
+    recurring deliveries (`self` is the ComposeScreen)."""
+
+    def on_rich_item_editor_changed(self, _: RichItemEditor.Changed) -> None:
+        screen = cast("ComposeScreen", self)
+        screen._update_preview()
+
+    def on_rich_add_bar_add(self, event: RichAddBar.Add) -> None:
+        screen = cast("ComposeScreen", self)
+        if event.kind == "template":
+            screen.templates()
+            return
+        if screen.message_count >= MESSAGES_MAX:
+            screen.notify(f"メッセージは{MESSAGES_MAX}件までです。", severity="warning")
+            return
+        screen.message_count += 1
+        n = screen.message_count
+        screen.query_one("#messages", Vertical).mount(EDITORS[event.kind](n, id=f"message-{n}"))
+
+    @work(exit_on_error=False, exclusive=True, group="compose-io")
+    async def templates(self) -> None:
+        """定型文: open one into the form, or save the form as one (issue 20)."""
+        screen = cast("ComposeScreen", self)
+        try:
+            found = await screen.api.templates()
+        except ApiError as exc:
+            screen.report(exc, "定型文を読み込み")
+            return
+        choice = await screen.app.push_screen_wait(TemplatesModal(found.items, can_save=True))
+        if choice is None:
+            return
+        if choice.use is not None:
+            content = choice.use.content
+            screen.query_one("#title", Input).value = content.title
+            await screen._set_messages(list(content.messages))
+            screen.query_one("#silent", Checkbox).value = content.notification_disabled
+            screen.notify(f"定型文「{choice.use.name}」から作成します。", title="定型文")
+            return
+        try:
+            current = screen.content(for_sending=False)
+            body = schema.TemplateIn(
+                name=choice.save_as or "",
+                content=schema.TemplateContent(
+                    title=current.title,
+                    messages=list(current.messages),
+                    notification_disabled=current.notification_disabled,
+                ),
+            )
+            await screen.api.save_template(body)
+        except FormProblem as problem:
+            screen.notify(str(problem), title="入力内容を確認してください", severity="warning")
+            return
+        except ApiError as exc:
+            screen.report(exc, "定型文を保存")
+            return
+        screen.notify(f"定型文「{choice.save_as}」を保存しました。", title="定型文")
+
+    async def submit_series(self, content: schema.DeliveryContent) -> None:
+        screen = cast("ComposeScreen", self)
+        try:
+            rule = screen.query_one(RecurrenceForm).rule()
+        except ItemProblem as problem:
+            screen.notify(str(problem), title="入力内容を確認してください", severity="warning")
+            return
+        confirmed = await screen.app.push_screen_wait(
+            ConfirmModal(
+                f"「{content.title}」を定期配信として承認依頼します",
+                f"{schema.describe(rule)}。承認されると、毎回その時刻の配信対象に送ります。",
+                confirm_label="承認依頼する",
+                danger=False,
+            )
+        )
+        if not confirmed:
+            return
+        try:
+            created = await screen.api.create_series(schema.SeriesIn(content=content, rule=rule))
+            await screen.api.series_action(created.id, "submit")
+        except ApiError as exc:
+            screen.report(exc, "定期配信の承認依頼")
+            return
+        screen.notify(f"定期配信の承認を依頼しました（番号 {created.id}）。", title="承認依頼")
+        await screen.reset_form()
