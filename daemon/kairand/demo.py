@@ -48,7 +48,7 @@ BANNER = (
 
 # Four eyes stay on in the demo, as on a real appliance (0: nobody approves their own
 # delivery). The trainee practises both sides with two trainee identities (below) and switches
-# between them in the staff terminal (F10).
+# between them in the staff terminal (Ctrl+B).
 DEMO_SELF_APPROVAL = 0
 
 # Trainee identities: roster user name → (name shown, roles). Each has its own API socket in
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )
         seeding.start()
-        # The trainee starts as 研修 作成者 and switches with F10 to 研修 承認者 and to their
+        # The trainee starts as 研修 作成者 and switches with Ctrl+B to 研修 承認者 and to their
         # own account (管理者: アンケート設定, 職員, 監査ログ).
         sockets = config.api.training_sockets
         tui = subprocess.run(

@@ -480,7 +480,7 @@ async def test_wording_fixes(app_for):
 
 @pytest.mark.req("S7")
 async def test_trainee_switches_between_author_and_approver(fake, monkeypatch):
-    """S7, S5 (item 13): in training the trainee switches (F10) between 研修 作成者 and 研修
+    """S7, S5 (item 13): in training the trainee switches (Ctrl+B) between 研修 作成者 and 研修
     承認者, two identities on the roster, so a delivery is approved by another person; unsaved
     work is asked about first."""
     from kairan_tui.app import make_app
@@ -497,9 +497,9 @@ async def test_trainee_switches_between_author_and_approver(fake, monkeypatch):
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_compose(pilot, app)
         assert app.me is not None and app.me.username == "sato"
-        assert "F10 立場の切替" in str(app.screen.query_one("#title-line").render())
+        assert "Ctrl+B 立場の切替" in str(app.screen.query_one("#title-line").render())
         screen.query_one("#title", Input).value = "書きかけ"
-        await pilot.press("f10")
+        await pilot.press("ctrl+b")
         await wait_until(pilot, lambda: isinstance(app.screen, UnsavedModal))
         app.screen.query_one("#discard", Button).press()
         await wait_until(pilot, lambda: app.me is not None and app.me.username == "suzuki")
@@ -520,5 +520,5 @@ async def test_trainee_switches_between_author_and_approver(fake, monkeypatch):
                 fake.call(lambda: fake.state.deliveries[pending]["status"]) != ("pending_approval")
             ),
         )
-        await pilot.press("f10")
+        await pilot.press("ctrl+b")
         await wait_until(pilot, lambda: app.me is not None and app.me.username == "sato")

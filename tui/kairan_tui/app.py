@@ -99,7 +99,7 @@ class KairanApp(App[None]):
         Binding("question_mark", "help", "ヘルプ", show=False),
         Binding("ctrl+p", "command_palette", "メニュー", show=False, priority=True),
         Binding("ctrl+q", "quit", "終了", priority=True),
-        Binding("f10", "switch_identity", "研修：立場の切替", show=False),
+        Binding("ctrl+b", "switch_identity", "研修：立場の切替", show=False),
         *[
             Binding(entry.key, f"open_screen('{entry.name}')", entry.title, show=False)
             for entry in SCREENS
@@ -124,7 +124,7 @@ class KairanApp(App[None]):
         self.held_key = HeldKey()
         """Repeats of a key held down on a confirmation that has closed (modals.confirm)."""
         self.identities: list[tuple[str, Path]] = []
-        """Training: the positions (label, socket) F10 switches between (demo: 研修 作成者,
+        """Training: the positions (label, socket) Ctrl+B switches between (demo: 研修 作成者,
         研修 承認者 and the trainee's own account), the first being the current one."""
         self.identity_index = 0
         self.compose_screen: Any = None
@@ -442,7 +442,7 @@ def make_app(
     identities: list[tuple[str, Path]] | None = None,
 ) -> KairanApp:
     """Build the app for a daemon socket: the one factory used by `kairan` and by the tests.
-    IDENTITIES (training only): the positions F10 switches between, as (label, socket)."""
+    IDENTITIES (training only): the positions Ctrl+B switches between, as (label, socket)."""
     app = KairanApp(
         KairanApi(socket_path),
         connection_check_seconds=connection_check_seconds,

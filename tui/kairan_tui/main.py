@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="名前=ソケット",
-        help="訓練モード用：F10 で切り替える立場とその接続先（例：研修 承認者=run/x.sock）。"
+        help="訓練モード用：Ctrl+B で切り替える立場とその接続先（例：研修 承認者=run/x.sock）。"
         "複数指定できます",
     )
     parser.add_argument(

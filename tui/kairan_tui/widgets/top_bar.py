@@ -44,7 +44,7 @@ class TopBar(Vertical):
         if me is not None:
             title.append(f"  {me.display_name}（{roles_label(me.roles)}）")
             if me.training_mode and len(app.identities) > 1:
-                title.append("  F10 立場の切替", style="bold")
+                title.append("  Ctrl+B 立場の切替", style="bold")
         self.query_one("#title-line", Static).update(title)
         nav = Text(" ")
         for entry in allowed_screens(me.allowed if me else []):
