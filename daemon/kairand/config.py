@@ -122,6 +122,11 @@ class ApiSection(Section):
     """... or when the oldest entry not yet signed is this old, whichever comes first."""
     event_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     """How often the event stream (/v1/events) looks for changed figures."""
+    training_sockets: dict[str, Path] = {}
+    """Training mode only (daemon.training_mode; ignored otherwise): one extra staff API socket
+    per trainee identity (roster user name → absolute socket path). A caller on such a socket
+    who is the daemon's own OS user acts as that identity, so one person can practise 作成者
+    and 承認者 (four eyes) on one machine; anyone else is identified as usual."""
     quota_cache_seconds: Annotated[int, Field(ge=0)] = 300
     """How long the dashboard reuses LINE's quota figures before asking again."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import getpass
 import signal
@@ -34,6 +35,7 @@ from kairand.api.client import ApiClient
 from kairand.config import Config, load_config
 from kairand.devsetup import CONFIG_NAME, init_dev
 from kairand.errors import KairanError
+from kairand.glossary import STATUS_LABELS
 from kairand.main import report
 from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
@@ -44,9 +46,17 @@ BANNER = (
     "訓練モード（シミュレーター）: 実在の住民には一切送信されません / training mode: simulator only"
 )
 
-# In the demo one person plays author and approver; the staff screens show that four eyes
-# are relaxed. A real appliance keeps the default 0 (never self-approve).
-DEMO_SELF_APPROVAL = 1_000_000
+# Four eyes stay on in the demo, as on a real appliance (0: nobody approves their own
+# delivery). The trainee practises both sides with two trainee identities (below) and switches
+# between them in the staff terminal (Ctrl+B).
+DEMO_SELF_APPROVAL = 0
+
+# Trainee identities: roster user name → (name shown, roles). Each has its own API socket in
+# training mode (config api.training_sockets); the trainee's own OS account (管理者) stays too.
+TRAINEES: dict[str, tuple[str, list[str]]] = {
+    "kenshu_sakusei": ("研修 作成者", ["author"]),
+    "kenshu_shounin": ("研修 承認者", ["approver"]),
+}
 
 PAST_DELIVERIES: list[dict[str, Any]] = [
     {
@@ -85,6 +95,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def trainee_socket(config_path: Path, username: str) -> Path:
+    return config_path.parent / "run" / f"{username}.sock"
+
+
 def ensure_setup(directory: Path) -> Path:
     config_path = directory.resolve() / CONFIG_NAME
     if not config_path.exists():
@@ -95,11 +109,60 @@ def ensure_setup(directory: Path) -> Path:
             simulator_data_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
+    text = config_path.read_text(encoding="utf-8")
+    if "training_sockets" not in text:
+        sockets = ", ".join(f'{name} = "{trainee_socket(config_path, name)}"' for name in TRAINEES)
+        text = text.replace(
+            "[api]\n",
+            "[api]\n# Training only: the trainee acts as 作成者 or 承認者 on these sockets.\n"
+            f"training_sockets = {{ {sockets} }}\n",
+            1,
+        )
+        config_path.write_text(text, encoding="utf-8")
     return config_path
 
 
+async def register_trainees(config: Config) -> None:
+    """Put the trainee identities on the roster through the staff API (audited like any
+    roster change; the OS user of the demo is its administrator)."""
+    async with api_client(config) as api:
+        for username, (display_name, roles) in TRAINEES.items():
+            response = await api.put(
+                f"/v1/staff/{username}",
+                {"display_name": display_name, "roles": roles, "handles_personal_data": True},
+            )
+            if response.status != 200:
+                raise RuntimeError(f"could not register the trainee {username}: {response.body}")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM when the demo process ends, however it ends (even killed
+    with SIGKILL), so nothing the demo started outlives it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class TerminalGone(BaseException):
+    """SIGHUP (the terminal was closed, the ssh session dropped) or SIGTERM: stop everything."""
+
+
+def _stop_on_hangup() -> None:
+    def handler(signum: int, frame: object) -> None:
+        # Once only: a second signal must not interrupt the orderly stop that follows.
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise TerminalGone(signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 class Processes:
-    """The daemon and the simulator as child processes; stopped with SIGTERM, then killed."""
+    """The daemon and the simulator as child processes; stopped with SIGTERM, then killed.
+    They also die with the demo process itself (PR_SET_PDEATHSIG)."""
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
@@ -108,7 +171,11 @@ class Processes:
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self.children.append((name, proc, log))
         return proc
@@ -135,8 +202,8 @@ class Processes:
 
 
 @contextlib.asynccontextmanager
-async def api_client(config: Config) -> Any:
-    connector = aiohttp.UnixConnector(path=str(config.api.socket))
+async def api_client(config: Config, socket_path: Path | None = None) -> Any:
+    connector = aiohttp.UnixConnector(path=str(socket_path or config.api.socket))
     async with aiohttp.ClientSession(connector=connector) as session:
         yield ApiClient(session)
 
@@ -171,15 +238,21 @@ async def seed_past_deliveries(config: Config, marker: Path, min_registered: int
             break
         await asyncio.sleep(1)
     created = 0
-    async with api_client(config) as api:
+    author_socket = config.api.training_sockets["kenshu_sakusei"]
+    approver_socket = config.api.training_sockets["kenshu_shounin"]
+    async with (
+        api_client(config, author_socket) as author,
+        api_client(config, approver_socket) as approver,
+    ):
         for content in PAST_DELIVERIES:
-            response = await api.post("/v1/deliveries", content)
+            # Written by 研修 作成者, approved by 研修 承認者: four eyes, as in real use.
+            response = await author.post("/v1/deliveries", content)
             if response.status != 201:
                 print(f"demo: could not create a sample delivery: {response.body}", file=sys.stderr)
                 continue
             delivery_id = response.body["id"]
-            await api.post(f"/v1/deliveries/{delivery_id}/submit", {})
-            approved = await api.post(f"/v1/deliveries/{delivery_id}/approve", {})
+            await author.post(f"/v1/deliveries/{delivery_id}/submit", {})
+            approved = await approver.post(f"/v1/deliveries/{delivery_id}/approve", {})
             if approved.status == 200:
                 created += 1
     await asyncio.to_thread(marker.write_text, f"{created}\n")
@@ -284,7 +357,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
         figures = await dashboard(config)
         print(
             f"{time.monotonic() - started:4.0f}s 友だち {figures.get('friends', 0)}"
-            f" / 登録済み {figures.get('registered', 0)}",
+            f" / 登録者 {figures.get('registered', 0)}",
             flush=True,
         )
     await seeded
@@ -295,15 +368,21 @@ async def headless(config: Config, processes: Processes, duration: float, marker
     items = page.get("items", [])
     for item in items:
         print(
-            f"配信 #{item.get('id')} 「{item.get('title')}」: {item.get('status')}"
-            f" 対象 {item.get('recipient_count')} 人 / 送信済み {item.get('sent_count')} 人",
+            f"配信番号 {item.get('id')} 「{item.get('title')}」："
+            f"{STATUS_LABELS.get(str(item.get('status')), item.get('status'))}"
+            f"（配信対象 {item.get('recipient_count')} 人、送信済み {item.get('sent_count')} 人）",
             flush=True,
         )
     print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
     ok = figures.get("registered", 0) > 0 and sent > 0
-    print(f"demo: {'ok' if ok else 'nothing was delivered'}", flush=True)
+    print(
+        "デモ：正常に動作しました（demo: ok）"
+        if ok
+        else "デモ：配信されませんでした（demo: nothing was delivered）",
+        flush=True,
+    )
     return 0 if ok else 1
 
 
@@ -341,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     marker = config_path.parent / "state" / "demo-seeded"
     processes = Processes(logs)
     python = sys.executable
+    _stop_on_hangup()
     try:
         processes.start("kairand", [python, "-m", "kairand", "--config", str(config_path)])
         processes.start(
@@ -360,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))
+        asyncio.run(register_trainees(config))
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(headless(config, processes, args.duration, marker))
@@ -369,15 +450,27 @@ def main(argv: list[str] | None = None) -> int:
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )
         seeding.start()
+        # The trainee starts as 研修 作成者 and switches with Ctrl+B to 研修 承認者 and to their
+        # own account (管理者: アンケート設定, 職員, 監査ログ).
+        sockets = config.api.training_sockets
         tui = subprocess.run(
-            [python, "-m", "kairan_tui.main", "--config", str(config_path)], check=False
-        )
+            [
+                python, "-m", "kairan_tui.main",
+                "--socket", str(sockets["kenshu_sakusei"]),
+                "--identity", f"研修 作成者={sockets['kenshu_sakusei']}",
+                "--identity", f"研修 承認者={sockets['kenshu_shounin']}",
+                "--identity", f"管理者（ご自身）={config.api.socket}",
+            ],
+            check=False,
+        )  # fmt: skip
         return tui.returncode
     except (RuntimeError, OSError) as exc:
         print(f"kairan-demo: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except TerminalGone as gone:
+        return 128 + int(gone.args[0])
     finally:
         processes.stop()
 

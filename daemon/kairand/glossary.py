@@ -164,3 +164,45 @@ INCIDENT_KINDS = {
     "unauthorised_access": "不正アクセス",
     "other": "その他の事故",
 }
+
+
+AUDIT_OUTCOME_LABELS = {"allowed": "許可", "ok": "成功", "denied": "拒否", "failed": "失敗"}
+
+
+def _all_action_labels() -> dict[str, str]:
+    labels = {f"api.{route}": label for route, label in API_ROUTE_LABELS.items()}
+    labels.update(AUDIT_ACTION_LABELS)
+    return labels
+
+
+def audit_actions_matching(words: str) -> list[str]:
+    """Action codes whose Japanese name contains WORDS (every space-separated word), or whose
+    code starts with WORDS: what a staff member's search for 「承認」 or 「配信 中止」 means
+    (the audit screen's filter)."""
+    text = words.strip()
+    if not text:
+        return []
+    parts = text.split()
+    return [
+        code
+        for code, label in _all_action_labels().items()
+        if all(part in label for part in parts) or code.startswith(text)
+    ]
+
+
+def audit_target_label(action: str, target: str) -> str:
+    """One way to name the target of an entry: 「配信番号 3」 whether the log says `delivery 3`,
+    `delivery:3` or (for a delivery route) `3`; 「アンケート第3版」 for `survey:3`."""
+    value = target.strip()
+    if not value:
+        return ""
+    kind, _, number = value.replace(":", " ").partition(" ")
+    if kind == "delivery" and number.strip().isdigit():
+        return f"配信番号 {int(number)}"
+    if kind == "survey" and number.strip().isdigit():
+        return f"アンケート第{int(number)}版"
+    if kind == "staff" and number.strip():
+        return f"職員 {number.strip()}"
+    if value.isdigit() and "deliver" in action:
+        return f"配信番号 {int(value)}"
+    return value

@@ -30,7 +30,7 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     assert result.returncode == 0, out + result.stderr
     assert "訓練モード" in out
     assert "demo: ok" in out
-    assert "配信 #1 「防災訓練のお知らせ」: sent" in out
+    assert "配信番号 1 「防災訓練のお知らせ」：配信済み" in out
     # Issue 15: a same-day queue is running (window tickets, one called) for the desk and board.
     assert "demo: same-day queue running (6 tickets at the window)" in out
     assert re.search(r"番号札: 呼出中 A-001→1番窓口 / お待ち 保育所等利用申込 \d+人", out)
@@ -38,7 +38,7 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     # 不審者情報 goes out with no second person.
     assert "配信サービス「子ども安全情報」登録" in out
     assert "を送信しました（承認者の操作なし）" in out
-    assert re.search(r"「【緊急】不審者情報」: sent", out), out
+    assert re.search(r"「【緊急】不審者情報」：配信済み", out), out
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
     assert (logs / "kairand.log").exists() and (logs / "simulator.log").exists()

@@ -187,7 +187,10 @@ class FakeState:
         return delivery_id
 
     def summary(self, d: dict[str, Any]) -> dict[str, Any]:
-        return schema.DeliverySummary.model_validate(d).model_dump(mode="json")
+        sent_back = d["status"] == "draft" and bool(d.get("reject_comment"))
+        return schema.DeliverySummary.model_validate({**d, "sent_back": sent_back}).model_dump(
+            mode="json"
+        )
 
     def detail(self, d: dict[str, Any]) -> dict[str, Any]:
         return schema.DeliveryDetail.model_validate(d).model_dump(mode="json")
@@ -237,6 +240,10 @@ def demo_state() -> FakeState:
             f"delivery:{i + 1}",
         )
     return state
+
+
+def _leaves_no_admin(staff: dict[str, dict[str, Any]]) -> bool:
+    return not any("admin" in p["roles"] and p["active"] for p in staff.values())
 
 
 def make_fake_app(state: FakeState, username: str) -> web.Application:
@@ -419,12 +426,22 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         if (denied := guard("deliveries.list")) is not None:
             return denied
         status = request.query.get("status")
+        q = schema.DeliveryQuery.model_validate(dict(request.query))
         items = [
             state.summary(d)
             for d in sorted(state.deliveries.values(), key=lambda d: -d["id"])
             if status is None or d["status"] == status
         ]
-        return web.json_response({"items": items, "limit": 50, "offset": 0, "next_offset": None})
+        page = items[q.offset : q.offset + q.limit]
+        more = q.offset + q.limit < len(items)
+        return web.json_response(
+            {
+                "items": page,
+                "limit": q.limit,
+                "offset": q.offset,
+                "next_offset": q.offset + q.limit if more else None,
+            }
+        )
 
     @routes.post("/v1/deliveries")
     async def create(request: web.Request) -> web.Response:
@@ -471,6 +488,11 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         d = find(request)
         if d is None:
             return not_found()
+        if d["status"] == "draft" and state.count(d["content"]["segment"]) == 0:
+            return problem(
+                422, "validation", "入力内容を確認してください",
+                "該当する登録者がいません。条件を見直してください。",
+            )  # fmt: skip
         return move(d, ("draft",), "pending_approval") or web.Response(status=204)
 
     @routes.post("/v1/deliveries/{id}/approve")
@@ -574,12 +596,51 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             return denied
         return web.json_response({"items": [state.staff[k] for k in sorted(state.staff)]})
 
+    @routes.put("/v1/staff/{username}")
+    async def staff_put(request: web.Request) -> web.Response:
+        if (denied := guard("staff.put")) is not None:
+            return denied
+        name = request.match_info["username"]
+        body = schema.StaffUpdate.model_validate(await request.json())
+        record = {"username": name, **body.model_dump(mode="json")}
+        if _leaves_no_admin({**state.staff, name: record}):
+            return problem(
+                409, "conflict", "変更できません",
+                "有効な管理者が1人もいなくなるため、この変更はできません。",
+            )  # fmt: skip
+        state.staff[name] = record
+        state.log(username, "staff.put", f"staff:{name}")
+        return web.json_response(record)
+
+    @routes.delete("/v1/staff/{username}")
+    async def staff_delete(request: web.Request) -> web.Response:
+        if (denied := guard("staff.delete")) is not None:
+            return denied
+        name = request.match_info["username"]
+        if name not in state.staff:
+            return not_found()
+        rest = {k: v for k, v in state.staff.items() if k != name}
+        if _leaves_no_admin(rest):
+            return problem(
+                409, "conflict", "削除できません",
+                "有効な管理者が1人もいなくなるため、この職員は削除できません。",
+            )  # fmt: skip
+        state.staff = rest
+        state.log(username, "staff.remove", f"staff:{name}")
+        return web.Response(status=204)
+
     @routes.get("/v1/audit")
     async def audit(request: web.Request) -> web.Response:
         if (denied := guard("audit.list")) is not None:
             return denied
         actor = request.query.get("actor")
-        items = [e for e in reversed(state.audit) if actor is None or e["actor"] == actor]
+        action = request.query.get("action")
+        items = [
+            e
+            for e in reversed(state.audit)
+            if (actor is None or e["actor"] == actor)
+            and (action is None or e["action"].startswith(action))
+        ]
         body = schema.AuditPage.model_validate({"items": items[:8], "next_before_seq": None})
         return web.json_response(body.model_dump(mode="json"))
 

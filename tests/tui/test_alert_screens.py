@@ -1,4 +1,4 @@
-"""The 緊急配信 screen (F12 from the dashboard) and the 配信サービス screen (Ctrl+B), against the
+"""The 緊急配信 screen (F12 from the dashboard) and the 配信サービス screen (Ctrl+F), against the
 fake API: fill an approved template, choose districts, confirm with Y; a child field without
 the guardian's consent is refused with the reason (K7); template approval from the list."""
 
@@ -92,7 +92,7 @@ async def test_programs_screen_approves_a_template(app_for, fake, monkeypatch) -
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("ctrl+b")
+        await pilot.press("ctrl+f")
         await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
         screen = app.screen
         assert isinstance(screen, ProgramsScreen)
@@ -120,7 +120,7 @@ async def test_approver_sends_an_all_clear(app_for, fake) -> None:
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("ctrl+b")
+        await pilot.press("ctrl+f")
         await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
         screen = app.screen
         assert isinstance(screen, ProgramsScreen)

@@ -30,6 +30,7 @@ from kairan_tui.screens.compose import ComposeScreen
 from kairan_tui.screens.help import HelpScreen
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
+from kairan_tui.widgets.wrapped import WrappedText
 from tests.support.tui_fake_api import FakeServer, demo_state, sample_content
 from tests.support.tui_helpers import notifications, wait_until
 
@@ -430,8 +431,8 @@ async def test_waits_for_a_daemon_that_is_not_up_yet(short_tmp: Path):
         await server.stop()
 
 
-async def test_api_errors_become_notifications_that_say_what_to_do(app_for, fake):
-    """An API refusal (here a survey saved by someone else meanwhile: 409) is shown as a
+async def test_api_errors_become_notifications_that_say_what_to_do(app_for, fake, monkeypatch):
+    """N5: an API refusal (here a survey saved by someone else meanwhile: 409) is shown as a
     notification with the daemon's Japanese explanation, and nothing is lost on screen."""
     app = app_for("tanaka")
     async with app.run_test(size=SIZE) as pilot:
@@ -441,14 +442,17 @@ async def test_api_errors_become_notifications_that_say_what_to_do(app_for, fake
         screen = app.screen
         screen.query_one("#q-title", Input).value = "生まれ年"
         fake.call(lambda: setattr(fake.state, "survey_version", 5))
+        monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
         await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
         await wait_until(
             pilot, lambda: any("先にアンケートを保存しました" in m for m in notifications(app))
         )
         assert screen.query_one("#q-title", Input).value == "生まれ年"
 
 
-async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fake):
+async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fake, monkeypatch):
     """N2, S1, S16: an admin rewords an option, adds one, reorders questions and edits a
     purpose; saving makes a new version in which the old option codes are kept; the preview
     shows the conversation a resident will have, purpose included."""
@@ -480,9 +484,12 @@ async def test_survey_edit_saves_a_new_version_keeping_option_codes(app_for, fak
         )
         preview = text_of(screen.query_one("#conversation-preview"))
         assert "［その他・回答しない］" in preview
+        monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
         await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
         await wait_until(
-            pilot, lambda: any("第2版として保存しました" in m for m in notifications(app))
+            pilot, lambda: any("第2版として公開しました" in m for m in notifications(app))
         )
         survey = fake.call(lambda: fake.state.survey)
         assert [q["code"] for q in survey["questions"]][:2] == ["gender", "birth_year"]
@@ -505,8 +512,10 @@ async def test_audit_filter_and_verify(app_for, fake):
         await pilot.press("f9")
         await wait_until(pilot, lambda: app.screen.query_one("#audit-table").row_count > 0)
         screen = app.screen
-        screen.query_one("#filter-actor", Input).value = "sato"
-        await pilot.press("ctrl+r")
+        field = screen.query_one("#filter-actor", Input)
+        field.value = "sato"
+        field.focus()
+        await pilot.press("enter")  # Enter in a filter field applies it
         table = screen.query_one("#audit-table", DataTable)
 
         def actors() -> set[object]:
@@ -532,6 +541,7 @@ async def test_help_lists_every_binding(app_for):
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = " ".join(text_of(s) for s in app.screen.query(Static))
+        text += " ".join(w.text for w in app.screen.query(WrappedText))
         for binding in origin.BINDINGS:
             assert binding.description in text
         for title in ("ダッシュボード", "承認待ち", "配信履歴", "Ctrl+P", "Ctrl+Q"):
@@ -591,9 +601,7 @@ async def test_draft_with_schedule_is_saved_and_reopened_for_editing(app_for, fa
         screen.query_one("#silent", Checkbox).value = True
         await pilot.pause()
         await pilot.press("ctrl+s")
-        await wait_until(
-            pilot, lambda: any("「2026-12-01 09:30」の形" in m for m in notifications(app))
-        )
+        await wait_until(pilot, lambda: any("年-月-日 時:分の形" in m for m in notifications(app)))
         assert fake.call(lambda: len(fake.state.deliveries)) == 3
         screen.query_one("#scheduled-at", Input).value = "2026-12-01 09:30"
         await pilot.press("ctrl+s")

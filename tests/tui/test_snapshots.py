@@ -21,7 +21,7 @@ SCREENS = {
     "staff": ("tanaka", "f8", "#staff-table"),
     "audit": ("takahashi", "f9", "#audit-table"),
     "alert": ("sato", "f12", "#field-advice"),
-    "programs": ("ito", "ctrl+b", "#templates-table"),
+    "programs": ("ito", "ctrl+f", "#templates-table"),
 }
 
 

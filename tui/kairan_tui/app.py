@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
 from textual.containers import Center, Middle
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -23,6 +25,7 @@ from kairan_tui.client import CONNECTION_LOST_MESSAGE, ApiError, ConnectionLost,
 from kairan_tui.commands import ScreenCommands
 from kairan_tui.modals.confirm import HeldKey
 from kairan_tui.navigation import SCREENS, allowed_screens
+from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
 from kairand.api import schema
 
@@ -76,6 +79,7 @@ class ConnectingScreen(Screen):
     def compose(self) -> ComposeResult:
         with Middle(), Center():
             yield Static("サーバーに接続しています…", id="connecting-message")
+        yield MessageLine()
         yield Footer()
 
     def show(self, text: str) -> None:
@@ -95,6 +99,7 @@ class KairanApp(App[None]):
         Binding("question_mark", "help", "ヘルプ", show=False),
         Binding("ctrl+p", "command_palette", "メニュー", show=False, priority=True),
         Binding("ctrl+q", "quit", "終了", priority=True),
+        Binding("ctrl+b", "switch_identity", "研修：立場の切替", show=False),
         *[
             Binding(entry.key, f"open_screen('{entry.name}')", entry.title, show=False)
             for entry in SCREENS
@@ -118,6 +123,15 @@ class KairanApp(App[None]):
         self._installed: list[str] = []
         self.held_key = HeldKey()
         """Repeats of a key held down on a confirmation that has closed (modals.confirm)."""
+        self.identities: list[tuple[str, Path]] = []
+        """Training: the positions (label, socket) Ctrl+B switches between (demo: 研修 作成者,
+        研修 承認者 and the trainee's own account), the first being the current one."""
+        self.identity_index = 0
+        self.compose_screen: Any = None
+        """The 配信作成 screen once opened (its unsaved work is asked about before quitting)."""
+        self.message: tuple[str, str, str] | None = None
+        """The message on the message line (text, title, severity), until it times out."""
+        self._message_serial = 0
 
     def get_default_screen(self) -> Screen:
         return ConnectingScreen()
@@ -136,6 +150,48 @@ class KairanApp(App[None]):
         ):
             return  # the rest of a key held on a confirmation that has already closed
         await super().on_event(event)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Messages go to the full-width message line of the screen (widgets.message_line),
+        never to a floating toast (textual#6357 drops Japanese characters under overlays).
+        The notification is still recorded (the toast rack itself is hidden by the CSS).
+        Messages are plain text: a staff member's input is never read as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        if threading.get_ident() != self._thread_id:
+            self.call_from_thread(self._show_message, message, title, severity, timeout)
+        else:
+            self._show_message(message, title, severity, timeout)
+
+    def _show_message(self, message: str, title: str, severity: str, timeout: float | None) -> None:
+        self.message = (message, title, severity)
+        self._message_serial += 1
+        serial = self._message_serial
+        self.update_message_lines()
+        seconds = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        self.set_timer(seconds, lambda: self._expire_message(serial))
+
+    def _expire_message(self, serial: int) -> None:
+        if serial == self._message_serial:
+            self.message = None
+            self.update_message_lines()
+
+    def update_message_lines(self) -> None:
+        for screen in self.screen_stack:
+            for line in screen.query(MessageLine):
+                if self.message is None:
+                    line.clear_message()
+                else:
+                    line.show_message(*self.message)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -287,8 +343,71 @@ class KairanApp(App[None]):
             self.pop_screen()
         self.switch_mode(name)
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C: Textual's own hint is English; say it in Japanese."""
+        self.notify("終了するには Ctrl+Q を押してください。", title="終了のしかた", timeout=5)
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q: ask first when 配信作成 holds unsaved work (保存して終了 / 破棄 / 戻る)."""
+        self.quit_safely()
+
+    @work(exit_on_error=False, exclusive=True, group="quit")
+    async def quit_safely(self) -> None:
+        compose = self.compose_screen
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            if self.current_mode != "compose":
+                self.action_open_screen("compose")
+            if not await compose.confirm_leave("終了"):
+                return
+        self.exit()
+
+    def action_switch_identity(self) -> None:
+        if len(self.identities) < 2 or self.me is None or not self.me.training_mode:
+            self.notify("立場の切り替えは訓練モード（研修用の環境）でだけ使えます。")
+            return
+        self.switch_identity()
+
+    @work(exit_on_error=False, exclusive=True, group="switch-identity")
+    async def switch_identity(self) -> None:
+        """Sign in again as the next training position: another person, as four eyes need
+        (the daemon identifies each position by its socket)."""
+        compose = self.compose_screen
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            if self.current_mode != "compose":
+                self.action_open_screen("compose")
+            if not await compose.confirm_leave("立場を切り替え"):
+                return
+        self.identity_index = (self.identity_index + 1) % len(self.identities)
+        label, path = self.identities[self.identity_index]
+        self.workers.cancel_group(self, "watch-daemon")
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if "connecting" not in self._modes:
+            self.add_mode("connecting", ConnectingScreen)
+        await self.switch_mode("connecting")
+        for name in self._installed:
+            await self.remove_mode(name)
+        self._installed = []
+        self.me = None
+        self.compose_screen = None
+        old, self.api = self.api, KairanApi(path)
+        await old.close()
+        self._connecting_text(f"「{label}」に切り替えています…")
+        self.sign_in()
+        self.notify(f"立場を「{label}」に切り替えました（研修用）。", title="立場の切り替え")
+
     def open_draft(self, detail: schema.DeliveryDetail) -> None:
-        """Switch to 配信作成 with an existing draft loaded (from 配信履歴)."""
+        """Switch to 配信作成 with an existing draft loaded (from 配信履歴), after asking about
+        unsaved work in the form it replaces."""
+        self._open_draft(detail)
+
+    @work(exit_on_error=False, exclusive=True, group="open-draft")
+    async def _open_draft(self, detail: schema.DeliveryDetail) -> None:
+        compose = self.compose_screen
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            self.action_open_screen("compose")
+            if not await compose.confirm_leave("下書きを開く"):
+                return
         self.action_open_screen("compose")
         screen = self.screen
         load = getattr(screen, "load_draft", None)
@@ -320,10 +439,14 @@ def make_app(
     *,
     connection_check_seconds: float = 5.0,
     retry_seconds: float = 2.0,
+    identities: list[tuple[str, Path]] | None = None,
 ) -> KairanApp:
-    """Build the app for a daemon socket: the one factory used by `kairan` and by the tests."""
-    return KairanApp(
+    """Build the app for a daemon socket: the one factory used by `kairan` and by the tests.
+    IDENTITIES (training only): the positions Ctrl+B switches between, as (label, socket)."""
+    app = KairanApp(
         KairanApi(socket_path),
         connection_check_seconds=connection_check_seconds,
         retry_seconds=retry_seconds,
     )
+    app.identities = list(identities or [])
+    return app

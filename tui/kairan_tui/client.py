@@ -284,6 +284,12 @@ class KairanApi(ApiClient):
     async def staff(self) -> schema.StaffList:
         return await self._model(schema.StaffList, "GET", "/v1/staff")
 
+    async def put_staff(self, username: str, update: schema.StaffUpdate) -> schema.StaffOut:
+        return await self._model(schema.StaffOut, "PUT", f"/v1/staff/{username}", update)
+
+    async def delete_staff(self, username: str) -> None:
+        await self.request("DELETE", f"/v1/staff/{username}")
+
     async def audit(self, query: schema.AuditQuery) -> schema.AuditPage:
         params = query.model_dump(mode="json", exclude_none=True)
         return await self._model(schema.AuditPage, "GET", "/v1/audit", **params)

@@ -57,7 +57,7 @@ def format_day(value: dt.date) -> str:
     return f"{value.month}/{value.day}({WEEKDAYS[value.weekday()]})"
 
 
-def format_compact(value: dt.datetime) -> str:
-    """For tables: 2026/11/25 10:05 (Japan time)."""
+def format_compact(value: dt.datetime, *, short: bool = False) -> str:
+    """For tables: 2026/11/25 10:05 (Japan time); SHORT (narrow screens): 11/25 10:05."""
     local = value.astimezone(JST) if value.tzinfo else value
-    return f"{local:%Y/%m/%d %H:%M}"
+    return f"{local:%m/%d %H:%M}" if short else f"{local:%Y/%m/%d %H:%M}"

@@ -55,12 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, help="接続先を読み取る設定ファイル（kairan.toml）")
     parser.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="名前=ソケット",
+        help="訓練モード用：Ctrl+B で切り替える立場とその接続先（例：研修 承認者=run/x.sock）。"
+        "複数指定できます",
+    )
+    parser.add_argument(
         "mode",
         nargs="?",
         choices=("kiosk", "board"),
         help="kiosk：番号札の発券機、board：待合の呼出表示盤（省略時は職員用画面）",
     )
     return parser
+
+
+def parse_identities(values: list[str]) -> list[tuple[str, Path]]:
+    identities = []
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or not label.strip() or not path.strip():
+            raise SystemExit(
+                f"kairan: --identity は「名前=ソケット」の形で指定してください（{value}）。"
+            )
+        identities.append((label.strip(), Path(path.strip())))
+    return identities
 
 
 def kiosk_table(config: Path | None) -> dict:
@@ -105,9 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode:
         return run_mode(args.mode, socket, args.config)
     from kairan_tui.app import make_app
+    from kairan_tui.hangup import HANGUP_STATUS, HangupWatch
 
-    make_app(socket).run()
-    return 0
+    app = make_app(socket, identities=parse_identities(args.identity))
+
+    def request_exit() -> None:
+        app.call_from_thread(app.exit, return_code=HANGUP_STATUS)
+
+    watch = HangupWatch(request_exit).start() if sys.stdin.isatty() else None
+    app.run()
+    if watch is not None:
+        watch.stop()
+        if watch.hung_up.is_set():
+            return HANGUP_STATUS
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "職員",
         "f8",
         "staff.put",
-        "職員（取扱者名簿）と役割の一覧を表示します。",
+        "職員（取扱者名簿）と役割を表示し、追加・変更・削除します。",
         "しょくいん めいぼ staff",
     ),
     ScreenEntry(
@@ -113,7 +113,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
     ScreenEntry(
         "programs",
         "配信サービス",
-        "ctrl+b",
+        "ctrl+f",
         "programs.list",
         "配信サービスごとの登録数（学校区別、10人未満は「<10」）、発信元、テンプレートの承認。",
         "はいしんさーびす がっこうく はっしんもと てんぷれーと programs",

@@ -44,7 +44,7 @@ from kairand.api.http import (
     Handler,
     now_ms,
 )
-from kairand.api.identity import Peer, PeerResolver, peer_from_socket
+from kairand.api.identity import Peer, PeerResolver, peer_from_socket, training_resolver
 from kairand.api.problems import ApiProblem
 from kairand.api.routes import (
     audience,
@@ -306,8 +306,10 @@ async def serve(
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
     signals: QueueSignals | None = None,
+    path: Path | None = None,
 ) -> AsyncIterator[web.Application]:
-    """Run the API on config.api.socket until the block exits (the daemon and tests use it)."""
+    """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
+    use it)."""
     app = make_api_app(config, store, line, resolver, signals)
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
@@ -319,7 +321,7 @@ async def serve(
     # the answer, not a reset) for at most this long before closing.
     runner = web.AppRunner(app, handle_signals=False, access_log=None, lingering_time=2.0)
     await runner.setup()
-    path = config.api.socket
+    path = config.api.socket if path is None else path
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, lambda: path.parent.mkdir(parents=True, exist_ok=True))
     try:
@@ -338,5 +340,21 @@ async def serve(
 
 async def api_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context for kairand.daemon.components(): the staff API site."""
-    async with serve(app[CONFIG], app[STORE], app.get(LINE), signals=app.get(SIGNALS)):
+    config = app[CONFIG]
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            serve(config, app[STORE], app.get(LINE), signals=app.get(SIGNALS))
+        )
+        if config.daemon.training_mode:
+            for identity, socket_path in config.api.training_sockets.items():
+                await stack.enter_async_context(
+                    serve(
+                        config,
+                        app[STORE],
+                        app.get(LINE),
+                        training_resolver(identity),
+                        signals=app.get(SIGNALS),
+                        path=socket_path,
+                    )
+                )
         yield

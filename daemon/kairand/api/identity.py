@@ -7,6 +7,7 @@ callable so tests can inject one; production uses `peer_from_socket`.
 from __future__ import annotations
 
 import asyncio
+import os
 import pwd
 import socket
 import struct
@@ -50,6 +51,19 @@ def username_of(uid: int) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return None
+
+
+def training_resolver(identity: str) -> PeerResolver:
+    """Training sockets (config api.training_sockets): the daemon's own OS user acts as
+    IDENTITY; any other caller is resolved as usual (and so is not that identity)."""
+
+    async def resolve(request: web.Request) -> Peer:
+        peer = await peer_from_socket(request)
+        if peer.uid is not None and peer.uid == os.getuid():
+            return Peer(peer.uid, identity)
+        return peer
+
+    return resolve
 
 
 async def peer_from_socket(request: web.Request) -> Peer:

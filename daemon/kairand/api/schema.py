@@ -30,12 +30,24 @@ from kairand.delivery.messages import (
 )
 from kairand.delivery.model import MAX_MESSAGES, DeliveryContent, Status
 from kairand.delivery.recurrence import RecurrenceRule, describe, occurrences
-from kairand.glossary import ACTION_LABELS, CONFIDENTIALITY_LABELS, ROLE_LABELS, STATUS_LABELS
+from kairand.glossary import (
+    ACTION_LABELS,
+    AUDIT_ACTION_LABELS,
+    AUDIT_OUTCOME_LABELS,
+    CONFIDENTIALITY_LABELS,
+    ROLE_LABELS,
+    STATUS_LABELS,
+    audit_action_label,
+    audit_actions_matching,
+    audit_target_label,
+)
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
 
 __all__ = [
     "ACTION_LABELS",
     "API_VERSION",
+    "AUDIT_ACTION_LABELS",
+    "AUDIT_OUTCOME_LABELS",
     "CONFIDENTIALITY_LABELS",
     "MAX_BUTTONS",
     "MAX_LABEL",
@@ -108,6 +120,9 @@ __all__ = [
     "TestRecipientCode",
     "TestRecipients",
     "TestSendResult",
+    "audit_action_label",
+    "audit_actions_matching",
+    "audit_target_label",
     "default_stickers",
     "describe",
     "occurrences",
@@ -311,6 +326,8 @@ class DeliverySummary(_Out):
     recipient_count: int | None
     sent_count: int
     failed_count: int
+    sent_back: bool = False
+    """A draft an approver sent back (差し戻し) with a comment, not yet submitted again."""
 
 
 class DeliveryPage(_Out):

@@ -22,6 +22,7 @@ def _common(view: DeliveryView) -> dict[str, object]:
         "recipient_count": view.recipient_count,
         "sent_count": view.sent_count,
         "failed_count": view.failed_count,
+        "sent_back": view.status.value == "draft" and bool(view.reject_comment),
     }
 
 

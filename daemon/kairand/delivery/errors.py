@@ -55,6 +55,15 @@ class InvalidContent(DeliveryError):
         self.field = field
 
 
+class NoRecipients(DeliveryError):
+    """The segment selects nobody: a delivery to 0 people is never requested nor approved.
+    `reason` names the condition that leaves no one (in the survey's words)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("no_recipients", f"該当する登録者がいません。{reason}")
+        self.reason = reason
+
+
 class QuotaExceeded(DeliveryError):
     def __init__(self, needed: int, remaining: int) -> None:
         super().__init__(

@@ -21,6 +21,7 @@ from linebot.v3.messaging import ApiException, Message, PushMessageRequest, Text
 
 from kairand.audit.chain import AuditEntry
 from kairand.config import MediaSection
+from kairand.conversation.survey import SurveyDefinition
 from kairand.delivery import audience, policy
 from kairand.delivery.errors import (
     ConfidentialityRefused,
@@ -28,6 +29,7 @@ from kairand.delivery.errors import (
     DeliveryNotFound,
     InvalidContent,
     InvalidTransition,
+    NoRecipients,
     NoTestRecipients,
     OutOfScope,
     QuotaExceeded,
@@ -54,7 +56,13 @@ from kairand.logs import get_logger
 from kairand.programs import service as programs
 from kairand.programs.model import DEFAULT_PROGRAM
 from kairand.programs.scope import ScopeError
-from kairand.segments.model import SegmentError, SegmentFilter, send_date, validate_against
+from kairand.segments.model import (
+    Condition,
+    SegmentError,
+    SegmentFilter,
+    send_date,
+    validate_against,
+)
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
 from kairand.store import media as media_store
@@ -194,6 +202,50 @@ def _check_segment(conn: Connection, segment: SegmentFilter, author: str | None 
         raise InvalidContent(f"segment.{exc.field}", exc.message_ja) from None
 
 
+def _condition_words(condition: Condition, survey: SurveyDefinition) -> str:
+    data = condition.model_dump()
+    question = survey.question(data.get("question", ""))
+    title = question.title if question is not None else str(data.get("question"))
+    if "any_of" in data:
+        labels = []
+        for code in data["any_of"]:
+            option = question.option(code) if question is not None else None
+            labels.append(option.label if option is not None else code)
+        return f"{title}：{'・'.join(labels)}"
+    low, high = data.get("age_from"), data.get("age_to")
+    if low is not None and high is not None:
+        return f"年齢：{low}〜{high}歳"
+    return f"年齢：{low}歳以上" if low is not None else f"年齢：{high}歳以下"
+
+
+def _check_audience(conn: Connection, segment: SegmentFilter, scheduled_at: int | None) -> None:
+    """Refuse a delivery whose segment selects nobody now, naming the condition that leaves no
+    one: the conditions are applied one after another and the first that brings the count to
+    0 is named (「該当する登録者がいません。「地域：本町」の条件で対象が0人になります…」)."""
+    current = survey_store.current(conn)
+    if current is None:  # pragma: no cover - open_store seeds the default survey
+        return
+    survey = current[1]
+    on = send_date(_ts(scheduled_at))
+    if segment_queries.count_segment(conn, segment, on, survey) > 0:
+        return
+    if segment.all_registered or not segment.conditions:
+        raise NoRecipients("登録を済ませた方がまだいません。")
+    for n in range(1, len(segment.conditions) + 1):
+        partial = SegmentFilter(conditions=segment.conditions[:n])
+        if segment_queries.count_segment(conn, partial, on, survey) == 0:
+            words = _condition_words(segment.conditions[n - 1], survey)
+            if n == 1:
+                reason = f"「{words}」に当てはまる登録者がいません。"
+            else:
+                reason = (
+                    f"「{words}」の条件を加えると、対象が0人になります"
+                    "（ほかの条件との組み合わせに当てはまる方がいません）。"
+                )
+            raise NoRecipients(reason + "条件を見直してください。")
+    raise NoRecipients("条件を見直してください。")  # pragma: no cover - counts agree
+
+
 LINK_DOMAINS_KEY = "links.allowed_domains"
 """Settings key of the domains an admin added at runtime (config links.allowed_domains also
 applies)."""
@@ -309,6 +361,7 @@ async def submit(
         _check_class(row.confidentiality)
         _check_segment(conn, SegmentFilter.model_validate(row.segment), row.author)
         _check_links_and_media(conn, [parse_item(m) for m in row.messages], link_domains)
+        _check_audience(conn, SegmentFilter.model_validate(row.segment), row.scheduled_at)
         now = int(time.time())
         _move(
             conn, row, Status.pending_approval, "submit", now, submitted_at=now, reject_comment=None
@@ -357,6 +410,7 @@ async def approve(
                 "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
                 "承認できません。管理者にお問い合わせください。",
             )
+        _check_audience(conn, SegmentFilter.model_validate(current.segment), current.scheduled_at)
         now = int(time.time())
         target = (
             Status.scheduled

@@ -30,6 +30,12 @@ DRAFT: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_registered_resident(store: Store) -> None:
+    """A delivery to nobody is refused (no_recipients): every test has at least one resident."""
+    add_residents(store, 1, start=900)
+
+
 async def submitted(api: ApiClient, author: str) -> int:
     r = await api.as_user(author).post("/v1/deliveries", DRAFT)
     assert r.status == 201, r.body
@@ -68,8 +74,8 @@ async def relaxed_api(config: Config, store: Store) -> AsyncIterator[ApiClient]:
 async def test_relaxed_threshold_lets_small_deliveries_self_approve(
     relaxed_api: ApiClient, store: Store
 ) -> None:
-    """S7: below delivery.self_approval_threshold (here 5; no registered residents yet, so 0
-    recipients) the author may approve; /v1/me says four eyes is relaxed."""
+    """S7: below delivery.self_approval_threshold (here 5; one registered resident, so 1
+    recipient) the author may approve; /v1/me says four eyes is relaxed."""
     me = await relaxed_api.as_user("aut2").get("/v1/me")
     assert me.body["four_eyes"] == {"self_approval_threshold": 5, "relaxed": True}
     delivery_id = await submitted(relaxed_api, "aut2")
@@ -80,7 +86,7 @@ async def test_relaxed_threshold_lets_small_deliveries_self_approve(
     entry = store.read_sync(
         audit_store.query, audit_store.AuditFilter(action="api.deliveries.approve"), 1
     )[0]
-    assert entry.entry.detail["four_eyes"] == "relaxed" and entry.entry.detail["recipients"] == 0
+    assert entry.entry.detail["four_eyes"] == "relaxed" and entry.entry.detail["recipients"] == 1
 
 
 async def test_relaxed_threshold_still_holds_for_large_audiences(
@@ -251,3 +257,25 @@ async def test_test_send_reaches_only_the_callers_test_recipients(
     rows = store.read_sync(lambda c: c.execute("SELECT * FROM audit_log").fetchall())
     text = repr(rows)
     assert not re.search(r"U[0-9a-f]{32}", text) and DRAFT["messages"][0] not in text
+
+
+async def test_a_delivery_to_nobody_is_refused(api: ApiClient, store: Store) -> None:
+    """N4 (issue 18 item 4): submitting or approving a delivery whose segment selects 0 people
+    is refused with 「該当する登録者がいません」 and names the condition that leaves no one; the
+    delivery stays where it was."""
+    nobody = {**DRAFT, "segment": {"conditions": [{"question": "area", "any_of": ["asahi"]}]}}
+    r = await api.as_user("aut").post("/v1/deliveries", nobody)
+    delivery_id = r.body["id"]
+    r = await api.as_user("aut").post(f"/v1/deliveries/{delivery_id}/submit")
+    assert r.status == 422 and r.body["code"] == "no_recipients", r.body
+    assert r.body["detail"].startswith("該当する登録者がいません。")
+    assert "「地域：旭」に当てはまる登録者がいません" in r.body["detail"]
+    r = await api.as_user("aut").get(f"/v1/deliveries/{delivery_id}")
+    assert r.body["status"] == "draft"
+    # Approving is refused too when the audience has gone to 0 since the request.
+    delivery_id = await submitted(api, "aut")
+    store.write_sync(lambda conn: conn.execute("UPDATE residents SET deliveries_stopped = 1"))
+    r = await api.as_user("apr").post(f"/v1/deliveries/{delivery_id}/approve")
+    assert r.status == 422 and r.body["code"] == "no_recipients", r.body
+    r = await api.as_user("apr").get(f"/v1/deliveries/{delivery_id}")
+    assert r.body["status"] == "pending_approval"

@@ -15,6 +15,7 @@ from kairand.delivery.errors import (
     DeliveryNotFound,
     InvalidContent,
     InvalidTransition,
+    NoRecipients,
 )
 from kairand.delivery.model import MAX_TEXT_UNITS, DeliveryContent, Status, utf16_units
 from kairand.segments.model import SegmentFilter
@@ -22,6 +23,30 @@ from kairand.store import audit as audit_store
 from kairand.store.database import Store
 
 AREA = SegmentFilter.model_validate({"conditions": [{"question": "area", "any_of": ["asahi"]}]})
+
+
+def add_registered(store: Store, area: str, start: int = 0, n: int = 1) -> None:
+    """N registered residents who answered 地域 = AREA."""
+
+    def insert(conn: Any) -> None:
+        for i in range(start, start + n):
+            cur = conn.execute(
+                "INSERT INTO residents (line_user_id, followed_at, registered_at,"
+                " last_interaction_at) VALUES (?, 1, 1, 1)",
+                (f"U{i:032x}",),
+            )
+            conn.execute(
+                "INSERT INTO answers (resident_id, question, value, number, answered_at)"
+                " VALUES (?, 'area', ?, NULL, 1)",
+                (cur.lastrowid, area),
+            )
+
+    store.write_sync(insert)
+
+
+@pytest.fixture
+def asahi_resident(store: Store) -> None:
+    add_registered(store, "asahi", start=500)
 
 
 def content(**kw: Any) -> DeliveryContent:
@@ -59,7 +84,7 @@ def test_one_to_five_messages_and_aware_schedule() -> None:
         content(scheduled_at=dt.datetime(2030, 1, 1, 9, 0))
 
 
-async def test_status_machine_happy_path_and_reject(store: Store) -> None:
+async def test_status_machine_happy_path_and_reject(store: Store, asahi_resident) -> None:
     """N4, S8: draft → pending_approval → (reject → draft) → approved; invalid moves refused;
     every change is in the audit chain."""
     did = await service.create_draft(store, "tanaka", content())
@@ -88,7 +113,7 @@ async def test_status_machine_happy_path_and_reject(store: Store) -> None:
         await service.get(store, did + 100)
 
 
-async def test_schedule_in_future_becomes_scheduled(store: Store) -> None:
+async def test_schedule_in_future_becomes_scheduled(asahi_resident, store: Store) -> None:
     """N4: approving a delivery with a future send time makes it scheduled."""
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
     did = await service.create_draft(store, "tanaka", content(scheduled_at=later))
@@ -117,3 +142,26 @@ async def test_segment_checked_against_survey(store: Store) -> None:
     with pytest.raises(InvalidContent) as info:
         await service.create_draft(store, "tanaka", content(segment=bad))
     assert info.value.field == "segment.conditions[0].any_of[0]"
+
+
+async def test_no_recipients_refused_naming_the_condition(store: Store) -> None:
+    """N4 (issue 18 item 4): the service itself (not only the TUI) refuses to submit a
+    delivery that reaches nobody, and names which condition leaves no one."""
+    add_registered(store, "asahi", start=700, n=3)
+    did = await service.create_draft(store, "tanaka", content())
+    await service.submit(store, did, "tanaka")  # 3 people: fine
+    two = SegmentFilter.model_validate(
+        {
+            "conditions": [
+                {"question": "area", "any_of": ["asahi"]},
+                {"question": "topics", "any_of": ["kosodate"]},
+            ]
+        }
+    )
+    did = await service.create_draft(store, "tanaka", content(segment=two))
+    with pytest.raises(NoRecipients) as refused:
+        await service.submit(store, did, "tanaka")
+    assert refused.value.message_ja.startswith("該当する登録者がいません。")
+    assert "受け取りたい情報：子育て" in refused.value.reason
+    assert "条件を加えると、対象が0人になります" in refused.value.reason
+    assert (await service.get(store, did)).status == Status.draft

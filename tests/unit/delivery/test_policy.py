@@ -73,8 +73,7 @@ async def test_service_counts_editors_and_recounts_the_audience(store: Store) ->
 
     did = await service.create_draft(store, "sato", content("防災訓練のお知らせ"))
     await service.update_draft(store, did, content("防災訓練のお知らせ（改訂）"), "tanaka")
-    await service.submit(store, did, "sato")
-    view = await service.get(store, did)
+    view = await service.get(store, did)  # (a delivery to nobody cannot be submitted yet)
 
     other = await service.four_eyes(store, view, "suzuki", 10)
     assert other.allowed and not other.self_approval and other.recipients is None
@@ -84,6 +83,8 @@ async def test_service_counts_editors_and_recounts_the_audience(store: Store) ->
 
     expected = populate(store, 40)  # residents registered after the draft was written
     assert len(expected) >= 10
+    await service.submit(store, did, "sato")
+    view = await service.get(store, did)
     later = await service.four_eyes(store, view, "tanaka", 10)
     assert later.recipients == len(expected) and not later.allowed
     assert (await service.four_eyes(store, view, "sato", 0)).audit_note == "refused"

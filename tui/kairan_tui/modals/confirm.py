@@ -22,6 +22,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from kairan_tui.widgets.wrapped import WrappedText
+
 GUARD_SECONDS = 0.5
 HOLD_GAP_SECONDS = 1.0
 """Repeats of a held key arrive every few tens of milliseconds; a gap this long ends the hold."""
@@ -94,8 +96,8 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Static(
                     f"配信対象人数：{self.audience:,} 人", id="confirm-audience", classes="audience"
                 )
-            yield Static(self.body, classes="dialog-body")
-            yield Static(
+            yield WrappedText(self.body, classes="dialog-body")
+            yield WrappedText(
                 "実行するには Y キーを押してください（Enter キーでは実行されません）。"
                 "やめる場合は Esc キーを押してください。",
                 classes="dialog-hint",

@@ -38,7 +38,9 @@ def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition
         else f"予約配信 {format_datetime(content.scheduled_at, with_year=True)}"
     )
     table.add_row("配信日時", when)
-    table.add_row("通知", "通知なし" if content.notification_disabled else "通常どおり通知")
+    table.add_row(
+        "通知", "通知音なしで配信" if content.notification_disabled else "通知音ありで配信"
+    )
     if detail.urgent:
         table.add_row("緊急配信", "はい")
     if detail.links:  # issue 20: the approver reads every address in full
@@ -76,7 +78,7 @@ class ApprovalsScreen(KairanScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#pending", DataTable)
-        table.add_columns("番号", "件名", "作成者", "依頼日時")
+        table.add_columns("配信番号", "件名", "作成者", "依頼日時")
 
     def action_reload(self) -> None:
         self.refresh_data()
@@ -138,8 +140,9 @@ class ApprovalsScreen(KairanScreen):
             return
         self.selected = detail
         self.audience = count.count
+        nobody = "（該当する登録者がいません。差し戻してください）" if count.count == 0 else ""
         self.query_one("#approval-audience", Static).update(
-            f"現在の配信対象人数：{count.count:,} 人"
+            f"現在の配信対象人数：{count.count:,} 人{nobody}"
         )
         self.query_one("#approval-content", Static).update(content_table(detail, self.survey))
         self.query_one(LinePreview).show(
@@ -178,6 +181,15 @@ class ApprovalsScreen(KairanScreen):
             count = (await self.api.audience_count(detail.content.segment)).count
         except ApiError as exc:
             self.report(exc, "配信対象人数を確認")
+            return
+        if count == 0:
+            self.notify(
+                "該当する登録者がいません。この配信は誰にも届かないため承認できません。"
+                "条件を見直すよう、差し戻し（d）で作成者に伝えてください。",
+                title="承認できません",
+                severity="error",
+                timeout=15,
+            )
             return
         when = (
             "承認するとすぐに配信が始まります。"

@@ -16,7 +16,7 @@ from kairan_tui.labels import JST, format_compact
 from kairan_tui.screens.base import KairanScreen
 from kairand.api import schema
 
-OUTCOME_LABELS = {"allowed": "許可", "ok": "成功", "denied": "拒否", "failed": "失敗"}
+OUTCOME_LABELS = schema.AUDIT_OUTCOME_LABELS
 
 
 def parse_day(text: str, *, end: bool = False) -> dt.datetime | None:
@@ -31,8 +31,8 @@ def parse_day(text: str, *, end: bool = False) -> dt.datetime | None:
 class AuditScreen(KairanScreen):
     SCREEN_NAME = "audit"
     SCREEN_TITLE = "監査ログ"
+    # 絞り込み: Enter in a filter field or the button (Ctrl+R means 承認依頼 on 配信作成).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "search", "絞り込み（入力欄で Enter でも可）"),
         Binding("ctrl+g", "verify", "検証"),
         Binding("ctrl+o", "older", "さらに古いログ"),
     ]
@@ -45,7 +45,9 @@ class AuditScreen(KairanScreen):
         with Horizontal(id="audit-filters"):
             yield Input(placeholder="職員名", id="filter-actor", tooltip="ユーザー名（例 sato）")
             yield Input(
-                placeholder="操作名", id="filter-action", tooltip="例 api.deliveries.（前方一致）"
+                placeholder="操作名",
+                id="filter-action",
+                tooltip="操作の名前の一部（例：承認、配信中止、職員）",
             )
             yield Input(placeholder="開始日", id="filter-since", tooltip="例 2026-11-01")
             yield Input(placeholder="終了日", id="filter-until", tooltip="例 2026-11-30")
@@ -54,10 +56,11 @@ class AuditScreen(KairanScreen):
         yield Static("", id="verify-result")
         with Vertical(classes="box", id="audit-box"):
             yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="audit-empty", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#audit-table", DataTable).add_columns(
-            "番号", "日時", "職員", "操作", "対象", "結果"
+            "記録番号", "日時", "職員", "操作", "対象", "結果"
         )
 
     def refresh_data(self) -> None:
@@ -83,6 +86,19 @@ class AuditScreen(KairanScreen):
             return
         self.load(append=True)
 
+    def audit_queries(self, before_seq: int | None) -> list[schema.AuditQuery] | None:
+        """The filter as API queries: a Japanese operation name (「承認」) stands for every
+        action code whose name contains it (one query each, merged); None when the filter
+        cannot be read; [] when the words match no operation."""
+        base = self.audit_query(before_seq)
+        if base is None:
+            return None
+        words = self.query_one("#filter-action", Input).value.strip()
+        if not words:
+            return [base]
+        codes = schema.audit_actions_matching(words)
+        return [base.model_copy(update={"action": code}) for code in codes]
+
     def audit_query(self, before_seq: int | None) -> schema.AuditQuery | None:
         try:
             since = parse_day(self.query_one("#filter-since", Input).value)
@@ -92,7 +108,7 @@ class AuditScreen(KairanScreen):
             return None
         return schema.AuditQuery(
             actor=self.query_one("#filter-actor", Input).value.strip() or None,
-            action=self.query_one("#filter-action", Input).value.strip() or None,
+            action=None,
             since=since,
             until=until,
             before_seq=before_seq,
@@ -101,27 +117,39 @@ class AuditScreen(KairanScreen):
 
     @work(exit_on_error=False, exclusive=True, group="audit")
     async def load(self, append: bool) -> None:
-        query = self.audit_query(self.next_before_seq if append else None)
-        if query is None:
+        queries = self.audit_queries(self.next_before_seq if append else None)
+        if queries is None:
             return
+        entries: dict[int, schema.AuditEntryOut] = {}
+        more = False
         try:
-            page = await self.api.audit(query)
+            for query in queries:
+                page = await self.api.audit(query)
+                entries.update((entry.seq, entry) for entry in page.items)
+                more = more or page.next_before_seq is not None
         except ApiError as exc:
             self.report(exc, "監査ログを表示")
             return
+        ordered = sorted(entries.values(), key=lambda e: -e.seq)[:200]
         table = self.query_one("#audit-table", DataTable)
         if not append:
             table.clear()
-        for entry in page.items:
+        for entry in ordered:
             table.add_row(
                 str(entry.seq),
-                format_compact(entry.at),
+                format_compact(entry.at, short=self.has_class("-narrow")),
                 entry.actor,
-                entry.action,
-                entry.target,
+                schema.audit_action_label(entry.action),
+                schema.audit_target_label(entry.action, entry.target),
                 OUTCOME_LABELS.get(entry.outcome, entry.outcome),
             )
-        self.next_before_seq = page.next_before_seq
+        more = more or len(entries) > len(ordered)
+        self.next_before_seq = ordered[-1].seq if ordered and more else None
+        self.query_one("#audit-empty", Static).update(
+            "該当する記録はありません。条件を変えてお試しください。"
+            if not append and not ordered
+            else ""
+        )
 
     def action_verify(self) -> None:
         self.verify()
@@ -144,7 +172,7 @@ class AuditScreen(KairanScreen):
             result_box.set_classes("ok")
         else:
             result_box.update(
-                f"✘ 番号 {result.first_broken_seq} 以降で記録の食い違いが見つかりました"
+                f"✘ 記録番号 {result.first_broken_seq} 以降で記録の食い違いが見つかりました"
                 f"（{result.reason}）。直ちにシステム管理者と情報セキュリティ担当に報告してください。"
             )
             result_box.set_classes("broken")

@@ -10,6 +10,7 @@ from textual.widgets import Footer
 from textual.worker import Worker
 
 from kairan_tui.client import ApiError, ConnectionLost, KairanApi
+from kairan_tui.widgets.message_line import MessageLine
 from kairan_tui.widgets.top_bar import ConnectionBanner, TopBar
 
 if TYPE_CHECKING:
@@ -33,13 +34,27 @@ class KairanScreen(Screen):
         yield TopBar(self.SCREEN_NAME)
         yield ConnectionBanner()
         yield from self.compose_body()
-        yield Footer()
+        yield MessageLine()
+        # Compact key bar: with every key of a screen it still fits 80 columns.
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
+    NARROW_BELOW: ClassVar[int] = 100
+    """Below this many columns the screen takes its narrow layout (class -narrow): panels
+    stacked instead of side by side, so nothing is clipped at 80×24."""
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < self.NARROW_BELOW
+        self.set_class(narrow, "-narrow")
+        # Narrow: the key bar keeps the screen's keys; Ctrl+P メニュー stays in the help (F1).
+        for footer in self.query(Footer):
+            footer.show_command_palette = not narrow
+
     def on_screen_resume(self) -> None:
         self.kairan.update_connection_banners()
+        self.kairan.update_message_lines()
         self.refresh_data()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -22,17 +22,25 @@ from kairan_tui.labels import (
 )
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.test_recipient import RecipientCodeModal
+from kairan_tui.modals.unsaved import UnsavedModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.screens.compose_rich import FormProblem, RichComposeMixin
 from kairan_tui.widgets.line_preview import LinePreview
+from kairan_tui.widgets.marks import Check
 from kairan_tui.widgets.message_editor import MessageEditor
 from kairan_tui.widgets.recurrence_form import RecurrenceForm
 from kairan_tui.widgets.rich_items import ItemProblem, RichAddBar, collect_items, editor_for
-from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice
+from kairan_tui.widgets.segment_builder import SegmentBuilder, SegmentChoice, describe_segment
 from kairand.api import schema
 from kairand.api.schema import CONFIDENTIALITY_LABELS
 
 AUDIENCE_DEBOUNCE_SECONDS = 0.4
+
+
+def schedule_example(now: dt.datetime | None = None) -> str:
+    """A placeholder that is never in the past: tomorrow at 9:00 (Japan time)."""
+    today = (now or dt.datetime.now(JST)).astimezone(JST).date()
+    return f"{today + dt.timedelta(days=1):%Y-%m-%d} 09:00"
 
 
 def parse_schedule(text: str) -> dt.datetime:
@@ -41,8 +49,70 @@ def parse_schedule(text: str) -> dt.datetime:
     try:
         value = dt.datetime.strptime(cleaned, "%Y-%m-%d %H:%M")
     except ValueError:
-        raise FormProblem("配信日時は「2026-12-01 09:30」の形で入力してください。") from None
+        raise FormProblem(
+            f"配信日時は「{schedule_example()}」のように、年-月-日 時:分の形で入力してください。"
+        ) from None
     return value.replace(tzinfo=JST)
+
+
+def _normalised_segment(segment: schema.SegmentFilter | None) -> object:
+    """A segment in a form that compares equal whatever order options were ticked in."""
+    if segment is None:
+        return None
+    data = segment.model_dump(mode="json")
+    conditions = []
+    for condition in data.get("conditions") or []:
+        condition = dict(condition)
+        if isinstance(condition.get("any_of"), list):
+            condition["any_of"] = sorted(condition["any_of"])
+        conditions.append(condition)
+    data["conditions"] = sorted(conditions, key=lambda c: str(sorted(c.items())))
+    return data
+
+
+def _items_state(items: list[object]) -> list[object]:
+    """Message items as compared for unsaved changes (empty text items ignored)."""
+    state = []
+    for item in items:
+        if isinstance(item, str):
+            data: object = {"type": "text", "text": item}
+        else:
+            dump = getattr(item, "model_dump", None)
+            data = dump(mode="json") if callable(dump) else item
+        if (
+            isinstance(data, dict)
+            and data.get("type") == "text"
+            and not str(data.get("text", "")).strip()
+        ):
+            continue
+        state.append(data)
+    return state
+
+
+def content_state(content: schema.DeliveryContent | None) -> dict[str, object]:
+    """What the form holds, as compared to decide whether there are unsaved changes."""
+    if content is None:
+        return {
+            "title": "",
+            "confidentiality": 1,
+            "messages": [],
+            "segment": None,
+            "silent": False,
+            "urgent": False,
+            "scheduled_at": "",
+        }
+    scheduled = ""
+    if content.scheduled_at is not None:
+        scheduled = f"{content.scheduled_at.astimezone(JST):%Y-%m-%d %H:%M}"
+    return {
+        "title": content.title.strip(),
+        "confidentiality": content.confidentiality,
+        "messages": _items_state(list(content.messages)),
+        "segment": _normalised_segment(content.segment),
+        "silent": content.notification_disabled,
+        "urgent": content.urgent,
+        "scheduled_at": scheduled,
+    }
 
 
 class ComposeScreen(RichComposeMixin, KairanScreen):
@@ -53,7 +123,8 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         Binding("ctrl+s", "save_draft", "下書き保存"),
         Binding("ctrl+r", "submit", "承認依頼"),
         Binding("ctrl+n", "new", "新規作成"),
-        Binding("ctrl+o", "register_test_recipient", "テスト送信先の登録"),
+        # In the help and as a button on the form; not in the key bar (it must fit 80 columns).
+        Binding("ctrl+o", "register_test_recipient", "テスト送信先の登録", show=False),
     ]
 
     def __init__(self) -> None:
@@ -65,6 +136,8 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         self._debounce: Timer | None = None
         self.message_count = 1
         self._pending_segment: schema.SegmentFilter | None = None
+        self.saved_state: dict[str, object] = content_state(None)
+        """The form as last saved or opened: anything else is unsaved work."""
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -106,10 +179,12 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
                         allow_blank=False,
                         id="schedule",
                     )
-                    yield Input(placeholder="2026-12-01 09:30", id="scheduled-at", disabled=True)
+                    yield Input(placeholder=schedule_example(), id="scheduled-at", disabled=True)
                 yield RecurrenceForm(id="recurrence")
-                yield Checkbox("通知なし（音やバイブを鳴らさずに届けます）", id="silent")
-                yield Checkbox(
+                yield Check(
+                    "通知音なしで配信する（スマートフォンの音やバイブで知らせません）", id="silent"
+                )
+                yield Check(
                     "緊急配信（ほかの配信より先に送ります。防災・子どもの安全など）", id="urgent"
                 )
                 with Horizontal(classes="button-row"):
@@ -123,6 +198,7 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
                 yield LinePreview(id="preview")
 
     def on_mount(self) -> None:
+        self.kairan.compose_screen = self
         self.query_one("#class-blocked").display = False
         self.query_one(RecurrenceForm).display = False
         self.query_one("#title", Input).focus()
@@ -205,7 +281,12 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
             self.report(exc, "配信対象人数を数え")
             return
         self.audience = result.count
-        note = "\n（少人数です。条件を確認してください）" if result.small else ""
+        if result.count == 0:
+            note = "\n（該当する登録者がいません。条件を見直してください）"
+        elif result.small:
+            note = "\n（対象が少人数です。条件をご確認ください）"
+        else:
+            note = ""
         label.update(f"配信対象人数：{result.count:,} 人{note}")
 
     # -- messages --------------------------------------------------------------------------
@@ -312,8 +393,51 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
             self.draft_id = await self.api.create_draft(content)
         else:
             await self.api.update_draft(self.draft_id, content)
-        self.query_one("#draft-state", Static).update(f"下書き番号 {self.draft_id} として保存済み")
+        self.saved_state = content_state(content)
+        self.query_one("#draft-state", Static).update(
+            f"配信番号 {self.draft_id} の下書きとして保存済み"
+        )
         return self.draft_id
+
+    # -- unsaved work -----------------------------------------------------------------------
+
+    def form_state(self) -> dict[str, object]:
+        schedule = self.query_one("#schedule", Select).value
+        return {
+            "title": self.query_one("#title", Input).value.strip(),
+            "confidentiality": self.confidentiality(),
+            "messages": _items_state(list(self.messages())),
+            "segment": _normalised_segment(self.segment_choice.segment),
+            "silent": self.query_one("#silent", Checkbox).value,
+            "urgent": self.query_one("#urgent", Checkbox).value,
+            "scheduled_at": (
+                self.query_one("#scheduled-at", Input).value.strip() if schedule == "at" else ""
+            ),
+        }
+
+    def has_unsaved_changes(self) -> bool:
+        return self.form_state() != self.saved_state
+
+    async def confirm_leave(self, doing: str) -> bool:
+        """Before the form is replaced or closed: True when that may go ahead (nothing unsaved,
+        saved now, or discarded on purpose); False to stay. Call from a worker."""
+        if not self.has_unsaved_changes():
+            return True
+        choice = await self.app.push_screen_wait(UnsavedModal(doing))
+        if choice == "discard":
+            return True
+        if choice != "save":
+            return False
+        content = self._content_or_warn(for_sending=False)
+        if content is None:
+            return False
+        try:
+            draft_id = await self._save(content)
+        except ApiError as exc:
+            self.report(exc, "下書きを保存")
+            return False
+        self.notify(f"下書きを保存しました（配信番号 {draft_id}）。", title="下書き保存")
+        return True
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -329,7 +453,7 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         except ApiError as exc:
             self.report(exc, "下書きを保存")
             return
-        self.notify(f"下書きを保存しました（番号 {draft_id}）。", title="下書き保存")
+        self.notify(f"下書きを保存しました（配信番号 {draft_id}）。", title="下書き保存")
 
     def action_test_send(self) -> None:
         content = self._content_or_warn(for_sending=True)
@@ -369,8 +493,18 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
             return
         try:
             count = await self.api.audience_count(content.segment)
+            if count.count == 0:
+                reason = await self.why_nobody(content.segment)
         except ApiError as exc:
             self.report(exc, "配信対象人数を確認")
+            return
+        if count.count == 0:
+            self.notify(
+                f"該当する登録者がいません。{reason}",
+                title="承認依頼できません",
+                severity="error",
+                timeout=15,
+            )
             return
         when = "承認後すぐに配信" if content.scheduled_at is None else "予約配信"
         confirmed = await self.app.push_screen_wait(
@@ -392,12 +526,18 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
             self.report(exc, "承認依頼")
             return
         self.notify(
-            f"承認を依頼しました（番号 {draft_id}）。承認されると配信されます。", title="承認依頼"
+            f"承認を依頼しました（配信番号 {draft_id}）。承認されると配信されます。",
+            title="承認依頼",
         )
         await self.reset_form()
 
-    async def action_new(self) -> None:
-        await self.reset_form()
+    def action_new(self) -> None:
+        self.start_new()
+
+    @work(exit_on_error=False, exclusive=True, group="compose-leave")
+    async def start_new(self) -> None:
+        if await self.confirm_leave("新規作成"):
+            await self.reset_form()
 
     async def reset_form(self) -> None:
         self.draft_id = None
@@ -411,7 +551,33 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         self.query_one("#scheduled-at", Input).value = ""
         for builder in self.query(SegmentBuilder):
             builder.clear()
+        self.segment_choice = SegmentChoice(None, "", "")
+        self.saved_state = content_state(None)
         self.query_one("#title", Input).focus()
+
+    async def why_nobody(self, segment: schema.SegmentFilter) -> str:
+        """Which condition leaves no one: the conditions are counted one after another and
+        the first that brings the count to 0 is named (the daemon refuses with the same
+        explanation)."""
+        if segment.all_registered or not segment.conditions:
+            return "登録を済ませた方がまだいません。"
+        conditions = list(segment.conditions)
+        for n in range(1, len(conditions) + 1):
+            partial = schema.SegmentFilter.model_validate(
+                {"conditions": [c.model_dump(mode="json") for c in conditions[:n]]}
+            )
+            if (await self.api.audience_count(partial)).count == 0:
+                single = schema.SegmentFilter.model_validate(
+                    {"conditions": [conditions[n - 1].model_dump(mode="json")]}
+                )
+                words = describe_segment(single, self.survey)
+                if n == 1:
+                    return f"「{words}」に当てはまる登録者がいません。条件を見直してください。"
+                return (
+                    f"「{words}」の条件を加えると、対象が0人になります（ほかの条件との"
+                    "組み合わせに当てはまる方がいません）。条件を見直してください。"
+                )
+        return "条件を見直してください。"
 
     def action_register_test_recipient(self) -> None:
         self.register_test_recipient()
@@ -430,7 +596,9 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         """Open an existing draft (from 配信履歴) for editing."""
         self.draft_id = detail.id
         content = detail.content
-        self.query_one("#draft-state", Static).update(f"下書き番号 {detail.id} を編集中")
+        self.saved_state = content_state(content)
+        self.segment_choice = SegmentChoice(content.segment, "", "")
+        self.query_one("#draft-state", Static).update(f"配信番号 {detail.id} の下書きを編集中")
         self.query_one("#title", Input).value = content.title
         self.query_one("#confidentiality", Select).value = content.confidentiality
         await self._set_messages(list(content.messages))

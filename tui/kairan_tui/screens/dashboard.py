@@ -152,11 +152,11 @@ class DashboardScreen(KairanScreen):
             )
         table.add_row("配信中・予約", f"{data.active_deliveries:,} 件")
         health = data.health
-        table.add_row("Webhook受信", ago(health.last_webhook_at))
+        table.add_row("LINEからの受信", ago(health.last_webhook_at))
         if health.line_reachable is None:
             line = Text("まだ接続していません", style="dim")
         elif health.line_reachable:
-            line = Text("正常に接続できています", style="green")
+            line = Text("正常に接続中", style="green")
         else:
             line = Text(
                 f"接続できません（{health.line_last_error or '原因不明'}）", style="bold red"

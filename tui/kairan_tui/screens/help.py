@@ -12,6 +12,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from kairan_tui.navigation import SCREENS
+from kairan_tui.widgets.wrapped import WrappedText
 
 if TYPE_CHECKING:
     from kairan_tui.app import KairanApp
@@ -26,6 +27,10 @@ _KEY_NAMES = {
 
 
 def key_label(key: str) -> str:
+    """As the key bar shows it: a plain letter stays lower case (「r」), a combination is
+    written out (「Ctrl+R」), function keys upper case (「F5」)."""
+    if len(key) == 1:
+        return key
     parts = []
     for part in key.split("+"):
         part = _KEY_NAMES.get(part, part)
@@ -41,7 +46,7 @@ def key_rows(rows: list[tuple[str, str]]) -> list[Horizontal]:
         key_label_widget = Static(key, classes="help-key")
         key_label_widget.styles.width = width
         result.append(
-            Horizontal(key_label_widget, Static(what, classes="help-what"), classes="help-row")
+            Horizontal(key_label_widget, WrappedText(what, classes="help-what"), classes="help-row")
         )
     return result
 
@@ -90,7 +95,7 @@ class HelpScreen(ModalScreen[None]):
                 yield from key_rows(screens)
                 yield Static("共通の操作", classes="help-heading")
                 yield from key_rows(common)
-                yield Static(
+                yield WrappedText(
                     "配信・承認・配信中止は、確認画面で配信対象人数を確かめてから Y キーで"
                     "実行します。誤操作を防ぐため、Enter キーでは実行されません。",
                     classes="help-note",

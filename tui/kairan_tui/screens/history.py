@@ -27,20 +27,33 @@ POLL_SECONDS = 2.0
 RESUMABLE = frozenset({"needs_attention", "quota_exhausted"})
 
 
+PAGE_SIZE = 200
+
+
 def counts_text(item: schema.DeliverySummary) -> str:
     if item.recipient_count is None:
         return "—"
     return f"{item.sent_count:,}/{item.recipient_count:,}"
 
 
+def history_status(item: schema.DeliverySummary) -> str:
+    """A draft sent back by an approver reads 差し戻し, not 下書き."""
+    if item.sent_back:
+        return "差し戻し"
+    return status_label(item.status)
+
+
 class HistoryScreen(KairanScreen):
     SCREEN_NAME = "history"
     SCREEN_TITLE = "配信履歴"
+    # Only the actions valid for the selected delivery's status are offered (check_action).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_delivery", "配信中止"),
         Binding("e", "edit_draft", "下書きを編集"),
-        Binding("s", "resume_delivery", "配信を再開（要確認・送信可能数超過の配信）"),
+        Binding("s", "resume_delivery", "配信を再開"),
         Binding("r", "reload", "一覧を更新"),
+        Binding("n", "page(1)", "次の200件"),
+        Binding("p", "page(-1)", "前の200件"),
     ]
 
     def __init__(self) -> None:
@@ -48,11 +61,13 @@ class HistoryScreen(KairanScreen):
         self.survey: schema.SurveyDefinition | None = None
         self.selected: schema.DeliveryDetail | None = None
         self._items: dict[int, schema.DeliverySummary] = {}
+        self.page_offset = 0
+        self.next_offset: int | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="history-main"):
             with Vertical(id="history-list", classes="box"):
-                yield Static("配信の一覧（新しい順）", classes="box-title")
+                yield Static("配信の一覧（新しい順）", classes="box-title", id="history-title")
                 yield DataTable(id="deliveries", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="history-detail", classes="box"):
                 yield Static("", id="history-status", classes="audience")
@@ -63,11 +78,37 @@ class HistoryScreen(KairanScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#deliveries", DataTable)
-        table.add_columns("番号", "件名", "状態", "送信数")
+        table.add_columns("配信番号", "件名", "状態", "送信数")
         self.query_one("#progress").display = False
 
     def action_reload(self) -> None:
         self.refresh_data()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer only what the selected delivery's status allows (hidden otherwise)."""
+        detail = self.selected
+        status = detail.status if detail is not None else None
+        if action == "cancel_delivery":
+            return status in CANCELLABLE
+        if action == "edit_draft":
+            return status == "draft" and "compose" in self.kairan.visible_screens
+        if action == "resume_delivery":
+            me = self.kairan.me
+            return status in RESUMABLE and me is not None and "deliveries.resume" in me.allowed
+        if action == "page":
+            step = parameters[0] if parameters else 0
+            return self.next_offset is not None if step == 1 else self.page_offset > 0
+        return True
+
+    def action_page(self, step: int) -> None:
+        if step > 0 and self.next_offset is not None:
+            self.page_offset = self.next_offset
+        elif step < 0 and self.page_offset > 0:
+            self.page_offset = max(0, self.page_offset - PAGE_SIZE)
+        else:
+            return
+        self.selected = None
+        self.load()
 
     def refresh_data(self) -> None:
         self.load()
@@ -77,7 +118,7 @@ class HistoryScreen(KairanScreen):
         try:
             if self.survey is None:
                 self.survey = (await self.api.survey()).definition
-            page = await self.api.deliveries(limit=200)
+            page = await self.api.deliveries(limit=PAGE_SIZE, offset=self.page_offset)
         except ApiError as exc:
             self.report(exc, "配信履歴を表示")
             return
@@ -85,11 +126,20 @@ class HistoryScreen(KairanScreen):
         keep = self.selected.id if self.selected else None
         table.clear()
         self._items = {item.id: item for item in page.items}
+        self.next_offset = page.next_offset
+        first, last = self.page_offset + 1, self.page_offset + len(page.items)
+        more = "（n：さらに前の配信）" if page.next_offset is not None else ""
+        self.query_one("#history-title", Static).update(
+            f"配信の一覧（新しい順・{first:,}〜{last:,}件目）{more}"
+            if page.items
+            else "配信の一覧（新しい順）"
+        )
+        self.refresh_bindings()
         for item in page.items:
             table.add_row(
                 str(item.id),
                 item.title,
-                status_label(item.status),
+                history_status(item),
                 counts_text(item),
                 key=str(item.id),
             )
@@ -116,6 +166,7 @@ class HistoryScreen(KairanScreen):
             self.report(exc, "配信の詳細を表示")
             return
         self.selected = detail
+        self.refresh_bindings()
         self.render_detail(detail)
         self.query_one(LinePreview).show(
             list(detail.content.messages),
@@ -136,6 +187,7 @@ class HistoryScreen(KairanScreen):
                 self.report(exc, "配信の進み具合を表示")
                 return
             self.selected = detail
+            self.refresh_bindings()
             self.render_detail(detail)
             if detail.status in FINISHED:
                 self.notify(
@@ -169,7 +221,11 @@ class HistoryScreen(KairanScreen):
         failed: int,
         progress: float,
     ) -> None:
-        self.query_one("#history-status", Static).update(f"状態：{status_label(status)}")
+        label = status_label(status)
+        selected = self.selected
+        if status == "draft" and selected is not None and selected.reject_comment:
+            label = "差し戻し（作成者が修正して、あらためて承認依頼します）"
+        self.query_one("#history-status", Static).update(f"状態：{label}")
         bar = self.query_one("#progress", ProgressBar)
         bar.display = status not in ("draft", "pending_approval", "cancelled")
         bar.update(total=100, progress=round(progress * 100, 1))
@@ -209,7 +265,7 @@ class HistoryScreen(KairanScreen):
             key = str(detail.id)
             with contextlib.suppress(Exception):
                 table_widget.update_cell(
-                    key, table_widget.ordered_columns[2].key, status_label(detail.status)
+                    key, table_widget.ordered_columns[2].key, history_status(detail)
                 )
                 table_widget.update_cell(
                     key, table_widget.ordered_columns[3].key, counts_text(detail)

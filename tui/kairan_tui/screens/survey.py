@@ -30,7 +30,9 @@ from textual.widgets import (
 )
 
 from kairan_tui.client import ApiError
+from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.screens.base import KairanScreen
+from kairan_tui.widgets.marks import Check
 from kairand.api import schema
 
 KIND_LABELS = {
@@ -136,12 +138,78 @@ def conversation_preview(definition: dict[str, Any]) -> Text:
     return text
 
 
+TEXT_LABELS = {
+    "welcome": "友だち追加時のあいさつ",
+    "purpose_notice": "利用目的の説明",
+    "completion": "登録完了のメッセージ",
+}
+QUESTION_FIELDS = {
+    "title": "見出し",
+    "text": "質問文",
+    "purpose": "利用目的",
+    "kind": "種類",
+    "allow_skip": "「回答しない」の有無",
+}
+
+
+def _clip(text: str, limit: int = 30) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def survey_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What publishing NEW instead of OLD changes for residents, one Japanese line per change
+    (empty: nothing changed, no new version is made)."""
+    lines: list[str] = []
+    for key, label in TEXT_LABELS.items():
+        if old.get(key) != new.get(key):
+            lines.append(f"・{label}を変更：「{_clip(new.get(key, ''))}」")
+    if new.get("consent_version") != old.get("consent_version"):
+        lines.append("・登録者にあらためて利用目的への同意をお願いします")
+    before = {q["code"]: q for q in old.get("questions", [])}
+    after = {q["code"]: q for q in new.get("questions", [])}
+    for code, question in after.items():
+        if code not in before:
+            lines.append(f"・質問を追加：「{question['title']}」")
+    for code, question in before.items():
+        if code not in after:
+            lines.append(f"・質問を削除：「{question['title']}」（これまでの回答は残ります）")
+    for code, question in after.items():
+        previous = before.get(code)
+        if previous is None:
+            continue
+        name = f"質問「{question['title']}」"
+        for field, label in QUESTION_FIELDS.items():
+            if previous.get(field) != question.get(field):
+                if field == "kind":
+                    value = KIND_LABELS.get(question[field], question[field])
+                elif field == "allow_skip":
+                    value = "あり" if question.get(field, True) else "なし"
+                else:
+                    value = _clip(question.get(field, ""))
+                lines.append(f"・{name}の{label}を変更：「{value}」")
+        old_options = {o["code"]: o["label"] for o in previous.get("options", [])}
+        new_options = {o["code"]: o["label"] for o in question.get("options", [])}
+        for option_code, label in new_options.items():
+            if option_code not in old_options:
+                lines.append(f"・{name}に選択肢を追加：「{label}」")
+            elif old_options[option_code] != label:
+                lines.append(f"・{name}の選択肢「{old_options[option_code]}」を「{label}」に変更")
+        for option_code, label in old_options.items():
+            if option_code not in new_options:
+                lines.append(f"・{name}の選択肢「{label}」を削除")
+    if [c for c in before if c in after] != [c for c in after if c in before]:
+        lines.append("・質問の順番を変更")
+    return lines
+
+
 class SurveyScreen(KairanScreen):
     SCREEN_NAME = "survey"
     SCREEN_TITLE = "アンケート設定"
+    # Ctrl+R means 承認依頼 on 配信作成: here 元に戻す has its own key (one meaning per key).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "新しい版として保存"),
-        Binding("ctrl+r", "reload", "保存済みの内容に戻す"),
+        Binding("ctrl+s", "save", "変更を確認して公開"),
+        Binding("ctrl+l", "revert", "編集を取り消す"),
     ]
 
     def __init__(self) -> None:
@@ -150,6 +218,8 @@ class SurveyScreen(KairanScreen):
         self.definition: dict[str, Any] | None = None
         self.current_index: int | None = None
         self._original_consent = 1
+        self.published: dict[str, Any] | None = None
+        """The definition as published (the current version): what edits are compared to."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="survey-version", classes="box-title")
@@ -157,12 +227,14 @@ class SurveyScreen(KairanScreen):
             with TabPane("質問", id="tab-questions"), Horizontal():
                 with Vertical(id="question-list-box"):
                     yield ListView(id="question-list")
-                    with Horizontal(classes="button-row"):
-                        yield Button("上へ", id="move-up")
-                        yield Button("下へ", id="move-down")
-                    with Horizontal(classes="button-row"):
-                        yield Button("追加", id="add-question")
-                        yield Button("削除", id="remove-question", variant="warning")
+                    # Compact (one line each): the list keeps its room at 80×24.
+                    yield Button("↑ 上へ", id="move-up", compact=True)
+                    yield Button("↓ 下へ", id="move-down", compact=True)
+                    yield Button("＋選択式の質問", id="add-question", compact=True)
+                    yield Button("＋生まれた年の質問", id="add-year-question", compact=True)
+                    yield Button(
+                        "× 質問を削除", id="remove-question", variant="warning", compact=True
+                    )
                 with VerticalScroll(id="question-editor"):
                     yield Static("", id="question-kind", classes="hint")
                     yield Label("見出し（職員画面と絞り込みで使う短い名前）", classes="field-label")
@@ -183,7 +255,7 @@ class SurveyScreen(KairanScreen):
                         id="q-options-label",
                     )
                     yield TextArea(id="q-options", classes="options-area")
-                    yield Checkbox("「回答しない」を選べるようにする", id="q-skip")
+                    yield Check("「回答しない」を選べるようにする", id="q-skip")
             with TabPane("案内文", id="tab-texts"), VerticalScroll():
                 yield Label("友だち追加時のあいさつ", classes="field-label")
                 yield TextArea(id="welcome", classes="short-area")
@@ -191,7 +263,7 @@ class SurveyScreen(KairanScreen):
                     "利用目的の説明（最初に表示し、同意をお願いします）", classes="field-label"
                 )
                 yield TextArea(id="purpose-notice", classes="long-area")
-                yield Checkbox(
+                yield Check(
                     "利用目的の内容を変更したので、登録者にあらためて同意をお願いする",
                     id="new-consent",
                 )
@@ -205,7 +277,25 @@ class SurveyScreen(KairanScreen):
         if self.definition is None:
             self.load()
 
-    def action_reload(self) -> None:
+    def action_revert(self) -> None:
+        self.revert()
+
+    @work(exit_on_error=False, exclusive=True, group="survey-revert")
+    async def revert(self) -> None:
+        if self.definition is None or self.published is None:
+            return
+        self._commit_question()
+        self._commit_texts()
+        if survey_diff(self.published, self.definition):
+            confirmed = await self.app.push_screen_wait(
+                ConfirmModal(
+                    "編集を取り消します",
+                    "保存していない変更をすべて取り消し、公開中の内容に戻します。",
+                    confirm_label="取り消す",
+                )
+            )
+            if not confirmed:
+                return
         self.load()
 
     @work(exit_on_error=False, exclusive=True, group="survey")
@@ -217,10 +307,11 @@ class SurveyScreen(KairanScreen):
             return
         self.version = survey.version
         self.definition = survey.definition.model_dump(mode="json")
+        self.published = survey.definition.model_dump(mode="json")
         self._original_consent = survey.definition.consent_version
         self.current_index = None
         self.query_one("#survey-version", Static).update(
-            f"現在の版：第{survey.version}版（保存すると第{survey.version + 1}版になります。"
+            f"公開中：第{survey.version}版（変更を公開すると第{survey.version + 1}版になります。"
             "これまでの回答はそのまま残ります）"
         )
         self.query_one("#welcome", TextArea).text = self.definition["welcome"]
@@ -228,6 +319,7 @@ class SurveyScreen(KairanScreen):
         self.query_one("#completion", TextArea).text = self.definition["completion"]
         self.query_one("#new-consent", Checkbox).value = False
         await self._fill_list(0)
+        self.query_one("#question-list", ListView).focus()
 
     async def _fill_list(self, select: int) -> None:
         assert self.definition is not None
@@ -257,8 +349,7 @@ class SurveyScreen(KairanScreen):
         question = questions[index]
         self.current_index = index
         self.query_one("#question-kind", Static).update(
-            f"種類：{KIND_LABELS.get(question['kind'], question['kind'])}　"
-            f"識別子：{question['code']}"
+            f"種類：{KIND_LABELS.get(question['kind'], question['kind'])}"
         )
         self.query_one("#q-title", Input).value = question["title"]
         self.query_one("#q-text", TextArea).text = question["text"]
@@ -340,6 +431,22 @@ class SurveyScreen(KairanScreen):
                 }
             )
             await self._fill_list(len(questions) - 1)
+        elif event.button.id == "add-year-question":
+            existing = {q["code"] for q in questions}
+            number = 1
+            while f"q{number}" in existing:
+                number += 1
+            questions.append(
+                {
+                    "code": f"q{number}",
+                    "kind": "year",
+                    "title": "生まれた年",
+                    "text": "生まれた年を選んでください。",
+                    "purpose": "年齢に合ったお知らせをお届けするために使います。",
+                    "allow_skip": True,
+                }
+            )
+            await self._fill_list(len(questions) - 1)
         elif event.button.id == "remove-question":
             if len(questions) <= 1:
                 self.notify("質問は1つ以上必要です。", severity="warning")
@@ -369,13 +476,34 @@ class SurveyScreen(KairanScreen):
 
     @work(exit_on_error=False, exclusive=True, group="survey-save")
     async def save(self, definition: schema.SurveyDefinition) -> None:
+        """Publishing changes what residents are asked: show what changes and require Y; an
+        unchanged survey makes no new version."""
+        changes = survey_diff(self.published or {}, definition.model_dump(mode="json"))
+        if not changes:
+            self.notify(
+                "公開中の内容から変更がないため、新しい版は作りません。", title="変更はありません"
+            )
+            return
+        shown = changes[:8] + ([f"・ほか{len(changes) - 8}件"] if len(changes) > 8 else [])
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"アンケートの第{(self.version or 0) + 1}版を公開します",
+                "次の変更を公開します。公開すると、これから登録・回答する方への質問が"
+                "変わります。\n" + "\n".join(shown),
+                confirm_label="公開する",
+                danger=False,
+            )
+        )
+        if not confirmed:
+            self.notify("公開を取りやめました。編集中の内容はそのまま残っています。", timeout=5)
+            return
         try:
             version = await self.api.save_survey(definition, self.version)
         except ApiError as exc:
             self.report(exc, "アンケートを保存")
             return
         self.notify(
-            f"第{version}版として保存しました。新しく登録する方からこの内容で案内されます。",
-            title="保存しました",
+            f"第{version}版として公開しました。これから登録する方にはこの内容で案内されます。",
+            title="公開しました",
         )
         self.load()

@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
+from kairan_tui.widgets.wrapped import WrappedText
 from kairand.api import schema
 
 
@@ -49,7 +50,8 @@ class CardBubble(Vertical):
 def preview_widget(item: schema.MessageItem) -> Widget:
     """One chat bubble for ITEM (strings are plain text bubbles)."""
     if isinstance(item, str):
-        return Static(item, classes="bubble", markup=False)
+        # Japanese line breaking (禁則処理), as LINE's apps wrap text.
+        return WrappedText(item, classes="bubble")
     if isinstance(item, schema.CardItem):
         return CardBubble(item)
     if isinstance(item, schema.ImageItem):

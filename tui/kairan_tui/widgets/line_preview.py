@@ -57,5 +57,7 @@ class LinePreview(Vertical):
             for item in self._messages:
                 widgets.append(preview_widget(item))  # type: ignore[arg-type]
             if self._silent:
-                widgets.append(Static("通知なし（音やバイブは鳴りません）", classes="notice"))
+                widgets.append(
+                    Static("通知音なしで配信されます（音やバイブで知らせません）", classes="notice")
+                )
         holder.mount_all(widgets)

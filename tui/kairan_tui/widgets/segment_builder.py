@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, SelectionList, Static
 
+from kairan_tui.widgets.marks import Check, CheckList
 from kairand.api import schema
 
 
@@ -44,10 +45,12 @@ class SegmentBuilder(Vertical):
         self.survey = survey
 
     def compose(self) -> ComposeResult:
-        yield Checkbox("登録者全員に配信する（条件で絞り込まない）", id="segment-all")
+        yield Check("登録者全員に配信する（条件で絞り込まない）", id="segment-all")
         for question in self.survey.questions:
-            yield Label(question.title, classes="question-title")
-            if question.kind in ("year", "year_month"):
+            is_age = question.kind in ("year", "year_month")
+            # A year question is asked as 「生まれた年」 but filtered by age: say 年齢.
+            yield Label("年齢" if is_age else question.title, classes="question-title")
+            if is_age:
                 with Horizontal(classes="age-row"):
                     yield Input(
                         placeholder="下限",
@@ -64,11 +67,11 @@ class SegmentBuilder(Vertical):
                     )
                     yield Label("歳 まで")
                 yield Static(
-                    "年齢は配信する年に迎える年齢です（生まれた年だけで判定します）。",
+                    f"配信する年に迎える年齢で判定します（「{question.title}」の回答から計算）。",
                     classes="hint",
                 )
             else:
-                yield SelectionList[str](
+                yield CheckList(
                     *[(option.label, option.code) for option in question.options],
                     id=f"choice-{question.code}",
                 )
@@ -133,10 +136,7 @@ class SegmentBuilder(Vertical):
                 if low is not None and high is not None and low > high:
                     return SegmentChoice(None, "", "年齢の下限が上限より大きくなっています。")
                 conditions.append({"question": question.code, "age_from": low, "age_to": high})
-                parts.append(
-                    f"{question.title}：{'' if low is None else low}〜"
-                    f"{'' if high is None else high}歳"
-                )
+                parts.append(f"年齢：{age_range(low, high)}")
             else:
                 selection = self.query_one(f"#choice-{question.code}", SelectionList)
                 chosen = list(selection.selected)
@@ -170,8 +170,17 @@ class SegmentBuilder(Vertical):
         self.post_message(self.Changed(self, choice))
 
 
+def age_range(low: object, high: object) -> str:
+    """「30〜49歳」, 「30歳以上」, 「49歳以下」."""
+    if low is not None and high is not None:
+        return f"{low}〜{high}歳"
+    if low is not None:
+        return f"{low}歳以上"
+    return f"{high}歳以下"
+
+
 def describe_segment(segment: schema.SegmentFilter, survey: schema.SurveyDefinition | None) -> str:
-    """A segment in the words of the survey: 「地域：本町・駅前 ／ 生まれた年：30〜49歳」."""
+    """A segment in the words of the survey: 「地域：本町・駅前 ／ 年齢：30〜49歳」."""
     if segment.all_registered:
         return "登録者全員"
     parts: list[str] = []
@@ -186,7 +195,5 @@ def describe_segment(segment: schema.SegmentFilter, survey: schema.SurveyDefinit
                 labels.append(option.label if option else code)
             parts.append(f"{title}：{'・'.join(labels)}")
         else:
-            low = "" if data.get("age_from") is None else data["age_from"]
-            high = "" if data.get("age_to") is None else data["age_to"]
-            parts.append(f"{title}：{low}〜{high}歳")
+            parts.append(f"年齢：{age_range(data.get('age_from'), data.get('age_to'))}")
     return " ／ ".join(parts) or "（条件なし）"

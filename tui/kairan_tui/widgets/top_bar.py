@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 class TopBar(Vertical):
     DEFAULT_CSS = """
-    TopBar { height: 2; dock: top; }
+    TopBar { height: auto; dock: top; }
     TopBar > #title-line { background: $primary; color: $text; height: 1; }
-    TopBar > #nav-line { background: $panel; height: 1; }
+    TopBar > #nav-line { background: $panel; height: auto; }
     """
 
     def __init__(self, current: str) -> None:
@@ -43,11 +43,13 @@ class TopBar(Vertical):
             title.append(" 訓練モード ", style="bold black on yellow")
         if me is not None:
             title.append(f"  {me.display_name}（{roles_label(me.roles)}）")
+            if me.training_mode and len(app.identities) > 1:
+                title.append("  Ctrl+B 立場の切替", style="bold")
         self.query_one("#title-line", Static).update(title)
         nav = Text(" ")
         for entry in allowed_screens(me.allowed if me else []):
             style = "reverse bold" if entry.name == self.current else ""
-            # Compact: with every role the whole bar must still fit 100 columns.
+            # Compact; on a narrow terminal the bar wraps between entries (never clipped).
             nav.append(f"{entry.key.upper()}", style="bold")
             nav.append(entry.title, style=style)
             nav.append(" ")

@@ -52,6 +52,8 @@ def problem_of(exc: DeliveryError) -> ApiProblem:
     code, message = exc.code, exc.message_ja
     if code == "not_found":
         return ApiProblem("not-found", message, code=code, field="id")
+    if code == "no_recipients":
+        return ApiProblem("validation", message, field="segment", code=code)
     if code == "confidentiality_refused":
         return ApiProblem("validation", message, field="confidentiality", code=code)
     if isinstance(exc, InvalidContent):
