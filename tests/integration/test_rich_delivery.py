@@ -225,6 +225,7 @@ async def test_delivery_fails_when_line_cannot_fetch_its_image(
 async def test_images_need_a_public_address_before_approval(store: Store) -> None:
     """Without media.public_base_url LINE could not fetch the image: approval is refused with
     a clear message, and the sender refuses such a delivery rather than send a broken one."""
+    populate(store, 3)  # a delivery to nobody is refused before the image rule is reached
     info = await upload(store, "tanaka", photo(), "a.jpg", 20 * 1024 * 1024)
     did = await service.create_draft(store, "tanaka", rich_content(info.id), link_domains=ALLOWED)
     await service.submit(store, did, "tanaka", link_domains=ALLOWED)
@@ -239,6 +240,7 @@ async def test_links_outside_the_allowlist_are_refused_and_rechecked(store: Stor
     (settings) is allowed; removing it again makes the approval fail (checked again)."""
     from kairand.store import settings
 
+    populate(store, 3)  # a delivery to nobody is refused before the link rule is reached
     content = DeliveryContent(
         title="t",
         messages=(
