@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,21 +101,10 @@ def _apply(
         metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
     # The same-day queue (issue 15); in standby mode Kairan takes no ticket and says nothing.
-    queued = None if event.standby else queue_chat.route(conn, queue_cfg, event, now)
-    if queued is not None:
-        if queued and event.reply_token:
-            reply = PendingReply(
-                event.reply_token,
-                tuple(queued),
-                user_id=user_id,
-                deadline=(row.received_at or now) + reply_lifetime,
-            )
-            # A ticket taken, tied or cancelled must reach the resident even if the reply is late.
-            result.replies.append(must_know(reply, True))
-        return "done"
-    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
-    if booked is not None:
-        messages, essential = booked
+
+    def reply_with(messages: Sequence[Any], essential: bool) -> str:
+        """Queue the reply of a dialogue that handled the event; ESSENTIAL outcomes (a ticket
+        or booking taken, tied or cancelled) reach the resident by push if the reply is late."""
         if messages and event.reply_token:
             reply = PendingReply(
                 event.reply_token,
@@ -123,9 +112,15 @@ def _apply(
                 user_id=user_id,
                 deadline=(row.received_at or now) + reply_lifetime,
             )
-            # A booking made or cancelled must reach the resident even if the reply is late.
             result.replies.append(must_know(reply, essential))
         return "done"
+
+    queued = None if event.standby else queue_chat.route(conn, queue_cfg, event, now)
+    if queued is not None:
+        return reply_with(queued, True)
+    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
+    if booked is not None:
+        return reply_with(*booked)
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
     # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
