@@ -10,18 +10,12 @@ call, serve, finish or mark no-shows (after the recalls) as the day goes.
 Headline: issue p95 (kiosk, over the API) and LINE ticket p95 (inbox transaction), call-to-push
 p95 against the 1 s target, and the day's numbering checked (no repeat, no skip).
 
-    .venv/bin/python bench/queue.py [--quick]
+    .venv/bin/python bench/same_day_queue.py [--quick]
 """
 
-# ruff: noqa: E402 - the imports follow the sys.path fix below, on purpose
+# Not named queue.py: run as a script, this folder leads sys.path, and the name would shadow the
+# standard library's `queue` for every other benchmark too.
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as `python bench/queue.py`, this file's folder leads sys.path and its name would shadow
-# the standard library's `queue` (which asyncio's helpers and urllib3 import): drop it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 import argparse
 import asyncio
