@@ -89,7 +89,8 @@ def populate(conn, n: int) -> None:  # type: ignore[no-untyped-def]
     conn.execute(
         f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
         " INSERT INTO residents (id, line_user_id, followed_at, registered_at,"
-        " last_interaction_at) SELECT i, printf('U%032x', i), 1, 1, 1 FROM s"
+        " last_interaction_at) SELECT i, printf('U%032x', i), 1, 1, CAST(strftime('%s') AS INTEGER)"
+        " FROM s"
     )
     conn.execute("COMMIT")
 
