@@ -91,6 +91,24 @@ async def test_residents_queue_scan_the_kiosk_qr_and_are_called(short_tmp: Path)
             assert issued.token is not None
             sim.scan_qr(walk_in, core.qr_link(config.queue.line_basic_id, issued.token))
             await _until(lambda: sim.visitors[walk_in].label == issued.ticket.label)
+            everyone = [walk_in, *line_users]
+            holder = {sim.visitors[u].label: u for u in everyone}
+
+            def calls_to(uid: str) -> list[str]:
+                # Pushes only: a reply to 順番を確認 may also say which window to go to.
+                return [
+                    t
+                    for r in sim.ledger.for_user(uid)
+                    if r.kind == "push"
+                    for t in r.texts
+                    if "窓口へお越し" in t
+                ]
+
+            async def called(label: str, times: int) -> None:
+                # A person walks up only after the call reached their phone: a ticket served or
+                # marked absent before its push went out is (rightly) never pushed.
+                await _until(lambda: len(calls_to(holder[label])) >= times)
+
             # The desk calls everybody through the real API (the OS user has the counter role).
             async with connect(config.api.socket) as api:
                 for _ in range(VISITORS + 1):
@@ -100,12 +118,14 @@ async def test_residents_queue_scan_the_kiosk_qr_and_are_called(short_tmp: Path)
                         [(t.label, t.state) for t in await asyncio.to_thread(_tickets, store)],
                     )
                     ticket_id, label = r.body["id"], r.body["label"]
+                    await called(label, 1)
                     if label == "A-001":  # a no-show: recalled twice, then absent
-                        for _ in range(2):
+                        for n in range(2):
                             r = await api.post(
                                 f"/v1/queue/tickets/{ticket_id}/action", {"action": "recall"}
                             )
                             assert r.status == 200, r.body
+                            await called(label, n + 2)
                         r = await api.post(
                             f"/v1/queue/tickets/{ticket_id}/action", {"action": "absent"}
                         )
@@ -118,20 +138,11 @@ async def test_residents_queue_scan_the_kiosk_qr_and_are_called(short_tmp: Path)
                             assert r.status == 200, r.body
                 board = (await api.get("/v1/queue/board")).body
                 assert board["services"][0]["waiting"] == 0
-            everyone = [walk_in, *line_users]
             await _until(lambda: all(sim.visitors[u].called for u in everyone))
             for uid in everyone:
                 label = sim.visitors[uid].label
-                # Pushes only: a reply to 順番を確認 may also say which window to go to.
-                calls = [
-                    t
-                    for r in sim.ledger.for_user(uid)
-                    if r.kind == "push"
-                    for t in r.texts
-                    if "窓口へお越し" in t
-                ]
                 expected = 3 if label == "A-001" else 1  # the call and two recalls
-                assert calls == [f"{label}番の方、2番窓口へお越しください。"] * expected
+                assert calls_to(uid) == [f"{label}番の方、2番窓口へお越しください。"] * expected
             states = {t.label: t.state for t in await asyncio.to_thread(_tickets, store)}
             assert states["A-001"] == "absent"
             assert all(s == "done" for k, s in states.items() if k != "A-001")

@@ -60,6 +60,7 @@ class HistoryScreen(KairanScreen):
         super().__init__()
         self.survey: schema.SurveyDefinition | None = None
         self.selected: schema.DeliveryDetail | None = None
+        self.watching: int | None = None  # the unfinished delivery whose end staff are told
         self._items: dict[int, schema.DeliverySummary] = {}
         self.page_offset = 0
         self.next_offset: int | None = None
@@ -172,8 +173,13 @@ class HistoryScreen(KairanScreen):
             list(detail.content.messages),
             notification_disabled=detail.content.notification_disabled,
         )
-        if detail.status in FINISHED or detail.status in ("draft", "pending_approval"):
+        if detail.status in FINISHED:
+            # A list refresh may restart this worker just as the watched delivery finishes.
+            self.announce_finished(detail)
             return
+        if detail.status in ("draft", "pending_approval"):
+            return
+        self.watching = detail.id
         # Progress arrives through the app's event stream (on_daemon_event); polling is the
         # safety net that also catches a status change the stream missed.
         while True:
@@ -190,13 +196,20 @@ class HistoryScreen(KairanScreen):
             self.refresh_bindings()
             self.render_detail(detail)
             if detail.status in FINISHED:
-                self.notify(
-                    f"「{detail.content.title}」は{status_label(detail.status)}になりました"
-                    f"（送信 {detail.sent_count:,} 人、失敗 {detail.failed_count:,} 人）。",
-                    title="配信が終わりました",
-                )
+                self.announce_finished(detail)
                 self.load()
                 return
+
+    def announce_finished(self, detail: schema.DeliveryDetail) -> None:
+        """Tell staff once that the delivery they were watching has finished."""
+        if self.watching != detail.id:
+            return
+        self.watching = None
+        self.notify(
+            f"「{detail.content.title}」は{status_label(detail.status)}になりました"
+            f"（送信 {detail.sent_count:,} 人、失敗 {detail.failed_count:,} 人）。",
+            title="配信が終わりました",
+        )
 
     def on_daemon_event(self, event: DaemonEvent) -> None:
         data = event.data
