@@ -370,6 +370,8 @@ class MailSection(Section):
     """Permanent failures (DSN 5.x.x) after which an address gets no more mail."""
     poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     """How often the registration mailbox is read."""
+    send_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """How often the mail sender looks for approved deliveries' mail recipients."""
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     """Per SMTP/IMAP command; no reply after DATA within it makes a send 'unconfirmed'."""
     message_id_domain: str = "kairan.invalid"

@@ -85,6 +85,7 @@ __all__ = [
     "LinkButton",
     "LinkDomains",
     "LinkDomainsUpdate",
+    "MailTally",
     "Me",
     "MediaOut",
     "MessageItem",
@@ -303,6 +304,10 @@ class AudienceCount(_Out):
     """Residents the segment selects now (registered, deliveries not stopped)."""
     small: bool
     """True when below the small-cell threshold: the TUI may warn before sending."""
+    line: int | None = None
+    """Of `count`, residents reached by LINE (issue 17; None from an older daemon)."""
+    mail: int = 0
+    """Of `count`, subscribers reached by e-mail (issue 17). Counts only, never addresses."""
 
 
 # -- deliveries --------------------------------------------------------------------------
@@ -312,6 +317,16 @@ class DeliveryQuery(_In):
     status: str | None = None
     limit: Annotated[int, Field(ge=1, le=200)] = 50
     offset: Annotated[int, Field(ge=0)] = 0
+
+
+class MailTally(_Out):
+    """A delivery's mail channel in counts (issue 17): never an address."""
+
+    recipients: int
+    sent: int
+    failed: int
+    unconfirmed: int
+    """Handed to the relay without a final reply: never resent, for a person to check."""
 
 
 class DeliverySummary(_Out):
@@ -324,10 +339,13 @@ class DeliverySummary(_Out):
     scheduled_at: dt.datetime | None
     created_at: dt.datetime | None
     recipient_count: int | None
+    """Recipients on every channel (LINE residents plus mail subscribers)."""
     sent_count: int
     failed_count: int
     sent_back: bool = False
     """A draft an approver sent back (差し戻し) with a comment, not yet submitted again."""
+    mail: MailTally | None = None
+    """The mail channel's share of the counts above (None: nobody by mail)."""
 
 
 class DeliveryPage(_Out):
@@ -392,6 +410,7 @@ class DeliveryEvent(_Out):
     sent_count: int
     failed_count: int
     progress: float
+    mail: MailTally | None = None
 
 
 # -- test recipients ---------------------------------------------------------------------

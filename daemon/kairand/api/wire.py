@@ -9,6 +9,28 @@ from kairand.delivery.policy import can_self_approve
 from kairand.delivery.service import DeliveryView
 
 
+def _mail(view: DeliveryView) -> schema.MailTally | None:
+    m = view.mail
+    if m.recipients == 0:
+        return None
+    return schema.MailTally(
+        recipients=m.recipients, sent=m.sent, failed=m.failed, unconfirmed=m.unconfirmed
+    )
+
+
+def _totals(view: DeliveryView) -> dict[str, object]:
+    """Counts on every channel: LINE residents plus mail subscribers (issue 17)."""
+    m = view.mail
+    return {
+        "recipient_count": (
+            None if view.recipient_count is None else view.recipient_count + m.recipients
+        ),
+        "sent_count": view.sent_count + m.sent,
+        "failed_count": view.failed_count + m.failed,
+        "mail": _mail(view),
+    }
+
+
 def _common(view: DeliveryView) -> dict[str, object]:
     return {
         "id": view.id,
@@ -19,9 +41,7 @@ def _common(view: DeliveryView) -> dict[str, object]:
         "approver": view.approver,
         "scheduled_at": view.scheduled_at,
         "created_at": view.created_at,
-        "recipient_count": view.recipient_count,
-        "sent_count": view.sent_count,
-        "failed_count": view.failed_count,
+        **_totals(view),
         "sent_back": view.status.value == "draft" and bool(view.reject_comment),
     }
 
@@ -48,7 +68,10 @@ def detail_of(view: DeliveryView, threshold: int) -> schema.DeliveryDetail:
         batches_done=settled,
         progress=view.progress,
         quota_confirmed=view.quota_confirmed,
-        can_self_approve=can_self_approve(view.recipient_count, threshold),
+        can_self_approve=can_self_approve(
+            None if view.recipient_count is None else view.recipient_count + view.mail.recipients,
+            threshold,
+        ),
         links=[url for _, url in urls_of(view.messages)],
     )
 
@@ -57,8 +80,6 @@ def event_of(view: DeliveryView) -> schema.DeliveryEvent:
     return schema.DeliveryEvent(
         id=view.id,
         status=view.status.value,
-        recipient_count=view.recipient_count,
-        sent_count=view.sent_count,
-        failed_count=view.failed_count,
+        **_totals(view),  # type: ignore[arg-type]
         progress=view.progress,
     )

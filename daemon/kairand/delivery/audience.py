@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kairand.conversation.survey import SurveyDefinition
 from kairand.segments.bitmap import AudienceIndex
 from kairand.segments.model import SegmentFilter, send_date, validate_against
+from kairand.store import mail as mail_store
 from kairand.store import segments as segment_queries
 from kairand.store.database import Connection, Store
 
@@ -94,3 +95,31 @@ async def audience_count(
     if shared.index.applied - shared.saved >= SAVE_EVERY:
         await save_index(store)
     return result
+
+
+@dataclass(frozen=True)
+class ChannelCounts:
+    """An audience by channel (issue 17): LINE residents and mail subscribers."""
+
+    line: int
+    mail: int
+
+    @property
+    def total(self) -> int:
+        return self.line + self.mail
+
+
+async def channel_counts(
+    store: Store,
+    segment: SegmentFilter,
+    survey: SurveyDefinition,
+    today: dt.date | None = None,
+) -> ChannelCounts:
+    """How many LINE residents and mail subscribers SEGMENT selects on TODAY (Japan time).
+
+    Raises kairand.segments.model.SegmentError when the filter does not fit SURVEY.
+    """
+    on = today if today is not None else send_date()
+    line = await audience_count(store, segment, survey, on)
+    mail = await store.read(mail_store.count_matching, segment, on, survey)
+    return ChannelCounts(line, mail)

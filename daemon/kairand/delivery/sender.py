@@ -47,6 +47,7 @@ from kairand.logs import get_logger
 from kairand.segments.model import SegmentFilter, send_date
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
+from kairand.store import mail as mail_store
 from kairand.store import metrics, settings
 from kairand.store import segments as segment_queries
 from kairand.store import survey as survey_store
@@ -184,6 +185,8 @@ class Sender:
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
             recipients, batches = q.freeze(conn, row.id, compiled, _new_key)
+            # The mail channel (issue 17): the same filter's mail subscribers, frozen here too.
+            by_mail = mail_store.freeze_recipients(conn, row.id, segment, on, survey, now)
             q.set_status(
                 conn,
                 row.id,
@@ -199,6 +202,7 @@ class Sender:
                 "ok",
                 recipients=recipients,
                 batches=batches,
+                mail_recipients=by_mail,
                 send_date=on.isoformat(),
             )
             return q.get(conn, row.id)

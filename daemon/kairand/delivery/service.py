@@ -65,6 +65,7 @@ from kairand.segments.model import (
 )
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
+from kairand.store import mail as mail_store
 from kairand.store import media as media_store
 from kairand.store import segments as segment_queries
 from kairand.store import settings, test_recipients
@@ -73,6 +74,7 @@ from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
 T = TypeVar("T")
+NO_MAIL = mail_store.DeliveryMail()
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class DeliveryView:
     progress: float
     """Share of batches settled (sent, failed, flagged or cancelled), 0.0–1.0."""
     quota_confirmed: bool
+    mail: mail_store.DeliveryMail = NO_MAIL
+    """The mail channel's recipients and sends (issue 17); the counts above cover LINE."""
 
     @property
     def content(self) -> DeliveryContent:
@@ -127,7 +131,9 @@ def _ts(value: int | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(value, dt.UTC) if value is not None else None
 
 
-def _view(row: q.DeliveryRow, totals: q.BatchTotals) -> DeliveryView:
+def _view(
+    row: q.DeliveryRow, totals: q.BatchTotals, mail: mail_store.DeliveryMail | None = None
+) -> DeliveryView:
     settled = totals.sent + totals.failed + totals.needs_attention + totals.cancelled
     return DeliveryView(
         id=row.id,
@@ -161,6 +167,7 @@ def _view(row: q.DeliveryRow, totals: q.BatchTotals) -> DeliveryView:
         batches_cancelled=totals.cancelled,
         progress=(settled / totals.total) if totals.total else 0.0,
         quota_confirmed=row.quota_confirmed,
+        mail=mail or NO_MAIL,
     )
 
 
@@ -229,6 +236,8 @@ def _check_audience(conn: Connection, segment: SegmentFilter, scheduled_at: int 
     on = send_date(_ts(scheduled_at))
     if segment_queries.count_segment(conn, segment, on, survey) > 0:
         return
+    if mail_store.count_matching(conn, segment, on, survey) > 0:
+        return  # reached by mail only (issue 17)
     if segment.all_registered or not segment.conditions:
         raise NoRecipients("登録を済ませた方がまだいません。")
     for n in range(1, len(segment.conditions) + 1):
@@ -461,11 +470,12 @@ async def four_eyes(
 async def _audience(store: Store, view: DeliveryView) -> int | None:
     """Recipients the delivery reaches: frozen at sending, else counted now."""
     if view.recipient_count is not None:
-        return view.recipient_count
+        return view.recipient_count + view.mail.recipients
     current = await store.read(survey_store.current)
     if current is None:  # pragma: no cover - open_store seeds the default survey
         return None
-    return await audience.audience_count(store, view.segment, current[1])
+    counts = await audience.channel_counts(store, view.segment, current[1])
+    return counts.total
 
 
 async def _segment_count(store: Store, row: q.DeliveryRow) -> int:
@@ -543,7 +553,9 @@ async def resume(
 async def get(store: Store, delivery_id: int) -> DeliveryView:
     def tx(conn: Connection) -> DeliveryView:
         row = _load(conn, delivery_id)
-        return _view(row, q.batch_totals(conn, delivery_id))
+        return _view(
+            row, q.batch_totals(conn, delivery_id), mail_store.delivery_mail(conn, delivery_id)
+        )
 
     return await store.read(tx)
 
@@ -555,7 +567,10 @@ async def list_deliveries(
 
     def tx(conn: Connection) -> list[DeliveryView]:
         rows = q.list_rows(conn, wanted, limit, offset)
-        return [_view(row, q.batch_totals(conn, row.id)) for row in rows]
+        return [
+            _view(row, q.batch_totals(conn, row.id), mail_store.delivery_mail(conn, row.id))
+            for row in rows
+        ]
 
     return await store.read(tx)
 

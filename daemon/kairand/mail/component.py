@@ -1,6 +1,7 @@
 """The mail channel inside the daemon (issue 17): at start-up, sends left 'pending' by a crash
 become 'unconfirmed' (never resent); then the registration mailbox is polled every
-`mail.poll_seconds`. Off unless `[mail] enabled = true`."""
+`mail.poll_seconds`, and approved deliveries' mail recipients are sent
+(kairand.mail.deliveries). Off unless `[mail] enabled = true`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from kairand.config import Config, MailSection
 from kairand.keys import secrets
 from kairand.logs import get_logger
+from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.intake import Intake
 from kairand.mail.sender import MailSender
 from kairand.mail.settings import MailSettings
@@ -88,5 +90,7 @@ async def mail_component(app: web.Application) -> AsyncIterator[None]:
         await periodic("mail.poll", config.mail.poll_seconds, poll, stopping=app[STOPPING])
 
     app[TASKS].worker("mail-intake", run)
+    deliveries = MailDeliveries(app[STORE], sender, poll_seconds=config.mail.send_poll_seconds)
+    app[TASKS].worker("mail-deliveries", lambda: deliveries.run(app[STOPPING]))
     log.info("mail.started", poll_seconds=config.mail.poll_seconds)
     yield

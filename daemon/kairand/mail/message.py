@@ -62,7 +62,7 @@ def build(
                 f"text has a character that {encoding} cannot carry: {exc.object[exc.start]!r}"
             ) from None
     msg = MIMEText(body, "plain", encoding)
-    msg["Subject"] = Header(subject, encoding).encode()
+    msg["Subject"] = Header(subject, encoding, header_name="Subject")  # type: ignore[assignment]
     name, addr = parseaddr(sender)
     msg["From"] = formataddr((name, addr), charset=encoding) if name else addr
     msg["To"] = to

@@ -4,8 +4,12 @@ processed inbound mails and counters."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
+from kairand.conversation.survey import SurveyDefinition
+from kairand.segments.channels import mail_facts
+from kairand.segments.model import SegmentFilter, matches
 from kairand.store.database import Connection
 
 
@@ -134,11 +138,18 @@ def delete(conn: Connection, address: str) -> dict[str, int] | None:
 
 def recipients(conn: Connection) -> list[tuple[int, dict[str, tuple[str, ...]]]]:
     """Registered subscribers (not bounced): internal id and answers, for audience matching."""
-    ids = [
-        int(r[0])
-        for r in conn.execute("SELECT id FROM mail_subscribers WHERE stage = 'registered'")
-    ]
-    return [(i, _answers(conn, i)) for i in ids]
+    out: dict[int, dict[str, list[str]]] = {}
+    for subscriber_id, question, value in conn.execute(
+        "SELECT s.id, a.question, a.value FROM mail_subscribers s"
+        " LEFT JOIN mail_answers a ON a.subscriber_id = s.id"
+        " WHERE s.stage = 'registered' ORDER BY s.id, a.question, a.value"
+    ):
+        answers = out.setdefault(int(subscriber_id), {})
+        if question is not None:
+            values = answers.setdefault(str(question), [])
+            if value != "":
+                values.append(str(value))
+    return [(i, {k: tuple(v) for k, v in a.items()}) for i, a in out.items()]
 
 
 def stage_counts(conn: Connection) -> dict[str, int]:
@@ -271,3 +282,105 @@ def created_before(conn: Connection, boundary: int) -> list[str]:
             "SELECT address FROM mail_subscribers WHERE created_at < ? ORDER BY id", (boundary,)
         )
     ]
+
+
+# Deliveries (the channel abstraction): a delivery's mail recipients are frozen with its LINE
+# batches; the mail worker sends to each of them once (mail_sends).
+
+
+def matching(
+    conn: Connection, segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None
+) -> list[int]:
+    """Registered (not bounced) subscribers SEGMENT selects on ON, by internal id."""
+    return [
+        subscriber_id
+        for subscriber_id, answers in recipients(conn)
+        if matches(segment, mail_facts(answers, survey), on)
+    ]
+
+
+def count_matching(
+    conn: Connection, segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None
+) -> int:
+    if segment.program != "city":  # mail subscribers belong to the default program only
+        return 0
+    return len(matching(conn, segment, on, survey))
+
+
+def freeze_recipients(
+    conn: Connection,
+    delivery_id: int,
+    segment: SegmentFilter,
+    on: dt.date,
+    survey: SurveyDefinition | None,
+    now: int,
+) -> int:
+    """Snapshot the subscribers SEGMENT selects as DELIVERY_ID's mail recipients (in the
+    caller's transaction, the one that freezes the LINE batches). Returns how many."""
+    ids = matching(conn, segment, on, survey) if segment.program == "city" else []
+    conn.executemany(
+        "INSERT OR IGNORE INTO mail_recipients (delivery_id, subscriber_id, frozen_at)"
+        " VALUES (?, ?, ?)",
+        ((delivery_id, i, now) for i in ids),
+    )
+    return len(ids)
+
+
+def next_work(conn: Connection, frozen_after: int, limit: int) -> tuple[int, list[int]] | None:
+    """The most urgent delivery with mail recipients not yet handed to the relay (no send row,
+    or a send row in 'retry'), frozen after FROZEN_AFTER, not cancelled: (delivery, up to
+    LIMIT subscriber ids)."""
+    found = conn.execute(
+        "SELECT r.delivery_id FROM mail_recipients r JOIN deliveries d ON d.id = r.delivery_id"
+        " LEFT JOIN mail_sends s"
+        "   ON s.delivery_id = r.delivery_id AND s.subscriber_id = r.subscriber_id"
+        " WHERE (s.state IS NULL OR s.state = 'retry') AND r.frozen_at > ?"
+        "   AND d.status != 'cancelled'"
+        " ORDER BY d.urgent DESC, r.delivery_id LIMIT 1",
+        (frozen_after,),
+    ).fetchone()
+    if found is None:
+        return None
+    delivery_id = int(found[0])
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT r.subscriber_id FROM mail_recipients r LEFT JOIN mail_sends s"
+            "   ON s.delivery_id = r.delivery_id AND s.subscriber_id = r.subscriber_id"
+            " WHERE r.delivery_id = ? AND (s.state IS NULL OR s.state = 'retry')"
+            " ORDER BY r.subscriber_id LIMIT ?",
+            (delivery_id, limit),
+        )
+    ]
+    return delivery_id, ids
+
+
+@dataclass(frozen=True)
+class DeliveryMail:
+    """A delivery's mail channel in counts (never an address)."""
+
+    recipients: int = 0
+    sent: int = 0
+    failed: int = 0
+    unconfirmed: int = 0
+
+    @property
+    def waiting(self) -> int:
+        return self.recipients - self.sent - self.failed - self.unconfirmed
+
+
+def delivery_mail(conn: Connection, delivery_id: int) -> DeliveryMail:
+    recipients_n = int(
+        conn.execute(
+            "SELECT count(*) FROM mail_recipients WHERE delivery_id = ?", (delivery_id,)
+        ).fetchone()[0]
+    )
+    if recipients_n == 0:
+        return DeliveryMail()
+    states = send_states(conn, delivery_id)
+    return DeliveryMail(
+        recipients=recipients_n,
+        sent=states.get("sent", 0),
+        failed=states.get("failed", 0),
+        unconfirmed=states.get("unconfirmed", 0),
+    )

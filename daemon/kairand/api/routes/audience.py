@@ -1,4 +1,4 @@
-"""POST /v1/audience/count: how many residents a segment selects."""
+"""POST /v1/audience/count: how many residents a segment selects, by channel (LINE, mail)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ async def audience_count(request: web.Request) -> web.Response:
             "validation", "指定された配信サービスはありません。", field="segment.program"
         )
     try:
-        count = await audience.audience_count(store_of(request), body.segment, survey)
+        counts = await audience.channel_counts(store_of(request), body.segment, survey)
     except SegmentError as exc:  # a filter naming an unknown question or option
         raise ApiProblem(
             "validation", exc.message_ja, field=dotted("segment." + exc.field)
         ) from None
     k = config_of(request).privacy.small_cell_threshold
-    return ok(schema.AudienceCount(count=count, small=count < k))
+    count = counts.total
+    return ok(
+        schema.AudienceCount(count=count, small=count < k, line=counts.line, mail=counts.mail)
+    )
