@@ -101,6 +101,8 @@ class FakeState:
     series: dict[int, dict[str, Any]] = field(default_factory=dict)
     templates: dict[int, dict[str, Any]] = field(default_factory=dict)
     audience_calls: int = 0
+    mail_audience: int = 0
+    """Mail subscribers every audience count adds (issue 17; 0: nobody by mail)."""
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
     listeners: list[asyncio.Queue] = field(default_factory=list)
@@ -419,7 +421,9 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         state.audience_calls += 1
         body = schema.AudienceCountRequest.model_validate(await request.json())
         n = state.count(body.segment.model_dump(mode="json"))
-        return web.json_response({"count": n, "small": n < 10})
+        m = state.mail_audience
+        out = schema.AudienceCount(count=n + m, small=n + m < 10, line=n, mail=m)
+        return web.json_response(out.model_dump(mode="json"))
 
     @routes.get("/v1/deliveries")
     async def list_deliveries(request: web.Request) -> web.Response:

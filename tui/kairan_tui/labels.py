@@ -61,3 +61,9 @@ def format_compact(value: dt.datetime, *, short: bool = False) -> str:
     """For tables: 2026/11/25 10:05 (Japan time); SHORT (narrow screens): 11/25 10:05."""
     local = value.astimezone(JST) if value.tzinfo else value
     return f"{local:%m/%d %H:%M}" if short else f"{local:%Y/%m/%d %H:%M}"
+
+
+def channel_split(line: int | None, mail: int) -> str:
+    """An audience by channel (issue 17), e.g. 「LINE 1,234 人・メール 56 人」 (counts only)."""
+    line_text = "—" if line is None else f"{line:,}"
+    return f"LINE {line_text} 人・メール {mail:,} 人"

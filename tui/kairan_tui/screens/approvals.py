@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from kairan_tui.client import ApiError
-from kairan_tui.labels import format_compact, format_datetime
+from kairan_tui.labels import channel_split, format_compact, format_datetime
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.reject import RejectModal
 from kairan_tui.screens.base import KairanScreen
@@ -143,6 +143,7 @@ class ApprovalsScreen(KairanScreen):
         nobody = "（該当する登録者がいません。差し戻してください）" if count.count == 0 else ""
         self.query_one("#approval-audience", Static).update(
             f"現在の配信対象人数：{count.count:,} 人{nobody}"
+            + (f"\n（{channel_split(count.line, count.mail)}）" if count.mail else "")
         )
         self.query_one("#approval-content", Static).update(content_table(detail, self.survey))
         self.query_one(LinePreview).show(

@@ -18,6 +18,7 @@ from kairan_tui.labels import (
     CONFIDENTIALITY_BLOCKED_REASON,
     JST,
     MESSAGES_MAX,
+    channel_split,
     utf16_length,
 )
 from kairan_tui.modals.confirm import ConfirmModal
@@ -287,7 +288,8 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
             note = "\n（対象が少人数です。条件をご確認ください）"
         else:
             note = ""
-        label.update(f"配信対象人数：{result.count:,} 人{note}")
+        split = f"\n（{channel_split(result.line, result.mail)}）" if result.mail else ""
+        label.update(f"配信対象人数：{result.count:,} 人{split}{note}")
 
     # -- messages --------------------------------------------------------------------------
 

@@ -13,7 +13,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static
 
 from kairan_tui.client import ApiError, ConnectionLost
-from kairan_tui.labels import CANCELLABLE, FINISHED, format_datetime, status_label
+from kairan_tui.labels import (
+    CANCELLABLE,
+    FINISHED,
+    channel_split,
+    format_datetime,
+    status_label,
+)
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.screens.approvals import content_table
 from kairan_tui.screens.base import KairanScreen
@@ -255,6 +261,17 @@ class HistoryScreen(KairanScreen):
             detail.progress,
         )
         table = content_table(detail, self.survey)
+        mail = detail.mail
+        if mail is not None and detail.recipient_count is not None:
+            # Issue 17: counts per channel, never an address.
+            table.add_row(
+                "配信経路", channel_split(detail.recipient_count - mail.recipients, mail.recipients)
+            )
+            waiting = mail.recipients - mail.sent - mail.failed - mail.unconfirmed
+            state = f"送信済み {mail.sent:,} 人・失敗 {mail.failed:,} 人・送信待ち {waiting:,} 人"
+            if mail.unconfirmed:
+                state += f"・要確認 {mail.unconfirmed:,} 人（再送しません）"
+            table.add_row("メール", state)
         if detail.approver:
             table.add_row("承認者", detail.approver)
         for label, value in (

@@ -1,0 +1,74 @@
+"""Counts per channel on the staff screens (issue 17): the compose audience panel and a
+delivery's history detail say how many are reached by LINE and how many by mail; no address
+is ever shown (the API has none to give)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+from textual.widgets import SelectionList, Static
+
+from kairan_tui.screens.compose import ComposeScreen
+from tests.support.tui_fake_api import sample_content
+from tests.support.tui_helpers import wait_until
+
+SIZE = (100, 32)
+
+
+def rendered(widget: Static) -> str:
+    console = Console(file=io.StringIO(), width=96, record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
+
+@pytest.mark.req("K9")
+async def test_compose_audience_shows_line_and_mail_counts(app_for, fake) -> None:
+    fake.call(lambda: setattr(fake.state, "mail_audience", 56))
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.me is not None and app.screen.id != "_default")
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: isinstance(app.screen, ComposeScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.query("#choice-area"))
+        screen.query_one("#choice-area", SelectionList).select("honmachi")
+        segment = {"conditions": [{"question": "area", "any_of": ["honmachi"]}]}
+        line = fake.call(lambda: fake.state.count(segment))
+        expected = f"配信対象人数：{line + 56:,} 人\n（LINE {line:,} 人・メール 56 人）"
+        await wait_until(
+            pilot, lambda: expected in str(screen.query_one("#audience", Static).render())
+        )
+
+
+@pytest.mark.req("K9")
+async def test_history_detail_shows_the_mail_channel_in_counts(app_for, fake) -> None:
+    def add() -> int:
+        did = fake.state.add_delivery(
+            "sato", sample_content("大雨への備え"), status="sent", approver="suzuki"
+        )
+        fake.state.deliveries[did].update(
+            recipient_count=1290,
+            sent_count=1288,
+            failed_count=1,
+            progress=1.0,
+            mail={"recipients": 56, "sent": 54, "failed": 1, "unconfirmed": 1},
+        )
+        return did
+
+    did = fake.call(add)
+    app = app_for("sato")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.me is not None and app.screen.id != "_default")
+        await pilot.press("f5")
+        history = app.screen
+        await wait_until(pilot, lambda: getattr(history, "selected", None) is not None)
+        assert history.selected.id == did
+        await wait_until(
+            pilot, lambda: "配信経路" in rendered(history.query_one("#history-content", Static))
+        )
+        text = rendered(history.query_one("#history-content", Static))
+        assert "LINE 1,234 人・メール 56 人" in text
+        assert "送信済み 54 人・失敗 1 人・送信待ち 0 人・要確認 1 人（再送しません）" in text
+        assert "@" not in text
