@@ -23,6 +23,8 @@
 #                           registration mailbox; the daemon may reach only these (mail channel)
 #   --bot-user-id ID        LINE bot user id (webhook destination)
 #   --line-channel-secret-file FILE --line-channel-access-token-file FILE
+#   --mail-smtp-password-file FILE --mail-imap-password-file FILE: the mail channel's
+#                           passwords (sealed like the LINE secrets; empty until given)
 #   --recovery-pub FILE     the municipality's backup recovery PUBLIC key
 set -euo pipefail
 umask 022
@@ -52,6 +54,8 @@ mail_ports=""
 bot_user_id=""
 line_secret_file=""
 line_token_file=""
+mail_smtp_file=""
+mail_imap_file=""
 recovery_pub=""
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
@@ -80,6 +84,8 @@ while [ $# -gt 0 ]; do
     --line-channel-secret-file) need_value "$@"; line_secret_file=$2; shift 2 ;;
     --line-channel-access-token-file) need_value "$@"; line_token_file=$2; shift 2 ;;
     --recovery-pub) need_value "$@"; recovery_pub=$2; shift 2 ;;
+    --mail-smtp-password-file) need_value "$@"; mail_smtp_file=$2; shift 2 ;;
+    --mail-imap-password-file) need_value "$@"; mail_imap_file=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -281,6 +287,16 @@ if [ -n "$line_token_file" ]; then
 elif [ ! -e "$credstore/line-channel-access-token" ]; then
   note "no --line-channel-access-token-file: kairand will not start until it is sealed"
 fi
+# The mail channel's passwords: an empty placeholder keeps the unit startable while
+# [mail] enabled = false; kairand refuses to start the mail channel with an empty one.
+for pair in "mail-smtp-password:${mail_smtp_file:-}" "mail-imap-password:${mail_imap_file:-}"; do
+  id=${pair%%:*} file=${pair#*:}
+  if [ -n "$file" ]; then
+    tr -d '\r\n' < "$file" | seal "$id"
+  elif [ ! -e "$credstore/$id" ]; then
+    printf '' | seal "$id"
+  fi
+done
 if [ ! -e "$credstore/tunnel-ssh-key" ]; then
   keydir=$(mktemp -d)
   ssh-keygen -q -t ed25519 -N "" -C "kairan-tunnel@$(hostname -s 2>/dev/null || echo appliance)" -f "$keydir/key"

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "provisioning" / "install.sh"
 LINE_SECRET = "0123456789abcdef0123456789abcdef"
 LINE_TOKEN = "token-" + "x" * 100
+MAIL_IMAP = "imap-pass-" + "y" * 20  # noqa: S105 - a test value
 
 
 def ids(root: Path, table: str) -> dict[str, int]:
@@ -60,6 +61,8 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     }
     files["secret"].write_text(LINE_SECRET + "\n")
     files["token"].write_text(LINE_TOKEN + "\n")
+    files["mail_imap"] = tmp_path / "imap-password.txt"
+    files["mail_imap"].write_text(MAIL_IMAP + "\n")
     files["known_hosts"].write_text("relay.example.jp ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE\n")
     from kairand.backup.envelope import generate_recovery_key
 
@@ -74,6 +77,7 @@ def full_args(files: dict[str, Path]) -> list[str]:
         "--relay-known-hosts", str(files["known_hosts"]), "--recovery-pub", str(files["pub"]),
         "--line-channel-secret-file", str(files["secret"]),
         "--line-channel-access-token-file", str(files["token"]),
+        "--mail-imap-password-file", str(files["mail_imap"]),
         "--staff-net", "192.168.10.0/24", "--bot-user-id", "U" + "a" * 32,
         # --skip-venv: this test's interpreter (which has Kairan) creates the store.
         "--python", sys.executable,
@@ -158,6 +162,8 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
         "receipt-hmac-key",
         "line-channel-secret",
         "line-channel-access-token",
+        "mail-smtp-password",
+        "mail-imap-password",
         "tunnel-ssh-key",
     )
     for name in creds:
@@ -193,6 +199,9 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     assert len(base64.b64decode(decrypt(root, "receipt-hmac-key"))) == 32
     assert decrypt(root, "line-channel-secret") == LINE_SECRET
     assert decrypt(root, "line-channel-access-token") == LINE_TOKEN
+    # The mail channel's passwords: given -> sealed; not given -> an empty placeholder.
+    assert decrypt(root, "mail-imap-password") == MAIL_IMAP
+    assert decrypt(root, "mail-smtp-password") == ""
     tunnel_key = decrypt(root, "tunnel-ssh-key")
     assert "OPENSSH PRIVATE KEY" in tunnel_key
     pub_of_sealed = subprocess.run(
@@ -251,6 +260,7 @@ def test_install_is_idempotent(tmp_path: Path, inputs) -> None:
     assert changed <= {
         "etc/credstore.encrypted/kairan/line-channel-secret",
         "etc/credstore.encrypted/kairan/line-channel-access-token",
+        "etc/credstore.encrypted/kairan/mail-imap-password",
     }
     assert decrypt(root, "line-channel-secret") == LINE_SECRET
     # And a bare re-run keeps everything, including the remembered relay and staff addresses.

@@ -25,6 +25,10 @@ MAIL_SMTP_PASSWORD = "mail-smtp-password"  # noqa: S105 - a name, not a value
 MAIL_IMAP_PASSWORD = "mail-imap-password"  # noqa: S105 - a name, not a value
 
 ALL = (DB_KEY, CHANNEL_SECRET, CHANNEL_ACCESS_TOKEN, SIGNING_KEY, RECEIPT_HMAC_KEY)
+OPTIONAL = (MAIL_SMTP_PASSWORD, MAIL_IMAP_PASSWORD)
+"""Loaded by the unit like the others; install.sh seals an empty placeholder until the
+operator gives the real value, so the daemon starts with `[mail] enabled = false` and refuses
+to start the mail channel (SecretError naming the credential) while one is empty."""
 
 
 def use_backend(dotted: str, options: Mapping[str, object] | None = None) -> KeyringBackend:
