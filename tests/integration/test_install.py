@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "provisioning" / "install.sh"
 LINE_SECRET = "0123456789abcdef0123456789abcdef"
 LINE_TOKEN = "token-" + "x" * 100
-MAIL_IMAP = "imap-pass-" + "y" * 20  # noqa: S105 - a test value
+MAIL_IMAP = "imap-pass-" + "y" * 20
 
 
 def ids(root: Path, table: str) -> dict[str, int]:
