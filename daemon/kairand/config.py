@@ -369,7 +369,10 @@ class MailSection(Section):
     bounce_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     """Permanent failures (DSN 5.x.x) after which an address gets no more mail."""
     poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
-    """How often the registration mailbox is read."""
+    """How often the registration mailbox is read without IMAP IDLE; with IDLE, the longest
+    time between two reads (a new mail is read as soon as the server announces it)."""
+    idle: bool = True
+    """Use IMAP IDLE when the server offers it; false: poll every poll_seconds."""
     send_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     """How often the mail sender looks for approved deliveries' mail recipients."""
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0

@@ -98,13 +98,14 @@ class Bed:
         self.tls = client_tls(mailbox.cert)
         self.settings = settings_for(smtp_relay.port, mailbox.port)
         self.hmac_key = secrets.receipt_hmac_key()
+        self.signing_key = secrets.signing_key()
         self.intake = Intake(
             store,
             self.settings,
             imap_password="imap-test-password",
             smtp_password=None,
             hmac_key=self.hmac_key,
-            signing_key=secrets.signing_key(),
+            signing_key=self.signing_key,
             tls=self.tls,
         )
         self.sender = MailSender(store, self.settings, None)
@@ -464,3 +465,68 @@ def test_doctor_checks_both_mail_connections(
     result = doctor.check_mail(ctx)
     assert result.status == doctor.FAIL and "IMAP" in result.ja and "refused" in result.en
     assert "@" not in result.en.replace(str(mailbox.cert), "")
+
+
+def _intake(bed: Bed, store: Store, **overrides: object) -> Intake:
+    return Intake(
+        store,
+        dataclasses.replace(bed.settings, **overrides),  # type: ignore[arg-type]
+        imap_password="imap-test-password",
+        smtp_password=None,
+        hmac_key=bed.hmac_key,
+        signing_key=bed.signing_key,
+        tls=bed.tls,
+    )
+
+
+@pytest.mark.req("K9")
+async def test_imap_idle_handles_a_new_mail_as_soon_as_it_arrives(
+    store: Store, bed: Bed, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    """With IDLE (dovecot offers it) a mail delivered while the connection waits is answered
+    at once, although the next read by polling would be 5 minutes away."""
+    intake = _intake(bed, store, poll_seconds=300.0)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(intake.watch(stopping))
+    try:
+        await asyncio.wait_for(intake.idling.wait(), 15)
+        await bed.deliver(resident_mail(GUARDIAN))
+        (confirm,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 15.0)
+        assert "確認コード" in str(confirm["Subject"])
+        # A second mail in the same IDLE session (IDLE is renewed after each read).
+        await asyncio.wait_for(intake.idling.wait(), 15)
+        await bed.deliver(resident_mail(GUARDIAN, "停止"))
+        (stopped,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 15.0)
+        assert stopped["To"] == GUARDIAN
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 15)
+    assert await asyncio.to_thread(mailbox.count) == 0  # processed mails are deleted
+
+
+@pytest.mark.req("K9")
+async def test_without_idle_the_mailbox_is_polled(
+    store: Store, bed: Bed, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    """The fallback (a server without IDLE, or mail.idle = false): one read per poll_seconds;
+    the connection is never left in IDLE."""
+    intake = _intake(bed, store, poll_seconds=0.2, idle=False)
+    stopping = asyncio.Event()
+    idled = False
+
+    async def spy() -> None:
+        nonlocal idled
+        await intake.idling.wait()
+        idled = True
+
+    watcher = asyncio.create_task(spy())
+    task = asyncio.create_task(intake.watch(stopping))
+    try:
+        await bed.deliver(resident_mail(GUARDIAN))
+        (confirm,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 15.0)
+        assert "確認コード" in str(confirm["Subject"])
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 15)
+        watcher.cancel()
+    assert not idled

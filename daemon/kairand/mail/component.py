@@ -1,6 +1,6 @@
 """The mail channel inside the daemon (issue 17): at start-up, sends left 'pending' by a crash
-become 'unconfirmed' (never resent); then the registration mailbox is polled every
-`mail.poll_seconds`, and approved deliveries' mail recipients are sent
+become 'unconfirmed' (never resent); then the registration mailbox is watched (IMAP IDLE, or
+polling every `mail.poll_seconds`), and approved deliveries' mail recipients are sent
 (kairand.mail.deliveries). Off unless `[mail] enabled = true`."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.intake import Intake
 from kairand.mail.sender import MailSender
 from kairand.mail.settings import MailSettings
-from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, periodic
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS
 from kairand.store.database import Store
 
 log = get_logger(__name__)
@@ -49,6 +49,7 @@ def settings_from(section: MailSection) -> MailSettings:
         message_id_domain=section.message_id_domain,
         unsubscribe_url=section.unsubscribe_url or None,
         poll_seconds=section.poll_seconds,
+        idle=section.idle,
     )
 
 
@@ -83,14 +84,8 @@ async def mail_component(app: web.Application) -> AsyncIterator[None]:
     await sender.recover()
     app[MAIL_SENDER] = sender
 
-    async def poll() -> None:
-        await intake.poll_once()
-
-    async def run() -> None:
-        await periodic("mail.poll", config.mail.poll_seconds, poll, stopping=app[STOPPING])
-
-    app[TASKS].worker("mail-intake", run)
+    app[TASKS].worker("mail-intake", lambda: intake.watch(app[STOPPING]))
     deliveries = MailDeliveries(app[STORE], sender, poll_seconds=config.mail.send_poll_seconds)
     app[TASKS].worker("mail-deliveries", lambda: deliveries.run(app[STOPPING]))
-    log.info("mail.started", poll_seconds=config.mail.poll_seconds)
+    log.info("mail.started", poll_seconds=config.mail.poll_seconds, idle=config.mail.idle)
     yield

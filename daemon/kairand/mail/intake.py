@@ -1,6 +1,9 @@
-"""The registration mailbox, polled over IMAP (TLS) with aioimaplib: 空メール registration,
-answers, stops and bounces. Each mail is handled in one store transaction (the pure
-kairand.mail.dialogue decides), the replies are sent, then the mail is deleted from the mailbox.
+"""The registration mailbox, read over IMAP (TLS) with aioimaplib: 空メール registration,
+answers, stops and bounces. `watch` keeps one connection in IMAP IDLE (RFC 2177) so a new mail
+is handled as soon as the server announces it, and falls back to polling every
+`mail.poll_seconds` when the server offers no IDLE (or `mail.idle` is off). Each mail is
+handled in one store transaction (the pure kairand.mail.dialogue decides), the replies are
+sent, then the mail is deleted from the mailbox.
 
 A mail already handled (its digest is in `mail_inbox_seen`) is only deleted again, so a crash
 between the transaction and the deletion never handles a mail twice. (A crash between the
@@ -9,6 +12,7 @@ transaction and the reply loses that reply; the person's next mail gets a fresh 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -32,6 +36,10 @@ from kairand.store import survey as survey_store
 from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
+
+
+IDLE_RENEW_SECONDS = 25 * 60
+"""RFC 2177: a client re-issues IDLE at least every 29 minutes (servers drop idle clients)."""
 
 
 class ImapError(Exception):
@@ -150,6 +158,8 @@ class Intake:
         self._signing_key = signing_key
         self._tls = tls
         self._clock = clock
+        self.idling = asyncio.Event()
+        """Set while a connection waits in IDLE (tests wait for it before delivering)."""
 
     def _new_code(self) -> str:
         return f"{secrets.randbelow(1_000_000):06d}"
@@ -180,37 +190,82 @@ class Intake:
 
     async def poll_once(self) -> dict[str, int]:
         """Handle every mail in the mailbox; returns counts per event."""
-        counts: dict[str, int] = {}
         client = await self._connect()
         try:
-            response = await client.uid_search("ALL", charset=None)
-            if response.result != "OK":
-                raise ImapError("SEARCH failed")
-            uids = [u for line in response.lines[:1] for u in line.decode().split() if u.isdigit()]
-            for uid in uids:
-                raw = await self._fetch(client, uid)
-                if raw is None:
-                    continue
-                work = functools.partial(
-                    handle,
-                    raw=raw,
-                    settings=self.settings,
-                    now=int(self._clock()),
-                    hmac_key=self._hmac_key,
-                    signing_key=self._signing_key,
-                    new_code=self._new_code,
-                    new_token=self._new_token,
-                )
-                handled = await self.store.write(work)
-                counts[handled.event] = counts.get(handled.event, 0) + 1
-                if handled.replies and handled.sender:
-                    await self._reply(handled)
-                await client.uid("store", uid, "+FLAGS.SILENT", r"(\Deleted)")
-            if uids:
-                await client.expunge()
+            return await self._process(client)
         finally:
             with contextlib.suppress(aioimaplib.Abort, OSError, TimeoutError):
                 await client.logout()
+
+    async def watch(self, stopping: asyncio.Event) -> None:
+        """Handle the mailbox until STOPPING: in IDLE when the server offers it (a new mail at
+        once; the mailbox is also read again every poll_seconds as a safety net), else by
+        polling every poll_seconds. A failure (server down, login refused) is logged and
+        retried after poll_seconds; nothing is lost, the mails stay in the mailbox."""
+        while not stopping.is_set():
+            try:
+                await self._session(stopping)
+            except (ImapError, aioimaplib.Abort, OSError, TimeoutError) as exc:
+                log.warning("mail.intake.failed", error=type(exc).__name__)
+            self.idling.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.settings.poll_seconds)
+
+    async def _session(self, stopping: asyncio.Event) -> None:
+        """One connection: handle what is there, then (with IDLE) wait for the server's push
+        and handle again, until STOPPING or a failure. Returns at once without IDLE."""
+        client = await self._connect()
+        try:
+            await self._process(client)
+            if not (self.settings.idle and client.has_capability("IDLE")):
+                return
+            renew = min(self.settings.poll_seconds, IDLE_RENEW_SECONDS)
+            while not stopping.is_set():
+                idle = await client.idle_start(timeout=renew)
+                self.idling.set()
+                push = asyncio.ensure_future(client.wait_server_push(renew + 5))
+                stop = asyncio.ensure_future(stopping.wait())
+                try:
+                    await asyncio.wait({push, stop}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (push, stop):
+                        task.cancel()
+                    self.idling.clear()
+                    client.idle_done()
+                    await asyncio.wait_for(idle, self.settings.timeout_seconds)
+                if not stopping.is_set():
+                    await self._process(client)
+        finally:
+            with contextlib.suppress(aioimaplib.Abort, OSError, TimeoutError):
+                await client.logout()
+
+    async def _process(self, client: aioimaplib.IMAP4) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        response = await client.uid_search("ALL", charset=None)
+        if response.result != "OK":
+            raise ImapError("SEARCH failed")
+        uids = [u for line in response.lines[:1] for u in line.decode().split() if u.isdigit()]
+        for uid in uids:
+            raw = await self._fetch(client, uid)
+            if raw is None:
+                continue
+            work = functools.partial(
+                handle,
+                raw=raw,
+                settings=self.settings,
+                now=int(self._clock()),
+                hmac_key=self._hmac_key,
+                signing_key=self._signing_key,
+                new_code=self._new_code,
+                new_token=self._new_token,
+            )
+            handled = await self.store.write(work)
+            counts[handled.event] = counts.get(handled.event, 0) + 1
+            if handled.replies and handled.sender:
+                await self._reply(handled)
+            await client.uid("store", uid, "+FLAGS.SILENT", r"(\Deleted)")
+        if uids:
+            await client.expunge()
         if counts:
             log.info("mail.intake.polled", **counts)
         return counts

@@ -52,6 +52,8 @@ class MailSettings:
     unsubscribe_url: str | None = None
     """An https one-click stop page, if the city runs one; otherwise mailto only."""
     poll_seconds: float = 60.0
+    idle: bool = True
+    """Wait in IMAP IDLE when the server offers it (else: poll every poll_seconds)."""
 
     def __post_init__(self) -> None:
         for name, host, security in (
