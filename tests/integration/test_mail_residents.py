@@ -5,8 +5,8 @@ an approved delivery reaches those it concerns by mail exactly once; 停止 dele
 from __future__ import annotations
 
 import asyncio
-import random
 import contextlib
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
