@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import aiohttp
 
+from kairand import demo_mail
 from kairand.api.client import ApiClient
 from kairand.config import Config, load_config
 from kairand.devsetup import CONFIG_NAME, init_dev
@@ -39,6 +40,7 @@ from kairand.glossary import STATUS_LABELS
 from kairand.main import report
 from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
+from kairand.simulator.mail_residents import MailTown
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.timeutil import JST
 
@@ -345,7 +347,37 @@ async def send_demo_alert(config: Config) -> None:
         )
 
 
-async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
+async def mail_summary(config: Config, town: MailTown) -> None:
+    """Wait until the deliveries' mail is settled, then one guardian stops (停止); print the
+    guardians' counts (no address)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        async with api_client(config) as api:
+            items = ((await api.get("/v1/deliveries")).body or {}).get("items", [])
+        tallies = [i["mail"] for i in items if i.get("mail")]
+        settled = sum(t["sent"] + t["failed"] + t["unconfirmed"] for t in tallies)
+        if settled == sum(t["recipients"] for t in tallies):
+            received = sum(t["sent"] for t in tallies)
+
+            def arrived(expected: int = received) -> bool:
+                return town.alerts()[0] >= expected
+
+            if await asyncio.to_thread(town.wait, arrived, 10):
+                break
+        await asyncio.sleep(0.5)
+    first = next(iter(town.guardians))
+    await asyncio.to_thread(town.stop_one, first)
+    await asyncio.to_thread(town.wait, lambda: town.count("stopped") >= 1, 15)
+    print(await asyncio.to_thread(town.status_text), flush=True)
+
+
+async def headless(
+    config: Config,
+    processes: Processes,
+    duration: float,
+    marker: Path,
+    town: MailTown | None = None,
+) -> int:
     started = time.monotonic()
     reservations = await seed_reservations(config)
     print(f"demo: window reservations ready ({reservations} phone bookings)", flush=True)
@@ -366,11 +398,17 @@ async def headless(config: Config, processes: Processes, duration: float, marker
     async with api_client(config) as api:
         page = (await api.get("/v1/deliveries")).body or {}
     items = page.get("items", [])
+    if town is not None:
+        await mail_summary(config, town)
+        async with api_client(config) as api:
+            items = ((await api.get("/v1/deliveries")).body or {}).get("items", [])
     for item in items:
+        mail = f"、うちメール {item['mail']['sent']} 人" if item.get("mail") else ""
         print(
             f"配信番号 {item.get('id')} 「{item.get('title')}」："
             f"{STATUS_LABELS.get(str(item.get('status')), item.get('status'))}"
-            f"（配信対象 {item.get('recipient_count')} 人、送信済み {item.get('sent_count')} 人）",
+            f"（配信対象 {item.get('recipient_count')} 人、送信済み {item.get('sent_count')} 人"
+            f"{mail}）",
             flush=True,
         )
     print(await queue_summary(config), flush=True)
@@ -411,17 +449,25 @@ def main(argv: list[str] | None = None) -> int:
     print(BANNER, flush=True)
     try:
         config_path = ensure_setup(args.dir)
+        if not demo_mail.add_to_config(config_path):
+            print("demo: dovecot is not installed: the mail channel is left out", flush=True)
         config = load_config(config_path)
     except KairanError as exc:
         return report("kairan-demo", exc)
     logs = config_path.parent / "logs"
     logs.mkdir(exist_ok=True)
     install_child_safety(config)
+    if config.mail.enabled:
+        demo_mail.provision(config)
+    mail_bed = contextlib.ExitStack()
     marker = config_path.parent / "state" / "demo-seeded"
     processes = Processes(logs)
     python = sys.executable
     _stop_on_hangup()
     try:
+        town = demo_mail.start(config, config_path.parent, mail_bed, args.seed)
+        if town is not None:
+            print("demo: mail guardians send their 空メール (dovecot + local relay)", flush=True)
         processes.start("kairand", [python, "-m", "kairand", "--config", str(config_path)])
         processes.start(
             "simulator",
@@ -443,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(register_trainees(config))
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
         if args.headless or not sys.stdin.isatty():
-            return asyncio.run(headless(config, processes, args.duration, marker))
+            return asyncio.run(headless(config, processes, args.duration, marker, town))
         asyncio.run(seed_reservations(config))
         asyncio.run(seed_queue(config))
         seeding = threading.Thread(
@@ -473,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + int(gone.args[0])
     finally:
         processes.stop()
+        mail_bed.close()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,18 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     assert "配信サービス「子ども安全情報」登録" in out
     assert "を送信しました（承認者の操作なし）" in out
     assert re.search(r"「【緊急】不審者情報」：配信済み", out), out
+    # Issue 17: guardians who do not use LINE register by 空メール (dovecot + a local relay),
+    # the sample delivery reaches those it concerns by mail once each, and one stops.
+    assert "demo: mail guardians send their 空メール" in out
+    assert re.search(
+        r"「防災訓練のお知らせ」：配信済み（配信対象 \d+ 人、送信済み \d+ 人、うちメール 2 人）",
+        out,
+    )
+    assert (
+        "メールの住民 4 人：登録済み 3 人・配信停止 1 人・受け取ったお知らせ 4 通（重複 0 通）"
+        in out
+    )
+    assert "@" not in out
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
     assert (logs / "kairand.log").exists() and (logs / "simulator.log").exists()
