@@ -35,6 +35,7 @@ from kairand.delivery.errors import DeliveryError, InvalidContent, InvalidTransi
 from kairand.delivery.messages import media_of, parse_item
 from kairand.delivery.model import DeliveryContent
 from kairand.delivery.recurrence import RecurrenceRule, occurrences
+from kairand.delivery.schedule_clock import ScheduleClock, load_offset, save_offset
 from kairand.delivery.worker import SENDER
 from kairand.logs import get_logger
 from kairand.runtime import CONFIG, STORE, TASKS
@@ -177,7 +178,9 @@ async def approve(
                 "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
                 "承認できません。",
             )
-        at = int(now if now is not None else time.time())
+        # A training box's schedule clock may be ahead (fast-forward); the offset is 0 and
+        # never written on an appliance.
+        at = int(now if now is not None else time.time() + load_offset(conn))
         upcoming = next_of(row, at, 5)
         if not q.set_status(
             conn, series_id, ("pending_approval",), "active", at, approver=approver, approved_at=at
@@ -269,11 +272,16 @@ class SeriesWorker:
         *,
         clock: Callable[[], float] = time.time,
         on_created: Callable[[], None] | None = None,
+        fast_forward: ScheduleClock | None = None,
     ) -> None:
+        """FAST_FORWARD (training only, see kairand.delivery.schedule_clock): the clock to move
+        to the next occurrence when idle; it is then also this worker's clock."""
         self.store = store
         self.config = config
-        self.clock = clock
+        self.clock = fast_forward or clock
         self.on_created = on_created
+        self.fast_forward = fast_forward
+        self._last_occurrence = -float("inf")  # monotonic time of the last one handled
 
     async def step(self) -> int:
         """Handle every occurrence whose time has come; returns how many were handled."""
@@ -287,9 +295,40 @@ class SeriesWorker:
                 if await self.store.write(self._handle, row.id, int(at.timestamp()), now):
                     handled += 1
             await self.store.write(self._maybe_end, row.id, now)
-        if handled and self.on_created is not None:
-            self.on_created()
+        if handled:
+            self._last_occurrence = time.monotonic()
+            if self.on_created is not None:
+                self.on_created()
+        elif self.fast_forward is not None:
+            await self._fast_forward(rows, now)
         return handled
+
+    async def _fast_forward(self, rows: list[q.SeriesRow], now: float) -> None:
+        """Training: jump the schedule clock to the next occurrence of an active series once
+        every occurrence delivery has finished and the pause has passed."""
+        assert self.fast_forward is not None
+        pause = self.config.training_fast_forward_seconds
+        if time.monotonic() - self._last_occurrence < pause:
+            return
+        active = [row for row in rows if row.status == "active"]
+        if not active:
+            return
+        unfinished: int = await self.store.read(q.unfinished_occurrence_deliveries)
+        if unfinished:
+            return
+        upcoming = [
+            o
+            for row in active
+            for o in await asyncio.to_thread(next_of, row, now, 1)
+            if o.timestamp() > now
+        ]
+        if not upcoming:
+            return
+        target = min(upcoming).timestamp()
+        clock = self.fast_forward
+        if clock.advance_to(target):
+            await self.store.write(save_offset, clock.offset)
+            log.info("series.training_clock_advanced", to=min(upcoming).isoformat())
 
     def _handle(self, conn: Connection, series_id: int, at: int, now: float) -> bool:
         row = q.get(conn, series_id)
@@ -362,10 +401,19 @@ class SeriesWorker:
 async def series_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: run the series worker until the daemon stops."""
     sender = app.get(SENDER)
+    config = app[CONFIG]
+    clock = None
+    if config.daemon.training_mode and config.recurring.training_fast_forward_seconds:
+        # Training only: one schedule clock for the worker and the sender (series approval
+        # reads its offset from the store).
+        clock = ScheduleClock(await app[STORE].read(load_offset))
+        if sender is not None:
+            sender.clock = clock
     worker = SeriesWorker(
         app[STORE],
-        app[CONFIG].recurring,
+        config.recurring,
         on_created=sender.wake.set if sender is not None else None,
+        fast_forward=clock,
     )
     stop = asyncio.Event()
     task = app[TASKS].worker("series-worker", lambda: worker.run(stop))

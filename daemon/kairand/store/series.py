@@ -173,3 +173,12 @@ def scheduled_deliveries(conn: Connection, after: int, before: int) -> list[tupl
         " AND scheduled_at >= ? AND scheduled_at < ? ORDER BY scheduled_at",
         (after, before),
     ).fetchall()
+
+
+def unfinished_occurrence_deliveries(conn: Connection) -> int:
+    """Occurrence deliveries not yet finished (training fast-forward waits for them)."""
+    row = conn.execute(
+        "SELECT count(*) FROM deliveries WHERE series_id IS NOT NULL"
+        " AND status IN ('approved', 'scheduled', 'sending')"
+    ).fetchone()
+    return int(row[0])
