@@ -398,7 +398,9 @@ async def headless(config: Config, processes: Processes, duration: float, marker
     print(
         "デモ：正常に動作しました（demo: ok）"
         if ok
-        else "デモ：配信されませんでした（demo: nothing was delivered）",
+        else "デモ：配信されませんでした（demo: nothing was delivered）"
+        if not (figures.get("registered", 0) > 0 and sent > 0)
+        else "デモ：画像つきカードか定期配信が届きませんでした（demo: rich walkthrough failed）",
         flush=True,
     )
     return 0 if ok else 1

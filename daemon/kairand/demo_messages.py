@@ -75,7 +75,8 @@ def card_delivery(media_id: str) -> dict[str, Any]:
 
 
 def weekly_reminder(today: dt.date) -> dict[str, Any]:
-    """毎週（今日の曜日） 7:00、2回: the next two occurrences reach the residents."""
+    """毎週（今日の曜日） 7:00 until staff end it: the walkthrough waits for the next two
+    occurrences, then ends the series (also on a rerun, when the training clock is ahead)."""
     return {
         "content": {
             "title": "資源ごみの日",
@@ -88,7 +89,6 @@ def weekly_reminder(today: dt.date) -> dict[str, Any]:
             "weekdays": [today.weekday()],
             "time": "07:00",
             "start": today.isoformat(),
-            "count": 2,
             "holidays": "send",
         },
     }
@@ -199,5 +199,7 @@ async def walkthrough(author: ApiClient, approver: ApiClient, within: float = 15
     occurrences = await wait_occurrences(author, int(series["id"]), 2, within)
     for view in occurrences:
         print(_line(view), flush=True)
+    _require(await author.post(f"/v1/series/{series['id']}/end", {}), 200, "end the series")
+    print(f"定期配信 {series['id']} を終了しました", flush=True)
     sent = [v for v in [card, *occurrences] if v.get("status") == "sent" and v.get("sent_count")]
     return len(occurrences) == 2 and len(sent) == 3
