@@ -35,7 +35,7 @@ import aiohttp
 from kairand.api.client import ApiClient
 from kairand.config import Config, load_config
 from kairand.demo_messages import walkthrough, write_sample_images
-from kairand.devsetup import CONFIG_NAME, init_dev
+from kairand.devsetup import CONFIG_NAME, enable_images, init_dev
 from kairand.errors import KairanError
 from kairand.glossary import STATUS_LABELS
 from kairand.main import report
@@ -111,6 +111,7 @@ def ensure_setup(directory: Path) -> Path:
             simulator_data_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
+    enable_images(config_path)  # issue 20 (also for a demo folder made before it)
     text = config_path.read_text(encoding="utf-8")
     if "training_sockets" not in text:
         sockets = ", ".join(f'{name} = "{trainee_socket(config_path, name)}"' for name in TRAINEES)

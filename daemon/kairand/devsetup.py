@@ -152,8 +152,11 @@ def init_dev(
     simulator_port: int = 8471,
     simulator_data_port: int | None = None,
     self_approval_threshold: int = 0,
+    images: bool = False,
 ) -> Path:
-    """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup."""
+    """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup.
+    IMAGES: also what images in deliveries need (enable_images; `kairanctl init --dev` and
+    `make demo` turn it on)."""
     directory = directory.resolve()
     config_path = directory / CONFIG_NAME
     for existing in (config_path, directory / "state" / "kairan.db"):
@@ -184,7 +187,8 @@ def init_dev(
         encoding="utf-8",
     )
     config_path.chmod(0o600)
-    enable_images(config_path)
+    if images:
+        enable_images(config_path)
     config = load_config(config_path)
     select_keyring(config)
     store = open_store(config, create=True)
