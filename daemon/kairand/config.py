@@ -309,6 +309,10 @@ class MediaSection(Section):
     """How long after a delivery finished its images stay fetchable; then 404."""
     test_serve_seconds: Annotated[int, Field(ge=60)] = 86400
     """How long an image of a test send stays fetchable."""
+    purge_interval_seconds: Annotated[float, Field(ge=1, le=86400)] = 3600
+    """How often images past their serving period are deleted from the store (an image no
+    delivery still to be sent, no series that may still send, no template and no test send
+    uses, and that finished serving `serve_seconds` ago; audited as media.purge)."""
     max_upload_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 20 * 1024 * 1024
     """Largest picture staff may upload (it is re-encoded to LINE's 10 MB limit)."""
 
