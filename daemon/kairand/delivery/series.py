@@ -36,6 +36,7 @@ from kairand.delivery.messages import media_of, parse_item
 from kairand.delivery.model import DeliveryContent
 from kairand.delivery.recurrence import RecurrenceRule, occurrences
 from kairand.delivery.schedule_clock import ScheduleClock, load_offset, save_offset
+from kairand.delivery.templates import fingerprint
 from kairand.delivery.worker import SENDER
 from kairand.logs import get_logger
 from kairand.runtime import CONFIG, STORE, TASKS
@@ -226,6 +227,142 @@ async def change(store: Store, series_id: int, actor: str, action: str) -> None:
         _audit(conn, actor, f"series.{action}", series_id, previous_status=row.status)
 
     await store.write(tx)
+
+
+class SelfApprovalRefused(DeliveryError):
+    """Four eyes: nobody approves a change they proposed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "self_approval",
+            "変更した方とは別の承認者が承認してください（二人による確認）。",
+        )
+
+
+def _fingerprint(title: str, content: dict[str, Any], rule: dict[str, Any]) -> str:
+    return fingerprint({"title": title, "content": content, "rule": rule})
+
+
+async def update(
+    store: Store,
+    series_id: int,
+    actor: str,
+    content: DeliveryContent,
+    rule: RecurrenceRule,
+    *,
+    link_domains: Iterable[str] = (),
+) -> str:
+    """Change a series. Not yet approved (draft, pending approval): in place, and its editor
+    can no longer approve it. Approved (active, paused): a proposed change that waits for its
+    own approval (approve_change, never by the editor) while the series keeps sending as
+    approved. Returns "updated" or "change_pending"; audited with fingerprints."""
+    stored, rule_json = _stored(content), rule.model_dump(mode="json")
+
+    def tx(conn: Connection) -> str:
+        row = _load(conn, series_id)
+        _check(conn, content, link_domains)
+        now = _now()
+        before = _fingerprint(row.title, row.content, row.rule)
+        after = _fingerprint(content.title, stored, rule_json)
+        if row.status in ("draft", "pending_approval"):
+            q.update_definition(conn, series_id, content.title, stored, rule_json, now)
+            _audit(conn, actor, "series.update", series_id, before=before, after=after,
+                   status=row.status, rule=rule_json)  # fmt: skip
+            return "updated"
+        if row.status in ("active", "paused"):
+            q.set_pending_change(conn, series_id, content.title, stored, rule_json, actor, now)
+            _audit(conn, actor, "series.change_request", series_id, before=before, after=after,
+                   rule=rule_json)  # fmt: skip
+            return "change_pending"
+        raise InvalidTransition(series_id, row.status, "update")
+
+    return await store.write(tx)
+
+
+async def approve_change(
+    store: Store,
+    series_id: int,
+    approver: str,
+    *,
+    link_domains: Iterable[str] = (),
+    media_public: bool = True,
+    now: float | None = None,
+) -> None:
+    """Apply a proposed change (four eyes: never by the person who proposed it). Occurrences
+    continue after now under the new rule (none of the new rule's past dates is sent late)."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, series_id)
+        pending = row.pending
+        if pending is None or row.status not in ("active", "paused"):
+            raise InvalidTransition(series_id, row.status, "approve_change")
+        if approver == pending.by:
+            raise SelfApprovalRefused()
+        content = DeliveryContent.model_validate(pending.content)
+        _check(conn, content, link_domains)
+        if media_of(content.messages) and not media_public:
+            raise InvalidContent(
+                "messages",
+                "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
+                "承認できません。",
+            )
+        at = int(now if now is not None else time.time() + load_offset(conn))
+        q.apply_pending_change(conn, series_id, at, _now())
+        updated = _load(conn, series_id)
+        _audit(
+            conn,
+            approver,
+            "series.change_approve",
+            series_id,
+            proposed_by=pending.by,
+            after=_fingerprint(pending.title, pending.content, pending.rule),
+            next_occurrences=[o.isoformat() for o in next_of(updated, at, 5)],
+        )
+
+    try:
+        await store.write(tx)
+    except SelfApprovalRefused:
+        # The refusal is audited on its own (the change itself was rolled back).
+        await store.write(
+            lambda conn: _audit(
+                conn,
+                approver,
+                "series.change_approve",
+                series_id,
+                "refused",
+                reason="self_approval",
+            )
+        )
+        raise
+
+
+async def reject_change(store: Store, series_id: int, approver: str, comment: str) -> None:
+    """Drop a proposed change; the series goes on as approved."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, series_id)
+        if row.pending is None:
+            raise InvalidTransition(series_id, row.status, "reject_change")
+        q.clear_pending_change(conn, series_id, _now())
+        _audit(conn, approver, "series.change_reject", series_id, proposed_by=row.pending.by,
+               comment_chars=len(comment))  # fmt: skip
+
+    await store.write(tx)
+
+
+def pending_view(row: q.SeriesRow, now: float) -> tuple[DeliveryContent, RecurrenceRule,
+                                                         list[dt.datetime]] | None:  # fmt: skip
+    """The proposed change as the approver sees it: content, rule and its next dates."""
+    if row.pending is None:
+        return None
+    rule = RecurrenceRule.model_validate(row.pending.rule)
+    after = max(_cursor_time(row) or dt.datetime.fromtimestamp(now, JST),
+                dt.datetime.fromtimestamp(now, JST))  # fmt: skip
+    return (
+        DeliveryContent.model_validate(row.pending.content),
+        rule,
+        occurrences(rule, after=after, limit=5),
+    )
 
 
 async def get(store: Store, series_id: int, now: float | None = None) -> SeriesView:
