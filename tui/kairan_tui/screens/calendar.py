@@ -65,6 +65,10 @@ def series_table(item: schema.SeriesOut) -> Table:
         table.add_row("変更後の次の配信", after)
         if change.links:
             table.add_row("変更後のリンク先", "\n".join(change.links))
+    if change is not None:
+        table.add_row("操作", "c 変更を承認　v 変更を差し戻し　e 内容を変更")
+    elif item.status not in ("ended", "cancelled"):
+        table.add_row("操作", "e 内容を変更（承認済みの場合は、変更の承認後に反映）")
     if item.history:
         lines = [
             f"{day_label(h.at)} {OUTCOMES.get(h.outcome, h.outcome)}" for h in item.history[:5]
@@ -88,9 +92,10 @@ class CalendarScreen(KairanScreen):
         Binding("p", "series('pause')", "一時停止"),
         Binding("u", "series('resume')", "再開"),
         Binding("x", "series('end')", "終了"),
-        Binding("e", "edit_series", "内容を変更"),
-        Binding("c", "series('approve-change')", "変更を承認"),
-        Binding("v", "reject_change", "変更を差し戻し"),
+        # Not in the key bar (it is full at 80 columns): the series panel and F1 show them.
+        Binding("e", "edit_series", "定期配信の内容を変更", show=False),
+        Binding("c", "series('approve-change')", "定期配信の変更を承認", show=False),
+        Binding("v", "reject_change", "定期配信の変更を差し戻し", show=False),
         Binding("r", "reload", "更新"),
     ]
 
