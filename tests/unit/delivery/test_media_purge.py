@@ -56,6 +56,7 @@ async def test_images_are_purged_after_their_serving_period(store: Store) -> Non
     needed (a scheduled delivery, an active series, a template, a live test grant, a fresh
     upload) are kept; a purge run is idempotent."""
     populate(store, 12)
+    started = time.time()  # before every upload and every delivery's end
     sent_img, scheduled_img, series_img, template_img, granted_img, fresh_img, unused_img = [
         await stored(store, shade) for shade in (10, 40, 70, 100, 130, 160, 190)
     ]
@@ -96,7 +97,7 @@ async def test_images_are_purged_after_their_serving_period(store: Store) -> Non
     store.write_sync(media_store.grant, [granted_img], int(now) + 30 * 86400)
 
     # Within the period: nothing goes (the unused upload is young too).
-    assert await purge_expired(store, finished.timestamp() + PERIOD - 1, PERIOD) == 0
+    assert await purge_expired(store, started + PERIOD - 2, PERIOD) == 0
     assert all(exists(store, m) for m in (sent_img, unused_img))
 
     # Past it: the sent delivery's image and the unused upload go; the rest stays.
