@@ -309,6 +309,10 @@ class MediaSection(Section):
     """How long after a delivery finished its images stay fetchable; then 404."""
     test_serve_seconds: Annotated[int, Field(ge=60)] = 86400
     """How long an image of a test send stays fetchable."""
+    purge_interval_seconds: Annotated[float, Field(ge=1, le=86400)] = 3600
+    """How often images past their serving period are deleted from the store (an image no
+    delivery still to be sent, no series that may still send, no template and no test send
+    uses, and that finished serving `serve_seconds` ago; audited as media.purge)."""
     max_upload_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 20 * 1024 * 1024
     """Largest picture staff may upload (it is re-encoded to LINE's 10 MB limit)."""
 
@@ -329,6 +333,13 @@ class RecurringSection(Section):
     time; later it is skipped and reported."""
     poll_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
     """How often the series worker looks for occurrences whose time has come."""
+    training_fast_forward_seconds: Annotated[float, Field(ge=0, le=3600)] = 0
+    """Training mode only (daemon.training_mode; refused otherwise): when > 0, the series
+    worker moves the schedule clock (its own and the delivery sender's) forward to the next
+    occurrence of an active series once every occurrence delivery so far has finished and
+    this many real seconds have passed since the previous one, so a weekly reminder is seen
+    in minutes in `make demo`. The rules and the worker are the real ones; only the clock
+    jumps. 0: real time (always on an appliance)."""
 
 
 class MailSection(Section):
@@ -408,6 +419,14 @@ class Config(Section):
     @property
     def database_path(self) -> Path:
         return self.daemon.state_dir / self.daemon.database
+
+    @model_validator(mode="after")
+    def _fast_forward_only_in_training(self) -> Config:
+        if self.recurring.training_fast_forward_seconds and not self.daemon.training_mode:
+            raise ValueError(
+                "recurring.training_fast_forward_seconds needs daemon.training_mode = true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _socket_paths_fit(self) -> Config:

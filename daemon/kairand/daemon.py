@@ -21,6 +21,7 @@ from kairand import notify
 from kairand.api.app import api_component
 from kairand.config import Config
 from kairand.delivery.audience_worker import audience_index_component
+from kairand.delivery.media import media_purge_component
 from kairand.delivery.series import series_component
 from kairand.delivery.worker import delivery_component
 from kairand.keys import secrets
@@ -93,6 +94,7 @@ def components() -> list[CleanupContext]:
         inbox_component,
         delivery_component,
         series_component,
+        media_purge_component,  # issue 20: images past their serving period
         retention_component,
         notices_component,
         queue_component,

@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import getpass
+import os
 import signal
 import socket
 import subprocess
@@ -34,7 +35,8 @@ import aiohttp
 from kairand import demo_mail
 from kairand.api.client import ApiClient
 from kairand.config import Config, load_config
-from kairand.devsetup import CONFIG_NAME, init_dev
+from kairand.demo_messages import walkthrough, write_sample_images
+from kairand.devsetup import CONFIG_NAME, enable_images, init_dev
 from kairand.errors import KairanError
 from kairand.glossary import STATUS_LABELS
 from kairand.main import report
@@ -111,6 +113,7 @@ def ensure_setup(directory: Path) -> Path:
             simulator_data_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
+    enable_images(config_path)  # issue 20 (also for a demo folder made before it)
     text = config_path.read_text(encoding="utf-8")
     if "training_sockets" not in text:
         sockets = ", ".join(f'{name} = "{trainee_socket(config_path, name)}"' for name in TRAINEES)
@@ -371,6 +374,21 @@ async def mail_summary(config: Config, town: MailTown) -> None:
     print(await asyncio.to_thread(town.status_text), flush=True)
 
 
+async def rich_walkthrough(config: Config) -> bool:
+    """Issue 20: a card with an image to a segment, and a weekly reminder seen twice
+    (kairand.demo_messages), by 研修 作成者 and 研修 承認者."""
+    sockets = config.api.training_sockets
+    async with (
+        api_client(config, sockets["kenshu_sakusei"]) as author,
+        api_client(config, sockets["kenshu_shounin"]) as approver,
+    ):
+        try:
+            return await walkthrough(author, approver)
+        except RuntimeError as exc:
+            print(f"demo: the rich-message walkthrough failed: {exc}", file=sys.stderr)
+            return False
+
+
 async def headless(
     config: Config,
     processes: Processes,
@@ -394,6 +412,7 @@ async def headless(
         )
     await seeded
     await send_demo_alert(config)
+    rich_ok = await rich_walkthrough(config)
     await asyncio.sleep(3)  # let the sender finish the sample deliveries
     async with api_client(config) as api:
         page = (await api.get("/v1/deliveries")).body or {}
@@ -414,11 +433,13 @@ async def headless(
     print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
-    ok = figures.get("registered", 0) > 0 and sent > 0
+    ok = figures.get("registered", 0) > 0 and sent > 0 and rich_ok
     print(
         "デモ：正常に動作しました（demo: ok）"
         if ok
-        else "デモ：配信されませんでした（demo: nothing was delivered）",
+        else "デモ：配信されませんでした（demo: nothing was delivered）"
+        if not (figures.get("registered", 0) > 0 and sent > 0)
+        else "デモ：画像つきカードか定期配信が届きませんでした（demo: rich walkthrough failed）",
         flush=True,
     )
     return 0 if ok else 1
@@ -499,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         # The trainee starts as 研修 作成者 and switches with Ctrl+B to 研修 承認者 and to their
         # own account (管理者: アンケート設定, 職員, 監査ログ).
         sockets = config.api.training_sockets
+        # The image picker lists this folder (a sample poster in it) instead of ~/kairan-images.
+        images = write_sample_images(config_path.parent / "images").parent
         tui = subprocess.run(
             [
                 python, "-m", "kairan_tui.main",
@@ -507,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--identity", f"研修 承認者={sockets['kenshu_shounin']}",
                 "--identity", f"管理者（ご自身）={config.api.socket}",
             ],
+            env={**os.environ, "KAIRAN_IMAGES": str(images)},
             check=False,
         )  # fmt: skip
         return tui.returncode

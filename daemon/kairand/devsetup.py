@@ -18,6 +18,7 @@ from kairand.keys import secrets
 from kairand.keys.backends import SERVICE, DirectoryKeyring
 from kairand.store import staff
 from kairand.store.bootstrap import open_store, select_keyring
+from kairand.tls import self_signed
 
 CONFIG_NAME = "kairan.toml"
 
@@ -87,6 +88,56 @@ number = "訓練-2025-001"
 start = 2025-04-01
 """
 
+RELAY_HOST = "relay.kairan-demo.test"
+"""The relay's name in a development setup (.test: reserved, never resolves on the internet).
+The simulator resolves it to its own blind relay into the webhook socket, as LINE's servers
+reach the relay's DNS name."""
+
+IMAGES_CONFIG = """
+# Images in deliveries (issue 20): LINE fetches them over https from the relay's name; the
+# relay forwards TLS unopened to the webhook socket, where kairand serves them. Development:
+# a self-signed certificate (tls/webhook.crt) that the simulator trusts as its CA file.
+[media]
+public_base_url = "https://{relay}"
+
+[links]
+allowed_domains = ["city.example.jp"]   # link buttons may point only here (and admin additions)
+
+# Training only: the schedule clock jumps to a series' next occurrence once the previous one
+# was sent and this many seconds have passed, so a weekly reminder is seen twice in minutes.
+[recurring]
+poll_seconds = 1
+training_fast_forward_seconds = {fast_forward}
+"""
+
+FAST_FORWARD_SECONDS = 15
+
+
+def enable_images(config_path: Path) -> bool:
+    """Give a development setup what images need (idempotent; older setups get it too): a
+    self-signed certificate for the webhook socket and the relay's name, the public base URL,
+    the link allowlist and the training fast-forward. False when it was already there."""
+    text = config_path.read_text(encoding="utf-8")
+    if "[media]" in text:
+        return False
+    tls_dir = config_path.parent / "tls"
+    tls_dir.mkdir(mode=0o700, exist_ok=True)
+    cert, key = self_signed(RELAY_HOST, ip_addresses=("127.0.0.1",))
+    (tls_dir / "webhook.crt").write_bytes(cert)
+    key_file = tls_dir / "webhook.key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(key)
+    text = text.replace(
+        "[webhook]\n",
+        '[webhook]\ntls_cert = "tls/webhook.crt"     # self-signed: development only\n'
+        'tls_key = "tls/webhook.key"\n',
+        1,
+    )
+    text += IMAGES_CONFIG.format(relay=RELAY_HOST, fast_forward=FAST_FORWARD_SECONDS)
+    config_path.write_text(text, encoding="utf-8")
+    return True
+
+
 FOUR_EYES = "self_approval_threshold = 0   # four eyes: nobody approves their own delivery"
 FOUR_EYES_RELAXED = (
     "# Demo only: one person may approve their own deliveries (the staff screens say so).\n"
@@ -101,8 +152,11 @@ def init_dev(
     simulator_port: int = 8471,
     simulator_data_port: int | None = None,
     self_approval_threshold: int = 0,
+    images: bool = False,
 ) -> Path:
-    """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup."""
+    """Create DIR/kairan.toml, DIR/keys/*, DIR/state/kairan.db; refuse to overwrite a setup.
+    IMAGES: also what images in deliveries need (enable_images; `kairanctl init --dev` and
+    `make demo` turn it on)."""
     directory = directory.resolve()
     config_path = directory / CONFIG_NAME
     for existing in (config_path, directory / "state" / "kairan.db"):
@@ -133,6 +187,8 @@ def init_dev(
         encoding="utf-8",
     )
     config_path.chmod(0o600)
+    if images:
+        enable_images(config_path)
     config = load_config(config_path)
     select_keyring(config)
     store = open_store(config, create=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import grp
+import ipaddress
 import os
 import shutil
 import ssl
@@ -175,10 +176,14 @@ def install_pair(
 
 
 def self_signed(
-    host: str, *, days: int = 365, not_before: dt.datetime | None = None
+    host: str,
+    *,
+    days: int = 365,
+    not_before: dt.datetime | None = None,
+    ip_addresses: tuple[str, ...] = (),
 ) -> tuple[bytes, bytes]:
-    """A self-signed certificate and key (PEM) for HOST: training boxes and tests only.
-    LINE requires a certificate from a public CA for a real webhook."""
+    """A self-signed certificate and key (PEM) for HOST (and IP_ADDRESSES): training boxes
+    and tests only. LINE requires a certificate from a public CA for a real webhook."""
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, host)])
@@ -190,7 +195,13 @@ def self_signed(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host)]
+                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

@@ -11,6 +11,7 @@ import pytest
 
 
 @pytest.mark.allow_blocking
+@pytest.mark.req("N4")
 def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     """S5, N1, N4: the training demo runs only against the simulator; synthetic residents
     register through the real conversation and the sample deliveries reach them. Output is in
@@ -23,7 +24,7 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     out = result.stdout
@@ -51,8 +52,29 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
         in out
     )
     assert "@" not in out
+    # Issue 20: a card with an image and a link button reaches a segment, LINE (the simulator)
+    # fetched the image through the relay path, and a weekly reminder arrives twice.
+    assert re.search(
+        r"「特定健診のご案内（画像つき）」：配信済み（配信対象 (\d+) 人、送信済み \1 人(?:、うちメール \d+ 人)?）",
+        out,
+    )
+    assert re.search(r"定期配信 \d+「資源ごみの日」毎週 .曜 7:00.* を承認しました（次回 ", out)
+    weeks = set(
+        re.findall(
+            r"「資源ごみの日（(\d+/\d+)）」：配信済み（配信対象 (\d+) 人、送信済み \2 人(?:、うちメール \d+ 人)?）",
+            out,
+        )
+    )
+    assert len({day for day, _ in weeks}) == 2, out  # two occurrences, on two dates
+    assert re.search(r"定期配信 \d+ を終了しました", out)
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
+    simulator = (logs / "simulator.log").read_text()
+    final = simulator.strip().splitlines()[-1]
+    cards = re.search(r"カード (\d+) ", final)
+    assert cards and int(cards.group(1)) > 0, final
+    fetched = re.search(r"画像取得 成功 (\d+) 失敗 (\d+)", final)
+    assert fetched and int(fetched.group(1)) >= 1 and fetched.group(2) == "0", final
     assert (logs / "kairand.log").exists() and (logs / "simulator.log").exists()
     # The daemon's log never names a resident (LINE user ids are U + 32 hex digits).
     assert not re.search(r"U[0-9a-f]{32}", (logs / "kairand.log").read_text())

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from rich.console import Console
 from textual.widgets import Input
 
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.templates import TemplatesModal
+from kairan_tui.screens.calendar import series_table
 from kairan_tui.widgets.card_preview import CardBubble
 from kairan_tui.widgets.recurrence_form import RecurrenceForm
 from kairan_tui.widgets.rich_items import (
@@ -250,3 +252,80 @@ async def test_template_saved_and_reopened(app_for, fake, images: Path) -> None:
         await pilot.pause(0.3)
         content = app.screen.content(for_sending=False)
         assert content.messages[1].buttons[0].url == "https://www.city.example.jp/kenshin"
+
+
+def active_series(fake) -> None:
+    fake.state.issue20 = True
+    fake.state.series[1] = {
+        "id": 1,
+        "title": "燃えるごみの日のお知らせ",
+        "status": "active",
+        "content": {
+            "title": "燃えるごみの日のお知らせ",
+            "messages": ["明日はごみの日です。"],
+            "segment": {"all_registered": True},
+        },
+        "rule": {
+            "frequency": "weekly",
+            "weekdays": [2],
+            "time": "07:30:00",
+            "start": "2026-04-01",
+            "holidays": "skip",
+        },
+        "author": "sato",
+        "approver": "suzuki",
+    }
+
+
+@pytest.mark.req("S8")
+async def test_series_changed_from_calendar_and_approved_by_another(app_for, fake) -> None:
+    """S8: in 配信予定, e opens the series in 配信作成 with its content and rule; 承認依頼 sends
+    the change (the series keeps its approved rule); an approver then sees the change (rule
+    in words, the next dates) beside the approved one and approves it with c."""
+    active_series(fake)
+    app = app_for("ito")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: getattr(app.screen, "selected", None) is not None)
+        await pilot.press("e")
+        await wait_until(
+            pilot,
+            lambda: (
+                bool(app.screen.query("#title"))
+                and app.screen.query_one("#title").value == "燃えるごみの日のお知らせ"
+            ),
+        )
+        form = app.screen.query_one(RecurrenceForm)
+        assert form.query_one("#weekday-2").value and form.query_one("#rule-time").value == "07:30"
+        assert "承認後に反映" in str(app.screen.query_one("#draft-state").render())
+        form.query_one("#weekday-2").value = False
+        form.query_one("#weekday-3").value = True
+        await wait_until(
+            pilot, lambda: "毎週 木曜" in str(form.query_one("#rule-summary").render())
+        )
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert "今の内容で配信を続けます" in app.screen.body
+        await pilot.pause(0.6)  # the dialog ignores keys pressed within 0.5 s of opening
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "pending_change" in fake.state.series[1], limit=5)
+        assert fake.state.series[1]["rule"]["weekdays"] == [2]  # still the approved rule
+        assert fake.state.series[1]["pending_change"]["rule"]["weekdays"] == [3]
+
+    approver = app_for("suzuki")
+    async with approver.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: approver.me is not None)
+        await pilot.press("ctrl+y")
+        await wait_until(pilot, lambda: getattr(approver.screen, "selected", None) is not None)
+        console = Console(width=100, record=True, file=io.StringIO())
+        console.print(series_table(approver.screen.selected))
+        info = console.export_text()
+        assert "変更後の繰り返し" in info and "毎週 木曜 7:30" in info
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(approver.screen, ConfirmModal))
+        await pilot.pause(0.6)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "pending_change" not in fake.state.series[1], limit=5)
+        assert fake.state.series[1]["rule"]["weekdays"] == [3]

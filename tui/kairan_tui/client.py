@@ -405,10 +405,14 @@ class KairanApi(ApiClient):
     async def create_series(self, body: schema.SeriesIn) -> schema.SeriesOut:
         return await self._model(schema.SeriesOut, "POST", "/v1/series", body)
 
+    async def update_series(self, series_id: int, body: schema.SeriesIn) -> schema.SeriesOut:
+        """Change a series (approved ones: a change that waits for its own approval)."""
+        return await self._model(schema.SeriesOut, "PUT", f"/v1/series/{series_id}", body)
+
     async def series_action(
         self, series_id: int, action: str, comment: str = ""
     ) -> schema.SeriesOut:
-        """submit | approve | reject | pause | resume | end."""
+        """submit | approve | reject | pause | resume | end | approve-change | reject-change."""
         path = f"/v1/series/{series_id}/{action}"
         return await self._model(schema.SeriesOut, "POST", path, {"comment": comment})
 

@@ -120,16 +120,24 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 def _best_union_member(errors: list[Any]) -> list[Any]:
     """A value that matches no member of a union gets errors for every member; keep those of
-    the member it came closest to (fewest errors), which is the one the sender meant."""
+    the member it came closest to (fewest errors; on a tie, the one whose errors lie deepest:
+    an object that matched a card's shape and failed on its title is a card, not a string),
+    which is the one the sender meant."""
     counts: dict[tuple[Any, ...], dict[str, int]] = {}
+    depths: dict[tuple[Any, ...], dict[str, int]] = {}
     for e in errors:
         loc = tuple(e["loc"])
         for i, part in enumerate(loc):
             if _is_union_tag(part):
                 members = counts.setdefault(loc[:i], {})
                 members[str(part)] = members.get(str(part), 0) + 1
+                deepest = depths.setdefault(loc[:i], {})
+                deepest[str(part)] = max(deepest.get(str(part), 0), len(loc))
                 break
-    best = {key: min(members, key=lambda m: members[m]) for key, members in counts.items()}
+    best = {}
+    for key, members in counts.items():
+        deepest = depths[key]
+        best[key] = min(members, key=lambda m: (members[m], -deepest[m]))
     kept = []
     for e in errors:
         loc = tuple(e["loc"])

@@ -120,6 +120,9 @@ ROUTES: tuple[Route, ...] = (
     _r("series.pause", "POST", "/v1/series/{id}/pause", AUTHOR, APPROVER, body=True),
     _r("series.resume", "POST", "/v1/series/{id}/resume", AUTHOR, APPROVER, body=True),
     _r("series.end", "POST", "/v1/series/{id}/end", AUTHOR, APPROVER, body=True),
+    _r("series.update", "PUT", "/v1/series/{id}", AUTHOR, body=True),
+    _r("series.approve_change", "POST", "/v1/series/{id}/approve-change", APPROVER, body=True),
+    _r("series.reject_change", "POST", "/v1/series/{id}/reject-change", APPROVER, body=True),
     _r("calendar", "GET", "/v1/calendar", AUTHOR, APPROVER, AUDITOR),
 )
 

@@ -583,6 +583,21 @@ class OccurrenceOut(_Out):
     """The occurrence's delivery status (sent, failed...)."""
 
 
+class SeriesChangeOut(_Out):
+    """A change to an approved series awaiting its own approval (issue 20): the series keeps
+    sending as approved until another approver accepts it."""
+
+    title: str
+    content: DeliveryContent
+    rule: RecurrenceRule
+    rule_text: str
+    next_occurrences: list[dt.datetime]
+    """The next sends under the changed rule (what the approver approves)."""
+    proposed_by: str
+    proposed_at: dt.datetime
+    links: list[str] = []
+
+
 class SeriesOut(_Out):
     id: int
     title: str
@@ -601,6 +616,8 @@ class SeriesOut(_Out):
     occurrences_done: int
     history: list[OccurrenceOut] = []
     links: list[str] = []
+    pending_change: SeriesChangeOut | None = None
+    """Set while a change to this active or paused series awaits approval."""
 
 
 class SeriesList(_Out):

@@ -18,7 +18,7 @@ def _cmd_init(ctx: Context) -> int:
             file=sys.stderr,
         )
         return ExitCode.USAGE
-    config_path = init_dev(args.directory)
+    config_path = init_dev(args.directory, images=True)
     print(f"開発用の環境を作成しました / development setup created: {config_path}")
     print(f"start the daemon with: kairand --config {config_path}")
     return ExitCode.OK

@@ -17,11 +17,13 @@ image's unguessable path. Link URLs are checked against the allowlist by `url_pr
 from __future__ import annotations
 
 import re
+import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_LABEL = 20
 """LINE: an action label is at most 20 characters."""
@@ -76,8 +78,46 @@ def _utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+MESSAGE_WHITESPACE = frozenset("\n\r\t")
+"""The only control characters a message may hold (a title none at all)."""
+MULTILINE_FIELDS = frozenset({"body"})
+"""Text fields of message items that may hold MESSAGE_WHITESPACE; every other text field of
+every item (card title, button label and URL, alt text, file names...) holds none."""
+
+
+def control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first control character of TEXT (C0, DEL, C1, or a lone surrogate), or None."""
+    if text.isprintable() or not any(not c.isprintable() for c in text):
+        return None
+    for c in text:
+        if c not in allowed and unicodedata.category(c) in ("Cc", "Cs"):
+            return c
+    return None
+
+
+def refuse_controls(text: str, allowed: frozenset[str]) -> None:
+    found = control_character(text, allowed)
+    if found is not None:
+        # The message is for pydantic's error; the staff API shows its Japanese text (S7).
+        raise PydanticCustomError(
+            "control_characters",
+            "contains the control character U+{code:04X}",
+            {"code": ord(found)},
+        )
+
+
 class _Item(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        # Every text field of every kind (S7): NUL, ESC, C1 controls and lone surrogates
+        # never reach LINE or a staff screen; only a card body keeps newlines and tabs.
+        if isinstance(value, str):
+            allowed = MESSAGE_WHITESPACE if info.field_name in MULTILINE_FIELDS else frozenset()
+            refuse_controls(value, allowed)
+        return value
 
 
 class ImageItem(_Item):

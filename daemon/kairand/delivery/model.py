@@ -14,29 +14,21 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
-from kairand.delivery.messages import MessageItem, RichItem, check_text
+from kairand.delivery.messages import (
+    MESSAGE_WHITESPACE,
+    MessageItem,
+    RichItem,
+    check_text,
+    refuse_controls,
+)
 from kairand.segments.model import SegmentFilter
 
 MAX_MESSAGES = 5
 MAX_TEXT_UNITS = 5000
-MESSAGE_WHITESPACE = frozenset("\n\r\t")
-"""The only control characters a message may hold (a title none at all)."""
-
-
-def control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
-    """The first control character of TEXT (C0, DEL, C1, or a lone surrogate), or None."""
-    if text.isprintable() or not any(not c.isprintable() for c in text):
-        return None
-    for c in text:
-        if c not in allowed and unicodedata.category(c) in ("Cc", "Cs"):
-            return c
-    return None
 
 
 def _message_text(text: str) -> str:
@@ -49,14 +41,7 @@ MessageText = Annotated[str, AfterValidator(_message_text)]
 
 
 def _refuse_controls(text: str, allowed: frozenset[str]) -> None:
-    found = control_character(text, allowed)
-    if found is not None:
-        # The message is for pydantic's error; the staff API shows its Japanese text (S7).
-        raise PydanticCustomError(
-            "control_characters",
-            "contains the control character U+{code:04X}",
-            {"code": ord(found)},
-        )
+    refuse_controls(text, allowed)
 
 
 TEST_NOTICE = (

@@ -35,6 +35,8 @@ from kairand.delivery.errors import DeliveryError, InvalidContent, InvalidTransi
 from kairand.delivery.messages import media_of, parse_item
 from kairand.delivery.model import DeliveryContent
 from kairand.delivery.recurrence import RecurrenceRule, occurrences
+from kairand.delivery.schedule_clock import ScheduleClock, load_offset, save_offset
+from kairand.delivery.templates import fingerprint
 from kairand.delivery.worker import SENDER
 from kairand.logs import get_logger
 from kairand.runtime import CONFIG, STORE, TASKS
@@ -177,7 +179,9 @@ async def approve(
                 "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
                 "承認できません。",
             )
-        at = int(now if now is not None else time.time())
+        # A training box's schedule clock may be ahead (fast-forward); the offset is 0 and
+        # never written on an appliance.
+        at = int(now if now is not None else time.time() + load_offset(conn))
         upcoming = next_of(row, at, 5)
         if not q.set_status(
             conn, series_id, ("pending_approval",), "active", at, approver=approver, approved_at=at
@@ -225,6 +229,142 @@ async def change(store: Store, series_id: int, actor: str, action: str) -> None:
     await store.write(tx)
 
 
+class SelfApprovalRefused(DeliveryError):
+    """Four eyes: nobody approves a change they proposed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "self_approval",
+            "変更した方とは別の承認者が承認してください（二人による確認）。",
+        )
+
+
+def _fingerprint(title: str, content: dict[str, Any], rule: dict[str, Any]) -> str:
+    return fingerprint({"title": title, "content": content, "rule": rule})
+
+
+async def update(
+    store: Store,
+    series_id: int,
+    actor: str,
+    content: DeliveryContent,
+    rule: RecurrenceRule,
+    *,
+    link_domains: Iterable[str] = (),
+) -> str:
+    """Change a series. Not yet approved (draft, pending approval): in place, and its editor
+    can no longer approve it. Approved (active, paused): a proposed change that waits for its
+    own approval (approve_change, never by the editor) while the series keeps sending as
+    approved. Returns "updated" or "change_pending"; audited with fingerprints."""
+    stored, rule_json = _stored(content), rule.model_dump(mode="json")
+
+    def tx(conn: Connection) -> str:
+        row = _load(conn, series_id)
+        _check(conn, content, link_domains)
+        now = _now()
+        before = _fingerprint(row.title, row.content, row.rule)
+        after = _fingerprint(content.title, stored, rule_json)
+        if row.status in ("draft", "pending_approval"):
+            q.update_definition(conn, series_id, content.title, stored, rule_json, now)
+            _audit(conn, actor, "series.update", series_id, before=before, after=after,
+                   status=row.status, rule=rule_json)  # fmt: skip
+            return "updated"
+        if row.status in ("active", "paused"):
+            q.set_pending_change(conn, series_id, content.title, stored, rule_json, actor, now)
+            _audit(conn, actor, "series.change_request", series_id, before=before, after=after,
+                   rule=rule_json)  # fmt: skip
+            return "change_pending"
+        raise InvalidTransition(series_id, row.status, "update")
+
+    return await store.write(tx)
+
+
+async def approve_change(
+    store: Store,
+    series_id: int,
+    approver: str,
+    *,
+    link_domains: Iterable[str] = (),
+    media_public: bool = True,
+    now: float | None = None,
+) -> None:
+    """Apply a proposed change (four eyes: never by the person who proposed it). Occurrences
+    continue after now under the new rule (none of the new rule's past dates is sent late)."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, series_id)
+        pending = row.pending
+        if pending is None or row.status not in ("active", "paused"):
+            raise InvalidTransition(series_id, row.status, "approve_change")
+        if approver == pending.by:
+            raise SelfApprovalRefused()
+        content = DeliveryContent.model_validate(pending.content)
+        _check(conn, content, link_domains)
+        if media_of(content.messages) and not media_public:
+            raise InvalidContent(
+                "messages",
+                "画像を送るための公開アドレス（media.public_base_url）が設定されていないため"
+                "承認できません。",
+            )
+        at = int(now if now is not None else time.time() + load_offset(conn))
+        q.apply_pending_change(conn, series_id, at, _now())
+        updated = _load(conn, series_id)
+        _audit(
+            conn,
+            approver,
+            "series.change_approve",
+            series_id,
+            proposed_by=pending.by,
+            after=_fingerprint(pending.title, pending.content, pending.rule),
+            next_occurrences=[o.isoformat() for o in next_of(updated, at, 5)],
+        )
+
+    try:
+        await store.write(tx)
+    except SelfApprovalRefused:
+        # The refusal is audited on its own (the change itself was rolled back).
+        await store.write(
+            lambda conn: _audit(
+                conn,
+                approver,
+                "series.change_approve",
+                series_id,
+                "refused",
+                reason="self_approval",
+            )
+        )
+        raise
+
+
+async def reject_change(store: Store, series_id: int, approver: str, comment: str) -> None:
+    """Drop a proposed change; the series goes on as approved."""
+
+    def tx(conn: Connection) -> None:
+        row = _load(conn, series_id)
+        if row.pending is None:
+            raise InvalidTransition(series_id, row.status, "reject_change")
+        q.clear_pending_change(conn, series_id, _now())
+        _audit(conn, approver, "series.change_reject", series_id, proposed_by=row.pending.by,
+               comment_chars=len(comment))  # fmt: skip
+
+    await store.write(tx)
+
+
+def pending_view(row: q.SeriesRow, now: float) -> tuple[DeliveryContent, RecurrenceRule,
+                                                         list[dt.datetime]] | None:  # fmt: skip
+    """The proposed change as the approver sees it: content, rule and its next dates."""
+    if row.pending is None:
+        return None
+    rule = RecurrenceRule.model_validate(row.pending.rule)
+    after = max(_cursor_time(row) or dt.datetime.fromtimestamp(now, JST),
+                dt.datetime.fromtimestamp(now, JST))  # fmt: skip
+    return (
+        DeliveryContent.model_validate(row.pending.content),
+        rule,
+        occurrences(rule, after=after, limit=5),
+    )
+
+
 async def get(store: Store, series_id: int, now: float | None = None) -> SeriesView:
     at = now if now is not None else time.time()
 
@@ -269,11 +409,16 @@ class SeriesWorker:
         *,
         clock: Callable[[], float] = time.time,
         on_created: Callable[[], None] | None = None,
+        fast_forward: ScheduleClock | None = None,
     ) -> None:
+        """FAST_FORWARD (training only, see kairand.delivery.schedule_clock): the clock to move
+        to the next occurrence when idle; it is then also this worker's clock."""
         self.store = store
         self.config = config
-        self.clock = clock
+        self.clock = fast_forward or clock
         self.on_created = on_created
+        self.fast_forward = fast_forward
+        self._last_occurrence = -float("inf")  # monotonic time of the last one handled
 
     async def step(self) -> int:
         """Handle every occurrence whose time has come; returns how many were handled."""
@@ -287,9 +432,40 @@ class SeriesWorker:
                 if await self.store.write(self._handle, row.id, int(at.timestamp()), now):
                     handled += 1
             await self.store.write(self._maybe_end, row.id, now)
-        if handled and self.on_created is not None:
-            self.on_created()
+        if handled:
+            self._last_occurrence = time.monotonic()
+            if self.on_created is not None:
+                self.on_created()
+        elif self.fast_forward is not None:
+            await self._fast_forward(rows, now)
         return handled
+
+    async def _fast_forward(self, rows: list[q.SeriesRow], now: float) -> None:
+        """Training: jump the schedule clock to the next occurrence of an active series once
+        every occurrence delivery has finished and the pause has passed."""
+        assert self.fast_forward is not None
+        pause = self.config.training_fast_forward_seconds
+        if time.monotonic() - self._last_occurrence < pause:
+            return
+        active = [row for row in rows if row.status == "active"]
+        if not active:
+            return
+        unfinished: int = await self.store.read(q.unfinished_occurrence_deliveries)
+        if unfinished:
+            return
+        upcoming = [
+            o
+            for row in active
+            for o in await asyncio.to_thread(next_of, row, now, 1)
+            if o.timestamp() > now
+        ]
+        if not upcoming:
+            return
+        target = min(upcoming).timestamp()
+        clock = self.fast_forward
+        if clock.advance_to(target):
+            await self.store.write(save_offset, clock.offset)
+            log.info("series.training_clock_advanced", to=min(upcoming).isoformat())
 
     def _handle(self, conn: Connection, series_id: int, at: int, now: float) -> bool:
         row = q.get(conn, series_id)
@@ -362,10 +538,19 @@ class SeriesWorker:
 async def series_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: run the series worker until the daemon stops."""
     sender = app.get(SENDER)
+    config = app[CONFIG]
+    clock = None
+    if config.daemon.training_mode and config.recurring.training_fast_forward_seconds:
+        # Training only: one schedule clock for the worker and the sender (series approval
+        # reads its offset from the store).
+        clock = ScheduleClock(await app[STORE].read(load_offset))
+        if sender is not None:
+            sender.clock = clock
     worker = SeriesWorker(
         app[STORE],
-        app[CONFIG].recurring,
+        config.recurring,
         on_created=sender.wake.set if sender is not None else None,
+        fast_forward=clock,
     )
     stop = asyncio.Event()
     task = app[TASKS].worker("series-worker", lambda: worker.run(stop))

@@ -138,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     port, webhook_url, keyring_dir = args.port, args.webhook_url, args.keyring_dir
     data_port = args.data_port
     ca_file = args.webhook_ca
+    image_target = None
     if args.dev_config is not None:
         try:
             dev: dict[str, Any] = tomllib.loads(args.dev_config.read_text(encoding="utf-8"))
@@ -157,6 +158,15 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             webhook_url = f"{scheme}://{host}:{hook['tcp_port']}{hook.get('path', '/webhook')}"
             if hook.get("tls_cert") and ca_file is None:
                 ca_file = str(base / hook["tls_cert"])
+        public = str(dev.get("media", {}).get("public_base_url", ""))
+        if public.startswith("https://") and hook.get("socket") and hook.get("tls_cert"):
+            # Images: LINE fetches them from the relay's name; the relay pipes TLS into the
+            # webhook socket (kairand.simulator.media), trusting the setup's certificate.
+            image_target = WebhookTarget(
+                f"{public}{hook.get('path', '/webhook')}",
+                unix_socket=str(base / hook["socket"]),
+                ca_file=str(base / hook["tls_cert"]),
+            )
         api_base = str(dev.get("line", {}).get("api_base", ""))
         if port is None and api_base.rsplit(":", 1)[-1].isdigit():
             port = int(api_base.rsplit(":", 1)[-1])
@@ -210,6 +220,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         port=8471 if port is None else port,
         data_port=8472 if data_port is None else data_port,
         webhook=webhook,
+        image_target=image_target,
         faults=faults,
         quota_limit=args.quota,
         think_time_s=(args.think_time[0], args.think_time[1]),

@@ -266,6 +266,20 @@ class Simulator:
             f"回答 {s['answers']} | 完了 {s['finished']} | 離脱 {s['abandoned']} | "
             f"設定変更 {s['settings_changes']} | ブロック {s['blocked']} | "
             f"webhook {s['webhook_events']}件 失敗 {s['webhook_failures']}"
+            f"{self._rich_status()}"
+        )
+
+    def _rich_status(self) -> str:
+        """Cards, images and stickers residents received, and image fetches (issue 20)."""
+        kinds = self.ledger.kinds()
+        fetcher = self.platform.image_fetcher
+        fetched = fetcher.fetched if fetcher is not None else []
+        if not (kinds["flex"] or kinds["image"] or kinds["sticker"] or fetched):
+            return ""
+        ok = sum(1 for _, status in fetched if status == 200)
+        return (
+            f" | カード {kinds['flex']} 画像 {kinds['image']} スタンプ {kinds['sticker']}"
+            f" | 画像取得 成功 {ok} 失敗 {len(fetched) - ok}"
         )
 
     def unfollow(self, user_id: str) -> None:

@@ -133,3 +133,34 @@ def list_recent(conn: Connection, limit: int = 50) -> list[MediaInfo]:
         f"SELECT {_INFO} FROM media ORDER BY uploaded_at DESC LIMIT ?", (limit,)
     ).fetchall()
     return [MediaInfo(*r) for r in rows]
+
+
+_FINISHED = "('sent', 'partially_failed', 'failed', 'cancelled', 'needs_attention')"
+
+
+def purgeable(conn: Connection, now: int, period: int, limit: int = 100) -> list[MediaInfo]:
+    """Images no longer needed: uploaded more than PERIOD seconds ago, used by no delivery
+    still to be sent or finished less than PERIOD seconds ago, by no live test grant, by no
+    series that may still send and by no template (content JSON names the image's id)."""
+    rows = conn.execute(
+        f"SELECT {_INFO} FROM media m WHERE m.uploaded_at + ? <= ?"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_media dm JOIN deliveries d"
+        "   ON d.id = dm.delivery_id WHERE dm.media_id = m.id"
+        f"   AND (d.status NOT IN {_FINISHED}"
+        "     OR coalesce(d.finished_at, d.updated_at) + ? > ?))"
+        " AND NOT EXISTS (SELECT 1 FROM media_grants g WHERE g.media_id = m.id AND g.until > ?)"
+        " AND NOT EXISTS (SELECT 1 FROM series s WHERE s.status NOT IN ('ended', 'cancelled')"
+        "   AND instr(s.content, m.id) > 0)"
+        " AND NOT EXISTS (SELECT 1 FROM templates t WHERE t.deleted = 0"
+        "   AND instr(t.content, m.id) > 0)"
+        " ORDER BY m.uploaded_at LIMIT ?",
+        (period, now, period, now, now, limit),
+    ).fetchall()
+    return [MediaInfo(*r) for r in rows]
+
+
+def purge(conn: Connection, media_id: str) -> None:
+    """Delete the image's bytes and its links (secure_delete zeroes the freed pages)."""
+    conn.execute("DELETE FROM media_grants WHERE media_id = ?", (media_id,))
+    conn.execute("DELETE FROM delivery_media WHERE media_id = ?", (media_id,))
+    conn.execute("DELETE FROM media WHERE id = ?", (media_id,))

@@ -10,7 +10,8 @@ from kairand.store.database import Connection
 
 _COLS = (
     "id, title, content, rule, status, status_reason, author, approver, reject_comment,"
-    " created_at, updated_at, submitted_at, approved_at, cursor, occurrences_done"
+    " created_at, updated_at, submitted_at, approved_at, cursor, occurrences_done,"
+    " pending_title, pending_content, pending_rule, pending_by, pending_at"
 )
 
 
@@ -31,10 +32,90 @@ class SeriesRow:
     approved_at: int | None
     cursor: int | None
     occurrences_done: int
+    pending: PendingChange | None = None
+    """A change to the approved series awaiting approval (issue 20)."""
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    title: str
+    content: dict[str, Any]
+    rule: dict[str, Any]
+    by: str
+    at: int
 
 
 def _row(r: tuple[Any, ...]) -> SeriesRow:
-    return SeriesRow(r[0], r[1], json.loads(r[2]), json.loads(r[3]), *r[4:])
+    pending = (
+        PendingChange(r[15], json.loads(r[16]), json.loads(r[17]), r[18], r[19])
+        if r[16] is not None
+        else None
+    )
+    return SeriesRow(r[0], r[1], json.loads(r[2]), json.loads(r[3]), *r[4:15], pending=pending)  # type: ignore[misc]
+
+
+def update_definition(
+    conn: Connection,
+    series_id: int,
+    title: str,
+    content: dict[str, Any],
+    rule: dict[str, Any],
+    now: int,
+) -> None:
+    """Edit a series not yet approved (draft or pending approval) in place."""
+    conn.execute(
+        "UPDATE series SET title = ?, content = ?, rule = ?, updated_at = ? WHERE id = ?",
+        (
+            title,
+            json.dumps(content, ensure_ascii=False),
+            json.dumps(rule, ensure_ascii=False),
+            now,
+            series_id,
+        ),
+    )
+
+
+def set_pending_change(
+    conn: Connection,
+    series_id: int,
+    title: str,
+    content: dict[str, Any],
+    rule: dict[str, Any],
+    by: str,
+    now: int,
+) -> None:
+    conn.execute(
+        "UPDATE series SET pending_title = ?, pending_content = ?, pending_rule = ?,"
+        " pending_by = ?, pending_at = ?, updated_at = ? WHERE id = ?",
+        (
+            title,
+            json.dumps(content, ensure_ascii=False),
+            json.dumps(rule, ensure_ascii=False),
+            by,
+            now,
+            now,
+            series_id,
+        ),
+    )
+
+
+def apply_pending_change(conn: Connection, series_id: int, cursor: int, now: int) -> None:
+    """The approved change becomes the series; occurrences continue after CURSOR."""
+    conn.execute(
+        "UPDATE series SET title = pending_title, content = pending_content,"
+        " rule = pending_rule, cursor = max(coalesce(cursor, 0), ?), updated_at = ?,"
+        " pending_title = NULL, pending_content = NULL, pending_rule = NULL,"
+        " pending_by = NULL, pending_at = NULL WHERE id = ? AND pending_content IS NOT NULL",
+        (cursor, now, series_id),
+    )
+
+
+def clear_pending_change(conn: Connection, series_id: int, now: int) -> None:
+    conn.execute(
+        "UPDATE series SET pending_title = NULL, pending_content = NULL, pending_rule = NULL,"
+        " pending_by = NULL, pending_at = NULL, updated_at = ? WHERE id = ?",
+        (now, series_id),
+    )
 
 
 def insert(
@@ -173,3 +254,12 @@ def scheduled_deliveries(conn: Connection, after: int, before: int) -> list[tupl
         " AND scheduled_at >= ? AND scheduled_at < ? ORDER BY scheduled_at",
         (after, before),
     ).fetchall()
+
+
+def unfinished_occurrence_deliveries(conn: Connection) -> int:
+    """Occurrence deliveries not yet finished (training fast-forward waits for them)."""
+    row = conn.execute(
+        "SELECT count(*) FROM deliveries WHERE series_id IS NOT NULL"
+        " AND status IN ('approved', 'scheduled', 'sending')"
+    ).fetchone()
+    return int(row[0])

@@ -67,6 +67,44 @@ CONTROL_CASES = [
 ]
 
 
+def card(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {"kind": "card", "title": "健診のご案内", "body": "受付中です。"}
+    return {**DRAFT, "messages": [base | fields]}
+
+
+STICKER = {"kind": "sticker", "package_id": "11537", "sticker_id": "52002734"}
+LINK = "https://www.city.example.jp/kenshin"
+# Issue 20: every text field of every message kind (card title, body, button label and URL, alt
+# text, picture file names) is checked like a text message; only a card body keeps newlines.
+CONTROL_CASES += [
+    ("NUL in a card title", card(title="健診\x00"), "messages.0.card.title"),
+    ("newline in a card title", card(title="健診\nご案内"), "messages.0.card.title"),
+    ("escape in a card body", card(body="\x1b[31m赤"), "messages.0.card.body"),
+    ("C1 control in a card body", card(body="受付\x85開始"), "messages.0.card.body"),
+    (
+        "NUL in a button label",
+        card(buttons=[{"label": "詳しく\x00", "url": LINK}]),
+        "messages.0.card.buttons.0.label",
+    ),
+    (
+        "tab in a button label",
+        card(buttons=[{"label": "詳しく\tはこちら", "url": LINK}]),
+        "messages.0.card.buttons.0.label",
+    ),
+    ("newline in a card alt text", card(alt_text="健診\nご案内"), "messages.0.card.alt_text"),
+    (
+        "escape in an image file name",
+        {**DRAFT, "messages": [{"kind": "image", "media": "a" * 64, "file_name": "p\x1b.jpg"}]},
+        "messages.0.image.file_name",
+    ),
+    (
+        "NUL in a sticker id",
+        {**DRAFT, "messages": [{**STICKER, "sticker_id": "5200273\x00"}]},
+        "messages.0.sticker.sticker_id",
+    ),
+]
+
+
 @pytest.mark.req("S7")
 @pytest.mark.parametrize(
     ("name", "body", "field"), CONTROL_CASES, ids=[c[0] for c in CONTROL_CASES]
@@ -85,6 +123,8 @@ async def test_control_characters_are_refused_in_japanese(
     assert count(store, "deliveries") == before
     fine = {**DRAFT, "messages": ["1行目\n2行目\tタブ"]}
     assert (await api.as_user("aut").post("/v1/deliveries", fine)).status == 201
+    multiline_card = card(body="1行目\n2行目\tタブ")
+    assert (await api.as_user("aut").post("/v1/deliveries", multiline_card)).status == 201
 
 
 async def test_not_json_and_wrong_media_type(api: ApiClient, store: Store) -> None:

@@ -94,6 +94,9 @@ VALID: dict[str, dict[str, Any]] = {
     "series.resume": {},
     "series.end": {},
 }
+VALID["series.update"] = VALID["series.create"]
+VALID["series.approve_change"] = {}
+VALID["series.reject_change"] = {"comment": "確認してください。"}
 BODY_ROUTES = [r for r in ROUTES if r.body]
 assert {r.name for r in BODY_ROUTES} == set(VALID), "every body route needs a valid example"
 

@@ -218,3 +218,93 @@ async def test_series_approved_by_another_with_rule_and_next_dates(
     assert (await api.as_user("apr").post(f"/v1/series/{sid}/end", {})).body["status"] == "ended"
     assert (await api.as_user("aut2").post(f"/v1/series/{sid}/resume", {})).status == 409
     assert (await api.as_user("aud").get("/v1/calendar")).body["items"] == []
+
+
+def weekly(weekday: int, title: str = "健診のお知らせ") -> dict:
+    rule = {
+        "frequency": "weekly",
+        "weekdays": [weekday],
+        "time": "08:30:00",
+        "start": (dt.date.today() + dt.timedelta(days=1)).isoformat(),
+        "holidays": "send",
+    }
+    content = dict(SERIES["content"])  # type: ignore[call-overload]
+    return {"content": {**content, "title": title}, "rule": rule}
+
+
+@pytest.mark.req("S8")
+async def test_a_series_change_needs_its_own_approval_never_by_its_editor(
+    api: ApiClient, store: Store
+) -> None:
+    """S8: an approved series is changed only through a new approval: the change waits (the
+    series keeps its approved rule meanwhile), its editor cannot approve it, another approver
+    can, or rejects it; before approval a series is edited in place and its editor can no
+    longer approve it; an ended series cannot be changed; every step is audited."""
+    add_residents(store, 3)
+    sid = (await api.as_user("aut").post("/v1/series", SERIES)).body["id"]
+    assert (await api.as_user("aut").post(f"/v1/series/{sid}/submit", {})).status == 200
+    assert (await api.as_user("apr").post(f"/v1/series/{sid}/approve", {})).status == 200
+    approved_rule = (await api.as_user("aud").get(f"/v1/series/{sid}")).body["rule"]
+
+    changed = await api.as_user("aut2").put(f"/v1/series/{sid}", weekly(0, "健診（月曜に変更）"))
+    assert changed.status == 200, changed.body
+    body = changed.body
+    assert body["status"] == "active" and body["rule"] == approved_rule
+    assert body["title"] == "健診のお知らせ"
+    proposal = body["pending_change"]
+    assert proposal["proposed_by"] == "aut2" and proposal["title"] == "健診（月曜に変更）"
+    assert proposal["rule_text"].startswith("毎週 月曜 8:30")
+    assert all(dt.datetime.fromisoformat(a).weekday() == 0 for a in proposal["next_occurrences"])
+    own = await api.as_user("aut2").post(f"/v1/series/{sid}/approve-change", {})
+    assert own.status == 403 and own.body["type"] == "urn:kairan:problem:four-eyes"
+    assert (await api.as_user("aut").post(f"/v1/series/{sid}/approve-change", {})).status == 403
+    ok = await api.as_user("apr").post(f"/v1/series/{sid}/approve-change", {})
+    assert ok.status == 200, ok.body
+    assert ok.body["pending_change"] is None and ok.body["title"] == "健診（月曜に変更）"
+    assert ok.body["rule"]["weekdays"] == [0] and ok.body["status"] == "active"
+    assert all(dt.datetime.fromisoformat(a).weekday() == 0 for a in ok.body["next_occurrences"])
+    assert (await api.as_user("apr").post(f"/v1/series/{sid}/approve-change", {})).status == 409
+
+    # A second change is rejected: the series goes on as approved.
+    assert (await api.as_user("aut").put(f"/v1/series/{sid}", weekly(4))).status == 200
+    no_comment = await api.as_user("apr").post(f"/v1/series/{sid}/reject-change", {})
+    assert no_comment.status == 422
+    rejected = await api.as_user("apr").post(
+        f"/v1/series/{sid}/reject-change", {"comment": "金曜は祝日が多いため"}
+    )
+    assert rejected.status == 200 and rejected.body["pending_change"] is None
+    assert rejected.body["rule"]["weekdays"] == [0]
+
+    # Before approval: edited in place; the editor can no longer approve it.
+    draft = (await api.as_user("aut").post("/v1/series", weekly(1, "ごみの日"))).body["id"]
+    edited = await api.as_user("aut").put(f"/v1/series/{draft}", weekly(2, "ごみの日"))
+    assert edited.status == 200 and edited.body["rule"]["weekdays"] == [2]
+    assert edited.body["pending_change"] is None and edited.body["status"] == "draft"
+    assert (await api.as_user("aut").post(f"/v1/series/{draft}/submit", {})).status == 200
+    assert (
+        await api.as_user("aut2").put(f"/v1/series/{draft}", weekly(3, "ごみの日"))
+    ).status == 200
+    mine = await api.as_user("aut2").post(f"/v1/series/{draft}/approve", {})
+    assert mine.status == 403 and mine.body["type"] == "urn:kairan:problem:four-eyes"
+    assert (await api.as_user("apr").post(f"/v1/series/{draft}/approve", {})).status == 200
+
+    # Refused input changes nothing; an ended series cannot be changed.
+    bad = weekly(0)
+    bad["content"]["title"] = "健診\x00"
+    assert (await api.as_user("aut").put(f"/v1/series/{sid}", bad)).status == 422
+    assert (await api.as_user("aud").get(f"/v1/series/{sid}")).body["pending_change"] is None
+    assert (await api.as_user("apr").post(f"/v1/series/{sid}/end", {})).status == 200
+    assert (await api.as_user("aut").put(f"/v1/series/{sid}", weekly(1))).status == 409
+
+    log = [(a, who, outcome) for a, who, outcome, _ in actions(store, "series.")]
+    assert [e for e in log if "change" in e[0] or e[0] == "series.update"] == [
+        ("series.change_request", "aut2", "ok"),
+        ("series.change_approve", "aut2", "refused"),
+        ("series.change_approve", "apr", "ok"),
+        ("series.change_request", "aut", "ok"),
+        ("series.change_reject", "apr", "ok"),
+        ("series.update", "aut", "ok"),
+        ("series.update", "aut2", "ok"),
+    ]
+    request = next(d for a, _, _, d in actions(store, "series.change_request"))
+    assert request["before"] != request["after"]

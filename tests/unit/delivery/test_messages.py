@@ -103,7 +103,11 @@ def test_every_default_sticker_validates() -> None:
 label = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=20
 ).filter(str.strip)
-text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
+# A card body may hold newlines and tabs but no other control character (S7).
+text = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]) | st.sampled_from("\n\r\t"),
+    max_size=300,
+)
 path = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_/", max_size=40)
 
 
@@ -117,7 +121,9 @@ def cards(draw) -> CardItem:
             LinkButton(label=draw(label), url="https://www.city.example.jp/" + draw(path))
             for _ in range(draw(st.integers(0, 3)))
         ),
-        alt_text=draw(st.text(max_size=50)),
+        alt_text=draw(
+            st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=50)
+        ),
     )
 
 
@@ -290,3 +296,29 @@ def test_gif_is_refused() -> None:
     Image.new("P", (10, 10)).save(out, "GIF")
     with pytest.raises(ImageRefused, match="JPEG か PNG"):
         prepare(out.getvalue())
+
+
+@pytest.mark.req("S7")
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["title", "body", "label", "url", "alt_text", "image_file_name"]),
+    st.characters(categories=["Cc"]),
+)
+def test_no_card_field_takes_a_control_character(field: str, control: str) -> None:
+    """S7: a control character in any text field of a card is refused (a card body keeps
+    newlines and tabs); the same checks apply to images' file names."""
+    fields = {"title": "健診", "body": "受付中", "alt_text": "", "image_file_name": ""}
+    button = {"label": "詳しく", "url": "https://www.city.example.jp/a"}
+    if field in button:
+        button[field] = button[field] + control
+    else:
+        fields[field] = fields[field] + control
+    allowed = field == "body" and control in "\n\r\t"
+    build = lambda: CardItem(**fields, buttons=(LinkButton(**button),))  # type: ignore[arg-type]  # noqa: E731
+    if allowed:
+        assert build().body.endswith(control)
+    else:
+        with pytest.raises(ValidationError):
+            build()
+        with pytest.raises(ValidationError):
+            ImageItem(media=MEDIA, file_name="p" + control + ".jpg")

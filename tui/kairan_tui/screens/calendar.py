@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from kairan_tui.client import ApiError
 from kairan_tui.labels import JST
 from kairan_tui.modals.confirm import ConfirmModal
+from kairan_tui.modals.reject import RejectModal
 from kairan_tui.screens.base import KairanScreen
 from kairand.api import schema
 
@@ -54,6 +55,20 @@ def series_table(item: schema.SeriesOut) -> Table:
     table.add_row("承認者", item.approver or "—")
     if item.links:
         table.add_row("リンク先", "\n".join(item.links))
+    change = item.pending_change
+    if change is not None:
+        table.add_row("変更の申請", f"{change.proposed_by} さん（承認されるまでは今の内容で配信）")
+        if change.title != item.title:
+            table.add_row("変更後の件名", change.title)
+        table.add_row("変更後の繰り返し", change.rule_text)
+        after = "、".join(day_label(o) for o in change.next_occurrences) or "なし"
+        table.add_row("変更後の次の配信", after)
+        if change.links:
+            table.add_row("変更後のリンク先", "\n".join(change.links))
+    if change is not None:
+        table.add_row("操作", "c 変更を承認　v 変更を差し戻し　e 内容を変更")
+    elif item.status not in ("ended", "cancelled"):
+        table.add_row("操作", "e 内容を変更（承認済みの場合は、変更の承認後に反映）")
     if item.history:
         lines = [
             f"{day_label(h.at)} {OUTCOMES.get(h.outcome, h.outcome)}" for h in item.history[:5]
@@ -77,6 +92,10 @@ class CalendarScreen(KairanScreen):
         Binding("p", "series('pause')", "一時停止"),
         Binding("u", "series('resume')", "再開"),
         Binding("x", "series('end')", "終了"),
+        # Not in the key bar (it is full at 80 columns): the series panel and F1 show them.
+        Binding("e", "edit_series", "定期配信の内容を変更", show=False),
+        Binding("c", "series('approve-change')", "定期配信の変更を承認", show=False),
+        Binding("v", "reject_change", "定期配信の変更を差し戻し", show=False),
         Binding("r", "reload", "更新"),
     ]
 
@@ -158,11 +177,23 @@ class CalendarScreen(KairanScreen):
         item = self.selected
         if item is None:
             return
-        labels = {"approve": "承認", "pause": "一時停止", "resume": "再開", "end": "終了"}
+        labels = {
+            "approve": "承認",
+            "pause": "一時停止",
+            "resume": "再開",
+            "end": "終了",
+            "approve-change": "変更を承認",
+        }
+        change = item.pending_change
+        if action == "approve-change" and change is None:
+            self.notify("承認待ちの変更はありません。", severity="warning")
+            return
         confirmed = await self.app.push_screen_wait(
             ConfirmModal(
                 f"定期配信「{item.title}」を{labels[action]}します",
-                f"{item.rule_text}",
+                f"変更後：{change.rule_text}（{change.proposed_by} さんの申請）"
+                if action == "approve-change" and change is not None
+                else f"{item.rule_text}",
                 confirm_label=f"{labels[action]}する",
                 danger=action in ("end",),
             )
@@ -175,4 +206,47 @@ class CalendarScreen(KairanScreen):
             self.report(exc, f"定期配信を{labels[action]}")
             return
         self.notify(f"定期配信「{updated.title}」を{labels[action]}しました。", title="定期配信")
+        self.load()
+
+    def action_edit_series(self) -> None:
+        self.open_in_compose()
+
+    @work(exit_on_error=False, exclusive=True, group="series-edit")
+    async def open_in_compose(self) -> None:
+        """配信作成 with the selected series loaded; 承認依頼 there asks for the change."""
+        item = self.selected
+        if item is None:
+            return
+        if item.status in ("ended", "cancelled"):
+            self.notify("終了した定期配信は変更できません。", severity="warning")
+            return
+        app = self.app
+        compose = getattr(app, "compose_screen", None)
+        if compose is not None and compose.is_mounted and compose.has_unsaved_changes():
+            app.action_open_screen("compose")  # type: ignore[attr-defined]
+            if not await compose.confirm_leave("定期配信を開く"):
+                return
+        app.action_open_screen("compose")  # type: ignore[attr-defined]
+        load = getattr(app.screen, "load_series", None)
+        if callable(load):
+            app.screen.call_after_refresh(load, item)
+
+    def action_reject_change(self) -> None:
+        self.reject_change()
+
+    @work(exit_on_error=False, exclusive=True, group="series-action")
+    async def reject_change(self) -> None:
+        item = self.selected
+        if item is None or item.pending_change is None:
+            self.notify("承認待ちの変更はありません。", severity="warning")
+            return
+        comment = await self.app.push_screen_wait(RejectModal(f"{item.title}の変更"))
+        if not comment:
+            return
+        try:
+            updated = await self.api.series_action(item.id, "reject-change", comment)
+        except ApiError as exc:
+            self.report(exc, "定期配信の変更を差し戻し")
+            return
+        self.notify(f"定期配信「{updated.title}」の変更を差し戻しました。", title="定期配信")
         self.load()

@@ -543,6 +543,7 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
 
     async def reset_form(self) -> None:
         self.draft_id = None
+        self.editing_series = None  # issue 20: a series opened from 配信予定
         self.query_one("#draft-state", Static).update("")
         self.query_one("#title", Input).value = ""
         await self._set_messages([""])

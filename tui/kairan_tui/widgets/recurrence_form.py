@@ -103,6 +103,22 @@ class RecurrenceForm(Vertical):
         event.stop()
         self.update_summary()
 
+    def set_rule(self, rule: schema.RecurrenceRule) -> None:
+        """Fill the form from an existing series' rule (to change it)."""
+        self.query_one("#rule-frequency", Select).value = rule.frequency
+        for i in range(7):
+            self.query_one(f"#weekday-{i}", Checkbox).value = i in rule.weekdays
+        for value, _ in NTH:
+            self.query_one(f"#{_nth_id(value)}", Checkbox).value = value in rule.nth
+        self.query_one("#rule-days", Input).value = ",".join(str(d) for d in rule.month_days)
+        self.query_one("#rule-time", Input).value = f"{rule.time:%H:%M}"
+        self.query_one("#rule-start", Input).value = rule.start.isoformat()
+        self.query_one("#rule-until", Input).value = rule.until.isoformat() if rule.until else ""
+        self.query_one("#rule-count", Input).value = str(rule.count) if rule.count else ""
+        self.query_one("#rule-holidays", Select).value = rule.holidays
+        self._show_fields()
+        self.update_summary()
+
     def rule(self) -> schema.RecurrenceRule:
         """The rule as entered; ItemProblem (Japanese) when incomplete."""
         freq = self._frequency()

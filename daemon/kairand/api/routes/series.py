@@ -11,14 +11,15 @@ from aiohttp import web
 from kairand.api import schema
 from kairand.api.http import Handler, config_of, json_body, note, query, staff_of, store_of
 from kairand.api.problems import ApiProblem
-from kairand.api.routes.deliveries import _call
+from kairand.api.routes.deliveries import _call, problem_of
 from kairand.delivery import series
+from kairand.delivery.errors import DeliveryError
 from kairand.delivery.messages import urls_of
 from kairand.store import audit as audit_store
 from kairand.store import series as series_store
 from kairand.timeutil import JST
 
-WRITING_ACTIONS = ("series.create",)
+WRITING_ACTIONS = ("series.create", "series.update")
 
 
 def _id(request: web.Request) -> int:
@@ -54,6 +55,24 @@ def series_out(view: series.SeriesView) -> schema.SeriesOut:
             for at, outcome, did, st in view.history
         ],
         links=[url for _, url in urls_of(view.content.messages)],
+        pending_change=_change_out(row),
+    )
+
+
+def _change_out(row: series_store.SeriesRow) -> schema.SeriesChangeOut | None:
+    proposed = series.pending_view(row, time.time())
+    if proposed is None or row.pending is None:
+        return None
+    content, rule, upcoming = proposed
+    return schema.SeriesChangeOut(
+        title=row.pending.title,
+        content=content,
+        rule=rule,
+        rule_text=schema.describe(rule),
+        next_occurrences=upcoming,
+        proposed_by=row.pending.by,
+        proposed_at=_ts(row.pending.at) or dt.datetime.now(JST),
+        links=[url for _, url in urls_of(content.messages)],
     )
 
 
@@ -191,6 +210,53 @@ async def calendar(request: web.Request) -> web.Response:
     return web.json_response(text=schema.CalendarOut(items=items).model_dump_json())
 
 
+async def update(request: web.Request) -> web.Response:
+    """Change a series: in place before approval; afterwards a change awaiting approval."""
+    series_id = _id(request)
+    body = await json_body(request, schema.SeriesIn)
+    outcome = await _call(
+        series.update(
+            store_of(request),
+            series_id,
+            staff_of(request).username,
+            body.content,
+            body.rule,
+            link_domains=config_of(request).links.allowed_domains,
+        )
+    )
+    note(request, id=series_id, outcome=outcome)
+    return await _respond(request, series_id)
+
+
+async def approve_change(request: web.Request) -> web.Response:
+    series_id = _id(request)
+    await json_body(request, schema.SeriesAction)
+    config = config_of(request)
+    try:
+        await series.approve_change(
+            store_of(request),
+            series_id,
+            staff_of(request).username,
+            link_domains=config.links.allowed_domains,
+            media_public=bool(config.media.public_base_url),
+        )
+    except series.SelfApprovalRefused as exc:
+        note(request, four_eyes="refused")
+        raise ApiProblem("four-eyes", exc.message_ja, code="self_approval") from None
+    except DeliveryError as exc:
+        raise problem_of(exc) from None
+    return await _respond(request, series_id)
+
+
+async def reject_change(request: web.Request) -> web.Response:
+    series_id = _id(request)
+    body = await json_body(request, schema.RejectRequest)
+    await _call(
+        series.reject_change(store_of(request), series_id, staff_of(request).username, body.comment)
+    )
+    return await _respond(request, series_id)
+
+
 HANDLERS: dict[str, Handler] = {
     "series.list": list_,
     "series.create": create,
@@ -202,4 +268,7 @@ HANDLERS: dict[str, Handler] = {
     "series.resume": _change("resume"),
     "series.end": _change("end"),
     "calendar": calendar,
+    "series.update": update,
+    "series.approve_change": approve_change,
+    "series.reject_change": reject_change,
 }
