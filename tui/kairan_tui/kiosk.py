@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from escpos.escpos import Escpos
@@ -90,6 +91,15 @@ Screen {
 """
 
 
+def _leave_for_scan(path: Path, url: str) -> None:
+    """Training mode: the latest ticket's QR link, replaced atomically, owner-readable only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(url + "\n", encoding="utf-8")
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
 def _number_widget(label: str) -> Digits | Static:
     if set(label) <= DIGIT_CHARS:
         return Digits(label, id="number")
@@ -153,10 +163,14 @@ class KioskApp(App[None]):
         Binding("ctrl+q", "quit", "終了", show=False),
     ]
 
-    def __init__(self, api: KairanApi, printer: Escpos | None = None) -> None:
+    def __init__(
+        self, api: KairanApi, printer: Escpos | None = None, scan_file: Path | None = None
+    ) -> None:
         super().__init__()
         self.api = api
         self.printer = printer
+        # Training only: each QR link is also left here for the simulated phone to "scan".
+        self.scan_file = scan_file
         self.board: schema.QueueBoard | None = None
         self._busy = False
 
@@ -234,6 +248,8 @@ class KioskApp(App[None]):
                 self.query_one("#message", Static).update(exc.message)
                 return
             printed, note = False, ""
+            if self.scan_file is not None and issued.qr_url:
+                await asyncio.to_thread(_leave_for_scan, self.scan_file, issued.qr_url)
             if self.printer is not None:
                 try:
                     await asyncio.to_thread(
