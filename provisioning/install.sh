@@ -154,8 +154,12 @@ elif [ -z "$R" ]; then
   getent group kairan-staff >/dev/null || groupadd --system kairan-staff
   getent passwd kairan >/dev/null || useradd --system --user-group --home-dir /var/lib/kairan --shell /usr/sbin/nologin kairan
   getent passwd kairan-tunnel >/dev/null || useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin kairan-tunnel
+  getent passwd kairan-kiosk >/dev/null || useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin kairan-kiosk
+  getent passwd kairan-board >/dev/null || useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin kairan-board
   usermod -aG kairan kairan-tunnel
   usermod -aG kairan-staff kairan
+  usermod -aG kairan-staff kairan-kiosk
+  usermod -aG kairan-staff kairan-board
 else
   die "systemd-sysusers is needed to create users inside --root"
 fi
@@ -329,7 +333,10 @@ open_store(config, create=True).close()
 fi
 
 # --- systemd units -------------------------------------------------------------------------------
-for unit in kairand.service kairan-tunnel.service kairan-backup.service kairan-backup.timer; do
+# The kiosk and board units are templates (the instance is the console); they are not enabled:
+# see docs/運用マニュアル.md (番号札) for when and how.
+for unit in kairand.service kairan-tunnel.service kairan-backup.service kairan-backup.timer \
+            kairan-kiosk@.service kairan-board@.service; do
   install -m 0644 -o 0 -g 0 "$repo/systemd/$unit" "$R/etc/systemd/system/$unit"
 done
 if [ "$seal_plain" -eq 1 ]; then

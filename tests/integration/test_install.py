@@ -115,6 +115,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     k, t = users["kairan"], users["kairan-tunnel"]
     gk, gt = groups["kairan"], groups["kairan-tunnel"]
     assert "kairan-staff" in groups
+    assert {"kairan-kiosk", "kairan-board"} <= users.keys()  # the window's devices (issue 15)
     expected = {
         # path: (mode, uid, gid)
         "etc/kairan": (0o750, 0, gk),
@@ -147,6 +148,8 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
         "kairan-tunnel.service",
         "kairan-backup.service",
         "kairan-backup.timer",
+        "kairan-kiosk@.service",
+        "kairan-board@.service",
     ):
         expected[f"etc/systemd/system/{unit}"] = (0o644, 0, 0)
         assert (root / "etc/systemd/system" / unit).read_bytes() == (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kairan_tui import main as tui_main
 from kairand.config import load_config
 
 REPO = Path(__file__).resolve().parents[3]
@@ -154,3 +155,23 @@ def test_config_template_validates(tmp_path: Path, bot: str) -> None:
     assert config.webhook.socket == Path("/run/kairan/webhook.sock")
     assert config.api.socket_group == "kairan-staff"
     assert config.webhook.bot_user_id == bot
+
+
+@pytest.mark.req("W2")
+def test_kiosk_and_board_accounts_get_their_one_program_over_ssh(tmp_path: Path) -> None:
+    """Issue 15: the kiosk and board accounts (members of kairan-staff for the API socket) get
+    `kairan kiosk` / `kairan board` over ssh, never the staff terminal, with forwarding off."""
+    dropin = (PROV / "sshd" / "kairan-staff.conf").read_text()
+    for user, program in (("kairan-kiosk", "kiosk"), ("kairan-board", "board")):
+        # The account is root here (it must exist); it is also in the staff group (root's).
+        mapped = dropin.replace(f"Match User {user}", "Match User root").replace(
+            "Match Group kairan-staff", "Match Group root"
+        )
+        got = sshd_effective(mapped, tmp_path, "user=root,host=pc,addr=192.168.10.5")
+        assert (
+            got["forcecommand"] == f"/opt/kairan/bin/kairan {program} --socket /run/kairan/api.sock"
+        )
+        assert got["disableforwarding"] == "yes" and got["permittunnel"] == "no"
+        argv = got["forcecommand"].split()
+        args = tui_main.build_parser().parse_args(argv[1:])
+        assert args.mode == program and str(args.socket) == "/run/kairan/api.sock"
