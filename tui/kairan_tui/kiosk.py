@@ -21,11 +21,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Digits, Static
 
+from kairan_tui.bigtext import big_label
 from kairan_tui.client import ApiError, KairanApi
 from kairan_tui.kiosk_print import print_ticket, screen_qr
 from kairand.api import schema
 
-DIGIT_CHARS = frozenset("0123456789+-^x:ABCDEF")
 RETURN_SECONDS = 20.0
 """The ticket screen goes back to the menu by itself after this long."""
 
@@ -74,7 +74,11 @@ Screen {
 #left Digits {
     width: auto;
 }
-#number-text {
+#left .figlet {
+    width: auto;
+    text-style: bold;
+}
+.number-text {
     text-style: bold;
 }
 #qr {
@@ -101,9 +105,7 @@ def _leave_for_scan(path: Path, url: str) -> None:
 
 
 def _number_widget(label: str) -> Digits | Static:
-    if set(label) <= DIGIT_CHARS:
-        return Digits(label, id="number")
-    return Static(label, id="number-text")
+    return big_label(label, id="number", classes="number-text")
 
 
 class TicketScreen(Screen[None]):

@@ -176,7 +176,7 @@ class QueueDeskScreen(KairanScreen):
         breaks, reload once it is back (changes may have been missed meanwhile)."""
         while True:
             try:
-                async for _board in self.api.queue_board_events(self.load):
+                async for _board in self.api.queue_board_events(self.refresh_data):
                     self.load()
             except ApiError:
                 pass
