@@ -47,6 +47,10 @@ def render_nft(**over: str) -> str:
         "@MAIL_V4_ELEMENTS@": "elements = { 198.51.100.25 }",
         "@MAIL_V6_ELEMENTS@": "",
         "@MAIL_PORTS@": "465,587,993",
+        "@PRINTER_V4_ELEMENTS@": "elements = { 192.168.10.50 }",
+        "@PRINTER_V6_ELEMENTS@": "",
+        "@PRINTER_PORT@": "9100",
+        "@KIOSK_UID@": "993",
         **over,
     }
     text = (PROV / "nftables" / "kairan.nft.in").read_text()
@@ -73,6 +77,11 @@ def test_nftables_ruleset_is_accepted_and_default_drop(tmp_path: Path) -> None:
     for chain in ("input", "forward", "output"):
         assert f"type filter hook {chain} priority filter; policy drop;" in text
     assert "meta skuid { 991, 992 } tcp dport 443 ct state new accept" in text
+    assert "meta skuid 993 ip daddr @printer_v4 tcp dport 9100 ct state new accept" in text
+    rules = "".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    for name in ("@relay_v", "@staff_v", "@mail_v", "@printer_v"):
+        rules = rules.replace(name, "")
+    assert "@" not in rules  # every placeholder filled
     assert nft_check(render_nft(**{"@KAIRAN_UID@": "kairan-no-such-user"}), tmp_path).returncode
     assert nft_check(text.replace("policy drop;", "policy maybe;", 1), tmp_path).returncode
 
