@@ -413,7 +413,8 @@ async def queue_walkthrough(config: Config, control_socket: Path) -> bool:
         linked = await walk_in.wait_for("連携しました")
         print(f"LINE（住民2）：{_first_line(linked)}", flush=True)
         await walk_in.send(text="順番を確認")
-        position = await walk_in.wait_for(issued.body["label"])
+        # The answer starts with the number and the service (a "near" push may come first).
+        position = await walk_in.wait_for(f"{issued.body['label']}（")
         print(f"LINE（住民2）順番を確認：{_first_line(position)}", flush=True)
         mine = {
             _LABEL.findall(taken)[0]: line_user,
