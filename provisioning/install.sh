@@ -21,6 +21,8 @@
 #   --staff-net CIDR (repeatable; ssh from these networks only; default: no inbound at all)
 #   --mail-addr ADDR (repeatable) --mail-ports LIST (465,587,993): the city's SMTP relay and
 #                           registration mailbox; the daemon may reach only these (mail channel)
+#   --kiosk-printer ADDR (repeatable) --kiosk-printer-port N (9100): the kiosk's network
+#                           receipt printer; the kiosk user may reach only these (same-day queue)
 #   --bot-user-id ID        LINE bot user id (webhook destination)
 #   --line-channel-secret-file FILE --line-channel-access-token-file FILE
 #   --mail-smtp-password-file FILE --mail-imap-password-file FILE: the mail channel's
@@ -51,6 +53,8 @@ relay_known_hosts=""
 staff_nets=()
 mail_addrs=()
 mail_ports=""
+printer_addrs=()
+printer_port=""
 bot_user_id=""
 line_secret_file=""
 line_token_file=""
@@ -80,6 +84,8 @@ while [ $# -gt 0 ]; do
     --staff-net) need_value "$@"; staff_nets+=("$2"); shift 2 ;;
     --mail-addr) need_value "$@"; mail_addrs+=("$2"); shift 2 ;;
     --mail-ports) need_value "$@"; mail_ports=$2; shift 2 ;;
+    --kiosk-printer) need_value "$@"; printer_addrs+=("$2"); shift 2 ;;
+    --kiosk-printer-port) need_value "$@"; printer_port=$2; shift 2 ;;
     --bot-user-id) need_value "$@"; bot_user_id=$2; shift 2 ;;
     --line-channel-secret-file) need_value "$@"; line_secret_file=$2; shift 2 ;;
     --line-channel-access-token-file) need_value "$@"; line_token_file=$2; shift 2 ;;
@@ -98,10 +104,11 @@ case $bot_user_id in ''|U[0-9a-f]*) ;; *) die "--bot-user-id must look like U fo
 case $bot_user_id in *[!Ua-f0-9]*) die "--bot-user-id must look like U followed by hex digits" ;; esac
 case $relay_host in *[!A-Za-z0-9.:-]*) die "--relay-host must be a host name or address" ;; esac
 case $relay_user in ''|*[!a-z0-9_-]*) die "--relay-user must be a plain user name" ;; esac
-for a in "${relay_addrs[@]}" "${staff_nets[@]}" "${mail_addrs[@]}"; do
+for a in "${relay_addrs[@]}" "${staff_nets[@]}" "${mail_addrs[@]}" "${printer_addrs[@]}"; do
   case $a in ''|*[!0-9A-Fa-f.:/]*) die "not an IP address or network: $a" ;; esac
 done
 for p in ${mail_ports//,/ }; do is_port "$p" || die "--mail-ports must be port numbers separated by commas"; done
+[ -z "$printer_port" ] || is_port "$printer_port" || die "--kiosk-printer-port must be a port number"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (files are owned by the service users)"
 ROOT=$(cd "$ROOT" 2>/dev/null && pwd) || die "--root: no such directory"
@@ -111,21 +118,25 @@ R=${ROOT%/}   # "" for the real root, so "$R/etc" is always right
 # A re-run without --relay-addr / --staff-net / --relay-ssh-port keeps the previous values.
 options_file="$R/etc/kairan/install-options"
 if [ -r "$options_file" ]; then
-  old_relay=(); old_staff=(); old_mail=()
+  old_relay=(); old_staff=(); old_mail=(); old_printer=()
   while IFS='=' read -r key value; do
     case $key in
       relay_addr) old_relay+=("$value") ;;
       staff_net) old_staff+=("$value") ;;
       mail_addr) old_mail+=("$value") ;;
       mail_ports) [ -n "$mail_ports" ] || mail_ports=$value ;;
+      printer_addr) old_printer+=("$value") ;;
+      printer_port) [ -n "$printer_port" ] || printer_port=$value ;;
       relay_ssh_port) [ "$ssh_port_given" -eq 1 ] || relay_ssh_port=$value ;;
     esac
   done < "$options_file"
   [ ${#relay_addrs[@]} -gt 0 ] || relay_addrs=("${old_relay[@]}")
   [ ${#staff_nets[@]} -gt 0 ] || staff_nets=("${old_staff[@]}")
   [ ${#mail_addrs[@]} -gt 0 ] || mail_addrs=("${old_mail[@]}")
+  [ ${#printer_addrs[@]} -gt 0 ] || printer_addrs=("${old_printer[@]}")
 fi
 mail_ports=${mail_ports:-465,587,993}
+printer_port=${printer_port:-9100}
 
 # --- secrets need systemd-creds ----------------------------------------------------------------
 seal_plain=0
@@ -160,18 +171,22 @@ elif [ -z "$R" ]; then
   getent group kairan-staff >/dev/null || groupadd --system kairan-staff
   getent passwd kairan >/dev/null || useradd --system --user-group --home-dir /var/lib/kairan --shell /usr/sbin/nologin kairan
   getent passwd kairan-tunnel >/dev/null || useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin kairan-tunnel
+  getent passwd kairan-kiosk >/dev/null || useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin kairan-kiosk
+  getent passwd kairan-board >/dev/null || useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin kairan-board
   usermod -aG kairan kairan-tunnel
   usermod -aG kairan-staff kairan
+  usermod -aG kairan-staff kairan-kiosk
+  usermod -aG kairan-staff kairan-board
 else
   die "systemd-sysusers is needed to create users inside --root"
 fi
 
 uid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$R/etc/passwd"; }
 gid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$R/etc/group"; }
-kairan_uid=$(uid_of kairan); tunnel_uid=$(uid_of kairan-tunnel)
+kairan_uid=$(uid_of kairan); tunnel_uid=$(uid_of kairan-tunnel); kiosk_uid=$(uid_of kairan-kiosk)
 kairan_gid=$(gid_of kairan); tunnel_gid=$(gid_of kairan-tunnel)
-if [ -z "$kairan_uid" ] || [ -z "$tunnel_uid" ] || [ -z "$(gid_of kairan-staff)" ]; then
-  die "the users kairan / kairan-tunnel / group kairan-staff were not created"
+if [ -z "$kairan_uid" ] || [ -z "$tunnel_uid" ] || [ -z "$kiosk_uid" ] || [ -z "$(gid_of kairan-staff)" ]; then
+  die "the users kairan / kairan-tunnel / kairan-kiosk / group kairan-staff were not created"
 fi
 
 # --- directories (the same as systemd/kairan.tmpfiles) ------------------------------------------
@@ -251,6 +266,8 @@ fi
   for a in "${staff_nets[@]}"; do echo "staff_net=$a"; done
   for a in "${mail_addrs[@]}"; do echo "mail_addr=$a"; done
   echo "mail_ports=$mail_ports"
+  for a in "${printer_addrs[@]}"; do echo "printer_addr=$a"; done
+  echo "printer_port=$printer_port"
 } > "$options_file.new"
 chmod 0644 "$options_file.new"
 if cmp -s "$options_file.new" "$options_file"; then rm -f "$options_file.new"; else mv "$options_file.new" "$options_file"; fi
@@ -345,7 +362,10 @@ open_store(config, create=True).close()
 fi
 
 # --- systemd units -------------------------------------------------------------------------------
-for unit in kairand.service kairan-tunnel.service kairan-backup.service kairan-backup.timer; do
+# The kiosk and board units are templates (the instance is the console); they are not enabled:
+# see docs/運用マニュアル.md (番号札) for when and how.
+for unit in kairand.service kairan-tunnel.service kairan-backup.service kairan-backup.timer \
+            kairan-kiosk@.service kairan-board@.service; do
   install -m 0644 -o 0 -g 0 "$repo/systemd/$unit" "$R/etc/systemd/system/$unit"
 done
 if [ "$seal_plain" -eq 1 ]; then
@@ -374,8 +394,9 @@ elements() {
   [ $# -gt 0 ] || return 0
   local IFS=,; echo "elements = { $* }"
 }
-relay_v4=(); relay_v6=(); staff_v4=(); staff_v6=(); mail_v4=(); mail_v6=()
+relay_v4=(); relay_v6=(); staff_v4=(); staff_v6=(); mail_v4=(); mail_v6=(); printer_v4=(); printer_v6=()
 for a in "${mail_addrs[@]}"; do case $a in *:*) mail_v6+=("$a") ;; *) mail_v4+=("$a") ;; esac; done
+for a in "${printer_addrs[@]}"; do case $a in *:*) printer_v6+=("$a") ;; *) printer_v4+=("$a") ;; esac; done
 for a in "${relay_addrs[@]}"; do case $a in *:*) relay_v6+=("$a") ;; *) relay_v4+=("$a") ;; esac; done
 for a in "${staff_nets[@]}"; do case $a in *:*) staff_v6+=("$a") ;; *) staff_v4+=("$a") ;; esac; done
 dns_uids=$(existing_uids root kairan kairan-tunnel systemd-resolve _apt)
@@ -389,6 +410,9 @@ sed -e "s|@RELAY_V4_ELEMENTS@|$(elements "${relay_v4[@]}")|" \
     -e "s|@MAIL_V4_ELEMENTS@|$(elements "${mail_v4[@]}")|" \
     -e "s|@MAIL_V6_ELEMENTS@|$(elements "${mail_v6[@]}")|" \
     -e "s|@MAIL_PORTS@|$mail_ports|g" \
+    -e "s|@PRINTER_V4_ELEMENTS@|$(elements "${printer_v4[@]}")|" \
+    -e "s|@PRINTER_V6_ELEMENTS@|$(elements "${printer_v6[@]}")|" \
+    -e "s|@PRINTER_PORT@|$printer_port|g" -e "s|@KIOSK_UID@|$kiosk_uid|g" \
     -e "s|@DNS_UIDS@|${dns_uids:-0}|g" -e "s|@NTP_UIDS@|${ntp_uids:-0}|g" \
     -e "s|@KAIRAN_UID@|$kairan_uid|g" -e "s|@TUNNEL_UID@|$tunnel_uid|g" \
     -e "s|@RELAY_SSH_PORT@|$relay_ssh_port|g" \

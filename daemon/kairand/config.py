@@ -237,6 +237,10 @@ class KioskSection(Section):
     """Host name or address of a network printer on the office LAN (printer = "network")."""
     network_port: Annotated[int, Field(ge=1, le=65535)] = 9100
     """TCP port of a network printer (9100: raw ESC/POS)."""
+    training_scan_file: str = ""
+    """Training mode only (daemon.training_mode): the kiosk also writes each ticket's QR link
+    to this file (relative to kairan.toml), where `kairan-sim-chat`'s `scan` reads it as a
+    phone would read the QR code. Empty: off; ignored outside training mode."""
 
 
 DEFAULT_HOTLINES = (

@@ -21,6 +21,7 @@ import ctypes
 import datetime as dt
 import getpass
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +43,7 @@ from kairand.glossary import STATUS_LABELS
 from kairand.main import report
 from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
+from kairand.simulator.chat import control_socket_for
 from kairand.simulator.mail_residents import MailTown
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.timeutil import JST
@@ -61,6 +63,20 @@ TRAINEES: dict[str, tuple[str, list[str]]] = {
     "kenshu_sakusei": ("研修 作成者", ["author"]),
     "kenshu_shounin": ("研修 承認者", ["approver"]),
 }
+
+# The window's devices (issue 15), added the same way: the ticket kiosk (発券機, role kiosk:
+# issues tickets only) and the waiting-room board (表示盤, role board: reads the board only).
+DEVICES: dict[str, tuple[str, list[str]]] = {
+    "kenshu_hakken": ("研修 発券機", ["kiosk"]),
+    "kenshu_hyouji": ("研修 表示盤", ["board"]),
+}
+
+# Residents the trainee plays by hand in the simulated LINE chat (kairan-sim-chat --as N):
+# 1 takes a number in LINE, 2 is the walk-in who scans the kiosk ticket's QR code.
+PLAYERS = 2
+
+# Where the training kiosk leaves each ticket's QR link for the simulated phone's `scan`.
+KIOSK_SCAN_FILE = "run/kiosk-qr.txt"
 
 PAST_DELIVERIES: list[dict[str, Any]] = [
     {
@@ -115,15 +131,25 @@ def ensure_setup(directory: Path) -> Path:
         )
     enable_images(config_path)  # issue 20 (also for a demo folder made before it)
     text = config_path.read_text(encoding="utf-8")
+    sockets = ", ".join(
+        f'{name} = "{trainee_socket(config_path, name)}"' for name in {**TRAINEES, **DEVICES}
+    )
+    line = f"training_sockets = {{ {sockets} }}\n"
     if "training_sockets" not in text:
-        sockets = ", ".join(f'{name} = "{trainee_socket(config_path, name)}"' for name in TRAINEES)
         text = text.replace(
             "[api]\n",
-            "[api]\n# Training only: the trainee acts as 作成者 or 承認者 on these sockets.\n"
-            f"training_sockets = {{ {sockets} }}\n",
+            "[api]\n# Training only: the trainee acts as 作成者 or 承認者 on these sockets,"
+            " and the kiosk and board use theirs.\n" + line,
             1,
         )
-        config_path.write_text(text, encoding="utf-8")
+    elif line not in text:  # a demo folder from before the kiosk and board: add theirs
+        text = re.sub(r"^training_sockets = .*\n", lambda _: line, text, count=1, flags=re.M)
+    if "training_scan_file" not in text:
+        text += (
+            "\n[kiosk]\n# Training only: the kiosk leaves each QR link here for kairan-sim-chat's"
+            f' scan.\ntraining_scan_file = "{KIOSK_SCAN_FILE}"\n'
+        )
+    config_path.write_text(text, encoding="utf-8")
     return config_path
 
 
@@ -131,10 +157,14 @@ async def register_trainees(config: Config) -> None:
     """Put the trainee identities on the roster through the staff API (audited like any
     roster change; the OS user of the demo is its administrator)."""
     async with api_client(config) as api:
-        for username, (display_name, roles) in TRAINEES.items():
+        for username, (display_name, roles) in {**TRAINEES, **DEVICES}.items():
             response = await api.put(
                 f"/v1/staff/{username}",
-                {"display_name": display_name, "roles": roles, "handles_personal_data": True},
+                {
+                    "display_name": display_name,
+                    "roles": roles,
+                    "handles_personal_data": username in TRAINEES,
+                },
             )
             if response.status != 200:
                 raise RuntimeError(f"could not register the trainee {username}: {response.body}")
@@ -316,6 +346,127 @@ async def queue_summary(config: Config) -> str:
     return f"番号札: 呼出中 {calling or 'なし'} / お待ち {waiting or 'なし'}"
 
 
+_LABEL = re.compile(r"[A-Z]-\d{3,}")
+
+
+class Phone:
+    """The simulated LINE chat of a resident the trainee plays (kairan-sim-chat's API)."""
+
+    def __init__(self, session: aiohttp.ClientSession, player: int) -> None:
+        self.session, self.player, self.seen = session, player, 0
+
+    async def send(self, **body: Any) -> None:
+        async with self.session.post(f"http://sim/players/{self.player}/send", json=body) as r:
+            if r.status != 200:
+                raise RuntimeError(f"the simulated chat refused {body}: {await r.text()}")
+
+    async def wait_for(self, needle: str, within: float = 30) -> str:
+        """The first new message containing NEEDLE (earlier new ones are read and skipped)."""
+        deadline = time.monotonic() + within
+        while True:
+            url = f"http://sim/players/{self.player}/messages"
+            async with self.session.get(url, params={"since": str(self.seen)}) as r:
+                body = await r.json()
+            for n, item in enumerate(body["messages"]):
+                if needle in item["text"]:
+                    self.seen += n + 1
+                    return str(item["text"])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the simulated resident {self.player} never got 「{needle}」")
+            await asyncio.sleep(0.2)
+
+
+def _first_line(text: str) -> str:
+    return text.replace("\n", " ")
+
+
+async def queue_walkthrough(config: Config, control_socket: Path) -> bool:
+    """What a newcomer does at the window (issue 15), run by the headless demo: resident 1 takes
+    a number in the LINE chat, the kiosk issues a paper ticket, resident 2 scans its QR code
+    and checks their position, the desk calls both while the board shows each call."""
+    sockets = config.api.training_sockets
+    code = config.queue.services[0].code
+    # The last window of the service: the seeded call waits at the first one.
+    counter = config.queue.services[0].counters[-1]
+    connector = aiohttp.UnixConnector(path=str(control_socket))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        api_client(config) as desk,
+        api_client(config, sockets["kenshu_hakken"]) as kiosk,
+        api_client(config, sockets["kenshu_hyouji"]) as board,
+    ):
+        deadline = time.monotonic() + 60
+        while True:  # the simulator may still be starting
+            with contextlib.suppress(OSError, aiohttp.ClientError):
+                async with session.get("http://sim/players") as r:
+                    if r.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the simulated chat did not come up; see .demo/logs")
+            await asyncio.sleep(0.3)
+        line_user, walk_in = Phone(session, 1), Phone(session, 2)
+        await line_user.send(text="番号札を取る")
+        await line_user.wait_for("どちらの窓口")
+        await line_user.send(tap=1)
+        taken = await line_user.wait_for("番号札をお取りしました")
+        print(f"LINE（住民1）：{_first_line(taken)}", flush=True)
+        issued = await kiosk.post("/v1/queue/tickets", {"service": code})
+        if issued.status != 201 or not issued.body.get("qr_url"):
+            raise RuntimeError(f"the kiosk could not issue a ticket: {issued.body}")
+        print(f"発券機：番号札 {issued.body['label']} を発行（QRコード付き）", flush=True)
+        await walk_in.send(scan=issued.body["qr_url"])
+        linked = await walk_in.wait_for("連携しました")
+        print(f"LINE（住民2）：{_first_line(linked)}", flush=True)
+        await walk_in.send(text="順番を確認")
+        # The answer starts with the number and the service (a "near" push may come first).
+        position = await walk_in.wait_for(f"{issued.body['label']}（")
+        print(f"LINE（住民2）順番を確認：{_first_line(position)}", flush=True)
+        mine = {
+            _LABEL.findall(taken)[0]: line_user,
+            issued.body["label"]: walk_in,
+        }
+        for _ in range(200):
+            if not mine:
+                return True
+            called = await desk.post("/v1/queue/call", {"service": code, "counter": counter})
+            if called.status != 200:
+                raise RuntimeError(f"the desk could not call: {called.body}")
+            label, ticket_id = called.body["label"], called.body["id"]
+            phone = mine.pop(label, None)
+            if phone is not None:
+                pushed = await phone.wait_for(f"{label}番の方、{counter}番窓口へお越しください")
+                shown = (await board.get("/v1/queue/board")).body or {}
+                calling = "、".join(
+                    f"{c['label']}→{c['counter']}番窓口" for c in shown.get("calling", [])
+                )
+                print(f"窓口（F11 呼出）：{label} を呼び出しました", flush=True)
+                print(f"LINE（住民{phone.player}）のお知らせ：{pushed}", flush=True)
+                print(f"表示盤：呼出中 {calling}", flush=True)
+            for action in ("serve", "done"):
+                await desk.post(f"/v1/queue/tickets/{ticket_id}/action", {"action": action})
+    return not mine
+
+
+def window_instructions(config_path: Path) -> str:
+    """How to open the window's devices beside the staff terminal (see README)."""
+    sockets = load_config(config_path).api.training_sockets
+    here = Path.cwd()
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+
+    bin_dir = rel(Path(sys.executable).parent)
+    return (
+        "同日受付（番号札）の訓練：別の端末でそれぞれ実行してください。\n"
+        f"  発券機:   {bin_dir}/kairan kiosk --config {rel(config_path)}"
+        f" --socket {rel(sockets['kenshu_hakken'])}\n"
+        f"  表示盤:   {bin_dir}/kairan board --socket {rel(sockets['kenshu_hyouji'])}\n"
+        f"  LINE:     {bin_dir}/python -m kairand.simulator.chat --dev-config {rel(config_path)}"
+        " --as 1   （--as 2 は発券機のQRコードを読み取る住民）\n"
+        "  呼出:     この画面で Ctrl+B（管理者）→ F11"
+    )
+
+
 DEMO_ALERT = {
     "when": "本日 午後3時30分ごろ",
     "place": "朝日町の公園付近",
@@ -391,6 +542,7 @@ async def rich_walkthrough(config: Config) -> bool:
 
 async def headless(
     config: Config,
+    config_path: Path,
     processes: Processes,
     duration: float,
     marker: Path,
@@ -400,6 +552,8 @@ async def headless(
     reservations = await seed_reservations(config)
     print(f"demo: window reservations ready ({reservations} phone bookings)", flush=True)
     print(f"demo: same-day queue running ({await seed_queue(config)} tickets at the window)")
+    walked = await queue_walkthrough(config, control_socket_for(config_path))
+    print(f"demo: window walkthrough {'ok' if walked else 'failed'}", flush=True)
     seeded = asyncio.create_task(seed_past_deliveries(config, marker))
     while time.monotonic() - started < duration:
         await asyncio.sleep(5)
@@ -433,15 +587,18 @@ async def headless(
     print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
-    ok = figures.get("registered", 0) > 0 and sent > 0 and rich_ok
-    print(
-        "デモ：正常に動作しました（demo: ok）"
-        if ok
-        else "デモ：配信されませんでした（demo: nothing was delivered）"
-        if not (figures.get("registered", 0) > 0 and sent > 0)
-        else "デモ：画像つきカードか定期配信が届きませんでした（demo: rich walkthrough failed）",
-        flush=True,
-    )
+    ok = figures.get("registered", 0) > 0 and sent > 0 and rich_ok and walked
+    if ok:
+        verdict = "デモ：正常に動作しました（demo: ok）"
+    elif not (figures.get("registered", 0) > 0 and sent > 0):
+        verdict = "デモ：配信されませんでした（demo: nothing was delivered）"
+    elif not rich_ok:
+        verdict = (
+            "デモ：画像つきカードか定期配信が届きませんでした（demo: rich walkthrough failed）"
+        )
+    else:
+        verdict = "デモ：窓口の番号札の流れが終わりませんでした（demo: window walkthrough failed）"
+    print(verdict, flush=True)
     return 0 if ok else 1
 
 
@@ -502,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--think-time", "0.3", "1.5",
                 "--booking-rate", "0.2",
                 "--queue-rate", "0.1",
+                "--players", str(PLAYERS),
                 "--report-every", "10",
                 "--school-districts", program_demo.simulator_districts(),
             ],
@@ -510,9 +668,12 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(register_trainees(config))
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
         if args.headless or not sys.stdin.isatty():
-            return asyncio.run(headless(config, processes, args.duration, marker, town))
+            return asyncio.run(
+                headless(config, config_path, processes, args.duration, marker, town)
+            )
         asyncio.run(seed_reservations(config))
         asyncio.run(seed_queue(config))
+        print(window_instructions(config_path), flush=True)
         seeding = threading.Thread(
             target=lambda: asyncio.run(seed_past_deliveries(config, marker)), daemon=True
         )

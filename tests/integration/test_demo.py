@@ -35,6 +35,20 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     # Issue 15: a same-day queue is running (window tickets, one called) for the desk and board.
     assert "demo: same-day queue running (6 tickets at the window)" in out
     assert re.search(r"番号札: 呼出中 A-001→1番窓口 / お待ち 保育所等利用申込 \d+人", out)
+    # Issue 15's walkthrough: resident 1 takes a number in the simulated LINE chat, the kiosk
+    # identity issues a paper ticket, resident 2 scans its QR code and checks the position, and
+    # the desk calls both while the board identity shows each call.
+    line_label = re.search(r"LINE（住民1）：番号札をお取りしました。 番号札 (A-\d{3})", out)
+    kiosk_label = re.search(r"発券機：番号札 (A-\d{3}) を発行（QRコード付き）", out)
+    assert line_label and kiosk_label, out
+    a, b = line_label.group(1), kiosk_label.group(1)
+    assert f"LINE（住民2）：紙の番号札をLINEと連携しました。 番号札 {b}" in out
+    assert re.search(rf"LINE（住民2）順番を確認：{b}（保育所等利用申込）：あと\d+人・約\d+分", out)
+    for label, player in ((a, 1), (b, 2)):
+        assert f"窓口（F11 呼出）：{label} を呼び出しました" in out
+        assert f"LINE（住民{player}）のお知らせ：{label}番の方、3番窓口へお越しください。" in out
+        assert re.search(rf"表示盤：呼出中 (.*、)?{label}→3番窓口", out), out
+    assert "demo: window walkthrough ok" in out
     # Issue 16: guardians register by district through the LINE dialogue, and the newcomer's
     # 不審者情報 goes out with no second person.
     assert "配信サービス「子ども安全情報」登録" in out

@@ -79,6 +79,7 @@ def full_args(files: dict[str, Path]) -> list[str]:
         "--line-channel-access-token-file", str(files["token"]),
         "--mail-imap-password-file", str(files["mail_imap"]),
         "--staff-net", "192.168.10.0/24", "--bot-user-id", "U" + "a" * 32,
+        "--kiosk-printer", "192.168.10.50",
         # --skip-venv: this test's interpreter (which has Kairan) creates the store.
         "--python", sys.executable,
     ]  # fmt: skip
@@ -119,6 +120,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     k, t = users["kairan"], users["kairan-tunnel"]
     gk, gt = groups["kairan"], groups["kairan-tunnel"]
     assert "kairan-staff" in groups
+    assert {"kairan-kiosk", "kairan-board"} <= users.keys()  # the window's devices (issue 15)
     expected = {
         # path: (mode, uid, gid)
         "etc/kairan": (0o750, 0, gk),
@@ -151,6 +153,8 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
         "kairan-tunnel.service",
         "kairan-backup.service",
         "kairan-backup.timer",
+        "kairan-kiosk@.service",
+        "kairan-board@.service",
     ):
         expected[f"etc/systemd/system/{unit}"] = (0o644, 0, 0)
         assert (root / "etc/systemd/system" / unit).read_bytes() == (
@@ -232,9 +236,15 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     ruleset = (root / "etc/kairan/nftables/kairan.nft").read_text()
     assert "@" not in "".join(
         line for line in ruleset.splitlines() if not line.lstrip().startswith("#")
-    ).replace("@relay_v", "").replace("@staff_v", "").replace("@mail_v", "")
+    ).replace("@relay_v", "").replace("@staff_v", "").replace("@mail_v", "").replace(
+        "@printer_v", ""
+    )
     assert f"meta skuid {{ {k}, {t} }} tcp dport 443" in ruleset
     assert "203.0.113.10" in ruleset and "2001:db8::10" in ruleset and "192.168.10.0/24" in ruleset
+    # Issue 15: the kiosk user reaches its network printer, on the printer port only.
+    kiosk = users["kairan-kiosk"]
+    assert f"meta skuid {kiosk} ip daddr @printer_v4 tcp dport 9100 ct state new accept" in ruleset
+    assert "elements = { 192.168.10.50 }" in ruleset
     check = subprocess.run(
         ["nft", "-c", "-f", str(root / "etc/kairan/nftables/kairan.nft")],
         capture_output=True,

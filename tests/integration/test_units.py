@@ -11,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from kairan_tui import main as tui_main
 from kairand import ctl
 from kairand.keys import secrets
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
-SERVICES = ["kairand.service", "kairan-tunnel.service", "kairan-backup.service"]
+SERVICES = [
+    "kairand.service",
+    "kairan-tunnel.service",
+    "kairan-backup.service",
+    "kairan-kiosk@.service",
+    "kairan-board@.service",
+]
 MAX_SCORE = 2.0
 
 
@@ -152,11 +159,37 @@ def test_sysusers_and_tmpfiles_parse(tmp_path: Path) -> None:
     assert re.search(r"^kairan:x:\d+:\d+:.*:/usr/sbin/nologin$", passwd, re.M)
     assert re.search(r"^kairan-tunnel:x:\d+:", passwd, re.M)
     assert re.search(r"^kairan:x:\d+:kairan-tunnel$", group, re.M)
-    assert re.search(r"^kairan-staff:x:\d+:kairan$", group, re.M)
+    assert re.search(r"^kairan-staff:x:\d+:kairan(,|$)", group, re.M)
     subprocess.run(
         ["systemd-tmpfiles", f"--root={root}", "--create", str(UNITS / "kairan.tmpfiles")],
         check=True,
         capture_output=True,
     )
+    for device in ("kairan-kiosk", "kairan-board"):  # issue 15: the window's devices
+        assert re.search(rf"^{device}:x:\d+:\d+:.*:/usr/sbin/nologin$", passwd, re.M)
+        assert re.search(rf"^kairan-staff:x:\d+:.*\b{device}\b", group, re.M)
     assert (root / "var/lib/kairan").stat().st_mode & 0o777 == 0o700
     assert (root / "etc/credstore.encrypted/kairan").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.req("W2")
+@pytest.mark.parametrize("device", ["kiosk", "board"])
+def test_kiosk_and_board_units_run_their_program_as_their_own_user(device: str) -> None:
+    """Issue 15: the kiosk and the board run full screen on a console (cage + foot) as their
+    own account, reaching only the staff API socket; the kairan command line is one the
+    program accepts; the kiosk gets a private copy of kairan.toml for its printer settings."""
+    d = directives(UNITS / f"kairan-{device}@.service")
+    argv = shlex.split(d["ExecStart"][0])
+    assert argv[:3] == ["/usr/bin/cage", "-s", "--"] and argv[3] == "/usr/bin/foot"
+    program = argv.index("/opt/kairan/bin/kairan")
+    args = tui_main.build_parser().parse_args(argv[program + 1 :])
+    assert args.mode == device and str(args.socket) == "/run/kairan/api.sock"
+    assert d["User"] == [f"kairan-{device}"] and d["SupplementaryGroups"] == ["kairan-staff"]
+    assert d["TTYPath"] == ["/dev/%I"] and d["Restart"] == ["always"]
+    assert d["PAMName"] == ["login"] and d["Conflicts"] == ["getty@%i.service"]
+    if device == "kiosk":
+        assert d["LoadCredential"] == ["kairan.toml:/etc/kairan/kairan.toml"]
+        assert str(args.config) == "%d/kairan.toml"
+    else:
+        assert "LoadCredential" not in d
+        assert d["RestrictAddressFamilies"] == ["AF_UNIX AF_NETLINK"]  # no network at all

@@ -131,6 +131,37 @@ async def test_desk_calls_recalls_marks_absent_transfers_and_pauses(
     assert data.startswith(b"\xef\xbb\xbf") and "発券数".encode() in data
 
 
+@pytest.mark.req("W3")
+@pytest.mark.allow_blocking
+async def test_desk_follows_the_event_stream_not_a_timer(desk, config: Config, monkeypatch) -> None:
+    """A ticket issued elsewhere (the kiosk, LINE, another desk) and a call from another
+    counter appear at once: the desk follows the daemon's board stream (its timer is only a
+    safety net, pushed out of reach here)."""
+    from kairan_tui.client import KairanApi
+    from kairan_tui.screens import queue_desk
+
+    monkeypatch.setattr(queue_desk, "POLL_SECONDS", 3600.0)
+    _api, app, _store = desk
+    elsewhere = KairanApi(Path(config.api.socket))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _open(pilot, app)
+            screen = app.screen
+            service = screen.service
+            assert service is not None and len(service.waiting) == 5
+            issued = await elsewhere.queue_issue("hoiku")
+            await wait_until(
+                pilot, lambda: issued.label in [t.label for t in screen.service.waiting]
+            )
+            called = await elsewhere.queue_call("hoiku", 3)
+            await wait_until(
+                pilot,
+                lambda: called.label in str(screen.query_one("#queue-calling").render()),
+            )
+    finally:
+        await elsewhere.close()
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
 def test_desk_snapshot(desk, size, snap_compare) -> None:
     _api, app, store = desk

@@ -19,6 +19,7 @@ from kairan_tui.board import BoardApp
 from kairan_tui.client import ApiError, KairanApi
 from kairan_tui.kiosk import KioskApp, TicketScreen
 from kairan_tui.kiosk_print import QR_SCALE
+from kairan_tui.main import training_scan_file
 from kairand.config import Config
 from kairand.queue import core, service
 from kairand.store import queue as qstore
@@ -136,9 +137,15 @@ async def test_board_follows_calls_live(queue_api) -> None:
         assert called.label == "A-001"
         await wait_until(pilot, lambda: app.board is not None and len(app.board.calling) == 1)
         assert app.board.calling[0].label == "A-001" and app.board.calling[0].counter == 3
-        await wait_until(pilot, lambda: "お待ち 3人" in str(app.query(".service").first().render()))
-        assert "次の番号：A-002" in str(app.query(".service").first().render())
+        # The board rebuilds its rows on each event: between removal and mount there are none.
+        await wait_until(pilot, lambda: "お待ち 3人" in _first_service(app))
+        assert "次の番号：A-002" in _first_service(app)
         await counter.close()
+
+
+def _first_service(app: BoardApp) -> str:
+    rows = app.query(".service")
+    return str(rows.first().render()) if rows else ""
 
 
 def _seed_board(store: Store) -> None:
@@ -174,3 +181,28 @@ def test_kiosk_menu_snapshot(queue_api, size, snap_compare) -> None:
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.req("W2")
+@pytest.mark.allow_blocking
+async def test_training_kiosk_leaves_the_qr_link_for_the_simulated_phone(
+    queue_api, tmp_path: Path
+) -> None:
+    """The demo's kiosk (training mode) writes each ticket's QR link where kairan-sim-chat's
+    `scan` reads it; outside training mode the setting is ignored."""
+    _api, socket, _store = queue_api
+    scan = tmp_path / "run" / "kiosk-qr.txt"
+    app = KioskApp(KairanApi(socket), None, scan_file=scan)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.query("Button")) == 2)
+        await pilot.press("1")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        issued = app.screen.issued  # type: ignore[attr-defined]
+    assert scan.read_text(encoding="utf-8") == f"{issued.qr_url}\n"
+    assert scan.stat().st_mode & 0o777 == 0o600
+    config = tmp_path / "kairan.toml"
+    table = '[kiosk]\ntraining_scan_file = "run/kiosk-qr.txt"\n'
+    config.write_text("[daemon]\ntraining_mode = true\n" + table, encoding="utf-8")
+    assert training_scan_file(config) == scan.resolve()
+    config.write_text("[daemon]\ntraining_mode = false\n" + table, encoding="utf-8")
+    assert training_scan_file(config) is None

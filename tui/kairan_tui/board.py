@@ -16,10 +16,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Digits, Static
 
+from kairan_tui.bigtext import big_label
 from kairan_tui.client import ApiError, KairanApi
 from kairand.api import schema
 
-DIGIT_CHARS = frozenset("0123456789+-^x:ABCDEF")
 RETRY_SECONDS = 3.0
 SHOWN_CALLS = 3
 
@@ -45,6 +45,11 @@ Screen {
 }
 .call Digits {
     width: auto;
+}
+.call .figlet {
+    width: auto;
+    height: 3;
+    text-style: bold;
 }
 .call .arrow {
     width: auto;
@@ -79,9 +84,7 @@ Screen {
 
 
 def big(text: str, classes: str = "big") -> Digits | Static:
-    if set(text) <= DIGIT_CHARS:
-        return Digits(text)
-    return Static(text, classes=classes)
+    return big_label(text, classes=classes)
 
 
 class BoardApp(App[None]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from escpos.escpos import Escpos
@@ -20,11 +21,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Digits, Static
 
+from kairan_tui.bigtext import big_label
 from kairan_tui.client import ApiError, KairanApi
 from kairan_tui.kiosk_print import print_ticket, screen_qr
 from kairand.api import schema
 
-DIGIT_CHARS = frozenset("0123456789+-^x:ABCDEF")
 RETURN_SECONDS = 20.0
 """The ticket screen goes back to the menu by itself after this long."""
 
@@ -73,7 +74,11 @@ Screen {
 #left Digits {
     width: auto;
 }
-#number-text {
+#left .figlet {
+    width: auto;
+    text-style: bold;
+}
+.number-text {
     text-style: bold;
 }
 #qr {
@@ -90,10 +95,17 @@ Screen {
 """
 
 
+def _leave_for_scan(path: Path, url: str) -> None:
+    """Training mode: the latest ticket's QR link, replaced atomically, owner-readable only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(url + "\n", encoding="utf-8")
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
 def _number_widget(label: str) -> Digits | Static:
-    if set(label) <= DIGIT_CHARS:
-        return Digits(label, id="number")
-    return Static(label, id="number-text")
+    return big_label(label, id="number", classes="number-text")
 
 
 class TicketScreen(Screen[None]):
@@ -153,10 +165,14 @@ class KioskApp(App[None]):
         Binding("ctrl+q", "quit", "終了", show=False),
     ]
 
-    def __init__(self, api: KairanApi, printer: Escpos | None = None) -> None:
+    def __init__(
+        self, api: KairanApi, printer: Escpos | None = None, scan_file: Path | None = None
+    ) -> None:
         super().__init__()
         self.api = api
         self.printer = printer
+        # Training only: each QR link is also left here for the simulated phone to "scan".
+        self.scan_file = scan_file
         self.board: schema.QueueBoard | None = None
         self._busy = False
 
@@ -234,6 +250,8 @@ class KioskApp(App[None]):
                 self.query_one("#message", Static).update(exc.message)
                 return
             printed, note = False, ""
+            if self.scan_file is not None and issued.qr_url:
+                await asyncio.to_thread(_leave_for_scan, self.scan_file, issued.qr_url)
             if self.printer is not None:
                 try:
                     await asyncio.to_thread(

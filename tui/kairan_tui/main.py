@@ -93,6 +93,23 @@ def kiosk_table(config: Path | None) -> dict:
     return table if isinstance(table, dict) else {}
 
 
+def training_scan_file(config: Path | None) -> Path | None:
+    """[kiosk] training_scan_file, honoured only in training mode ([daemon] training_mode):
+    where the kiosk leaves each QR link for the simulated phone (kairan-sim-chat `scan`)."""
+    path = config or DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    daemon = raw.get("daemon")
+    if not (isinstance(daemon, dict) and daemon.get("training_mode") is True):
+        return None
+    value = kiosk_table(config).get("training_scan_file")
+    if not isinstance(value, str) or not value:
+        return None
+    return Path(value) if Path(value).is_absolute() else path.resolve().parent / value
+
+
 def run_mode(mode: str, socket: Path, config: Path | None) -> int:
     from kairan_tui.client import KairanApi
 
@@ -115,7 +132,7 @@ def run_mode(mode: str, socket: Path, config: Path | None) -> int:
             "画面表示で続けます。"
         )
         printer = None
-    KioskApp(api, printer).run()
+    KioskApp(api, printer, scan_file=training_scan_file(config)).run()
     return 0
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from kairand.errors import ConfigError, ExitCode, KairanError
 from kairand.keys import secrets
 from kairand.logs import get_logger, setup_logging
+from kairand.simulator.chat import control_socket_for
+from kairand.simulator.control import serve_control
 from kairand.simulator.faults import PROFILES
 from kairand.simulator.population import Municipality
 from kairand.simulator.simulator import BANNER, Simulator, SimulatorConfig
@@ -116,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the October rush: this many friends type 予約 at once, --rush-after seconds in",
     )
     p.add_argument("--rush-after", type=float, default=30.0)
+    p.add_argument(
+        "--players",
+        type=int,
+        default=0,
+        help="residents a trainee plays by hand in `kairan-sim-chat` (訓練: the last N residents)",
+    )
+    p.add_argument(
+        "--control-socket",
+        type=Path,
+        help="unix socket for kairan-sim-chat (default with --dev-config:"
+        " run/simulator-control.sock"
+        " beside it)",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--report-every", type=float, default=10.0, help="status line interval (s)")
     p.add_argument("--log-level", default="warning")
@@ -239,6 +254,14 @@ def dev_setup_config(config_path: Path, **overrides: Any) -> SimulatorConfig:
     return dataclasses.replace(config_from_args(args), **overrides)
 
 
+def control_socket_of(args: argparse.Namespace) -> Path | None:
+    if args.control_socket is not None:
+        return Path(args.control_socket)
+    if args.dev_config is not None:
+        return control_socket_for(Path(args.dev_config))
+    return None
+
+
 def status_line(sim: Simulator, started: float) -> str:
     return f"{time.monotonic() - started:6.0f}s | {sim.status_text()}"
 
@@ -262,6 +285,17 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
             flush=True,
         )
         started = time.monotonic()
+        control = None
+        if args.players > 0:
+            sim.play(args.players)
+            path = control_socket_of(args)
+            if path is None:
+                raise ConfigError(
+                    "--players needs a place for the chat's socket",
+                    "pass --control-socket PATH or --dev-config",
+                )
+            control = await serve_control(sim, path)
+            print(f"trainee chat: kairan-sim-chat --socket {path} (players 1-{args.players})")
         sim.follow(args.follow)
 
         async def reports() -> None:
@@ -293,6 +327,8 @@ async def run(config: SimulatorConfig, args: argparse.Namespace) -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if control is not None:
+                await control.cleanup()
             print(status_line(sim, started), flush=True)
 
 

@@ -109,6 +109,9 @@ class Simulator:
         self.booking_latency_ms: list[float] = []
         # Same-day queue visitors (issue 15): what each remembers of their ticket.
         self.visitors: dict[str, queue_visitor.Visit] = {}
+        # Residents a trainee plays by hand (`kairan-sim-chat`): no automatic reactions, never
+        # picked by arrivals, bookings or the queue. See `play`.
+        self.played: list[str] = []
         self.outcomes: Counter[str] = Counter()
         # How late residents react compared with their think time (ms): the "falling behind"
         # figure bench/simulator_population.py reports.
@@ -218,6 +221,7 @@ class Simulator:
         if residents is None:
             residents = self.population.residents[self._next_follower : self._next_follower + n]
             self._next_follower += len(residents)
+            residents = [r for r in residents if r.user_id not in self.played]
         for resident in residents:
             uid = resident.user_id
             unblocked = uid in self.platform.blocked
@@ -322,6 +326,40 @@ class Simulator:
         self.visitors[user_id] = visit
         self.send_text(user_id, "番号札を取る")
 
+    def play(self, n: int) -> list[str]:
+        """The last N residents become the trainee's own, played by hand (訓練: the newcomer
+        acts as a resident in the chat): friends already, and they never react by themselves."""
+        chosen = self.population.residents[len(self.population) - n :] if n > 0 else []
+        self.played.extend(r.user_id for r in chosen if r.user_id not in self.played)
+        self.befriend(chosen)
+        return [r.user_id for r in chosen]
+
+    def buttons(self, user_id: str) -> list[dict[str, Any]]:
+        """The quick-reply actions of the last message that offered any (what a person sees
+        as buttons under the chat)."""
+        for receipt in reversed(self.ledger.for_user(user_id)):
+            actions = [
+                item["action"]
+                for message in receipt.messages
+                for item in (message.get("quickReply") or {}).get("items", [])
+                if isinstance(item.get("action"), dict)
+            ]
+            if actions:
+                return actions
+        return []
+
+    def tap(self, user_id: str, n: int) -> dict[str, Any]:
+        """The resident taps quick-reply button N (1 = leftmost) of `buttons(user_id)`."""
+        actions = self.buttons(user_id)
+        if not 1 <= n <= len(actions):
+            raise ValueError(f"there is no button {n}")
+        action = actions[n - 1]
+        if action.get("type") == "postback":
+            return self.send_postback(user_id, str(action["data"]))
+        if action.get("type") == "message":
+            return self.send_text(user_id, str(action["text"]))
+        raise ValueError(f"a {action.get('type')} button cannot be tapped here")
+
     def scan_qr(self, user_id: str, url: str) -> dict[str, Any]:
         """The resident scans the kiosk ticket's QR code with LINE and sends the pre-filled
         message (the walk-in who then follows the queue in the chat)."""
@@ -336,7 +374,9 @@ class Simulator:
             candidates = [
                 uid
                 for uid in self.platform.profiles
-                if uid not in self.visitors and self.platform.is_follower(uid)
+                if uid not in self.visitors
+                and uid not in self.played
+                and self.platform.is_follower(uid)
             ]
             if candidates:
                 self.take_ticket(rng.choice(candidates))
@@ -352,7 +392,9 @@ class Simulator:
             candidates = [
                 uid
                 for uid in self.platform.profiles
-                if uid not in self.bookers and self.platform.is_follower(uid)
+                if uid not in self.bookers
+                and uid not in self.played
+                and self.platform.is_follower(uid)
             ]
             if candidates:
                 self.start_booking(rng.choice(candidates), intent)
@@ -364,7 +406,7 @@ class Simulator:
         friends = [
             uid
             for uid in self.platform.profiles
-            if uid not in self.bookers and self.platform.is_follower(uid)
+            if uid not in self.bookers and uid not in self.played and self.platform.is_follower(uid)
         ][:count]
         for uid in friends:
             self.start_booking(uid, intent)
@@ -424,7 +466,11 @@ class Simulator:
             self.send_postback(user_id, action.data, action.params)
 
     def _on_delivery(self, receipt: Receipt, messages: list[dict[str, Any]]) -> None:
-        if not self.config.auto_react or receipt.user_id not in self.population:
+        if (
+            not self.config.auto_react
+            or receipt.user_id not in self.population
+            or receipt.user_id in self.played
+        ):
             return
         task = asyncio.get_running_loop().create_task(
             self._react(receipt, messages), name="sim-resident-reaction"

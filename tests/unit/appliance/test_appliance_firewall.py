@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-KAIRAN, TUNNEL, OTHER = 4242, 4243, 4244
+KAIRAN, TUNNEL, OTHER, KIOSK = 4242, 4243, 4244, 4245
 BOX, NET = "10.99.0.1", "10.99.0.2"
 
 LISTENER = """
@@ -86,6 +86,10 @@ def namespaces(tmp_path: Path) -> Iterator[tuple[str, str]]:
             "@TUNNEL_UID@": str(TUNNEL),
             "@APT_UIDS@": "42",
             "@RELAY_SSH_PORT@": "2222",
+            "@PRINTER_V4_ELEMENTS@": f"elements = {{ {NET} }}",
+            "@PRINTER_V6_ELEMENTS@": "",
+            "@PRINTER_PORT@": "9100",
+            "@KIOSK_UID@": str(KIOSK),
         }.items():
             ruleset = ruleset.replace(key, value)
         path = tmp_path / "kairan.nft"
@@ -106,6 +110,7 @@ def namespaces(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 "2222",
                 "587",
                 "993",
+                "9100",
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -160,7 +165,12 @@ def test_outbound_only_for_the_service_users(namespaces) -> None:
     assert connect(box, KAIRAN, NET, 993)
     assert not connect(box, TUNNEL, NET, 587)
     assert not connect(box, OTHER, NET, 993)
-    assert time.monotonic() - started < 20
+    # The kiosk's network printer (issue 15): only the kiosk user, only the printer port.
+    assert connect(box, KIOSK, NET, 9100)
+    assert not connect(box, KAIRAN, NET, 9100)
+    assert not connect(box, OTHER, NET, 9100)
+    assert not connect(box, KIOSK, NET, 443)
+    assert time.monotonic() - started < 25
 
 
 def test_nothing_comes_in(namespaces) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kairan_tui import main as tui_main
 from kairand.config import load_config
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,6 +47,10 @@ def render_nft(**over: str) -> str:
         "@MAIL_V4_ELEMENTS@": "elements = { 198.51.100.25 }",
         "@MAIL_V6_ELEMENTS@": "",
         "@MAIL_PORTS@": "465,587,993",
+        "@PRINTER_V4_ELEMENTS@": "elements = { 192.168.10.50 }",
+        "@PRINTER_V6_ELEMENTS@": "",
+        "@PRINTER_PORT@": "9100",
+        "@KIOSK_UID@": "993",
         **over,
     }
     text = (PROV / "nftables" / "kairan.nft.in").read_text()
@@ -72,6 +77,11 @@ def test_nftables_ruleset_is_accepted_and_default_drop(tmp_path: Path) -> None:
     for chain in ("input", "forward", "output"):
         assert f"type filter hook {chain} priority filter; policy drop;" in text
     assert "meta skuid { 991, 992 } tcp dport 443 ct state new accept" in text
+    assert "meta skuid 993 ip daddr @printer_v4 tcp dport 9100 ct state new accept" in text
+    rules = "".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    for name in ("@relay_v", "@staff_v", "@mail_v", "@printer_v"):
+        rules = rules.replace(name, "")
+    assert "@" not in rules  # every placeholder filled
     assert nft_check(render_nft(**{"@KAIRAN_UID@": "kairan-no-such-user"}), tmp_path).returncode
     assert nft_check(text.replace("policy drop;", "policy maybe;", 1), tmp_path).returncode
 
@@ -154,3 +164,23 @@ def test_config_template_validates(tmp_path: Path, bot: str) -> None:
     assert config.webhook.socket == Path("/run/kairan/webhook.sock")
     assert config.api.socket_group == "kairan-staff"
     assert config.webhook.bot_user_id == bot
+
+
+@pytest.mark.req("W2")
+def test_kiosk_and_board_accounts_get_their_one_program_over_ssh(tmp_path: Path) -> None:
+    """Issue 15: the kiosk and board accounts (members of kairan-staff for the API socket) get
+    `kairan kiosk` / `kairan board` over ssh, never the staff terminal, with forwarding off."""
+    dropin = (PROV / "sshd" / "kairan-staff.conf").read_text()
+    for user, program in (("kairan-kiosk", "kiosk"), ("kairan-board", "board")):
+        # The account is root here (it must exist); it is also in the staff group (root's).
+        mapped = dropin.replace(f"Match User {user}", "Match User root").replace(
+            "Match Group kairan-staff", "Match Group root"
+        )
+        got = sshd_effective(mapped, tmp_path, "user=root,host=pc,addr=192.168.10.5")
+        assert (
+            got["forcecommand"] == f"/opt/kairan/bin/kairan {program} --socket /run/kairan/api.sock"
+        )
+        assert got["disableforwarding"] == "yes" and got["permittunnel"] == "no"
+        argv = got["forcecommand"].split()
+        args = tui_main.build_parser().parse_args(argv[1:])
+        assert args.mode == program and str(args.socket) == "/run/kairan/api.sock"

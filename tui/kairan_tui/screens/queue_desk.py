@@ -28,6 +28,11 @@ from kairand.api import schema
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 EXPORT_DIR = Path.home()
+POLL_SECONDS = 60.0
+"""Safety net only: the desk reloads whenever the daemon's board event stream reports a change
+(a call from another counter, a ticket from LINE or the kiosk)."""
+RETRY_SECONDS = 3.0
+"""After the event stream is lost (daemon restart), follow it again this long later."""
 
 
 def _clock(unix: float | None) -> str:
@@ -143,7 +148,8 @@ class QueueDeskScreen(KairanScreen):
         self.query_one("#queue-waiting", DataTable).add_columns(
             "番号", "発券", "経路", "LINE", "優先"
         )
-        self.set_interval(5.0, self.refresh_data)
+        self.set_interval(POLL_SECONDS, self.refresh_data)
+        self.follow()
 
     # -- data ---------------------------------------------------------------------------
 
@@ -163,6 +169,18 @@ class QueueDeskScreen(KairanScreen):
 
     def refresh_data(self) -> None:
         self.load()
+
+    @work(exit_on_error=False, exclusive=True, group="queue-events")
+    async def follow(self) -> None:
+        """Reload on every change the daemon announces on the board stream; when the stream
+        breaks, reload once it is back (changes may have been missed meanwhile)."""
+        while True:
+            try:
+                async for _board in self.api.queue_board_events(self.refresh_data):
+                    self.load()
+            except ApiError:
+                pass
+            await asyncio.sleep(RETRY_SECONDS)
 
     @work(exit_on_error=False, exclusive=True, group="queue-desk")
     async def load(self) -> None:
