@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -27,7 +27,7 @@ from kairand.api.http import (
 from kairand.api.problems import ApiProblem
 from kairand.delivery.alert_notify import notify_test_recipients
 from kairand.logs import get_logger
-from kairand.programs import service
+from kairand.programs import consent, service
 from kairand.programs import templates as tpl
 from kairand.programs.model import DistrictCsvError, ProgramDefinition
 from kairand.programs.scope import ScopeError
@@ -36,7 +36,7 @@ from kairand.store import programs as q
 
 T = TypeVar("T")
 log = get_logger(__name__)
-_background: set[asyncio.Task[int]] = set()
+_background: set[asyncio.Task[Any]] = set()
 
 
 async def _call(awaitable: Awaitable[T]) -> T:
@@ -109,6 +109,7 @@ async def programs_put(request: web.Request) -> web.Response:
     created = await _call(service.put_program(store_of(request), staff_of(request).username,
                                               code, definition))  # fmt: skip
     note(request, program=code)
+    _prompt_later(request)
     return ok(schema.Created(id=0), status=201 if created else 200)
 
 
@@ -208,6 +209,24 @@ async def templates_approve(request: web.Request) -> web.Response:
     await _call(service.approve_template(store_of(request), staff_of(request).username, tid))
     note(request, template=tid)
     return ok(schema.Created(id=tid))
+
+
+def _prompt_later(request: web.Request) -> None:
+    """Push re-consent prompts now (a raised consent version suspended members); the program
+    expiry worker retries what is left every minute."""
+    line = line_of(request)
+    if line is None:
+        return
+
+    async def prompt() -> None:
+        try:
+            await consent.send_prompts(store_of(request), line)
+        except Exception as exc:  # the worker's next run retries
+            log.warning("programs.reconsent_failed", error=type(exc).__name__)
+
+    task = asyncio.get_running_loop().create_task(prompt())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _notify_later(request: web.Request, sent: service.SentAlert) -> None:
