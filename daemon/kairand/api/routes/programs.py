@@ -23,6 +23,7 @@ from kairand.api.http import (
     ok,
     staff_of,
     store_of,
+    wake_sender,
 )
 from kairand.api.problems import ApiProblem
 from kairand.delivery.alert_notify import notify_test_recipients
@@ -255,6 +256,7 @@ async def alerts_send(request: web.Request) -> web.Response:
                            body.institution, body.districts, body.values, consent)
     )  # fmt: skip
     note(request, delivery=sent.delivery_id, template=body.template_id)
+    wake_sender(request)  # urgent and already approved: the sender starts it now
     _notify_later(request, sent)
     out = schema.AlertSent(delivery_id=sent.delivery_id, text=sent.text, notified=len(sent.notify))
     return ok(out, status=201)
@@ -266,6 +268,7 @@ async def alerts_follow_up(request: web.Request) -> web.Response:
     sent = await _call(service.send_follow_up(store_of(request), staff_of(request).username,
                                               delivery_id, body.kind, body.body))  # fmt: skip
     note(request, delivery=sent.delivery_id, follows=delivery_id, kind=body.kind)
+    wake_sender(request)
     _notify_later(request, sent)
     out = schema.AlertSent(delivery_id=sent.delivery_id, text=sent.text, notified=len(sent.notify))
     return ok(out, status=201)
