@@ -90,6 +90,7 @@ async def programs_list(request: web.Request) -> web.Response:
                 annual=definition.annual is not None,
                 registered=_small(registered, k),
                 districts=per,
+                definition=definition.model_dump(mode="json"),
             )
         )
     return ok(schema.ProgramList(items=items))
