@@ -32,7 +32,7 @@ async def _until(condition: object, limit: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.req("K8")
+@pytest.mark.req("K1")
 async def test_an_alert_through_the_api_wakes_the_sender_at_once(
     config: Config, store: Store
 ) -> None:
