@@ -142,3 +142,16 @@ async def test_join_choose_leave_keeps_city(world: tuple[InProcessDaemon, LineSt
         lambda c: c.execute("SELECT count(*) FROM program_members").fetchone()[0]
     )
     assert count == 0
+
+
+async def test_the_daemon_shares_one_sender_wake_up_with_the_api(
+    world: tuple[InProcessDaemon, LineStandIn],
+) -> None:
+    """The wiring behind tests/unit/api/test_sender_wake.py: the running daemon's sender waits
+    on the event the API app sets (kairand.runtime.DELIVERY_WAKE)."""
+    from kairand.delivery.worker import SENDER
+    from kairand.runtime import DELIVERY_WAKE
+
+    daemon, _ = world
+    assert daemon.app is not None
+    assert daemon.app[SENDER].wake is daemon.app[DELIVERY_WAKE]
