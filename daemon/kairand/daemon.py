@@ -37,11 +37,11 @@ from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
 from kairand.runtime import CONFIG as CONFIG
+from kairand.runtime import DELIVERY_WAKE, TaskGroup
 from kairand.runtime import LINE as LINE
 from kairand.runtime import STOPPING as STOPPING
 from kairand.runtime import STORE as STORE
 from kairand.runtime import TASKS as TASKS
-from kairand.runtime import TaskGroup
 from kairand.store.database import Store
 
 log = get_logger(__name__)
@@ -109,6 +109,7 @@ def build_app(config: Config, store: Store) -> web.Application:
     app[CONFIG] = config
     app[STORE] = store
     app[STOPPING] = asyncio.Event()
+    app[DELIVERY_WAKE] = asyncio.Event()  # the API wakes the delivery sender with it
     app.cleanup_ctx.append(_tasks_ctx)
     app.cleanup_ctx.append(_line_ctx)
     app.cleanup_ctx.extend(components())

@@ -78,6 +78,9 @@ LINE: Final[web.AppKey[LineApi]] = web.AppKey("line")
 TASKS: Final = web.AppKey("tasks", TaskGroup)
 STOPPING: Final = web.AppKey("stopping", asyncio.Event)
 """Set when the daemon is asked to stop (SIGTERM/SIGINT, or a test)."""
+DELIVERY_WAKE: Final = web.AppKey("delivery_wake", asyncio.Event)
+"""Set when a delivery became due now (approved, resumed, an urgent alert sent): the sender
+looks at once instead of at its next poll (shared by the API app and the delivery worker)."""
 
 
 async def supervise(

@@ -78,7 +78,9 @@ async def test_join_choose_leave_keeps_city(world: tuple[InProcessDaemon, LineSt
     jh = await send(tap(el, "他の中学校区も選ぶ"))
     el = await send(tap(jh, "西中学校区"))
     el = await send(tap(el, "港小学校区"))
-    done = await send(tap(el, "選択を完了"))
+    asked = await send(tap(el, "選択を完了"))
+    assert "光小学校区、港小学校区" in asked[0]["text"] and "【質問 2/2】" in asked[0]["text"]
+    done = await send(tap(asked, "地域の方"))
     assert "光小学校区、港小学校区" in done[0]["text"]
     rid = (
         await store.read(
@@ -90,6 +92,17 @@ async def test_join_choose_leave_keeps_city(world: tuple[InProcessDaemon, LineSt
     member = await store.read(program_store.member, catalogue.CHILD_SAFETY_CODE, rid)
     assert member is not None and member.registered_at is not None
     answers = await store.read(residents.answers_of, uid)
+    assert answers[catalogue.DISTRICT_QUESTION] == [("hikari", None), ("minato", None)]
+    assert answers[catalogue.RELATION_QUESTION] == [("neighbour", None)]
+
+    # Change the program's own answer from its menu: stored, nothing else asked.
+    ts[0] += 1
+    menu = await send(event("message", uid, ts[0], text="子ども安全情報"))
+    ask = await send(tap(menu, "登録の区分を変更"))
+    changed = await send(tap(ask, "保護者"))
+    assert "「登録の区分」の回答を変更しました" in changed[0]["text"]
+    answers = await store.read(residents.answers_of, uid)
+    assert answers[catalogue.RELATION_QUESTION] == [("guardian", None)]
     assert answers[catalogue.DISTRICT_QUESTION] == [("hikari", None), ("minato", None)]
 
     # Leave the program: its data goes with a receipt; the city registration stays.
@@ -112,7 +125,8 @@ async def test_join_choose_leave_keeps_city(world: tuple[InProcessDaemon, LineSt
     jh = await send(tap(offer, "同意して登録する"))
     el = await send(tap(jh, "北中学校区"))
     el = await send(tap(el, "北小学校区"))
-    await send(tap(el, "選択を完了"))
+    asked = await send(tap(el, "選択を完了"))
+    await send(tap(asked, "回答しない"))
     ts[0] += 1
     await daemon.post([event("unfollow", uid, ts[0])])
 
@@ -128,3 +142,16 @@ async def test_join_choose_leave_keeps_city(world: tuple[InProcessDaemon, LineSt
         lambda c: c.execute("SELECT count(*) FROM program_members").fetchone()[0]
     )
     assert count == 0
+
+
+async def test_the_daemon_shares_one_sender_wake_up_with_the_api(
+    world: tuple[InProcessDaemon, LineStandIn],
+) -> None:
+    """The wiring behind tests/unit/api/test_sender_wake.py: the running daemon's sender waits
+    on the event the API app sets (kairand.runtime.DELIVERY_WAKE)."""
+    from kairand.delivery.worker import SENDER
+    from kairand.runtime import DELIVERY_WAKE
+
+    daemon, _ = world
+    assert daemon.app is not None
+    assert daemon.app[SENDER].wake is daemon.app[DELIVERY_WAKE]

@@ -9,12 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from kairand.api import schema
 from kairand.programs import catalogue
 from kairand.programs import templates as tpl
-from kairand.programs.model import parse_districts_csv
+from kairand.programs.model import (
+    DistrictCsvError,
+    ProgramDefinition,
+    check_codes,
+    parse_districts_csv,
+)
 
 JST = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
@@ -50,6 +55,15 @@ def add_program_routes(
     state.setdefault("templates", [_template(1, "approved"), _template(2, "draft", "熊の出没")])
     state.setdefault("alerts", [])
     state.setdefault("follow_ups", [])
+    state.setdefault("puts", {})  # program code -> definition saved through the TUI
+    state.setdefault("imports", [])
+    state.setdefault("institution_puts", {})
+    state.setdefault("staff", [])
+
+    def invalid(detail: str, field: str | None = None) -> web.Response:
+        problem = {"type": "urn:kairan:problem:validation", "title": "入力内容に誤りがあります",
+                   "status": 422, "detail": detail, "field": field}  # fmt: skip
+        return web.json_response(problem, status=422, content_type="application/problem+json")
 
     def answer(model: type[BaseModel], body: dict[str, Any], status: int = 200) -> web.Response:
         return web.json_response(model.model_validate(body).model_dump(mode="json"), status=status)
@@ -68,9 +82,79 @@ def add_program_routes(
             {"code": "city", "name": "市政情報", "is_default": True, "annual": False,
              "registered": "5,204", "districts": {}},
             {"code": "kodomo", "name": "子ども安全情報", "is_default": False, "annual": True,
-             "registered": "903", "districts": per},
+             "registered": "903", "districts": per,
+             "definition": state["puts"].get("kodomo")
+             or catalogue.child_safety().model_dump(mode="json")},
         ]  # fmt: skip
+        for code, d in state["puts"].items():
+            if code != "kodomo":
+                items.append({"code": code, "name": d["name"], "is_default": False,
+                              "annual": bool(d.get("annual")), "registered": "<10",
+                              "districts": {}, "definition": d})  # fmt: skip
         return answer(schema.ProgramList, {"items": items})
+
+    @routes.put("/v1/programs/{id}")
+    async def put_program(request: web.Request) -> web.Response:
+        if (denied := guard("programs.put")) is not None:
+            return denied
+        body = schema.ProgramPut.model_validate(await request.json())
+        code = request.match_info["id"]
+        try:
+            definition = ProgramDefinition.model_validate(body.definition)
+            check_codes(code, definition)
+        except (ValidationError, ValueError):
+            return invalid("配信サービスの定義に誤りがあります。", "definition")
+        created = code not in state["puts"] and code != "kodomo"
+        state["puts"][code] = definition.model_dump(mode="json")
+        return answer(schema.Created, {"id": 0}, 201 if created else 200)
+
+    @routes.post("/v1/districts/import")
+    async def import_districts(request: web.Request) -> web.Response:
+        if (denied := guard("districts.upload")) is not None:
+            return denied
+        body = schema.DistrictImport.model_validate(await request.json())
+        try:
+            rows = parse_districts_csv(body.csv)
+        except DistrictCsvError as exc:
+            return invalid(f"{exc.line}行目：{exc.message_ja}", "csv")
+        state["imports"].append([d.code for d in rows])
+        known = {d["code"] for d in DISTRICTS}
+        added = sum(1 for d in rows if d.code not in known)
+        return answer(schema.DistrictImportResult, {"added": added, "updated": len(rows) - added,
+                                                    "retired": 0})  # fmt: skip
+
+    @routes.put("/v1/institutions/{id}")
+    async def put_institution(request: web.Request) -> web.Response:
+        if (denied := guard("institutions.put")) is not None:
+            return denied
+        body = schema.InstitutionPut.model_validate(await request.json())
+        state["institution_puts"][request.match_info["id"]] = body.model_dump(mode="json")
+        return answer(schema.Created, {"id": 0})
+
+    @routes.post("/v1/institutions/{id}/staff")
+    async def institution_staff(request: web.Request) -> web.Response:
+        if (denied := guard("institutions.staff")) is not None:
+            return denied
+        body = schema.InstitutionStaff.model_validate(await request.json())
+        state["staff"].append((request.match_info["id"], body.username, body.head))
+        return answer(schema.Created, {"id": 0})
+
+    @routes.post("/v1/alert-templates")
+    async def create_template(request: web.Request) -> web.Response:
+        if (denied := guard("alert_templates.create")) is not None:
+            return denied
+        body = schema.AlertTemplateCreate.model_validate(await request.json())
+        try:
+            d = tpl.TemplateDefinition.model_validate(body.definition)
+        except ValidationError:
+            return invalid("テンプレートの定義に誤りがあります。", "definition")
+        tid = len(state["templates"]) + 1
+        state["templates"].append({
+            "id": tid, "program": body.program, "name": body.name, "title": d.title,
+            "status": "draft", "created_by": username, "approved_by": None,
+            "fields": [f.model_dump() for f in d.fields], "footer": d.footer,
+        })  # fmt: skip
+        return answer(schema.Created, {"id": tid}, 201)
 
     @routes.get("/v1/districts")
     async def districts(_: web.Request) -> web.Response:

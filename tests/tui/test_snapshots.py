@@ -87,3 +87,36 @@ def test_confirm_snapshot(app_for, snap_compare):
         await pilot.pause(0.7)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+# The 配信サービス screen's administration dialogs (issue 16), as the staff member who may use
+# each: dialog -> (staff member, key pressed on the screen, a selector inside the dialog).
+PROGRAM_DIALOGS = {
+    "program-edit": ("tanaka", "e", "#program-reconsent"),
+    "template-create": ("ito", "t", "#template-fields"),
+    "institution": ("tanaka", "i", "#institution-districts"),
+    "districts-import": ("tanaka", "d", "#districts-path"),
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", list(PROGRAM_DIALOGS))
+def test_program_dialog_snapshot(name, size, app_for, snap_compare):
+    """Each administration dialog fits 80×24 with its Japanese labels and buttons."""
+    user, key, selector = PROGRAM_DIALOGS[name]
+    app = app_for(user)
+
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, _loaded(app, "#templates-table"))
+        await wait_until(pilot, lambda: bool(app.screen.program_rows))
+        if name == "program-edit":
+            app.screen.query_one("#programs-table").move_cursor(row=1)
+        await pilot.press(key)
+        await wait_until(pilot, _loaded(app, selector))
+        await pilot.pause(0.3)
+        app.screen.set_focus(None)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -358,6 +358,22 @@ class KairanApi(ApiClient):
     async def alert_templates(self) -> schema.AlertTemplateList:
         return await self._model(schema.AlertTemplateList, "GET", "/v1/alert-templates")
 
+    async def put_program(self, code: str, definition: dict[str, Any]) -> None:
+        await self.put(f"/v1/programs/{code}", {"definition": definition})
+
+    async def import_districts(self, csv_text: str) -> schema.DistrictImportResult:
+        body = schema.DistrictImport(csv=csv_text)
+        return await self._model(schema.DistrictImportResult, "POST", "/v1/districts/import", body)
+
+    async def put_institution(self, code: str, body: schema.InstitutionPut) -> None:
+        await self.put(f"/v1/institutions/{code}", body.model_dump(mode="json"))
+
+    async def assign_institution_staff(self, code: str, body: schema.InstitutionStaff) -> None:
+        await self.post(f"/v1/institutions/{code}/staff", body.model_dump(mode="json"))
+
+    async def create_alert_template(self, body: schema.AlertTemplateCreate) -> schema.Created:
+        return await self._model(schema.Created, "POST", "/v1/alert-templates", body)
+
     async def approve_template(self, template_id: int) -> None:
         await self.post(f"/v1/alert-templates/{template_id}/approve", {})
 

@@ -72,7 +72,7 @@ from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.queue.signals import SIGNALS, QueueSignals
-from kairand.runtime import CONFIG, LINE, STORE
+from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, STORE
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
 from kairand.store.database import Store
@@ -250,6 +250,7 @@ def make_api_app(
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
     signals: QueueSignals | None = None,
+    wake: asyncio.Event | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_timer, problem_guard, access_middleware, body_guard],
@@ -267,6 +268,8 @@ def make_api_app(
     app[RESOLVER] = resolver
     app[STATE] = ApiState()
     app[SIGNALS] = signals or QueueSignals()  # shared with the queue's push worker
+    if wake is not None:  # shared with the delivery sender (kairand.runtime.DELIVERY_WAKE)
+        app[DELIVERY_WAKE] = wake
     for route in roles_table.ROUTES:
         app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.cleanup_ctx.append(checkpoint_component)
@@ -307,10 +310,11 @@ async def serve(
     resolver: PeerResolver = peer_from_socket,
     signals: QueueSignals | None = None,
     path: Path | None = None,
+    wake: asyncio.Event | None = None,
 ) -> AsyncIterator[web.Application]:
     """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
     use it)."""
-    app = make_api_app(config, store, line, resolver, signals)
+    app = make_api_app(config, store, line, resolver, signals, wake)
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
         idle_timeout=config.api.idle_timeout_seconds,
@@ -343,7 +347,13 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(
-            serve(config, app[STORE], app.get(LINE), signals=app.get(SIGNALS))
+            serve(
+                config,
+                app[STORE],
+                app.get(LINE),
+                signals=app.get(SIGNALS),
+                wake=app.get(DELIVERY_WAKE),
+            )
         )
         if config.daemon.training_mode:
             for identity, socket_path in config.api.training_sockets.items():
@@ -355,6 +365,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                         training_resolver(identity),
                         signals=app.get(SIGNALS),
                         path=socket_path,
+                        wake=app.get(DELIVERY_WAKE),
                     )
                 )
         yield

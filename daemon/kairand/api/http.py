@@ -22,7 +22,7 @@ from kairand.api.identity import PeerResolver
 from kairand.api.problems import ApiProblem, from_validation
 from kairand.config import Config
 from kairand.line.client import LineApi
-from kairand.runtime import CONFIG, LINE, STORE
+from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, STORE
 from kairand.store import staff as staff_store
 from kairand.store.database import Store
 from kairand.timeutil import JST
@@ -58,6 +58,13 @@ def now_ms() -> int:
 
 def line_of(request: web.Request) -> LineApi | None:
     return request.app.get(LINE)
+
+
+def wake_sender(request: web.Request) -> None:
+    """A delivery became due now: wake the delivery sender instead of waiting for its poll."""
+    wake = request.app.get(DELIVERY_WAKE)
+    if wake is not None:
+        wake.set()
 
 
 def config_of(request: web.Request) -> Config:

@@ -696,6 +696,9 @@ class ProgramOut(_Out):
     """Registered subscribers, aggregate; below the small-cell threshold shown as "<N"."""
     districts: dict[str, str] = {}
     """Registered subscribers per school district (district name -> count or "<N")."""
+    definition: dict[str, Any] = {}
+    """The program's definition as stored (empty for the default program), so staff can
+    edit it and raise its consent version (see ProgramPut)."""
 
 
 class ProgramList(_Out):

@@ -85,6 +85,7 @@ class Sender:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         media: MediaSection | None = None,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self.store = store
         self.line = line
@@ -93,7 +94,12 @@ class Sender:
         self.clock = clock
         self.rng = rng or random.Random()
         self.limiter = TokenBucket(config.multicast_rate_per_second)
-        self.wake = asyncio.Event()
+        self.wake = wake or asyncio.Event()
+        """Set by whoever made a delivery due now (kairand.runtime.DELIVERY_WAKE)."""
+        self.idle_waits = 0
+        """Times the sender found nothing to do and began to wait (for tests and status)."""
+        self.woken = 0
+        """Times such a wait ended by `wake` rather than by the poll interval."""
         self.stopping = False
         self._quota_failures = 0
 
@@ -106,6 +112,9 @@ class Sender:
             concurrency=self.config.concurrency,
         )
         while not stopping.is_set():
+            # Cleared before looking, so a wake-up that arrives while `step` reads the queue
+            # is not lost: the wait below then returns at once.
+            self.wake.clear()
             try:
                 worked = await self.step()
             except asyncio.CancelledError:
@@ -116,9 +125,10 @@ class Sender:
             if not worked:
                 # LINE unreachable for the quota read: back off instead of asking every poll.
                 wait = min(60.0, self.config.poll_seconds * 2 ** min(self._quota_failures, 6))
-                self.wake.clear()
+                self.idle_waits += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), wait)
+                    self.woken += 1
 
     async def step(self) -> bool:
         """Work on the most urgent due delivery; False when there is none (or it paused)."""

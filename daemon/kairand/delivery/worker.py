@@ -10,14 +10,22 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from kairand.delivery.sender import Sender
-from kairand.runtime import CONFIG, LINE, STOPPING, STORE, TASKS
+from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, STOPPING, STORE, TASKS
 
 SENDER = web.AppKey("delivery_sender", Sender)
 
 
 async def delivery_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: run the sender until the daemon stops."""
-    sender = Sender(app[STORE], app[LINE], app[CONFIG].delivery, media=app[CONFIG].media)
+    if DELIVERY_WAKE not in app:  # shared with the API app (kairand.api.app.api_component)
+        app[DELIVERY_WAKE] = asyncio.Event()
+    sender = Sender(
+        app[STORE],
+        app[LINE],
+        app[CONFIG].delivery,
+        media=app[CONFIG].media,
+        wake=app[DELIVERY_WAKE],
+    )
     app[SENDER] = sender
     stop = asyncio.Event()
     task = app[TASKS].worker("delivery-sender", lambda: sender.run(stop))

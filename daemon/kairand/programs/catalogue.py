@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from kairand.conversation.survey import Option, Question
 from kairand.programs.model import ProgramDefinition
 from kairand.retention.rules import Annual
 
 CHILD_SAFETY_CODE = "kodomo"
 DISTRICT_QUESTION = "kodomo_district"
+RELATION_QUESTION = "kodomo_relation"
 
 
 def child_safety() -> ProgramDefinition:
@@ -24,6 +26,23 @@ def child_safety() -> ProgramDefinition:
         ),
         completion="ご登録ありがとうございました。選んだ学校区の安全情報をお届けします。",
         district_question=DISTRICT_QUESTION,
+        questions=(
+            Question(
+                code=RELATION_QUESTION,
+                kind="choice",
+                title="登録の区分",
+                text="あてはまるものを選んでください。",
+                purpose=(
+                    "保護者の方・地域で見守りをされる方など、それぞれに合った情報をお届け"
+                    "するために使います。"
+                ),
+                options=(
+                    Option(code="guardian", label="保護者"),
+                    Option(code="neighbour", label="地域の方"),
+                    Option(code="staff", label="学校・園などの関係者"),
+                ),
+            ),
+        ),
         annual=Annual(),
     )
 

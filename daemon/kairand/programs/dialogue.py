@@ -3,10 +3,21 @@ consent, choose school districts in two steps (中学校区 → 小学校区), c
 program without leaving the city information service (and vice versa).
 
 Reached by the program's name as a text (a rich-menu tile sends it) or by its own postbacks,
-`k=ACTION&g=PROGRAM&v=CONSENT_VERSION&x=ARG&p=PAGE`, which the city survey's postback decoder
-does not accept, so the two dialogues never take each other's buttons. State per program is
-kept in program_members.conversation: {"step": "jh" | "el" | "done" | "leave", "jh": code,
-"sel": [district codes chosen so far], "page": n}.
+`k=ACTION&g=PROGRAM&v=CONSENT_VERSION&q=QUESTION&x=ARG&p=PAGE`, which the city survey's postback
+decoder does not accept, so the two dialogues never take each other's buttons. State per
+program is kept in program_members.conversation: {"step": "jh" | "el" | "q" | "done" | "leave"
+| "reconsent", "jh": code, "sel": [district codes chosen so far], "page": n, "q": question,
+"qsel": [options toggled so far], "mode": "onboard" | "edit"}.
+
+After the districts, the program's further questions (choice / multi / year) are asked one at a
+time in the survey's style: quick replies, paged when there are many options, 回答しない when
+the question allows it, a date picker of which only the year (and month) is kept. A registered
+member can change each answer from the program's menu.
+
+When staff raise the program's consent version, registered members who agreed only to the older
+notice are suspended (kairand.store.programs.suspend_outdated_members: step "reconsent", no
+deliveries); their next visit shows the new notice, and agreeing restores the registration with
+its answers unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kairand.conversation import texts
 from kairand.conversation.events import Event
+from kairand.conversation.survey import Question
 from kairand.programs.model import District, ProgramDefinition, junior_highs
 
 MAX_QUICK_REPLY = 13
@@ -24,8 +37,12 @@ MAX_LABEL = 20
 MAX_DATA = 300
 ACTIONS = frozenset(
     {"menu", "yes", "no", "jh", "jhp", "tog", "elp", "more", "done", "edit", "leave", "lok", "lno"}
+    # further questions: choice answer, multi toggle / finish, page, year picker, change one
+    | {"ans", "qtg", "qdn", "qpg", "yr", "qed"}
 )
+_KEYS = frozenset("kgvqxp")
 _VALUE = re.compile(r"^[a-z0-9_]{1,32}$")
+_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 Message = dict[str, Any]
 
 
@@ -35,6 +52,8 @@ class MemberView:
     registered: bool
     conversation: Mapping[str, Any]
     districts: tuple[str, ...] = ()
+    answers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Stored values of the program's further questions (question code -> values)."""
 
 
 # -- operations (applied by the inbox in the event's transaction) -----------------------------
@@ -60,6 +79,14 @@ class SetDistricts:
 
 
 @dataclass(frozen=True)
+class SetAnswer:
+    program: str
+    question: str
+    values: tuple[tuple[str, int | None], ...]
+    """(value, numeric value) pairs as in the answers table; empty: 回答しない."""
+
+
+@dataclass(frozen=True)
 class MarkRegistered:
     program: str
 
@@ -69,7 +96,7 @@ class Leave:
     program: str
 
 
-Operation = Join | SetState | SetDistricts | MarkRegistered | Leave
+Operation = Join | SetState | SetDistricts | SetAnswer | MarkRegistered | Leave
 
 
 @dataclass(frozen=True)
@@ -85,10 +112,15 @@ class ProgramPostback:
     version: int
     arg: str = ""
     page: int = 0
+    question: str = ""
 
 
-def encode(action: str, program: str, version: int, arg: str = "", page: int = 0) -> str:
+def encode(
+    action: str, program: str, version: int, arg: str = "", page: int = 0, question: str = ""
+) -> str:
     parts = [f"k={action}", f"g={program}", f"v={version}"]
+    if question:
+        parts.append(f"q={question}")
     if arg:
         parts.append(f"x={arg}")
     if page:
@@ -104,7 +136,7 @@ def decode(data: str) -> ProgramPostback | None:
     fields: dict[str, str] = {}
     for part in data.split("&"):
         key, sep, value = part.partition("=")
-        if not sep or key not in "kgvxp" or key in fields or not _VALUE.match(value):
+        if not sep or key not in _KEYS or key in fields or not _VALUE.match(value):
             return None
         fields[key] = value
     if fields.get("k") not in ACTIONS or "g" not in fields or "v" not in fields:
@@ -115,7 +147,9 @@ def decode(data: str) -> ProgramPostback | None:
         return None
     if not 0 <= page <= 100:
         return None
-    return ProgramPostback(fields["k"], fields["g"], version, fields.get("x", ""), page)
+    return ProgramPostback(
+        fields["k"], fields["g"], version, fields.get("x", ""), page, fields.get("q", "")
+    )
 
 
 def claims(event: Event, programs: Mapping[str, ProgramDefinition]) -> str | None:
@@ -142,6 +176,12 @@ def _item(label: str, data: str, display: str | None = None) -> Message:
     action: Message = {"type": "postback", "label": _label(label), "data": data}
     action["displayText"] = display or label
     return {"type": "action", "action": action}
+
+
+def _answer_item(label: str, data: str) -> Message:
+    # S10: no displayText on a button that carries an answer (as in the city survey), so LINE
+    # does not post the choice into the chat as the resident's message.
+    return {"type": "action", "action": {"type": "postback", "label": _label(label), "data": data}}
 
 
 def _text(text: str, items: Sequence[Message] = ()) -> Message:
@@ -177,7 +217,9 @@ class _Dialogue:
         definition: ProgramDefinition,
         districts: Sequence[District],
         member: MemberView | None,
+        event: Event,
     ) -> None:
+        self.event = event
         self.code = code
         self.d = definition
         self.v = definition.consent_version
@@ -186,12 +228,31 @@ class _Dialogue:
         self.member = member
         self.state = dict(member.conversation) if member else {}
 
-    def pb(self, action: str, arg: str = "", page: int = 0) -> str:
-        return encode(action, self.code, self.v, arg, page)
+    def pb(self, action: str, arg: str = "", page: int = 0, question: str = "") -> str:
+        return encode(action, self.code, self.v, arg, page, question)
 
     # prompts
 
+    def suspended(self) -> bool:
+        """Registered under an older purpose notice, and waiting to agree to the new one."""
+        return (
+            self.member is not None
+            and self.member.consent_version < self.v
+            and self.state.get("step") == "reconsent"
+        )
+
     def offer(self) -> Outcome:
+        if self.suspended():
+            text = (
+                f"【{self.d.name}】\n利用目的の内容を改めました。改めて同意いただくまで、"
+                f"{self.d.name}の配信を停止しています。\n\n■利用目的\n{self.d.purpose_notice}\n\n"
+                "内容に同意して、受け取りを再開しますか。登録内容（学校区など）はそのまま引き継ぎます。"
+            )
+            items = [
+                _item("同意して再開する", self.pb("yes"), "同意して再開する"),
+                _item("登録をやめる", self.pb("leave"), "登録をやめる"),
+            ]
+            return Outcome((_text(text, items),))
         text = (
             f"【{self.d.name}】\n{self.d.description}\n\n■利用目的\n{self.d.purpose_notice}\n\n"
             "内容に同意して登録しますか。"
@@ -209,10 +270,11 @@ class _Dialogue:
         text = (
             f"【{self.d.name}】\n現在の{self.d.district_title}：{chosen}\nご用件を選んでください。"
         )
-        items = [
-            _item(f"{self.d.district_title}を変更", self.pb("edit")),
-            _item("登録をやめる", self.pb("leave")),
-        ]
+        items = [_item(f"{self.d.district_title}を変更", self.pb("edit"))]
+        for question in self.d.questions[: MAX_QUICK_REPLY - 2]:
+            label = f"{question.title}を変更"
+            items.append(_item(label, self.pb("qed", question=question.code), _label(label)))
+        items.append(_item("登録をやめる", self.pb("leave")))
         return Outcome((_text(text, items),))
 
     def jh_prompt(self, page: int, lead: str = "") -> Message:
@@ -243,6 +305,139 @@ class _Dialogue:
         head = lead + f"{jh_name}の小学校区から、受け取りたい学校区を選んでください（複数可）。"
         return _text(head + self._chosen_line(), items)
 
+    # further questions
+
+    def question(self, code: Any) -> Question | None:
+        return next((q for q in self.d.questions if q.code == code), None)
+
+    def ask_state(self, question: Question, mode: str) -> dict[str, Any]:
+        current = self.member.answers.get(question.code, ()) if self.member else ()
+        sel = list(current) if question.kind == "multi" and mode == "edit" else []
+        return {"step": "q", "q": question.code, "qsel": sel, "page": 0, "mode": mode}
+
+    def q_prompt(self, lead: str = "") -> Message:
+        question = self.question(self.state.get("q"))
+        assert question is not None
+        offset = 1 if self.d.district_question else 0
+        index = self.d.questions.index(question) + 1 + offset
+        lines = [
+            lead
+            + texts.QUESTION_HEADER.format(i=index, n=len(self.d.questions) + offset)
+            + question.text,
+            texts.PURPOSE_LINE.format(purpose=question.purpose),
+        ]
+        code = question.code
+        if question.kind in ("year", "year_month"):
+            label = texts.PICK_YEAR if question.kind == "year" else texts.PICK_YEAR_MONTH
+            lines.append(texts.YEAR_HINT.format(label=label))
+            initial = min(max(2015, question.min_year), question.max_year)
+            picker = {
+                "type": "datetimepicker",
+                "label": label,
+                "data": self.pb("yr", question=code),
+                "mode": "date",
+                "initial": f"{initial}-01-01",
+                "min": f"{question.min_year}-01-01",
+                "max": f"{question.max_year}-12-31",
+            }
+            items: list[Message] = [{"type": "action", "action": picker}]
+            if question.allow_skip:
+                items.append(_answer_item(texts.SKIP, self.pb("yr", "skip", question=code)))
+            return _text("\n".join(lines), items)
+        page = int(self.state.get("page", 0))
+        fixed: list[Message] = []
+        if question.kind == "choice":
+            entries = [
+                _answer_item(o.label, self.pb("ans", o.code, question=code))
+                for o in question.options
+            ]
+            if question.allow_skip:
+                entries.append(_answer_item(texts.SKIP, self.pb("ans", "skip", question=code)))
+        else:
+            chosen = set(self.state.get("qsel", []))
+            entries = [
+                _answer_item(
+                    (texts.CHECK if o.code in chosen else "") + o.label,
+                    self.pb("qtg", o.code, question=code),
+                )
+                for o in question.options
+            ]
+            fixed.append(_item(texts.FINISH, self.pb("qdn", question=code), texts.FINISH))
+            count = sum(1 for o in question.options if o.code in chosen)
+            lines.append(texts.SELECTED.format(n=count) if count else texts.SELECTED_NONE)
+        items, page = _paged(
+            entries,
+            fixed,
+            page,
+            lambda label, p: _item(label, self.pb("qpg", page=p, question=code)),
+        )
+        if len(entries) + len(fixed) > MAX_QUICK_REPLY:
+            size = MAX_QUICK_REPLY - len(fixed) - 2
+            lines.append(texts.PAGE_LINE.format(page=page + 1, pages=-(-len(entries) // size)))
+        return _text("\n".join(lines), items)
+
+    def finish(self, ops: Sequence[Operation], districts: Sequence[str]) -> Outcome:
+        """Registration complete: the completion message and MarkRegistered."""
+        names = "、".join(self.by_code[c].name for c in districts if c in self.by_code)
+        text = self.d.completion + (f"\n登録した{self.d.district_title}：{names}" if names else "")
+        return self._save({"step": "done"}, [_text(text)], *ops, MarkRegistered(self.code))
+
+    def after_answer(
+        self, question: Question, values: tuple[tuple[str, int | None], ...]
+    ) -> Outcome:
+        assert self.member is not None
+        ops: list[Operation] = [SetAnswer(self.code, question.code, values)]
+        if self.state.get("mode") == "edit" and self.member.registered:
+            done = _text(texts.EDITED.format(title=question.title))
+            return self._save({"step": "done"}, [done], *ops)
+        index = self.d.questions.index(question)
+        if index + 1 < len(self.d.questions):
+            self.state = self.ask_state(self.d.questions[index + 1], "onboard")
+            return self._save(self.state, [self.q_prompt()], *ops)
+        return self.finish(ops, self.member.districts)
+
+    def on_question(self, pb: ProgramPostback, event: Event) -> Outcome:
+        question = self.question(self.state.get("q"))
+        if self.state.get("step") != "q" or question is None or pb.question != question.code:
+            return self.stale()
+        if pb.action == "qpg":
+            self.state = {**self.state, "page": pb.page}
+            return self._save(self.state, [self.q_prompt()])
+        if question.kind == "choice" and pb.action == "ans":
+            if pb.arg == "skip" and question.allow_skip:
+                return self.after_answer(question, ())
+            if question.option(pb.arg) is None:
+                return self.stale()
+            return self.after_answer(question, ((pb.arg, None),))
+        if question.kind == "multi" and pb.action == "qtg":
+            if question.option(pb.arg) is None:
+                return self.stale()
+            sel = list(self.state.get("qsel", []))
+            sel = [c for c in sel if c != pb.arg] if pb.arg in sel else [*sel, pb.arg]
+            order = [o.code for o in question.options]
+            sel = sorted(set(sel) & set(order), key=order.index)
+            self.state = {**self.state, "qsel": sel}
+            return self._save(self.state, [self.q_prompt()])
+        if question.kind == "multi" and pb.action == "qdn":
+            sel = [c for c in self.state.get("qsel", []) if question.option(c) is not None]
+            if not sel and not question.allow_skip:
+                return Outcome((_text(texts.NEED_ONE), self.q_prompt()))
+            return self.after_answer(question, tuple((c, None) for c in sel))
+        if question.kind in ("year", "year_month") and pb.action == "yr":
+            if pb.arg == "skip" and question.allow_skip:
+                return self.after_answer(question, ())
+            match = _DATE.match(event.params.get("date", ""))
+            if pb.arg or match is None:
+                return self.stale()
+            year, month = int(match.group(1)), int(match.group(2))
+            if not (question.min_year <= year <= question.max_year) or not 1 <= month <= 12:
+                message = texts.INVALID_YEAR.format(min=question.min_year, max=question.max_year)
+                return Outcome((_text(message), self.q_prompt()))
+            # Only the year (or year and month) is kept; the day is dropped here (S1).
+            value = f"{year:04d}" if question.kind == "year" else f"{year:04d}-{month:02d}"
+            return self.after_answer(question, ((value, year),))
+        return self.stale()
+
     def _chosen_line(self) -> str:
         sel = [self.by_code[c].name for c in self.state.get("sel", []) if c in self.by_code]
         return f"\n選択中：{'、'.join(sel)}" if sel else ""
@@ -257,12 +452,24 @@ class _Dialogue:
             return self.offer()
         if text.endswith("の解除"):
             return self.on_action(ProgramPostback("leave", self.code, self.v))
+        if self.suspended():
+            return self.offer()
         if self.member.registered:
             return self.menu()
         return self.resume()
 
     def resume(self) -> Outcome:
         step = self.state.get("step")
+        if step == "q":
+            if self.question(self.state.get("q")) is not None:
+                return Outcome((self.q_prompt(),))
+            # The program's questions changed under the resident: ask them from the first.
+            assert self.member is not None
+            if self.d.questions and self.member.districts:
+                self.state = self.ask_state(self.d.questions[0], "onboard")
+                return self._save(self.state, [self.q_prompt(texts.QUESTIONS_CHANGED + "\n")])
+            if self.member.districts:
+                return self.finish((), self.member.districts)
         if step == "el" and self.state.get("jh"):
             return Outcome((self.el_prompt(str(self.state["jh"]), 0),))
         return Outcome((self.jh_prompt(0),))
@@ -271,9 +478,12 @@ class _Dialogue:
         lead = _text("このボタンは現在お使いいただけません。最新のメッセージからお選びください。")
         if self.member is None:
             return Outcome((lead, *self.offer().replies))
+        if self.suspended():
+            return Outcome((lead, *self.offer().replies))
         if self.member.registered and self.state.get("step") in (None, "done"):
             return Outcome((lead, *self.menu().replies))
-        return Outcome((lead, *self.resume().replies))
+        resumed = self.resume()
+        return Outcome((lead, *resumed.replies), resumed.ops)
 
     def on_action(self, pb: ProgramPostback) -> Outcome:
         if pb.version != self.v and pb.action not in ("leave", "lok", "lno", "menu"):
@@ -296,6 +506,18 @@ class _Dialogue:
         if pb.action == "yes":
             if self.member is not None and self.member.consent_version >= self.v:
                 return self.on_text(self.d.name)
+            if self.suspended() and self.member is not None and self.member.districts:
+                # Agreed to the new notice: the registration resumes with its answers.
+                text = (
+                    "改めてご同意いただき、ありがとうございます。登録内容はそのままで、"
+                    f"{self.d.name}の配信を再開します。"
+                )
+                return self._save(
+                    {"step": "done"},
+                    [_text(text)],
+                    Join(self.code, self.v),
+                    MarkRegistered(self.code),
+                )
             if not self.districts or self.d.district_question is None:
                 return Outcome((_text("現在、登録を受け付けていません。"),))
             self.state = {"step": "jh", "sel": []}
@@ -322,12 +544,24 @@ class _Dialogue:
         if pb.action == "lno":
             back = dict(self.state.get("back") or {"step": "done"})
             self.state = back
+            if self.suspended():
+                return self._save(back, [_text("登録を続けます。"), *self.offer().replies])
             if self.member.registered and back.get("step") in (None, "done"):
                 return self._save(back, [_text("登録を続けます。"), *self.menu().replies])
             return self._save(back, [_text("登録を続けます。"), *self.resume().replies])
+        if self.suspended():
+            return self.stale()
         if pb.action == "edit":
             self.state = {"step": "jh", "sel": list(self.member.districts)}
             return self._save(self.state, [self.jh_prompt(0)])
+        if pb.action == "qed":
+            question = self.question(pb.question)
+            if question is None or not self.member.registered:
+                return self.stale()
+            self.state = self.ask_state(question, "edit")
+            return self._save(self.state, [self.q_prompt()])
+        if pb.action in ("ans", "qtg", "qdn", "qpg", "yr"):
+            return self.on_question(pb, self.event)
         step = self.state.get("step")
         if step not in ("jh", "el"):
             return self.stale()
@@ -360,13 +594,16 @@ class _Dialogue:
                 return Outcome((_text("学校区を1つ以上選んでください。"), self.jh_prompt(0)))
             assert self.d.district_question is not None
             names = "、".join(self.by_code[c].name for c in sel)
-            text = f"{self.d.completion}\n登録した{self.d.district_title}：{names}"
-            return self._save(
-                {"step": "done"},
-                [_text(text)],
-                SetDistricts(self.code, self.d.district_question, tuple(sel)),
-                MarkRegistered(self.code),
-            )
+            save = SetDistricts(self.code, self.d.district_question, tuple(sel))
+            if self.member.registered:  # a change from the menu: nothing more is asked
+                title = self.d.district_title
+                text = f"{title}を変更しました。\n登録した{title}：{names}"
+                return self._save({"step": "done"}, [_text(text)], save)
+            if self.d.questions:
+                self.state = self.ask_state(self.d.questions[0], "onboard")
+                lead = f"{self.d.district_title}を受け付けました：{names}\n"
+                return self._save(self.state, [self.q_prompt(lead)], save)
+            return self.finish((save,), sel)
         return self.stale()
 
 
@@ -378,7 +615,7 @@ def handle(
     member: MemberView | None,
 ) -> Outcome:
     """What one event of program CODE does (the caller checked `claims`)."""
-    dialogue = _Dialogue(code, definition, districts, member)
+    dialogue = _Dialogue(code, definition, districts, member, event)
     if event.kind == "text":
         return dialogue.on_text(event.text.strip())
     pb = decode(event.data)

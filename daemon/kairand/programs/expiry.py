@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kairand.keys import secrets
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.programs import consent
 from kairand.programs.model import ANNUAL_NOTICE_TEXT, ProgramDefinition
 from kairand.retention import rules as rules_mod
 from kairand.retention.notices import send_notices
@@ -145,6 +146,12 @@ async def _loop(app: web.Application) -> None:
             await run_once(app[STORE], int(time.time()), line=app.get(LINE))
         except Exception as exc:  # keep the worker alive; the next check retries
             log.error("programs.expiry_failed", error=type(exc).__name__)
+        line = app.get(LINE)
+        if line is not None:
+            try:  # re-consent prompts left over (LINE unreachable when the version was raised)
+                await consent.send_prompts(app[STORE], line, int(time.time()))
+            except Exception as exc:
+                log.error("programs.reconsent_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), CHECK_SECONDS)
 

@@ -37,11 +37,16 @@ def _member_view(conn: Connection, program: str, resident_id: int) -> dialogue.M
     m = q.member(conn, program, resident_id)
     if m is None:
         return None
-    definition = q.get_program(conn, program)
-    question = (definition.definition.get("district_question") if definition else None) or ""
+    row = q.get_program(conn, program)
+    definition = ProgramDefinition.model_validate(row.definition) if row else None
+    question = (definition.district_question if definition else None) or ""
     chosen = tuple(q.answer_values(conn, resident_id, question)) if question else ()
+    answers = {
+        x.code: tuple(q.answer_values(conn, resident_id, x.code))
+        for x in (definition.questions if definition else ())
+    }
     return dialogue.MemberView(
-        m.consent_version, m.registered_at is not None, m.conversation, chosen
+        m.consent_version, m.registered_at is not None, m.conversation, chosen, answers
     )
 
 
@@ -78,6 +83,8 @@ def apply_event(
             residents.replace_answer(
                 conn, resident_id, op.question, tuple((c, None) for c in op.codes), now
             )
+        elif isinstance(op, dialogue.SetAnswer):
+            residents.replace_answer(conn, resident_id, op.question, op.values, now)
         elif isinstance(op, dialogue.MarkRegistered):
             q.mark_member_registered(conn, op.program, resident_id, now)
         elif isinstance(op, dialogue.Leave):

@@ -123,10 +123,32 @@ async def put_program(store: Store, actor: str, code: str, definition: ProgramDe
         ) from None
 
     def tx(conn: Connection) -> bool:
+        before = definition_of(conn, code)
+        if before is not None and definition.consent_version < before.consent_version:
+            raise ProgramError(
+                "consent_version_lowered",
+                "同意の版は下げられません（利用目的を改めたときは版を上げてください）。",
+                "definition.consent_version",
+            )
         created = q.put_program(
             conn, code, definition.name, definition.model_dump_json(), int(time.time())
         )
-        _audit(conn, actor, "program.put", f"program {code}", created=created)
+        # A raised consent version: members who agreed only to the older notice receive
+        # nothing until they agree again (they are prompted in LINE: kairand.programs.consent).
+        suspended = (
+            q.suspend_outdated_members(conn, code, definition.consent_version)
+            if before is not None and definition.consent_version > before.consent_version
+            else 0
+        )
+        _audit(
+            conn,
+            actor,
+            "program.put",
+            f"program {code}",
+            created=created,
+            consent_version=definition.consent_version,
+            suspended=suspended,
+        )
         return created
 
     return await store.write(tx)

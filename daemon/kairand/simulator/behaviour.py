@@ -221,6 +221,11 @@ def choose(
             done = [o for o in options if _contains_any(o.name, DONE_WORDS)]
             if done:
                 return done[0]
+        # A program's own question about who is registering (保護者 / 地域の方 / ...): read
+        # by its labels, the first one the resident recognises as themselves.
+        relation = [o for o in options if resident.relation and resident.relation in o.name]
+        if relation:
+            return relation[0]
 
     if any("男性" in n or "女性" in n for n in names):
         wanted = ("男性" if resident.gender == "male" else "女性") if resident.states_gender else ""

@@ -157,6 +157,8 @@ class Resident:
     school_district: str = ""
     """A guardian's (or a neighbour's) elementary school district; empty: not registering."""
     junior_high: str = ""
+    relation: str = ""
+    """How a registering resident describes themselves to the program: 保護者 or 地域の方."""
 
     def rng(self) -> random.Random:
         return random.Random(self.seed)
@@ -218,7 +220,15 @@ def make_resident(seed: int, index: int, municipality: Municipality, today: dt.d
         parent = "子育て" in interests and 25 <= age <= 50
         if rng.random() < (0.7 if parent else 0.04):
             district, junior_high = rng.choice(municipality.school_districts)
-            resident = replace(resident, school_district=district, junior_high=junior_high)
+            # How the resident describes themselves to the program (a guardian or a
+            # neighbour watching over the children); from its own generator, so every other
+            # trait of the population stays as it was.
+            relation = (
+                "保護者" if parent or random.Random(resident.seed).random() < 0.3 else "地域の方"
+            )
+            resident = replace(
+                resident, school_district=district, junior_high=junior_high, relation=relation
+            )
     return resident
 
 

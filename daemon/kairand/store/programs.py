@@ -135,6 +135,41 @@ def remove_member(
     return {"membership": removed, "answers": answers}
 
 
+RECONSENT_STATE = '{"step":"reconsent"}'
+
+
+def suspend_outdated_members(conn: Connection, program: str, version: int) -> int:
+    """Registered members who agreed only to a purpose notice older than VERSION receive
+    nothing more until they agree again: their registration mark is cleared (the one
+    condition every delivery plan uses), their answers are kept, and their dialogue waits for
+    the new consent (kairand.programs.dialogue, step "reconsent"). How many were suspended."""
+    return int(
+        conn.execute(
+            "UPDATE program_members SET registered_at = NULL, conversation = ?"
+            " WHERE program = ? AND consent_version < ? AND registered_at IS NOT NULL",
+            (RECONSENT_STATE, program, version),
+        ).rowcount
+    )
+
+
+def members_to_reconsent(
+    conn: Connection, program: str, version: int, cycle: str
+) -> list[tuple[int, str]]:
+    """(resident id, LINE user id) of members suspended for a notice older than VERSION who
+    have no re-consent prompt recorded for CYCLE."""
+    rows = conn.execute(
+        "SELECT m.resident_id, r.line_user_id FROM program_members m"
+        " JOIN residents r ON r.id = m.resident_id"
+        " WHERE m.program = ? AND m.consent_version < ? AND m.registered_at IS NULL"
+        " AND json_extract(m.conversation, '$.step') = 'reconsent'"
+        " AND NOT EXISTS (SELECT 1 FROM retention_notices n"
+        "   WHERE n.resident_id = m.resident_id AND n.cycle = ?)"
+        " ORDER BY m.resident_id",
+        (program, version, cycle),
+    )
+    return [(int(a), str(b)) for a, b in rows]
+
+
 def members_consented_before(
     conn: Connection, program: str, before: int, limit: int
 ) -> list[tuple[int, str]]:

@@ -174,3 +174,29 @@ async def test_program_statistics_are_aggregate_with_small_cells(
     values = list(kodomo["districts"].values())
     assert values and all(v.startswith("<") or int(v) >= 10 for v in values)
     assert "<10" in values  # some district has fewer than 10 guardians: suppressed
+
+
+@pytest.mark.req("K1")
+async def test_program_definition_is_listed_and_its_consent_version_only_goes_up(
+    api: ApiClient, store: Store
+) -> None:
+    await setup_program(store)
+    populate(store, 60)
+    adm = api.as_user("adm")
+    r = await adm.get("/v1/programs")
+    listed = {p["code"]: p for p in r.body["items"]}
+    assert listed["city"]["definition"] == {}
+    assert listed[KODOMO]["registered"] != "<10"
+    definition = listed[KODOMO]["definition"]
+    assert definition["consent_version"] == 1 and definition["questions"][0]["code"] == (
+        catalogue.RELATION_QUESTION
+    )
+    raised = {**definition, "consent_version": 2}
+    r = await adm.put(f"/v1/programs/{KODOMO}", {"definition": raised})
+    assert r.status == 200, r.body
+    r = await adm.get("/v1/programs")
+    kodomo = {p["code"]: p for p in r.body["items"]}[KODOMO]
+    assert kodomo["registered"] == "<10"  # every member suspended until they agree again
+    r = await adm.put(f"/v1/programs/{KODOMO}", {"definition": definition})
+    assert r.status == 422 and r.body["code"] == "consent_version_lowered"
+    assert r.body["field"] == "definition.consent_version"

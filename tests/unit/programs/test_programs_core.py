@@ -181,10 +181,16 @@ def text(t: str) -> Event:
     return Event("text", "U1", 0, "r", text=t)
 
 
-def post(action: str, arg: str = "", page: int = 0, version: int = 1) -> Event:
-    return Event(
-        "postback", "U1", 0, "r", data=dialogue.encode(action, "kodomo", version, arg, page)
-    )
+def post(
+    action: str,
+    arg: str = "",
+    page: int = 0,
+    version: int = 1,
+    question: str = "",
+    params: dict[str, str] | None = None,
+) -> Event:
+    data = dialogue.encode(action, "kodomo", version, arg, page, question)
+    return Event("postback", "U1", 0, "r", data=data, params=params or {})
 
 
 def labels(message: dict) -> list[str]:
@@ -229,10 +235,21 @@ def test_dialogue_join_choose_two_steps_and_finish() -> None:
     member = dialogue.MemberView(1, False, nishi.ops[-1].state)  # type: ignore[union-attr]
     both = run(post("tog", "minato"), member)
     member = dialogue.MemberView(1, False, both.ops[-1].state)  # type: ignore[union-attr]
-    finished = run(post("done"), member)
-    assert dialogue.SetDistricts("kodomo", "kodomo_district", ("hikari", "minato")) in finished.ops
+    chosen = run(post("done"), member)
+    assert dialogue.SetDistricts("kodomo", "kodomo_district", ("hikari", "minato")) in chosen.ops
+    assert not any(isinstance(op, dialogue.MarkRegistered) for op in chosen.ops)
+    # Then the program's own question, one at a time, in the survey's style.
+    asked = chosen.replies[0]
+    assert "光小学校区、港小学校区" in asked["text"] and "【質問 2/2】" in asked["text"]
+    assert labels(asked) == ["保護者", "地域の方", "学校・園などの関係者", "回答しない"]
+    assert all("displayText" not in i["action"] for i in asked["quickReply"]["items"])  # S10
+    state = chosen.ops[-1].state  # type: ignore[union-attr]
+    member = dialogue.MemberView(1, False, state, ("hikari", "minato"))
+    finished = run(post("ans", "guardian", question="kodomo_relation"), member)
+    assert dialogue.SetAnswer("kodomo", "kodomo_relation", (("guardian", None),)) in finished.ops
     assert dialogue.MarkRegistered("kodomo") in finished.ops
     assert "光小学校区、港小学校区" in finished.replies[0]["text"]
+    assert DEF.completion in finished.replies[0]["text"]
 
 
 def test_dialogue_done_without_choice_and_stale_buttons() -> None:

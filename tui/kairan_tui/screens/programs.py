@@ -1,7 +1,9 @@
 """配信サービス: programs with their registered counts (aggregate only; small cells shown as
 "<N"), per school district; the sending institutions and the districts they cover; alert
-templates and their approval (an approver other than the writer). The district list itself is
-managed with `kairanctl programs districts import` or the API (CSV)."""
+templates and their approval (an approver other than the writer). Administrators create and
+edit programs (raising the consent version when the purpose notice changed), sending
+institutions and the district list (CSV file); authors and approvers create alert templates
+(kairan_tui.modals.programs_admin)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ from textual.widgets import DataTable, Static
 from kairan_tui.client import ApiError
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.modals.follow_up import FollowUpModal
+from kairan_tui.modals.programs_admin import (
+    AlertTemplateModal,
+    DistrictImportModal,
+    InstitutionEdit,
+    InstitutionModal,
+    ProgramModal,
+)
 from kairan_tui.screens.base import KairanScreen
 from kairand.api import schema
 
@@ -33,25 +42,39 @@ class ProgramsScreen(KairanScreen):
         Binding("r", "reload", "最新の情報に更新"),
         Binding("a", "approve", "テンプレートを承認"),
         Binding("f", "follow_up", "訂正・解除"),
+        Binding("n", "new_program", "配信サービスを作成"),
+        Binding("e", "edit_program", "配信サービスを変更"),
+        Binding("t", "new_template", "テンプレートを作成"),
+        Binding("i", "edit_institution", "発信元を追加・変更"),
+        Binding("d", "import_districts", "学校区をCSVから取り込む"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.templates: list[schema.AlertTemplateOut] = []
         self.alerts: list[schema.AlertOut] = []
+        self.programs: list[schema.ProgramOut] = []
+        self.program_rows: list[str] = []
+        """The program code of each row of #programs-table (district rows included)."""
+        self.institutions: list[schema.InstitutionOut] = []
+        self.districts: list[schema.DistrictOut] = []
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="programs-body"):
-            yield Static("配信サービスと登録数（学校区別）", classes="box-title")
+            yield Static(
+                "配信サービスと登録数（学校区別）（n：作成、e：変更、d：学校区の取り込み）",
+                classes="box-title",
+            )
             yield DataTable(id="programs-table", cursor_type="row", zebra_stripes=True)
-            yield Static("発信元と担当する学校区", classes="box-title")
+            yield Static("発信元と担当する学校区（i：追加・変更）", classes="box-title")
             yield DataTable(id="institutions-table", cursor_type="row", zebra_stripes=True)
-            yield Static("緊急配信テンプレート（a：承認）", classes="box-title")
+            yield Static("緊急配信テンプレート（t：作成、a：承認）", classes="box-title")
             yield DataTable(id="templates-table", cursor_type="row", zebra_stripes=True)
             yield Static("最近の緊急配信（f：訂正・解除、承認者のみ）", classes="box-title")
             yield DataTable(id="alerts-table", cursor_type="row", zebra_stripes=True)
             yield Static(
-                "学校区の一覧は kairanctl programs districts import（CSV）で更新します。",
+                "配信サービス・発信元・学校区の管理は管理者が行います"
+                "（kairanctl programs でも操作できます）。",
                 classes="hint",
             )
 
@@ -83,10 +106,14 @@ class ProgramsScreen(KairanScreen):
             return
         table = self.query_one("#programs-table", DataTable)
         table.clear()
+        self.programs, self.program_rows = programs.items, []
+        self.institutions, self.districts = institutions.items, districts.items
         for p in programs.items:
             table.add_row(p.name + ("（年度登録）" if p.annual else ""), "合計", p.registered)
+            self.program_rows.append(p.code)
             for district, count in p.districts.items():
                 table.add_row("", district, count)
+                self.program_rows.append(p.code)
         names = {d.code: d.name for d in districts.items}
         inst = self.query_one("#institutions-table", DataTable)
         inst.clear()
@@ -182,4 +209,126 @@ class ProgramsScreen(KairanScreen):
             self.report(exc, "テンプレートを承認")
             return
         self.notify("テンプレートを承認しました。", timeout=5)
+        self.load()
+
+    # -- administration (issue 16: programs, templates, institutions, districts) -------------
+
+    def _may(self, route: str, what: str) -> bool:
+        allowed = self.kairan.me.allowed if self.kairan.me else []
+        if route not in allowed:
+            self.notify(f"{what}は権限のある職員が行います。", severity="warning")
+            return False
+        return True
+
+    def action_new_program(self) -> None:
+        if self._may("programs.put", "配信サービスの作成"):
+            self.app.push_screen(ProgramModal(), self._save_program)
+
+    def action_edit_program(self) -> None:
+        if not self._may("programs.put", "配信サービスの変更"):
+            return
+        table = self.query_one("#programs-table", DataTable)
+        if not self.program_rows or table.cursor_row < 0:
+            return
+        code = self.program_rows[min(table.cursor_row, len(self.program_rows) - 1)]
+        program = next((p for p in self.programs if p.code == code), None)
+        if program is None or program.is_default:
+            self.notify(
+                "市政情報（既定の配信サービス）はアンケート設定の画面で変更します。",
+                severity="warning",
+            )
+            return
+        self.app.push_screen(ProgramModal(program), self._save_program)
+
+    def _save_program(self, result: tuple[str, dict] | None) -> None:
+        if result is not None:
+            self.put_program(*result)
+
+    @work(exit_on_error=False, group="programs-admin")
+    async def put_program(self, code: str, definition: dict) -> None:
+        try:
+            await self.api.put_program(code, definition)
+        except ApiError as exc:
+            self.report(exc, "配信サービスを保存")
+            return
+        self.notify(f"配信サービス「{definition['name']}」を保存しました。", timeout=5)
+        self.load()
+
+    def action_new_template(self) -> None:
+        if not self._may("alert_templates.create", "テンプレートの作成"):
+            return
+        programs = [(p.code, p.name) for p in self.programs if not p.is_default]
+        if not programs:
+            self.notify("先に配信サービスを作成してください。", severity="warning")
+            return
+
+        def answered(body: schema.AlertTemplateCreate | None) -> None:
+            if body is not None:
+                self.create_template(body)
+
+        self.app.push_screen(AlertTemplateModal(programs), answered)
+
+    @work(exit_on_error=False, group="programs-admin")
+    async def create_template(self, body: schema.AlertTemplateCreate) -> None:
+        try:
+            await self.api.create_alert_template(body)
+        except ApiError as exc:
+            self.report(exc, "テンプレートを作成")
+            return
+        self.notify(
+            f"テンプレート「{body.name}」を作成しました。別の承認者の承認後に使えます。", timeout=8
+        )
+        self.load()
+
+    def action_edit_institution(self) -> None:
+        if not self._may("institutions.put", "発信元の追加・変更"):
+            return
+        table = self.query_one("#institutions-table", DataTable)
+        current = (
+            self.institutions[min(table.cursor_row, len(self.institutions) - 1)]
+            if self.institutions and table.cursor_row >= 0 and table.has_focus
+            else None
+        )
+
+        def answered(edit: InstitutionEdit | None) -> None:
+            if edit is not None:
+                self.put_institution(edit)
+
+        self.app.push_screen(InstitutionModal(self.districts, current), answered)
+
+    @work(exit_on_error=False, group="programs-admin")
+    async def put_institution(self, edit: InstitutionEdit) -> None:
+        try:
+            await self.api.put_institution(edit.code, edit.body)
+            if edit.staff is not None:
+                await self.api.assign_institution_staff(edit.code, edit.staff)
+        except ApiError as exc:
+            self.report(exc, "発信元を保存")
+            self.load()
+            return
+        self.notify(f"発信元「{edit.body.name}」を保存しました。", timeout=5)
+        self.load()
+
+    def action_import_districts(self) -> None:
+        if not self._may("districts.upload", "学校区の取り込み"):
+            return
+
+        def answered(text: str | None) -> None:
+            if text is not None:
+                self.import_districts(text)
+
+        self.app.push_screen(DistrictImportModal(), answered)
+
+    @work(exit_on_error=False, group="programs-admin")
+    async def import_districts(self, csv_text: str) -> None:
+        try:
+            result = await self.api.import_districts(csv_text)
+        except ApiError as exc:
+            self.report(exc, "学校区を取り込み")
+            return
+        self.notify(
+            f"学校区を取り込みました（追加 {result.added}件、更新 {result.updated}件、"
+            f"使用終了 {result.retired}件）。",
+            timeout=8,
+        )
         self.load()

@@ -20,6 +20,7 @@ from kairand.api.http import (
     query,
     staff_of,
     store_of,
+    wake_sender,
 )
 from kairand.api.problems import ApiProblem
 from kairand.api.wire import detail_of, summary_of
@@ -195,6 +196,7 @@ async def approve(request: web.Request) -> web.Response:
         log.warning("api.approve_without_quota", error=type(exc).__name__)
         note(request, quota_check="unavailable")
         await _call(approve_now())
+    wake_sender(request)
     return await _respond(request, delivery_id)
 
 
@@ -218,6 +220,7 @@ async def resume(request: web.Request) -> web.Response:
             confirm_over_quota=body.confirm_over_quota,
         )
     )
+    wake_sender(request)
     return await _respond(request, delivery_id)
 
 

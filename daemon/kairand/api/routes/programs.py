@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -23,11 +23,12 @@ from kairand.api.http import (
     ok,
     staff_of,
     store_of,
+    wake_sender,
 )
 from kairand.api.problems import ApiProblem
 from kairand.delivery.alert_notify import notify_test_recipients
 from kairand.logs import get_logger
-from kairand.programs import service
+from kairand.programs import consent, service
 from kairand.programs import templates as tpl
 from kairand.programs.model import DistrictCsvError, ProgramDefinition
 from kairand.programs.scope import ScopeError
@@ -36,7 +37,7 @@ from kairand.store import programs as q
 
 T = TypeVar("T")
 log = get_logger(__name__)
-_background: set[asyncio.Task[int]] = set()
+_background: set[asyncio.Task[Any]] = set()
 
 
 async def _call(awaitable: Awaitable[T]) -> T:
@@ -89,6 +90,7 @@ async def programs_list(request: web.Request) -> web.Response:
                 annual=definition.annual is not None,
                 registered=_small(registered, k),
                 districts=per,
+                definition=definition.model_dump(mode="json"),
             )
         )
     return ok(schema.ProgramList(items=items))
@@ -109,6 +111,7 @@ async def programs_put(request: web.Request) -> web.Response:
     created = await _call(service.put_program(store_of(request), staff_of(request).username,
                                               code, definition))  # fmt: skip
     note(request, program=code)
+    _prompt_later(request)
     return ok(schema.Created(id=0), status=201 if created else 200)
 
 
@@ -210,6 +213,24 @@ async def templates_approve(request: web.Request) -> web.Response:
     return ok(schema.Created(id=tid))
 
 
+def _prompt_later(request: web.Request) -> None:
+    """Push re-consent prompts now (a raised consent version suspended members); the program
+    expiry worker retries what is left every minute."""
+    line = line_of(request)
+    if line is None:
+        return
+
+    async def prompt() -> None:
+        try:
+            await consent.send_prompts(store_of(request), line)
+        except Exception as exc:  # the worker's next run retries
+            log.warning("programs.reconsent_failed", error=type(exc).__name__)
+
+    task = asyncio.get_running_loop().create_task(prompt())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 def _notify_later(request: web.Request, sent: service.SentAlert) -> None:
     line = line_of(request)
     if line is None:
@@ -236,6 +257,7 @@ async def alerts_send(request: web.Request) -> web.Response:
                            body.institution, body.districts, body.values, consent)
     )  # fmt: skip
     note(request, delivery=sent.delivery_id, template=body.template_id)
+    wake_sender(request)  # urgent and already approved: the sender starts it now
     _notify_later(request, sent)
     out = schema.AlertSent(delivery_id=sent.delivery_id, text=sent.text, notified=len(sent.notify))
     return ok(out, status=201)
@@ -247,6 +269,7 @@ async def alerts_follow_up(request: web.Request) -> web.Response:
     sent = await _call(service.send_follow_up(store_of(request), staff_of(request).username,
                                               delivery_id, body.kind, body.body))  # fmt: skip
     note(request, delivery=sent.delivery_id, follows=delivery_id, kind=body.kind)
+    wake_sender(request)
     _notify_later(request, sent)
     out = schema.AlertSent(delivery_id=sent.delivery_id, text=sent.text, notified=len(sent.notify))
     return ok(out, status=201)
