@@ -99,6 +99,11 @@ def trainee_socket(config_path: Path, username: str) -> Path:
     return config_path.parent / "run" / f"{username}.sock"
 
 
+def phone_socket(config_path: Path) -> Path:
+    """The trainee's phone of the simulator (`make phone`, kairand.simulator.phone)."""
+    return config_path.parent / "run" / "phone.sock"
+
+
 def ensure_setup(directory: Path) -> Path:
     config_path = directory.resolve() / CONFIG_NAME
     if not config_path.exists():
@@ -437,11 +442,16 @@ def main(argv: list[str] | None = None) -> int:
                 "--queue-rate", "0.1",
                 "--report-every", "10",
                 "--school-districts", program_demo.simulator_districts(),
+                "--phone-socket", str(phone_socket(config_path)),
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))
         asyncio.run(register_trainees(config))
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
+        print(
+            "demo: 研修用スマートフォン（テスト送信の受け取り）は別の端末で make phone",
+            flush=True,
+        )
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(headless(config, processes, args.duration, marker))
         asyncio.run(seed_reservations(config))

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the October rush: this many friends type 予約 at once, --rush-after seconds in",
     )
     p.add_argument("--rush-after", type=float, default=30.0)
+    p.add_argument(
+        "--phone-socket",
+        help="serve the trainee's phone (研修用スマートフォン, kairan-phone) on this unix socket",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--report-every", type=float, default=10.0, help="status line interval (s)")
     p.add_argument("--log-level", default="warning")
@@ -217,6 +221,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         duplicate_ratio=args.duplicate_ratio,
         reorder_ratio=args.reorder_ratio,
         freeze_gc=True,  # a process of its own: nothing else to disturb
+        phone_socket=args.phone_socket,
     )
 
 

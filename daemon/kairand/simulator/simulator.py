@@ -10,6 +10,7 @@ import secrets
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,9 @@ from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
 from kairand.simulator.media import ImageFetcher
+from kairand.simulator.phone import DISPLAY_NAME as PHONE_NAME
+from kairand.simulator.phone import TraineePhone, phone_user_id
+from kairand.simulator.phone import serve as serve_phone
 from kairand.simulator.population import Municipality, Population, Resident, bot_user_id
 from kairand.simulator.spec import messaging_spec
 from kairand.simulator.webhook import EventFactory, WebhookSender, WebhookTarget
@@ -68,6 +72,9 @@ class SimulatorConfig:
     # gc.freeze() at start: keeps the specs and the population out of full collections (big
     # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
     freeze_gc: bool = False
+    # The trainee's phone (研修用スマートフォン, kairand.simulator.phone): its local API listens
+    # on this unix socket; None: the phone exists (Simulator.phone) but has no socket.
+    phone_socket: str | None = None
 
 
 class Simulator:
@@ -98,6 +105,14 @@ class Simulator:
         if c.fetch_images and target is not None:
             self.platform.image_fetcher = ImageFetcher(target)
         self.platform.listeners.append(self._on_delivery)
+        self.phone = TraineePhone(
+            phone_user_id(c.seed),
+            follow=self._phone_follows,
+            send_text=lambda text: self._phone_sends(text),
+            is_friend=lambda: self.platform.is_follower(self.phone.user_id),
+            clock=c.clock.now,
+        )
+        self.platform.listeners.append(self.phone.on_delivery)
         self.events = EventFactory(c.clock, c.seed)
         self.sender: WebhookSender | None = None
         self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
@@ -147,6 +162,8 @@ class Simulator:
                 reorder_ratio=c.reorder_ratio,
             )
             await self.sender.start()
+        if c.phone_socket is not None:
+            self._runners.append(await serve_phone(self.phone, Path(c.phone_socket)))
 
     async def _listen(self, app: web.Application, port: int) -> str:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -168,6 +185,8 @@ class Simulator:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.config.phone_socket is not None:
+            await asyncio.to_thread(Path(self.config.phone_socket).unlink, missing_ok=True)
         if self.platform.image_fetcher is not None:
             await self.platform.image_fetcher.close()
         log.info("simulator.stop", receipts=len(self.ledger))
@@ -267,6 +286,17 @@ class Simulator:
             f"設定変更 {s['settings_changes']} | ブロック {s['blocked']} | "
             f"webhook {s['webhook_events']}件 失敗 {s['webhook_failures']}"
         )
+
+    # ---- the trainee's phone --------------------------------------------------------------
+    def _phone_follows(self) -> None:
+        uid = self.phone.user_id
+        unblocked = uid in self.platform.blocked
+        self.platform.add_follower({"userId": uid, "displayName": PHONE_NAME, "language": "ja"})
+        self.emit(self.events.follow(uid, self.platform.new_reply_token(uid), unblocked=unblocked))
+
+    def _phone_sends(self, text: str) -> None:
+        uid = self.phone.user_id
+        self.emit(self.events.text(uid, self.platform.new_reply_token(uid), text))
 
     def unfollow(self, user_id: str) -> None:
         """The resident blocks the account."""

@@ -16,10 +16,16 @@ from kairand.api import schema
 class RecipientCodeModal(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "閉じる")]
 
-    def __init__(self, code: schema.TestRecipientCode, registered: int | None = None) -> None:
+    def __init__(
+        self,
+        code: schema.TestRecipientCode,
+        registered: int | None = None,
+        training: bool = False,
+    ) -> None:
         super().__init__()
         self.code = code
         self.registered = registered
+        self.training = training
 
     def compose(self) -> ComposeResult:
         expires = self.code.expires_at.strftime("%H:%M")
@@ -32,6 +38,15 @@ class RecipientCodeModal(ModalScreen[None]):
                 "テスト送信がご自身のLINEに届くようになります。",
                 classes="dialog-body",
             )
+            if self.training:
+                # In training there is no real LINE: the simulator's trainee phone sends it.
+                yield Static(
+                    "訓練モードでは、研修用スマートフォンから送信します。別の端末で"
+                    f"「make phone」を実行し、{self.code.code} と入力して Enter を"
+                    "押してください。テスト送信もその画面に届きます。",
+                    id="phone-hint",
+                    classes="dialog-hint",
+                )
             if self.registered is not None:
                 yield Static(
                     f"現在登録済みのテスト送信先：{self.registered} 件", classes="dialog-hint"

@@ -590,7 +590,8 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         except ApiError as exc:
             self.report(exc, "テスト送信先の登録コードを発行")
             return
-        await self.app.push_screen_wait(RecipientCodeModal(code, current.count))
+        training = self.kairan.me is not None and self.kairan.me.training_mode
+        await self.app.push_screen_wait(RecipientCodeModal(code, current.count, training))
 
     async def load_draft(self, detail: schema.DeliveryDetail) -> None:
         """Open an existing draft (from 配信履歴) for editing."""
