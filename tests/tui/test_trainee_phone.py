@@ -196,3 +196,37 @@ async def test_phone_command_reports_what_it_cannot_do(short_tmp: Path) -> None:
         rc, out, err = await phone(socket, "inbox")
         assert rc == 0 and "あなた:\n    こんにちは" in out
     assert not socket.exists()
+
+
+async def test_phone_chat_sends_typed_lines_and_ends_at_end_of_input(short_tmp: Path) -> None:
+    """`make phone` (chat, the default): each typed line is sent; the conversation is printed
+    as it grows; end of input (Ctrl+D) ends it cleanly."""
+    socket = short_tmp / "phone.sock"
+    async with Simulator(SimulatorConfig(population=1, phone_socket=str(socket))) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "kairand.simulator.phone",
+            "--socket",
+            str(socket),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(b"KAIRAN-123456\n")
+            await proc.stdin.drain()
+            async with asyncio.timeout(30):
+                lines = []
+                while "    KAIRAN-123456" not in lines:
+                    lines.append((await proc.stdout.readline()).decode().rstrip("\n"))
+            assert [e["type"] for e in sim.outbox] == ["follow", "message"]
+            assert sim.outbox[1]["message"]["text"] == "KAIRAN-123456"
+            proc.stdin.close()
+            async with asyncio.timeout(30):
+                assert await proc.wait() == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
