@@ -443,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
                 "--report-every", "10",
                 "--school-districts", program_demo.simulator_districts(),
                 "--phone-socket", str(phone_socket(config_path)),
+                # The simulated LINE remembers its friends and the month's count across runs,
+                # as LINE does (the daemon's store remembers them too).
+                "--state", str(config_path.parent / "state" / "simulator.json"),
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))

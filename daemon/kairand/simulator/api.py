@@ -169,6 +169,10 @@ class Platform:
         d = dt.datetime.fromtimestamp(self.clock.now(), tz=JAPAN)
         return (d.year, d.month)
 
+    def usage_month(self) -> tuple[int, int]:
+        """(year, month) of the allowance month now, in Japan time."""
+        return self._month()
+
     def current_usage(self) -> int:
         month = self._month()
         if month != self._usage_month:

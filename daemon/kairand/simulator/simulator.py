@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import random
 import secrets
 import time
@@ -75,6 +76,32 @@ class SimulatorConfig:
     # The trainee's phone (研修用スマートフォン, kairand.simulator.phone): its local API listens
     # on this unix socket; None: the phone exists (Simulator.phone) but has no socket.
     phone_socket: str | None = None
+    # Where the simulated LINE keeps what LINE itself never forgets (who is a friend, who
+    # blocked, this month's message count) between runs, e.g. `make demo` started again:
+    # without it a restart re-sent follow events for old friends, forgot the month's count and
+    # could not deliver to friends of earlier runs. None: everything lives in memory only.
+    state_file: str | None = None
+
+
+STATE_VERSION = 1
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("simulator.state_unreadable", error=type(exc).__name__)
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(state), encoding="utf-8")
+    partial.replace(path)
 
 
 class Simulator:
@@ -139,6 +166,8 @@ class Simulator:
     async def start(self) -> None:
         c = self.config
         log.info("simulator.start", population=len(self.population), seed=c.seed)
+        if c.state_file is not None:
+            self._restore(await asyncio.to_thread(_read_state, Path(c.state_file)))
         await asyncio.to_thread(messaging_spec)  # reads and compiles the spec files once
         # The specs and the population are long-lived: keep them out of every full garbage
         # collection (with 10,000 residents those pauses otherwise show as resident lag).
@@ -180,6 +209,8 @@ class Simulator:
         for task in list(self._reactions):
             task.cancel()
         await asyncio.gather(*self._reactions, return_exceptions=True)
+        if self.config.state_file is not None:
+            await asyncio.to_thread(_write_state, Path(self.config.state_file), self._state())
         if self.sender is not None:
             await self.sender.stop()
         for runner in reversed(self._runners):
@@ -286,6 +317,48 @@ class Simulator:
             f"設定変更 {s['settings_changes']} | ブロック {s['blocked']} | "
             f"webhook {s['webhook_events']}件 失敗 {s['webhook_failures']}"
         )
+
+    # ---- what the platform remembers between runs (state_file) --------------------------
+    def _state(self) -> dict[str, Any]:
+        p = self.platform
+        return {
+            "version": STATE_VERSION,
+            "seed": self.config.seed,
+            "population": len(self.population),
+            "next_follower": self._next_follower,
+            "friends": sorted(p.profiles),
+            "blocked": sorted(p.blocked),
+            "usage_month": list(p.usage_month()),
+            "usage": p.current_usage(),
+        }
+
+    def _restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        same_town = (state.get("version"), state.get("seed"), state.get("population")) == (
+            STATE_VERSION,
+            self.config.seed,
+            len(self.population),
+        )
+        if not same_town:
+            log.warning("simulator.state_ignored", reason="another seed or population")
+            return
+        p = self.platform
+        for uid in state.get("friends", []):
+            resident = self.population.get(uid)
+            if resident is not None:
+                p.add_follower(self.profile_of(resident))
+                self.memories[uid] = behaviour.Memory()
+            elif uid == self.phone.user_id:
+                p.add_follower({"userId": uid, "displayName": PHONE_NAME, "language": "ja"})
+        for uid in state.get("blocked", []):
+            if uid in p.profiles:
+                p.block(uid)
+                self.memories[uid] = behaviour.Memory(blocked=True)
+        self._next_follower = int(state.get("next_follower", 0))
+        if tuple(state.get("usage_month", ())) == p.usage_month():
+            p.usage = int(state.get("usage", 0))
+        log.info("simulator.state_restored", friends=len(p.profiles) - len(p.blocked))
 
     # ---- the trainee's phone --------------------------------------------------------------
     def _phone_follows(self) -> None:
