@@ -473,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--identity", f"研修 作成者={sockets['kenshu_sakusei']}",
                 "--identity", f"研修 承認者={sockets['kenshu_shounin']}",
                 "--identity", f"管理者（ご自身）={config.api.socket}",
+                "--export-dir", str(config_path.parent / "exports"),
             ],
             check=False,
         )  # fmt: skip
