@@ -39,6 +39,8 @@ from kairand.glossary import STATUS_LABELS
 from kairand.main import report
 from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
+from kairand.simulator.phone import SOCKET_NAME as PHONE_SOCKET_NAME
+from kairand.simulator.phone import PhoneClient
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.timeutil import JST
 
@@ -101,7 +103,7 @@ def trainee_socket(config_path: Path, username: str) -> Path:
 
 def phone_socket(config_path: Path) -> Path:
     """The trainee's phone of the simulator (`make phone`, kairand.simulator.phone)."""
-    return config_path.parent / "run" / "phone.sock"
+    return config_path.parent / "run" / PHONE_SOCKET_NAME
 
 
 def ensure_setup(directory: Path) -> Path:
@@ -350,7 +352,48 @@ async def send_demo_alert(config: Config) -> None:
         )
 
 
-async def headless(config: Config, processes: Processes, duration: float, marker: Path) -> int:
+PRACTICE_DRAFT: dict[str, Any] = {
+    "title": "テスト送信の練習",
+    "confidentiality": 1,
+    "messages": ["【練習】年末年始の窓口のご案内です。テスト送信の確認用です。"],
+    "segment": {"all_registered": True},
+    "notification_disabled": False,
+    "urgent": False,
+}
+
+
+async def practise_test_send(config: Config, config_path: Path, within: float = 60) -> str:
+    """What a newcomer does for テスト送信 (headless mode): as 研修 作成者, get a code, send it
+    from the trainee's phone (`make phone`), and test-send a draft that the phone then shows."""
+    phone = PhoneClient(phone_socket(config_path))
+    deadline = time.monotonic() + within
+    async with api_client(config, config.api.training_sockets["kenshu_sakusei"]) as author:
+        code = (await author.post("/v1/test-recipients/code", {})).body["code"]
+        await phone.send(code)
+        while (await author.get("/v1/test-recipients")).body.get("count", 0) < 1:
+            if time.monotonic() > deadline:
+                return "テスト送信：研修用スマートフォンを登録できませんでした"
+            await asyncio.sleep(0.2)
+        draft = await author.post("/v1/deliveries", PRACTICE_DRAFT)
+        if draft.status != 201:
+            return f"テスト送信：下書きを作成できませんでした（{draft.body}）"
+        sent = await author.post(f"/v1/deliveries/{draft.body['id']}/test-send", {})
+        if sent.status != 200:
+            return f"テスト送信：送信できませんでした（{sent.body}）"
+    while True:
+        lines = await phone.lines_after(0)
+        got = [x["text"] for x in lines if x["direction"] == "in"]
+        if any(PRACTICE_DRAFT["messages"][0] in text for text in got):
+            notice = next(text for text in got if text.startswith("【テスト送信】"))
+            return f"テスト送信：研修用スマートフォンに届きました（{notice.splitlines()[0]}）"
+        if time.monotonic() > deadline:
+            return "テスト送信：研修用スマートフォンに届きませんでした"
+        await asyncio.sleep(0.2)
+
+
+async def headless(
+    config: Config, processes: Processes, duration: float, marker: Path, config_path: Path
+) -> int:
     started = time.monotonic()
     reservations = await seed_reservations(config)
     print(f"demo: window reservations ready ({reservations} phone bookings)", flush=True)
@@ -367,6 +410,8 @@ async def headless(config: Config, processes: Processes, duration: float, marker
         )
     await seeded
     await send_demo_alert(config)
+    practised = await practise_test_send(config, config_path)
+    print(practised, flush=True)
     await asyncio.sleep(3)  # let the sender finish the sample deliveries
     async with api_client(config) as api:
         page = (await api.get("/v1/deliveries")).body or {}
@@ -381,7 +426,7 @@ async def headless(config: Config, processes: Processes, duration: float, marker
     print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
-    ok = figures.get("registered", 0) > 0 and sent > 0
+    ok = figures.get("registered", 0) > 0 and sent > 0 and "届きました" in practised
     print(
         "デモ：正常に動作しました（demo: ok）"
         if ok
@@ -456,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.headless or not sys.stdin.isatty():
-            return asyncio.run(headless(config, processes, args.duration, marker))
+            return asyncio.run(headless(config, processes, args.duration, marker, config_path))
         asyncio.run(seed_reservations(config))
         asyncio.run(seed_queue(config))
         seeding = threading.Thread(

@@ -39,6 +39,8 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     assert "配信サービス「子ども安全情報」登録" in out
     assert "を送信しました（承認者の操作なし）" in out
     assert re.search(r"「【緊急】不審者情報」：配信済み", out), out
+    # Issue 18 item 14: テスト送信 in training, through the trainee's phone (make phone).
+    assert "テスト送信：研修用スマートフォンに届きました（【テスト送信】）" in out
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
     assert (logs / "kairand.log").exists() and (logs / "simulator.log").exists()

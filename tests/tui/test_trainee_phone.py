@@ -160,7 +160,13 @@ async def test_trainee_phone_registers_and_receives_the_test_send(
 
             await pilot.press("ctrl+t")
             await wait_until(
-                pilot, lambda: any("テスト送信しました" in m for m in notifications(author)), 30
+                pilot,
+                lambda: any(
+                    "テスト送信しました（1 件）。研修用スマートフォン（make phone の画面）で確認"
+                    in m
+                    for m in notifications(author)
+                ),
+                30,
             )
         # The trainee reads it on the phone (`make phone` shows the same lines as they come).
         rc, out, err = await phone(socket, "inbox")

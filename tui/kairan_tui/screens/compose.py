@@ -476,8 +476,10 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
                 severity="warning",
             )
         else:
+            training = self.kairan.me is not None and self.kairan.me.training_mode
+            where = "研修用スマートフォン（make phone の画面）" if training else "LINE"
             self.notify(
-                f"テスト送信しました（{result.sent} 件）。LINEで確認してください。",
+                f"テスト送信しました（{result.sent} 件）。{where}で確認してください。",
                 title="テスト送信",
             )
 
