@@ -25,6 +25,7 @@ from textual.widgets import Checkbox, Input, Static, TextArea
 from kairan_tui.app import make_app
 from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.screens.compose import ComposeScreen
+from kairan_tui.widgets.wrapped import WrappedText
 from kairand import daemon
 from kairand.config import Config
 from kairand.conversation.texts import TEST_CODE_NG, TEST_CODE_OK
@@ -138,8 +139,8 @@ async def test_trainee_phone_registers_and_receives_the_test_send(
             await pilot.press("ctrl+o")
             await wait_until(pilot, lambda: isinstance(author.screen, RecipientCodeModal))
             code = str(author.screen.query_one("#test-code", Static).render())
-            hint = str(author.screen.query_one("#phone-hint", Static).render())
-            assert "研修用スマートフォン" in hint and "make phone" in hint and code in hint
+            hint = author.screen.query_one("#phone-hint", WrappedText).text
+            assert "研修用スマートフォン" in hint and "make phone" in hint
             await pilot.press("escape")
 
             # A mistyped code: refused in the phone's chat, nothing registered.
@@ -236,3 +237,20 @@ async def test_phone_chat_sends_typed_lines_and_ends_at_end_of_input(short_tmp: 
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_code_dialog_in_training_snapshot(size, app_for, snap_compare) -> None:
+    """The code dialog in training, with the long Japanese hint to `make phone`, at both sizes
+    (no character lost where the dialog crosses the screen's panels, textual#6357)."""
+    app = app_for("ito")
+
+    async def run_before(pilot) -> None:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: app.screen.query("#choice-topics"))
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: app.screen.query("#phone-hint"))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from kairan_tui.widgets.wrapped import WrappedText
 from kairand.api import schema
 
 
@@ -29,24 +30,25 @@ class RecipientCodeModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         expires = self.code.expires_at.strftime("%H:%M")
+        if self.training:
+            # In training there is no LINE of one's own: the simulator's trainee phone sends it.
+            body = (
+                "訓練モードでは、研修用スマートフォンからこのコードを公式アカウントに送信します。"
+                "別の端末で make phone を実行し、コードを入力して Enter を押してください。"
+                f"有効期限は{expires}までです。テスト送信もその画面に届きます。"
+            )
+        else:
+            body = (
+                "ご自身のLINEからこのコードを公式アカウントに送信してください。"
+                f"コードの有効期限は{expires}までです。登録が済むと、"
+                "テスト送信がご自身のLINEに届くようになります。"
+            )
         with Vertical(id="code-dialog", classes="dialog"):
             yield Static("テスト送信先の登録", classes="dialog-title")
             yield Static(self.code.code, id="test-code", classes="big-code")
-            yield Static(
-                "ご自身のLINEからこのコードを公式アカウントに送信してください。\n"
-                f"コードの有効期限は {expires} までです。登録が済むと、"
-                "テスト送信がご自身のLINEに届くようになります。",
-                classes="dialog-body",
+            yield WrappedText(
+                body, id="phone-hint" if self.training else None, classes="dialog-body"
             )
-            if self.training:
-                # In training there is no real LINE: the simulator's trainee phone sends it.
-                yield Static(
-                    "訓練モードでは、研修用スマートフォンから送信します。別の端末で"
-                    f"「make phone」を実行し、{self.code.code} と入力して Enter を"
-                    "押してください。テスト送信もその画面に届きます。",
-                    id="phone-hint",
-                    classes="dialog-hint",
-                )
             if self.registered is not None:
                 yield Static(
                     f"現在登録済みのテスト送信先：{self.registered} 件", classes="dialog-hint"
