@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from textual.widgets import Checkbox, Input, Static, TextArea
@@ -254,3 +255,48 @@ def test_code_dialog_in_training_snapshot(size, app_for, snap_compare) -> None:
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_typing_a_button_label_taps_it(short_tmp: Path) -> None:
+    """The phone shows quick-reply buttons as ［選択肢］; typing a label taps it (a postback, as
+    LINE sends), a message button sends its text, a date picker is refused plainly; other
+    text goes as typed."""
+    socket = short_tmp / "phone.sock"
+    config = SimulatorConfig(population=1, phone_socket=str(socket), auto_react=False)
+    async with Simulator(config) as sim:
+        sim.phone.send("こんにちは")
+        token = config.access_token
+        buttons = [
+            {"type": "action", "action": {"type": "postback", "label": "同意する", "data": "a=1"}},
+            {"type": "action", "action": {"type": "message", "label": "予約", "text": "予約"}},
+            {
+                "type": "action",
+                "action": {"type": "datetimepicker", "label": "日付", "data": "d", "mode": "date"},
+            },
+        ]
+        body = {
+            "to": sim.phone.user_id,
+            "messages": [
+                {"type": "text", "text": "同意しますか", "quickReply": {"items": buttons}}
+            ],
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                sim.api_url + "/v2/bot/message/push",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+        rc, out, err = await phone(socket, "inbox")
+        assert "同意しますか\n    ［選択肢］同意する / 予約 / 日付" in out
+        rc, out, err = await phone(socket, "send", "同意する")
+        assert rc == 0, err
+        assert sim.outbox[-1]["type"] == "postback" and sim.outbox[-1]["postback"]["data"] == "a=1"
+        rc, out, err = await phone(socket, "send", "予約")
+        assert sim.outbox[-1]["message"]["text"] == "予約"
+        rc, out, err = await phone(socket, "send", "日付")
+        assert rc == 1 and "選べません" in err
+        rc, out, err = await phone(socket, "inbox")
+        assert "あなた:\n    ［同意する］を選択" in out

@@ -10,6 +10,7 @@ The phone is reached through a small local API on a unix socket (mode 0600, the 
 own user only), and `kairan-phone` is its command:
 
     kairan-phone                    # chat: type a line to send it; what arrives is printed
+                                    # (typing a button's label taps it)
     kairan-phone send KAIRAN-123456 # send one message
     kairan-phone inbox              # print the conversation so far
 
@@ -85,12 +86,16 @@ class TraineePhone:
     user_id: str
     follow: Callable[[], None]
     send_text: Callable[[str], None]
+    send_postback: Callable[[str], None]
     is_friend: Callable[[], bool]
     clock: Callable[[], float]
     chat: list[Line] = field(default_factory=list)
+    choices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The quick-reply buttons of the last message that had any: label -> action."""
 
     def send(self, text: str) -> bool:
-        """Send TEXT to the account (friending it first if needed); True if it followed now."""
+        """Send TEXT to the account (friending it first if needed); True if it followed now.
+        TEXT that is the label of a quick-reply button on screen taps that button instead."""
         text = text.strip()
         if not text:
             raise ValueError("メッセージが空です。")
@@ -100,14 +105,28 @@ class TraineePhone:
         if not self.is_friend():
             self.follow()
             followed = True
+        action = self.choices.get(text)
+        if action is not None and action.get("type") == "postback":
+            self._add("out", f"［{text}］を選択")
+            self.send_postback(str(action.get("data", "")))
+            return followed
+        if action is not None and action.get("type") == "message":
+            text = str(action.get("text", text))
+        elif action is not None:
+            raise ValueError(f"「{text}」は研修用スマートフォンでは選べません（日付の選択など）。")
         self._add("out", text)
         self.send_text(text)
         return followed
 
     def on_delivery(self, receipt: Receipt, messages: list[dict[str, Any]]) -> None:
-        if receipt.user_id == self.user_id:
-            for message in messages:
-                self._add("in", render(message))
+        if receipt.user_id != self.user_id:
+            return
+        for message in messages:
+            self._add("in", render(message))
+            items = (message.get("quickReply") or {}).get("items") or []
+            actions = [i.get("action") or {} for i in items]
+            if actions:
+                self.choices = {str(a.get("label", "")): a for a in actions if a.get("label")}
 
     def _add(self, direction: str, text: str) -> None:
         self.chat.append(Line(len(self.chat) + 1, self.clock(), direction, text))
@@ -219,7 +238,10 @@ def format_line(line: dict[str, Any]) -> str:
 
 
 async def _chat(client: PhoneClient, poll_s: float = 0.5) -> int:
-    print(f"{DISPLAY_NAME}（訓練モード）: 送るメッセージを入力して Enter。終了は Ctrl+D です。")
+    print(
+        f"{DISPLAY_NAME}（訓練モード）: 送るメッセージを入力して Enter。［選択肢］はその文字を"
+        "入力すると選べます。終了は Ctrl+D です。"
+    )
     seen = 0
     loop = asyncio.get_running_loop()
     typed: asyncio.Queue[str | None] = asyncio.Queue()

@@ -136,6 +136,7 @@ class Simulator:
             phone_user_id(c.seed),
             follow=self._phone_follows,
             send_text=lambda text: self._phone_sends(text),
+            send_postback=lambda data: self._phone_taps(data),
             is_friend=lambda: self.platform.is_follower(self.phone.user_id),
             clock=c.clock.now,
         )
@@ -370,6 +371,10 @@ class Simulator:
     def _phone_sends(self, text: str) -> None:
         uid = self.phone.user_id
         self.emit(self.events.text(uid, self.platform.new_reply_token(uid), text))
+
+    def _phone_taps(self, data: str) -> None:
+        uid = self.phone.user_id
+        self.emit(self.events.postback(uid, self.platform.new_reply_token(uid), data))
 
     def unfollow(self, user_id: str) -> None:
         """The resident blocks the account."""
