@@ -22,7 +22,7 @@ def _text(app, selector: str) -> str:
 
 
 async def test_each_dashboard_figure_says_what_it_counts(app_for) -> None:
-    """S14: 友だち excludes blocks and 登録者 is part of it; 本日の配信 is deliveries started
+    """友だち excludes blocks and 登録者 is part of it; 本日の配信 is deliveries started
     since midnight and the messages they sent (one per person); the month's count is LINE's,
     as of when it was read, and includes test sends and notices; the week counts new
     friends."""
