@@ -101,19 +101,19 @@ class TraineePhone:
             raise ValueError("メッセージが空です。")
         if len(text) > MAX_TEXT:
             raise ValueError(f"メッセージは {MAX_TEXT} 文字までです。")
+        action = self.choices.get(text)
+        if action is not None and action.get("type") not in ("postback", "message"):
+            raise ValueError(f"「{text}」は研修用スマートフォンでは選べません（日付の選択など）。")
         followed = False
         if not self.is_friend():
             self.follow()
             followed = True
-        action = self.choices.get(text)
         if action is not None and action.get("type") == "postback":
             self._add("out", f"［{text}］を選択")
             self.send_postback(str(action.get("data", "")))
             return followed
-        if action is not None and action.get("type") == "message":
+        if action is not None:  # a message button sends its text
             text = str(action.get("text", text))
-        elif action is not None:
-            raise ValueError(f"「{text}」は研修用スマートフォンでは選べません（日付の選択など）。")
         self._add("out", text)
         self.send_text(text)
         return followed
