@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.text import Text
 from textual.widgets import Static
 
+from kairan_tui.widgets.wrapped import WrappedText
 from tests.support.tui_helpers import wait_until
 
 
@@ -30,7 +31,7 @@ async def test_each_dashboard_figure_says_what_it_counts(app_for) -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None and app.screen.query("#stat-today"))
         await wait_until(pilot, lambda: "1 件（210 通）" in _text(app, "#stat-today .stat-value"))
-        notes = _text(app, "#stat-notes")
+        notes = app.screen.query_one("#stat-notes", WrappedText).text
         assert "友だち＝ブロックした方を除く人数" in notes
         assert "本日の配信＝今日0時からの配信の件数と通数（1人に1通）" in notes
         assert "今月の送信数＝LINEの集計（テスト送信・お知らせを含む）" in notes

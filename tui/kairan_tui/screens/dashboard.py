@@ -16,6 +16,7 @@ from textual.widgets import Static
 from kairan_tui.client import ApiError
 from kairan_tui.labels import JST, format_datetime, format_day
 from kairan_tui.screens.base import KairanScreen
+from kairan_tui.widgets.wrapped import WrappedText
 from kairand.api import schema
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class DashboardScreen(KairanScreen):
                 yield StatCard("登録者", "stat-registered")
                 yield StatCard("本日の配信", "stat-today")
                 yield StatCard("承認待ち", "stat-pending")
-            yield Static(FIGURE_NOTES, id="stat-notes")
+            yield WrappedText(FIGURE_NOTES, id="stat-notes")
             with Horizontal(id="dashboard-lower"):
                 with Vertical(id="week-box", classes="box"):
                     yield Static("直近7日間の新しい友だち・ブロック", classes="box-title")
