@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
-.PHONY: demo test lint typecheck contracts pytest bench bench-quick clean system-deps config-doc reqtrace
+.PHONY: demo phone test lint typecheck contracts pytest bench bench-quick clean system-deps config-doc reqtrace
 
 $(STAMP): pyproject.toml
 	@bash .ci/system-deps.sh
@@ -43,6 +43,11 @@ test: lint typecheck contracts pytest
 
 demo: $(STAMP)
 	$(BIN)/python -m kairand.demo --dir $(DEMO_DIR)
+
+# The trainee's phone (研修用スマートフォン) of a running demo, in a second terminal: send the
+# テスト送信先 code and see what the account sends it.
+phone: $(STAMP)
+	$(BIN)/python -m kairand.simulator.phone --dir $(DEMO_DIR)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -45,6 +45,8 @@ from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
 from kairand.simulator.chat import control_socket_for
 from kairand.simulator.mail_residents import MailTown
+from kairand.simulator.phone import SOCKET_NAME as PHONE_SOCKET_NAME
+from kairand.simulator.phone import PhoneClient
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.timeutil import JST
 
@@ -117,6 +119,11 @@ def _free_port() -> int:
 
 def trainee_socket(config_path: Path, username: str) -> Path:
     return config_path.parent / "run" / f"{username}.sock"
+
+
+def phone_socket(config_path: Path) -> Path:
+    """The trainee's phone of the simulator (`make phone`, kairand.simulator.phone)."""
+    return config_path.parent / "run" / PHONE_SOCKET_NAME
 
 
 def ensure_setup(directory: Path) -> Path:
@@ -540,6 +547,45 @@ async def rich_walkthrough(config: Config) -> bool:
             return False
 
 
+PRACTICE_DRAFT: dict[str, Any] = {
+    "title": "テスト送信の練習",
+    "confidentiality": 1,
+    "messages": ["【練習】年末年始の窓口のご案内です。テスト送信の確認用です。"],
+    "segment": {"all_registered": True},
+    "notification_disabled": False,
+    "urgent": False,
+}
+
+
+async def practise_test_send(config: Config, config_path: Path, within: float = 60) -> str:
+    """What a newcomer does for テスト送信 (headless mode): as 研修 作成者, get a code, send it
+    from the trainee's phone (`make phone`), and test-send a draft that the phone then shows."""
+    phone = PhoneClient(phone_socket(config_path))
+    deadline = time.monotonic() + within
+    async with api_client(config, config.api.training_sockets["kenshu_sakusei"]) as author:
+        code = (await author.post("/v1/test-recipients/code", {})).body["code"]
+        await phone.send(code)
+        while (await author.get("/v1/test-recipients")).body.get("count", 0) < 1:
+            if time.monotonic() > deadline:
+                return "テスト送信：研修用スマートフォンを登録できませんでした"
+            await asyncio.sleep(0.2)
+        draft = await author.post("/v1/deliveries", PRACTICE_DRAFT)
+        if draft.status != 201:
+            return f"テスト送信：下書きを作成できませんでした（{draft.body}）"
+        sent = await author.post(f"/v1/deliveries/{draft.body['id']}/test-send", {})
+        if sent.status != 200:
+            return f"テスト送信：送信できませんでした（{sent.body}）"
+    while True:
+        lines = await phone.lines_after(0)
+        got = [x["text"] for x in lines if x["direction"] == "in"]
+        if any(PRACTICE_DRAFT["messages"][0] in text for text in got):
+            notice = next(text for text in got if text.startswith("【テスト送信】"))
+            return f"テスト送信：研修用スマートフォンに届きました（{notice.splitlines()[0]}）"
+        if time.monotonic() > deadline:
+            return "テスト送信：研修用スマートフォンに届きませんでした"
+        await asyncio.sleep(0.2)
+
+
 async def headless(
     config: Config,
     config_path: Path,
@@ -567,6 +613,8 @@ async def headless(
     await seeded
     await send_demo_alert(config)
     rich_ok = await rich_walkthrough(config)
+    practised = await practise_test_send(config, config_path)
+    print(practised, flush=True)
     await asyncio.sleep(3)  # let the sender finish the sample deliveries
     async with api_client(config) as api:
         page = (await api.get("/v1/deliveries")).body or {}
@@ -587,7 +635,8 @@ async def headless(
     print(await queue_summary(config), flush=True)
     figures = await dashboard(config)
     sent = sum(int(i.get("sent_count") or 0) for i in items)
-    ok = figures.get("registered", 0) > 0 and sent > 0 and rich_ok and walked
+    practised_ok = "届きました" in practised
+    ok = figures.get("registered", 0) > 0 and sent > 0 and rich_ok and walked and practised_ok
     if ok:
         verdict = "デモ：正常に動作しました（demo: ok）"
     elif not (figures.get("registered", 0) > 0 and sent > 0):
@@ -596,8 +645,10 @@ async def headless(
         verdict = (
             "デモ：画像つきカードか定期配信が届きませんでした（demo: rich walkthrough failed）"
         )
-    else:
+    elif not walked:
         verdict = "デモ：窓口の番号札の流れが終わりませんでした（demo: window walkthrough failed）"
+    else:
+        verdict = "デモ：テスト送信が届きませんでした（demo: test send failed）"
     print(verdict, flush=True)
     return 0 if ok else 1
 
@@ -662,11 +713,19 @@ def main(argv: list[str] | None = None) -> int:
                 "--players", str(PLAYERS),
                 "--report-every", "10",
                 "--school-districts", program_demo.simulator_districts(),
+                "--phone-socket", str(phone_socket(config_path)),
+                # The simulated LINE remembers its friends and the month's count across runs,
+                # as LINE does (the daemon's store remembers them too).
+                "--state", str(config_path.parent / "state" / "simulator.json"),
             ],
         )  # fmt: skip
         asyncio.run(wait_for_api(config, processes))
         asyncio.run(register_trainees(config))
         print(f"demo: daemon and simulator are running (logs in {logs})", flush=True)
+        print(
+            "demo: 研修用スマートフォン（テスト送信の受け取り）は別の端末で make phone",
+            flush=True,
+        )
         if args.headless or not sys.stdin.isatty():
             return asyncio.run(
                 headless(config, config_path, processes, args.duration, marker, town)
@@ -690,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--identity", f"研修 作成者={sockets['kenshu_sakusei']}",
                 "--identity", f"研修 承認者={sockets['kenshu_shounin']}",
                 "--identity", f"管理者（ご自身）={config.api.socket}",
+                "--export-dir", str(config_path.parent / "exports"),
             ],
             env={**os.environ, "KAIRAN_IMAGES": str(images)},
             check=False,

@@ -69,18 +69,22 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     # Issue 20: a card with an image and a link button reaches a segment, LINE (the simulator)
     # fetched the image through the relay path, and a weekly reminder arrives twice.
     assert re.search(
-        r"「特定健診のご案内（画像つき）」：配信済み（配信対象 (\d+) 人、送信済み \1 人(?:、うちメール \d+ 人)?）",
+        r"「特定健診のご案内（画像つき）」：配信済み（配信対象 (\d+) 人、送信済み \1 人"
+        r"(?:、うちメール \d+ 人)?）",
         out,
     )
     assert re.search(r"定期配信 \d+「資源ごみの日」毎週 .曜 7:00.* を承認しました（次回 ", out)
     weeks = set(
         re.findall(
-            r"「資源ごみの日（(\d+/\d+)）」：配信済み（配信対象 (\d+) 人、送信済み \2 人(?:、うちメール \d+ 人)?）",
+            r"「資源ごみの日（(\d+/\d+)）」：配信済み（配信対象 (\d+) 人、送信済み \2 人"
+            r"(?:、うちメール \d+ 人)?）",
             out,
         )
     )
     assert len({day for day, _ in weeks}) == 2, out  # two occurrences, on two dates
     assert re.search(r"定期配信 \d+ を終了しました", out)
+    # Issue 18 item 14: テスト送信 in training, through the trainee's phone (make phone).
+    assert "テスト送信：研修用スマートフォンに届きました（【テスト送信】）" in out
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"
     simulator = (logs / "simulator.log").read_text()

@@ -320,6 +320,20 @@ async def test_monthly_quota_is_all_or_nothing_and_resets_next_month() -> None:
         assert (await env.api.get_message_quota()).type == "none"
 
 
+async def test_monthly_count_turns_with_the_japanese_month(env: Env) -> None:
+    """Issue 18 item 11: the dashboard showed 本日 841 通 against 今月 4 通. The simulator
+    counted LINE's month in UTC, so at 09:00 on the 1st (Japan time) the month's count went
+    back to 0 while that morning's messages were still today's. LINE's month is Japan's."""
+    uid = env.follow()[0]
+    env.clock.set(1_796_081_400.0)  # 2026-12-01 08:30 JST (2026-11-30 23:30 UTC)
+    await env.api.push_message(PushMessageRequest(to=uid, messages=[text()]))
+    assert (await env.api.get_message_quota_consumption()).total_usage == 1
+    env.clock.advance(3600)  # 09:30 JST: the same Japanese month, a new month in UTC
+    assert (await env.api.get_message_quota_consumption()).total_usage == 1
+    env.clock.set(1_798_729_200.0)  # 2027-01-01 00:00 JST: a new month
+    assert (await env.api.get_message_quota_consumption()).total_usage == 0
+
+
 async def test_body_over_2mb_is_413(env: Env) -> None:
     """S5: any request body over 2 MB -> 413, nothing delivered."""
     uid = env.follow()[0]

@@ -171,3 +171,30 @@ async def test_paced_arrivals_and_summary(short_tmp: Path) -> None:
         assert summary["messages_received"] == len(sim.ledger)
         assert "友だち 20" in sim.status_text()
         assert not any(r.user_id in sim.status_text() for r in sim.population)
+
+
+async def test_state_file_keeps_friends_blocks_and_the_month_count_across_runs(
+    short_tmp: Path,
+) -> None:
+    """Issue 18 item 11: `make demo` started again restarted the simulator, which forgot its
+    friends (the same residents followed again: 友だち追加 above 友だち) and the month's count
+    (今月 below 本日). With a state file the simulated LINE remembers them as LINE does; another
+    town (seed) starts afresh."""
+    state = short_tmp / "sim.json"
+    config = SimulatorConfig(population=20, seed=5, state_file=str(state), auto_react=False)
+    async with Simulator(config) as sim:
+        followed = [r.user_id for r in sim.follow(5)]
+        sim.unfollow(followed[0])
+        sim.platform.usage = sim.platform.current_usage() + 2  # two messages pushed this month
+        sim.phone.send("こんにちは")
+        events_before = len(sim.outbox)
+    assert events_before == 5 + 1 + 2
+    async with Simulator(config) as again:
+        assert [again.platform.is_follower(u) for u in followed] == [False] + [True] * 4
+        assert again.platform.is_follower(again.phone.user_id)
+        assert again.platform.current_usage() == 2
+        assert again.outbox == []  # nobody follows again
+        assert [r.user_id for r in again.follow(1)] == [again.population[5].user_id]
+    other = SimulatorConfig(population=20, seed=6, state_file=str(state), auto_react=False)
+    async with Simulator(other) as fresh:
+        assert fresh.platform.profiles == {} and fresh.platform.current_usage() == 0

@@ -9,6 +9,7 @@ Several identities can share one state: start one server per staff member.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import random
@@ -39,6 +40,13 @@ ISSUE20_ROUTES = frozenset(
     for name in roles.BY_NAME
     if name.split(".")[0] in ("media", "link_domains", "templates", "series", "calendar")
 )
+
+# The handling report's screen (issue 18, a leftover of issue 13), likewise: granted only when
+# a test turns it on (FakeState.handling_report), so the auditor's other snapshots stay.
+REPORT_ROUTES = frozenset({"reports.handling"})
+
+# What the fake issues as the report's PDF (the TUI saves it as it comes).
+FAKE_REPORT_PDF = b"%PDF-1.4\n% fake handling report\n"
 
 
 def problem(
@@ -96,6 +104,7 @@ class FakeState:
     """Recipients 'sent' per tick while a delivery is sending."""
     tick_seconds: float = 0.15
     issue20: bool = False
+    handling_report: bool = False  # the 取扱状況報告書 screen (issue 18), see REPORT_ROUTES
     """Grant the issue-20 routes (images, series, calendar)."""
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     series: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -255,6 +264,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         return state.staff[username]
 
     def allowed(route: str) -> bool:
+        if route in REPORT_ROUTES and not state.handling_report:
+            return False
         if route in ISSUE20_ROUTES and not state.issue20:
             return False
         # The daemon's own roles matrix: a route the fake invents fails here (KeyError).
@@ -284,7 +295,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         routes_allowed = [
             r
             for r in roles.allowed_routes(person["roles"])
-            if state.issue20 or r not in ISSUE20_ROUTES
+            if (state.issue20 or r not in ISSUE20_ROUTES)
+            and (state.handling_report or r not in REPORT_ROUTES)
         ]
         body = schema.Me.model_validate(
             {
@@ -293,6 +305,28 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                 "four_eyes": {"self_approval_threshold": 0, "relaxed": False},
                 "allowed": routes_allowed,
             }
+        )
+        return web.json_response(body.model_dump(mode="json"))
+
+    @routes.get("/v1/reports/handling")
+    async def handling_report(request: web.Request) -> web.Response:
+        if (denied := guard("reports.handling")) is not None:
+            return denied
+        first, last = request.query["from"], request.query["to"]
+        if first > last:
+            return problem(
+                422,
+                "validation",
+                "入力内容を確認してください",
+                "開始日が終了日より後になっています。",
+            )
+        person = me()
+        body = schema.HandlingReportOut(
+            period_from=dt.date.fromisoformat(first),
+            period_to=dt.date.fromisoformat(last),
+            author=f"{person['display_name']}（{person['username']}）",
+            markdown=f"# 取扱状況報告書\n\n期間：{first}〜{last}\n",
+            pdf_base64=base64.b64encode(FAKE_REPORT_PDF).decode(),
         )
         return web.json_response(body.model_dump(mode="json"))
 

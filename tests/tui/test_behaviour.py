@@ -185,8 +185,8 @@ async def test_audience_count_preview_and_test_recipient_code(app_for, fake):
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: app.screen.query("#test-code"))
         assert text_of(app.screen.query_one("#test-code")) == "KAIRAN-482913"
-        body = " ".join(text_of(s) for s in app.screen.query(".dialog-body"))
-        assert "ご自身のLINEからこのコードを公式アカウントに送信してください" in body
+        body = app.screen.query_one(".dialog-body", WrappedText).text
+        assert "研修用スマートフォンからこのコードを公式アカウントに送信します" in body
 
 
 async def test_confirmation_ignores_key_repeat_and_enter_never_confirms(app_for, fake, monkeypatch):

@@ -28,6 +28,7 @@ from kairan_tui.modals.test_recipient import RecipientCodeModal
 from kairan_tui.screens.approvals import ApprovalsScreen
 from kairan_tui.screens.compose import ComposeScreen
 from kairan_tui.screens.history import HistoryScreen
+from kairan_tui.widgets.wrapped import WrappedText
 from kairand import daemon
 from kairand.api.app import serve
 from kairand.api.identity import Peer
@@ -176,8 +177,9 @@ async def test_compose_test_send_submit_approve_and_watch_it_sent(
             await pilot.press("ctrl+o")
             await wait_until(pilot, lambda: isinstance(author.screen, RecipientCodeModal))
             code = str(author.screen.query_one("#test-code", Static).render())
-            assert "ご自身のLINEからこのコードを公式アカウントに送信してください" in str(
-                author.screen.query_one(".dialog-body", Static).render()
+            # The daemon runs in training mode: the code comes from the trainee's phone.
+            assert "研修用スマートフォンからこのコードを公式アカウントに送信します" in (
+                author.screen.query_one(".dialog-body", WrappedText).text
             )
             await pilot.press("escape")
             claimed = await world.store.write(

@@ -40,6 +40,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
     from kairan_tui.screens.history import HistoryScreen
     from kairan_tui.screens.programs import ProgramsScreen
     from kairan_tui.screens.queue_desk import QueueDeskScreen
+    from kairan_tui.screens.report import ReportScreen
     from kairan_tui.screens.reservations import ReservationDeskScreen
     from kairan_tui.screens.staff import StaffScreen
     from kairan_tui.screens.statistics import StatisticsScreen
@@ -59,6 +60,7 @@ def _screen_classes() -> dict[str, Callable[[], Screen]]:
         "alert": AlertScreen,
         "programs": ProgramsScreen,
         "calendar": CalendarScreen,
+        "report": ReportScreen,
     }
 
 
@@ -118,6 +120,8 @@ class KairanApp(App[None]):
         super().__init__()
         self.api = api
         self.me: schema.Me | None = None
+        self.export_dir: Path = Path.home()
+        """Where reports are saved (取扱状況報告書); `kairan --export-dir`."""
         self.connection_check_seconds = connection_check_seconds
         self.retry_seconds = retry_seconds
         self._installed: list[str] = []
@@ -440,6 +444,7 @@ def make_app(
     connection_check_seconds: float = 5.0,
     retry_seconds: float = 2.0,
     identities: list[tuple[str, Path]] | None = None,
+    export_dir: Path | None = None,
 ) -> KairanApp:
     """Build the app for a daemon socket: the one factory used by `kairan` and by the tests.
     IDENTITIES (training only): the positions Ctrl+B switches between, as (label, socket)."""
@@ -449,4 +454,6 @@ def make_app(
         retry_seconds=retry_seconds,
     )
     app.identities = list(identities or [])
+    if export_dir is not None:
+        app.export_dir = export_dir
     return app

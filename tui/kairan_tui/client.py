@@ -479,6 +479,13 @@ class KairanApi(ApiClient):
             schema.QueueDesk, "POST", f"/v1/queue/counters/{counter}/pause", body
         )
 
+    async def handling_report(self, first: str, last: str) -> schema.HandlingReportOut:
+        """The handling report (取扱状況報告書) for FIRST..LAST (ISO days), signed PDF and
+        Markdown, issued by the daemon in the caller's name."""
+        return await self._model(
+            schema.HandlingReportOut, "GET", "/v1/reports/handling", **{"from": first, "to": last}
+        )
+
     async def queue_statistics(self, first: str, last: str) -> schema.QueueStatistics:
         return await self._model(
             schema.QueueStatistics, "GET", "/v1/queue/statistics", **{"from": first, "to": last}

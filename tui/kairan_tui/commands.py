@@ -25,7 +25,7 @@ class ScreenCommands(Provider):
             yield DiscoveryHit(
                 f"{entry.title}を開く",
                 partial(app.action_open_screen, entry.name),
-                help=f"{entry.key.upper()}：{entry.help}",
+                help=f"{entry.label}：{entry.help}",
             )
 
     async def search(self, query: str) -> Hits:
@@ -39,5 +39,5 @@ class ScreenCommands(Provider):
                     score,
                     matcher.highlight(text),
                     partial(app.action_open_screen, entry.name),
-                    help=f"{entry.key.upper()}：{entry.help}",
+                    help=f"{entry.label}：{entry.help}",
                 )

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         "複数指定できます",
     )
     parser.add_argument(
+        "--export-dir",
+        type=Path,
+        help="取扱状況報告書などを保存するフォルダー（既定：ホームフォルダー）",
+    )
+    parser.add_argument(
         "mode",
         nargs="?",
         choices=("kiosk", "board"),
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     from kairan_tui.app import make_app
     from kairan_tui.hangup import HANGUP_STATUS, HangupWatch
 
-    app = make_app(socket, identities=parse_identities(args.identity))
+    app = make_app(socket, identities=parse_identities(args.identity), export_dir=args.export_dir)
 
     def request_exit() -> None:
         app.call_from_thread(app.exit, return_code=HANGUP_STATUS)

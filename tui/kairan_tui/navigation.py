@@ -19,6 +19,12 @@ class ScreenEntry:
     """One sentence for the help screen and the command palette."""
     keywords: str = ""
     """Readings and synonyms the command palette also matches (kana typed before conversion)."""
+    key_display: str = ""
+    """How the key is written for people when its name is not (Shift+F9 arrives as f21)."""
+
+    @property
+    def label(self) -> str:
+        return self.key_display or self.key.upper()
 
 
 SCREENS: tuple[ScreenEntry, ...] = (
@@ -125,6 +131,15 @@ SCREENS: tuple[ScreenEntry, ...] = (
         "calendar",
         "これからの予約配信・定期配信の予定と、定期配信の承認・一時停止・終了を行います。",
         "はいしんよてい よてい かれんだー ていきはいしん calendar",
+    ),
+    ScreenEntry(
+        "report",
+        "取扱状況報告書",
+        "f21",  # Shift+F9 in xterm-compatible terminals (F9 is 監査ログ); also in Ctrl+P
+        "reports.handling",
+        "期間を選んで取扱状況報告書（署名付きPDF）を作成し、書き出し先のフォルダーに保存します。",
+        "とりあつかいじょうきょうほうこくしょ ほうこくしょ かんさ report",
+        key_display="Shift+F9",
     ),
 )
 

@@ -334,7 +334,10 @@ class _Machine:
     def fresh_start(self, follow: bool) -> Outcome:
         state = {"step": "consent"}
         ops: list[Operation] = [StartResident(), SetConversation(state)]
-        if follow:
+        if follow and self.resident is None:
+            # The dashboard's 友だち追加 counts new friends: a follow from someone who is a
+            # friend already (LINE sends none without an unfollow between; a restarted
+            # simulator does) is not a new friend, so follows never exceed 友だち.
             ops.append(CountMetric("follow"))
         replies = [_text(self.survey.welcome), _consent_prompt(self.survey, self.version)]
         return Outcome(tuple(replies), tuple(ops))

@@ -24,7 +24,8 @@ returns a SimulatorConfig matching a `kairanctl init --dev` setup (secrets, bot 
 
 Parts: `api` (Messaging API server and `Platform` state), `webhook` (event factory, signed
 sender with redelivery), `population` (seeded residents), `behaviour` (pure: received message +
-traits -> next action), `ledger`, `faults`, `ratelimit`, `spec` (OpenAPI validation), `clock`.
+traits -> next action), `ledger`, `faults`, `ratelimit`, `spec` (OpenAPI validation), `clock`,
+`phone` (the trainee's phone for テスト送信 in training: `kairan-phone`, `make phone`).
 See docs/simulator.md.
 """
 

@@ -40,6 +40,7 @@ MAX_RICH_MENU_IMAGE_BYTES = 1024 * 1024
 MAX_RICH_MENUS = 1000
 RETRY_KEY_TTL_S = 24 * 3600.0
 REPLY_TOKEN_TTL_S = 60.0
+JAPAN = dt.timezone(dt.timedelta(hours=9), "JST")  # LINE counts the month in Japan time
 
 MSG_AUTH_MISSING = (
     "Authorization header required. Must follow the scheme, 'Authorization: Bearer <ACCESS TOKEN>'"
@@ -163,8 +164,14 @@ class Platform:
 
     # ---- quota ------------------------------------------------------------------------------
     def _month(self) -> tuple[int, int]:
-        d = dt.datetime.fromtimestamp(self.clock.now(), tz=dt.UTC)
+        # LINE's allowance runs by calendar month in Japan time: in UTC the month would turn
+        # at 09:00 on the 1st, and that morning's messages would drop out of 今月.
+        d = dt.datetime.fromtimestamp(self.clock.now(), tz=JAPAN)
         return (d.year, d.month)
+
+    def usage_month(self) -> tuple[int, int]:
+        """(year, month) of the allowance month now, in Japan time."""
+        return self._month()
 
     def current_usage(self) -> int:
         month = self._month()

@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         " run/simulator-control.sock"
         " beside it)",
     )
+    p.add_argument(
+        "--phone-socket",
+        help="serve the trainee's phone (研修用スマートフォン, kairan-phone) on this unix socket",
+    )
+    p.add_argument(
+        "--state",
+        help="keep who is a friend, who blocked and this month's message count in this file"
+        " between runs (LINE never forgets them)",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--report-every", type=float, default=10.0, help="status line interval (s)")
     p.add_argument("--log-level", default="warning")
@@ -243,6 +252,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         duplicate_ratio=args.duplicate_ratio,
         reorder_ratio=args.reorder_ratio,
         freeze_gc=True,  # a process of its own: nothing else to disturb
+        phone_socket=args.phone_socket,
+        state_file=args.state,
     )
 
 

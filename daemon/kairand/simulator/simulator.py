@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import random
 import secrets
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +23,9 @@ from kairand.simulator.clock import Clock, RealClock
 from kairand.simulator.faults import FaultProfile
 from kairand.simulator.ledger import Ledger, Receipt
 from kairand.simulator.media import ImageFetcher
+from kairand.simulator.phone import DISPLAY_NAME as PHONE_NAME
+from kairand.simulator.phone import TraineePhone, phone_user_id
+from kairand.simulator.phone import serve as serve_phone
 from kairand.simulator.population import Municipality, Population, Resident, bot_user_id
 from kairand.simulator.spec import messaging_spec
 from kairand.simulator.webhook import EventFactory, WebhookSender, WebhookTarget
@@ -68,6 +73,35 @@ class SimulatorConfig:
     # gc.freeze() at start: keeps the specs and the population out of full collections (big
     # populations otherwise stall). Process-wide, so off by default; kairan-sim turns it on.
     freeze_gc: bool = False
+    # The trainee's phone (研修用スマートフォン, kairand.simulator.phone): its local API listens
+    # on this unix socket; None: the phone exists (Simulator.phone) but has no socket.
+    phone_socket: str | None = None
+    # Where the simulated LINE keeps what LINE itself never forgets (who is a friend, who
+    # blocked, this month's message count) between runs, e.g. `make demo` started again:
+    # without it a restart re-sent follow events for old friends, forgot the month's count and
+    # could not deliver to friends of earlier runs. None: everything lives in memory only.
+    state_file: str | None = None
+
+
+STATE_VERSION = 1
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("simulator.state_unreadable", error=type(exc).__name__)
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(state), encoding="utf-8")
+    partial.replace(path)
 
 
 class Simulator:
@@ -98,6 +132,15 @@ class Simulator:
         if c.fetch_images and target is not None:
             self.platform.image_fetcher = ImageFetcher(target)
         self.platform.listeners.append(self._on_delivery)
+        self.phone = TraineePhone(
+            phone_user_id(c.seed),
+            follow=self._phone_follows,
+            send_text=lambda text: self._phone_sends(text),
+            send_postback=lambda data: self._phone_taps(data),
+            is_friend=lambda: self.platform.is_follower(self.phone.user_id),
+            clock=c.clock.now,
+        )
+        self.platform.listeners.append(self.phone.on_delivery)
         self.events = EventFactory(c.clock, c.seed)
         self.sender: WebhookSender | None = None
         self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
@@ -127,6 +170,8 @@ class Simulator:
     async def start(self) -> None:
         c = self.config
         log.info("simulator.start", population=len(self.population), seed=c.seed)
+        if c.state_file is not None:
+            self._restore(await asyncio.to_thread(_read_state, Path(c.state_file)))
         await asyncio.to_thread(messaging_spec)  # reads and compiles the spec files once
         # The specs and the population are long-lived: keep them out of every full garbage
         # collection (with 10,000 residents those pauses otherwise show as resident lag).
@@ -150,6 +195,8 @@ class Simulator:
                 reorder_ratio=c.reorder_ratio,
             )
             await self.sender.start()
+        if c.phone_socket is not None:
+            self._runners.append(await serve_phone(self.phone, Path(c.phone_socket)))
 
     async def _listen(self, app: web.Application, port: int) -> str:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -166,11 +213,15 @@ class Simulator:
         for task in list(self._reactions):
             task.cancel()
         await asyncio.gather(*self._reactions, return_exceptions=True)
+        if self.config.state_file is not None:
+            await asyncio.to_thread(_write_state, Path(self.config.state_file), self._state())
         if self.sender is not None:
             await self.sender.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.config.phone_socket is not None:
+            await asyncio.to_thread(Path(self.config.phone_socket).unlink, missing_ok=True)
         if self.platform.image_fetcher is not None:
             await self.platform.image_fetcher.close()
         log.info("simulator.stop", receipts=len(self.ledger))
@@ -285,6 +336,63 @@ class Simulator:
             f" | カード {kinds['flex']} 画像 {kinds['image']} スタンプ {kinds['sticker']}"
             f" | 画像取得 成功 {ok} 失敗 {len(fetched) - ok}"
         )
+
+    # ---- what the platform remembers between runs (state_file) --------------------------
+    def _state(self) -> dict[str, Any]:
+        p = self.platform
+        return {
+            "version": STATE_VERSION,
+            "seed": self.config.seed,
+            "population": len(self.population),
+            "next_follower": self._next_follower,
+            "friends": sorted(p.profiles),
+            "blocked": sorted(p.blocked),
+            "usage_month": list(p.usage_month()),
+            "usage": p.current_usage(),
+        }
+
+    def _restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        same_town = (state.get("version"), state.get("seed"), state.get("population")) == (
+            STATE_VERSION,
+            self.config.seed,
+            len(self.population),
+        )
+        if not same_town:
+            log.warning("simulator.state_ignored", reason="another seed or population")
+            return
+        p = self.platform
+        for uid in state.get("friends", []):
+            resident = self.population.get(uid)
+            if resident is not None:
+                p.add_follower(self.profile_of(resident))
+                self.memories[uid] = behaviour.Memory()
+            elif uid == self.phone.user_id:
+                p.add_follower({"userId": uid, "displayName": PHONE_NAME, "language": "ja"})
+        for uid in state.get("blocked", []):
+            if uid in p.profiles:
+                p.block(uid)
+                self.memories[uid] = behaviour.Memory(blocked=True)
+        self._next_follower = int(state.get("next_follower", 0))
+        if tuple(state.get("usage_month", ())) == p.usage_month():
+            p.usage = int(state.get("usage", 0))
+        log.info("simulator.state_restored", friends=len(p.profiles) - len(p.blocked))
+
+    # ---- the trainee's phone --------------------------------------------------------------
+    def _phone_follows(self) -> None:
+        uid = self.phone.user_id
+        unblocked = uid in self.platform.blocked
+        self.platform.add_follower({"userId": uid, "displayName": PHONE_NAME, "language": "ja"})
+        self.emit(self.events.follow(uid, self.platform.new_reply_token(uid), unblocked=unblocked))
+
+    def _phone_sends(self, text: str) -> None:
+        uid = self.phone.user_id
+        self.emit(self.events.text(uid, self.platform.new_reply_token(uid), text))
+
+    def _phone_taps(self, data: str) -> None:
+        uid = self.phone.user_id
+        self.emit(self.events.postback(uid, self.platform.new_reply_token(uid), data))
 
     def unfollow(self, user_id: str) -> None:
         """The resident blocks the account."""

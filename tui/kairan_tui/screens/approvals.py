@@ -276,4 +276,6 @@ class ApprovalsScreen(KairanScreen):
                 severity="warning",
             )
         else:
-            self.notify(f"テスト送信しました（{result.sent} 件）。LINEで確認してください。")
+            training = self.kairan.me is not None and self.kairan.me.training_mode
+            where = "研修用スマートフォン（make phone の画面）" if training else "LINE"
+            self.notify(f"テスト送信しました（{result.sent} 件）。{where}で確認してください。")

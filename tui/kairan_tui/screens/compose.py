@@ -478,8 +478,10 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
                 severity="warning",
             )
         else:
+            training = self.kairan.me is not None and self.kairan.me.training_mode
+            where = "研修用スマートフォン（make phone の画面）" if training else "LINE"
             self.notify(
-                f"テスト送信しました（{result.sent} 件）。LINEで確認してください。",
+                f"テスト送信しました（{result.sent} 件）。{where}で確認してください。",
                 title="テスト送信",
             )
 
@@ -593,7 +595,8 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
         except ApiError as exc:
             self.report(exc, "テスト送信先の登録コードを発行")
             return
-        await self.app.push_screen_wait(RecipientCodeModal(code, current.count))
+        training = self.kairan.me is not None and self.kairan.me.training_mode
+        await self.app.push_screen_wait(RecipientCodeModal(code, current.count, training))
 
     async def load_draft(self, detail: schema.DeliveryDetail) -> None:
         """Open an existing draft (from 配信履歴) for editing."""

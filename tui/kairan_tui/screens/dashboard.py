@@ -14,8 +14,9 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from kairan_tui.client import ApiError
-from kairan_tui.labels import format_datetime, format_day
+from kairan_tui.labels import JST, format_datetime, format_day
 from kairan_tui.screens.base import KairanScreen
+from kairan_tui.widgets.wrapped import WrappedText
 from kairand.api import schema
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 
 REFRESH_SECONDS = 60.0
 """Full reload (quota, health, days); counters arrive through the event stream."""
+
+
+# What each figure counts, under the cards (issue 18: staff compared 本日 with 今月 and 友だち
+# with the week's 友だち追加 and found them "disagreeing").
+FIGURE_NOTES = (
+    "友だち＝ブロックした方を除く人数、登録者＝そのうち配信を受け取る方。本日の配信＝今日0時"
+    "からの配信の件数と通数（1人に1通）。今月の送信数＝LINEの集計（テスト送信・お知らせを含む）。"
+)
 
 
 class StatCard(Vertical):
@@ -89,9 +98,10 @@ class DashboardScreen(KairanScreen):
                 yield StatCard("登録者", "stat-registered")
                 yield StatCard("本日の配信", "stat-today")
                 yield StatCard("承認待ち", "stat-pending")
+            yield WrappedText(FIGURE_NOTES, id="stat-notes")
             with Horizontal(id="dashboard-lower"):
                 with Vertical(id="week-box", classes="box"):
-                    yield Static("直近7日間の友だち追加・ブロック", classes="box-title")
+                    yield Static("直近7日間の新しい友だち・ブロック", classes="box-title")
                     yield Static(id="week-chart")
                 with Vertical(id="health-box", classes="box"):
                     yield Static("送信可能数・稼働状況", classes="box-title")
@@ -142,14 +152,17 @@ class DashboardScreen(KairanScreen):
         quota = data.quota
         if quota is None:
             table.add_row("送信可能数", Text("LINEに確認できませんでした", style="yellow"))
-        elif quota.limit is None:
-            table.add_row("送信可能数", f"上限なし（今月 {quota.used:,} 通）")
         else:
-            left = max(0, quota.limit - quota.used)
-            style = "red" if left == 0 else ""
-            table.add_row(
-                "送信可能数", Text(f"残り {left:,} 通（上限 {quota.limit:,}）", style=style)
-            )
+            if quota.limit is None:
+                table.add_row("送信可能数", "上限なし")
+            else:
+                left = max(0, quota.limit - quota.used)
+                style = "red" if left == 0 else ""
+                table.add_row(
+                    "送信可能数", Text(f"残り {left:,} 通（上限 {quota.limit:,}）", style=style)
+                )
+            checked = quota.checked_at.astimezone(JST).strftime("%H:%M")
+            table.add_row("今月の送信数", f"{quota.used:,} 通（{checked} 時点）")
         table.add_row("配信中・予約", f"{data.active_deliveries:,} 件")
         health = data.health
         table.add_row("LINEからの受信", ago(health.last_webhook_at))

@@ -66,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
         app = cast("KairanApp", self.app)
         visible = set(app.visible_screens)
         screens = [
-            (key_label(entry.key), f"{entry.title}：{entry.help}")
+            (entry.key_display or key_label(entry.key), f"{entry.title}：{entry.help}")
             for entry in SCREENS
             if entry.name in visible
         ]

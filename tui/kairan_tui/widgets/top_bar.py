@@ -50,7 +50,7 @@ class TopBar(Vertical):
         for entry in allowed_screens(me.allowed if me else []):
             style = "reverse bold" if entry.name == self.current else ""
             # Compact; on a narrow terminal the bar wraps between entries (never clipped).
-            nav.append(f"{entry.key.upper()}", style="bold")
+            nav.append(entry.label, style="bold")
             nav.append(entry.title, style=style)
             nav.append(" ")
         nav.append("F1 ヘルプ", style="dim")
