@@ -600,6 +600,11 @@ async def headless(
     print(f"demo: same-day queue running ({await seed_queue(config)} tickets at the window)")
     walked = await queue_walkthrough(config, control_socket_for(config_path))
     print(f"demo: window walkthrough {'ok' if walked else 'failed'}", flush=True)
+    if town is not None:
+        # The sample deliveries are frozen when approved: let the mail guardians finish their
+        # registration first, so the newcomer sees mail among the recipients.
+        everyone = len(town.guardians)
+        await asyncio.to_thread(town.wait, lambda: town.count("registered") >= everyone, 120)
     seeded = asyncio.create_task(seed_past_deliveries(config, marker))
     while time.monotonic() - started < duration:
         await asyncio.sleep(5)
