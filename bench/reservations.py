@@ -184,9 +184,12 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
             ),
         )
         log = (Path(tmp) / "kairand.log").open("ab")
+        # KAIRAN_BENCH_PROFILE=FILE: run the daemon under cProfile (stats written at exit).
+        profile = os.environ.get("KAIRAN_BENCH_PROFILE")
+        profiler = ["-m", "cProfile", "-o", profile] if profile else []
         proc = await asyncio.to_thread(
             subprocess.Popen,
-            [sys.executable, "-m", "kairand", "--config", str(config_path)],
+            [sys.executable, *profiler, "-m", "kairand", "--config", str(config_path)],
             stdout=log,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

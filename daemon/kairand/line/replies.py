@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import ClientError
-from linebot.v3.messaging import ApiException, PushMessageRequest, ReplyMessageRequest
+from linebot.v3.messaging import ApiException, PushMessageRequest
 
-from kairand.line.client import LineApi
+from kairand.line.client import LineApi, reply_json
 from kairand.logs import get_logger
 
 log = get_logger(__name__)
@@ -155,13 +155,9 @@ class ReplySender:
             self.stats.expired += 1
             await self._late(reply)
             return
-        request = ReplyMessageRequest.from_dict(
-            {"replyToken": reply.reply_token, "messages": list(reply.messages)}
-        )
+        body = {"replyToken": reply.reply_token, "messages": list(reply.messages)}
         try:
-            await line.messaging.reply_message(
-                request, _request_timeout=min(line.timeout, remaining)
-            )
+            await reply_json(line, body, min(line.timeout, remaining))
         except ApiException as exc:
             self.stats.failed += 1
             log.warning("inbox.reply_failed", status=exc.status)
