@@ -71,15 +71,13 @@ async def _without_per_request_env(client: AsyncApiClient, configuration: Config
     context = await asyncio.to_thread(_ssl_context, configuration)
     previous = rest.pool_manager
     rest.pool_manager = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
-            limit=configuration.connection_pool_maxsize, ssl=context
-        ),
+        connector=aiohttp.TCPConnector(limit=configuration.connection_pool_maxsize, ssl=context),
         trust_env=False,
     )
     await previous.close()
 
 
-async def reply_json(api: LineApi, body: dict[str, Any], timeout: float) -> None:
+async def reply_json(api: LineApi, body: dict[str, Any], request_timeout: float) -> None:
     """POST /v2/bot/message/reply with a body already in the API's JSON form, through the SDK's
     ApiClient (auth, User-Agent, ApiException on a refusal) but without its pydantic model
     round trip (from_dict, then to_dict per nested model: about a millisecond per reply with
@@ -93,7 +91,7 @@ async def reply_json(api: LineApi, body: dict[str, Any], timeout: float) -> None
         body=body,
         auth_settings=["Bearer"],
         response_types_map={},
-        _request_timeout=timeout,
+        _request_timeout=request_timeout,
     )
 
 
