@@ -18,6 +18,7 @@ from linebot.v3.messaging import (
     AsyncMessagingApiBlob,
     Configuration,
 )
+from yarl import URL
 
 MESSAGING_API_BASE = "https://api.line.me"
 """LINE's Messaging API host (the spec's root `servers`)."""
@@ -44,7 +45,7 @@ def _configuration(host: str, access_token: str, pool: int) -> Configuration:
     configuration.connection_pool_maxsize = pool
     # HTTPS_PROXY / NO_PROXY (docs/appliance.md), read once here rather than per request.
     with contextlib.suppress(LookupError):
-        proxy, auth = get_env_proxy_for_url(aiohttp.helpers.URL(configuration.host))
+        proxy, auth = get_env_proxy_for_url(URL(configuration.host))
         configuration.proxy = str(proxy.with_user(None))
         if auth is not None:
             configuration.proxy_headers = {"Proxy-Authorization": auth.encode()}
