@@ -155,9 +155,12 @@ def in_window(service: Service, slot: Slot, now: float) -> bool:
 
 
 def bookable_slots(service: Service, day: dt.date, now: float) -> list[Slot]:
-    if not service.active:
+    """The slots of DAY that are in the window at NOW (in_window, with its bounds computed once
+    per day rather than per slot: the booking dialogue calls this for every date shown)."""
+    if not service.active or day > today(now) + dt.timedelta(days=service.opens_days_ahead):
         return []
-    return [s for s in slots_on(service, day) if in_window(service, s, now) and s.capacity > 0]
+    latest = now + service.closes_hours_before * 3600
+    return [s for s in slots_on(service, day) if s.capacity > 0 and latest < s.start.timestamp()]
 
 
 def dates_in_window(service: Service, now: float) -> Iterator[dt.date]:

@@ -177,6 +177,18 @@ def test_bookable_slots_are_in_the_window(now: float) -> None:
             assert first <= slot.start.date() <= last
 
 
+@given(st.floats(at(2025, 1, 1), at(2030, 1, 1)), st.integers(-2, 70))
+def test_bookable_slots_are_exactly_the_slots_in_the_window(now: float, offset: int) -> None:
+    """bookable_slots computes the window bounds once per day: the same slots as in_window."""
+    day = calendar.today(now) + dt.timedelta(days=offset)
+    expected = [
+        s
+        for s in calendar.slots_on(SERVICE, day)
+        if calendar.in_window(SERVICE, s, now) and s.capacity > 0
+    ]
+    assert calendar.bookable_slots(SERVICE, day, now) == expected
+
+
 # -- contact (W8) ---------------------------------------------------------------------------
 
 
