@@ -72,6 +72,7 @@ from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.queue.signals import SIGNALS, QueueSignals
+from kairand.reservations import notices as reservation_notices
 from kairand.runtime import CONFIG, LINE, STORE
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
@@ -250,6 +251,7 @@ def make_api_app(
     line: LineApi | None = None,
     resolver: PeerResolver = peer_from_socket,
     signals: QueueSignals | None = None,
+    reservation_wake: asyncio.Event | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_timer, problem_guard, access_middleware, body_guard],
@@ -267,6 +269,8 @@ def make_api_app(
     app[RESOLVER] = resolver
     app[STATE] = ApiState()
     app[SIGNALS] = signals or QueueSignals()  # shared with the queue's push worker
+    if reservation_wake is not None:  # the desk's change/cancel wakes the notice worker
+        app[reservation_notices.WAKE] = reservation_wake
     for route in roles_table.ROUTES:
         app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.cleanup_ctx.append(checkpoint_component)
@@ -307,10 +311,11 @@ async def serve(
     resolver: PeerResolver = peer_from_socket,
     signals: QueueSignals | None = None,
     path: Path | None = None,
+    reservation_wake: asyncio.Event | None = None,
 ) -> AsyncIterator[web.Application]:
     """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
     use it)."""
-    app = make_api_app(config, store, line, resolver, signals)
+    app = make_api_app(config, store, line, resolver, signals, reservation_wake)
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
         idle_timeout=config.api.idle_timeout_seconds,
@@ -343,7 +348,13 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(
-            serve(config, app[STORE], app.get(LINE), signals=app.get(SIGNALS))
+            serve(
+                config,
+                app[STORE],
+                app.get(LINE),
+                signals=app.get(SIGNALS),
+                reservation_wake=app.get(reservation_notices.WAKE),
+            )
         )
         if config.daemon.training_mode:
             for identity, socket_path in config.api.training_sockets.items():
@@ -355,6 +366,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                         training_resolver(identity),
                         signals=app.get(SIGNALS),
                         path=socket_path,
+                        reservation_wake=app.get(reservation_notices.WAKE),
                     )
                 )
         yield
