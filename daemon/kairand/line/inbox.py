@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ from kairand.line.webhook import USER_ID_RE, wake_event
 from kairand.logs import get_logger
 from kairand.programs import inbox as program_inbox
 from kairand.queue import chat as queue_chat
+from kairand.reservations import notices as reservation_notices
 from kairand.retention.purge import purge_resident
 from kairand.runtime import CONFIG, LINE, STORE, TASKS
 from kairand.store import inbox, metrics, residents, settings, test_recipients
@@ -111,15 +112,19 @@ def _apply(
         return "ignored"
     # The same-day queue (issue 15); in standby mode Kairan takes no ticket and says nothing.
 
-    def reply_with(messages: Sequence[Any], essential: bool) -> str:
+    def reply_with(
+        messages: Sequence[Any], essential: bool, confirmation: tuple[int, str] | None = None
+    ) -> str:
         """Queue the reply of a dialogue that handled the event; ESSENTIAL outcomes (a ticket
-        or booking taken, tied or cancelled) reach the resident by push if the reply is late."""
+        or booking taken, tied or cancelled) reach the resident by push if the reply is late
+        (a booking's CONFIRMATION as a stored reservation notice)."""
         if messages and event.reply_token:
             reply = PendingReply(
                 event.reply_token,
                 tuple(messages),
                 user_id=user_id,
                 deadline=(row.received_at or now) + reply_lifetime,
+                confirmation=confirmation,
             )
             result.replies.append(must_know(reply, essential))
         return "done"
@@ -129,7 +134,7 @@ def _apply(
         return reply_with(queued, True)
     booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
     if booked is not None:
-        return reply_with(*booked)
+        return reply_with(booked.replies, booked.essential, booked.confirmation)
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
     # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
@@ -331,8 +336,11 @@ class InboxWorker:
         reply_lifetime: float = REPLY_TOKEN_LIFETIME_SECONDS,
         queue_cfg: QueueSection | None = None,
         consult_reply: str | None = None,
+        notice_wake: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.notice_wake = notice_wake
+        """Wakes the reservation notice worker (a booking confirmation to push)."""
         self.line = line
         self.keys = keys
         self.wake = wake
@@ -342,7 +350,11 @@ class InboxWorker:
         self.queue_cfg = queue_cfg
         self.consult_reply = consult_reply
         self.processed = 0
-        self.replies = ReplySender(line, reply_concurrency) if line is not None else None
+        self.replies = (
+            ReplySender(line, reply_concurrency, confirm_later=self._confirm_later)
+            if line is not None
+            else None
+        )
         self._recorded = (0, 0, 0, 0, 0)
         self._recorded_at = 0.0
         self._background: set[asyncio.Task[None]] = set()
@@ -375,6 +387,14 @@ class InboxWorker:
             if time.monotonic() - self._recorded_at >= RECORD_EVERY_SECONDS:
                 await self.record()  # not every batch: a write (and fsync) of its own
         return result
+
+    async def _confirm_later(self, booking_id: int, kind: str) -> None:
+        """A booking's confirmation reply could not be made: a push with a stored retry key."""
+        await self.store.write(
+            reservation_notices.confirm_later, booking_id, kind, int(time.time())
+        )
+        if self.notice_wake is not None:
+            self.notice_wake()
 
     async def record(self) -> None:
         """Write the reply outcomes since the last call (health, counters), if any."""
@@ -451,6 +471,7 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
         consult_reply=consultation_reply(
             config.consultation.contacts, config.consultation.hotlines
         ),
+        notice_wake=lambda: reservation_notices.wake(app),
     )
     app[INBOX_WORKER] = worker
     app[TASKS].worker("inbox-worker", worker.run)
