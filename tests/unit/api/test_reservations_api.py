@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -276,3 +277,29 @@ def _line_booking(conn: Connection, user: str, slot: str, now: int) -> int:
     )
     assert isinstance(result, service.Booked)
     return result.booking.id
+
+
+@pytest.mark.req("W3")
+@pytest.mark.req("W4")
+async def test_the_demo_has_past_visits_with_no_shows(api: ApiClient, store: Store) -> None:
+    """The demo's last four weeks at the window: the simulator's residents, marked 来庁 or
+    不来庁 as its booking model says, so the desk and the statistics have no-shows to show."""
+    from kairand import demo
+    from kairand.simulator import booking as sim_booking
+
+    store.write_sync(service.save_catalogue, Catalogue(services=(example_service(),)), "t", 0)
+    counter = api.as_user("ctr")
+    seeded = await demo.seed_past_visits(counter, "hoiku")
+    states = store.read_sync(rstore.all_states)
+    assert seeded == sum(states.values()) and seeded >= 60  # about 20 weekdays of 7
+    assert set(states) == {"attended", "no_show"}
+    assert 0 < states["no_show"] < states["attended"]
+    expected = sum(sim_booking.plan_for(seed).no_show for seed in range(1, seeded + 1))
+    assert states["no_show"] == expected  # exactly the residents the model says never come
+    today = calendar.today(time.time())
+    r = await api.as_user("aud").get(
+        "/v1/reservations/statistics",
+        params={"first": (today - dt.timedelta(days=28)).isoformat(), "last": today.isoformat()},
+    )
+    by = {(x["dimension"], x["key"]): x["counts"] for x in r.body["lines"]}
+    assert by[("service", "hoiku")]["no_show"] == str(states["no_show"])
