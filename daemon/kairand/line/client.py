@@ -84,13 +84,15 @@ async def _without_per_request_env(client: AsyncApiClient, configuration: Config
 async def reply_json(api: LineApi, body: dict[str, Any], request_timeout: float) -> None:
     """POST /v2/bot/message/reply with a body already in the API's JSON form.
 
-    The hottest call of the daemon (one per resident event; the booking rush makes thousands a
+    The hottest call of the daemon (one per resident event; the booking rush makes hundreds a
     second). It uses the SDK's own HTTP session, host, proxy and default headers (Bearer token,
     User-Agent) and raises the SDK's ApiException on a refusal, like reply_message; but it skips
-    the SDK's model layer (ReplyMessageRequest.from_dict, then to_dict per nested model, then
-    a recursive sanitize of the result): measured at 1.4 of the daemon's 2.7 ms of CPU per
-    event (bench/reservations.py). Bodies are built by kairand's tested dialogue code, and
-    LINE (like the simulator) answers a malformed one with 400 — an ApiException, as before."""
+    the SDK's model layer (ReplyMessageRequest.from_dict, then to_dict per nested model, then a
+    recursive sanitize of the result), the largest share of the daemon's CPU in the booking
+    rush (bench/reservations.py --quick: with the per-request env lookups above, 1.4-1.7 ms of
+    CPU per event before, 0.7-0.9 ms after). Bodies are built by kairand's tested dialogue
+    code, and LINE (like the simulator) answers a malformed one with 400: an ApiException, as
+    before."""
     client = api.messaging.api_client
     rest = client.rest_client
     headers = {
