@@ -5,6 +5,7 @@ names and phones only for the counter role, every view of them audited (S8)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -303,3 +304,33 @@ async def test_the_demo_has_past_visits_with_no_shows(api: ApiClient, store: Sto
     )
     by = {(x["dimension"], x["key"]): x["counts"] for x in r.body["lines"]}
     assert by[("service", "hoiku")]["no_show"] == str(states["no_show"])
+
+
+async def test_the_daemon_hands_the_notice_workers_wake_to_the_api(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the daemon the notice worker starts before the API, and the API component passes its
+    wake event to every API site it serves (so the desk's change/cancel wakes the worker, as
+    tested above)."""
+    from kairand.api import app as api_app
+    from kairand.daemon import components
+    from kairand.runtime import CONFIG
+
+    order = components()
+    assert order.index(notices.notices_component) < order.index(api_app.api_component)
+    handed: list[asyncio.Event | None] = []
+    real_serve = api_app.serve
+
+    def serve_spy(*args: Any, **kwargs: Any) -> Any:
+        handed.append(kwargs.get("reservation_wake"))
+        return real_serve(*args, **kwargs)
+
+    monkeypatch.setattr(api_app, "serve", serve_spy)
+    main = web.Application()
+    wake = asyncio.Event()
+    main[CONFIG], main[STORE], main[notices.WAKE] = config, store, wake
+    served = api_app.api_component(main)
+    await served.__anext__()
+    with contextlib.suppress(StopAsyncIteration):
+        await served.__anext__()
+    assert handed and all(event is wake for event in handed)
