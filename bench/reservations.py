@@ -155,6 +155,12 @@ def _check(config: Any, told: dict[str, str]) -> dict[str, int]:
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of process PID so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -184,9 +190,12 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
             ),
         )
         log = (Path(tmp) / "kairand.log").open("ab")
+        # KAIRAN_BENCH_PROFILE=FILE: run the daemon under cProfile (stats written at exit).
+        profile = os.environ.get("KAIRAN_BENCH_PROFILE")
+        profiler = ["-m", "cProfile", "-o", profile] if profile else []
         proc = await asyncio.to_thread(
             subprocess.Popen,
-            [sys.executable, "-m", "kairand", "--config", str(config_path)],
+            [sys.executable, *profiler, "-m", "kairand", "--config", str(config_path)],
             stdout=log,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -194,6 +203,7 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
         try:
             async with Simulator(sim_config) as sim:
                 await _wait_ready(config, secret, proc)
+                cpu_at_start = _cpu_seconds(proc.pid)  # start-up (imports, keys) excluded
                 people = list(sim.population.residents)
                 sim.befriend(people)
                 last_print = progressed = time.monotonic()
@@ -229,6 +239,7 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
                 latencies = list(sim.booking_latency_ms)
                 outcomes = dict(sim.booking_outcomes)
                 events = sim.summary()["webhook_events"]
+                rush_cpu = _cpu_seconds(proc.pid) - cpu_at_start
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -255,6 +266,7 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
         f"overbooked={checked['overbooked']} lost={checked['lost']} "
         f"p50_ms={p50:.0f} p95_ms={p95:.0f} p95_vs_300ms={p95 / ANCHOR_P95_MS:.2f} "
         f"full_retries={outcomes.get('full', 0)} events={events} seconds={seconds:.1f} "
+        f"daemon_cpu_ms_per_event={1000 * rush_cpu / max(1, events):.2f} "
         f"loadavg={os.getloadavg()[0]:.1f}"
     )
     ok = checked["booked"] == places and checked["overbooked"] == 0 and checked["lost"] == 0

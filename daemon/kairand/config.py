@@ -167,6 +167,11 @@ class PrivacySection(Section):
     allow_personal_export: bool = False
     """Allow `kairanctl export personal` (K6, S17). Off: only aggregate exports exist; on:
     every personal export is written to the audit log with its row count."""
+    reservation_mask_after_months: Annotated[int, Field(ge=1, le=120)] = 3
+    """W7: months after the booking date after which a window reservation's kana name (1st and
+    3rd characters) and phone (last 2 digits) are overwritten in place by the daily retention
+    run; on by default, whatever retention rules are saved (a masking rule of their own for a
+    column replaces this default for that column, e.g. a full overwrite)."""
 
 
 class QueueServiceSection(Section):

@@ -43,6 +43,7 @@ from kairand.glossary import STATUS_LABELS
 from kairand.main import report
 from kairand.programs import demo as program_demo
 from kairand.reservations.model import example_service
+from kairand.simulator import booking as sim_booking
 from kairand.simulator.chat import control_socket_for
 from kairand.simulator.mail_residents import MailTown
 from kairand.simulator.phone import SOCKET_NAME as PHONE_SOCKET_NAME
@@ -326,7 +327,39 @@ async def seed_reservations(config: Config) -> int:
                 booked += 1
             elif day > dt.datetime.now(JST).date() + dt.timedelta(days=30):
                 break
-        return booked
+        return booked + await seed_past_visits(api, service["code"])
+
+
+PAST_VISIT_DAYS = 28
+PAST_VISIT_TIMES = ("09:00", "09:30", "10:00", "10:30", "13:30", "14:00", "15:00")
+
+
+async def seed_past_visits(api: ApiClient, code: str) -> int:
+    """The last four weeks at the window, so 窓口予約 (F10) shows 来庁 / 不来庁 on past days and
+    the statistics have visits and no-shows: the simulator's residents (their kana and phone
+    from its booking model) booked by phone, and the desk marked each visit as the model says
+    — 不来庁 for the residents who book and never come (kairand.simulator.booking.Plan.no_show)."""
+    seeded = 0
+    today = dt.datetime.now(JST).date()
+    for back in range(PAST_VISIT_DAYS, 0, -1):
+        day = today - dt.timedelta(days=back)
+        for clock in PAST_VISIT_TIMES:
+            plan = sim_booking.plan_for(seeded + 1)  # residents 1, 2, … in booking order
+            body = {
+                "service": code,
+                "slot": f"{day.isoformat()}T{clock}",
+                "name_kana": plan.kana,
+                "phone": plan.phone,
+            }
+            response = await api.post("/v1/reservations/bookings", body)
+            if response.status != 201:
+                break  # a closed day (weekend, holiday): the next day
+            outcome = "no_show" if plan.no_show else "attended"
+            await api.post(
+                f"/v1/reservations/bookings/{response.body['id']}/outcome", {"outcome": outcome}
+            )
+            seeded += 1
+    return seeded
 
 
 async def seed_queue(config: Config) -> int:

@@ -102,7 +102,13 @@ def test_every_sdk_operation_kairand_calls_is_on_the_client_for_its_spec_server(
     host is the server LINE's spec lists for that operation."""
     by_id = {op_id: server for _, _, op_id, server in spec_operations()}
     called = sdk_calls_in_daemon()
-    assert {"multicast", "reply_message", "set_rich_menu_image"} <= called
+    assert {"multicast", "set_rich_menu_image"} <= called
+    # Replies go through the messaging client's ApiClient without the model layer
+    # (kairand.line.client.reply_json): the same host as the SDK's reply_message.
+    assert by_id["replyMessage"] == MESSAGING_API_BASE
+    source = (DAEMON / "line" / "client.py").read_text(encoding="utf-8")
+    assert "client = api.messaging.api_client" in source
+    assert '"/v2/bot/message/reply"' in source
     for name in sorted(called):
         server = by_id[camel(name)]
         on_blob = hasattr(AsyncMessagingApiBlob, name)

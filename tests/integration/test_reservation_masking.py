@@ -14,8 +14,8 @@ from kairand.keys import secrets
 from kairand.reservations import calendar, service
 from kairand.reservations.model import Catalogue, example_service
 from kairand.retention import worker
-from kairand.retention.masking import RESERVATION_RULES
-from kairand.retention.rules import RetentionRules
+from kairand.retention.masking import RESERVATION_RULES, MaskRule
+from kairand.retention.rules import RetentionRules, describe_ja, with_reservation_masking
 from kairand.store import reservations as rstore
 from kairand.store import residents
 from kairand.store import retention as retention_store
@@ -98,3 +98,57 @@ async def test_bookings_and_contacts_are_masked_three_months_after(
     # Irreversible and idempotent: a later run changes nothing more.
     result = await worker.run_once(store, None, t(2027, 1, 3, 3))
     assert not any(k.startswith("masked.") for k in result.expired)
+
+
+async def _masked(store: Store) -> list[tuple[str, str]]:
+    return await store.read(
+        lambda c: c.execute(
+            "SELECT name_kana, phone FROM reservation_bookings ORDER BY id"
+        ).fetchall()
+    )
+
+
+@pytest.mark.req("W7")
+async def test_masking_is_on_by_default_without_any_saved_rules(store: Store) -> None:
+    """No retention rules saved (the defaults): W7's masking still runs after 3 months."""
+    await store.write(_book)
+    result = await worker.run_once(store, None, t(2026, 12, 1, 3))
+    assert not any(k.startswith("masked.") for k in result.expired)
+    result = await worker.run_once(store, None, t(2027, 1, 2, 3))
+    assert result.expired["masked.reservation_bookings.name_kana"] == 1
+    assert await _masked(store) == [("＊マ＊ タロウ", "090-8765-43**"), NEW[:2]]
+
+
+@pytest.mark.req("W7")
+async def test_saved_rules_without_masking_keep_it_with_the_configured_period(
+    store: Store,
+) -> None:
+    """Rules saved without any masking (an annual expiry only) do not switch W7 off; the
+    period is the configured one (privacy.reservation_mask_after_months, 6 here)."""
+    await store.write(_book)
+    annual = RetentionRules.model_validate(
+        {"rules": [{"scope": "question", "question": "area", "policy": {"kind": "annual"}}]}
+    )
+    await store.write(retention_store.save_rules, annual, "admin", t(2026, 9, 1))
+    result = await worker.run_once(store, None, t(2027, 1, 2, 3), mask_after_months=6)
+    assert not any(k.startswith("masked.") for k in result.expired)
+    assert await _masked(store) == [OLD[:2], NEW[:2]]
+    result = await worker.run_once(store, None, t(2027, 4, 2, 3), mask_after_months=6)
+    assert result.expired["masked.reservation_bookings.phone"] == 1
+    assert await _masked(store) == [("＊マ＊ タロウ", "090-8765-43**"), NEW[:2]]
+
+
+@pytest.mark.req("W7")
+async def test_a_saved_rule_for_a_column_replaces_the_default_for_it(store: Store) -> None:
+    """A stricter rule of the municipality's own (a full overwrite of the phone) wins for that
+    column; the other columns keep the default."""
+    await store.write(_book)
+    full = MaskRule(target="reservation_bookings.phone", keep=(), preserve="-", after_months=3)
+    await store.write(
+        retention_store.save_rules, RetentionRules(masking=(full,)), "admin", t(2026, 9, 1)
+    )
+    await worker.run_once(store, None, t(2027, 1, 2, 3))
+    assert await _masked(store) == [("＊マ＊ タロウ", "***-****-****"), NEW[:2]]
+    effective = with_reservation_masking(RetentionRules(masking=(full,)))
+    assert [r.target for r in effective.masking].count("reservation_bookings.phone") == 1
+    assert any("上書きする文字: 1、3文字目" in line for line in describe_ja(effective))

@@ -72,6 +72,7 @@ from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
 from kairand.queue.signals import SIGNALS, QueueSignals
+from kairand.reservations import notices as reservation_notices
 from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, STORE
 from kairand.store import audit as audit_store
 from kairand.store import staff as staff_store
@@ -251,6 +252,7 @@ def make_api_app(
     resolver: PeerResolver = peer_from_socket,
     signals: QueueSignals | None = None,
     wake: asyncio.Event | None = None,
+    reservation_wake: asyncio.Event | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_timer, problem_guard, access_middleware, body_guard],
@@ -270,6 +272,8 @@ def make_api_app(
     app[SIGNALS] = signals or QueueSignals()  # shared with the queue's push worker
     if wake is not None:  # shared with the delivery sender (kairand.runtime.DELIVERY_WAKE)
         app[DELIVERY_WAKE] = wake
+    if reservation_wake is not None:  # the desk's change/cancel wakes the notice worker
+        app[reservation_notices.WAKE] = reservation_wake
     for route in roles_table.ROUTES:
         app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.cleanup_ctx.append(checkpoint_component)
@@ -311,10 +315,13 @@ async def serve(
     signals: QueueSignals | None = None,
     path: Path | None = None,
     wake: asyncio.Event | None = None,
+    reservation_wake: asyncio.Event | None = None,
 ) -> AsyncIterator[web.Application]:
     """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
     use it)."""
-    app = make_api_app(config, store, line, resolver, signals, wake)
+    app = make_api_app(
+        config, store, line, resolver, signals, wake=wake, reservation_wake=reservation_wake
+    )
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
         idle_timeout=config.api.idle_timeout_seconds,
@@ -353,6 +360,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                 app.get(LINE),
                 signals=app.get(SIGNALS),
                 wake=app.get(DELIVERY_WAKE),
+                reservation_wake=app.get(reservation_notices.WAKE),
             )
         )
         if config.daemon.training_mode:
@@ -366,6 +374,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                         signals=app.get(SIGNALS),
                         path=socket_path,
                         wake=app.get(DELIVERY_WAKE),
+                        reservation_wake=app.get(reservation_notices.WAKE),
                     )
                 )
         yield

@@ -257,7 +257,9 @@ def _cmd_report(ctx: Context) -> int:
     config = ctx.keyring()
     author = ctx.operator.user
     with ctx.store() as store:
-        data = store.read_sync(report.gather, period)
+        data = store.read_sync(
+            report.gather, period, ctx.config.privacy.reservation_mask_after_months
+        )
         roster = {s.username: s.display_name for s in data.roster}
         named = f"{roster[author]}（{author}）" if author in roster else author
         now = int(time.time())

@@ -34,9 +34,15 @@ from kairand.store import survey as survey_store
 from kairand.store.database import Connection
 
 
-def _current(conn: Connection) -> tuple[int | None, RetentionRules]:
+def _current(conn: Connection, mask_months: int) -> tuple[int | None, RetentionRules]:
+    """The rules in force: the saved ones (or the default), with W7's reservation masking."""
     found = rules_mod.from_stored(retention_store.current_rules(conn))
-    return (found[0], found[2]) if found else (None, rules_mod.DEFAULT_RULES)
+    version, rules = (found[0], found[2]) if found else (None, rules_mod.DEFAULT_RULES)
+    return version, rules_mod.with_reservation_masking(rules, mask_months)
+
+
+def _mask_months(ctx: Context) -> int:
+    return ctx.config.privacy.reservation_mask_after_months
 
 
 def _titles(conn: Connection) -> dict[str, str]:
@@ -46,7 +52,7 @@ def _titles(conn: Connection) -> dict[str, str]:
 
 def _cmd_show(ctx: Context) -> int:
     with ctx.store() as store:
-        version, rules = store.read_sync(_current)
+        version, rules = store.read_sync(_current, _mask_months(ctx))
         titles = store.read_sync(_titles)
     print(f"保存期間の設定（版: {version or '未設定（既定）'}）")
     for line in rules_mod.describe_ja(rules, titles):
@@ -95,8 +101,8 @@ def _cmd_set(ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _status(conn: Connection) -> dict[str, Any]:
-    version, rules = _current(conn)
+def _status(conn: Connection, mask_months: int) -> dict[str, Any]:
+    version, rules = _current(conn, mask_months)
     return {
         "version": version,
         "rules": rules,
@@ -108,7 +114,7 @@ def _status(conn: Connection) -> dict[str, Any]:
 
 def _cmd_status(ctx: Context) -> int:
     with ctx.store() as store:
-        status = store.read_sync(_status)
+        status = store.read_sync(_status, _mask_months(ctx))
     now = int(time.time())
     last = status["last_run"]
     print(f"最終実行：{datetime_ja(last) if last else '未実施'}")
@@ -127,7 +133,9 @@ def _cmd_status(ctx: Context) -> int:
 
 def _cmd_run(ctx: Context) -> int:
     with ctx.store() as store:
-        result = asyncio.run(worker.run_once(store, None, int(time.time())))
+        result = asyncio.run(
+            worker.run_once(store, None, int(time.time()), mask_after_months=_mask_months(ctx))
+        )
     print(f"保存期間の処理を実行しました：{json.dumps(dict(result.expired))}")
     print("（再登録のご案内の送信は、kairand が行います）")
     return ExitCode.OK

@@ -91,7 +91,9 @@ def _book(
         b = result.booking
         _audit(conn, now, "reservation.change" if op.replaces else "reservation.book", b)
         metrics.increment(conn, "reservation.booked", int(now))
-        done = booking.Done(b.number, b.service, b.slot, changed=op.replaces is not None)
+        done = booking.Done(
+            b.number, b.service, b.slot, changed=op.replaces is not None, booking_id=b.id
+        )
         return done, {}
     if isinstance(result, svc.Full):
         metrics.increment(conn, "reservation.full", int(now))
@@ -105,10 +107,20 @@ def _book(
     return booking.Refused(result.reason), {}
 
 
-def route(conn: Connection, event: Event, now: float) -> tuple[list[dict[str, Any]], bool] | None:
-    """Handle EVENT if it belongs to the booking dialogue: the replies to send (maybe none)
-    and whether the resident must learn the outcome (a booking made, changed or cancelled);
-    None when it is not a booking event (the survey machine takes it)."""
+@dataclasses.dataclass(frozen=True)
+class Routed:
+    replies: list[dict[str, Any]]
+    essential: bool
+    """The resident must learn the outcome (a booking made, changed or cancelled)."""
+    confirmation: tuple[int, str] | None = None
+    """(booking id, notice kind) of a booking just made or changed: if the reply cannot be
+    made, the confirmation is pushed as that notice, with a stored retry key (issue 14)."""
+
+
+def route(conn: Connection, event: Event, now: float) -> Routed | None:
+    """Handle EVENT if it belongs to the booking dialogue: the replies to send (maybe none),
+    whether the resident must learn the outcome, and the booking to confirm by push if the
+    reply fails; None when it is not a booking event (the survey machine takes it)."""
     if event.user_id is None or event.kind not in ("text", "postback") or event.standby:
         # Standby: another channel owns the chat and Kairan may not answer — a booking the
         # resident is never told about must not be taken.
@@ -124,6 +136,7 @@ def route(conn: Connection, event: Event, now: float) -> tuple[list[dict[str, An
     outcome = booking.handle(event, state, view, StoreAvailability(conn, now), now)
     replies = list(outcome.replies)
     essential = False
+    confirmation: tuple[int, str] | None = None
     for op in outcome.ops:
         if isinstance(op, booking.SetDialogue):
             rstore.set_dialogue(conn, resident_id, op.state, int(now))
@@ -133,6 +146,9 @@ def route(conn: Connection, event: Event, now: float) -> tuple[list[dict[str, An
         elif isinstance(op, booking.Book):
             result, next_state = _book(conn, catalogue, view, op, resident_id, state, now)
             essential = essential or isinstance(result, booking.Done)
+            if isinstance(result, booking.Done) and result.booking_id is not None:
+                kind = "confirm_change" if result.changed else "confirm"
+                confirmation = (result.booking_id, kind)
             rstore.set_dialogue(conn, resident_id, next_state, int(now))
             replies += booking.after_book(result, view).replies
         elif isinstance(op, booking.Cancel):
@@ -145,4 +161,4 @@ def route(conn: Connection, event: Event, now: float) -> tuple[list[dict[str, An
                 _mine(cancelled) if cancelled is not None else None
             ).replies
     residents.touch(conn, resident_id, int(now))
-    return replies[:5], essential
+    return Routed(replies[:5], essential, confirmation)

@@ -28,14 +28,14 @@ import functools
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import ClientError
-from linebot.v3.messaging import ApiException, PushMessageRequest, ReplyMessageRequest
+from linebot.v3.messaging import ApiException, PushMessageRequest
 
-from kairand.line.client import LineApi
+from kairand.line.client import LineApi, reply_json
 from kairand.logs import get_logger
 
 log = get_logger(__name__)
@@ -57,6 +57,9 @@ class PendingReply:
     """Epoch seconds after which the reply token is no longer usable."""
     notice: tuple[dict[str, Any], ...] = ()
     """Pushed instead when the reply cannot be made in time: only what the resident must know."""
+    confirmation: tuple[int, str] | None = None
+    """(booking id, notice kind): when the reply cannot be made, the sender's `confirm_later`
+    hook records that booking notice (a push with a stored retry key) instead of `notice`."""
 
 
 @dataclass
@@ -99,9 +102,11 @@ class ReplySender:
         line: LineApi,
         concurrency: int = REPLY_CONCURRENCY,
         clock: Callable[[], float] = time.time,
+        confirm_later: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self.line = line
         self.clock = clock
+        self.confirm_later = confirm_later
         self.stats = ReplyStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}
@@ -155,13 +160,9 @@ class ReplySender:
             self.stats.expired += 1
             await self._late(reply)
             return
-        request = ReplyMessageRequest.from_dict(
-            {"replyToken": reply.reply_token, "messages": list(reply.messages)}
-        )
+        body = {"replyToken": reply.reply_token, "messages": list(reply.messages)}
         try:
-            await line.messaging.reply_message(
-                request, _request_timeout=min(line.timeout, remaining)
-            )
+            await reply_json(line, body, min(line.timeout, remaining))
         except ApiException as exc:
             self.stats.failed += 1
             log.warning("inbox.reply_failed", status=exc.status)
@@ -189,6 +190,16 @@ class ReplySender:
                 del self.stats.latencies_ms[:5_000]
 
     async def _late(self, reply: PendingReply) -> None:
+        if reply.confirmation is not None and self.confirm_later is not None:
+            # A booking confirmation: pushed by the reservation notice worker with a retry key
+            # stored first (a restart never sends it twice; 429/5xx are retried).
+            try:
+                await self.confirm_later(*reply.confirmation)
+            except Exception as exc:  # the store refused: the generic notice push below
+                log.warning("inbox.confirmation_not_recorded", error=type(exc).__name__)
+            else:
+                self.stats.pushed += 1
+                return
         if not reply.notice or not reply.user_id:
             return  # state is saved; the next interaction shows the resident where they are
         request = PushMessageRequest.from_dict(

@@ -24,7 +24,14 @@ from kairand.glossary import (
 from kairand.reports import pdf
 from kairand.reports.common import OUTCOME_LABELS, REASON_LABELS, Period, datetime_ja
 from kairand.retention.receipts import REASONS
-from kairand.retention.rules import DEFAULT_RULES, RetentionRules, describe_ja, from_stored
+from kairand.retention.rules import (
+    DEFAULT_MASK_MONTHS,
+    DEFAULT_RULES,
+    RetentionRules,
+    describe_ja,
+    from_stored,
+    with_reservation_masking,
+)
 from kairand.store import audit, confighistory, metrics, receipts, records, reports, settings, staff
 from kairand.store import backup as store_backup
 from kairand.store import retention as retention_store
@@ -70,7 +77,9 @@ class ReportData:
     unanswered_messages: int
 
 
-def gather(conn: Connection, period: Period) -> ReportData:
+def gather(conn: Connection, period: Period, mask_months: int = DEFAULT_MASK_MONTHS) -> ReportData:
+    """The report's facts; the retention rules as in force (W7's reservation masking after
+    MASK_MONTHS, config privacy.reservation_mask_after_months, included)."""
     first, last = period.first.isoformat(), period.last.isoformat()
     found = receipts.between(conn, period.start, period.end)
     current = from_stored(retention_store.current_rules(conn))
@@ -88,7 +97,7 @@ def gather(conn: Connection, period: Period) -> ReportData:
         chain=verify_chain(audit.iter_entries(conn)),
         backup=store_backup.last_backup(conn),
         roster=staff.all_staff(conn),
-        rules=current[2] if current else DEFAULT_RULES,
+        rules=with_reservation_masking(current[2] if current else DEFAULT_RULES, mask_months),
         last_retention_run=settings.get(conn, retention_store.LAST_RUN_KEY),
         exports=reports.export_rows(conn, period.start * 1000, period.end * 1000),
         question_titles=_titles(conn),

@@ -138,6 +138,8 @@ class Done:
     service: str
     slot: str
     changed: bool = False
+    booking_id: int | None = None
+    """The stored booking (the shell sets it; a confirmation push refers to it)."""
 
 
 @dataclass(frozen=True)

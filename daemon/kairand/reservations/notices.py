@@ -1,5 +1,6 @@
-"""Pushes about bookings: reminders N days before and on the morning of the day (W1), and the
-notice that staff cancelled a booking. Each push is first recorded with a retry key in the same
+"""Pushes about bookings: reminders N days before and on the morning of the day (W1), the
+notice that staff cancelled or changed a booking, and the booking confirmation when its reply
+could not be made. Each push is first recorded with a retry key in the same
 transaction that decides it is due; the push reuses that key, so a daemon killed mid-way and
 restarted never sends one twice (LINE answers 409 for an accepted key: counted as sent)."""
 
@@ -20,7 +21,7 @@ from linebot.v3.messaging import ApiException, PushMessageRequest, TextMessage
 from kairand.audit.chain import AuditEntry
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
-from kairand.reservations import calendar
+from kairand.reservations import calendar, dialogue
 from kairand.reservations import service as svc
 from kairand.reservations.model import Service
 from kairand.runtime import LINE, STOPPING, STORE, TASKS
@@ -67,6 +68,16 @@ def staff_cancel(conn: Connection, booking_id: int, actor: str, now: int) -> rst
     return cancelled
 
 
+def confirm_later(conn: Connection, booking_id: int, kind: str, now: int) -> bool:
+    """The reply confirming a booking (KIND confirm | confirm_change) could not be made (its
+    token expired, LINE refused it): record the confirmation as a notice with a fresh retry key,
+    pushed by the worker. False when it was recorded before."""
+    return rstore.reserve_notice(conn, booking_id, kind, str(uuid.uuid4()), now)
+
+
+CONFIRMATIONS = ("confirm", "confirm_change")
+
+
 REMINDER_BEFORE = (
     "【予約のお知らせ】\n{when}、ご予約の日です。\n"
     "予約番号：{number}\n手続き：{service}\n日時：{slot}\n場所：{counter}"
@@ -96,6 +107,9 @@ def notice_text(kind: str, number: str, service: Service | None, slot: str, now:
     counter = service.counter if service else ""
     start = calendar.parse_key(slot)
     shown = calendar.format_slot(start) if start else slot
+    if kind in CONFIRMATIONS:  # the same text as the reply the resident did not get
+        done = dialogue.Done(number, service.code if service else "", slot, kind != "confirm")
+        return str(dialogue.booked_message(done, service)["text"])
     if kind == "staff_cancel":
         return STAFF_CANCELLED.format(number=number, service=name, slot=shown)
     if kind == "staff_change":

@@ -90,15 +90,19 @@ def next_free(
         days = [after.date() + dt.timedelta(days=i) for i in range(14)]
     else:
         days = list(calendar.dates_in_window(service, now))
+    if not days:
+        return []
+    # One query for the whole range (the race loser's answer; a rush makes many of them).
+    used = store.taken_between(
+        conn, service.code, f"{days[0].isoformat()}T00:00", f"{days[-1].isoformat()}T23:59"
+    )
     later: list[Free] = []
     earlier: list[Free] = []
     for day in days:
-        if staff:
-            slots = calendar.slots_on(service, day)
-            used = store.taken(conn, service.code, (s.key for s in slots))
-            frees = [Free(s, max(0, s.capacity - used.get(s.key, 0))) for s in slots]
-        else:
-            frees = day_availability(conn, service, day, now)
+        slots = (
+            calendar.slots_on(service, day) if staff else calendar.bookable_slots(service, day, now)
+        )
+        frees = [Free(s, max(0, s.capacity - used.get(s.key, 0))) for s in slots]
         for free in frees:
             if free.remaining:
                 (later if free.slot.start >= after else earlier).append(free)

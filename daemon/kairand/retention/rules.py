@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kairand.records import ResidentFacts as ResidentFacts
-from kairand.retention.masking import MASK_TARGET_LABELS, MaskRule
+from kairand.retention.masking import MASK_TARGET_LABELS, RESERVATION_RULES, MaskRule
 from kairand.timeutil import JST
 
 WEEKDAYS_JA = "月火水木金土日"
@@ -367,11 +367,15 @@ def describe_ja(rules: RetentionRules, titles: Mapping[str, str] | None = None) 
     if not lines:
         lines.append("登録全体：友だち登録中は保存（ブロック時に削除）")
     for mask_rule in rules.masking:
-        kept = "、".join(str(k + 1 if k >= 0 else f"末尾から{-k}") for k in mask_rule.keep)
         label = MASK_TARGET_LABELS.get(mask_rule.target, mask_rule.target)
+        if mask_rule.overwrite is not None:
+            chosen, what = mask_rule.overwrite, "上書きする文字"
+        else:
+            chosen, what = mask_rule.keep, "残す文字"
+        shown = "、".join(str(k + 1) if k >= 0 else f"末尾から{-k}" for k in chosen)
         lines.append(
             f"{label}：{mask_rule.after_months}か月経過後に復元できない形で上書き"
-            f"（残す文字: {kept or 'なし'}文字目）"
+            f"（{what}: {shown + '文字目' if shown else 'なし'}）"
         )
     return lines
 
@@ -382,6 +386,27 @@ def from_stored(found: tuple[int, int, str] | None) -> tuple[int, int, Retention
         return None
     version, created_at, text = found
     return version, created_at, RetentionRules.model_validate_json(text)
+
+
+DEFAULT_MASK_MONTHS = 3
+"""W7: window-reservation names and phones are masked this many months after the booking date
+(config privacy.reservation_mask_after_months)."""
+
+
+def with_reservation_masking(
+    rules: RetentionRules, months: int = DEFAULT_MASK_MONTHS
+) -> RetentionRules:
+    """RULES with W7's reservation masking (kairand.retention.masking.RESERVATION_RULES, after
+    MONTHS) for every reservation column the rules do not mask themselves: on by default,
+    whatever rules staff saved; a rule of their own for a column (e.g. a full overwrite, or
+    another period) replaces the default for that column."""
+    own = {rule.target for rule in rules.masking}
+    added = tuple(
+        rule.model_copy(update={"after_months": months})
+        for rule in RESERVATION_RULES
+        if rule.target not in own
+    )
+    return rules.model_copy(update={"masking": rules.masking + added}) if added else rules
 
 
 DEFAULT_INACTIVITY_MONTHS = 24

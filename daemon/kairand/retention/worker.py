@@ -26,7 +26,7 @@ from kairand.retention import rules as rules_mod
 from kairand.retention.expiry import apply_batch
 from kairand.retention.notices import send_notices
 from kairand.retention.rules import Annual, RetentionRules
-from kairand.runtime import LINE, STOPPING, STORE, TASKS
+from kairand.runtime import CONFIG, LINE, STOPPING, STORE, TASKS
 from kairand.store import audit, masking, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
@@ -154,8 +154,11 @@ async def run_once(
     hmac_key: bytes | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     page_size: int = PAGE,
+    mask_after_months: int = rules_mod.DEFAULT_MASK_MONTHS,
 ) -> RunResult:
-    """One retention run at NOW: expire, record the run, checkpoint, then notify (if LINE).
+    """One retention run at NOW: expire, mask, record the run, checkpoint, then notify (if LINE).
+    Reservation names and phones are masked MASK_AFTER_MONTHS after the booking date unless
+    the rules mask them otherwise (rules_mod.with_reservation_masking, W7).
 
     Residents are evaluated PAGE_SIZE at a time (the pure rules run on each page; every rule
     looks at one resident only, so the union of the pages' plans is the plan for everyone),
@@ -163,6 +166,7 @@ async def run_once(
     whatever the number of residents."""
     current, last_run = await store.read(_load)
     version, created_at, rules = current if current else (None, now, rules_mod.DEFAULT_RULES)
+    rules = rules_mod.with_reservation_masking(rules, mask_after_months)
     since = last_run if last_run is not None else created_at
     result = RunResult(at=now, since=min(since, now), rules_version=version)
     questions = sorted({r.question for r in rules.rules if r.question is not None})
@@ -240,10 +244,16 @@ async def _loop(app: web.Application) -> None:
     stopping = app[STOPPING]
     clock = app.get(CLOCK, time.time)
     runs = app[RUNS]
+    config = app.get(CONFIG)
+    months = (
+        config.privacy.reservation_mask_after_months
+        if config is not None
+        else rules_mod.DEFAULT_MASK_MONTHS
+    )
     while not stopping.is_set():
         now = int(clock())
         try:
-            runs.append(await run_once(store, app.get(LINE), now))
+            runs.append(await run_once(store, app.get(LINE), now, mask_after_months=months))
         except Exception as exc:  # keep the worker alive; the next wake retries
             log.error("retention.run_failed", error=f"{type(exc).__name__}: {exc}")
         wake = await next_wake_at(store, int(clock()))

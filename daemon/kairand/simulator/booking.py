@@ -4,7 +4,8 @@ Like the survey behaviour, nothing here knows Kairan's postback formats: the res
 message text and the quick-reply labels (dates 「10月1日(木) 残り12」, times 「9:30（残り2）」,
 「予約する」, 「…を取消」) the way a person would, types a kana name and a phone number when asked,
 and takes another time when told the slot filled up. Plans: book and keep it, book then cancel,
-book then change; and some residents mistype their name once.
+book then change; some residents mistype their name once; and some book, keep the booking and
+never come (no-shows: `Plan.no_show`, what the desk marks 不来庁).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ MARKERS = (
 )
 
 
+NO_SHOW_RATE = 0.12
+"""Share of residents who book, keep the booking and never come (no-shows at Japanese
+municipal reservation windows are commonly reported around one in ten)."""
+
+
 @dataclass(frozen=True)
 class Plan:
     intent: str
@@ -56,6 +62,8 @@ class Plan:
     """Types the name in kanji first (and is asked again)."""
     patience: int = 10
     """How many 満席 answers the resident takes before giving up for today."""
+    no_show: bool = False
+    """Keeps the booking and never comes to the window (the desk marks 不来庁)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,10 @@ def plan_for(seed: int, intent: str | None = None) -> Plan:
     phone = f"0{rng.choice('789')}0-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}"
     # Most people try a few other times; a persistent few keep trying until nothing is left.
     patience = rng.randint(3, 12) if rng.random() < 0.8 else 60
-    return Plan(chosen, kana, phone, typo=rng.random() < 0.05, patience=patience)
+    typo = rng.random() < 0.05
+    # Drawn last: the earlier draws (and every existing plan) are unchanged by it.
+    no_show = rng.random() < NO_SHOW_RATE
+    return Plan(chosen, kana, phone, typo=typo, patience=patience, no_show=no_show)
 
 
 def _hiragana(katakana: str) -> str:

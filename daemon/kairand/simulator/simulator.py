@@ -311,6 +311,8 @@ class Simulator:
             "webhook_events": stats.events if stats else len(self.outbox),
             "webhook_failures": stats.failures if stats else 0,
             "webhook_redeliveries": stats.redeliveries if stats else 0,
+            "bookings_held": len(attendance := self.attendance()),
+            "booking_no_shows": sum(not came for came in attendance.values()),
         }
 
     def status_text(self) -> str:
@@ -525,6 +527,15 @@ class Simulator:
         for resident in residents:
             self.platform.add_follower(self.profile_of(resident))
             self.memories[resident.user_id] = behaviour.Memory()
+
+    def attendance(self) -> dict[str, bool]:
+        """Booking number → whether its holder comes to the window on the day (False: a
+        no-show, Plan.no_show), for every booking a resident still holds."""
+        return {
+            memory.number: not plan.no_show
+            for _uid, (plan, memory) in self.bookers.items()
+            if memory.number and memory.state in ("booked", "done")
+        }
 
     def booked(self) -> dict[str, str]:
         """user id → booking number each booker was last told (and still holds)."""

@@ -4,15 +4,30 @@ names and phones only for the counter role, every view of them audited (S8)."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
 
-from kairand.api.client import ApiClient
+import pytest
+from aiohttp import web
+
+from kairand.api.app import serve
+from kairand.api.client import ApiClient, connect
+from kairand.config import Config
 from kairand.evidence.audit import StoredEntry
-from kairand.reservations import service
+from kairand.line.client import line_api
+from kairand.reservations import calendar, notices, service
 from kairand.reservations.model import Catalogue, example_service
+from kairand.runtime import LINE, STOPPING, STORE
 from kairand.store import audit as audit_store
 from kairand.store import reservations as rstore
-from kairand.store.database import Store
+from kairand.store import residents
+from kairand.store.database import Connection, Store
+from tests.support.api_helpers import add_staff, header_resolver
+from tests.support.retention_support import push_stand_in
 
 SERVICE = example_service().model_copy(update={"capacity": 2})
 DAY = "2027-10-01"  # a Friday
@@ -185,3 +200,137 @@ async def test_a_small_cell_cannot_be_recovered_by_subtraction(
     assert by[("service", "hoiku")] == "14"
     assert by[("weekday", "0")] == "<10"  # Monday: 2
     assert by[("weekday", "4")] == "<10"  # Friday: 12, hidden too (14 − 12 would give 2)
+
+
+async def _until(condition: Callable[[], bool], within: float = 20.0) -> None:
+    """Wait (polling) until CONDITION holds; fail after WITHIN seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.req("W1")
+@pytest.mark.req("W3")
+async def test_a_desk_cancellation_or_change_is_pushed_at_once(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk's change and cancel wake the notice worker: the LINE booker is told at once,
+    not at the worker's next tick (made an hour here, so without the wake nothing arrives)."""
+    now = int(dt.datetime(2027, 9, 28, 10, 0, tzinfo=calendar.JST).timestamp())
+    _setup(store)
+    alice, bob = "U" + "a1" * 16, "U" + "b2" * 16
+    ids = [await store.write(_line_booking, user, f"{DAY}T09:00", now) for user in (alice, bob)]
+    monkeypatch.setattr(notices, "POLL_SECONDS", 3600.0)
+    rounds: list[int] = []
+    real_run_once = notices.run_once
+
+    async def counted(*args: Any) -> Any:
+        result = await real_run_once(*args)
+        rounds.append(1)
+        return result
+
+    monkeypatch.setattr(notices, "run_once", counted)
+    add_staff(store)
+    wake = asyncio.Event()
+    async with (
+        push_stand_in() as stub,
+        line_api(stub.url, "token") as line,
+        serve(config, store, None, header_resolver, reservation_wake=wake),
+        connect(config.api.socket) as api,
+    ):
+        worker_app = web.Application()
+        worker_app[STORE], worker_app[STOPPING], worker_app[LINE] = store, asyncio.Event(), line
+        worker_app[notices.WAKE], worker_app[notices.CLOCK] = wake, lambda: float(now)
+        worker = asyncio.create_task(notices._loop(worker_app))
+        try:
+            await _until(lambda: bool(rounds))  # the worker now sleeps for its hour-long tick
+            counter = api.as_user("ctr")
+            r = await counter.post(f"/v1/reservations/bookings/{ids[0]}/cancel", {})
+            assert r.status == 200
+            await _until(lambda: bool(stub.texts_to(alice)))
+            assert "市の都合により取り消し" in stub.texts_to(alice)[0]
+            r = await counter.post(
+                f"/v1/reservations/bookings/{ids[1]}/change", {"slot": f"{DAY}T10:00"}
+            )
+            assert r.status == 200
+            await _until(lambda: bool(stub.texts_to(bob)))
+            assert "予約変更のお知らせ" in stub.texts_to(bob)[0]
+        finally:
+            worker_app[STOPPING].set()
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+
+def _line_booking(conn: Connection, user: str, slot: str, now: int) -> int:
+    resident_id = residents.start(conn, user, now)
+    result = service.book(
+        conn,
+        service.load_catalogue(conn)[1],
+        service_code=SERVICE.code,
+        slot_key=slot,
+        now=now,
+        resident_id=resident_id,
+        channel="line",
+        name_kana="スイタ ハナコ",
+        phone="090-1234-5678",
+    )
+    assert isinstance(result, service.Booked)
+    return result.booking.id
+
+
+@pytest.mark.req("W3")
+@pytest.mark.req("W4")
+async def test_the_demo_has_past_visits_with_no_shows(api: ApiClient, store: Store) -> None:
+    """The demo's last four weeks at the window: the simulator's residents, marked 来庁 or
+    不来庁 as its booking model says, so the desk and the statistics have no-shows to show."""
+    from kairand import demo
+    from kairand.simulator import booking as sim_booking
+
+    store.write_sync(service.save_catalogue, Catalogue(services=(example_service(),)), "t", 0)
+    counter = api.as_user("ctr")
+    seeded = await demo.seed_past_visits(counter, "hoiku")
+    states = store.read_sync(rstore.all_states)
+    assert seeded == sum(states.values()) and seeded >= 60  # about 20 weekdays of 7
+    assert set(states) == {"attended", "no_show"}
+    assert 0 < states["no_show"] < states["attended"]
+    expected = sum(sim_booking.plan_for(seed).no_show for seed in range(1, seeded + 1))
+    assert states["no_show"] == expected  # exactly the residents the model says never come
+    today = calendar.today(time.time())
+    r = await api.as_user("aud").get(
+        "/v1/reservations/statistics",
+        params={"first": (today - dt.timedelta(days=28)).isoformat(), "last": today.isoformat()},
+    )
+    by = {(x["dimension"], x["key"]): x["counts"] for x in r.body["lines"]}
+    assert by[("service", "hoiku")]["no_show"] == str(states["no_show"])
+
+
+async def test_the_daemon_hands_the_notice_workers_wake_to_the_api(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the daemon the notice worker starts before the API, and the API component passes its
+    wake event to every API site it serves (so the desk's change/cancel wakes the worker, as
+    tested above)."""
+    from kairand.api import app as api_app
+    from kairand.daemon import components
+    from kairand.runtime import CONFIG
+
+    order = components()
+    assert order.index(notices.notices_component) < order.index(api_app.api_component)
+    handed: list[asyncio.Event | None] = []
+    real_serve = api_app.serve
+
+    def serve_spy(*args: Any, **kwargs: Any) -> Any:
+        handed.append(kwargs.get("reservation_wake"))
+        return real_serve(*args, **kwargs)
+
+    monkeypatch.setattr(api_app, "serve", serve_spy)
+    main = web.Application()
+    wake = asyncio.Event()
+    main[CONFIG], main[STORE], main[notices.WAKE] = config, store, wake
+    served = api_app.api_component(main)
+    await served.__anext__()
+    with contextlib.suppress(StopAsyncIteration):
+        await served.__anext__()
+    assert handed and all(event is wake for event in handed)

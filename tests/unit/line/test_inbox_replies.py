@@ -65,11 +65,17 @@ class SlowLine:
     arrived: dict[str, float] = field(default_factory=dict)
     answered: dict[str, float] = field(default_factory=dict)
     pushes: list[dict[str, Any]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    """Reply tokens answered 400 (as LINE answers an invalid or used token)."""
+    headers: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
 
     async def reply(self, request: web.Request) -> web.Response:
         body = await request.json()
         token = body["replyToken"]
+        self.headers.append(dict(request.headers))
+        if token in self.refuse:
+            return web.json_response({"message": "Invalid reply token"}, status=400)
         self.arrived[token] = time.monotonic()
         await asyncio.sleep(self.delays.get(token, 0.0))
         self.answered[token] = time.monotonic()
@@ -227,3 +233,24 @@ async def test_a_reply_whose_token_already_expired_is_not_attempted(
     assert _token(late) not in slow_line.arrived
     assert await store.read(_count, "reply_expired") == 1
     assert await store.read(residents.flags_of, late.line_user_id or "") is not None
+
+
+async def test_a_refused_reply_is_counted_and_must_know_is_pushed(
+    store: Store, slow_line: SlowLine, running: worker.InboxWorker
+) -> None:
+    """Replies go out without the SDK's model layer (kairand.line.client.reply_json) but with
+    its Bearer token and JSON body; LINE's 400 is a failed reply (counted, never retried) and
+    what the resident must know is pushed instead."""
+    stopper = _user()
+    await store.write(_registered, stopper, int(time.time()))
+    stop = _event("postback", stopper, postback={"data": "a=stop"})
+    slow_line.refuse.add(_token(stop))
+    await _add(store, running, stop)
+    await until(lambda: _true(bool(slow_line.pushes)))
+    await running.settle()
+    assert slow_line.headers[0]["Authorization"] == "Bearer token"
+    assert slow_line.headers[0]["Content-Type"] == "application/json"
+    assert [p["to"] for p in slow_line.pushes] == [stopper]
+    assert slow_line.pushes[0]["messages"][0]["text"] == texts.STOPPED
+    assert await store.read(_count, "reply_failed") == 1
+    assert await store.read(_count, "reply_notice_pushed") == 1

@@ -110,6 +110,32 @@ def test_booking_window(now: float, key: str, open_: bool) -> None:
     assert calendar.in_window(SERVICE, slot, now) == open_
 
 
+def _strptime_key(key: object) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.strptime(key, calendar.KEY_FORMAT)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
+    return parsed.replace(tzinfo=calendar.JST)
+
+
+@given(
+    st.one_of(
+        st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1)).map(
+            lambda d: d.strftime(calendar.KEY_FORMAT)
+        ),
+        st.text(alphabet="0123456789-T:W+Z ０１", max_size=20),
+        st.sampled_from(["2026-W40-1T09:00", "2026-02-30T09:00", "2026-10-01T24:00", ""]),
+    )
+)
+def test_parse_key_takes_exactly_the_canonical_keys(key: str) -> None:
+    """parse_key accepts the canonical "YYYY-MM-DDTHH:MM" keys strptime accepts (and no ISO
+    week dates or other shapes fromisoformat would)."""
+    expected = _strptime_key(key)
+    if expected is not None and expected.strftime(calendar.KEY_FORMAT) != key:
+        expected = None  # strptime also takes unpadded fields; keys are never written so
+    assert calendar.parse_key(key) == expected
+
+
 def test_forged_slot_keys_are_not_slots() -> None:
     for key in ("2026-10-01T09:15", "2026-10-03T09:00", "2026-13-01T09:00", "x", ""):
         assert calendar.slot_for(SERVICE, key) is None
@@ -175,6 +201,18 @@ def test_bookable_slots_are_in_the_window(now: float) -> None:
         for slot in calendar.bookable_slots(SERVICE, day, now):
             assert slot.start.timestamp() - now >= SERVICE.closes_hours_before * 3600
             assert first <= slot.start.date() <= last
+
+
+@given(st.floats(at(2025, 1, 1), at(2030, 1, 1)), st.integers(-2, 70))
+def test_bookable_slots_are_exactly_the_slots_in_the_window(now: float, offset: int) -> None:
+    """bookable_slots computes the window bounds once per day: the same slots as in_window."""
+    day = calendar.today(now) + dt.timedelta(days=offset)
+    expected = [
+        s
+        for s in calendar.slots_on(SERVICE, day)
+        if calendar.in_window(SERVICE, s, now) and s.capacity > 0
+    ]
+    assert calendar.bookable_slots(SERVICE, day, now) == expected
 
 
 # -- contact (W8) ---------------------------------------------------------------------------

@@ -71,3 +71,36 @@ def test_no_room_means_giving_up() -> None:
     assert (action, memory.state, outcome) == (None, "gave_up", "gave_up")
     assert booking.is_booking_message([_message(text)])
     assert not booking.is_booking_message([_message("友だち追加ありがとうございます。")])
+
+
+def test_some_residents_book_and_never_come() -> None:
+    """About one in eight plans is a no-show (keeps the booking, never comes); the draw comes
+    last, so every other trait of a plan is what it was before no-shows existed."""
+    plans = [booking.plan_for(seed) for seed in range(2000)]
+    share = sum(p.no_show for p in plans) / len(plans)
+    assert 0.09 < share < 0.15
+    assert any(p.no_show and p.intent == "keep" for p in plans)
+    assert booking.plan_for(7) == booking.plan_for(7)  # deterministic per resident
+
+
+async def test_the_simulator_reports_who_will_not_come() -> None:
+    """attendance(): each held booking and whether its holder comes; no-shows in the summary
+    (counts only)."""
+    from kairand.simulator import Simulator, SimulatorConfig
+
+    async with Simulator(SimulatorConfig(seed=3, population=0, auto_react=False)) as sim:
+        sim.bookers["U1"] = (
+            booking.Plan("keep", "ア", "090", False, no_show=False),
+            booking.BookerMemory(state="done", number="000001"),
+        )
+        sim.bookers["U2"] = (
+            booking.Plan("keep", "イ", "090", False, no_show=True),
+            booking.BookerMemory(state="done", number="000002"),
+        )
+        sim.bookers["U3"] = (
+            booking.Plan("cancel", "ウ", "090", False, no_show=True),
+            booking.BookerMemory(state="done", number=""),  # cancelled: holds nothing
+        )
+        assert sim.attendance() == {"000001": True, "000002": False}
+        summary = sim.summary()
+        assert (summary["bookings_held"], summary["booking_no_shows"]) == (2, 1)

@@ -24,7 +24,9 @@ async def handling_report(request: web.Request) -> web.Response:
     period = Period(q.date_from, q.date_to)
     config = config_of(request)
     me = staff_of(request)
-    data = await store_of(request).read(report.gather, period)
+    data = await store_of(request).read(
+        report.gather, period, config.privacy.reservation_mask_after_months
+    )
     loop = asyncio.get_running_loop()
     host = await loop.run_in_executor(None, handling.host_facts, config)
     key = await loop.run_in_executor(None, secrets.signing_key)

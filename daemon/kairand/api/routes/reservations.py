@@ -249,6 +249,8 @@ async def change(request: web.Request) -> web.Response:
     result = await store_of(request).write(
         _change, _booking_id(request), body.slot, actor, time.time()
     )
+    if isinstance(result, svc.Booked):
+        notices.wake(request.app)  # the resident is told now, not at the worker's next tick
     return _answer(request, result)
 
 
@@ -265,6 +267,7 @@ async def cancel(request: web.Request) -> web.Response:
     cancelled = await store_of(request).write(_cancel, _booking_id(request), actor, time.time())
     if cancelled is None:
         raise ApiProblem("conflict", "その予約は見つからないか、すでに取り消されています。")
+    notices.wake(request.app)  # the resident is told now, not at the worker's next tick
     note(request, booking=cancelled.number, reason_given=bool(body.reason))
     return ok(_out(cancelled))
 
