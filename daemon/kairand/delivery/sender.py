@@ -91,7 +91,7 @@ class Sender:
         self.media = media or MediaSection()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.limiter = TokenBucket(config.multicast_rate_per_second)
+        self.limiter = TokenBucket(config.multicast_rate_per_second, window=1.0)
         self.wake = asyncio.Event()
         self.stopping = False
         self._quota_failures = 0
