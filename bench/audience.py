@@ -66,15 +66,17 @@ def _values(rows: list[tuple[int, str]]) -> str:
     return ", ".join(f"({k}, '{code}')" for k, code in rows)
 
 
-def generate(conn, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Fill a migrated store with N synthetic residents (deterministic, same on any engine)."""
+def generate(conn, n: int, interacted_at: int = NOW) -> None:  # type: ignore[no-untyped-def]
+    """Fill a migrated store with N synthetic residents (deterministic, same on any engine).
+    INTERACTED_AT: their last interaction (a benchmark that runs the daemon passes the current
+    time, so the 24-month inactivity rule (S20) never purges them mid-run)."""
     seq = f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
     conn.execute("BEGIN")
     conn.execute(
         f"{seq} INSERT INTO residents (id, line_user_id, followed_at, registered_at,"
         " deliveries_stopped, last_interaction_at)"
         f" SELECT i, printf('U%032x', i), {NOW}, CASE WHEN i % 20 = 0 THEN NULL ELSE {NOW} END,"
-        f" CASE WHEN i % 50 = 7 THEN 1 ELSE 0 END, {NOW} FROM s"
+        f" CASE WHEN i % 50 = 7 THEN 1 ELSE 0 END, {int(interacted_at)} FROM s"
     )
     areas = _values([(k, code) for k, (code, _) in enumerate(AREAS)])
     conn.execute(
