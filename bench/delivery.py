@@ -273,9 +273,22 @@ def run(
     started = time.monotonic()
     # only_sender: the daemon with no component but the sender, to attribute memory.
     command = ["-c", ONLY_SENDER] if only_sender else ["-m", "kairand"]
+    # BENCH_PYSPY=FOLDER: sample the daemon (every thread, idle excluded) with py-spy into
+    # FOLDER/<n>-<whole|sender>.txt (collapsed stacks) to see where its CPU goes.
+    profile = os.environ.get("BENCH_PYSPY")
     daemon = subprocess.Popen(
         [sys.executable, *command, "--config", str(config_path)], stdout=log, stderr=log
     )
+    spy = None
+    if profile:
+        out_file = Path(profile) / f"{n}-{'sender' if only_sender else 'whole'}.txt"
+        spy_command = [str(Path(sys.executable).with_name("py-spy")), "record", "--threads"]
+        spy_command += ["--format", "raw", "-r", "200", "-o", str(out_file)]
+        spy = subprocess.Popen(
+            [*spy_command, "--pid", str(daemon.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     peak = 0.0
     load_result: dict[str, list[tuple[float, float]]] = {}
     load_thread = None
@@ -311,6 +324,8 @@ def run(
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(60)
+        if spy is not None:
+            spy.wait(60)
         log.close()
         sim.send_signal(signal.SIGTERM)
         out, _ = sim.communicate(timeout=60)
@@ -389,6 +404,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k recipients only (< 1 min)")
     parser.add_argument(
+        "--residents",
+        type=int,
+        default=0,
+        help="one size only: whole daemon, then sender only, with N recipients",
+    )
+    parser.add_argument(
         "--retention-rules",
         action="store_true",
         help="1M recipients only, whole daemon, with an annual retention rule in force",
@@ -414,6 +435,24 @@ def main() -> int:
             f" ack_p99_ms_during={loaded['ack_p99_ms_during']:.1f}"
             f" api_p99_ms={loaded['api_p99_ms']:.1f}"
             f" api_p99_ms_during={loaded['api_p99_ms_during']:.1f} rss_mb={loaded['rss_mb']:.1f}"
+        )
+        return 0
+    if args.residents:
+        folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
+        try:
+            whole = run(args.residents, folder)
+            alone = run(args.residents, folder, only_sender=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        tag = f"{args.residents // 1000}k"
+        print(
+            f"BENCH delivery_{tag} ratio={whole['ratio']:.3f}"
+            f" steady_ratio={whole['steady_ratio']:.3f}"
+            f" max_window_ratio={whole['max_window_ratio']:.3f} rss_mb={whole['rss_mb']:.1f}"
+            f" cpu_s={whole['cpu_daemon_s']:.1f} ratio_sender_only={alone['ratio']:.3f}"
+            f" max_window_ratio_sender_only={alone['max_window_ratio']:.3f}"
+            f" rss_mb_sender_only={alone['rss_mb']:.1f}"
+            f" cpu_s_sender_only={alone['cpu_daemon_s']:.1f}"
         )
         return 0
     if args.retention_rules:

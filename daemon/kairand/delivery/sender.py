@@ -44,6 +44,7 @@ from kairand.line.client import LineApi
 from kairand.line.errors import Verdict, safe_classify
 from kairand.line.media import MediaNotReady, urls_for
 from kairand.logs import get_logger
+from kairand.runtime import SendingGate
 from kairand.segments.model import SegmentFilter, send_date
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as q
@@ -84,8 +85,11 @@ class Sender:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         media: MediaSection | None = None,
+        gate: SendingGate | None = None,
     ) -> None:
         self.store = store
+        self.gate = gate
+        """Closed while a delivery is being sent, so deferrable work waits (kairand.runtime)."""
         self.line = line
         self.config = config
         self.media = media or MediaSection()
@@ -123,13 +127,21 @@ class Sender:
         """Work on the most urgent due delivery; False when there is none (or it paused)."""
         row = await self.store.read(q.next_due, int(self.clock()))
         if row is None:
+            self._idle()
             return False
         if row.status in (Status.approved.value, Status.scheduled.value):
             started = await self._start(row)
             if started is None:
+                self._idle()
                 return False
             row = started
+        if self.gate is not None:
+            self.gate.sending()
         return await self._send(row)
+
+    def _idle(self) -> None:
+        if self.gate is not None:
+            self.gate.idle()
 
     # -- starting: G3, quota, freezing -------------------------------------------------------
 

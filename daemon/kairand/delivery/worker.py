@@ -10,14 +10,20 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from kairand.delivery.sender import Sender
-from kairand.runtime import CONFIG, LINE, STOPPING, STORE, TASKS
+from kairand.runtime import CONFIG, LINE, SENDING_GATE, STOPPING, STORE, TASKS
 
 SENDER = web.AppKey("delivery_sender", Sender)
 
 
 async def delivery_component(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: run the sender until the daemon stops."""
-    sender = Sender(app[STORE], app[LINE], app[CONFIG].delivery, media=app[CONFIG].media)
+    sender = Sender(
+        app[STORE],
+        app[LINE],
+        app[CONFIG].delivery,
+        media=app[CONFIG].media,
+        gate=app.get(SENDING_GATE),
+    )
     app[SENDER] = sender
     stop = asyncio.Event()
     task = app[TASKS].worker("delivery-sender", lambda: sender.run(stop))
