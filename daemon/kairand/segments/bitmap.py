@@ -16,8 +16,11 @@ property test compares it with the SQL after random answer changes, purges and r
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from typing import Any
 
 from pyroaring import BitMap
 
@@ -26,6 +29,16 @@ from kairand.segments.model import AgeCondition, ChoiceCondition, Condition, Seg
 
 FacetRow = tuple[int, int, Sequence[int], Sequence[int | None]]
 """(resident id, eligible 0/1, c0..c7 masks, y0..y3 years or None)."""
+
+
+def _groups(ids: Sequence[int], values: Sequence[Any]) -> dict[Any, list[int]]:
+    """IDS grouped by the value in VALUES at the same position (0 and None groups dropped)."""
+    groups: defaultdict[Any, list[int]] = defaultdict(list)
+    for resident, value in zip(ids, values, strict=True):
+        groups[value].append(resident)
+    groups.pop(0, None)
+    groups.pop(None, None)
+    return groups
 
 
 class NotCovered(Exception):
@@ -52,26 +65,52 @@ class AudienceIndex:
         self.years = {}
         self.applied = -1
 
-    def load(self, rows: Iterable[FacetRow], applied: int) -> None:
-        """Replace the whole index with ROWS (every facet row), reflecting log position
-        APPLIED. Builds each bitmap from a sorted list in one go (fast at millions)."""
-        eligible: list[int] = []
-        choices: dict[tuple[int, int], list[int]] = {}
-        years: dict[tuple[int, int], list[int]] = {}
-        for resident, is_eligible, masks, slot_years in rows:
-            if is_eligible:
-                eligible.append(resident)
-            for slot, mask in enumerate(masks):
-                while mask:
-                    low = mask & -mask
-                    choices.setdefault((slot, low.bit_length() - 1), []).append(resident)
-                    mask ^= low
-            for slot, year in enumerate(slot_years):
-                if year is not None:
-                    years.setdefault((slot, year), []).append(resident)
-        self.eligible = BitMap(eligible)
-        self.choices = {key: BitMap(ids) for key, ids in choices.items()}
-        self.years = {key: BitMap(ids) for key, ids in years.items()}
+    def load(
+        self,
+        chunks: Iterable[Sequence[Sequence[Any]]],
+        c_slots: Sequence[int],
+        y_slots: Sequence[int],
+        applied: int,
+    ) -> None:
+        """Replace the whole index with every facet row, reflecting log position APPLIED.
+
+        CHUNKS: lists of rows (resident id, eligible 0/1, the masks of the choice slots
+        C_SLOTS, the years of the year slots Y_SLOTS, in that order); slots not listed hold
+        nothing. Each chunk is grouped by value column by column, and each group goes into
+        its bitmaps in one bulk update: about one Python step per resident and slot, instead
+        of one per resident, slot and bit (and only the chunk is held as Python objects)."""
+        eligible = BitMap()
+        choices: dict[tuple[int, int], BitMap] = {}
+        years: dict[tuple[int, int], BitMap] = {}
+        first_year = 2 + len(c_slots)
+        for chunk in chunks:
+            if not chunk:
+                continue
+            columns = list(zip(*chunk, strict=True))
+            ids = columns[0]
+            eligible.update(compress(ids, columns[1]))
+            for offset, slot in enumerate(c_slots):
+                for mask, members in _groups(ids, columns[2 + offset]).items():
+                    while mask:
+                        low = mask & -mask
+                        key = (slot, low.bit_length() - 1)
+                        bitmap = choices.get(key)
+                        if bitmap is None:
+                            bitmap = choices[key] = BitMap()
+                        bitmap.update(members)
+                        mask ^= low
+            for offset, slot in enumerate(y_slots):
+                for year, members in _groups(ids, columns[first_year + offset]).items():
+                    if year is None:
+                        continue
+                    key = (slot, int(year))
+                    bitmap = years.get(key)
+                    if bitmap is None:
+                        bitmap = years[key] = BitMap()
+                    bitmap.update(members)
+        self.eligible = eligible
+        self.choices = choices
+        self.years = years
         self.applied = applied
 
     def update(self, resident: int, row: FacetRow | None) -> None:

@@ -77,6 +77,12 @@ operation = st.one_of(
 )
 
 
+@pytest.fixture(autouse=True)
+def small_build_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build from every row reads the facets in several chunks, as at a million."""
+    monkeypatch.setattr(segment_queries, "BUILD_CHUNK", 5)
+
+
 def _uid(i: int) -> str:
     return f"U{i:032x}"
 
