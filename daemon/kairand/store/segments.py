@@ -80,6 +80,14 @@ FACET_COLUMNS = ", ".join(
 )
 
 
+SEPARATOR = "\x1f"
+MEMBER_PROGRAMS = (
+    "SELECT group_concat(m.program, char(31)) FROM program_members m"
+    " WHERE m.resident_id = c.resident_id AND m.registered_at IS NOT NULL"
+)
+"""The programs a changed resident (c) is a registered member of, joined by SEPARATOR."""
+
+
 def _facet_row(resident: int, values: Sequence[Any]) -> FacetRow:
     return (
         resident,
@@ -107,12 +115,14 @@ def sync_index(conn: Connection, index: AudienceIndex) -> bool:
             return True
     if index.applied < seq:
         changed = conn.execute(
-            f"SELECT c.resident_id, f.resident_id, {FACET_COLUMNS} FROM segment_changes c"
+            f"SELECT c.resident_id, f.resident_id, {FACET_COLUMNS}, ({MEMBER_PROGRAMS})"
+            " FROM segment_changes c"
             " LEFT JOIN segment_facets f ON f.resident_id = c.resident_id WHERE c.seq > ?",
             (index.applied,),
         )
         for row in changed:
-            index.update(row[0], None if row[1] is None else _facet_row(row[0], row[2:]))
+            facets = None if row[1] is None else _facet_row(row[0], row[2:-1])
+            index.update(row[0], facets, row[-1].split(SEPARATOR) if row[-1] else ())
         index.applied = int(seq)
     return True
 
@@ -128,13 +138,16 @@ def build_index(conn: Connection, index: AudienceIndex, applied: int) -> None:
     c_slots = sorted({int(k) for kind, k in used if kind == "c" and int(k) < C_SLOTS})
     y_slots = sorted({int(k) for kind, k in used if kind == "y" and int(k) < Y_SLOTS})
     columns = ["resident_id", "eligible"] + [f"c{k}" for k in c_slots] + [f"y{k}" for k in y_slots]
-    cursor = conn.execute(f"SELECT {', '.join(columns)} FROM segment_facets")
+    facets = conn.execute(f"SELECT {', '.join(columns)} FROM segment_facets")
+    members = conn.execute(
+        "SELECT program, resident_id FROM program_members WHERE registered_at IS NOT NULL"
+    )
 
-    def chunks() -> Iterator[list[Any]]:
+    def chunks(cursor: Any) -> Iterator[list[Any]]:
         while chunk := cursor.fetchmany(BUILD_CHUNK):
             yield chunk
 
-    index.load(chunks(), c_slots, y_slots, applied)
+    index.load(chunks(facets), c_slots, y_slots, applied, chunks(members))
 
 
 def prune_changes(conn: Connection, through: int) -> None:

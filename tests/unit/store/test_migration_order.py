@@ -59,7 +59,8 @@ def test_the_shipped_migrations_are_contiguous_from_one() -> None:
     assert versions == list(range(1, len(versions) + 1))
     assert latest_version() == versions[-1] >= 9
     placeholders = {m.version for m in all_migrations() if m.placeholder}
-    assert placeholders == {3, 7, 8}
+    # 17-21: reserved for the session-3 branches merging before m0022 (the lead renumbers).
+    assert placeholders == {3, 7, 8, 17, 18, 19, 20, 21}
 
 
 def test_a_placeholder_changes_nothing(tmp_path: Path) -> None:
