@@ -393,10 +393,14 @@ class Sender:
     async def _send_batch(
         self, run: _Run, batch: ClaimedBatch, messages: list[Message]
     ) -> BatchResult:
-        request = MulticastRequest(
-            to=batch.to,
+        # Built without pydantic's validation, which walks the 500 recipients on the event
+        # loop (0.7 ms a request, 14 % of a core at 200 requests/s): every field is already
+        # valid (at most 500 stored user ids, validated Message objects, a bool), and the
+        # body is the same (tests/unit/delivery/test_sender.py checks it on the wire).
+        request = MulticastRequest.construct(
+            to=list(batch.to),
             messages=messages,
-            notification_disabled=run.row.notification_disabled,
+            notification_disabled=bool(run.row.notification_disabled),
         )
         attempts = 0
         ambiguous = batch.orphan  # an earlier run may have sent it
