@@ -19,7 +19,10 @@ class TokenBucket:
     in any sliding window of WINDOW seconds (half-open: [t, t + WINDOW)). The bucket alone
     admits RATE × T + BURST in any T seconds, so a burst after a stall would put more than
     the per-second bound into one second; the window cap makes the bound exact while the
-    bucket keeps the requests evenly spaced. CLOCK and SLEEP are injectable for tests."""
+    bucket keeps the requests evenly spaced. GUARD (seconds) lengthens the window the cap
+    checks, so that an observer whose timestamps lag this clock's by up to GUARD (the event
+    loop's scheduling, the network) still never sees more than the cap in one WINDOW. CLOCK
+    and SLEEP are injectable for tests."""
 
     def __init__(
         self,
@@ -28,6 +31,7 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         *,
         window: float | None = None,
+        guard: float = 0.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0:
@@ -36,6 +40,7 @@ class TokenBucket:
         self.burst = burst if burst is not None else max(1.0, rate / 20)
         self.window = window
         self.window_cap = max(1, math.floor(rate * window)) if window is not None else 0
+        self.guard = guard
         self._tokens = self.burst
         self._clock = clock
         self._sleep = sleep
@@ -50,7 +55,7 @@ class TokenBucket:
                 self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
                 self._last = now
                 if self.window is not None and len(self._recent) == self.window_cap:
-                    opens = self._recent[0] + self.window
+                    opens = self._recent[0] + self.window + self.guard
                     if now < opens:
                         # The window starting at the oldest kept acquisition is full.
                         await self._sleep(opens - now)

@@ -95,7 +95,10 @@ class Sender:
         self.media = media or MediaSection()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.limiter = TokenBucket(config.multicast_rate_per_second, window=1.0)
+        # Never more than the per-second rate in any sliding second, with 5 ms to spare for
+        # the scheduling between this clock and the request on the wire (kairand.delivery.
+        # ratelimit).
+        self.limiter = TokenBucket(config.multicast_rate_per_second, window=1.0, guard=0.005)
         self.wake = asyncio.Event()
         self.stopping = False
         self._quota_failures = 0
