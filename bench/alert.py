@@ -97,7 +97,8 @@ def populate(conn: Connection, n: int) -> None:
     conn.execute(
         f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {2 * n})"
         " INSERT INTO residents (id, line_user_id, followed_at, registered_at,"
-        " last_interaction_at) SELECT i, printf('U%032x', i), 1, 1, 1 FROM s"
+        " last_interaction_at) SELECT i, printf('U%032x', i), 1, 1,"
+        " CAST(strftime('%s') AS INTEGER) FROM s"
     )
     conn.execute(
         "INSERT INTO program_members (program, resident_id, consent_version, consented_at,"

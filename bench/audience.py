@@ -9,7 +9,8 @@ in the way), in the same run. Also the index's memory and its build time at star
 
 Data is generated inside each database by the same deterministic SQL (no RNG), so both hold
 identical rows: areas over 15 options, 3 genders, birth years 1930–2015, each of 6 topics
-chosen by ~35%, 5% unregistered, 2% stopped.
+chosen by ~35%, 5% unregistered, 2% stopped; 1 in 8 joined the program `kodomo` (most of them
+registered in it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ SHAPES = {
         ]
     },
     "all": {"all_registered": True},
+    # A program's registered members (1 in 8 residents joined kodomo, most registered).
+    "program": {"program": "kodomo", "conditions": [{"question": "area", "any_of": ["minato"]}]},
 }
 SEGMENTS = {name: SegmentFilter.model_validate(body) for name, body in SHAPES.items()}
 TODAY = dt.date(2026, 6, 1)
@@ -66,15 +69,17 @@ def _values(rows: list[tuple[int, str]]) -> str:
     return ", ".join(f"({k}, '{code}')" for k, code in rows)
 
 
-def generate(conn, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Fill a migrated store with N synthetic residents (deterministic, same on any engine)."""
+def generate(conn, n: int, interacted_at: int = NOW) -> None:  # type: ignore[no-untyped-def]
+    """Fill a migrated store with N synthetic residents (deterministic, same on any engine).
+    INTERACTED_AT: their last interaction (a benchmark that runs the daemon passes the current
+    time, so the 24-month inactivity rule (S20) never purges them mid-run)."""
     seq = f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
     conn.execute("BEGIN")
     conn.execute(
         f"{seq} INSERT INTO residents (id, line_user_id, followed_at, registered_at,"
         " deliveries_stopped, last_interaction_at)"
         f" SELECT i, printf('U%032x', i), {NOW}, CASE WHEN i % 20 = 0 THEN NULL ELSE {NOW} END,"
-        f" CASE WHEN i % 50 = 7 THEN 1 ELSE 0 END, {NOW} FROM s"
+        f" CASE WHEN i % 50 = 7 THEN 1 ELSE 0 END, {int(interacted_at)} FROM s"
     )
     areas = _values([(k, code) for k, (code, _) in enumerate(AREAS)])
     conn.execute(
@@ -100,6 +105,15 @@ def generate(conn, n: int) -> None:  # type: ignore[no-untyped-def]
             f" SELECT i, 'topics', '{code}', NULL, {NOW} FROM s"
             f" WHERE ((i * {prime}) % 1000003) % 100 < 35"
         )
+    conn.execute(
+        "INSERT INTO programs (code, name, is_default, definition, created_at, updated_at)"
+        f" VALUES ('kodomo', 'こども', 0, '{{}}', {NOW}, {NOW})"
+    )
+    conn.execute(
+        f"{seq} INSERT INTO program_members (program, resident_id, consent_version,"
+        f" consented_at, registered_at) SELECT 'kodomo', i, 1, {NOW},"
+        f" CASE WHEN i % 40 = 3 THEN NULL ELSE {NOW} END FROM s WHERE i % 8 = 3"
+    )
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
 

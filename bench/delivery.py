@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import secrets as secrets_module
 import shutil
 import signal
@@ -64,6 +65,14 @@ async def main(port, token):
         faults=FaultProfile(latency_min_ms=50, latency_max_ms=150, seed=1),
     )
     sim = Simulator(config)
+    # Arrival before the simulated 50-150 ms latency (push/multicast/reply draw a latency;
+    # only multicast is sent outside --mixed): what the sender's pacing controls.
+    arrivals = []
+    decide = sim.platform.injector.decide
+    def stamped_decide():
+        arrivals.append(time.monotonic())
+        return decide()
+    sim.platform.injector.decide = stamped_decide
     await sim.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -72,7 +81,8 @@ async def main(port, token):
     await stop.wait()
     await sim.stop()
     counters = dict(sim.platform.counters)
-    print(json.dumps({"stamps": stamps, "requests": counters.get("multicast", 0)}), flush=True)
+    report = {"stamps": stamps, "arrivals": arrivals, "requests": counters.get("multicast", 0)}
+    print(json.dumps(report), flush=True)
 
 asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """
@@ -93,6 +103,17 @@ def populate(conn, n: int) -> None:  # type: ignore[no-untyped-def]
         " FROM s"
     )
     conn.execute("COMMIT")
+
+
+def busiest_window(times: list[float]) -> int:
+    """The most of TIMES (sorted) in any sliding half-open 1-second window."""
+    busiest = 0
+    j = 0
+    for i, t in enumerate(times):
+        while j < len(times) and times[j] < t + 1.0:
+            j += 1
+        busiest = max(busiest, j - i)
+    return busiest
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -273,9 +294,22 @@ def run(
     started = time.monotonic()
     # only_sender: the daemon with no component but the sender, to attribute memory.
     command = ["-c", ONLY_SENDER] if only_sender else ["-m", "kairand"]
+    # BENCH_PYSPY=FOLDER: sample the daemon (every thread, idle excluded) with py-spy into
+    # FOLDER/<n>-<whole|sender>.txt (collapsed stacks) to see where its CPU goes.
+    profile = os.environ.get("BENCH_PYSPY")
     daemon = subprocess.Popen(
         [sys.executable, *command, "--config", str(config_path)], stdout=log, stderr=log
     )
+    spy = None
+    if profile:
+        out_file = Path(profile) / f"{n}-{'sender' if only_sender else 'whole'}.txt"
+        spy_command = [str(Path(sys.executable).with_name("py-spy")), "record", "--threads"]
+        spy_command += ["--format", "raw", "-r", "200", "-o", str(out_file)]
+        spy = subprocess.Popen(
+            [*spy_command, "--pid", str(daemon.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     peak = 0.0
     load_result: dict[str, list[tuple[float, float]]] = {}
     load_thread = None
@@ -311,6 +345,8 @@ def run(
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(60)
+        if spy is not None:
+            spy.wait(60)
         log.close()
         sim.send_signal(signal.SIGTERM)
         out, _ = sim.communicate(timeout=60)
@@ -331,12 +367,16 @@ def run(
     steady = (k2 - k1) / (times[k2] - times[k1]) if times[k2] > times[k1] else float("nan")
     # The busiest 1-second window (sliding, starting at each accepted request): a burst
     # above LINE's bound cannot hide in the average.
-    busiest = 0
-    j = 0
-    for i, t in enumerate(times):
-        while j < len(times) and times[j] < t + 1.0:
-            j += 1
-        busiest = max(busiest, j - i)
+    busiest = busiest_window(times)
+    # The same before the simulated latency (what the sender's pacing controls: a 100 ms
+    # spread of latencies alone can move a few requests into a neighbouring second).
+    busiest_sent = busiest_window(sorted(report["arrivals"])) if not mixed_seconds else 0
+    # Anchor: perfectly even sends at the bound through the same 50-150 ms latency (seeded):
+    # the busiest window a flawless sender would show here (about 207-210 for 2,000 requests).
+    bound = config.delivery.multicast_rate_per_second
+    jitter = random.Random(1)
+    ideal = [i / bound + jitter.uniform(0.05, 0.15) for i in range(accepted)]
+    busiest_ideal = busiest_window(sorted(ideal))
     # Every accepted request carried its batch's recipients (sent_count in total).
     recipients_per_s = rate * view.sent_count / accepted if accepted else float("nan")
     result = {
@@ -347,6 +387,8 @@ def run(
         "ratio": rate / config.delivery.multicast_rate_per_second,
         "steady_ratio": steady / config.delivery.multicast_rate_per_second,
         "max_window_ratio": busiest / config.delivery.multicast_rate_per_second,
+        "max_window_ratio_at_send": busiest_sent / config.delivery.multicast_rate_per_second,
+        "max_window_ratio_ideal": busiest_ideal / bound,
         "recipients_per_s": recipients_per_s,
         "rss_mb": peak,
         "status": view.status.value,
@@ -369,14 +411,15 @@ def run(
             f" (during the delivery {result['api_p99_ms_during']:.1f} ms)",
             flush=True,
         )
-    bound = config.delivery.multicast_rate_per_second
     print(
         ("[sender only] " if only_sender else "[whole daemon] ")
         + f"{n:>9,} recipients  status {result['status']}  sent {view.sent_count:,}"
         f"  requests {report['requests']} (accepted {accepted})"
         f"  {rate:6.1f} req/s = {result['ratio']:.3f} of the {bound:.0f}/s bound"
         f" (steady middle 80 %: {result['steady_ratio']:.3f};"
-        f" busiest 1-s window {busiest} = {result['max_window_ratio']:.3f} of the bound)"
+        f" busiest 1-s window {busiest} = {result['max_window_ratio']:.3f} of the bound,"
+        f" before the simulated latency {busiest_sent}; a perfectly even sender"
+        f" {busiest_ideal})"
         f"  {result['recipients_per_s']:,.0f} recipients/s  daemon peak RSS {peak:.1f} MB"
         f"  (wall {elapsed:.1f} s incl. start-up and freezing; CPU s: daemon {cpu_daemon:.1f},"
         f" simulator {cpu_sim:.1f})",
@@ -388,6 +431,12 @@ def run(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k recipients only (< 1 min)")
+    parser.add_argument(
+        "--residents",
+        type=int,
+        default=0,
+        help="one size only: whole daemon, then sender only, with N recipients",
+    )
     parser.add_argument(
         "--retention-rules",
         action="store_true",
@@ -416,6 +465,27 @@ def main() -> int:
             f" api_p99_ms_during={loaded['api_p99_ms_during']:.1f} rss_mb={loaded['rss_mb']:.1f}"
         )
         return 0
+    if args.residents:
+        folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
+        try:
+            whole = run(args.residents, folder)
+            alone = run(args.residents, folder, only_sender=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        tag = f"{args.residents // 1000}k"
+        print(
+            f"BENCH delivery_{tag} ratio={whole['ratio']:.3f}"
+            f" steady_ratio={whole['steady_ratio']:.3f}"
+            f" max_window_ratio={whole['max_window_ratio']:.3f}"
+            f" max_window_ratio_at_send={whole['max_window_ratio_at_send']:.3f}"
+            f" max_window_ratio_ideal={whole['max_window_ratio_ideal']:.3f}"
+            f" rss_mb={whole['rss_mb']:.1f}"
+            f" cpu_s={whole['cpu_daemon_s']:.1f} ratio_sender_only={alone['ratio']:.3f}"
+            f" max_window_ratio_sender_only={alone['max_window_ratio']:.3f}"
+            f" rss_mb_sender_only={alone['rss_mb']:.1f}"
+            f" cpu_s_sender_only={alone['cpu_daemon_s']:.1f}"
+        )
+        return 0
     if args.retention_rules:
         folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
         try:
@@ -441,6 +511,7 @@ def main() -> int:
         f"recipients_per_s_100k={small['recipients_per_s']:.0f}",
         f"rss_mb_100k={small['rss_mb']:.1f}",
         f"max_window_ratio_100k={small['max_window_ratio']:.3f}",
+        f"max_window_ratio_at_send_100k={small['max_window_ratio_at_send']:.3f}",
     ]
     if big is not None:
         fields += [
@@ -449,10 +520,15 @@ def main() -> int:
             f"recipients_per_s_1m={big['recipients_per_s']:.0f}",
             f"rss_mb_1m={big['rss_mb']:.1f}",
             f"max_window_ratio={max(small['max_window_ratio'], big['max_window_ratio']):.3f}",
+            "max_window_ratio_at_send="
+            f"{max(small['max_window_ratio_at_send'], big['max_window_ratio_at_send']):.3f}",
+            f"max_window_ratio_ideal_1m={big['max_window_ratio_ideal']:.3f}",
+            f"cpu_s_1m={big['cpu_daemon_s']:.1f}",
         ]
     if big_sender is not None:
         fields.append(f"ratio_1m_sender_only={big_sender['ratio']:.3f}")
         fields.append(f"rss_mb_1m_sender_only={big_sender['rss_mb']:.1f}")
+        fields.append(f"cpu_s_1m_sender_only={big_sender['cpu_daemon_s']:.1f}")
     print("BENCH delivery " + " ".join(fields))
     return 0
 

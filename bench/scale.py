@@ -129,7 +129,7 @@ def main() -> int:
 
         # 1. generation
         start = time.perf_counter()
-        generate(store.raw_writer(), n)
+        generate(store.raw_writer(), n, interacted_at=int(time.time()))
         figures["gen_s"] = time.perf_counter() - start
         store.checkpoint()
         db_mb = config.database_path.stat().st_size / 1e6

@@ -37,7 +37,7 @@ from kairand.retention.worker import retention_component
 
 # The keys are re-exported for callers that drive a whole daemon (tests, bench).
 from kairand.runtime import CONFIG as CONFIG
-from kairand.runtime import DELIVERY_WAKE, TaskGroup
+from kairand.runtime import DELIVERY_WAKE, SENDING_GATE, SendingGate, TaskGroup
 from kairand.runtime import LINE as LINE
 from kairand.runtime import STOPPING as STOPPING
 from kairand.runtime import STORE as STORE
@@ -112,7 +112,10 @@ def build_app(config: Config, store: Store) -> web.Application:
     app[DELIVERY_WAKE] = asyncio.Event()  # the API wakes the delivery sender with it
     app.cleanup_ctx.append(_tasks_ctx)
     app.cleanup_ctx.append(_line_ctx)
-    app.cleanup_ctx.extend(components())
+    parts = components()
+    # Deferrable start-up work waits for the sender's first look (kairand.runtime.SendingGate).
+    app[SENDING_GATE] = SendingGate(sender_present=delivery_component in parts)
+    app.cleanup_ctx.extend(parts)
     app.cleanup_ctx.append(_watchdog_ctx)
     return app
 

@@ -83,6 +83,61 @@ DELIVERY_WAKE: Final = web.AppKey("delivery_wake", asyncio.Event)
 looks at once instead of at its next poll (shared by the API app and the delivery worker)."""
 
 
+class SendingGate:
+    """Lets work that can wait (the audience index build, the retention pass) keep out of a
+    delivery's way: on 2 cores, a pass over every resident in a store thread takes the CPU
+    the sender's event loop needs to hold LINE's rate (measured at 1M: the whole daemon 0.77
+    of the bound with that work running, the sender alone 1.004).
+
+    The gate starts closed when a sender is present (it has not looked for due deliveries
+    yet) and open otherwise; the sender closes it while it sends and opens it when nothing
+    is due. `quiet` waits for an open gate, but never longer than LIMIT seconds: deferred
+    work is delayed, never starved by a long or stuck delivery."""
+
+    def __init__(self, sender_present: bool) -> None:
+        self._open = asyncio.Event()
+        self.waiting = 0
+        """How many passes are waiting for the gate now."""
+        if not sender_present:
+            self._open.set()
+
+    def sending(self) -> None:
+        self._open.clear()
+
+    def idle(self) -> None:
+        self._open.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    async def quiet(self, limit: float) -> bool:
+        """Wait until nothing is being sent (True) or LIMIT seconds passed (False)."""
+        if self._open.is_set():
+            return True
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._open.wait(), limit)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+
+
+SENDING_GATE: Final = web.AppKey("sending_gate", SendingGate)
+DEFER_LIMIT_SECONDS: Final = 900.0
+"""The longest a deferred pass (index build, retention) waits for a delivery to finish."""
+
+
+async def wait_until_quiet(app: web.Application, what: str) -> None:
+    """Wait for the sending gate of APP (no gate: return at once); log when the wait ends
+    at the limit rather than because sending finished."""
+    gate = app.get(SENDING_GATE)
+    if gate is not None and not await gate.quiet(DEFER_LIMIT_SECONDS):
+        log.info("deferred_work.limit_reached", work=what, waited_s=DEFER_LIMIT_SECONDS)
+
+
 async def supervise(
     name: str,
     run: Callable[[], Awaitable[None]],

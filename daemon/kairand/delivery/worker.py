@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from kairand.delivery.sender import Sender
-from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, STOPPING, STORE, TASKS
+from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, SENDING_GATE, STOPPING, STORE, TASKS
 
 SENDER = web.AppKey("delivery_sender", Sender)
 
@@ -25,6 +25,7 @@ async def delivery_component(app: web.Application) -> AsyncIterator[None]:
         app[CONFIG].delivery,
         media=app[CONFIG].media,
         wake=app[DELIVERY_WAKE],
+        gate=app.get(SENDING_GATE),
     )
     app[SENDER] = sender
     stop = asyncio.Event()

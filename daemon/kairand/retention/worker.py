@@ -26,7 +26,7 @@ from kairand.retention import rules as rules_mod
 from kairand.retention.expiry import apply_batch
 from kairand.retention.notices import send_notices
 from kairand.retention.rules import Annual, RetentionRules
-from kairand.runtime import CONFIG, LINE, STOPPING, STORE, TASKS
+from kairand.runtime import CONFIG, LINE, STOPPING, STORE, TASKS, wait_until_quiet
 from kairand.store import audit, masking, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
@@ -251,6 +251,8 @@ async def _loop(app: web.Application) -> None:
         else rules_mod.DEFAULT_MASK_MONTHS
     )
     while not stopping.is_set():
+        # A pass reads every resident: it waits for a delivery being sent (up to a limit).
+        await wait_until_quiet(app, "retention_pass")
         now = int(clock())
         try:
             runs.append(await run_once(store, app.get(LINE), now, mask_after_months=months))

@@ -2,7 +2,8 @@
 at any filter shape (pure: it holds data and answers counts; the store feeds it rows).
 
 One compressed bitmap (roaring) of resident ids per facet value: the eligible residents, each
-option bit of each choice slot, each year of each year slot. A filter is the eligible bitmap
+option bit of each choice slot, each year of each year slot, and each program's registered
+members. A filter is the eligible bitmap (for a program's delivery: its members bitmap)
 intersected with, per condition, the union of the bitmaps its options or birth years select.
 
 The index mirrors `segment_facets` exactly (the table the facet plan of the SQL compiler reads)
@@ -16,16 +17,29 @@ property test compares it with the SQL after random answer changes, purges and r
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from typing import Any
 
 from pyroaring import BitMap
 
-from kairand.segments.compiler import C_SLOTS, MAX_BITS, Y_SLOTS, FacetMap
+from kairand.segments.compiler import C_SLOTS, DEFAULT_PROGRAM, MAX_BITS, Y_SLOTS, FacetMap
 from kairand.segments.model import AgeCondition, ChoiceCondition, Condition, SegmentFilter
 
 FacetRow = tuple[int, int, Sequence[int], Sequence[int | None]]
 """(resident id, eligible 0/1, c0..c7 masks, y0..y3 years or None)."""
+
+
+def _groups(ids: Sequence[int], values: Sequence[Any]) -> dict[Any, list[int]]:
+    """IDS grouped by the value in VALUES at the same position (0 and None groups dropped)."""
+    groups: defaultdict[Any, list[int]] = defaultdict(list)
+    for resident, value in zip(ids, values, strict=True):
+        groups[value].append(resident)
+    groups.pop(0, None)
+    groups.pop(None, None)
+    return groups
 
 
 class NotCovered(Exception):
@@ -42,6 +56,9 @@ class AudienceIndex:
     """(choice slot, bit) -> residents with that bit set."""
     years: dict[tuple[int, int], BitMap] = field(default_factory=dict)
     """(year slot, year) -> residents whose slot holds that year."""
+    programs: dict[str, BitMap] = field(default_factory=dict)
+    """Program code -> its registered members (kairand.segments.compiler.MEMBERS): the set
+    that replaces `eligible` for a delivery of that program."""
     applied: int = -1
 
     # -- building and updating -----------------------------------------------------------
@@ -50,37 +67,83 @@ class AudienceIndex:
         self.eligible = BitMap()
         self.choices = {}
         self.years = {}
+        self.programs = {}
         self.applied = -1
 
-    def load(self, rows: Iterable[FacetRow], applied: int) -> None:
-        """Replace the whole index with ROWS (every facet row), reflecting log position
-        APPLIED. Builds each bitmap from a sorted list in one go (fast at millions)."""
-        eligible: list[int] = []
-        choices: dict[tuple[int, int], list[int]] = {}
-        years: dict[tuple[int, int], list[int]] = {}
-        for resident, is_eligible, masks, slot_years in rows:
-            if is_eligible:
-                eligible.append(resident)
-            for slot, mask in enumerate(masks):
-                while mask:
-                    low = mask & -mask
-                    choices.setdefault((slot, low.bit_length() - 1), []).append(resident)
-                    mask ^= low
-            for slot, year in enumerate(slot_years):
-                if year is not None:
-                    years.setdefault((slot, year), []).append(resident)
-        self.eligible = BitMap(eligible)
-        self.choices = {key: BitMap(ids) for key, ids in choices.items()}
-        self.years = {key: BitMap(ids) for key, ids in years.items()}
+    def load(
+        self,
+        chunks: Iterable[Sequence[Sequence[Any]]],
+        c_slots: Sequence[int],
+        y_slots: Sequence[int],
+        applied: int,
+        memberships: Iterable[Sequence[tuple[str, int]]] = (),
+    ) -> None:
+        """Replace the whole index with every facet row and every registered program
+        membership (MEMBERSHIPS: chunks of (program, resident id)), reflecting log position
+        APPLIED.
+
+        CHUNKS: lists of rows (resident id, eligible 0/1, the masks of the choice slots
+        C_SLOTS, the years of the year slots Y_SLOTS, in that order); slots not listed hold
+        nothing. Each chunk is grouped by value column by column, and each group goes into
+        its bitmaps in one bulk update: about one Python step per resident and slot, instead
+        of one per resident, slot and bit (and only the chunk is held as Python objects)."""
+        eligible = BitMap()
+        choices: dict[tuple[int, int], BitMap] = {}
+        years: dict[tuple[int, int], BitMap] = {}
+        first_year = 2 + len(c_slots)
+        for chunk in chunks:
+            if not chunk:
+                continue
+            columns = list(zip(*chunk, strict=True))
+            ids = columns[0]
+            eligible.update(compress(ids, columns[1]))
+            for offset, slot in enumerate(c_slots):
+                for mask, members in _groups(ids, columns[2 + offset]).items():
+                    while mask:
+                        low = mask & -mask
+                        key = (slot, low.bit_length() - 1)
+                        bitmap = choices.get(key)
+                        if bitmap is None:
+                            bitmap = choices[key] = BitMap()
+                        bitmap.update(members)
+                        mask ^= low
+            for offset, slot in enumerate(y_slots):
+                for year, members in _groups(ids, columns[first_year + offset]).items():
+                    if year is None:
+                        continue
+                    key = (slot, int(year))
+                    bitmap = years.get(key)
+                    if bitmap is None:
+                        bitmap = years[key] = BitMap()
+                    bitmap.update(members)
+        programs: dict[str, BitMap] = {}
+        for member_chunk in memberships:
+            for program, residents in _groups(
+                [resident for _, resident in member_chunk],
+                [program for program, _ in member_chunk],
+            ).items():
+                bitmap = programs.get(program)
+                if bitmap is None:
+                    bitmap = programs[program] = BitMap()
+                bitmap.update(residents)
+        self.eligible = eligible
+        self.choices = choices
+        self.years = years
+        self.programs = programs
         self.applied = applied
 
-    def update(self, resident: int, row: FacetRow | None) -> None:
-        """Make RESIDENT's bits equal ROW (None: the resident has no facet row any more)."""
+    def update(self, resident: int, row: FacetRow | None, programs: Iterable[str] = ()) -> None:
+        """Make RESIDENT's bits equal ROW (None: the resident has no facet row any more) and
+        their memberships equal PROGRAMS (the programs they are a registered member of)."""
         self.eligible.discard(resident)
         for bitmap in self.choices.values():
             bitmap.discard(resident)
         for bitmap in self.years.values():
             bitmap.discard(resident)
+        for bitmap in self.programs.values():
+            bitmap.discard(resident)
+        for program in programs:
+            self.programs.setdefault(program, BitMap()).add(resident)
         if row is None:
             return
         _, is_eligible, masks, slot_years = row
@@ -100,17 +163,19 @@ class AudienceIndex:
     def count(self, segment: SegmentFilter, on: dt.date, facets: FacetMap) -> int:
         """How many residents SEGMENT selects on send date ON; NotCovered when the facet map
         cannot express a condition (the SQL answers plan then counts)."""
-        if segment.program != "city":
-            # A program's member set is not mirrored yet: its one extra condition (see
-            # kairand.segments.compiler.MEMBERS) is counted by the SQL plans.
-            raise NotCovered
+        # The default program's audience is the eligible residents; another program's is
+        # its registered members (kairand.segments.compiler._base), conditions alike.
+        if segment.program == DEFAULT_PROGRAM:
+            base = self.eligible
+        else:
+            base = self.programs.get(segment.program, BitMap())
         if segment.all_registered or not segment.conditions:
-            return len(self.eligible)
+            return len(base)
         selected = [self._condition(cond, on, facets) for cond in segment.conditions]
         selected.sort(key=len)
         if not selected[0]:
             return 0
-        result = selected[0] & self.eligible
+        result = selected[0] & base
         for bitmap in selected[1:-1]:
             result &= bitmap
         if len(selected) == 1:
@@ -152,6 +217,7 @@ class AudienceIndex:
         out = [("e", self.eligible.serialize())]
         out.extend((f"c:{slot}:{bit}", b.serialize()) for (slot, bit), b in self.choices.items())
         out.extend((f"y:{slot}:{year}", b.serialize()) for (slot, year), b in self.years.items())
+        out.extend((f"p:{program}", b.serialize()) for program, b in self.programs.items())
         return out
 
     def restore(self, items: Iterable[tuple[str, bytes]], applied: int) -> None:
@@ -160,7 +226,9 @@ class AudienceIndex:
         for key, data in items:
             bitmap = BitMap.deserialize(data)
             kind, *rest = key.split(":")
-            if kind == "e":
+            if kind == "p":
+                self.programs[key[2:]] = bitmap  # a program code may hold ':'
+            elif kind == "e":
                 self.eligible = bitmap
             elif kind == "c":
                 self.choices[(int(rest[0]), int(rest[1]))] = bitmap
@@ -171,6 +239,7 @@ class AudienceIndex:
     def memory_bytes(self) -> int:
         """Serialized size of every bitmap: what the index holds in memory, roughly."""
         total = 0
-        for bitmap in (self.eligible, *self.choices.values(), *self.years.values()):
+        bitmaps = (self.eligible, *self.choices.values(), *self.years.values())
+        for bitmap in (*bitmaps, *self.programs.values()):
             total += len(bitmap.serialize())
         return total

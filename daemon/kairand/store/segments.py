@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kairand.conversation.survey import SurveyDefinition
@@ -80,6 +80,14 @@ FACET_COLUMNS = ", ".join(
 )
 
 
+SEPARATOR = "\x1f"
+MEMBER_PROGRAMS = (
+    "SELECT group_concat(m.program, char(31)) FROM program_members m"
+    " WHERE m.resident_id = c.resident_id AND m.registered_at IS NOT NULL"
+)
+"""The programs a changed resident (c) is a registered member of, joined by SEPARATOR."""
+
+
 def _facet_row(resident: int, values: Sequence[Any]) -> FacetRow:
     return (
         resident,
@@ -103,19 +111,43 @@ def sync_index(conn: Connection, index: AudienceIndex) -> bool:
         if saved is not None and saved >= pruned:
             index.restore(conn.execute("SELECT key, data FROM segment_index"), int(saved))
         else:
-            rows = conn.execute(f"SELECT resident_id, {FACET_COLUMNS} FROM segment_facets")
-            index.load((_facet_row(r[0], r[1:]) for r in rows), int(seq))
+            build_index(conn, index, int(seq))
             return True
     if index.applied < seq:
         changed = conn.execute(
-            f"SELECT c.resident_id, f.resident_id, {FACET_COLUMNS} FROM segment_changes c"
+            f"SELECT c.resident_id, f.resident_id, {FACET_COLUMNS}, ({MEMBER_PROGRAMS})"
+            " FROM segment_changes c"
             " LEFT JOIN segment_facets f ON f.resident_id = c.resident_id WHERE c.seq > ?",
             (index.applied,),
         )
         for row in changed:
-            index.update(row[0], None if row[1] is None else _facet_row(row[0], row[2:]))
+            facets = None if row[1] is None else _facet_row(row[0], row[2:-1])
+            index.update(row[0], facets, row[-1].split(SEPARATOR) if row[-1] else ())
         index.applied = int(seq)
     return True
+
+
+BUILD_CHUNK = 16_384
+"""Facet rows read and grouped at a time when the index is built from every row."""
+
+
+def build_index(conn: Connection, index: AudienceIndex, applied: int) -> None:
+    """Fill INDEX from every facet row (reflecting log position APPLIED), reading only the
+    columns of the slots in use, a chunk at a time."""
+    used = conn.execute("SELECT kind, slot FROM segment_slots").fetchall()
+    c_slots = sorted({int(k) for kind, k in used if kind == "c" and int(k) < C_SLOTS})
+    y_slots = sorted({int(k) for kind, k in used if kind == "y" and int(k) < Y_SLOTS})
+    columns = ["resident_id", "eligible"] + [f"c{k}" for k in c_slots] + [f"y{k}" for k in y_slots]
+    facets = conn.execute(f"SELECT {', '.join(columns)} FROM segment_facets")
+    members = conn.execute(
+        "SELECT program, resident_id FROM program_members WHERE registered_at IS NOT NULL"
+    )
+
+    def chunks(cursor: Any) -> Iterator[list[Any]]:
+        while chunk := cursor.fetchmany(BUILD_CHUNK):
+            yield chunk
+
+    index.load(chunks(facets), c_slots, y_slots, applied, chunks(members))
 
 
 def prune_changes(conn: Connection, through: int) -> None:
