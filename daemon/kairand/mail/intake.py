@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import secrets
@@ -28,10 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kairand.conversation.survey import SurveyDefinition, default_survey
 from kairand.logs import get_logger
 from kairand.mail import dialogue, message
+from kairand.mail import programs as program_dialogue
 from kairand.mail.settings import MailSettings
 from kairand.mail.transport import Outcome, SmtpSession
+from kairand.programs import dialogue as program_ops
+from kairand.programs.model import District, ProgramDefinition
 from kairand.retention.purge import record_deletion
 from kairand.store import mail as mail_store
+from kairand.store import mail_programs
+from kairand.store import programs as program_store
 from kairand.store import survey as survey_store
 from kairand.store.database import Connection, Store
 
@@ -104,7 +110,25 @@ def handle(
         if row
         else None
     )
+    if row is not None and state is not None and row.stage == "registered":
+        joined = _program_mail(
+            conn, row.id, parsed.sender, parsed.inbound, now, hmac_key, signing_key
+        )
+        if joined is not None:
+            mail_store.bump(conn, f"inbound_{joined.event}")
+            return Handled(joined.event, parsed.sender, joined.replies, parsed.message_id or None)
     outcome = dialogue.step(state, parsed.inbound, survey, new_code, new_token)
+    if outcome.event in ("completed", "help") and outcome.replies:
+        offers = _program_offers(conn)
+        if offers:
+            first = outcome.replies[0]
+            outcome = dataclasses.replace(
+                outcome,
+                replies=(
+                    dataclasses.replace(first, body=f"{first.body}\n\n{offers}"),
+                    *outcome.replies[1:],
+                ),
+            )
     mail_store.bump(conn, f"inbound_{outcome.event}")
     if outcome.delete:
         deleted = mail_store.delete(conn, parsed.sender)
@@ -135,6 +159,99 @@ def handle(
             now=now,
         )
     return Handled(outcome.event, parsed.sender, outcome.replies, parsed.message_id or None)
+
+
+def _programs(conn: Connection) -> dict[str, ProgramDefinition]:
+    """The active non-default programs a mail subscriber can join."""
+    return {
+        row.code: ProgramDefinition.model_validate(row.definition)
+        for row in program_store.list_programs(conn)
+        if not row.is_default and row.active
+    }
+
+
+def _program_offers(conn: Connection) -> str:
+    """The lines of the help and completion mails that tell how to join each program."""
+    return "\n".join(
+        f"■{d.name}\n{d.description}\n登録する場合は「{d.name}」と本文に書いて返信してください。"
+        for d in _programs(conn).values()
+    )
+
+
+def _program_mail(
+    conn: Connection,
+    subscriber_id: int,
+    address: str,
+    inbound: dialogue.Inbound,
+    now: int,
+    hmac_key: bytes,
+    signing_key: Ed25519PrivateKey,
+) -> program_dialogue.Outcome | None:
+    """A registered subscriber's mail that belongs to a program's dialogue (its name, or a
+    reply while a program conversation is under way), decided and stored; None when the city
+    dialogue handles it (停止 and 変更 always go there)."""
+    line = dialogue.first_line(inbound.body)
+    subject = dialogue.clean_subject(inbound.subject)
+    if (
+        dialogue.stop_token_in(inbound) is not None
+        or line.strip().lower() in dialogue.STOP_WORDS + dialogue.CHANGE_WORDS
+        or (not line and subject.strip().lower() in dialogue.STOP_WORDS)
+    ):
+        return None
+    programs = _programs(conn)
+    if not programs:
+        return None
+    members = {
+        code: program_dialogue.MailMemberView(
+            m.consent_version, m.registered, m.conversation, m.answers
+        )
+        for code, m in mail_programs.memberships(conn, subscriber_id).items()
+        if code in programs
+    }
+    districts = [District(*d) for d in program_store.districts(conn)]
+    code = program_dialogue.claims(line, subject, programs)
+    if code is not None:
+        outcome = program_dialogue.start(code, programs[code], districts, members.get(code))
+    else:
+        under_way = [c for c, m in members.items() if program_dialogue.active(m)]
+        if not under_way:
+            return None
+        code = under_way[0]
+        outcome = program_dialogue.step(code, programs[code], districts, members[code], line)
+    for op in outcome.ops:
+        if isinstance(op, program_ops.Leave):
+            deleted = mail_programs.leave(conn, subscriber_id, op.program)
+            agreed = members.get(op.program)
+            if deleted["membership"] and agreed is not None and agreed.consent_version > 0:
+                record_deletion(
+                    conn,
+                    line_user_id=address,  # the subject: only its HMAC is stored
+                    reason="request",
+                    deleted={"program": op.program, **deleted},
+                    now=now,
+                    hmac_key=hmac_key,
+                    signing_key=signing_key,
+                    actor="mail",
+                    action="program.leave",
+                    audit_detail={"program": op.program, **deleted},
+                )
+        else:
+            _apply(conn, subscriber_id, op, now)
+    return outcome
+
+
+def _apply(conn: Connection, subscriber_id: int, op: program_ops.Operation, now: int) -> None:
+    if isinstance(op, program_ops.Join):
+        mail_programs.join(conn, subscriber_id, op.program, op.consent_version, now)
+    elif isinstance(op, program_ops.SetState):
+        mail_programs.set_state(conn, subscriber_id, op.program, dict(op.state))
+    elif isinstance(op, program_ops.SetDistricts):
+        mail_programs.set_answer(conn, subscriber_id, op.program, op.question, op.codes)
+    elif isinstance(op, program_ops.SetAnswer):
+        values = [value for value, _ in op.values]
+        mail_programs.set_answer(conn, subscriber_id, op.program, op.question, values)
+    elif isinstance(op, program_ops.MarkRegistered):
+        mail_programs.mark_registered(conn, subscriber_id, op.program, now)
 
 
 class Intake:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kairand.conversation.survey import SurveyDefinition
 from kairand.segments.channels import mail_facts
 from kairand.segments.model import SegmentFilter, matches
+from kairand.store import mail_programs
 from kairand.store.database import Connection
 
 
@@ -291,7 +292,10 @@ def created_before(conn: Connection, boundary: int) -> list[str]:
 def matching(
     conn: Connection, segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None
 ) -> list[int]:
-    """Registered (not bounced) subscribers SEGMENT selects on ON, by internal id."""
+    """Registered (not bounced) subscribers SEGMENT selects on ON, by internal id: for a
+    program other than the default, the program's registered mail members (migration 20)."""
+    if segment.program != "city":
+        return mail_programs.matching(conn, segment, on)
     return [
         subscriber_id
         for subscriber_id, answers in recipients(conn)
@@ -302,8 +306,6 @@ def matching(
 def count_matching(
     conn: Connection, segment: SegmentFilter, on: dt.date, survey: SurveyDefinition | None
 ) -> int:
-    if segment.program != "city":  # mail subscribers belong to the default program only
-        return 0
     return len(matching(conn, segment, on, survey))
 
 
@@ -317,7 +319,7 @@ def freeze_recipients(
 ) -> int:
     """Snapshot the subscribers SEGMENT selects as DELIVERY_ID's mail recipients (in the
     caller's transaction, the one that freezes the LINE batches). Returns how many."""
-    ids = matching(conn, segment, on, survey) if segment.program == "city" else []
+    ids = matching(conn, segment, on, survey)
     conn.executemany(
         "INSERT OR IGNORE INTO mail_recipients (delivery_id, subscriber_id, frozen_at)"
         " VALUES (?, ?, ?)",

@@ -1,0 +1,201 @@
+"""Mail subscribers in programs (issue 17 with K1, K2, K9): a guardian registers by 空メール,
+joins 子ども安全情報 by mail (purpose notice, consent by number, 中学校区 → 小学校区, the
+program's further question), receives the next urgent alert for that district by mail exactly
+once (and a guardian of another district does not), changes districts, and leaves the program
+while staying registered for the city's mail.
+
+Real parts: dovecot (IMAPS) as the registration mailbox, aiosmtpd as the relay, the LINE
+simulator and the delivery sender (which freezes the mail recipients with the LINE batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.message
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kairand.delivery import audience
+from kairand.delivery.sender import Sender
+from kairand.mail.deliveries import MailDeliveries
+from kairand.programs import catalogue, service
+from kairand.retention.receipts import subject_hmac
+from kairand.segments.model import SegmentFilter
+from kairand.store import mail as mail_store
+from kairand.store import mail_programs, receipts
+from kairand.store.database import Store
+from tests.integration.test_mail_channel import Bed, body_of, resident_mail
+from tests.support.delivery_harness import fast_config, run_sender, simulator
+from tests.support.mail_servers import Dovecot, Relay, dovecot, relay
+from tests.support.programs_support import FILLED, KINDERGARTEN, populate, setup_program
+
+ASAHI = "asahi.oya@example.net"  # 朝日小学校区 (東中学校区): inside たんぽぽこども園's districts
+MINATO = "minato.oya@example.net"  # 港小学校区 (西中学校区): outside
+ANSWERS = ["1985", "2", "3", "1 4"]  # the city survey
+KODOMO = catalogue.CHILD_SAFETY_CODE
+
+
+@pytest.fixture
+def mailbox(short_tmp: Path) -> Iterator[Dovecot]:
+    with dovecot(short_tmp / "dovecot") as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_relay() -> Iterator[Relay]:
+    with relay() as server:
+        yield server
+
+
+@pytest.fixture
+def bed(store: Store, mailbox: Dovecot, smtp_relay: Relay) -> Bed:
+    return Bed(store, mailbox, smtp_relay)
+
+
+async def say(bed: Bed, address: str, line: str) -> email.message.Message:
+    (reply,) = await bed.exchange(resident_mail(address, "Re: 子ども安全情報", line))
+    assert reply["To"] == address
+    return reply
+
+
+def numbered(body: str, label: str) -> str:
+    """The number the reply BODY gives to LABEL (「2. 西中学校区」 -> "2")."""
+    found = re.search(rf"^(\d+)\. {re.escape(label)}$", body, re.MULTILINE)
+    assert found is not None, f"{label} is not offered"
+    return found.group(1)
+
+
+async def join(bed: Bed, address: str, junior_high: str, district: str) -> None:
+    """Join 子ども安全情報 by mail, choosing DISTRICT of JUNIOR_HIGH, as a 保護者."""
+    offer = body_of(await say(bed, address, "子ども安全情報"))
+    assert "■利用目的" in offer and "「1」" in offer
+    jh = body_of(await say(bed, address, "1"))
+    el = body_of(await say(bed, address, numbered(jh, junior_high)))
+    assert district in el
+    chosen = body_of(await say(bed, address, numbered(el, district)))
+    assert f"選択中の学校区：{district}" in chosen
+    question = body_of(await say(bed, address, "0"))
+    assert "登録の区分" in question
+    done = await say(bed, address, numbered(question, "保護者"))
+    assert "登録が完了しました" in str(done["Subject"])
+
+
+async def alert_by_mail(store: Store, bed: Bed, tid: int) -> int:
+    """Send the kindergarten's 不審者情報 alert; the LINE sender freezes it, the mail worker
+    sends it. Returns the delivery id."""
+    sent = await service.send_alert(store, "yamada", tid, "tanpopo", KINDERGARTEN, FILLED)
+    async with simulator(40) as line:
+        await run_sender(
+            Sender(store, line.api, fast_config()), store=store, delivery_ids=(sent.delivery_id,)
+        )
+    worker = MailDeliveries(store, bed.sender)
+    while await worker.step():
+        pass
+    return sent.delivery_id
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("K1")
+@pytest.mark.req("S8")
+async def test_a_mail_guardian_joins_the_program_gets_its_alert_once_and_leaves(
+    store: Store, bed: Bed, smtp_relay: Relay
+) -> None:
+    tid = await setup_program(store)
+    populate(store, 40)  # LINE guardians too: the alert goes on both channels
+    await bed.register(ASAHI, ANSWERS)
+    await bed.register(MINATO, ANSWERS)
+    # The help mail of a registered subscriber offers the program.
+    (help_mail,) = await bed.exchange(resident_mail(ASAHI, "", "ヘルプ"))
+    assert "「子ども安全情報」と本文に書いて返信" in body_of(help_mail)
+
+    await join(bed, ASAHI, "東中学校区", "朝日小学校区")
+    await join(bed, MINATO, "西中学校区", "港小学校区")
+    ids = {a: store.read_sync(mail_store.load, a).id for a in (ASAHI, MINATO)}  # type: ignore[union-attr]
+    member = store.read_sync(mail_programs.memberships, ids[ASAHI])[KODOMO]
+    assert member.registered and member.answers == {
+        "kodomo_district": ("asahi",),
+        "kodomo_relation": ("guardian",),
+    }
+
+    # Staff see the audience per channel: the mail guardian of the alert's districts counts.
+    segment = SegmentFilter.model_validate(
+        {
+            "program": KODOMO,
+            "conditions": [{"question": "kodomo_district", "any_of": list(KINDERGARTEN)}],
+        }
+    )
+    survey = store.read_sync(service.survey_for, KODOMO)
+    assert survey is not None
+    counts = await audience.channel_counts(store, segment, survey)
+    assert counts.mail == 1 and counts.line > 0
+
+    did = await alert_by_mail(store, bed, tid)
+    mails = await asyncio.to_thread(smtp_relay.wait_for, 1, 5.0)
+    assert [m["To"] for m in mails] == [ASAHI]  # not the guardian of 港小学校区
+    assert "【緊急】" in str(mails[0]["Subject"])
+    assert FILLED["place"] in body_of(mails[0])
+    assert await store.read(mail_store.send_states, did) == {"sent": 1}
+    # Exactly once: the worker finds nothing more to send for it.
+    assert await MailDeliveries(store, bed.sender).step() is False
+    assert smtp_relay.take() == []
+
+    # The guardian leaves the program and stays registered for the city's mail.
+    menu = body_of(await say(bed, ASAHI, "子ども安全情報"))
+    assert "現在の学校区：朝日小学校区" in menu
+    left = await say(
+        bed,
+        ASAHI,
+        numbered(menu, "子ども安全情報の登録をやめる（メール配信の登録はそのまま残ります）"),
+    )
+    assert "登録を解除しました" in str(left["Subject"])
+    assert store.read_sync(mail_programs.memberships, ids[ASAHI]) == {}
+    row = store.read_sync(mail_store.load, ASAHI)
+    assert row is not None and row.stage == "registered" and row.answers
+    found = await store.read(receipts.for_subject, subject_hmac(bed.hmac_key, ASAHI))
+    assert [(r.reason, r.deleted) for r in found] == [
+        ("request", {"program": KODOMO, "membership": 1, "answers": 2})
+    ]
+
+    # The next alert reaches nobody by mail (the other guardian's district is not in it).
+    did = await alert_by_mail(store, bed, tid)
+    assert await store.read(mail_store.delivery_mail, did) == mail_store.DeliveryMail()
+    assert smtp_relay.take() == []
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("K1")
+async def test_a_mail_guardian_changes_districts_and_stops_everything(
+    store: Store, bed: Bed, smtp_relay: Relay
+) -> None:
+    await setup_program(store)
+    await bed.register(MINATO, ANSWERS)
+    await join(bed, MINATO, "西中学校区", "港小学校区")
+    subscriber = store.read_sync(mail_store.load, MINATO)
+    assert subscriber is not None
+    # Change: two districts from two junior-high districts, then 0; the question again.
+    menu = body_of(await say(bed, MINATO, "子ども安全情報"))
+    jh = body_of(await say(bed, MINATO, numbered(menu, "学校区・回答を変更する")))
+    el = body_of(await say(bed, MINATO, numbered(jh, "東中学校区")))
+    jh = body_of(
+        await say(bed, MINATO, f"{numbered(el, '朝日小学校区')} {numbered(el, '光小学校区')}")
+    )
+    el = body_of(await say(bed, MINATO, numbered(jh, "北中学校区")))
+    wrong = body_of(await say(bed, MINATO, "9"))
+    assert "1〜2 の番号" in wrong  # a number outside the list: asked again, nothing lost
+    jh = body_of(await say(bed, MINATO, numbered(el, "山手小学校区")))
+    assert "選択中の学校区：朝日小学校区、光小学校区、山手小学校区" in jh
+    question = body_of(await say(bed, MINATO, "0"))
+    await say(bed, MINATO, numbered(question, "地域の方"))
+    member = store.read_sync(mail_programs.memberships, subscriber.id)[KODOMO]
+    assert member.answers["kodomo_district"] == ("asahi", "hikari", "yamate")
+    assert member.answers["kodomo_relation"] == ("neighbour",)
+    # 停止 deletes the address with every membership and program answer.
+    await say(bed, MINATO, "停止")
+    assert store.read_sync(mail_store.load, MINATO) is None
+    left = store.read_sync(
+        lambda c: c.execute("SELECT count(*) FROM mail_program_answers").fetchone()[0]
+    )
+    assert left == 0
