@@ -11,6 +11,7 @@ simulator and the delivery sender (which freezes the mail recipients with the LI
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.message
 import re
 from collections.abc import Iterator
@@ -21,12 +22,14 @@ import pytest
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
 from kairand.mail.deliveries import MailDeliveries
-from kairand.programs import catalogue, service
+from kairand.programs import catalogue, expiry, service
 from kairand.retention.receipts import subject_hmac
+from kairand.retention.rules import Annual, boundary_in_year
 from kairand.segments.model import SegmentFilter
 from kairand.store import mail as mail_store
-from kairand.store import mail_programs, receipts
+from kairand.store import mail_programs, receipts, settings
 from kairand.store.database import Store
+from kairand.timeutil import JST
 from tests.integration.test_mail_channel import Bed, body_of, resident_mail
 from tests.support.delivery_harness import fast_config, run_sender, simulator
 from tests.support.mail_servers import Dovecot, Relay, dovecot, relay
@@ -199,3 +202,34 @@ async def test_a_mail_guardian_changes_districts_and_stops_everything(
         lambda c: c.execute("SELECT count(*) FROM mail_program_answers").fetchone()[0]
     )
     assert left == 0
+
+
+@pytest.mark.req("K2")
+@pytest.mark.req("K9")
+async def test_march_expiry_removes_the_mail_guardians_program_registration(
+    store: Store, bed: Bed
+) -> None:
+    await setup_program(store)
+    await bed.register(ASAHI, ANSWERS)
+    await join(bed, ASAHI, "東中学校区", "朝日小学校区")
+    subscriber = store.read_sync(mail_store.load, ASAHI)
+    assert subscriber is not None
+    boundary = boundary_in_year(Annual(), dt.datetime.now(JST).year + 1)
+    store.write_sync(settings.put, f"programs.{KODOMO}.expiry_last_run", boundary - 86400)
+    result = await expiry.run_once(
+        store, boundary + 60, hmac_key=bed.hmac_key, signing_key=bed.signing_key
+    )
+    assert result.expired[KODOMO] == 1
+    assert store.read_sync(mail_programs.memberships, subscriber.id) == {}
+    assert store.read_sync(mail_programs.member_counts, KODOMO) == 0
+    # The receipt holds an HMAC of the address, never the address.
+    (receipt,) = await store.read(receipts.for_subject, subject_hmac(bed.hmac_key, ASAHI))
+    assert receipt.reason == "annual_expiry" and receipt.deleted["program"] == KODOMO
+    assert ASAHI not in repr(receipt)
+    # The city's mail registration is untouched; a second run removes nothing more.
+    after = store.read_sync(mail_store.load, ASAHI)
+    assert after is not None and after.stage == "registered"
+    again = await expiry.run_once(
+        store, boundary + 120, hmac_key=bed.hmac_key, signing_key=bed.signing_key
+    )
+    assert not again.expired

@@ -30,8 +30,8 @@ from kairand.retention import rules as rules_mod
 from kairand.retention.notices import send_notices
 from kairand.retention.purge import record_deletion
 from kairand.runtime import LINE, STOPPING, STORE, TASKS
+from kairand.store import mail_programs, settings
 from kairand.store import programs as q
-from kairand.store import settings
 from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
@@ -74,6 +74,23 @@ def _expire_page(
             actor=ACTOR,
             action="program.annual_expiry",
             audit_detail={"program": program, **deleted},
+        )
+        done += 1
+    # Mail subscribers who joined the program (issue 17): the same rule, the receipt holding an
+    # HMAC of the address; the mail registration itself stays (its own annual rule).
+    for subscriber_id, address in mail_programs.consented_before(conn, program, boundary, PAGE):
+        deleted = mail_programs.leave(conn, subscriber_id, program)
+        record_deletion(
+            conn,
+            line_user_id=address,  # the subject: only its HMAC is stored
+            reason="annual_expiry",
+            deleted={"program": program, **deleted, "boundary": rules_mod.cycle_name(boundary)},
+            now=now,
+            hmac_key=hmac_key,
+            signing_key=signing_key,
+            actor=ACTOR,
+            action="program.annual_expiry",
+            audit_detail={"program": program, "channel": "mail", **deleted},
         )
         done += 1
     return done
