@@ -693,7 +693,9 @@ class ProgramOut(_Out):
     annual: bool
     """Annual registration (K2): destroyed at the end of March."""
     registered: str
-    """Registered subscribers, aggregate; below the small-cell threshold shown as "<N"."""
+    """Registered LINE subscribers, aggregate; below the small-cell threshold shown as "<N"."""
+    registered_mail: str = "0"
+    """Registered mail subscribers (issue 17), aggregate, small cells shown as "<N"."""
     districts: dict[str, str] = {}
     """Registered subscribers per school district (district name -> count or "<N")."""
     definition: dict[str, Any] = {}

@@ -9,8 +9,10 @@ import pytest
 from kairand.api.client import ApiClient
 from kairand.programs import catalogue
 from kairand.store import audit as audit_store
+from kairand.store import mail as mail_store
+from kairand.store import mail_programs
 from kairand.store import staff as staff_store
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 from tests.support.programs_support import FILLED, KODOMO, Q, populate, setup_program
 
 SEGMENT_IN = {"program": KODOMO, "conditions": [{"question": Q, "any_of": ["asahi"]}]}
@@ -200,3 +202,29 @@ async def test_program_definition_is_listed_and_its_consent_version_only_goes_up
     r = await adm.put(f"/v1/programs/{KODOMO}", {"definition": definition})
     assert r.status == 422 and r.body["code"] == "consent_version_lowered"
     assert r.body["field"] == "definition.consent_version"
+
+
+@pytest.mark.req("K9")
+async def test_program_list_counts_mail_members_apart_without_addresses(
+    api: ApiClient, store: Store
+) -> None:
+    await setup_program(store)
+    addresses = [f"guardian{i}@example.net" for i in range(12)]
+
+    def subscribe(conn: Connection) -> None:
+        for n, address in enumerate(addresses):
+            sid = mail_store.save(
+                conn, address, stage="registered", stop_token=f"token-{n:02d}-0123456789",
+                confirm_code=None, attempts=0, question=0, answers={}, now=1,
+            )  # fmt: skip
+            if n < 11:  # one has not joined the program
+                mail_programs.join(conn, sid, KODOMO, 1, 1)
+                mail_programs.set_answer(conn, sid, KODOMO, Q, ("asahi",))
+                mail_programs.mark_registered(conn, sid, KODOMO, 1)
+
+    store.write_sync(subscribe)
+    r = await api.as_user("aud").get("/v1/programs")
+    by_code = {p["code"]: p for p in r.body["items"]}
+    assert by_code["city"]["registered_mail"] == "12"
+    assert by_code[KODOMO]["registered_mail"] == "11"
+    assert not any(a in str(r.body) for a in addresses)

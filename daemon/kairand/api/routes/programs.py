@@ -33,6 +33,8 @@ from kairand.programs import templates as tpl
 from kairand.programs.model import DistrictCsvError, ProgramDefinition
 from kairand.programs.scope import ScopeError
 from kairand.segments.model import SegmentError
+from kairand.store import mail as mail_store
+from kairand.store import mail_programs
 from kairand.store import programs as q
 
 T = TypeVar("T")
@@ -72,11 +74,14 @@ async def programs_list(request: web.Request) -> web.Response:
     for row in await store.read(q.list_programs):
         if row.is_default:
             count = await store.read(q.default_counts)
+            by_mail = (await store.read(mail_store.stage_counts)).get("registered", 0)
             items.append(schema.ProgramOut(code=row.code, name=row.name, is_default=True,
-                                           annual=False, registered=_small(count, k)))  # fmt: skip
+                                           annual=False, registered=_small(count, k),
+                                           registered_mail=_small(by_mail, k)))  # fmt: skip
             continue
         definition = ProgramDefinition.model_validate(row.definition)
         registered, _ = await store.read(q.member_counts, row.code)
+        by_mail = await store.read(mail_programs.member_counts, row.code)
         per: dict[str, str] = {}
         if definition.district_question:
             counts = await store.read(q.answer_counts, row.code, definition.district_question)
@@ -89,6 +94,7 @@ async def programs_list(request: web.Request) -> web.Response:
                 is_default=False,
                 annual=definition.annual is not None,
                 registered=_small(registered, k),
+                registered_mail=_small(by_mail, k),
                 districts=per,
                 definition=definition.model_dump(mode="json"),
             )
