@@ -18,6 +18,7 @@ from kairand.config import Config
 from kairand.delivery.sender import Sender
 from kairand.keys import secrets
 from kairand.keys.backends import SERVICE
+from kairand.programs import service
 from kairand.segments.model import SegmentFilter
 from kairand.simulator import mailbed
 from kairand.simulator.mail_residents import MailTown, choose, demo_guardians
@@ -29,6 +30,7 @@ from tests.support.delivery_harness import simulator as line_simulator
 from tests.support.mail_servers import Dovecot, dovecot
 from tests.support.mail_settings import AUTHSERV, REGISTRATION
 from tests.support.ports import free_port
+from tests.support.programs_support import FILLED, KINDERGARTEN, setup_program
 
 BOUSAI = SegmentFilter.model_validate(
     {"conditions": [{"question": "topics", "any_of": ["bousai"]}]}
@@ -102,3 +104,41 @@ async def test_mail_residents_register_receive_once_and_stop(
     finally:
         await asyncio.to_thread(stack.close)
     assert "@" not in await asyncio.to_thread(town.status_text)
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("K1")
+async def test_mail_guardians_join_the_program_and_the_alert_reaches_its_district_once(
+    config: Config, store: Store, mailbox: Dovecot
+) -> None:
+    await asyncio.to_thread(
+        keyring.set_password, SERVICE, secrets.MAIL_IMAP_PASSWORD, mailbed.PASSWORD
+    )
+    tid = await setup_program(store)
+    populate(store, 9)
+    guardians = demo_guardians()
+    town = MailTown(mailbox, guardians, registration=REGISTRATION, authserv=AUTHSERV)
+    stack = contextlib.ExitStack()
+    smtp = await asyncio.to_thread(
+        stack.enter_context, mailbed.relay(free_port(), on_message=town.on_message)
+    )
+    stack.callback(town.close)
+    try:
+        async with mail_running(enabled(config, mailbox, smtp.port), store):
+            await asyncio.to_thread(town.start)
+            settled = await asyncio.to_thread(town.wait, town.settled, 90)
+            assert settled and town.joined() == 2, await asyncio.to_thread(town.status_text)
+            sent = await service.send_alert(store, "yamada", tid, "tanpopo", KINDERGARTEN, FILLED)
+            async with line_simulator(9) as line:
+                sender = Sender(store, line.api, fast_config())
+                await run_sender(sender, store=store, delivery_ids=(sent.delivery_id,))
+            await wait_mail(store, sent.delivery_id, 1)
+            got = await asyncio.to_thread(town.wait, lambda: town.alerts()[0] >= 1, 30)
+            assert got, await asyncio.to_thread(town.status_text)
+            # 朝日小学校区's guardian once; 港小学校区's guardian (outside the alert) not.
+            assert await asyncio.to_thread(town.alerts) == (1, 0)
+            assert {a for a, g in town.guardians.items() if g.alerts} == {"hogosha3@example.net"}
+            mail = await store.read(mail_store.delivery_mail, sent.delivery_id)
+            assert (mail.recipients, mail.sent) == (1, 1)
+    finally:
+        await asyncio.to_thread(stack.close)

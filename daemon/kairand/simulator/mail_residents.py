@@ -45,14 +45,31 @@ class Guardian:
     """new -> confirming -> asking -> registered -> stopped."""
     alerts: Counter[str] = field(default_factory=Counter)
     """Message-ID -> copies received (a second copy would be a duplicate)."""
+    program: str = ""
+    """A program this person joins by mail once registered (e.g. 子ども安全情報), choosing
+    the school districts among their likes."""
+    joined: bool = False
+
+
+CHILD_SAFETY = "子ども安全情報"
 
 
 def demo_guardians() -> list[Guardian]:
-    """Four guardians with the areas and topics of the demo's sample deliveries."""
+    """Four guardians with the areas and topics of the demo's sample deliveries; two of them
+    also join 子ども安全情報 by mail, one in 朝日小学校区 (in the demo alert's districts), one
+    in 港小学校区 (not)."""
     return [
         Guardian("hogosha1@example.net", frozenset({"本町", "防災・防犯", "子育て", "女性"})),
-        Guardian("hogosha2@example.net", frozenset({"駅前", "子育て", "男性"})),
-        Guardian("hogosha3@example.net", frozenset({"旭", "防災・防犯", "女性"})),
+        Guardian(
+            "hogosha2@example.net",
+            frozenset({"駅前", "子育て", "男性", "西中学校区", "港小学校区", "保護者"}),
+            program=CHILD_SAFETY,
+        ),
+        Guardian(
+            "hogosha3@example.net",
+            frozenset({"旭", "防災・防犯", "女性", "東中学校区", "朝日小学校区", "保護者"}),
+            program=CHILD_SAFETY,
+        ),
         Guardian("hogosha4@example.net", frozenset({"北町", "イベント"})),
     ]
 
@@ -133,6 +150,18 @@ class MailTown:
             )
         return total, duplicates
 
+    def settled(self) -> bool:
+        """Every guardian registered, and each who wants a program has joined it."""
+        with self._lock:
+            return all(
+                g.stage == "registered" and (g.joined or not g.program)
+                for g in self.guardians.values()
+            )
+
+    def joined(self) -> int:
+        with self._lock:
+            return sum(1 for g in self.guardians.values() if g.joined)
+
     def wait(self, predicate: object, timeout: float) -> bool:
         with self.changed:
             return self.changed.wait_for(predicate, timeout)  # type: ignore[arg-type]
@@ -161,6 +190,7 @@ class MailTown:
         subject = str(msg.get("Subject", ""))
         body = _text(msg)
         reply: str | None = None
+        fresh: str | None = None
         with self.changed:
             if msg.get("List-Unsubscribe"):
                 guardian.alerts[str(msg.get("Message-ID", ""))] += 1
@@ -171,11 +201,29 @@ class MailTown:
                 reply = choose(body, guardian.likes, self.rng)
             elif subject.startswith("【登録完了】"):
                 guardian.stage = "registered"
+                fresh = guardian.program or None  # then join the program by its name
+            elif guardian.program and subject.startswith(f"【{guardian.program}】"):
+                reply = self._program_reply(guardian, subject, body)
             elif subject.startswith("【配信停止】"):
                 guardian.stage = "stopped"
             self.changed.notify_all()
         if reply is not None:
             self._send(guardian, f"Re: {subject}", reply, in_reply_to=str(msg["Message-ID"]))
+        if fresh is not None:
+            self._send(guardian, "", fresh)
+
+    def _program_reply(self, guardian: Guardian, subject: str, body: str) -> str | None:
+        """The program's dialogue (kairand.mail.programs) as a person answers it: agree, pick
+        the junior-high and elementary districts they like, finish, answer the question."""
+        if "利用目的" in subject:
+            return "1"
+        if "中学校区" in subject:
+            return "0" if "選択を終える場合" in body else choose(body, guardian.likes, self.rng)
+        if "小学校区" in subject or "質問" in subject:
+            return choose(body, guardian.likes, self.rng)
+        if "登録が完了" in subject:
+            guardian.joined = True
+        return None
 
     def _send(self, guardian: Guardian, subject: str, body: str, in_reply_to: str = "") -> None:
         """Store a mail from GUARDIAN in the registration mailbox, as the city's server does."""
