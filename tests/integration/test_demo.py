@@ -61,8 +61,14 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
         r"「防災訓練のお知らせ」：配信済み（配信対象 \d+ 人、送信済み \d+ 人、うちメール 2 人）",
         out,
     )
+    # Two mail guardians joined 子ども安全情報 by mail; the newcomer's alert reaches the one
+    # in 朝日小学校区 by mail (the other chose 港小学校区): 4 sample mails + 1 alert.
+    assert re.search(
+        r"「【緊急】不審者情報」：配信済み（配信対象 \d+ 人、送信済み \d+ 人、うちメール 1 人）",
+        out,
+    ), out
     assert (
-        "メールの住民 4 人：登録済み 3 人・配信停止 1 人・受け取ったお知らせ 4 通（重複 0 通）"
+        "メールの住民 4 人：登録済み 3 人・配信停止 1 人・受け取ったお知らせ 5 通（重複 0 通）"
         in out
     )
     assert "@" not in out
