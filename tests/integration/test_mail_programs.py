@@ -13,7 +13,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.message
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,23 +27,26 @@ import pytest
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
 from kairand.mail.deliveries import MailDeliveries
+from kairand.mail.sender import MailSender
 from kairand.programs import catalogue, expiry, service
 from kairand.retention.receipts import subject_hmac
 from kairand.retention.rules import Annual, boundary_in_year
 from kairand.segments.model import SegmentFilter
 from kairand.store import mail as mail_store
 from kairand.store import mail_programs, receipts, settings
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
 from tests.integration.test_mail_channel import Bed, body_of, resident_mail
 from tests.support.delivery_harness import fast_config, run_sender, simulator
 from tests.support.mail_servers import Dovecot, Relay, dovecot, relay
+from tests.support.mail_settings import settings_for
 from tests.support.programs_support import FILLED, KINDERGARTEN, populate, setup_program
 
 ASAHI = "asahi.oya@example.net"  # 朝日小学校区 (東中学校区): inside たんぽぽこども園's districts
 MINATO = "minato.oya@example.net"  # 港小学校区 (西中学校区): outside
 ANSWERS = ["1985", "2", "3", "1 4"]  # the city survey
 KODOMO = catalogue.CHILD_SAFETY_CODE
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -233,3 +241,69 @@ async def test_march_expiry_removes_the_mail_guardians_program_registration(
         store, boundary + 120, hmac_key=bed.hmac_key, signing_key=bed.signing_key
     )
     assert not again.expired
+
+
+def member_by_mail(store: Store, address: str, district: str) -> int:
+    """A mail subscriber registered in 子ども安全情報 for DISTRICT (the dialogue that gets
+    there is tested above)."""
+
+    def tx(conn: Connection) -> int:
+        sid = mail_store.save(
+            conn, address, stage="registered", stop_token=f"stop-{district}-0123456789abcdef",
+            confirm_code=None, attempts=0, question=0, answers={}, now=1,
+        )  # fmt: skip
+        mail_programs.join(conn, sid, KODOMO, 1, 1)
+        mail_programs.set_answer(conn, sid, KODOMO, "kodomo_district", (district,))
+        mail_programs.mark_registered(conn, sid, KODOMO, 1)
+        return sid
+
+    return store.write_sync(tx)
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("K1")
+@pytest.mark.allow_blocking
+async def test_mail_worker_killed_mid_alert_sends_each_guardian_once(
+    dev_setup: Path, store: Store, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    """The urgent program alert's mail worker, in its own process, is SIGKILLed while the relay
+    holds the first guardian's message: after the restart that send is 'unconfirmed' (never
+    resent) and the other guardian gets the alert: one mail each."""
+    tid = await setup_program(store)
+    member_by_mail(store, ASAHI, "asahi")
+    member_by_mail(store, "hikari.oya@example.net", "hikari")
+    member_by_mail(store, MINATO, "minato")  # outside the alert's districts
+    sent = await service.send_alert(store, "yamada", tid, "tanpopo", KINDERGARTEN, FILLED)
+    did = sent.delivery_id
+    async with simulator(6) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+    assert (await store.read(mail_store.delivery_mail, did)).recipients == 2
+    hold = threading.Event()
+    smtp_relay.hold = hold
+    env = {**os.environ, "PYTHONPATH": f"{REPO}/daemon:{REPO}"}
+    child = subprocess.Popen(  # noqa: ASYNC220 - killed below; waited with a deadline
+        [sys.executable, "-m", "tests.support.mail_child", str(dev_setup),
+         str(smtp_relay.port), "deliveries"],
+        cwd=REPO, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        got = await asyncio.to_thread(smtp_relay.received.wait, 60)
+        assert got, "the child never reached the relay"
+        os.killpg(child.pid, signal.SIGKILL)
+        await asyncio.to_thread(child.wait, 10)
+    finally:
+        hold.set()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    (first,) = smtp_relay.take()
+    smtp_relay.hold = None
+    sender = MailSender(store, settings_for(smtp_relay.port, mailbox.port), None)
+    assert await sender.recover() == 1
+    worker = MailDeliveries(store, sender)
+    assert await worker.step() is True
+    assert await worker.step() is False
+    (second,) = smtp_relay.take()
+    assert {first["To"], second["To"]} == {ASAHI, "hikari.oya@example.net"}
+    assert await store.read(mail_store.send_states, did) == {"unconfirmed": 1, "sent": 1}
