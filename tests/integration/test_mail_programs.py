@@ -307,3 +307,27 @@ async def test_mail_worker_killed_mid_alert_sends_each_guardian_once(
     (second,) = smtp_relay.take()
     assert {first["To"], second["To"]} == {ASAHI, "hikari.oya@example.net"}
     assert await store.read(mail_store.send_states, did) == {"unconfirmed": 1, "sent": 1}
+
+
+@pytest.mark.req("K1")
+@pytest.mark.req("K9")
+async def test_a_new_consent_version_suspends_mail_members_until_they_agree(
+    store: Store, bed: Bed
+) -> None:
+    await setup_program(store)
+    member_by_mail(store, ASAHI, "asahi")
+    segment = SegmentFilter.model_validate(
+        {"program": KODOMO, "conditions": [{"question": "kodomo_district", "any_of": ["asahi"]}]}
+    )
+    survey = store.read_sync(service.survey_for, KODOMO)
+    assert survey is not None
+    assert (await audience.channel_counts(store, segment, survey)).mail == 1
+    newer = catalogue.child_safety().model_copy(update={"consent_version": 2})
+    await service.put_program(store, "admin", KODOMO, newer)
+    assert (await audience.channel_counts(store, segment, survey)).mail == 0
+    # Writing the program's name shows the new notice; 1 restores it with its districts.
+    offer = await say(bed, ASAHI, "子ども安全情報")
+    assert "改めて同意" in body_of(offer)
+    restored = await say(bed, ASAHI, "1")
+    assert "配信を再開しました" in str(restored["Subject"])
+    assert (await audience.channel_counts(store, segment, survey)).mail == 1
