@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.message
+import io
 import os
 import re
 import signal
@@ -26,6 +27,7 @@ import pytest
 
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
+from kairand.logs import MAIL_ADDRESS_RE, setup_logging
 from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.sender import MailSender
 from kairand.programs import catalogue, expiry, service
@@ -59,6 +61,14 @@ def mailbox(short_tmp: Path) -> Iterator[Dovecot]:
 def smtp_relay() -> Iterator[Relay]:
     with relay() as server:
         yield server
+
+
+@pytest.fixture
+def log_text() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    setup_logging("debug", stream=stream, with_time=False)
+    yield stream
+    setup_logging("info")
 
 
 @pytest.fixture
@@ -112,7 +122,7 @@ async def alert_by_mail(store: Store, bed: Bed, tid: int) -> int:
 @pytest.mark.req("K1")
 @pytest.mark.req("S8")
 async def test_a_mail_guardian_joins_the_program_gets_its_alert_once_and_leaves(
-    store: Store, bed: Bed, smtp_relay: Relay
+    store: Store, bed: Bed, smtp_relay: Relay, log_text: io.StringIO
 ) -> None:
     tid = await setup_program(store)
     populate(store, 40)  # LINE guardians too: the alert goes on both channels
@@ -174,6 +184,11 @@ async def test_a_mail_guardian_joins_the_program_gets_its_alert_once_and_leaves(
     did = await alert_by_mail(store, bed, tid)
     assert await store.read(mail_store.delivery_mail, did) == mail_store.DeliveryMail()
     assert smtp_relay.take() == []
+    # No address in any log line of the whole exchange.
+    logs = log_text.getvalue()
+    assert "mail.intake.polled" in logs  # the exchange was logged (counts only)
+    assert ASAHI not in logs and MINATO not in logs
+    assert MAIL_ADDRESS_RE.search(logs) is None
 
 
 @pytest.mark.req("K9")
