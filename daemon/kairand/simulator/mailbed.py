@@ -38,7 +38,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+def dovecot_binary() -> str:
+    """Looked up when needed, not at import (an import inside an event loop must not block)."""
+    return shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+
 USER = "kairan-reg"
 PASSWORD = "imap-test-password"  # noqa: S105 - the loopback test bed's mailbox, not a secret
 
@@ -115,7 +120,7 @@ PR_SET_PDEATHSIG = 1
 
 def available() -> bool:
     """Whether dovecot is installed (Debian: dovecot-imapd)."""
-    return os.access(DOVECOT, os.X_OK)
+    return os.access(dovecot_binary(), os.X_OK)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -198,7 +203,7 @@ service imap-login {{
         encoding="utf-8",
     )
     process = subprocess.Popen(
-        [DOVECOT, "-F", "-c", str(conf)],
+        [dovecot_binary(), "-F", "-c", str(conf)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from kairand import demo
 from kairand.api.app import serve
 from kairand.api.client import ApiClient, connect
 from kairand.config import Config
@@ -22,6 +23,7 @@ from kairand.line.client import line_api
 from kairand.reservations import calendar, notices, service
 from kairand.reservations.model import Catalogue, example_service
 from kairand.runtime import LINE, STOPPING, STORE
+from kairand.simulator import booking as sim_booking
 from kairand.store import audit as audit_store
 from kairand.store import reservations as rstore
 from kairand.store import residents
@@ -285,9 +287,6 @@ def _line_booking(conn: Connection, user: str, slot: str, now: int) -> int:
 async def test_the_demo_has_past_visits_with_no_shows(api: ApiClient, store: Store) -> None:
     """The demo's last four weeks at the window: the simulator's residents, marked 来庁 or
     不来庁 as its booking model says, so the desk and the statistics have no-shows to show."""
-    from kairand import demo
-    from kairand.simulator import booking as sim_booking
-
     store.write_sync(service.save_catalogue, Catalogue(services=(example_service(),)), "t", 0)
     counter = api.as_user("ctr")
     seeded = await demo.seed_past_visits(counter, "hoiku")
