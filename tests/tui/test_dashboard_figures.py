@@ -14,7 +14,12 @@ from tests.support.tui_helpers import wait_until
 
 
 def _text(app, selector: str) -> str:
-    content = app.screen.query_one(selector, Static).content
+    """The text of SELECTOR on the current screen ("" while it is not there: the dashboard
+    builds its cards after its first load)."""
+    found = app.screen.query(selector)
+    if not found:
+        return ""
+    content = found.first(Static).content
     if isinstance(content, str | Text):
         return str(content)
     console = Console(file=io.StringIO(), width=200)
@@ -29,7 +34,6 @@ async def test_each_dashboard_figure_says_what_it_counts(app_for) -> None:
     friends."""
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.me is not None and app.screen.query("#stat-today"))
         await wait_until(pilot, lambda: "1 件（210 通）" in _text(app, "#stat-today .stat-value"))
         notes = app.screen.query_one("#stat-notes", WrappedText).text
         assert "友だち＝ブロックした方を除く人数" in notes
