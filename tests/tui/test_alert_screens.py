@@ -5,7 +5,7 @@ the guardian's consent is refused with the reason (K7); template approval from t
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Input, SelectionList
+from textual.widgets import DataTable, Input, SelectionList
 
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.screens.alert import AlertScreen, parse_consent_time
@@ -110,6 +110,25 @@ async def test_programs_screen_approves_a_template(app_for, fake, monkeypatch) -
         )
         statuses = fake.call(lambda: [t["status"] for t in fake.state.programs["templates"]])
         assert statuses == ["approved", "approved"]
+
+
+@pytest.mark.req("K9")
+async def test_programs_screen_counts_mail_members_apart(app_for, fake) -> None:
+    """Issue 17: members by mail are a count of their own beside LINE's (never an address);
+    a program without them keeps its single 合計 row."""
+    fake.call(lambda: fake.state.programs.__setitem__("registered_mail", "12"))
+    app = app_for("ito")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: app.me is not None)
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
+        table = app.screen.query_one("#programs-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count > 0)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert ["市政情報", "合計", "5,204"] in rows
+        assert ["子ども安全情報（年度登録）", "LINE", "903"] in rows
+        assert ["", "メール", "12"] in rows
+        assert len(app.screen.program_rows) == table.row_count
 
 
 async def test_approver_sends_an_all_clear(app_for, fake) -> None:

@@ -109,8 +109,14 @@ class ProgramsScreen(KairanScreen):
         self.programs, self.program_rows = programs.items, []
         self.institutions, self.districts = institutions.items, districts.items
         for p in programs.items:
-            table.add_row(p.name + ("（年度登録）" if p.annual else ""), "合計", p.registered)
-            self.program_rows.append(p.code)
+            name = p.name + ("（年度登録）" if p.annual else "")
+            if p.registered_mail == "0":
+                table.add_row(name, "合計", p.registered)
+                self.program_rows.append(p.code)
+            else:  # issue 17: members by mail are counted apart (the districts are LINE's)
+                table.add_row(name, "LINE", p.registered)
+                table.add_row("", "メール", p.registered_mail)
+                self.program_rows += [p.code, p.code]
             for district, count in p.districts.items():
                 table.add_row("", district, count)
                 self.program_rows.append(p.code)
