@@ -234,11 +234,15 @@ def texts_confirm(survey: SurveyDefinition, code: str, retry: bool = False) -> R
 
 
 def _question_reply(survey: SurveyDefinition, index: int, error: str | None = None) -> Reply:
-    question = survey.questions[index]
     total = len(survey.questions)
-    lines = []
-    if error:
-        lines += [error, ""]
+    body = question_body(survey.questions[index], index, total, error)
+    return Reply(QUESTION_SUBJECT.format(n=index + 1, total=total), body)
+
+
+def question_body(question: Question, index: int, total: int, error: str | None = None) -> str:
+    """One question as a mail asks it (the city survey's and a program's alike): its text,
+    why it is asked, numbered options or the year format, and how to reply."""
+    lines = [error, ""] if error else []
     lines += [
         f"【質問 {index + 1}/{total}】{question.title}",
         question.text,
@@ -256,7 +260,7 @@ def _question_reply(survey: SurveyDefinition, index: int, error: str | None = No
         if question.allow_skip:
             lines.append(f"回答しない場合は「{SKIP_NUMBER}」と返信してください。")
     lines += ["", FOOTER]
-    return Reply(QUESTION_SUBJECT.format(n=index + 1, total=total), "\n".join(lines))
+    return "\n".join(lines)
 
 
 # Resident-facing texts (Japanese, polite city-office style).

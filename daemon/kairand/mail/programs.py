@@ -26,13 +26,11 @@ from typing import Any
 from kairand.conversation.survey import Question
 from kairand.mail.dialogue import (
     FOOTER,
-    HOW_CHOICE,
     HOW_MULTI,
-    HOW_YEAR,
-    HOW_YEAR_MONTH,
     SKIP_NUMBER,
     Reply,
     parse_answer,
+    question_body,
 )
 from kairand.programs.dialogue import (
     Join,
@@ -157,27 +155,9 @@ class _Dialogue:
         return [d for d in self.districts if d.junior_high == jh]
 
     def q_reply(self, index: int, error: str = "") -> Reply:
-        question = self.d.questions[index]
         total = len(self.d.questions)
-        lines = [error, ""] if error else []
-        lines += [
-            f"【質問 {index + 1}/{total}】{question.title}",
-            question.text,
-            f"（お伺いする理由：{question.purpose}）",
-            "",
-        ]
-        if question.kind in ("choice", "multi"):
-            lines += [f"{n}. {o.label}" for n, o in enumerate(question.options, start=1)]
-            if question.allow_skip:
-                lines.append(f"{SKIP_NUMBER}. 回答しない")
-            lines += ["", HOW_CHOICE if question.kind == "choice" else HOW_MULTI]
-        else:
-            how = HOW_YEAR if question.kind == "year" else HOW_YEAR_MONTH
-            lines.append(how.format(min=question.min_year, max=question.max_year))
-            if question.allow_skip:
-                lines.append(f"回答しない場合は「{SKIP_NUMBER}」と返信してください。")
-        lines += ["", FOOTER]
-        return Reply(self.subject(f"質問 {index + 1}/{total}"), "\n".join(lines))
+        body = question_body(self.d.questions[index], index, total, error)
+        return Reply(self.subject(f"質問 {index + 1}/{total}"), body)
 
     def menu(self) -> Outcome:
         assert self.member is not None
