@@ -14,6 +14,7 @@ import contextlib
 import getpass
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -262,14 +263,25 @@ async def post_via_relay(port: int, ctx: ssl.SSLContext, body: bytes, signature:
 def running_tunnel(env: dict[str, str]) -> Iterator[subprocess.Popen]:
     """provisioning/kairan-tunnel, exactly as kairan-tunnel.service runs it."""
     proc = subprocess.Popen(
-        ["bash", str(TUNNEL)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ["bash", str(TUNNEL)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: ssh goes with it, as in its unit
     )
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=10)
+        # systemd stops the unit's whole control group; do the same (bash defers a TERM
+        # until its foreground ssh exits, which under load took longer than the wait).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
 
