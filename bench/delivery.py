@@ -365,12 +365,13 @@ def run(
     times = sorted(t for t, _ in stamps)
     k1, k2 = len(times) // 10, len(times) - 1 - len(times) // 10
     steady = (k2 - k1) / (times[k2] - times[k1]) if times[k2] > times[k1] else float("nan")
-    # The busiest 1-second window (sliding, starting at each accepted request): a burst
-    # above LINE's bound cannot hide in the average.
-    busiest = busiest_window(times)
-    # The same before the simulated latency (what the sender's pacing controls: a 100 ms
-    # spread of latencies alone can move a few requests into a neighbouring second).
-    busiest_sent = busiest_window(sorted(report["arrivals"])) if not mixed_seconds else 0
+    # The busiest 1-second window (sliding, starting at each request): a burst above LINE's
+    # bound cannot hide in the average. Headline: where the simulator (a separate process,
+    # its own clock) reads each request, before the latency it then simulates; that is what
+    # the daemon sends. After the simulated 50-150 ms latency, the spread alone moves requests
+    # between seconds; the anchor below shows how much for a flawless sender.
+    busiest_after = busiest_window(times)
+    busiest = busiest_window(sorted(report["arrivals"])) if not mixed_seconds else 0
     # Anchor: perfectly even sends at the bound through the same 50-150 ms latency (seeded):
     # the busiest window a flawless sender would show here (about 207-210 for 2,000 requests).
     bound = config.delivery.multicast_rate_per_second
@@ -387,7 +388,7 @@ def run(
         "ratio": rate / config.delivery.multicast_rate_per_second,
         "steady_ratio": steady / config.delivery.multicast_rate_per_second,
         "max_window_ratio": busiest / config.delivery.multicast_rate_per_second,
-        "max_window_ratio_at_send": busiest_sent / config.delivery.multicast_rate_per_second,
+        "max_window_ratio_after_latency": busiest_after / bound,
         "max_window_ratio_ideal": busiest_ideal / bound,
         "recipients_per_s": recipients_per_s,
         "rss_mb": peak,
@@ -417,9 +418,9 @@ def run(
         f"  requests {report['requests']} (accepted {accepted})"
         f"  {rate:6.1f} req/s = {result['ratio']:.3f} of the {bound:.0f}/s bound"
         f" (steady middle 80 %: {result['steady_ratio']:.3f};"
-        f" busiest 1-s window {busiest} = {result['max_window_ratio']:.3f} of the bound,"
-        f" before the simulated latency {busiest_sent}; a perfectly even sender"
-        f" {busiest_ideal})"
+        f" busiest 1-s window as received {busiest} = {result['max_window_ratio']:.3f}"
+        f" of the bound, after the simulated latency {busiest_after}; a perfectly even"
+        f" sender at the bound after the same latency {busiest_ideal})"
         f"  {result['recipients_per_s']:,.0f} recipients/s  daemon peak RSS {peak:.1f} MB"
         f"  (wall {elapsed:.1f} s incl. start-up and freezing; CPU s: daemon {cpu_daemon:.1f},"
         f" simulator {cpu_sim:.1f})",
@@ -458,7 +459,7 @@ def main() -> int:
         tag = "1m" if n == 1_000_000 else "100k"
         print(
             f"BENCH delivery_mixed ratio_{tag}={loaded['ratio']:.3f}"
-            f" max_window_ratio={loaded['max_window_ratio']:.3f}"
+            f" max_window_ratio_after_latency={loaded['max_window_ratio_after_latency']:.3f}"
             f" events_per_s={loaded['events_per_s']:.0f} ack_p99_ms={loaded['ack_p99_ms']:.1f}"
             f" ack_p99_ms_during={loaded['ack_p99_ms_during']:.1f}"
             f" api_p99_ms={loaded['api_p99_ms']:.1f}"
@@ -477,7 +478,7 @@ def main() -> int:
             f"BENCH delivery_{tag} ratio={whole['ratio']:.3f}"
             f" steady_ratio={whole['steady_ratio']:.3f}"
             f" max_window_ratio={whole['max_window_ratio']:.3f}"
-            f" max_window_ratio_at_send={whole['max_window_ratio_at_send']:.3f}"
+            f" max_window_ratio_after_latency={whole['max_window_ratio_after_latency']:.3f}"
             f" max_window_ratio_ideal={whole['max_window_ratio_ideal']:.3f}"
             f" rss_mb={whole['rss_mb']:.1f}"
             f" cpu_s={whole['cpu_daemon_s']:.1f} ratio_sender_only={alone['ratio']:.3f}"
@@ -511,7 +512,8 @@ def main() -> int:
         f"recipients_per_s_100k={small['recipients_per_s']:.0f}",
         f"rss_mb_100k={small['rss_mb']:.1f}",
         f"max_window_ratio_100k={small['max_window_ratio']:.3f}",
-        f"max_window_ratio_at_send_100k={small['max_window_ratio_at_send']:.3f}",
+        "max_window_ratio_after_latency_100k="
+        f"{small['max_window_ratio_after_latency']:.3f}",
     ]
     if big is not None:
         fields += [
@@ -520,8 +522,8 @@ def main() -> int:
             f"recipients_per_s_1m={big['recipients_per_s']:.0f}",
             f"rss_mb_1m={big['rss_mb']:.1f}",
             f"max_window_ratio={max(small['max_window_ratio'], big['max_window_ratio']):.3f}",
-            "max_window_ratio_at_send="
-            f"{max(small['max_window_ratio_at_send'], big['max_window_ratio_at_send']):.3f}",
+            "max_window_ratio_after_latency="
+            f"{max(small['max_window_ratio_after_latency'], big['max_window_ratio_after_latency']):.3f}",
             f"max_window_ratio_ideal_1m={big['max_window_ratio_ideal']:.3f}",
             f"cpu_s_1m={big['cpu_daemon_s']:.1f}",
         ]

@@ -97,10 +97,12 @@ class Sender:
         self.media = media or MediaSection()
         self.clock = clock
         self.rng = rng or random.Random()
-        # Never more than the per-second rate in any sliding second, with 5 ms to spare for
-        # the scheduling between this clock and the request on the wire (kairand.delivery.
-        # ratelimit).
-        self.limiter = TokenBucket(config.multicast_rate_per_second, window=1.0, guard=0.005)
+        # Never more than the per-second rate in any sliding second where LINE receives the
+        # requests, with delivery.pacing_guard_seconds to spare for the varying delay between
+        # this clock and LINE reading the request (kairand.delivery.ratelimit).
+        self.limiter = TokenBucket(
+            config.multicast_rate_per_second, window=1.0, guard=config.pacing_guard_seconds
+        )
         self.wake = wake or asyncio.Event()
         """Set by whoever made a delivery due now (kairand.runtime.DELIVERY_WAKE)."""
         self.idle_waits = 0
