@@ -29,7 +29,8 @@ from escpos import printer as escpos_printer
 from escpos.escpos import Escpos
 from PIL import Image
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")  # the TUI may not import kairand.timeutil
+from kairan_tui.labels import JST
+
 KANJI_ON = b"\x1c\x26"
 KANJI_OFF = b"\x1c\x2e"
 QR_SCALE = 6

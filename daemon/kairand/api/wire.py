@@ -1,12 +1,26 @@
 """A delivery on the wire: the one place that maps kairand.delivery.service.DeliveryView to the
-API schema (list rows, the detail page, server-sent progress events)."""
+API schema (list rows, the detail page, server-sent progress events), a delivery service's
+refusal (DeliveryError) to its problem, and the dashboard's counters. Route modules share
+these through here: a route module imports no other route module."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from kairand.api import schema
+from kairand.api.http import dotted, japan_today
+from kairand.api.problems import ApiProblem
+from kairand.delivery.errors import DeliveryError, InvalidContent, OutOfScope
 from kairand.delivery.messages import urls_of
 from kairand.delivery.policy import can_self_approve
 from kairand.delivery.service import DeliveryView
+from kairand.store import stats as stats_store
+from kairand.store.database import Store
+from kairand.timeutil import JST
+
+T = TypeVar("T")
 
 
 def _mail(view: DeliveryView) -> schema.MailTally | None:
@@ -82,4 +96,44 @@ def event_of(view: DeliveryView) -> schema.DeliveryEvent:
         status=view.status.value,
         **_totals(view),  # type: ignore[arg-type]
         progress=view.progress,
+    )
+
+
+async def service_call(awaitable: Awaitable[T]) -> T:
+    """Await a delivery service call; its refusals become problems naming what went wrong."""
+    try:
+        return await awaitable
+    except DeliveryError as exc:
+        raise problem_of(exc) from None
+
+
+def problem_of(exc: DeliveryError) -> ApiProblem:
+    code, message = exc.code, exc.message_ja
+    if code == "not_found":
+        return ApiProblem("not-found", message, code=code, field="id")
+    if code == "no_recipients":
+        return ApiProblem("validation", message, field="segment", code=code)
+    if code == "confidentiality_refused":
+        return ApiProblem("validation", message, field="confidentiality", code=code)
+    if isinstance(exc, InvalidContent):
+        return ApiProblem("validation", message, field=dotted(exc.field), code=code)
+    if isinstance(exc, OutOfScope):  # K8: outside the author's institutions' districts
+        return ApiProblem("forbidden", message, field=dotted(exc.field), code=exc.reason)
+    if code == "test_send_failed":
+        return ApiProblem("line-unavailable", message, code=code)
+    return ApiProblem("conflict", message, code=code)
+
+
+async def dashboard_counters(store: Store) -> schema.DashboardCounters:
+    """Today's figures on the dashboard (and in its server-sent events)."""
+    today = japan_today()
+    start = int(dt.datetime.combine(today, dt.time(), JST).timestamp())
+    c = await store.read(stats_store.counters, start, today.isoformat())
+    return schema.DashboardCounters(
+        friends=c.friends,
+        registered=c.registered,
+        deliveries_today=c.deliveries_today,
+        messages_sent_today=c.messages_sent_today,
+        active_deliveries=c.active_deliveries,
+        pending_approval=c.pending_approval,
     )

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 WRITING_ACTIONS = ("delivery.create", "delivery.update")
 """Audit actions (written by kairand.delivery.service) that make someone a delivery's writer."""
 
+SERIES_WRITING_ACTIONS = ("series.create", "series.update")
+"""Audit actions (written by kairand.delivery.series) that make someone a series' writer. A
+series has no self-approval threshold: its writers never approve it."""
+
 
 def writers(author: str, editors: Iterable[str]) -> frozenset[str]:
     """The author and everyone who edited the content."""

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from kairand.audit.chain import AuditEntry
 from kairand.config import RecurringSection
-from kairand.delivery import service
+from kairand.delivery import policy, service
 from kairand.delivery.errors import DeliveryError, InvalidContent, InvalidTransition
 from kairand.delivery.messages import media_of, parse_item
 from kairand.delivery.model import DeliveryContent
@@ -167,10 +167,14 @@ async def approve(
     media_public: bool = True,
     now: float | None = None,
 ) -> None:
-    """Approve the whole series: the rule, its content and every future occurrence."""
+    """Approve the whole series: the rule, its content and every future occurrence. Four eyes:
+    its author and anyone who edited it never approve it (SelfApprovalRefused)."""
 
     def tx(conn: Connection) -> None:
         row = _load(conn, series_id)
+        editors = audit_store.actors_for(conn, f"series {series_id}", policy.SERIES_WRITING_ACTIONS)
+        if approver in policy.writers(row.author, editors):
+            raise SelfApprovalRefused(APPROVE_OWN_SERIES)
         content = DeliveryContent.model_validate(row.content)
         _check(conn, content, link_domains)
         if media_of(content.messages) and not media_public:
@@ -230,13 +234,15 @@ async def change(store: Store, series_id: int, actor: str, action: str) -> None:
 
 
 class SelfApprovalRefused(DeliveryError):
-    """Four eyes: nobody approves a change they proposed."""
+    """Four eyes: nobody approves a series or a change they wrote."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "self_approval",
-            "変更した方とは別の承認者が承認してください（二人による確認）。",
-        )
+    def __init__(
+        self, message_ja: str = "変更した方とは別の承認者が承認してください（二人による確認）。"
+    ) -> None:
+        super().__init__("self_approval", message_ja)
+
+
+APPROVE_OWN_SERIES = "定期配信を作成した方とは別の承認者が承認してください（二人による確認）。"
 
 
 def _fingerprint(title: str, content: dict[str, Any], rule: dict[str, Any]) -> str:

@@ -215,3 +215,27 @@ async def test_series_needs_approval_and_refuses_class_2(store: Store) -> None:
     secret = content.model_copy(update={"confidentiality": 2})
     with pytest.raises(ConfidentialityRefused):
         await series.create(store, "tanaka", secret, WEEKLY)
+
+
+@pytest.mark.req("S7")
+async def test_a_series_writer_never_approves_it(store: Store) -> None:
+    """S7: four eyes live in the series service (not only in the HTTP handler): neither the
+    author nor anyone who edited the series approves it, and a refusal changes nothing;
+    another person may."""
+    populate(store, 5)
+    content = DeliveryContent(title="t", messages=("m",), segment=IN_SEGMENT)
+    sid = await series.create(store, "tanaka", content, WEEKLY)
+    edited = content.model_copy(update={"messages": ("m2",)})
+    assert await series.update(store, sid, "sato", edited, WEEKLY) == "updated"
+    await series.submit(store, sid, "tanaka")
+    for writer in ("tanaka", "sato"):
+        with pytest.raises(series.SelfApprovalRefused) as refused:
+            await series.approve(store, sid, writer)
+        assert refused.value.code == "self_approval"
+        assert "定期配信を作成した方とは別の承認者" in refused.value.message_ja
+        view = await series.get(store, sid)
+        assert view.row.status == "pending_approval" and view.row.approver is None
+    await series.approve(store, sid, "suzuki")
+    view = await series.get(store, sid)
+    assert view.row.status == "active" and view.row.approver == "suzuki"
+    assert [a for a, _, _ in audit_actions(store, "series.approve")] == ["series.approve"]

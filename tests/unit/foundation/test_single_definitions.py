@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import kairan_tui
 import kairand
 
 DAEMON = Path(kairand.__file__).parent
+TUI = Path(kairan_tui.__file__).parent
 OWN_COPY_ALLOWED = {"simulator"}  # imports nothing of the daemon, by design
 
 
@@ -29,6 +31,16 @@ def _defining(pattern: str) -> list[str]:
 
 def test_japan_time_is_defined_once() -> None:
     assert _defining(r"timedelta\(hours=9\)") == ["timeutil.py"]
+
+
+def test_the_terminal_defines_japan_time_once() -> None:
+    # The TUI may import nothing of kairand but the API schema, so it has its own copy: one.
+    found = [
+        path.relative_to(TUI).as_posix()
+        for path in sorted(TUI.rglob("*.py"))
+        if re.search(r"timedelta\(hours=9\)", path.read_text(encoding="utf-8"))
+    ]
+    assert found == ["labels.py"]
 
 
 def test_canonical_json_is_defined_once() -> None:

@@ -22,11 +22,11 @@ from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kairan_tui.client import ApiError
+from kairan_tui.labels import JST
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.bar_chart import BarChart
 from kairand.api import schema
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 EXPORT_DIR = Path.home()
 POLL_SECONDS = 60.0
 """Safety net only: the desk reloads whenever the daemon's board event stream reports a change

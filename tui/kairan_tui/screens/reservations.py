@@ -21,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
 
 from kairan_tui.client import ApiError
+from kairan_tui.labels import JST
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.screens.base import KairanScreen
 from kairan_tui.widgets.bar_chart import BarChart
@@ -28,7 +29,6 @@ from kairand.api import schema
 
 WEEKDAYS = ("月", "火", "水", "木", "金", "土", "日")
 DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-JST = dt.timezone(dt.timedelta(hours=9))
 
 
 def _today() -> dt.date:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from kairand.api import schema
 from kairand.api.http import Empty, Handler, config_of, json_body, note, staff_of, store_of
 from kairand.api.problems import ApiProblem
-from kairand.api.routes.deliveries import _call
+from kairand.api.wire import service_call
 from kairand.audit.chain import AuditEntry
 from kairand.delivery import media, templates
 from kairand.delivery.images import ImageRefused
@@ -176,7 +176,7 @@ async def templates_list(request: web.Request) -> web.Response:
 async def templates_create(request: web.Request) -> web.Response:
     body = await json_body(request, schema.TemplateIn)
     note(request, name=body.name)
-    new_id = await _call(
+    new_id = await service_call(
         templates.create(
             store_of(request),
             staff_of(request).username,
@@ -186,7 +186,7 @@ async def templates_create(request: web.Request) -> web.Response:
         )
     )
     note(request, id=new_id)
-    row = await _call(templates.get(store_of(request), new_id))
+    row = await service_call(templates.get(store_of(request), new_id))
     return _ok(_template_out(row), 201)
 
 
@@ -194,7 +194,7 @@ async def templates_update(request: web.Request) -> web.Response:
     template_id = _template_id(request)
     body = await json_body(request, schema.TemplateIn)
     note(request, name=body.name)
-    await _call(
+    await service_call(
         templates.update(
             store_of(request),
             staff_of(request).username,
@@ -205,14 +205,14 @@ async def templates_update(request: web.Request) -> web.Response:
             config_of(request).links.allowed_domains,
         )
     )
-    row = await _call(templates.get(store_of(request), template_id))
+    row = await service_call(templates.get(store_of(request), template_id))
     return _ok(_template_out(row))
 
 
 async def templates_delete(request: web.Request) -> web.Response:
     template_id = _template_id(request)
     await json_body(request, Empty)
-    await _call(templates.delete(store_of(request), staff_of(request).username, template_id))
+    await service_call(templates.delete(store_of(request), staff_of(request).username, template_id))
     return web.json_response({})
 
 

@@ -17,26 +17,12 @@ from kairand.api.http import (
     ok,
     store_of,
 )
+from kairand.api.wire import dashboard_counters
 from kairand.logs import get_logger
 from kairand.store import stats as stats_store
-from kairand.store.database import Store
 from kairand.timeutil import JST
 
 log = get_logger(__name__)
-
-
-async def counters(store: Store) -> schema.DashboardCounters:
-    today = japan_today()
-    start = int(dt.datetime.combine(today, dt.time(), JST).timestamp())
-    c = await store.read(stats_store.counters, start, today.isoformat())
-    return schema.DashboardCounters(
-        friends=c.friends,
-        registered=c.registered,
-        deliveries_today=c.deliveries_today,
-        messages_sent_today=c.messages_sent_today,
-        active_deliveries=c.active_deliveries,
-        pending_approval=c.pending_approval,
-    )
 
 
 async def quota(request: web.Request) -> schema.Quota | None:
@@ -75,7 +61,7 @@ async def dashboard(request: web.Request) -> web.Response:
     store = store_of(request)
     today = japan_today()
     first = today - dt.timedelta(days=6)
-    figures = await counters(store)
+    figures = await dashboard_counters(store)
     series = await store.read(stats_store.daily, first.isoformat(), today.isoformat())
     days = [
         schema.DayCount(

@@ -1,10 +1,10 @@
-"""Delivery routes: roles are checked by the middleware, four eyes here, the status machine and
-G3 by kairand.delivery.service (whose DeliveryError becomes a 4xx problem)."""
+"""Delivery routes: roles are checked by the middleware; four eyes (kairand.delivery.policy,
+applied by service.four_eyes), the status machine and G3 by kairand.delivery.service, whose
+DeliveryError becomes a 4xx problem (kairand.api.wire.problem_of)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable
 from typing import TypeVar
 
 from aiohttp import web
@@ -23,9 +23,8 @@ from kairand.api.http import (
     wake_sender,
 )
 from kairand.api.problems import ApiProblem
-from kairand.api.wire import detail_of, summary_of
+from kairand.api.wire import detail_of, service_call, summary_of
 from kairand.delivery import service
-from kairand.delivery.errors import DeliveryError, InvalidContent, OutOfScope
 from kairand.line.errors import LINE_ERRORS
 from kairand.logs import get_logger
 from kairand.segments.model import SegmentError
@@ -41,33 +40,8 @@ def _path_id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _call(awaitable: Awaitable[T]) -> T:
-    """Await a delivery service call; its refusals become problems naming what went wrong."""
-    try:
-        return await awaitable
-    except DeliveryError as exc:
-        raise problem_of(exc) from None
-
-
-def problem_of(exc: DeliveryError) -> ApiProblem:
-    code, message = exc.code, exc.message_ja
-    if code == "not_found":
-        return ApiProblem("not-found", message, code=code, field="id")
-    if code == "no_recipients":
-        return ApiProblem("validation", message, field="segment", code=code)
-    if code == "confidentiality_refused":
-        return ApiProblem("validation", message, field="confidentiality", code=code)
-    if isinstance(exc, InvalidContent):
-        return ApiProblem("validation", message, field=dotted(exc.field), code=code)
-    if isinstance(exc, OutOfScope):  # K8: outside the author's institutions' districts
-        return ApiProblem("forbidden", message, field=dotted(exc.field), code=exc.reason)
-    if code == "test_send_failed":
-        return ApiProblem("line-unavailable", message, code=code)
-    return ApiProblem("conflict", message, code=code)
-
-
 async def _respond(request: web.Request, delivery_id: int, status: int = 200) -> web.Response:
-    view = await _call(service.get(store_of(request), delivery_id))
+    view = await service_call(service.get(store_of(request), delivery_id))
     threshold = config_of(request).delivery.self_approval_threshold
     return web.json_response(text=detail_of(view, threshold).model_dump_json(), status=status)
 
@@ -76,7 +50,9 @@ async def list_(request: web.Request) -> web.Response:
     q = query(request, schema.DeliveryQuery)
     if q.status is not None and q.status not in {s.value for s in schema.Status}:
         raise ApiProblem("validation", "配信の状態の指定が正しくありません。", field="status")
-    views = await _call(service.list_deliveries(store_of(request), q.status, q.limit + 1, q.offset))
+    views = await service_call(
+        service.list_deliveries(store_of(request), q.status, q.limit + 1, q.offset)
+    )
     more = len(views) > q.limit
     page = schema.DeliveryPage(
         items=[summary_of(v) for v in views[: q.limit]],
@@ -90,7 +66,7 @@ async def list_(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)  # class-1 public text; never recipients or answers
-    new_id = await _call(
+    new_id = await service_call(
         service.create_draft(
             store_of(request),
             staff_of(request).username,
@@ -110,7 +86,7 @@ async def update(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     content = await json_body(request, schema.DeliveryContent)
     note(request, title=content.title)
-    await _call(
+    await service_call(
         service.update_draft(
             store_of(request),
             delivery_id,
@@ -125,11 +101,11 @@ async def update(request: web.Request) -> web.Response:
 async def test_send(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(service.get(store_of(request), delivery_id))  # 404 before "no LINE"
+    await service_call(service.get(store_of(request), delivery_id))  # 404 before "no LINE"
     line = line_of(request)
     if line is None:
         raise ApiProblem("line-unavailable", "LINE との接続が設定されていません。")
-    sent = await _call(
+    sent = await service_call(
         service.test_send(
             store_of(request),
             line,
@@ -145,7 +121,7 @@ async def test_send(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(
+    await service_call(
         service.submit(
             store_of(request),
             delivery_id,
@@ -161,7 +137,7 @@ async def approve(request: web.Request) -> web.Response:
     body = await json_body(request, schema.ApproveRequest)
     me = staff_of(request).username
     store, line = store_of(request), line_of(request)
-    view = await _call(service.get(store, delivery_id))
+    view = await service_call(service.get(store, delivery_id))
     threshold = config_of(request).delivery.self_approval_threshold
     try:
         four_eyes = await service.four_eyes(store, view, me, threshold)
@@ -189,13 +165,13 @@ async def approve(request: web.Request) -> web.Response:
         confirm_over_quota=body.confirm_over_quota,
     )
     try:
-        await _call(approve_now(line=line))
+        await service_call(approve_now(line=line))
     except LINE_ERRORS as exc:
         # LINE's quota could not be read: approve anyway; the sender reads the quota again
         # before the first batch and pauses as quota_exhausted if it does not suffice.
         log.warning("api.approve_without_quota", error=type(exc).__name__)
         note(request, quota_check="unavailable")
-        await _call(approve_now())
+        await service_call(approve_now())
     wake_sender(request)
     return await _respond(request, delivery_id)
 
@@ -203,7 +179,7 @@ async def approve(request: web.Request) -> web.Response:
 async def reject(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     body = await json_body(request, schema.RejectRequest)
-    await _call(
+    await service_call(
         service.reject(store_of(request), delivery_id, staff_of(request).username, body.comment)
     )
     return await _respond(request, delivery_id)
@@ -212,7 +188,7 @@ async def reject(request: web.Request) -> web.Response:
 async def resume(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     body = await json_body(request, schema.ApproveRequest)
-    await _call(
+    await service_call(
         service.resume(
             store_of(request),
             delivery_id,
@@ -227,5 +203,5 @@ async def resume(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     delivery_id = _path_id(request)
     await json_body(request, Empty)
-    await _call(service.cancel(store_of(request), delivery_id, staff_of(request).username))
+    await service_call(service.cancel(store_of(request), delivery_id, staff_of(request).username))
     return await _respond(request, delivery_id)

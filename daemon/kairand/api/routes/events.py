@@ -14,8 +14,7 @@ from aiohttp import web
 
 from kairand.api import schema
 from kairand.api.http import STAFF, STATE, config_of, from_unix, store_of
-from kairand.api.routes.dashboard import counters
-from kairand.api.wire import event_of
+from kairand.api.wire import dashboard_counters, event_of
 from kairand.delivery import service
 from kairand.delivery.service import DeliveryView
 from kairand.store import deliveries as delivery_store
@@ -90,7 +89,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     alerts_since, alerts_seen = int(time.time()), set[str]()
     try:
         while True:
-            figures = (await counters(store_of(request))).model_dump_json()
+            figures = (await dashboard_counters(store_of(request))).model_dump_json()
             if figures != last_dashboard:
                 await response.write(frame("dashboard", figures))
                 last_dashboard, last_write = figures, time.monotonic()

@@ -11,15 +11,12 @@ from aiohttp import web
 from kairand.api import schema
 from kairand.api.http import Handler, config_of, json_body, note, query, staff_of, store_of
 from kairand.api.problems import ApiProblem
-from kairand.api.routes.deliveries import _call, problem_of
+from kairand.api.wire import problem_of, service_call
 from kairand.delivery import series
 from kairand.delivery.errors import DeliveryError
 from kairand.delivery.messages import urls_of
-from kairand.store import audit as audit_store
 from kairand.store import series as series_store
 from kairand.timeutil import JST
-
-WRITING_ACTIONS = ("series.create", "series.update")
 
 
 def _id(request: web.Request) -> int:
@@ -77,7 +74,7 @@ def _change_out(row: series_store.SeriesRow) -> schema.SeriesChangeOut | None:
 
 
 async def _respond(request: web.Request, series_id: int, status: int = 200) -> web.Response:
-    view = await _call(series.get(store_of(request), series_id))
+    view = await service_call(series.get(store_of(request), series_id))
     return web.json_response(text=series_out(view).model_dump_json(), status=status)
 
 
@@ -90,7 +87,7 @@ async def list_(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request, schema.SeriesIn)
     note(request, title=body.content.title)
-    new_id = await _call(
+    new_id = await service_call(
         series.create(
             store_of(request),
             staff_of(request).username,
@@ -110,7 +107,7 @@ async def get(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     series_id = _id(request)
     await json_body(request, schema.SeriesAction)
-    await _call(
+    await service_call(
         series.submit(
             store_of(request),
             series_id,
@@ -124,35 +121,27 @@ async def submit(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     series_id = _id(request)
     await json_body(request, schema.SeriesAction)
-    me = staff_of(request).username
-    view = await _call(series.get(store_of(request), series_id))
-    writers = {view.row.author} | await store_of(request).read(
-        audit_store.actors_for, f"series {series_id}", WRITING_ACTIONS
-    )
-    if me in writers:
-        note(request, four_eyes="refused")
-        raise ApiProblem(
-            "four-eyes",
-            "定期配信を作成した方とは別の承認者が承認してください（二人による確認）。",
-            code="self_approval",
-        )
     config = config_of(request)
-    await _call(
-        series.approve(
+    try:
+        await series.approve(
             store_of(request),
             series_id,
-            me,
+            staff_of(request).username,
             link_domains=config.links.allowed_domains,
             media_public=bool(config.media.public_base_url),
         )
-    )
+    except series.SelfApprovalRefused as exc:
+        note(request, four_eyes="refused")
+        raise ApiProblem("four-eyes", exc.message_ja, code="self_approval") from None
+    except DeliveryError as exc:
+        raise problem_of(exc) from None
     return await _respond(request, series_id)
 
 
 async def reject(request: web.Request) -> web.Response:
     series_id = _id(request)
     body = await json_body(request, schema.RejectRequest)
-    await _call(
+    await service_call(
         series.reject(store_of(request), series_id, staff_of(request).username, body.comment)
     )
     return await _respond(request, series_id)
@@ -162,7 +151,9 @@ def _change(action: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         series_id = _id(request)
         await json_body(request, schema.SeriesAction)
-        await _call(series.change(store_of(request), series_id, staff_of(request).username, action))
+        await service_call(
+            series.change(store_of(request), series_id, staff_of(request).username, action)
+        )
         return await _respond(request, series_id)
 
     return handler
@@ -214,7 +205,7 @@ async def update(request: web.Request) -> web.Response:
     """Change a series: in place before approval; afterwards a change awaiting approval."""
     series_id = _id(request)
     body = await json_body(request, schema.SeriesIn)
-    outcome = await _call(
+    outcome = await service_call(
         series.update(
             store_of(request),
             series_id,
@@ -251,7 +242,7 @@ async def approve_change(request: web.Request) -> web.Response:
 async def reject_change(request: web.Request) -> web.Response:
     series_id = _id(request)
     body = await json_body(request, schema.RejectRequest)
-    await _call(
+    await service_call(
         series.reject_change(store_of(request), series_id, staff_of(request).username, body.comment)
     )
     return await _respond(request, series_id)
