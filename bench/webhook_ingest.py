@@ -11,11 +11,13 @@ With --latency-ms it is LINE: the simulator (kairand.simulator) sends the follow
 --residents residents at once and answers every API call after MIN–MAX ms; its residents
 answer each question at once, so every event waits only on its own reply. Reported:
 event-to-reply latency (reply token issued → reply accepted by LINE, what a resident waits),
-replies per second, and replies LINE refused because their token had expired. The last line is
+replies per second, replies LINE refused because their token had expired, and events that got
+no accepted reply at all (refused, skipped by Kairan after the token's deadline, still
+pending when the run ended, or without a reply token: an unfollow). The last line is
 machine-readable:
     BENCH webhook_ingest events_per_s=… p50_ms=… p99_ms=… p99_vs_2s=…
     BENCH webhook_onboarding latency_ms=… residents=… replies_per_s=… reply_p50_ms=…
-          reply_p99_ms=… p99_minus_latency_ms=… expired=… finished=…
+          reply_p99_ms=… p99_minus_latency_ms=… expired=… unanswered=… finished=…
 """
 
 from __future__ import annotations
@@ -245,6 +247,10 @@ def run_onboarding(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     mean_latency = (args.latency_ms[0] + args.latency_ms[1]) / 2
     f = figures
+    # Events LINE delivered that got no accepted reply: LINE refused it (expired), Kairan did
+    # not attempt it because the token's deadline had passed, it was still pending at the end,
+    # or the event carries no reply token (an unfollow when a simulated resident blocks).
+    unanswered = f["webhook_events"] - f["replies"]
     print(
         f"residents={residents} latency={args.latency_ms[0]:.0f}-{args.latency_ms[1]:.0f} ms "
         f"seconds={f['seconds']:.1f} complete={bool(f['complete'])} "
@@ -253,14 +259,15 @@ def run_onboarding(args: argparse.Namespace) -> int:
     print(
         f"event-to-reply p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms, max "
         f"{f['max_ms']:.0f} ms; {f['replies_per_s']:.0f} replies/s; expired tokens "
-        f"{f['expired']:.0f}; finished {f['finished']:.0f}, abandoned {f['abandoned']:.0f}"
+        f"{f['expired']:.0f}; events without a reply {unanswered:.0f}; finished "
+        f"{f['finished']:.0f}, abandoned {f['abandoned']:.0f}"
     )
     print(
         f"BENCH webhook_onboarding latency_ms={args.latency_ms[0]:.0f}-{args.latency_ms[1]:.0f} "
         f"residents={residents} replies_per_s={f['replies_per_s']:.0f} "
         f"reply_p50_ms={f['p50_ms']:.0f} reply_p99_ms={f['p99_ms']:.0f} "
         f"p99_minus_latency_ms={f['p99_ms'] - mean_latency:.0f} expired={f['expired']:.0f} "
-        f"finished={f['finished']:.0f} complete={int(f['complete'])}"
+        f"unanswered={unanswered:.0f} finished={f['finished']:.0f} complete={int(f['complete'])}"
     )
     return 0
 

@@ -13,10 +13,11 @@ from kairand.delivery import service as delivery_service
 from kairand.delivery.errors import OutOfScope
 from kairand.delivery.model import DeliveryContent, Status
 from kairand.delivery.sender import Sender
+from kairand.line.client import line_api
 from kairand.programs import expiry, service
 from kairand.programs.scope import ScopeError
 from kairand.programs.service import ProgramError
-from kairand.retention.rules import Annual, boundary_in_year
+from kairand.retention.rules import Annual, boundary_in_year, notice_time_for
 from kairand.segments.model import SegmentFilter
 from kairand.store import audit as audit_store
 from kairand.store import programs as program_store
@@ -31,7 +32,9 @@ from tests.support.programs_support import (
     Q,
     populate,
     setup_program,
+    uid,
 )
+from tests.support.retention_support import push_stand_in
 
 N = 1500
 
@@ -133,3 +136,33 @@ async def test_march_expiry_removes_program_registrations_only(store: Store) -> 
     # Run again: nothing more, nothing twice.
     again = await expiry.run_once(store, boundary + 120)
     assert not again.expired
+
+
+@pytest.mark.req("K2")
+async def test_march_notice_reaches_each_registered_member_once(store: Store) -> None:
+    """K2: in March, before the boundary, every registered member of the program gets one
+    re-registration push naming the program and the deadline; members still answering, city
+    residents outside the program and members who stopped the city information (as
+    docs/programs.md says) get none; later runs in March send nothing again."""
+    await setup_program(store)
+    n = 300
+    populate(store, n)
+    # populate(): i % 3 == 0 is not in the program, i % 11 == 10 is still answering, and
+    # i % 9 == 8 stopped the city information.
+    expected = {uid(i) for i in range(n) if i % 3 and i % 11 != 10 and i % 9 != 8}
+    boundary = boundary_in_year(Annual(), dt.datetime.now(JST).year + 1)
+    notice_at = notice_time_for(Annual(), boundary)
+    async with push_stand_in() as stub, line_api(stub.url, "token") as line:
+        before = await expiry.run_once(store, notice_at - 3600, line=line)
+        assert not before.notices and not stub.received  # not before the notice date
+        first = await expiry.run_once(store, notice_at + 60, line=line)
+        assert first.notices["sent"] == len(expected)
+        assert not first.expired
+        assert sorted(r["to"] for r in stub.received) == sorted(expected)
+        (text,) = stub.texts_to(min(expected))
+        assert "子ども安全情報の登録更新のお知らせ" in text and "23時59分" in text
+        for later in (notice_at + 86400, boundary - 60):
+            again = await expiry.run_once(store, later, line=line)
+            assert again.notices["sent"] == 0
+        assert len(stub.received) == len(expected)
+    assert store.read_sync(program_store.member_counts, KODOMO)[0] > 0  # not expired yet
