@@ -5,9 +5,9 @@ them), and each is told once in LINE that the notice changed and how to agree ag
 
 The prompt is one push per member and consent version, sent like the annual notice
 (kairand.retention.notices: the retry key is stored before the push, a retry reuses it, at
-most MAX_ATTEMPTS tries), so it goes out exactly once across restarts. Like that notice, it is
-not pushed to a resident who stopped the city information (deliveries_stopped): they see the
-new notice when they next open the program in the chat.
+most MAX_ATTEMPTS tries), so it goes out exactly once across restarts. It also reaches members
+who stopped the city information (deliveries_stopped): the program's alerts reached them until
+now, so they must learn why they stop.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def send_prompts(store: Store, line: LineApi, now: int | None = None) -> C
             q.members_to_reconsent, row.code, definition.consent_version, name
         )
         notices = [Notice(rid, name, 0, text) for rid, _ in targets]
-        result.update(await send_notices(store, line, notices, {name: text}, at))
+        result.update(await send_notices(store, line, notices, {name: text}, at, program=True))
     if result:
         log.info("programs.reconsent_prompts", **dict(result))
     return result

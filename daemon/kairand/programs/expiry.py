@@ -150,7 +150,9 @@ async def run_once(
                     cycle,
                 )
                 notices = [rules_mod.Notice(rid, cycle, boundary, text) for rid, _ in targets]
-                result.notices.update(await send_notices(store, line, notices, {cycle: text}, now))
+                result.notices.update(
+                    await send_notices(store, line, notices, {cycle: text}, now, program=True)
+                )
     if result.expired:
         log.info("programs.annual_expiry", **dict(result.expired))
     return result

@@ -119,9 +119,12 @@ async def send_notices(
     now: int | None = None,
     *,
     retry_pending: bool = True,
+    program: bool = False,
 ) -> Counter[str]:
     """Reserve and push NOTICES, and (if RETRY_PENDING) retry earlier pending ones whose
-    cycle is still live (LIVE_CYCLES: cycle -> text). Returns counts by outcome.
+    cycle is still live (LIVE_CYCLES: cycle -> text). Returns counts by outcome. A PROGRAM's
+    notices also reach members who stopped the city information (retention_store.
+    member_target); the city's own notices do not.
 
     A run that sends its notices page by page retries the pending ones in one call only, so
     each pending notice gets one attempt per run."""
@@ -143,8 +146,9 @@ async def send_notices(
 
     async def one(pending: Pending) -> tuple[Pending, str]:
         async with gate:
-            to = await store.read(retention_store.notice_target, pending.resident_id)
-            if to is None:  # purged or stopped meanwhile: send nothing
+            target = retention_store.member_target if program else retention_store.notice_target
+            to = await store.read(target, pending.resident_id)
+            if to is None:  # purged (or, for the city, stopped) meanwhile: send nothing
                 return pending, "failed"
             return pending, await _push(line, to, pending)
 

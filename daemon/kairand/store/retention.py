@@ -168,6 +168,14 @@ def notice_target(conn: Connection, resident_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def member_target(conn: Connection, resident_id: int) -> str | None:
+    """The LINE user id to push a program's own notice to, if the resident still exists.
+    Stopping the city information does not stop a program (its deliveries and alerts still
+    reach its members), so it does not stop the program's notices either."""
+    row = conn.execute("SELECT line_user_id FROM residents WHERE id = ?", (resident_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def mark_notice(conn: Connection, resident_id: int, cycle: str, state: str, now: int) -> None:
     conn.execute(
         "UPDATE retention_notices SET state = ?, attempts = attempts + 1,"
