@@ -1,7 +1,9 @@
 """The mail channel inside the daemon (issue 17): at start-up, sends left 'pending' by a crash
 become 'unconfirmed' (never resent); then the registration mailbox is watched (IMAP IDLE, or
-polling every `mail.poll_seconds`), and approved deliveries' mail recipients are sent
-(kairand.mail.deliveries). Off unless `[mail] enabled = true`."""
+polling every `mail.poll_seconds`), approved deliveries' mail recipients are sent
+(kairand.mail.deliveries), and every minute the notices due to program members by mail (the
+re-consent mail, the March notice: kairand.mail.notices) are sent once each. Off unless
+`[mail] enabled = true`."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from aiohttp import web
 from kairand.config import Config, MailSection
 from kairand.keys import secrets
 from kairand.logs import get_logger
+from kairand.mail import notices
 from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.intake import Intake
 from kairand.mail.sender import MailSender
 from kairand.mail.settings import MailSettings
-from kairand.runtime import CONFIG, STOPPING, STORE, TASKS
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, periodic
 from kairand.store.database import Store
 
 log = get_logger(__name__)
@@ -87,5 +90,15 @@ async def mail_component(app: web.Application) -> AsyncIterator[None]:
     app[TASKS].worker("mail-intake", lambda: intake.watch(app[STOPPING]))
     deliveries = MailDeliveries(app[STORE], sender, poll_seconds=config.mail.send_poll_seconds)
     app[TASKS].worker("mail-deliveries", lambda: deliveries.run(app[STOPPING]))
+
+    async def notices_step() -> None:
+        await notices.run_once(app[STORE], sender)
+
+    app[TASKS].worker(
+        "mail-notices",
+        lambda: periodic(
+            "mail.notices", notices.CHECK_SECONDS, notices_step, stopping=app[STOPPING]
+        ),
+    )
     log.info("mail.started", poll_seconds=config.mail.poll_seconds, idle=config.mail.idle)
     yield

@@ -386,3 +386,65 @@ def delivery_mail(conn: Connection, delivery_id: int) -> DeliveryMail:
         failed=states.get("failed", 0),
         unconfirmed=states.get("unconfirmed", 0),
     )
+
+
+# Notices to program members (migration 21): one row per (subscriber, cycle), written BEFORE
+# the relay is contacted, as for an alert's send.
+
+
+def claim_notice(
+    conn: Connection, subscriber_id: int, cycle: str, message_id: str, now: int, max_attempts: int
+) -> tuple[str, str]:
+    """(state, message_id) of the notice: a new row in state 'pending' with MESSAGE_ID, or the
+    existing row. A row in 'retry' becomes 'pending' again with its stored Message-ID (one more
+    attempt), or 'failed' once it has had MAX_ATTEMPTS. Only a caller that gets back 'pending'
+    (its own MESSAGE_ID, or a retry's) may contact the relay."""
+    found = conn.execute(
+        "SELECT state, message_id, attempts FROM mail_notices"
+        " WHERE subscriber_id = ? AND cycle = ?",
+        (subscriber_id, cycle),
+    ).fetchone()
+    if found is None:
+        conn.execute(
+            "INSERT INTO mail_notices (subscriber_id, cycle, message_id, state, attempts,"
+            " stored_at) VALUES (?, ?, ?, 'pending', 1, ?)",
+            (subscriber_id, cycle, message_id, now),
+        )
+        return "pending", message_id
+    state, stored, attempts = str(found[0]), str(found[1]), int(found[2])
+    if state != "retry":
+        return state, stored
+    state = "pending" if attempts < max_attempts else "failed"
+    conn.execute(
+        "UPDATE mail_notices SET state = ?, attempts = attempts + (? = 'pending'),"
+        " finished_at = CASE WHEN ? = 'failed' THEN ? END"
+        " WHERE subscriber_id = ? AND cycle = ?",
+        (state, state, state, now, subscriber_id, cycle),
+    )
+    return state, stored
+
+
+def finish_notice(conn: Connection, subscriber_id: int, cycle: str, state: str, now: int) -> None:
+    conn.execute(
+        "UPDATE mail_notices SET state = ?, finished_at = ? WHERE subscriber_id = ? AND cycle = ?",
+        (state, now, subscriber_id, cycle),
+    )
+
+
+def recover_pending_notices(conn: Connection, now: int) -> int:
+    """At start-up: notices left 'pending' by a crash become 'unconfirmed' (never resent)."""
+    cursor = conn.execute(
+        "UPDATE mail_notices SET state = 'unconfirmed', finished_at = ? WHERE state = 'pending'",
+        (now,),
+    )
+    return int(cursor.rowcount)
+
+
+def notice_states(conn: Connection, cycle: str | None = None) -> dict[str, int]:
+    where, params = ("WHERE cycle = ?", (cycle,)) if cycle is not None else ("", ())
+    return {
+        str(state): int(n)
+        for state, n in conn.execute(
+            f"SELECT state, count(*) FROM mail_notices {where} GROUP BY state", params
+        )
+    }
