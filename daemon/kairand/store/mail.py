@@ -12,6 +12,7 @@ from kairand.segments.channels import mail_facts
 from kairand.segments.model import SegmentFilter, matches
 from kairand.store import mail_programs
 from kairand.store.database import Connection
+from kairand.store.stats import AnswerCounts
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,38 @@ def recipients(conn: Connection) -> list[tuple[int, dict[str, tuple[str, ...]]]]
             if value != "":
                 values.append(str(value))
     return [(i, {k: tuple(v) for k, v in a.items()}) for i, a in out.items()]
+
+
+def answer_counts(conn: Connection, year_questions: frozenset[str]) -> AnswerCounts:
+    """The city survey's answers of registered mail subscribers, counted as
+    kairand.store.stats.answer_counts counts LINE residents' (a skipped question, stored as an
+    empty value, is not an answer; a year is grouped by decade). Counts only."""
+    registered = int(
+        conn.execute("SELECT count(*) FROM mail_subscribers WHERE stage = 'registered'").fetchone()[
+            0
+        ]
+    )
+    answered: dict[str, int] = {}
+    values: dict[str, dict[str, int]] = {}
+    for question, value, n in conn.execute(
+        "SELECT a.question, a.value, count(DISTINCT a.subscriber_id) FROM mail_answers a"
+        " JOIN mail_subscribers s ON s.id = a.subscriber_id"
+        " WHERE s.stage = 'registered' AND a.value != '' GROUP BY a.question, a.value"
+    ):
+        key = str(value)
+        if question in year_questions:
+            if not key[:4].isdigit():
+                continue
+            key = f"{int(key[:4]) // 10 * 10}s"
+        bucket = values.setdefault(str(question), {})
+        bucket[key] = bucket.get(key, 0) + int(n)
+    for question, n in conn.execute(
+        "SELECT a.question, count(DISTINCT a.subscriber_id) FROM mail_answers a"
+        " JOIN mail_subscribers s ON s.id = a.subscriber_id"
+        " WHERE s.stage = 'registered' AND a.value != '' GROUP BY a.question"
+    ):
+        answered[str(question)] = int(n)
+    return AnswerCounts(registered, answered, values)
 
 
 def stage_counts(conn: Connection) -> dict[str, int]:

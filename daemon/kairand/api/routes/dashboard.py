@@ -17,7 +17,9 @@ from kairand.api.http import (
     ok,
     store_of,
 )
+from kairand.api.statistics import mail_total
 from kairand.logs import get_logger
+from kairand.store import mail as mail_store
 from kairand.store import stats as stats_store
 from kairand.store.database import Store
 from kairand.timeutil import JST
@@ -25,11 +27,14 @@ from kairand.timeutil import JST
 log = get_logger(__name__)
 
 
-async def counters(store: Store) -> schema.DashboardCounters:
+async def counters(store: Store, k: int, mail: bool) -> schema.DashboardCounters:
+    """The figures; mail subscribers (issue 17) apart, shown as "<K" below K."""
     today = japan_today()
     start = int(dt.datetime.combine(today, dt.time(), JST).timestamp())
     c = await store.read(stats_store.counters, start, today.isoformat())
+    by_mail = (await store.read(mail_store.stage_counts)).get("registered", 0)
     return schema.DashboardCounters(
+        registered_mail=mail_total(by_mail, k, mail),
         friends=c.friends,
         registered=c.registered,
         deliveries_today=c.deliveries_today,
@@ -75,7 +80,8 @@ async def dashboard(request: web.Request) -> web.Response:
     store = store_of(request)
     today = japan_today()
     first = today - dt.timedelta(days=6)
-    figures = await counters(store)
+    config = config_of(request)
+    figures = await counters(store, config.privacy.small_cell_threshold, config.mail.enabled)
     series = await store.read(stats_store.daily, first.isoformat(), today.isoformat())
     days = [
         schema.DayCount(
