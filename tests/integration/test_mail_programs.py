@@ -28,16 +28,25 @@ import pytest
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
 from kairand.logs import MAIL_ADDRESS_RE, setup_logging
+from kairand.mail import expiry as mail_expiry
 from kairand.mail import notices
 from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.sender import MailSender
 from kairand.programs import catalogue, consent, expiry, service
 from kairand.retention.receipts import subject_hmac
-from kairand.retention.rules import Annual, boundary_in_year, format_deadline_ja, notice_time_for
+from kairand.retention.rules import (
+    Annual,
+    RetentionRule,
+    RetentionRules,
+    boundary_in_year,
+    format_deadline_ja,
+    notice_time_for,
+)
 from kairand.segments.model import SegmentFilter
 from kairand.store import audit as audit_store
 from kairand.store import mail as mail_store
 from kairand.store import mail_programs, receipts, settings
+from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
 from tests.integration.test_mail_channel import Bed, body_of, resident_mail
@@ -494,3 +503,49 @@ async def test_the_march_notice_reaches_each_mail_member_once_before_the_expiry(
     assert await store.read(mail_store.notice_states, notices.annual_cycle(KODOMO, boundary)) == {
         "sent": 2
     }
+
+
+@pytest.mark.req("K2")
+@pytest.mark.req("K9")
+async def test_the_citys_annual_rule_notifies_mail_subscribers_once_then_expires_them(
+    store: Store, bed: Bed, smtp_relay: Relay
+) -> None:
+    """When the city's retention rules end registrations at an annual boundary, as LINE
+    residents are told once in March, each mail subscriber is told once by mail; at the
+    boundary the mail registration is deleted with a receipt (the daemon's mail component runs
+    both every minute: kairand.mail.expiry.run_annual, kairand.mail.notices.run_once)."""
+    policy = Annual()
+    boundary = boundary_in_year(policy, dt.datetime.now(JST).year + 1)
+    notice_at = notice_time_for(policy, boundary)
+    rules = RetentionRules(rules=(RetentionRule(scope="registration", policy=policy),))
+    await store.write(retention_store.save_rules, rules, "admin", notice_at - 86400 * 60)
+    await bed.register(ASAHI, ANSWERS)
+    await bed.register(MINATO, ANSWERS)
+    smtp_relay.take()
+    # The first run records itself; nothing is due before the notice time.
+    assert (
+        await store.write(mail_expiry.run_annual, notice_at - 3600, bed.hmac_key, bed.signing_key)
+        == 0
+    )
+    assert await notices.run_once(store, bed.sender, notice_at - 60) == {}
+    assert await notices.run_once(store, bed.sender, notice_at + 60) == {"sent": 2}
+    mails = await asyncio.to_thread(smtp_relay.wait_for, 2, 10.0)
+    assert sorted(m["To"] for m in mails) == sorted([ASAHI, MINATO])
+    assert str(mails[0]["Subject"]) == notices.CITY_SUBJECT
+    body = body_of(mails[0])
+    assert format_deadline_ja(boundary) in body and "空メール" in body
+    assert await notices.run_once(store, bed.sender, notice_at + 7200) == {}
+    assert smtp_relay.take() == []
+    # One subscriber stops meanwhile; at the boundary the other's registration is deleted.
+    await bed.exchange(resident_mail(MINATO, "", "停止"))
+    expired = await store.write(
+        mail_expiry.run_annual, boundary + 60, bed.hmac_key, bed.signing_key
+    )
+    assert expired == 1 and store.read_sync(mail_store.load, ASAHI) is None
+    (receipt,) = await store.read(receipts.for_subject, subject_hmac(bed.hmac_key, ASAHI))
+    assert receipt.reason == "annual_expiry"
+    # A second run over the same span deletes nothing more.
+    assert (
+        await store.write(mail_expiry.run_annual, boundary + 120, bed.hmac_key, bed.signing_key)
+        == 0
+    )

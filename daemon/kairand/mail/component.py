@@ -1,22 +1,26 @@
 """The mail channel inside the daemon (issue 17): at start-up, sends left 'pending' by a crash
 become 'unconfirmed' (never resent); then the registration mailbox is watched (IMAP IDLE, or
 polling every `mail.poll_seconds`), approved deliveries' mail recipients are sent
-(kairand.mail.deliveries), and every minute the notices due to program members by mail (the
-re-consent mail, the March notice: kairand.mail.notices) are sent once each. Off unless
+(kairand.mail.deliveries), and every minute the city's annual rule, if any, is applied to mail
+registrations (kairand.mail.expiry) and the notices due by mail (the re-consent mail, the
+March notices: kairand.mail.notices) are sent once each. Off unless
 `[mail] enabled = true`."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Final
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.config import Config, MailSection
 from kairand.keys import secrets
 from kairand.logs import get_logger
+from kairand.mail import expiry as mail_expiry
 from kairand.mail import notices
 from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.intake import Intake
@@ -56,7 +60,7 @@ def settings_from(section: MailSection) -> MailSettings:
     )
 
 
-def _prepare(config: Config, store: Store) -> tuple[Intake, MailSender]:
+def _prepare(config: Config, store: Store) -> tuple[Intake, MailSender, bytes, Ed25519PrivateKey]:
     """Blocking preparation (keyring reads, CA bundle): run off the event loop."""
     settings = settings_from(config.mail)
     smtp_password = (
@@ -64,16 +68,17 @@ def _prepare(config: Config, store: Store) -> tuple[Intake, MailSender]:
     )
     ca_file = config.mail.ca_file
     tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    hmac_key, signing_key = secrets.receipt_hmac_key(), secrets.signing_key()
     intake = Intake(
         store,
         settings,
         imap_password=secrets.get_secret(secrets.MAIL_IMAP_PASSWORD),
         smtp_password=smtp_password,
-        hmac_key=secrets.receipt_hmac_key(),
-        signing_key=secrets.signing_key(),
+        hmac_key=hmac_key,
+        signing_key=signing_key,
         tls=tls,
     )
-    return intake, MailSender(store, settings, smtp_password, tls=tls)
+    return intake, MailSender(store, settings, smtp_password, tls=tls), hmac_key, signing_key
 
 
 async def mail_component(app: web.Application) -> AsyncIterator[None]:
@@ -81,7 +86,7 @@ async def mail_component(app: web.Application) -> AsyncIterator[None]:
     if not config.mail.enabled:
         yield
         return
-    intake, sender = await asyncio.get_running_loop().run_in_executor(
+    intake, sender, hmac_key, signing_key = await asyncio.get_running_loop().run_in_executor(
         None, _prepare, config, app[STORE]
     )
     await sender.recover()
@@ -92,7 +97,11 @@ async def mail_component(app: web.Application) -> AsyncIterator[None]:
     app[TASKS].worker("mail-deliveries", lambda: deliveries.run(app[STOPPING]))
 
     async def notices_step() -> None:
-        await notices.run_once(app[STORE], sender)
+        now = int(time.time())
+        expired = await app[STORE].write(mail_expiry.run_annual, now, hmac_key, signing_key)
+        if expired:
+            log.info("mail.annual_expired", count=expired)
+        await notices.run_once(app[STORE], sender, now)
 
     app[TASKS].worker(
         "mail-notices",

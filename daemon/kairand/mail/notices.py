@@ -9,7 +9,10 @@ members get by push:
   dialogue waits in step "consent" (kairand.mail.programs);
 - the March notice: once per annual cycle, at the program's notice time before its boundary,
   each registered member whose registration the boundary will end is told the deadline and how
-  to register again (kairand.programs.expiry does the same in LINE and the deletion for both).
+  to register again (kairand.programs.expiry does the same in LINE and the deletion for both);
+- the city's March notice: when the city's retention rules end registrations at an annual
+  boundary, each mail subscriber is told once before it, as LINE residents are
+  (kairand.retention.worker); the boundary deletes the address (kairand.mail.expiry).
 
 Each is sent at most once per (subscriber, cycle) by MailSender.send_notices (the Message-ID
 stored before the relay is contacted). The mail component runs `run_once` every
@@ -21,11 +24,13 @@ from __future__ import annotations
 import time
 
 from kairand.logs import get_logger
+from kairand.mail import expiry as mail_expiry
 from kairand.mail.programs import reconsent_reply
 from kairand.mail.sender import MailNotice, MailSender
 from kairand.programs.consent import cycle as consent_cycle
 from kairand.programs.model import ProgramDefinition
 from kairand.retention import rules as rules_mod
+from kairand.store import mail as mail_store
 from kairand.store import mail_programs
 from kairand.store import programs as program_store
 from kairand.store.database import Connection, Store
@@ -41,6 +46,29 @@ ANNUAL_BODY = (
     "※このお知らせは今年度1回のみお送りしています。\n\n"
     "メール配信そのものを停止する場合は「停止」と返信してください。"
 )
+
+
+CITY_SUBJECT = "【登録内容の更新についてのお知らせ】"
+CITY_BODY = (
+    "いつもご利用いただき、ありがとうございます。\n"
+    "このメール配信の登録内容は年度ごとに更新していただく仕組みとなっており、現在の登録内容"
+    "（メールアドレスと回答）は{deadline}に削除されます。\n"
+    "{restart}以降も引き続きお知らせの受け取りを希望される場合は、お手数ですが、{restart}以降に"
+    "登録用アドレスへ空メールをお送りいただき、改めてご登録くださいますようお願いいたします。\n"
+    "※このお知らせは、今年度1回のみお送りしています。\n\n"
+    "配信を今すぐ停止する場合は「停止」と返信してください。"
+)
+
+
+def city_cycle(boundary: int) -> str:
+    return f"mail@{rules_mod.cycle_name(boundary)}"
+
+
+def city_body(boundary: int) -> str:
+    restart = rules_mod.jst(boundary + 60)
+    return CITY_BODY.replace("{deadline}", rules_mod.format_deadline_ja(boundary)).replace(
+        "{restart}", f"{restart.month}月{restart.day}日"
+    )
 
 
 def annual_cycle(program: str, boundary: int) -> str:
@@ -88,6 +116,16 @@ def due(conn: Connection, now: int) -> list[MailNotice]:
                     MailNotice(sid, cycle, subject, body)
                     for sid in mail_programs.members_for_notice(conn, row.code, notice_at, cycle)
                 ]
+    city = mail_expiry.registration_policy(conn)
+    if city is not None and city.notify:
+        boundary = rules_mod.next_boundary(city, now)
+        notice_at = rules_mod.notice_time_for(city, boundary)
+        if notice_at <= now:
+            cycle, body = city_cycle(boundary), city_body(boundary)
+            notices += [
+                MailNotice(sid, cycle, CITY_SUBJECT, body)
+                for sid in mail_store.registered_for_notice(conn, notice_at, cycle)
+            ]
     return notices
 
 

@@ -318,6 +318,21 @@ def created_before(conn: Connection, boundary: int) -> list[str]:
     ]
 
 
+def registered_for_notice(conn: Connection, before: int, cycle: str) -> list[int]:
+    """Ids of registered subscribers whose registration began before BEFORE and who have no
+    notice for CYCLE yet (or one to retry): the city's March notice by mail."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT s.id FROM mail_subscribers s WHERE s.stage = 'registered'"
+            " AND s.created_at < ? AND NOT EXISTS (SELECT 1 FROM mail_notices n"
+            "   WHERE n.subscriber_id = s.id AND n.cycle = ? AND n.state != 'retry')"
+            " ORDER BY s.id",
+            (before, cycle),
+        )
+    ]
+
+
 # Deliveries (the channel abstraction): a delivery's mail recipients are frozen with its LINE
 # batches; the mail worker sends to each of them once (mail_sends).
 
