@@ -11,6 +11,7 @@ simulator and the delivery sender (which freezes the mail recipients with the LI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.message
 import io
@@ -23,13 +24,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+from aiohttp import web
 
+from kairand.config import Config
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
+from kairand.keys import secrets
+from kairand.keys.backends import SERVICE
 from kairand.logs import MAIL_ADDRESS_RE, setup_logging
 from kairand.mail import expiry as mail_expiry
 from kairand.mail import notices
+from kairand.mail.component import mail_component
 from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.sender import MailSender
 from kairand.programs import catalogue, consent, expiry, service
@@ -42,6 +49,7 @@ from kairand.retention.rules import (
     format_deadline_ja,
     notice_time_for,
 )
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, TaskGroup
 from kairand.segments.model import SegmentFilter
 from kairand.store import audit as audit_store
 from kairand.store import mail as mail_store
@@ -49,7 +57,7 @@ from kairand.store import mail_programs, receipts, settings
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
-from tests.integration.test_mail_channel import Bed, body_of, resident_mail
+from tests.integration.test_mail_channel import Bed, _enabled, body_of, resident_mail
 from tests.support.delivery_harness import fast_config, run_sender, simulator
 from tests.support.mail_servers import Dovecot, Relay, dovecot, relay
 from tests.support.mail_settings import settings_for
@@ -549,3 +557,43 @@ async def test_the_citys_annual_rule_notifies_mail_subscribers_once_then_expires
         await store.write(mail_expiry.run_annual, boundary + 120, bed.hmac_key, bed.signing_key)
         == 0
     )
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("S16")
+async def test_the_daemons_mail_component_sends_the_re_consent_mail(
+    config: Config,
+    store: Store,
+    bed: Bed,
+    mailbox: Dovecot,
+    smtp_relay: Relay,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mail component as the daemon runs it sends the re-consent mail by itself (its check
+    interval shortened from a minute for the test), once."""
+    monkeypatch.setattr(notices, "CHECK_SECONDS", 0.2)
+    await asyncio.to_thread(
+        keyring.set_password, SERVICE, secrets.MAIL_IMAP_PASSWORD, "imap-test-password"
+    )
+    await setup_program(store)
+    member_by_mail(store, ASAHI, "asahi")
+    newer = catalogue.child_safety().model_copy(update={"consent_version": 2})
+    await service.put_program(store, "admin", KODOMO, newer)
+    enabled = _enabled(config, mailbox, smtp_relay.port)
+    app = web.Application()
+    app[CONFIG] = enabled
+    app[STORE] = store
+    app[STOPPING] = asyncio.Event()
+    app[TASKS] = TaskGroup()
+    component = mail_component(app)
+    await component.__anext__()
+    try:
+        (mail,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 15.0)
+        assert mail["To"] == ASAHI and "再同意のお願い" in str(mail["Subject"])
+        await asyncio.sleep(1.0)  # several more checks: nothing more is sent
+        assert smtp_relay.take() == []
+    finally:
+        app[STOPPING].set()
+        with contextlib.suppress(StopAsyncIteration):
+            await component.__anext__()
+        await app[TASKS].close()
