@@ -28,6 +28,8 @@ import keyring
 import pytest
 from aiohttp import web
 
+from kairand.api.app import serve
+from kairand.api.client import connect
 from kairand.config import Config
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
@@ -58,6 +60,7 @@ from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
 from tests.integration.test_mail_channel import Bed, _enabled, body_of, resident_mail
+from tests.support.api_helpers import add_staff, header_resolver
 from tests.support.delivery_harness import fast_config, run_sender, simulator
 from tests.support.mail_servers import Dovecot, Relay, dovecot, relay
 from tests.support.mail_settings import settings_for
@@ -561,37 +564,41 @@ async def test_the_citys_annual_rule_notifies_mail_subscribers_once_then_expires
 
 @pytest.mark.req("K9")
 @pytest.mark.req("S16")
-async def test_the_daemons_mail_component_sends_the_re_consent_mail(
-    config: Config,
-    store: Store,
-    bed: Bed,
-    mailbox: Dovecot,
-    smtp_relay: Relay,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_raising_the_consent_version_through_the_api_sends_the_re_consent_mail_at_once(
+    config: Config, store: Store, bed: Bed, mailbox: Dovecot, smtp_relay: Relay
 ) -> None:
-    """The mail component as the daemon runs it sends the re-consent mail by itself (its check
-    interval shortened from a minute for the test), once."""
-    monkeypatch.setattr(notices, "CHECK_SECONDS", 0.2)
+    """The mail component as the daemon runs it, and the staff API given its wake as the daemon
+    does: an administrator raises the consent version and the re-consent mail goes at once
+    (the component's own check is a minute away), once."""
     await asyncio.to_thread(
         keyring.set_password, SERVICE, secrets.MAIL_IMAP_PASSWORD, "imap-test-password"
     )
     await setup_program(store)
+    add_staff(store)
     member_by_mail(store, ASAHI, "asahi")
-    newer = catalogue.child_safety().model_copy(update={"consent_version": 2})
-    await service.put_program(store, "admin", KODOMO, newer)
-    enabled = _enabled(config, mailbox, smtp_relay.port)
     app = web.Application()
-    app[CONFIG] = enabled
+    app[CONFIG] = _enabled(config, mailbox, smtp_relay.port)
     app[STORE] = store
     app[STOPPING] = asyncio.Event()
     app[TASKS] = TaskGroup()
     component = mail_component(app)
     await component.__anext__()
     try:
-        (mail,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 15.0)
-        assert mail["To"] == ASAHI and "再同意のお願い" in str(mail["Subject"])
-        await asyncio.sleep(1.0)  # several more checks: nothing more is sent
-        assert smtp_relay.take() == []
+        async with (
+            serve(config, store, None, header_resolver, mail_wake=app[notices.WAKE]),
+            connect(config.api.socket) as api,
+        ):
+            await asyncio.sleep(0.5)  # the component's first check has found nothing to send
+            assert smtp_relay.take() == []
+            raised = catalogue.child_safety().model_copy(update={"consent_version": 2})
+            r = await api.as_user("adm").put(
+                f"/v1/programs/{KODOMO}", {"definition": raised.model_dump(mode="json")}
+            )
+            assert r.status == 200, r.body
+            (mail,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 10.0)
+            assert mail["To"] == ASAHI and "再同意のお願い" in str(mail["Subject"])
+            await asyncio.sleep(0.5)
+            assert smtp_relay.take() == []  # once
     finally:
         app[STOPPING].set()
         with contextlib.suppress(StopAsyncIteration):

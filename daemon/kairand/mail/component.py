@@ -9,6 +9,7 @@ March notices: kairand.mail.notices) are sent once each. Off unless
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.intake import Intake
 from kairand.mail.sender import MailSender
 from kairand.mail.settings import MailSettings
-from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, periodic
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS
 from kairand.store.database import Store
 
 log = get_logger(__name__)
@@ -96,18 +97,26 @@ async def mail_component(app: web.Application) -> AsyncIterator[None]:
     deliveries = MailDeliveries(app[STORE], sender, poll_seconds=config.mail.send_poll_seconds)
     app[TASKS].worker("mail-deliveries", lambda: deliveries.run(app[STOPPING]))
 
-    async def notices_step() -> None:
-        now = int(time.time())
-        expired = await app[STORE].write(mail_expiry.run_annual, now, hmac_key, signing_key)
-        if expired:
-            log.info("mail.annual_expired", count=expired)
-        await notices.run_once(app[STORE], sender, now)
+    wake = asyncio.Event()
+    app[notices.WAKE] = wake  # the API component, started after this one, hands it on
 
-    app[TASKS].worker(
-        "mail-notices",
-        lambda: periodic(
-            "mail.notices", notices.CHECK_SECONDS, notices_step, stopping=app[STOPPING]
-        ),
-    )
+    async def notices_loop() -> None:
+        stopping = app[STOPPING]
+        while not stopping.is_set():
+            wake.clear()
+            try:
+                now = int(time.time())
+                expired = await app[STORE].write(mail_expiry.run_annual, now, hmac_key, signing_key)
+                if expired:
+                    log.info("mail.annual_expired", count=expired)
+                await notices.run_once(app[STORE], sender, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the worker alive; the next check retries
+                log.error("mail.notices_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):  # stopping: the task group cancels this
+                await asyncio.wait_for(wake.wait(), notices.CHECK_SECONDS)
+
+    app[TASKS].worker("mail-notices", notices_loop)
     log.info("mail.started", poll_seconds=config.mail.poll_seconds, idle=config.mail.idle)
     yield

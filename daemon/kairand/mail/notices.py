@@ -15,13 +15,17 @@ members get by push:
   (kairand.retention.worker); the boundary deletes the address (kairand.mail.expiry).
 
 Each is sent at most once per (subscriber, cycle) by MailSender.send_notices (the Message-ID
-stored before the relay is contacted). The mail component runs `run_once` every
-CHECK_SECONDS, so a notice not sent (relay down) is tried again on the next run.
+stored before the relay is contacted). The mail component runs `run_once` at start, every
+CHECK_SECONDS and when the staff API sets WAKE (a raised consent version), so a notice not
+sent (relay down) is tried again on the next run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+from aiohttp import web
 
 from kairand.logs import get_logger
 from kairand.mail import expiry as mail_expiry
@@ -37,6 +41,9 @@ from kairand.store.database import Connection, Store
 
 log = get_logger(__name__)
 CHECK_SECONDS = 60.0
+WAKE = web.AppKey("mail_notices_wake", asyncio.Event)
+"""Set by the staff API when a raised consent version suspended members: the re-consent mails
+go at once instead of at the next check."""
 
 ANNUAL_SUBJECT = "【{program}】登録更新のお知らせ"
 ANNUAL_BODY = (
