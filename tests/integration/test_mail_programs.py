@@ -11,6 +11,7 @@ simulator and the delivery sender (which freezes the mail recipients with the LI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.message
 import io
@@ -23,25 +24,47 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+from aiohttp import web
 
+from kairand.api.app import serve
+from kairand.api.client import connect
+from kairand.config import Config
 from kairand.delivery import audience
 from kairand.delivery.sender import Sender
+from kairand.keys import secrets
+from kairand.keys.backends import SERVICE
 from kairand.logs import MAIL_ADDRESS_RE, setup_logging
+from kairand.mail import expiry as mail_expiry
+from kairand.mail import notices
+from kairand.mail.component import mail_component
 from kairand.mail.deliveries import MailDeliveries
 from kairand.mail.sender import MailSender
-from kairand.programs import catalogue, expiry, service
+from kairand.programs import catalogue, consent, expiry, service
 from kairand.retention.receipts import subject_hmac
-from kairand.retention.rules import Annual, boundary_in_year
+from kairand.retention.rules import (
+    Annual,
+    RetentionRule,
+    RetentionRules,
+    boundary_in_year,
+    format_deadline_ja,
+    notice_time_for,
+)
+from kairand.runtime import CONFIG, STOPPING, STORE, TASKS, TaskGroup
 from kairand.segments.model import SegmentFilter
+from kairand.store import audit as audit_store
 from kairand.store import mail as mail_store
 from kairand.store import mail_programs, receipts, settings
+from kairand.store import retention as retention_store
 from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
-from tests.integration.test_mail_channel import Bed, body_of, resident_mail
+from tests.integration.test_mail_channel import Bed, _enabled, body_of, resident_mail
+from tests.support.api_helpers import add_staff, header_resolver
 from tests.support.delivery_harness import fast_config, run_sender, simulator
 from tests.support.mail_servers import Dovecot, Relay, dovecot, relay
 from tests.support.mail_settings import settings_for
+from tests.support.ports import free_port
 from tests.support.programs_support import FILLED, KINDERGARTEN, populate, setup_program
 
 ASAHI = "asahi.oya@example.net"  # 朝日小学校区 (東中学校区): inside たんぽぽこども園's districts
@@ -324,25 +347,260 @@ async def test_mail_worker_killed_mid_alert_sends_each_guardian_once(
     assert await store.read(mail_store.send_states, did) == {"unconfirmed": 1, "sent": 1}
 
 
+HIKARI = "hikari.oya@example.net"  # 光小学校区 (東中学校区)
+
+
+def audit_details(store: Store, action: str) -> list[dict]:
+    return [
+        e.entry.detail
+        for e in store.read_sync(lambda c: list(audit_store.iter_entries(c)))
+        if e.entry.action == action
+    ]
+
+
 @pytest.mark.req("K1")
 @pytest.mark.req("K9")
-async def test_a_new_consent_version_suspends_mail_members_until_they_agree(
-    store: Store, bed: Bed
+@pytest.mark.req("S16")
+async def test_a_new_consent_version_suspends_mail_members_mails_each_once_and_they_answer(
+    store: Store, bed: Bed, smtp_relay: Relay, log_text: io.StringIO
 ) -> None:
+    """Staff raise the consent version: the mail members are suspended in the same
+    transaction, each gets one re-consent mail (never a second one), and their reply decides:
+    「1」 restores the registration with its districts, 「2」 leaves the program with a receipt;
+    one who writes the program's name instead sees the same notice."""
     await setup_program(store)
-    member_by_mail(store, ASAHI, "asahi")
+    ids = {
+        ASAHI: member_by_mail(store, ASAHI, "asahi"),
+        MINATO: member_by_mail(store, MINATO, "minato"),
+        HIKARI: member_by_mail(store, HIKARI, "hikari"),
+    }
     segment = SegmentFilter.model_validate(
-        {"program": KODOMO, "conditions": [{"question": "kodomo_district", "any_of": ["asahi"]}]}
+        {
+            "program": KODOMO,
+            "conditions": [
+                {"question": "kodomo_district", "any_of": ["asahi", "minato", "hikari"]}
+            ],
+        }
     )
     survey = store.read_sync(service.survey_for, KODOMO)
     assert survey is not None
+    assert (await audience.channel_counts(store, segment, survey)).mail == 3
+    assert store.read_sync(mail_programs.member_counts, KODOMO) == 3
+    # Before any raise, nothing is due.
+    assert await notices.run_once(store, bed.sender) == {}
+
+    newer = catalogue.child_safety().model_copy(
+        update={
+            "consent_version": 2,
+            "purpose_notice": catalogue.child_safety().purpose_notice + "（改定：連絡先を追加）",
+        }
+    )
+    await service.put_program(store, "admin", KODOMO, newer)
+    # Suspended at once, in the transaction that raised the version (recorded in its audit).
+    assert audit_details(store, "program.put")[-1]["suspended_mail"] == 3
+    assert (await audience.channel_counts(store, segment, survey)).mail == 0
+    assert store.read_sync(mail_programs.member_counts, KODOMO) == 0
+
+    # One re-consent mail each, with the new purpose notice and how to answer.
+    assert await notices.run_once(store, bed.sender) == {"sent": 3}
+    mails = await asyncio.to_thread(smtp_relay.wait_for, 3, 10.0)
+    assert sorted(m["To"] for m in mails) == sorted(ids)
+    subject = str(mails[0]["Subject"])
+    assert subject == "【子ども安全情報】利用目的の改定と再同意のお願い"
+    body = body_of(mails[0])
+    assert "（改定：連絡先を追加）" in body and "「1」" in body and "「2」" in body
+    assert await store.read(mail_store.notice_states) == {"sent": 3}
+    # Exactly once: the next runs find nothing to send.
+    assert await notices.run_once(store, bed.sender) == {}
+    assert smtp_relay.take() == []
+
+    # 「1」 in reply to the notice: the registration resumes with its districts.
+    restored = await bed.exchange(resident_mail(ASAHI, f"Re: {subject}", "1"))
+    assert "配信を再開しました" in str(restored[0]["Subject"])
+    member = store.read_sync(mail_programs.memberships, ids[ASAHI])[KODOMO]
+    assert member.consent_version == 2 and member.answers["kodomo_district"] == ("asahi",)
     assert (await audience.channel_counts(store, segment, survey)).mail == 1
+
+    # 「2」: the program's registration is deleted with a receipt; the mail service stays.
+    (left,) = await bed.exchange(resident_mail(MINATO, f"Re: {subject}", "2"))
+    assert "登録を解除しました" in str(left["Subject"])
+    assert "学校区と回答を削除しました" in body_of(left)
+    assert store.read_sync(mail_programs.memberships, ids[MINATO]) == {}
+    (receipt,) = await store.read(receipts.for_subject, subject_hmac(bed.hmac_key, MINATO))
+    assert receipt.reason == "request" and receipt.deleted["program"] == KODOMO
+    row = store.read_sync(mail_store.load, MINATO)
+    assert row is not None and row.stage == "registered"
+
+    # Writing the program's name shows the same notice; then 1 resumes.
+    offer = await say(bed, HIKARI, "子ども安全情報")
+    assert "利用目的の内容を改めました" in body_of(offer)
+    await say(bed, HIKARI, "1")
+    assert (await audience.channel_counts(store, segment, survey)).mail == 2
+    assert await notices.run_once(store, bed.sender) == {}
+    assert smtp_relay.take() == []
+    logs = log_text.getvalue()
+    assert "mail.notices.done" in logs
+    assert MAIL_ADDRESS_RE.search(logs) is None
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("S16")
+async def test_a_re_consent_mail_is_retried_with_its_key_and_never_resent_after_a_crash(
+    store: Store, bed: Bed, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    """The relay unreachable: the notice stays to retry and goes later with the Message-ID
+    stored before the first attempt. A notice left pending by a crash (the relay may have it)
+    becomes 'unconfirmed' at start-up and is never sent again."""
+    await setup_program(store)
+    asahi = member_by_mail(store, ASAHI, "asahi")
+    minato = member_by_mail(store, MINATO, "minato")
     newer = catalogue.child_safety().model_copy(update={"consent_version": 2})
     await service.put_program(store, "admin", KODOMO, newer)
-    assert (await audience.channel_counts(store, segment, survey)).mail == 0
-    # Writing the program's name shows the new notice; 1 restores it with its districts.
-    offer = await say(bed, ASAHI, "子ども安全情報")
-    assert "改めて同意" in body_of(offer)
-    restored = await say(bed, ASAHI, "1")
-    assert "配信を再開しました" in str(restored["Subject"])
-    assert (await audience.channel_counts(store, segment, survey)).mail == 1
+    cycle = consent.cycle(KODOMO, 2)
+    # A crash right after the Message-ID was stored for MINATO, before the relay answered.
+    store.write_sync(mail_store.claim_notice, minato, cycle, "<crashed@city.example.jp>", 1, 5)
+    down = MailSender(store, settings_for(free_port(), mailbox.port), None)
+    assert await down.recover() == 1
+    assert await notices.run_once(store, down) == {"retry": 1}
+    stored = store.read_sync(
+        lambda c: c.execute(
+            "SELECT message_id FROM mail_notices WHERE subscriber_id = ?", (asahi,)
+        ).fetchone()[0]
+    )
+    assert await notices.run_once(store, bed.sender) == {"sent": 1}
+    (mail,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 10.0)
+    assert mail["To"] == ASAHI and mail["Message-ID"] == stored
+    assert await store.read(mail_store.notice_states, cycle) == {"sent": 1, "unconfirmed": 1}
+    assert await notices.run_once(store, bed.sender) == {}
+    assert smtp_relay.take() == []
+
+
+@pytest.mark.req("K2")
+@pytest.mark.req("K9")
+async def test_the_march_notice_reaches_each_mail_member_once_before_the_expiry(
+    store: Store, bed: Bed, smtp_relay: Relay
+) -> None:
+    """As in LINE, once per annual cycle at the program's notice time, each registered mail
+    member is told when the registration ends and how to register again; a member who joined
+    after the notice time is not (the boundary ends a registration made before it anyway)."""
+    await setup_program(store)
+    member_by_mail(store, ASAHI, "asahi")
+    member_by_mail(store, MINATO, "minato")
+    policy = catalogue.child_safety().annual
+    assert policy is not None
+    boundary = boundary_in_year(policy, dt.datetime.now(JST).year + 1)
+    notice_at = notice_time_for(policy, boundary)
+    late = member_by_mail(store, HIKARI, "hikari")
+    store.write_sync(
+        lambda c: c.execute(
+            "UPDATE mail_program_members SET consented_at = ? WHERE subscriber_id = ?",
+            (notice_at + 5, late),
+        )
+    )
+    # Before the notice time: nothing.
+    assert await notices.run_once(store, bed.sender, notice_at - 60) == {}
+    assert await notices.run_once(store, bed.sender, notice_at + 60) == {"sent": 2}
+    mails = await asyncio.to_thread(smtp_relay.wait_for, 2, 10.0)
+    assert sorted(m["To"] for m in mails) == sorted([ASAHI, MINATO])
+    subject = str(mails[0]["Subject"])
+    assert subject == "【子ども安全情報】登録更新のお知らせ"
+    body = body_of(mails[0])
+    assert format_deadline_ja(boundary) in body and "「子ども安全情報」と本文に書いて" in body
+    # Once per cycle: later runs in the same March send nothing more.
+    assert await notices.run_once(store, bed.sender, notice_at + 3600) == {}
+    assert smtp_relay.take() == []
+    # A member who stopped the mail service in between is not written to: the cycle's
+    # notices are done, and the next cycle is another key.
+    assert await store.read(mail_store.notice_states, notices.annual_cycle(KODOMO, boundary)) == {
+        "sent": 2
+    }
+
+
+@pytest.mark.req("K2")
+@pytest.mark.req("K9")
+async def test_the_citys_annual_rule_notifies_mail_subscribers_once_then_expires_them(
+    store: Store, bed: Bed, smtp_relay: Relay
+) -> None:
+    """When the city's retention rules end registrations at an annual boundary, as LINE
+    residents are told once in March, each mail subscriber is told once by mail; at the
+    boundary the mail registration is deleted with a receipt (the daemon's mail component runs
+    both every minute: kairand.mail.expiry.run_annual, kairand.mail.notices.run_once)."""
+    policy = Annual()
+    boundary = boundary_in_year(policy, dt.datetime.now(JST).year + 1)
+    notice_at = notice_time_for(policy, boundary)
+    rules = RetentionRules(rules=(RetentionRule(scope="registration", policy=policy),))
+    await store.write(retention_store.save_rules, rules, "admin", notice_at - 86400 * 60)
+    await bed.register(ASAHI, ANSWERS)
+    await bed.register(MINATO, ANSWERS)
+    smtp_relay.take()
+    # The first run records itself; nothing is due before the notice time.
+    assert (
+        await store.write(mail_expiry.run_annual, notice_at - 3600, bed.hmac_key, bed.signing_key)
+        == 0
+    )
+    assert await notices.run_once(store, bed.sender, notice_at - 60) == {}
+    assert await notices.run_once(store, bed.sender, notice_at + 60) == {"sent": 2}
+    mails = await asyncio.to_thread(smtp_relay.wait_for, 2, 10.0)
+    assert sorted(m["To"] for m in mails) == sorted([ASAHI, MINATO])
+    assert str(mails[0]["Subject"]) == notices.CITY_SUBJECT
+    body = body_of(mails[0])
+    assert format_deadline_ja(boundary) in body and "空メール" in body
+    assert await notices.run_once(store, bed.sender, notice_at + 7200) == {}
+    assert smtp_relay.take() == []
+    # One subscriber stops meanwhile; at the boundary the other's registration is deleted.
+    await bed.exchange(resident_mail(MINATO, "", "停止"))
+    expired = await store.write(
+        mail_expiry.run_annual, boundary + 60, bed.hmac_key, bed.signing_key
+    )
+    assert expired == 1 and store.read_sync(mail_store.load, ASAHI) is None
+    (receipt,) = await store.read(receipts.for_subject, subject_hmac(bed.hmac_key, ASAHI))
+    assert receipt.reason == "annual_expiry"
+    # A second run over the same span deletes nothing more.
+    assert (
+        await store.write(mail_expiry.run_annual, boundary + 120, bed.hmac_key, bed.signing_key)
+        == 0
+    )
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("S16")
+async def test_raising_the_consent_version_through_the_api_sends_the_re_consent_mail_at_once(
+    config: Config, store: Store, bed: Bed, mailbox: Dovecot, smtp_relay: Relay
+) -> None:
+    """The mail component as the daemon runs it, and the staff API given its wake as the daemon
+    does: an administrator raises the consent version and the re-consent mail goes at once
+    (the component's own check is a minute away), once."""
+    await asyncio.to_thread(
+        keyring.set_password, SERVICE, secrets.MAIL_IMAP_PASSWORD, "imap-test-password"
+    )
+    await setup_program(store)
+    add_staff(store)
+    member_by_mail(store, ASAHI, "asahi")
+    app = web.Application()
+    app[CONFIG] = _enabled(config, mailbox, smtp_relay.port)
+    app[STORE] = store
+    app[STOPPING] = asyncio.Event()
+    app[TASKS] = TaskGroup()
+    component = mail_component(app)
+    await component.__anext__()
+    try:
+        async with (
+            serve(config, store, None, header_resolver, mail_wake=app[notices.WAKE]),
+            connect(config.api.socket) as api,
+        ):
+            await asyncio.sleep(0.5)  # the component's first check has found nothing to send
+            assert smtp_relay.take() == []
+            raised = catalogue.child_safety().model_copy(update={"consent_version": 2})
+            r = await api.as_user("adm").put(
+                f"/v1/programs/{KODOMO}", {"definition": raised.model_dump(mode="json")}
+            )
+            assert r.status == 200, r.body
+            (mail,) = await asyncio.to_thread(smtp_relay.wait_for, 1, 10.0)
+            assert mail["To"] == ASAHI and "再同意のお願い" in str(mail["Subject"])
+            await asyncio.sleep(0.5)
+            assert smtp_relay.take() == []  # once
+    finally:
+        app[STOPPING].set()
+        with contextlib.suppress(StopAsyncIteration):
+            await component.__anext__()
+        await app[TASKS].close()

@@ -90,6 +90,11 @@ def _residents(count: int = 600, seed: int = 7) -> list[dict[str, Any]]:
     return people
 
 
+def _small_total(n: int | None) -> str | None:
+    """A mail total as the daemon shows it (k = 10), None when mail is off."""
+    return None if n is None else (f"{n:,}" if n >= 10 else "<10")
+
+
 @dataclass
 class FakeState:
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -112,6 +117,9 @@ class FakeState:
     audience_calls: int = 0
     mail_audience: int = 0
     """Mail subscribers every audience count adds (issue 17; 0: nobody by mail)."""
+    mail_registered: int | None = None
+    """Registered mail subscribers (issue 17; None: the mail channel is off). They answered the
+    survey as the first that many residents did (for the statistics' mail view)."""
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
     listeners: list[asyncio.Queue] = field(default_factory=list)
@@ -370,21 +378,25 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                     "tls_not_after": None,
                 },
                 "training_mode": state.training_mode,
+                "registered_mail": _small_total(state.mail_registered),
             }
         )
         return web.json_response(body.model_dump(mode="json"))
 
     @routes.get("/v1/statistics")
-    async def statistics(_: web.Request) -> web.Response:
+    async def statistics(request: web.Request) -> web.Response:
         if (denied := guard("statistics")) is not None:
             return denied
+        channel = request.query.get("channel", "line")
+        people = state.residents[: state.mail_registered or 0] if channel == "mail" else None
         survey = default_survey()
+        who = state.residents if people is None else people
         questions = []
         for q in survey.questions:
             cells = []
             if q.kind == "year":
                 decades: dict[int, int] = {}
-                for p in state.residents:
+                for p in who:
                     decades[p["birth_year"] // 10 * 10] = (
                         decades.get(p["birth_year"] // 10 * 10, 0) + 1
                     )
@@ -402,7 +414,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
                 for o in q.options:
                     n = sum(
                         o.code in (p[q.code] if isinstance(p[q.code], set) else {p[q.code]})
-                        for p in state.residents
+                        for p in who
                     )
                     cells.append(
                         {
@@ -417,6 +429,8 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
             {
                 "survey_version": state.survey_version,
                 "registered_display": f"{len(state.residents):,}",
+                "registered_mail_display": _small_total(state.mail_registered),
+                "channel": channel,
                 "threshold": 10,
                 "questions": questions,
             }

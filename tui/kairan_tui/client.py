@@ -209,8 +209,10 @@ class KairanApi(ApiClient):
     async def dashboard(self) -> schema.DashboardOut:
         return await self._model(schema.DashboardOut, "GET", "/v1/dashboard")
 
-    async def statistics(self) -> schema.StatisticsOut:
-        return await self._model(schema.StatisticsOut, "GET", "/v1/statistics")
+    async def statistics(self, channel: str = "line") -> schema.StatisticsOut:
+        """CHANNEL "mail": the answers of mail subscribers (issue 17); LINE residents' else."""
+        params = {"channel": channel} if channel != "line" else {}
+        return await self._model(schema.StatisticsOut, "GET", "/v1/statistics", **params)
 
     # segments
     async def audience_count(self, segment: schema.SegmentFilter) -> schema.AudienceCount:

@@ -71,6 +71,7 @@ from kairand.config import Config
 from kairand.errors import ConfigError
 from kairand.line.client import LineApi
 from kairand.logs import get_logger
+from kairand.mail import notices as mail_notices
 from kairand.queue.signals import SIGNALS, QueueSignals
 from kairand.reservations import notices as reservation_notices
 from kairand.runtime import CONFIG, DELIVERY_WAKE, LINE, STORE
@@ -253,6 +254,7 @@ def make_api_app(
     signals: QueueSignals | None = None,
     wake: asyncio.Event | None = None,
     reservation_wake: asyncio.Event | None = None,
+    mail_wake: asyncio.Event | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[request_timer, problem_guard, access_middleware, body_guard],
@@ -274,6 +276,8 @@ def make_api_app(
         app[DELIVERY_WAKE] = wake
     if reservation_wake is not None:  # the desk's change/cancel wakes the notice worker
         app[reservation_notices.WAKE] = reservation_wake
+    if mail_wake is not None:  # a raised consent version wakes the mail notices at once
+        app[mail_notices.WAKE] = mail_wake
     for route in roles_table.ROUTES:
         app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.cleanup_ctx.append(checkpoint_component)
@@ -316,11 +320,19 @@ async def serve(
     path: Path | None = None,
     wake: asyncio.Event | None = None,
     reservation_wake: asyncio.Event | None = None,
+    mail_wake: asyncio.Event | None = None,
 ) -> AsyncIterator[web.Application]:
     """Run the API on config.api.socket (or PATH) until the block exits (the daemon and tests
     use it)."""
     app = make_api_app(
-        config, store, line, resolver, signals, wake=wake, reservation_wake=reservation_wake
+        config,
+        store,
+        line,
+        resolver,
+        signals,
+        wake=wake,
+        reservation_wake=reservation_wake,
+        mail_wake=mail_wake,
     )
     guard = ConnectionGuard(
         header_timeout=config.api.header_timeout_seconds,
@@ -361,6 +373,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                 signals=app.get(SIGNALS),
                 wake=app.get(DELIVERY_WAKE),
                 reservation_wake=app.get(reservation_notices.WAKE),
+                mail_wake=app.get(mail_notices.WAKE),
             )
         )
         if config.daemon.training_mode:
@@ -375,6 +388,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
                         path=socket_path,
                         wake=app.get(DELIVERY_WAKE),
                         reservation_wake=app.get(reservation_notices.WAKE),
+                        mail_wake=app.get(mail_notices.WAKE),
                     )
                 )
         yield

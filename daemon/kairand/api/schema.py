@@ -253,6 +253,10 @@ class DashboardCounters(_Out):
     active_deliveries: int
     """Deliveries approved, scheduled or sending."""
     pending_approval: int
+    registered_mail: str | None = None
+    """Mail subscribers registered now (issue 17), counted apart from `registered` (LINE), as
+    shown: the count, or "<k" below config.privacy.small_cell_threshold; None when the mail
+    channel is off and has nobody. Never an address."""
 
 
 class DashboardOut(DashboardCounters):
@@ -288,6 +292,12 @@ class StatisticsOut(_Out):
     survey_version: int
     registered_display: str
     """Registered residents (the population the cells count), suppressed like a cell."""
+    registered_mail_display: str | None = None
+    """Registered mail subscribers (issue 17), suppressed like a cell; None when the mail
+    channel is off and has nobody."""
+    channel: str = "line"
+    """Whose answers the cells count: "line" (LINE residents) or "mail" (mail subscribers,
+    who answer the same survey by mail)."""
     threshold: int
     questions: list[StatisticsQuestion]
 

@@ -12,10 +12,12 @@ from typing import TypeVar
 from kairand.api import schema
 from kairand.api.http import dotted, japan_today
 from kairand.api.problems import ApiProblem
+from kairand.api.statistics import mail_total
 from kairand.delivery.errors import DeliveryError, InvalidContent, OutOfScope
 from kairand.delivery.messages import urls_of
 from kairand.delivery.policy import can_self_approve
 from kairand.delivery.service import DeliveryView
+from kairand.store import mail as mail_store
 from kairand.store import stats as stats_store
 from kairand.store.database import Store
 from kairand.timeutil import JST
@@ -124,12 +126,15 @@ def problem_of(exc: DeliveryError) -> ApiProblem:
     return ApiProblem("conflict", message, code=code)
 
 
-async def dashboard_counters(store: Store) -> schema.DashboardCounters:
-    """Today's figures on the dashboard (and in its server-sent events)."""
+async def dashboard_counters(store: Store, k: int, mail: bool) -> schema.DashboardCounters:
+    """Today's figures on the dashboard (and in its server-sent events); mail subscribers
+    apart, shown as "<K" below K (None when the mail channel is off and has nobody)."""
     today = japan_today()
     start = int(dt.datetime.combine(today, dt.time(), JST).timestamp())
     c = await store.read(stats_store.counters, start, today.isoformat())
+    by_mail = (await store.read(mail_store.stage_counts)).get("registered", 0)
     return schema.DashboardCounters(
+        registered_mail=mail_total(by_mail, k, mail),
         friends=c.friends,
         registered=c.registered,
         deliveries_today=c.deliveries_today,

@@ -106,20 +106,24 @@ class _Dialogue:
 
     # -- prompts -----------------------------------------------------------------------------
 
+    def suspended(self) -> bool:
+        """Registered under an older purpose notice: waiting to agree to the new one."""
+        return self.member is not None and self.member.registered and not self.current()
+
     def offer(self, lead: str = "") -> Outcome:
-        again = self.member is not None and self.member.registered and not self.current()
-        head = (
-            "利用目的の内容を改めました。改めて同意いただくまで、配信を停止しています。\n"
-            "同意いただくと、登録内容（学校区など）はそのまま引き継ぎます。"
-            if again
-            else self.d.description
-        )
+        state = {"step": "consent"}
+        if self.suspended():
+            again = reconsent_reply(self.d)
+            return Outcome(
+                "program_offer",
+                (Reply(again.subject, lead + again.body),),
+                (SetState(self.code, state),),
+            )
         body = (
-            f"{lead}{head}\n\n■利用目的\n{self.d.purpose_notice}\n\n"
+            f"{lead}{self.d.description}\n\n■利用目的\n{self.d.purpose_notice}\n\n"
             "内容に同意して登録する場合は「1」、登録しない場合は「2」と返信してください。\n\n"
             + FOOTER
         )
-        state = {"step": "consent"}
         return Outcome(
             "program_offer",
             (Reply(self.subject("ご案内と利用目的"), body),),
@@ -239,6 +243,8 @@ class _Dialogue:
                         (*ops, SetState(self.code, {"step": "done"})),
                     )
                 return self.begin_districts("onboard", ops)
+            if numbers == [2] and self.suspended():
+                return self.leave("program_left", "登録を解除しました", left_body(self.d))
             if numbers == [2]:
                 return self.leave(
                     "program_declined",
@@ -250,12 +256,7 @@ class _Dialogue:
             if numbers == [1]:
                 return self.begin_districts("edit")
             if numbers == [2]:
-                return self.leave(
-                    "program_left",
-                    "登録を解除しました",
-                    f"{self.d.name}の登録を解除し、選んだ学校区と回答を削除しました。\n"
-                    "メール配信の登録はそのまま残っています。",
-                )
+                return self.leave("program_left", "登録を解除しました", left_body(self.d))
             if numbers == [SKIP_NUMBER]:
                 return Outcome(
                     "program_unchanged",
@@ -314,6 +315,32 @@ class _Dialogue:
                 (answer, SetState(self.code, state)),
             )
         return self.start()
+
+
+def left_body(definition: ProgramDefinition) -> str:
+    """The receipt of leaving a program by mail (the deletion is recorded with its receipt)."""
+    return (
+        f"{definition.name}の登録を解除し、選んだ学校区と回答を削除しました。\n"
+        "メール配信の登録はそのまま残っています。"
+    )
+
+
+def reconsent_reply(definition: ProgramDefinition) -> Reply:
+    """The re-consent mail (kairand.mail.notices sends it once per member and consent
+    version; the member's dialogue then waits in step "consent"), also the answer to a
+    suspended member who writes the program's name."""
+    name = definition.name
+    body = (
+        f"{name}の利用目的の内容を改めました。改めて同意いただくまで、{name}の配信を"
+        "停止しています。\n\n"
+        f"■新しい利用目的\n{definition.purpose_notice}\n\n"
+        "内容に同意して受け取りを再開する場合は「1」と、このメールに返信してください。"
+        "登録内容（学校区など）はそのまま引き継ぎます。\n"
+        f"{name}の登録をやめる場合は「2」と返信してください。選んだ学校区と回答を削除します"
+        "（メール配信の登録はそのまま残ります）。\n\n"
+        "メール配信そのものを停止する場合は「停止」と返信してください。"
+    )
+    return Reply(f"【{name}】利用目的の改定と再同意のお願い", body)
 
 
 def start(

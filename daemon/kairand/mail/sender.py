@@ -11,13 +11,17 @@ The rule (documented in docs/mail.md):
    message. It is NOT resent automatically; it is counted and flagged for a person, like
    LINE's rule for a retry key older than 24 hours. A person who checks the relay's log for
    the stored Message-ID can decide to send again by hand.
+
+Notices to program members (the re-consent mail, the March notice: kairand.mail.notices)
+follow the same rule per (subscriber, cycle) in mail_notices; a notice left in 'retry' is
+tried again on the next run with its stored Message-ID, at most MAX_NOTICE_ATTEMPTS times.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kairand.delivery.ratelimit import TokenBucket
@@ -31,9 +35,22 @@ from kairand.store.database import Connection, Store
 log = get_logger(__name__)
 
 
+MAX_NOTICE_ATTEMPTS = 5
+
+
 @dataclass(frozen=True)
 class Alert:
     delivery_id: int
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class MailNotice:
+    """One notice to one subscriber, sent at most once per CYCLE (its stored key)."""
+
+    subscriber_id: int
+    cycle: str
     subject: str
     body: str
 
@@ -59,6 +76,7 @@ class MailSender:
     async def recover(self) -> int:
         """At start-up, before any send: rows left 'pending' by a crash become 'unconfirmed'."""
         count = await self.store.write(mail_store.recover_pending, int(self._clock()))
+        count += await self.store.write(mail_store.recover_pending_notices, int(self._clock()))
         if count:
             await self.store.write(mail_store.bump, "sends_unconfirmed", count)
             log.warning("mail.send.unconfirmed_after_restart", count=count)
@@ -109,6 +127,66 @@ class MailSender:
             log.warning("mail.send.unconfirmed", delivery=alert.delivery_id)
         return outcome.value
 
+    async def send_notices(self, notices: Sequence[MailNotice]) -> dict[str, int]:
+        """Send each notice once per (subscriber, cycle); counts by final state (including
+        'skipped' for a notice already sent, unconfirmed or given up)."""
+        result: dict[str, int] = {}
+        if not notices:
+            return result
+        async with SmtpSession(self.settings, self._password, self._tls) as session:
+            for notice in notices:
+                state = await self._notice_one(session, notice)
+                result[state] = result.get(state, 0) + 1
+        log.info("mail.notices.done", **result)
+        return result
+
+    async def _notice_one(self, session: SmtpSession, notice: MailNotice) -> str:
+        fresh = message.new_message_id(self.settings.message_id_domain)
+        now = int(self._clock())
+        state, message_id = await self.store.write(
+            mail_store.claim_notice,
+            notice.subscriber_id,
+            notice.cycle,
+            fresh,
+            now,
+            MAX_NOTICE_ATTEMPTS,
+        )
+        if state != "pending":
+            return "skipped" if state != "failed" else "failed"
+        recipient = await self.store.read(_deliverable_address, notice.subscriber_id)
+        mime = None
+        if recipient is not None:
+            address, token = recipient
+            # A staff-written purpose notice may hold a character ISO-2022-JP lacks: then the
+            # notice goes in UTF-8, as the intake's replies do.
+            encodings: tuple[message.Encoding, ...] = (self.settings.encoding, "utf-8")
+            for encoding in encodings:
+                try:
+                    mime = message.build(
+                        sender=self.settings.from_address,
+                        to=address,
+                        subject=notice.subject,
+                        body=notice.body,
+                        message_id=message_id,
+                        encoding=encoding,
+                        unsubscribe=(self.settings.registration_address, token),
+                        unsubscribe_url=self.settings.unsubscribe_url,
+                    )
+                    break
+                except ValueError:
+                    continue
+        if recipient is None or mime is None:
+            await self.store.write(_finish_notice, notice, "failed", int(self._clock()))
+            return "failed"
+        await self.bucket.acquire()
+        outcome = await session.send(
+            _envelope(self.settings.from_address), recipient[0], mime.as_bytes()
+        )
+        await self.store.write(_finish_notice, notice, outcome.value, int(self._clock()))
+        if outcome is Outcome.UNCONFIRMED:
+            log.warning("mail.notice.unconfirmed")
+        return outcome.value
+
     async def _finish(self, alert: Alert, subscriber_id: int, state: str) -> None:
         await self.store.write(_finish, alert.delivery_id, subscriber_id, state, int(self._clock()))
 
@@ -120,6 +198,11 @@ def _envelope(from_header: str) -> str:
 def _finish(conn: Connection, delivery_id: int, subscriber_id: int, state: str, now: int) -> None:
     mail_store.finish_send(conn, delivery_id, subscriber_id, state, now)
     mail_store.bump(conn, f"sends_{state}")
+
+
+def _finish_notice(conn: Connection, notice: MailNotice, state: str, now: int) -> None:
+    mail_store.finish_notice(conn, notice.subscriber_id, notice.cycle, state, now)
+    mail_store.bump(conn, f"notices_{state}")
 
 
 def _deliverable_address(conn: Connection, subscriber_id: int) -> tuple[str, str] | None:

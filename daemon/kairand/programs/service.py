@@ -32,6 +32,7 @@ from kairand.programs.model import (
 from kairand.segments.model import SegmentError, SegmentFilter, validate_against
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as delivery_store
+from kairand.store import mail_programs
 from kairand.store import programs as q
 from kairand.store import staff as staff_store
 from kairand.store import survey as survey_store
@@ -134,11 +135,14 @@ async def put_program(store: Store, actor: str, code: str, definition: ProgramDe
             conn, code, definition.name, definition.model_dump_json(), int(time.time())
         )
         # A raised consent version: members who agreed only to the older notice receive
-        # nothing until they agree again (they are prompted in LINE: kairand.programs.consent).
+        # nothing until they agree again (they are prompted once in LINE,
+        # kairand.programs.consent, or by mail, kairand.mail.notices).
+        raised = before is not None and definition.consent_version > before.consent_version
         suspended = (
-            q.suspend_outdated_members(conn, code, definition.consent_version)
-            if before is not None and definition.consent_version > before.consent_version
-            else 0
+            q.suspend_outdated_members(conn, code, definition.consent_version) if raised else 0
+        )
+        suspended_mail = (
+            mail_programs.suspend_outdated(conn, code, definition.consent_version) if raised else 0
         )
         _audit(
             conn,
@@ -148,6 +152,7 @@ async def put_program(store: Store, actor: str, code: str, definition: ProgramDe
             created=created,
             consent_version=definition.consent_version,
             suspended=suspended,
+            suspended_mail=suspended_mail,
         )
         return created
 

@@ -12,6 +12,7 @@ from kairand.segments.channels import mail_facts
 from kairand.segments.model import SegmentFilter, matches
 from kairand.store import mail_programs
 from kairand.store.database import Connection
+from kairand.store.stats import AnswerCounts
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,38 @@ def recipients(conn: Connection) -> list[tuple[int, dict[str, tuple[str, ...]]]]
     return [(i, {k: tuple(v) for k, v in a.items()}) for i, a in out.items()]
 
 
+def answer_counts(conn: Connection, year_questions: frozenset[str]) -> AnswerCounts:
+    """The city survey's answers of registered mail subscribers, counted as
+    kairand.store.stats.answer_counts counts LINE residents' (a skipped question, stored as an
+    empty value, is not an answer; a year is grouped by decade). Counts only."""
+    registered = int(
+        conn.execute("SELECT count(*) FROM mail_subscribers WHERE stage = 'registered'").fetchone()[
+            0
+        ]
+    )
+    answered: dict[str, int] = {}
+    values: dict[str, dict[str, int]] = {}
+    for question, value, n in conn.execute(
+        "SELECT a.question, a.value, count(DISTINCT a.subscriber_id) FROM mail_answers a"
+        " JOIN mail_subscribers s ON s.id = a.subscriber_id"
+        " WHERE s.stage = 'registered' AND a.value != '' GROUP BY a.question, a.value"
+    ):
+        key = str(value)
+        if question in year_questions:
+            if not key[:4].isdigit():
+                continue
+            key = f"{int(key[:4]) // 10 * 10}s"
+        bucket = values.setdefault(str(question), {})
+        bucket[key] = bucket.get(key, 0) + int(n)
+    for question, n in conn.execute(
+        "SELECT a.question, count(DISTINCT a.subscriber_id) FROM mail_answers a"
+        " JOIN mail_subscribers s ON s.id = a.subscriber_id"
+        " WHERE s.stage = 'registered' AND a.value != '' GROUP BY a.question"
+    ):
+        answered[str(question)] = int(n)
+    return AnswerCounts(registered, answered, values)
+
+
 def stage_counts(conn: Connection) -> dict[str, int]:
     return {
         str(stage): int(n)
@@ -285,6 +318,21 @@ def created_before(conn: Connection, boundary: int) -> list[str]:
     ]
 
 
+def registered_for_notice(conn: Connection, before: int, cycle: str) -> list[int]:
+    """Ids of registered subscribers whose registration began before BEFORE and who have no
+    notice for CYCLE yet (or one to retry): the city's March notice by mail."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT s.id FROM mail_subscribers s WHERE s.stage = 'registered'"
+            " AND s.created_at < ? AND NOT EXISTS (SELECT 1 FROM mail_notices n"
+            "   WHERE n.subscriber_id = s.id AND n.cycle = ? AND n.state != 'retry')"
+            " ORDER BY s.id",
+            (before, cycle),
+        )
+    ]
+
+
 # Deliveries (the channel abstraction): a delivery's mail recipients are frozen with its LINE
 # batches; the mail worker sends to each of them once (mail_sends).
 
@@ -386,3 +434,65 @@ def delivery_mail(conn: Connection, delivery_id: int) -> DeliveryMail:
         failed=states.get("failed", 0),
         unconfirmed=states.get("unconfirmed", 0),
     )
+
+
+# Notices to program members (migration 21): one row per (subscriber, cycle), written BEFORE
+# the relay is contacted, as for an alert's send.
+
+
+def claim_notice(
+    conn: Connection, subscriber_id: int, cycle: str, message_id: str, now: int, max_attempts: int
+) -> tuple[str, str]:
+    """(state, message_id) of the notice: a new row in state 'pending' with MESSAGE_ID, or the
+    existing row. A row in 'retry' becomes 'pending' again with its stored Message-ID (one more
+    attempt), or 'failed' once it has had MAX_ATTEMPTS. Only a caller that gets back 'pending'
+    (its own MESSAGE_ID, or a retry's) may contact the relay."""
+    found = conn.execute(
+        "SELECT state, message_id, attempts FROM mail_notices"
+        " WHERE subscriber_id = ? AND cycle = ?",
+        (subscriber_id, cycle),
+    ).fetchone()
+    if found is None:
+        conn.execute(
+            "INSERT INTO mail_notices (subscriber_id, cycle, message_id, state, attempts,"
+            " stored_at) VALUES (?, ?, ?, 'pending', 1, ?)",
+            (subscriber_id, cycle, message_id, now),
+        )
+        return "pending", message_id
+    state, stored, attempts = str(found[0]), str(found[1]), int(found[2])
+    if state != "retry":
+        return state, stored
+    state = "pending" if attempts < max_attempts else "failed"
+    conn.execute(
+        "UPDATE mail_notices SET state = ?, attempts = attempts + (? = 'pending'),"
+        " finished_at = CASE WHEN ? = 'failed' THEN ? END"
+        " WHERE subscriber_id = ? AND cycle = ?",
+        (state, state, state, now, subscriber_id, cycle),
+    )
+    return state, stored
+
+
+def finish_notice(conn: Connection, subscriber_id: int, cycle: str, state: str, now: int) -> None:
+    conn.execute(
+        "UPDATE mail_notices SET state = ?, finished_at = ? WHERE subscriber_id = ? AND cycle = ?",
+        (state, now, subscriber_id, cycle),
+    )
+
+
+def recover_pending_notices(conn: Connection, now: int) -> int:
+    """At start-up: notices left 'pending' by a crash become 'unconfirmed' (never resent)."""
+    cursor = conn.execute(
+        "UPDATE mail_notices SET state = 'unconfirmed', finished_at = ? WHERE state = 'pending'",
+        (now,),
+    )
+    return int(cursor.rowcount)
+
+
+def notice_states(conn: Connection, cycle: str | None = None) -> dict[str, int]:
+    where, params = ("WHERE cycle = ?", (cycle,)) if cycle is not None else ("", ())
+    return {
+        str(state): int(n)
+        for state, n in conn.execute(
+            f"SELECT state, count(*) FROM mail_notices {where} GROUP BY state", params
+        )
+    }

@@ -180,11 +180,72 @@ def matching(conn: Connection, segment: SegmentFilter, on: dt.date) -> list[int]
 
 
 def member_counts(conn: Connection, program: str) -> int:
-    """Registered mail members of PROGRAM (a count for staff, never an address)."""
+    """Registered mail members of PROGRAM who agreed to its current purpose notice (a count
+    for staff, never an address); members suspended by a raised consent version are not in
+    it until they agree again, as for LINE (kairand.store.programs.member_counts)."""
+    version = int((_definition(conn, program) or {}).get("consent_version", 1))
     return int(
         conn.execute(
             "SELECT count(*) FROM mail_program_members"
-            " WHERE program = ? AND registered_at IS NOT NULL",
-            (program,),
+            " WHERE program = ? AND registered_at IS NOT NULL AND consent_version >= ?",
+            (program, version),
         ).fetchone()[0]
     )
+
+
+RECONSENT_STATE = '{"step":"consent"}'
+"""The dialogue state of a suspended mail member: its next reply answers the new notice."""
+
+
+def suspend_outdated(conn: Connection, program: str, version: int) -> int:
+    """In the transaction that raises PROGRAM's consent version to VERSION: registered mail
+    members who agreed only to an older notice receive nothing more until they agree again
+    (recipients() already requires the current version) and their dialogue waits for the
+    answer to the new notice (1: agree and resume, 2: leave); their answers are kept and they
+    stay marked registered, so agreeing restores the registration as it was. How many."""
+    return int(
+        conn.execute(
+            "UPDATE mail_program_members SET conversation = ?"
+            " WHERE program = ? AND consent_version < ? AND registered_at IS NOT NULL",
+            (RECONSENT_STATE, program, version),
+        ).rowcount
+    )
+
+
+def members_to_reconsent(conn: Connection, program: str, version: int, cycle: str) -> list[int]:
+    """Subscriber ids of registered members of PROGRAM suspended for a notice older than
+    VERSION, still waiting to answer it, with an active mail registration, who have no notice
+    for CYCLE yet or one to retry."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT m.subscriber_id FROM mail_program_members m"
+            " JOIN mail_subscribers s ON s.id = m.subscriber_id"
+            " WHERE m.program = ? AND m.consent_version < ? AND m.registered_at IS NOT NULL"
+            "   AND json_extract(m.conversation, '$.step') = 'consent'"
+            "   AND s.stage = 'registered'"
+            "   AND NOT EXISTS (SELECT 1 FROM mail_notices n WHERE n.subscriber_id ="
+            "     m.subscriber_id AND n.cycle = ? AND n.state != 'retry')"
+            " ORDER BY m.subscriber_id",
+            (program, version, cycle),
+        )
+    ]
+
+
+def members_for_notice(conn: Connection, program: str, before: int, cycle: str) -> list[int]:
+    """Subscriber ids of registered members of PROGRAM who agreed before BEFORE (their
+    registration ends at the coming boundary), with an active mail registration, who have no
+    annual notice for CYCLE yet or one to retry."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT m.subscriber_id FROM mail_program_members m"
+            " JOIN mail_subscribers s ON s.id = m.subscriber_id"
+            " WHERE m.program = ? AND m.registered_at IS NOT NULL"
+            "   AND coalesce(m.consented_at, 0) < ? AND s.stage = 'registered'"
+            "   AND NOT EXISTS (SELECT 1 FROM mail_notices n WHERE n.subscriber_id ="
+            "     m.subscriber_id AND n.cycle = ? AND n.state != 'retry')"
+            " ORDER BY m.subscriber_id",
+            (program, before, cycle),
+        )
+    ]

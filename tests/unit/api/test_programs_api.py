@@ -4,10 +4,21 @@ templates, aggregate-only program statistics, and every call audited (S8)."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import contextlib
+from typing import Any
 
+import pytest
+from aiohttp import web
+
+from kairand.api import app as api_app
 from kairand.api.client import ApiClient
+from kairand.config import Config
+from kairand.daemon import components
+from kairand.mail import notices as mail_notices
+from kairand.mail.component import mail_component
 from kairand.programs import catalogue
+from kairand.runtime import CONFIG, STORE
 from kairand.store import audit as audit_store
 from kairand.store import mail as mail_store
 from kairand.store import mail_programs
@@ -228,3 +239,30 @@ async def test_program_list_counts_mail_members_apart_without_addresses(
     assert by_code["city"]["registered_mail"] == "12"
     assert by_code[KODOMO]["registered_mail"] == "11"
     assert not any(a in str(r.body) for a in addresses)
+
+
+@pytest.mark.req("K9")
+async def test_the_daemon_hands_the_mail_notices_wake_to_the_api(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail component starts before the API, and the API component passes its wake to
+    every API site (so raising a consent version sends the re-consent mails at once: tested
+    in tests/integration/test_mail_programs.py)."""
+    order = components()
+    assert order.index(mail_component) < order.index(api_app.api_component)
+    handed: list[asyncio.Event | None] = []
+    real_serve = api_app.serve
+
+    def serve_spy(*args: Any, **kwargs: Any) -> Any:
+        handed.append(kwargs.get("mail_wake"))
+        return real_serve(*args, **kwargs)
+
+    monkeypatch.setattr(api_app, "serve", serve_spy)
+    main = web.Application()
+    wake = asyncio.Event()
+    main[CONFIG], main[STORE], main[mail_notices.WAKE] = config, store, wake
+    served = api_app.api_component(main)
+    await served.__anext__()
+    with contextlib.suppress(StopAsyncIteration):
+        await served.__anext__()
+    assert handed and all(event is wake for event in handed)

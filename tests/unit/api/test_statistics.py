@@ -3,12 +3,14 @@ suppressed cell can be derived from the total and the shown cells."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kairand.api.client import ApiClient
 from kairand.api.statistics import Cell, suppress
-from kairand.store.database import Store
+from kairand.store import mail as mail_store
+from kairand.store.database import Connection, Store
 from tests.support.api_helpers import add_answers, add_residents
 
 K = 10
@@ -90,3 +92,75 @@ async def test_statistics_of_a_tiny_population_show_nothing(api: ApiClient, stor
     r = await api.as_user("aut").get("/v1/statistics")
     assert r.body["registered_display"] == "<10"
     assert all(c["count"] is None for q in r.body["questions"] for c in q["cells"])
+
+
+def _mail_subscribers(store: Store, areas: list[str]) -> list[str]:
+    """Registered mail subscribers who answered the city survey by mail (area, birth year), and
+    one still answering (never counted); their addresses."""
+    addresses = [f"hogosha{i}@example.net" for i in range(len(areas) + 1)]
+
+    def tx(conn: Connection) -> None:
+        for n, (address, area) in enumerate(zip(addresses, [*areas, "ekimae"], strict=True)):
+            mail_store.save(
+                conn, address, stage="registered" if n < len(areas) else "asking",
+                stop_token=f"token-{n:02d}-0123456789", confirm_code=None, attempts=0,
+                question=0,
+                answers={"area": (area,), "birth_year": ("1985" if n < 15 else "1992",),
+                         "topics": ()},
+                now=1,
+            )  # fmt: skip
+
+    store.write_sync(tx)
+    return addresses
+
+
+@pytest.mark.req("K9")
+@pytest.mark.req("W4")
+async def test_statistics_and_dashboard_count_mail_subscribers_apart(
+    api: ApiClient, store: Store
+) -> None:
+    """Issue 17: the dashboard and the statistics give the mail subscribers' total apart from
+    LINE's, suppressed below k; ?channel=mail counts their answers to the same survey, with the
+    same suppression (a skipped question is 回答なし). No address anywhere."""
+    add_residents(store, 3)
+    addresses = _mail_subscribers(store, ["honmachi"] * 15 + ["ekimae"] * 11 + ["kitamachi"] * 2)
+
+    line = await api.as_user("aud").get("/v1/statistics")
+    assert line.status == 200, line.body
+    assert line.body["registered_display"] == "<10"  # 3 LINE residents
+    assert line.body["registered_mail_display"] == "28" and line.body["channel"] == "line"
+
+    r = await api.as_user("aud").get("/v1/statistics?channel=mail")
+    assert r.status == 200, r.body
+    assert r.body["channel"] == "mail"
+    by_q = {q["code"]: {c["code"]: c for c in q["cells"]} for q in r.body["questions"]}
+    area = by_q["area"]
+    assert area["honmachi"]["count"] == 15
+    # kitamachi 2 (the one still answering is not in) is hidden, and ekimae 11 with it.
+    assert area["kitamachi"]["display"] == "<10" and area["ekimae"]["count"] is None
+    assert by_q["birth_year"]["1980s"]["count"] == 15  # years in decades
+    assert by_q["topics"]["_none"]["count"] == 28  # skipped by mail: 回答なし
+    for question in r.body["questions"]:
+        for cell in question["cells"]:
+            assert cell["count"] is None or cell["count"] >= K
+
+    bad = await api.as_user("aud").get("/v1/statistics?channel=fax")
+    assert bad.status == 400 and bad.body["field"] == "channel"
+
+    dashboard = await api.as_user("aud").get("/v1/dashboard")
+    assert dashboard.body["registered"] == 3 and dashboard.body["registered_mail"] == "28"
+    for body in (line.body, r.body, dashboard.body):
+        assert not any(a in str(body) for a in addresses)
+
+
+@pytest.mark.req("K9")
+async def test_without_the_mail_channel_no_mail_figure_is_given(
+    api: ApiClient, store: Store
+) -> None:
+    """Mail off and nobody registered by mail: no mail line (None), not "<10"; a few mail
+    subscribers left from before are shown suppressed."""
+    add_residents(store, 12)
+    assert (await api.as_user("aud").get("/v1/dashboard")).body["registered_mail"] is None
+    assert (await api.as_user("aud").get("/v1/statistics")).body["registered_mail_display"] is None
+    _mail_subscribers(store, ["honmachi"] * 2)
+    assert (await api.as_user("aud").get("/v1/dashboard")).body["registered_mail"] == "<10"

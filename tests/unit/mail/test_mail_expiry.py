@@ -108,3 +108,22 @@ def test_kairanctl_mail_status_shows_counts_only(
     assert "登録済み / registered: 1" in out
     assert "unconfirmed: 1" in out and "送信サーバーの記録" in out
     assert "@" not in out.replace("Message-IDs", "")
+
+
+@pytest.mark.req("K9")
+def test_kairanctl_mail_status_flags_an_unconfirmed_notice(
+    dev_setup: object, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A re-consent or March notice left pending by a crash is 'unconfirmed' after recovery:
+    counted apart from the alerts' sends, and flagged like them (exit 1), never resent."""
+    from kairand import ctl
+
+    store.write_sync(add, "shown@example.net", at(2026, 5, 1))
+    sid = store.read_sync(mail_store.load, "shown@example.net").id  # type: ignore[union-attr]
+    store.write_sync(mail_store.claim_notice, sid, "kodomo@consent2", "<n@kairan.invalid>", 1, 5)
+    assert store.write_sync(mail_store.recover_pending_notices, 2) == 1
+    assert ctl.main(["--config", str(dev_setup), "mail", "status"]) == 1
+    out = capsys.readouterr().out
+    notices = out.split("お知らせ（再同意・年度更新） / notices:")[1]
+    assert "unconfirmed: 1" in notices.split("不達通知")[0]
+    assert "@" not in out.replace("Message-IDs", "")

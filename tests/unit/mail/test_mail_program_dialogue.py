@@ -143,6 +143,20 @@ def test_a_member_under_an_older_notice_agrees_again_and_keeps_the_districts() -
     assert not any(isinstance(op, SetDistricts) for op in again.ops)
 
 
+@pytest.mark.req("K9")
+@pytest.mark.req("S16")
+def test_a_suspended_member_who_answers_2_leaves_with_the_deletion_said() -> None:
+    newer = DEF.model_copy(update={"consent_version": 2})
+    suspended = member({"step": "consent"}, 1, True)
+    out = p.step(CODE, newer, DISTRICTS, suspended, "2")
+    assert out.event == "program_left" and [type(op) for op in out.ops] == [Leave]
+    assert "学校区と回答を削除しました" in out.replies[0].body
+    # The notice mail and the offer to a suspended member are the same text.
+    notice = p.reconsent_reply(newer)
+    assert p.start(CODE, newer, DISTRICTS, suspended).replies[0] == notice
+    assert "「1」" in notice.body and "「2」" in notice.body and newer.purpose_notice in notice.body
+
+
 def test_only_a_conversation_under_way_takes_plain_replies() -> None:
     assert p.active(member({"step": "jh"}))
     assert not p.active(member({"step": "done"}))

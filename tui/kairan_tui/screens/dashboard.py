@@ -32,6 +32,8 @@ FIGURE_NOTES = (
     "友だち＝ブロックした方を除く人数、登録者＝そのうち配信を受け取る方。本日の配信＝今日0時"
     "からの配信の件数と通数（1人に1通）。今月の送信数＝LINEの集計（テスト送信・お知らせを含む）。"
 )
+MAIL_NOTE = "メール配信の登録者は {mail} 人です（LINEの登録者とは別に数えます）。"
+"""Put before the notes when the city uses the mail channel (issue 17)."""
 
 
 class StatCard(Vertical):
@@ -51,6 +53,9 @@ class StatCard(Vertical):
 
     def set_value(self, value: str) -> None:
         self.query_one(".stat-value", Static).update(value)
+
+    def set_label(self, label: str) -> None:
+        self.query_one(".stat-label", Static).update(label)
 
 
 def week_table(days: list[schema.DayCount], width: int = 8) -> Table:
@@ -139,7 +144,18 @@ class DashboardScreen(KairanScreen):
 
     def show_counters(self, data: schema.DashboardCounters) -> None:
         self.query_one("#stat-friends", StatCard).set_value(f"{data.friends:,} 人")
-        self.query_one("#stat-registered", StatCard).set_value(f"{data.registered:,} 人")
+        registered = self.query_one("#stat-registered", StatCard)
+        if data.registered_mail is None:
+            registered.set_label("登録者")
+            registered.set_value(f"{data.registered:,} 人")
+        else:  # the mail channel (issue 17): LINE and mail counted apart
+            registered.set_label("登録者（LINE）")
+            registered.set_value(f"{data.registered:,} 人")
+        self.query_one("#stat-notes", WrappedText).update(
+            FIGURE_NOTES
+            if data.registered_mail is None
+            else MAIL_NOTE.format(mail=data.registered_mail) + FIGURE_NOTES
+        )
         self.query_one("#stat-today", StatCard).set_value(
             f"{data.deliveries_today:,} 件（{data.messages_sent_today:,} 通）"
         )

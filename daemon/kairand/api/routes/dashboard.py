@@ -61,7 +61,10 @@ async def dashboard(request: web.Request) -> web.Response:
     store = store_of(request)
     today = japan_today()
     first = today - dt.timedelta(days=6)
-    figures = await dashboard_counters(store)
+    config = config_of(request)
+    figures = await dashboard_counters(
+        store, config.privacy.small_cell_threshold, config.mail.enabled
+    )
     series = await store.read(stats_store.daily, first.isoformat(), today.isoformat())
     days = [
         schema.DayCount(

@@ -82,6 +82,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     interval = config_of(request).api.event_interval_seconds
+    small_cells = config_of(request).privacy.small_cell_threshold
+    mail_on = config_of(request).mail.enabled
     last_dashboard = ""
     last_delivery: dict[int, str] = {}
     last_write = time.monotonic()
@@ -89,7 +91,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     alerts_since, alerts_seen = int(time.time()), set[str]()
     try:
         while True:
-            figures = (await dashboard_counters(store_of(request))).model_dump_json()
+            figures = (
+                await dashboard_counters(store_of(request), small_cells, mail_on)
+            ).model_dump_json()
             if figures != last_dashboard:
                 await response.write(frame("dashboard", figures))
                 last_dashboard, last_write = figures, time.monotonic()

@@ -28,6 +28,7 @@ from kairand.api.http import (
 from kairand.api.problems import ApiProblem
 from kairand.delivery.alert_notify import notify_test_recipients
 from kairand.logs import get_logger
+from kairand.mail import notices as mail_notices
 from kairand.programs import consent, service
 from kairand.programs import templates as tpl
 from kairand.programs.model import DistrictCsvError, ProgramDefinition
@@ -220,8 +221,12 @@ async def templates_approve(request: web.Request) -> web.Response:
 
 
 def _prompt_later(request: web.Request) -> None:
-    """Push re-consent prompts now (a raised consent version suspended members); the program
-    expiry worker retries what is left every minute."""
+    """Push re-consent prompts now (a raised consent version suspended members) and wake the
+    mail notices (their re-consent mails); the program expiry worker and the mail component
+    retry what is left every minute."""
+    mail_wake = request.app.get(mail_notices.WAKE)
+    if mail_wake is not None:
+        mail_wake.set()
     line = line_of(request)
     if line is None:
         return
