@@ -129,7 +129,11 @@ def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
-def _postback_item(label: str, data: str, display: str | None = None) -> Message:
+def postback_item(label: str, data: str, display: str | None = None) -> Message:
+    """A quick-reply postback button. Without DISPLAY, LINE posts nothing into the chat when it
+    is tapped: every button that carries an answer or a reception setting is made so (S10);
+    DISPLAY only for steps that reveal nothing (consent, menus, 完了). The program dialogue
+    builds its buttons with this too."""
     action: Message = {"type": "postback", "label": _label(label), "data": data}
     if display is not None:
         action["displayText"] = display
@@ -182,7 +186,7 @@ def _question_prompt(
         }
         items.append({"type": "action", "action": picker})
         if question.allow_skip:
-            items.append(_postback_item(texts.SKIP, encode("year", version, question.code, "skip")))
+            items.append(postback_item(texts.SKIP, encode("year", version, question.code, "skip")))
         return [_text("\n".join(lines), items)]
 
     fixed: list[Message] = []
@@ -192,19 +196,17 @@ def _question_prompt(
             data = encode("ans", version, question.code, option.code)
             # S10: no displayText on anything that carries an answer, so LINE does not post
             # the choice into the chat as the resident's message.
-            entries.append(_postback_item(option.label, data))
+            entries.append(postback_item(option.label, data))
         if question.allow_skip:
-            entries.append(
-                _postback_item(texts.SKIP, encode("ans", version, question.code, "skip"))
-            )
+            entries.append(postback_item(texts.SKIP, encode("ans", version, question.code, "skip")))
     else:  # multi
         chosen = set(selected)
         for option in question.options:
             mark = texts.CHECK if option.code in chosen else ""
             data = encode("tog", version, question.code, option.code)
-            entries.append(_postback_item(mark + option.label, data))
+            entries.append(postback_item(mark + option.label, data))
         fixed.append(
-            _postback_item(texts.FINISH, encode("done", version, question.code), texts.FINISH)
+            postback_item(texts.FINISH, encode("done", version, question.code), texts.FINISH)
         )
         # S10: the chat history keeps the bot's text: it says how many, never which.
         count = sum(1 for o in question.options if o.code in chosen)
@@ -216,13 +218,13 @@ def _question_prompt(
         lines.append(texts.PAGE_LINE.format(page=page + 1, pages=len(pages)))
         if page > 0:
             items.append(
-                _postback_item(
+                postback_item(
                     texts.PREV_PAGE, encode("page", version, question.code, page=page - 1)
                 )
             )
         if page < len(pages) - 1:
             items.append(
-                _postback_item(
+                postback_item(
                     texts.NEXT_PAGE, encode("page", version, question.code, page=page + 1)
                 )
             )
@@ -234,10 +236,10 @@ def _consent_prompt(survey: SurveyDefinition, version: int) -> Message:
     return _text(
         survey.purpose_notice,
         [
-            _postback_item(
+            postback_item(
                 texts.CONSENT_YES, encode("consent", version, option="yes"), texts.CONSENT_YES
             ),
-            _postback_item(
+            postback_item(
                 texts.CONSENT_NO, encode("consent", version, option="no"), texts.CONSENT_NO
             ),
         ],
@@ -246,19 +248,19 @@ def _consent_prompt(survey: SurveyDefinition, version: int) -> Message:
 
 def _settings_menu(survey: SurveyDefinition, version: int, resident: ResidentState) -> Message:
     status = texts.STATUS_OFF if resident.deliveries_stopped else texts.STATUS_ON
-    items = [_postback_item(texts.RESTART, encode("restart"), texts.RESTART)]
+    items = [postback_item(texts.RESTART, encode("restart"), texts.RESTART)]
     if resident.registered:
         editable = survey.questions[: MAX_QUICK_REPLY - 3]
         for question in editable:
             label = f"{question.title}を変更"
             items.append(
-                _postback_item(label, encode("edit", version, question.code), _label(label))
+                postback_item(label, encode("edit", version, question.code), _label(label))
             )
     if resident.deliveries_stopped:
-        items.append(_postback_item(texts.RESUME, encode("resume"), texts.RESUME))
+        items.append(postback_item(texts.RESUME, encode("resume"), texts.RESUME))
     else:
-        items.append(_postback_item(texts.STOP, encode("stop"), texts.STOP))
-    items.append(_postback_item(texts.DELETE, encode("del"), texts.DELETE))
+        items.append(postback_item(texts.STOP, encode("stop"), texts.STOP))
+    items.append(postback_item(texts.DELETE, encode("del"), texts.DELETE))
     return _text(texts.SETTINGS_MENU.format(status=status), items)
 
 
@@ -266,14 +268,14 @@ def _confirm_delete() -> Message:
     return _text(
         texts.CONFIRM_DELETE,
         [
-            _postback_item(texts.DELETE_OK, encode("delok"), texts.DELETE_OK),
-            _postback_item(texts.DELETE_NO, encode("delno"), texts.DELETE_NO),
+            postback_item(texts.DELETE_OK, encode("delok"), texts.DELETE_OK),
+            postback_item(texts.DELETE_NO, encode("delno"), texts.DELETE_NO),
         ],
     )
 
 
 def _start_offer() -> Message:
-    return _text(texts.NOT_REGISTERED, [_postback_item(texts.START, encode("start"), texts.START)])
+    return _text(texts.NOT_REGISTERED, [postback_item(texts.START, encode("start"), texts.START)])
 
 
 # --- the machine ----------------------------------------------------------------------------

@@ -14,6 +14,10 @@ time in the survey's style: quick replies, paged when there are many options, �
 the question allows it, a date picker of which only the year (and month) is kept. A registered
 member can change each answer from the program's menu.
 
+Nothing of the districts or answers goes into LINE's chat history (S10, as in the city
+survey): their buttons are postbacks without display text (`postback_item`), and the replies
+say how many districts are chosen or registered, never which (nor the 中学校区 tapped).
+
 When staff raise the program's consent version, registered members who agreed only to the older
 notice are suspended (kairand.store.programs.suspend_outdated_members: step "reconsent", no
 deliveries); their next visit shows the new notice, and agreeing restores the registration with
@@ -29,6 +33,7 @@ from typing import Any
 
 from kairand.conversation import texts
 from kairand.conversation.events import Event
+from kairand.conversation.machine import postback_item
 from kairand.conversation.survey import Question
 from kairand.programs.model import District, ProgramDefinition, junior_highs
 
@@ -172,16 +177,15 @@ def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
-def _item(label: str, data: str, display: str | None = None) -> Message:
-    action: Message = {"type": "postback", "label": _label(label), "data": data}
-    action["displayText"] = display or label
-    return {"type": "action", "action": action}
+def _echoed(label: str, data: str) -> Message:
+    """A button LINE posts into the chat as the resident's message (its label): only for steps
+    that reveal nothing (consent, navigation, the menu). A district or an answer is a
+    `postback_item` without display text, and replies count instead of naming (S10)."""
+    return postback_item(label, data, label)
 
 
-def _answer_item(label: str, data: str) -> Message:
-    # S10: no displayText on a button that carries an answer (as in the city survey), so LINE
-    # does not post the choice into the chat as the resident's message.
-    return {"type": "action", "action": {"type": "postback", "label": _label(label), "data": data}}
+def _count_line(title: str, n: int) -> str:
+    return f"登録した{title}は{n}件です。"
 
 
 def _text(text: str, items: Sequence[Message] = ()) -> Message:
@@ -249,8 +253,8 @@ class _Dialogue:
                 "内容に同意して、受け取りを再開しますか。登録内容（学校区など）はそのまま引き継ぎます。"
             )
             items = [
-                _item("同意して再開する", self.pb("yes"), "同意して再開する"),
-                _item("登録をやめる", self.pb("leave"), "登録をやめる"),
+                _echoed("同意して再開する", self.pb("yes")),
+                _echoed("登録をやめる", self.pb("leave")),
             ]
             return Outcome((_text(text, items),))
         text = (
@@ -258,32 +262,41 @@ class _Dialogue:
             "内容に同意して登録しますか。"
         )
         items = [
-            _item("同意して登録する", self.pb("yes"), "同意して登録する"),
-            _item("登録しない", self.pb("no"), "登録しない"),
+            _echoed("同意して登録する", self.pb("yes")),
+            _echoed("登録しない", self.pb("no")),
         ]
         return Outcome((_text(text, items),))
 
     def menu(self) -> Outcome:
         assert self.member is not None
-        names = [self.by_code[c].name for c in self.member.districts if c in self.by_code]
-        chosen = "、".join(names) if names else "（なし）"
-        text = (
-            f"【{self.d.name}】\n現在の{self.d.district_title}：{chosen}\nご用件を選んでください。"
+        # S10: the chat history keeps this text: how many districts, never which.
+        title = self.d.district_title
+        count = sum(1 for c in self.member.districts if c in self.by_code)
+        chosen = (
+            f"現在、{title}を{count}件登録しています。"
+            if count
+            else f"現在、登録している{title}はありません。"
         )
-        items = [_item(f"{self.d.district_title}を変更", self.pb("edit"))]
+        text = f"【{self.d.name}】\n{chosen}\nご用件を選んでください。"
+        items = [_echoed(f"{title}を変更", self.pb("edit"))]
         for question in self.d.questions[: MAX_QUICK_REPLY - 2]:
             label = f"{question.title}を変更"
-            items.append(_item(label, self.pb("qed", question=question.code), _label(label)))
-        items.append(_item("登録をやめる", self.pb("leave")))
+            items.append(
+                postback_item(label, self.pb("qed", question=question.code), _label(label))
+            )
+        items.append(_echoed("登録をやめる", self.pb("leave")))
         return Outcome((_text(text, items),))
 
     def jh_prompt(self, page: int, lead: str = "") -> Message:
-        entries = [_item(name, self.pb("jh", code)) for code, name in junior_highs(self.districts)]
+        # S10: a district button posts nothing into the chat (no display text).
+        entries = [
+            postback_item(name, self.pb("jh", code)) for code, name in junior_highs(self.districts)
+        ]
         fixed = []
         if self.state.get("sel"):
-            fixed.append(_item("選択を完了", self.pb("done")))
+            fixed.append(_echoed("選択を完了", self.pb("done")))
         items, page = _paged(
-            entries, fixed, page, lambda label, p: _item(label, self.pb("jhp", page=p))
+            entries, fixed, page, lambda label, p: _echoed(label, self.pb("jhp", page=p))
         )
         head = lead + "まず、中学校区を選んでください（そのあと小学校区を選びます）。"
         return _text(head + self._chosen_line(), items)
@@ -291,18 +304,18 @@ class _Dialogue:
     def el_prompt(self, jh: str, page: int, lead: str = "") -> Message:
         sel = set(self.state.get("sel", []))
         entries = [
-            _item(("✓" if d.code in sel else "") + d.name, self.pb("tog", d.code))
+            postback_item(("✓" if d.code in sel else "") + d.name, self.pb("tog", d.code))
             for d in self.districts
             if d.junior_high == jh
         ]
-        fixed = [_item("他の中学校区も選ぶ", self.pb("more"))]
+        fixed = [_echoed("他の中学校区も選ぶ", self.pb("more"))]
         if sel:
-            fixed.append(_item("選択を完了", self.pb("done")))
+            fixed.append(_echoed("選択を完了", self.pb("done")))
         items, page = _paged(
-            entries, fixed, page, lambda label, p: _item(label, self.pb("elp", jh, p))
+            entries, fixed, page, lambda label, p: _echoed(label, self.pb("elp", jh, p))
         )
-        jh_name = next((n for c, n in junior_highs(self.districts) if c == jh), jh)
-        head = lead + f"{jh_name}の小学校区から、受け取りたい学校区を選んでください（複数可）。"
+        # The chosen 中学校区 is not named either: the buttons below show its 小学校区.
+        head = lead + "選んだ中学校区の小学校区から、受け取りたい学校区を選んでください（複数可）。"
         return _text(head + self._chosen_line(), items)
 
     # further questions
@@ -342,34 +355,34 @@ class _Dialogue:
             }
             items: list[Message] = [{"type": "action", "action": picker}]
             if question.allow_skip:
-                items.append(_answer_item(texts.SKIP, self.pb("yr", "skip", question=code)))
+                items.append(postback_item(texts.SKIP, self.pb("yr", "skip", question=code)))
             return _text("\n".join(lines), items)
         page = int(self.state.get("page", 0))
         fixed: list[Message] = []
         if question.kind == "choice":
             entries = [
-                _answer_item(o.label, self.pb("ans", o.code, question=code))
+                postback_item(o.label, self.pb("ans", o.code, question=code))
                 for o in question.options
             ]
             if question.allow_skip:
-                entries.append(_answer_item(texts.SKIP, self.pb("ans", "skip", question=code)))
+                entries.append(postback_item(texts.SKIP, self.pb("ans", "skip", question=code)))
         else:
             chosen = set(self.state.get("qsel", []))
             entries = [
-                _answer_item(
+                postback_item(
                     (texts.CHECK if o.code in chosen else "") + o.label,
                     self.pb("qtg", o.code, question=code),
                 )
                 for o in question.options
             ]
-            fixed.append(_item(texts.FINISH, self.pb("qdn", question=code), texts.FINISH))
+            fixed.append(_echoed(texts.FINISH, self.pb("qdn", question=code)))
             count = sum(1 for o in question.options if o.code in chosen)
             lines.append(texts.SELECTED.format(n=count) if count else texts.SELECTED_NONE)
         items, page = _paged(
             entries,
             fixed,
             page,
-            lambda label, p: _item(label, self.pb("qpg", page=p, question=code)),
+            lambda label, p: _echoed(label, self.pb("qpg", page=p, question=code)),
         )
         if len(entries) + len(fixed) > MAX_QUICK_REPLY:
             size = MAX_QUICK_REPLY - len(fixed) - 2
@@ -378,8 +391,10 @@ class _Dialogue:
 
     def finish(self, ops: Sequence[Operation], districts: Sequence[str]) -> Outcome:
         """Registration complete: the completion message and MarkRegistered."""
-        names = "、".join(self.by_code[c].name for c in districts if c in self.by_code)
-        text = self.d.completion + (f"\n登録した{self.d.district_title}：{names}" if names else "")
+        count = sum(1 for c in districts if c in self.by_code)
+        text = self.d.completion + (
+            "\n" + _count_line(self.d.district_title, count) if count else ""
+        )
         return self._save({"step": "done"}, [_text(text)], *ops, MarkRegistered(self.code))
 
     def after_answer(
@@ -439,8 +454,9 @@ class _Dialogue:
         return self.stale()
 
     def _chosen_line(self) -> str:
-        sel = [self.by_code[c].name for c in self.state.get("sel", []) if c in self.by_code]
-        return f"\n選択中：{'、'.join(sel)}" if sel else ""
+        # S10: how many are chosen (as the survey's multi-select says), never which.
+        count = sum(1 for c in self.state.get("sel", []) if c in self.by_code)
+        return "\n" + texts.SELECTED.format(n=count) if count else ""
 
     def _save(self, state: dict[str, Any], replies: Sequence[Message], *ops: Operation) -> Outcome:
         return Outcome(tuple(replies), (*ops, SetState(self.code, state)))
@@ -527,8 +543,8 @@ class _Dialogue:
             return self.offer()
         if pb.action == "leave":
             items = [
-                _item("登録をやめる", self.pb("lok"), "登録をやめる"),
-                _item("続ける", self.pb("lno"), "続ける"),
+                _echoed("登録をやめる", self.pb("lok")),
+                _echoed("続ける", self.pb("lno")),
             ]
             text = (
                 f"{self.d.name}の登録をやめると、選んだ学校区などの登録内容は削除されます。"
@@ -593,15 +609,14 @@ class _Dialogue:
             if not sel:
                 return Outcome((_text("学校区を1つ以上選んでください。"), self.jh_prompt(0)))
             assert self.d.district_question is not None
-            names = "、".join(self.by_code[c].name for c in sel)
             save = SetDistricts(self.code, self.d.district_question, tuple(sel))
             if self.member.registered:  # a change from the menu: nothing more is asked
                 title = self.d.district_title
-                text = f"{title}を変更しました。\n登録した{title}：{names}"
+                text = f"{title}を変更しました。\n" + _count_line(title, len(sel))
                 return self._save({"step": "done"}, [_text(text)], save)
             if self.d.questions:
                 self.state = self.ask_state(self.d.questions[0], "onboard")
-                lead = f"{self.d.district_title}を受け付けました：{names}\n"
+                lead = f"{self.d.district_title}（{len(sel)}件）を受け付けました。\n"
                 return self._save(self.state, [self.q_prompt(lead)], save)
             return self.finish((save,), sel)
         return self.stale()

@@ -5,6 +5,7 @@ tests/integration/test_program_dialogue.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -106,7 +107,9 @@ def test_multi_question_is_paged_toggled_and_finished_then_the_year_question() -
     good = run(post("yr", q="kodomo_birth", date="2019-05-05"), member)
     assert dialogue.SetAnswer("kodomo", "kodomo_birth", (("2019", 2019),)) in good.ops
     assert dialogue.MarkRegistered("kodomo") in good.ops
-    assert "朝日小学校区" in good.replies[0]["text"]
+    # S10: the completion counts the districts, it does not name them.
+    assert "登録した学校区は1件です。" in good.replies[0]["text"]
+    assert "朝日" not in good.replies[0]["text"]
     skipped = run(post("yr", "skip", q="kodomo_birth"), member)
     assert dialogue.SetAnswer("kodomo", "kodomo_birth", ()) in skipped.ops
 
@@ -156,7 +159,7 @@ def test_a_registered_member_changes_one_answer_from_the_menu() -> None:
     # Changing the districts of a registered member asks nothing further either.
     districts = dialogue.MemberView(1, True, {"step": "el", "jh": "nishi", "sel": ["minato"]})
     changed = run(post("done"), districts)
-    assert "学校区を変更しました" in changed.replies[0]["text"]
+    assert changed.replies[0]["text"] == "学校区を変更しました。\n登録した学校区は1件です。"
     assert state_of(changed) == {"step": "done"}
 
 
@@ -187,3 +190,136 @@ def test_a_member_suspended_by_a_new_notice_agrees_again_or_leaves() -> None:
     assert "利用目的の内容を改めました" in kept.replies[-1]["text"]
     assert state_of(kept) == {"step": "reconsent"}
     assert run2(post2("lok"), asked).ops == (dialogue.Leave("kodomo"),)
+
+
+# -- S10: nothing of the districts or answers goes into LINE's chat ---------------------------
+
+ECHO_DEF = catalogue.child_safety().model_copy(
+    update={
+        "questions": (
+            *catalogue.child_safety().questions,  # 登録の区分 (choice)
+            Question(
+                code="kodomo_topics",
+                kind="multi",
+                title="受け取る情報",
+                text="受け取りたい情報を選んでください。",
+                purpose="選んだ情報だけをお届けするために使います。",
+                options=(
+                    Option(code="traffic", label="交通安全"),
+                    Option(code="disaster", label="防災"),
+                    Option(code="events", label="行事"),
+                ),
+            ),
+            DEF.questions[1],  # お子さまの生まれ年 (year)
+        )
+    }
+)
+# Kinds of button that carry a district or an answer.
+ANSWER_KINDS = frozenset({"jh", "tog", "ans", "qtg", "yr"})
+
+
+class FakeMember:
+    """Applies the dialogue's operations as the inbox does (pure, in memory), and keeps every
+    reply the bot sent."""
+
+    def __init__(self) -> None:
+        self.view: dialogue.MemberView | None = None
+        self.replies: list[dict[str, Any]] = []
+
+    def send(self, event: Event) -> list[dict[str, Any]]:
+        out = dialogue.handle(event, "kodomo", ECHO_DEF, DISTRICTS, self.view)
+        for op in out.ops:
+            if isinstance(op, dialogue.Join):
+                self.view = (
+                    replace(self.view, consent_version=op.consent_version)
+                    if (self.view)
+                    else dialogue.MemberView(op.consent_version, False, {})
+                )
+            assert self.view is not None
+            if isinstance(op, dialogue.SetState):
+                self.view = replace(self.view, conversation=dict(op.state))
+            elif isinstance(op, dialogue.SetDistricts):
+                self.view = replace(self.view, districts=op.codes)
+            elif isinstance(op, dialogue.SetAnswer):
+                answers = {**self.view.answers, op.question: tuple(v for v, _ in op.values)}
+                self.view = replace(self.view, answers=answers)
+            elif isinstance(op, dialogue.MarkRegistered):
+                self.view = replace(self.view, registered=True)
+        self.replies += out.replies
+        return list(out.replies)
+
+    def tap(self, replies: list[dict[str, Any]], label: str, **params: str) -> list[dict[str, Any]]:
+        action = next(
+            i["action"] for i in replies[-1]["quickReply"]["items"] if i["action"]["label"] == label
+        )
+        return self.send(Event("postback", "U1", 0, "r", data=action["data"], params=params))
+
+
+@pytest.mark.req("S10")
+def test_program_registration_and_changes_echo_nothing_into_the_chat() -> None:
+    """S10, as the city survey (tests/unit/conversation/test_machine.py::
+    test_answers_are_never_echoed_into_the_chat): joining 子ども安全情報 — 中学校区 and 小学校区
+    in two steps, then a choice, a multi-select and a year question — and changing each from
+    the menu, no button that carries a district or an answer has a displayText (LINE would
+    post it into the chat as the resident's message), no displayText at all names one, and no
+    text the bot sends (which LINE keeps in the chat history) names a district, a chosen
+    option or the year: the replies count instead."""
+    m = FakeMember()
+    offer = m.send(text("子ども安全情報"))
+    jh = m.tap(offer, "同意して登録する")
+    el = m.tap(jh, "東中学校区")
+    el = m.tap(el, "光小学校区")
+    jh = m.tap(el, "他の中学校区も選ぶ")
+    el = m.tap(jh, "西中学校区")
+    el = m.tap(el, "港小学校区")
+    choice = m.tap(el, "選択を完了")
+    multi = m.tap(choice, "地域の方")
+    multi = m.tap(multi, "交通安全")
+    multi = m.tap(multi, "防災")
+    year = m.tap(multi, "完了")
+    m.tap(year, "年を選ぶ", date="2019-05-05")
+    assert m.view is not None and m.view.registered
+    # Every answer changed from the program's menu.
+    jh = m.tap(m.send(text("子ども安全情報")), "学校区を変更")
+    el = m.tap(jh, "北中学校区")
+    el = m.tap(el, "山手小学校区")
+    m.tap(el, "選択を完了")
+    m.tap(m.tap(m.send(text("子ども安全情報")), "登録の区分を変更"), "学校・園などの関係者")
+    multi = m.tap(m.tap(m.send(text("子ども安全情報")), "受け取る情報を変更"), "行事")
+    m.tap(multi, "完了")
+    year = m.tap(m.send(text("子ども安全情報")), "お子さまの生まれ年を変更")
+    m.tap(year, "年を選ぶ", date="2020-04-01")
+    menu = m.send(text("子ども安全情報"))
+    # The positive control: everything was stored (locally) all the same.
+    view = m.view
+    assert view.districts == ("hikari", "minato", "yamate")
+    assert dict(view.answers) == {
+        "kodomo_relation": ("staff",),
+        "kodomo_topics": ("traffic", "disaster", "events"),
+        "kodomo_birth": ("2020",),
+    }
+
+    names = {d.name for d in DISTRICTS} | {d.junior_high_name for d in DISTRICTS}
+    chosen = {"地域の方", "学校・園などの関係者", "交通安全", "防災", "行事"}
+    # Question wording and purposes are fixed text (「保護者の方・地域で見守り…」): only a label
+    # outside them would be an echo of an answer.
+    fixed = "".join(q.text + q.purpose for q in ECHO_DEF.questions)
+    answers = {c for c in chosen if c not in fixed} | {"2019", "2020"}
+    assert len(answers) >= 6
+    for reply in m.replies:
+        body = reply.get("text", "")
+        assert not [n for n in names if n in body], body
+        assert not [a for a in answers if a in body], body
+        for item in reply.get("quickReply", {}).get("items", []):
+            action = item["action"]
+            decoded = dialogue.decode(action.get("data", ""))
+            assert decoded is not None
+            if decoded.action in ANSWER_KINDS:
+                assert "displayText" not in action, action
+            shown = action.get("displayText", "")
+            assert not [w for w in names | chosen if w in shown], action
+    # The menu counts what is registered.
+    assert (
+        menu[0]["text"]
+        == "【子ども安全情報】\n現在、学校区を3件登録しています。\nご用件を選んでください。"
+    )

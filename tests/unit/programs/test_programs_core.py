@@ -240,7 +240,9 @@ def test_dialogue_join_choose_two_steps_and_finish() -> None:
     assert not any(isinstance(op, dialogue.MarkRegistered) for op in chosen.ops)
     # Then the program's own question, one at a time, in the survey's style.
     asked = chosen.replies[0]
-    assert "光小学校区、港小学校区" in asked["text"] and "【質問 2/2】" in asked["text"]
+    # S10: the districts are counted, not named (LINE keeps the bot's replies in the chat).
+    assert "学校区（2件）を受け付けました。" in asked["text"] and "【質問 2/2】" in asked["text"]
+    assert "光小学校区" not in asked["text"] and "港小学校区" not in asked["text"]
     assert labels(asked) == ["保護者", "地域の方", "学校・園などの関係者", "回答しない"]
     assert all("displayText" not in i["action"] for i in asked["quickReply"]["items"])  # S10
     state = chosen.ops[-1].state  # type: ignore[union-attr]
@@ -248,7 +250,8 @@ def test_dialogue_join_choose_two_steps_and_finish() -> None:
     finished = run(post("ans", "guardian", question="kodomo_relation"), member)
     assert dialogue.SetAnswer("kodomo", "kodomo_relation", (("guardian", None),)) in finished.ops
     assert dialogue.MarkRegistered("kodomo") in finished.ops
-    assert "光小学校区、港小学校区" in finished.replies[0]["text"]
+    assert "登録した学校区は2件です。" in finished.replies[0]["text"]
+    assert "光小学校区" not in finished.replies[0]["text"]
     assert DEF.completion in finished.replies[0]["text"]
 
 
@@ -272,7 +275,8 @@ def test_dialogue_done_without_choice_and_stale_buttons() -> None:
 def test_dialogue_leave_keeps_city() -> None:
     registered = dialogue.MemberView(1, True, {"step": "done"}, ("asahi",))
     menu = run(text("子ども安全情報"), registered)
-    assert "朝日小学校区" in menu.replies[0]["text"]
+    assert "現在、学校区を1件登録しています。" in menu.replies[0]["text"]
+    assert "朝日小学校区" not in menu.replies[0]["text"]
     ask = run(post("leave"), registered)
     assert "市政情報の受け取りは変わりません" in ask.replies[0]["text"]
     asked = dialogue.MemberView(1, True, ask.ops[-1].state, ("asahi",))  # type: ignore[union-attr]
