@@ -21,7 +21,7 @@ Steps, each against its anchor where one exists:
 The last line: `BENCH scale residents=… gen_s=… max_p95_ms=… snapshot_s=… backup_mb_s=…
 backup_vs_cp=… restore_s=… resume_s=… rss_mb=… expiry_intended=… expiry_s=… expiry_purged=…
 expiry_ms_per_purge=…`; the exit status is 1 when the pass purged another number than intended
-(or was not run because the rule would have).
+(or was not run because the rule would purge another number).
 """
 
 from __future__ import annotations
