@@ -12,11 +12,16 @@ Steps, each against its anchor where one exists:
 4. a delivery to everyone: the recipient snapshot (batches with retry keys) and its time;
 5. a sealed backup of the store (MB/s against a plain copy of the same file in the same run)
    and its restore onto a fresh setup;
-6. the annual-expiry pass over every resident with 1 % of registrations expiring;
+6. the annual-expiry pass over every resident the morning after a 31 March boundary that 1 % of
+   them registered before: the residents it is meant to purge (counted in SQL, independently of
+   the retention code) against those it purged, and the pass's time per purged resident
+   (`expiry_ms_per_purge`: the pass reads every resident too, so it is not the purge alone);
 7. the daemon killed with SIGKILL in the middle of the delivery and started again: the time from
    the restart until the simulator accepts the next multicast, and that every batch was sent.
 The last line: `BENCH scale residents=… gen_s=… max_p95_ms=… snapshot_s=… backup_mb_s=…
-backup_vs_cp=… restore_s=… expiry_s=… resume_s=… rss_mb=…`.
+backup_vs_cp=… restore_s=… resume_s=… rss_mb=… expiry_intended=… expiry_s=… expiry_purged=…
+expiry_ms_per_purge=…`; the exit status is 1 when the pass purged another number than intended
+(or was not run because the rule would purge another number).
 """
 
 from __future__ import annotations
@@ -52,43 +57,62 @@ from kairand.retention import worker as retention_worker
 from kairand.retention.rules import Annual, RetentionRule, RetentionRules
 from kairand.segments.model import SegmentFilter
 from kairand.store import deliveries as delivery_queries
+from kairand.store import residents as residents_queries
 from kairand.store import retention as retention_store
 from kairand.store import segments as segment_queries
+from kairand.store import settings
 from kairand.store.bootstrap import open_store, select_keyring
 from kairand.store.database import Connection, Store
 from kairand.timeutil import JST
 
-EXPIRING_SHARE = 100  # one resident in 100 registered last fiscal year
+EXPIRING_SHARE = 100  # one resident in 100 registered in the fiscal year that just ended
+# Step 6 is the run the morning after the 31 March 2026 boundary (Annual's default 23:59 JST),
+# the previous daily run the morning before it: that boundary alone is applied.
+EXPIRING_AT = int(dt.datetime(2026, 3, 1, tzinfo=JST).timestamp())  # before the boundary
+KEPT_AT = int(dt.datetime(2026, 5, 1, tzinfo=JST).timestamp())  # after it
+BOUNDARY = int(dt.datetime(2026, 3, 31, 23, 59, tzinfo=JST).timestamp())
+PREVIOUS_RUN = int(dt.datetime(2026, 3, 31, 3, tzinfo=JST).timestamp())
+EXPIRY_RUN = int(dt.datetime(2026, 4, 1, 3, tzinfo=JST).timestamp())
+COUNTS = ("residents", "expiry_intended", "expiry_purged")  # printed as integers
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def mark_expiring(conn: Connection) -> int:
-    """1 % of registrations made in the previous fiscal year, the rest in this one; an annual
-    rule saved before them."""
-    last_year = int(dt.datetime(2026, 3, 1, tzinfo=JST).timestamp())
-    this_year = int(dt.datetime(2026, 5, 1, tzinfo=JST).timestamp())
+def mark_expiring(conn: Connection) -> tuple[int, int]:
+    """1 % of the residents registered before the boundary, everyone else (registered or only
+    following, bench/audience.py's NOW) after it; an annual rule saved before all of them, and
+    the previous retention run recorded just before the boundary (the daemon of step 7 ran one
+    at the wall clock, which would make the run see another boundary).
+
+    Returns (intended, caught): the residents the scenario means to expire, and, counted
+    independently of kairand.retention in SQL, those whose registration (or, unregistered,
+    follow) began before the boundary: what the annual rule must purge."""
     conn.execute(
-        "UPDATE residents SET registered_at = ? WHERE registered_at IS NOT NULL", (this_year,)
+        "UPDATE residents SET registered_at = ? WHERE registered_at IS NOT NULL", (KEPT_AT,)
     )
+    # id % 20 = 0 never registered (bench/audience.py): the residue 1 is always registered.
     conn.execute(
         "UPDATE residents SET registered_at = ?, followed_at = ?"
-        " WHERE registered_at IS NOT NULL AND id % ? = 0",
-        (last_year, last_year, EXPIRING_SHARE),
+        " WHERE registered_at IS NOT NULL AND id % ? = 1",
+        (EXPIRING_AT, EXPIRING_AT, EXPIRING_SHARE),
     )
     retention_store.save_rules(
         conn,
         RetentionRules(rules=(RetentionRule(scope="registration", policy=Annual()),)),
         "bench",
-        last_year - 86400,
+        EXPIRING_AT - 86400,
     )
-    return int(
-        conn.execute(
-            "SELECT count(*) FROM residents WHERE registered_at = ?", (last_year,)
-        ).fetchone()[0]
-    )
+    settings.put(conn, retention_store.LAST_RUN_KEY, PREVIOUS_RUN)
+    intended = conn.execute(
+        "SELECT count(*) FROM residents WHERE registered_at = ?", (EXPIRING_AT,)
+    ).fetchone()[0]
+    caught = conn.execute(
+        "SELECT count(*) FROM residents WHERE coalesce(registered_at, followed_at) < ?",
+        (BOUNDARY,),
+    ).fetchone()[0]
+    return int(intended), int(caught)
 
 
 def step_counts(store: Store, runs: int) -> dict[str, float]:
@@ -118,6 +142,7 @@ def main() -> int:
     n = 200_000 if args.quick else args.residents
     root = Path(tempfile.mkdtemp(prefix="kairan-scale-", dir=os.environ.get("TMPDIR", "/tmp")))
     figures: dict[str, float] = {"residents": n}
+    failed = False
     try:
         sim_port = free_port()
         config_path = init_dev(root / "dev", webhook_port=free_port(), simulator_port=sim_port)
@@ -300,27 +325,40 @@ def main() -> int:
         assert view.sent_count == recipients and len(stamps) >= batches
 
         # 6. annual expiry (after the delivery, so the purge does not race it)
-        expiring = store.write_sync(mark_expiring)
+        intended, caught = store.write_sync(mark_expiring)
         store.checkpoint()
-        run_at = int(dt.datetime(2027, 4, 1, 3, tzinfo=JST).timestamp())
-        start = time.perf_counter()
-        result = asyncio.run(
-            retention_worker.run_once(
-                store,
-                None,
-                run_at,
-                hmac_key=secrets.receipt_hmac_key(),
-                signing_key=secrets.signing_key(),
+        figures["expiry_intended"] = intended
+        if caught != intended:  # the scenario drifted: do not start an hours-long pass
+            print(
+                f"6. annual expiry NOT RUN: the rule would purge {caught:,} residents, the"
+                f" scenario means {intended:,} ({n // EXPIRING_SHARE:,} = 1 %)",
+                flush=True,
             )
-        )
-        figures["expiry_s"] = time.perf_counter() - start
-        purged = result.expired.get("annual_expiry.registrations", 0)
-        print(
-            f"6. annual expiry over {n:,} residents: {purged:,} of {expiring:,} expiring"
-            " registrations"
-            f" purged in {figures['expiry_s']:.1f} s ({purged / figures['expiry_s']:,.0f}/s)",
-            flush=True,
-        )
+            failed = True
+        else:
+            start = time.perf_counter()
+            result = asyncio.run(
+                retention_worker.run_once(
+                    store,
+                    None,
+                    EXPIRY_RUN,
+                    hmac_key=secrets.receipt_hmac_key(),
+                    signing_key=secrets.signing_key(),
+                )
+            )
+            figures["expiry_s"] = time.perf_counter() - start
+            purged = result.expired.get("annual_expiry.registrations", 0)
+            figures["expiry_purged"] = purged
+            figures["expiry_ms_per_purge"] = 1000 * figures["expiry_s"] / max(purged, 1)
+            left = store.read_sync(residents_queries.count)
+            print(
+                f"6. annual expiry over {n:,} residents: {purged:,} purged of {intended:,}"
+                f" intended (1 % = {n // EXPIRING_SHARE:,}); {left:,} residents left;"
+                f" {figures['expiry_s']:.1f} s ({purged / figures['expiry_s']:,.0f}/s,"
+                f" {figures['expiry_ms_per_purge']:.2f} ms of the pass per purge)",
+                flush=True,
+            )
+            failed = purged != intended or left != n - intended
         store.close()
     finally:
         if args.keep:
@@ -329,11 +367,9 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     print(
         "BENCH scale "
-        + " ".join(
-            f"{k}={v:.0f}" if k == "residents" else f"{k}={v:.2f}" for k, v in figures.items()
-        )
+        + " ".join(f"{k}={v:.0f}" if k in COUNTS else f"{k}={v:.2f}" for k, v in figures.items())
     )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

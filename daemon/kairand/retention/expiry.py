@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kairand.retention.purge import purge_resident, record_deletion
+from kairand.retention.purge import flush_journal, purge_resident, record_deletion
+from kairand.retention.receipts import Receipt
 from kairand.retention.rules import Expiry, cycle_name
 from kairand.store import retention as retention_store
 from kairand.store.database import Connection
@@ -23,9 +24,11 @@ def expire_answers(
     now: int,
     hmac_key: bytes,
     signing_key: Ed25519PrivateKey,
+    journal_batch: list[Receipt] | None = None,
 ) -> int | None:
     """Delete the answers EXPIRY names and write its receipt; the receipt id, or None when
-    nothing was left to delete (a repeated run deletes nothing and writes nothing)."""
+    nothing was left to delete (a repeated run deletes nothing and writes nothing).
+    JOURNAL_BATCH: see kairand.retention.purge.record_deletion."""
     assert expiry.question is not None
     line_user_id = retention_store.line_user_id_of(conn, expiry.resident_id)
     if line_user_id is None:
@@ -47,6 +50,7 @@ def expire_answers(
         actor=ACTOR,
         action="retention.expire_answers",
         audit_detail={"reason": expiry.reason, "question": expiry.question, "answers": count},
+        journal_batch=journal_batch,
     )
 
 
@@ -56,13 +60,21 @@ def purge_registration(
     now: int,
     hmac_key: bytes,
     signing_key: Ed25519PrivateKey,
+    journal_batch: list[Receipt] | None = None,
 ) -> int | None:
     """Destroy the whole registration through the shared purge (receipt + audit included)."""
     line_user_id = retention_store.line_user_id_of(conn, expiry.resident_id)
     if line_user_id is None:
         return None
     return purge_resident(
-        conn, line_user_id, expiry.reason, now, hmac_key, signing_key, actor=ACTOR
+        conn,
+        line_user_id,
+        expiry.reason,
+        now,
+        hmac_key,
+        signing_key,
+        actor=ACTOR,
+        journal_batch=journal_batch,
     )
 
 
@@ -73,15 +85,19 @@ def apply_batch(
     hmac_key: bytes,
     signing_key: Ed25519PrivateKey,
 ) -> Counter[str]:
-    """Apply EXPIRIES in the caller's transaction; counts per reason and kind."""
+    """Apply EXPIRIES in the caller's transaction; counts per reason and kind. Their receipts
+    reach the deletion journal together at the end, before the caller commits (one fsync for
+    the batch, not one per resident)."""
     done: Counter[str] = Counter()
+    batch: list[Receipt] = []
     for expiry in expiries:
         if expiry.question is None:
-            receipt_id = purge_registration(conn, expiry, now, hmac_key, signing_key)
+            receipt_id = purge_registration(conn, expiry, now, hmac_key, signing_key, batch)
             kind = "registrations"
         else:
-            receipt_id = expire_answers(conn, expiry, now, hmac_key, signing_key)
+            receipt_id = expire_answers(conn, expiry, now, hmac_key, signing_key, batch)
             kind = "answer_sets"
         if receipt_id is not None:
             done[f"{expiry.reason}.{kind}"] += 1
+    flush_journal(conn, batch, signing_key)
     return done

@@ -12,7 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kairand.audit.chain import AuditEntry
-from kairand.retention.receipts import make_receipt
+from kairand.retention.receipts import Receipt, make_receipt
 from kairand.store import audit, inbox, receipts, residents, test_recipients
 from kairand.store import deletion_journal as journal
 from kairand.store.database import Connection
@@ -28,6 +28,7 @@ def purge_resident(
     *,
     actor: str = "system",
     keep_pending_after_ms: int | None = None,
+    journal_batch: list[Receipt] | None = None,
 ) -> int | None:
     """Delete the resident (answers and batch entries cascade), their inbox events and test
     recipient entry; write the receipt and an audit entry. Returns the receipt id, or None
@@ -35,6 +36,7 @@ def purge_resident(
 
     KEEP_PENDING_AFTER_MS: the inbox worker passes the timestamp of the event it is processing,
     so events that arrived after it (a re-follow) survive the purge.
+    JOURNAL_BATCH: see record_deletion.
     """
     deleted = residents.delete(conn, line_user_id) or {"resident": 0}
     deleted["inbox_events"] = inbox.delete_for_user(conn, line_user_id, keep_pending_after_ms)
@@ -52,6 +54,7 @@ def purge_resident(
         actor=actor,
         action="resident.purge",
         audit_detail={"reason": reason, **deleted},
+        journal_batch=journal_batch,
     )
 
 
@@ -67,9 +70,14 @@ def record_deletion(
     actor: str,
     action: str,
     audit_detail: dict[str, Any],
+    journal_batch: list[Receipt] | None = None,
 ) -> int:
     """Write the signed deletion receipt and its audit entry (in the caller's transaction) for
-    a deletion already made; returns the receipt id. Every kind of deletion goes through here."""
+    a deletion already made; returns the receipt id. Every kind of deletion goes through here.
+
+    The receipt also goes to the deletion journal, at once; or, with JOURNAL_BATCH, onto that
+    list, and the caller then appends the whole list with `flush_journal` (one fsync for many
+    purges) before its transaction commits."""
     receipt = make_receipt(
         at=now,
         reason=reason,
@@ -82,9 +90,10 @@ def record_deletion(
     # S18: the deletion also goes to the journal outside the store, so that restoring a backup
     # made before it re-applies it. Written before the commit: a deletion whose transaction
     # then fails is completed by the next re-apply (it was decided), never lost.
-    journal_path = journal.journal_for(conn)
-    if journal_path is not None:
-        journal.append(journal_path, receipt, signing_key)
+    if journal_batch is not None:
+        journal_batch.append(receipt)
+    else:
+        flush_journal(conn, [receipt], signing_key)
     audit.append(
         conn,
         AuditEntry(
@@ -97,3 +106,13 @@ def record_deletion(
         ),
     )
     return receipt_id
+
+
+def flush_journal(conn: Connection, batch: list[Receipt], signing_key: Ed25519PrivateKey) -> None:
+    """Append BATCH's receipts to the deletion journal beside the store behind CONN (none for
+    an in-memory store). Call it inside the transaction that made the deletions, before it
+    commits: a deletion whose transaction then fails is completed by the next re-apply (it was
+    decided), never lost."""
+    journal_path = journal.journal_for(conn)
+    if journal_path is not None:
+        journal.append_many(journal_path, batch, signing_key)
