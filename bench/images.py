@@ -1,4 +1,4 @@
-"""Image preparation for LINE (issue 20): how long `kairand.delivery.images.prepare` takes to
+"""Image preparation for LINE: how long `kairand.delivery.images.prepare` takes to
 check, strip (EXIF/GPS) and re-encode a phone photo and make its <= 1 MB preview, against the
 anchor of a plain Pillow decode + JPEG re-encode of the same picture (the least any stripping
 re-encoder must do). Also the sizes it produces against LINE's limits (10 MB, 1 MB).

@@ -180,7 +180,7 @@ class PrivacySection(Section):
 
 
 class QueueServiceSection(Section):
-    """One same-day queue (issue 15): a window service that hands out numbered tickets."""
+    """One same-day queue: a window service that hands out numbered tickets."""
 
     code: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
     """The service code (the same code as the reservation service, when there is one)."""
@@ -312,7 +312,7 @@ class BackupSection(Section):
 
 
 class MediaSection(Section):
-    """Images in deliveries (issue 20), served to LINE through the relay like the webhook."""
+    """Images in deliveries, served to LINE through the relay like the webhook."""
 
     public_base_url: str = ""
     """https:// origin LINE reaches the webhook at (the relay's DNS name), no trailing slash.
@@ -357,7 +357,7 @@ class RecurringSection(Section):
 
 
 class MailSection(Section):
-    """E-mail as a second channel (issue 17): the city's SMTP relay and registration mailbox,
+    """E-mail as a second channel: the city's SMTP relay and registration mailbox,
     both reached outbound. Passwords come from the keyring (mail-smtp-password,
     mail-imap-password), never from this file."""
 

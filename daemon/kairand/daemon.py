@@ -94,7 +94,7 @@ def components() -> list[CleanupContext]:
         inbox_component,
         delivery_component,
         series_component,
-        media_purge_component,  # issue 20: images past their serving period
+        media_purge_component,  # images past their serving period
         retention_component,
         notices_component,
         queue_component,

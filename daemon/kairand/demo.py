@@ -67,7 +67,7 @@ TRAINEES: dict[str, tuple[str, list[str]]] = {
     "kenshu_shounin": ("研修 承認者", ["approver"]),
 }
 
-# The window's devices (issue 15), added the same way: the ticket kiosk (発券機, role kiosk:
+# The window's devices, added the same way: the ticket kiosk (発券機, role kiosk:
 # issues tickets only) and the waiting-room board (表示盤, role board: reads the board only).
 DEVICES: dict[str, tuple[str, list[str]]] = {
     "kenshu_hakken": ("研修 発券機", ["kiosk"]),
@@ -137,7 +137,7 @@ def ensure_setup(directory: Path) -> Path:
             simulator_data_port=_free_port(),
             self_approval_threshold=DEMO_SELF_APPROVAL,
         )
-    enable_images(config_path)  # issue 20 (also for a demo folder made before it)
+    enable_images(config_path)  # also for a demo folder made before images
     text = config_path.read_text(encoding="utf-8")
     sockets = ", ".join(
         f'{name} = "{trainee_socket(config_path, name)}"' for name in {**TRAINEES, **DEVICES}
@@ -421,7 +421,7 @@ def _first_line(text: str) -> str:
 
 
 async def queue_walkthrough(config: Config, control_socket: Path) -> bool:
-    """What a newcomer does at the window (issue 15), run by the headless demo: resident 1 takes
+    """What a newcomer does at the window, run by the headless demo: resident 1 takes
     a number in the LINE chat, the kiosk issues a paper ticket, resident 2 scans its QR code
     and checks their position, the desk calls both while the board shows each call."""
     sockets = config.api.training_sockets
@@ -566,7 +566,7 @@ async def mail_summary(config: Config, town: MailTown) -> None:
 
 
 async def rich_walkthrough(config: Config) -> bool:
-    """Issue 20: a card with an image to a segment, and a weekly reminder seen twice
+    """A card with an image to a segment, and a weekly reminder seen twice
     (kairand.demo_messages), by 研修 作成者 and 研修 承認者."""
     sockets = config.api.training_sockets
     async with (
@@ -692,7 +692,7 @@ async def headless(
 
 
 def install_child_safety(config: Config) -> None:
-    """The 子ども安全情報 program with an approved template (issue 16), before the daemon
+    """The 子ども安全情報 program with an approved template, before the daemon
     starts: the person running the demo is the kindergarten's head and can send an alert."""
     select_keyring(config)
     store = open_store(config)

@@ -1,4 +1,4 @@
-"""The demo's mail channel (issue 17): a local mail test bed (dovecot as the registration
+"""The demo's mail channel: a local mail test bed (dovecot as the registration
 mailbox, aiosmtpd as the city's relay; kairand.simulator.mailbed) and the simulator's
 mail-using guardians (kairand.simulator.mail_residents), so a trainee sees guardians register
 by 空メール and receive alerts by mail next to the LINE residents.

@@ -1,4 +1,4 @@
-"""The rich-message walkthrough of `make demo` (issue 20).
+"""The rich-message walkthrough of `make demo`.
 
 What a newcomer does in the staff terminal, through the same staff API calls:
 

@@ -54,7 +54,7 @@ socket_group = ""             # development: the socket keeps your own group
 [delivery]
 {four_eyes}
 
-# Same-day queue (issue 15). Training hours cover the whole day so the demo runs at any hour;
+# Same-day queue. Training hours cover the whole day so the demo runs at any hour;
 # an office sets its real hours (e.g. 08:30 to 17:15).
 [queue]
 opens_at = "00:00"
@@ -94,7 +94,7 @@ The simulator resolves it to its own blind relay into the webhook socket, as LIN
 reach the relay's DNS name."""
 
 IMAGES_CONFIG = """
-# Images in deliveries (issue 20): LINE fetches them over https from the relay's name; the
+# Images in deliveries: LINE fetches them over https from the relay's name; the
 # relay forwards TLS unopened to the webhook socket, where kairand serves them. Development:
 # a self-signed certificate (tls/webhook.crt) that the simulator trusts as its CA file.
 [media]

@@ -333,7 +333,7 @@ def check_line(ctx: Context) -> Check:
 
 
 def check_mail(ctx: Context) -> Check:
-    """The mail channel (issue 17): the SMTP relay and the registration mailbox answer and
+    """The mail channel: the SMTP relay and the registration mailbox answer and
     accept the appliance's logins. Skipped when [mail] is not enabled."""
     config = ctx.config
     assert config is not None

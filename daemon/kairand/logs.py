@@ -17,7 +17,7 @@ from typing import Any
 
 # LINE user/group/room ids: U/C/R + 32 lowercase hex digits.
 LINE_ID_RE = re.compile(r"[UCR][0-9a-f]{32}")
-# Mail addresses (the mail channel, issue 17): anything local@domain.tld, also inside <...>.
+# Mail addresses (the mail channel): anything local@domain.tld, also inside <...>.
 MAIL_ADDRESS_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 REDACTED = "[redacted]"
 

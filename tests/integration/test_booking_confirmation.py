@@ -1,4 +1,4 @@
-"""The booking confirmation (issue 14, W1): the reply carries the booking number and what to
+"""The booking confirmation (W1): the reply carries the booking number and what to
 bring; when that reply cannot be made (its token expired, LINE refused it), the confirmation
 is pushed instead by the reservation notice worker, with a retry key stored before the push
 (a restart never sends it twice), and only then."""

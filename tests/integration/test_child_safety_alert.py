@@ -1,4 +1,4 @@
-"""Issue 16 "done when": a kindergarten author sends a filled 不審者情報 template to its
+"""Child-safety alerts end to end: a kindergarten author sends a filled 不審者情報 template to its
 districts with no second person; every registered guardian of those districts gets exactly one
 copy and nobody else (simulator ledger); another institution cannot address those districts;
 the March expiry removes the program's registrations and leaves the city's alone."""

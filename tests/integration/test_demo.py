@@ -32,10 +32,10 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     assert "訓練モード" in out
     assert "demo: ok" in out
     assert "配信番号 1 「防災訓練のお知らせ」：配信済み" in out
-    # Issue 15: a same-day queue is running (window tickets, one called) for the desk and board.
+    # a same-day queue is running (window tickets, one called) for the desk and board.
     assert "demo: same-day queue running (6 tickets at the window)" in out
     assert re.search(r"番号札: 呼出中 A-001→1番窓口 / お待ち 保育所等利用申込 \d+人", out)
-    # Issue 15's walkthrough: resident 1 takes a number in the simulated LINE chat, the kiosk
+    # The queue walkthrough: resident 1 takes a number in the simulated LINE chat, the kiosk
     # identity issues a paper ticket, resident 2 scans its QR code and checks the position, and
     # the desk calls both while the board identity shows each call.
     line_label = re.search(r"LINE（住民1）：番号札をお取りしました。 番号札 (A-\d{3})", out)
@@ -49,12 +49,12 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
         assert f"LINE（住民{player}）のお知らせ：{label}番の方、3番窓口へお越しください。" in out
         assert re.search(rf"表示盤：呼出中 (.*、)?{label}→3番窓口", out), out
     assert "demo: window walkthrough ok" in out
-    # Issue 16: guardians register by district through the LINE dialogue, and the newcomer's
+    # guardians register by district through the LINE dialogue, and the newcomer's
     # 不審者情報 goes out with no second person.
     assert "配信サービス「子ども安全情報」登録" in out
     assert "を送信しました（承認者の操作なし）" in out
     assert re.search(r"「【緊急】不審者情報」：配信済み", out), out
-    # Issue 17: guardians who do not use LINE register by 空メール (dovecot + a local relay),
+    # guardians who do not use LINE register by 空メール (dovecot + a local relay),
     # the sample delivery reaches those it concerns by mail once each, and one stops.
     assert "demo: mail guardians send their 空メール" in out
     assert re.search(
@@ -72,7 +72,7 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
         in out
     )
     assert "@" not in out
-    # Issue 20: a card with an image and a link button reaches a segment, LINE (the simulator)
+    # a card with an image and a link button reaches a segment, LINE (the simulator)
     # fetched the image through the relay path, and a weekly reminder arrives twice.
     assert re.search(
         r"「特定健診のご案内（画像つき）」：配信済み（配信対象 (\d+) 人、送信済み \1 人"
@@ -89,7 +89,7 @@ def test_headless_demo_onboards_residents_and_delivers(short_tmp: Path) -> None:
     )
     assert len({day for day, _ in weeks}) == 2, out  # two occurrences, on two dates
     assert re.search(r"定期配信 \d+ を終了しました", out)
-    # Issue 18 item 14: テスト送信 in training, through the trainee's phone (make phone).
+    # テスト送信 in training, through the trainee's phone (make phone).
     assert "テスト送信：研修用スマートフォンに届きました（【テスト送信】）" in out
     assert not re.search(r"U[0-9a-f]{32}", out)
     logs = short_tmp / "demo" / "logs"

@@ -1,4 +1,4 @@
-"""Closing the terminal ends everything (issue 18 item 1): a real pty, whose master side is
+"""Closing the terminal ends everything: a real pty, whose master side is
 closed as when a tmux window is closed or an ssh session drops."""
 
 from __future__ import annotations

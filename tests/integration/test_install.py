@@ -120,7 +120,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     k, t = users["kairan"], users["kairan-tunnel"]
     gk, gt = groups["kairan"], groups["kairan-tunnel"]
     assert "kairan-staff" in groups
-    assert {"kairan-kiosk", "kairan-board"} <= users.keys()  # the window's devices (issue 15)
+    assert {"kairan-kiosk", "kairan-board"} <= users.keys()  # the window's devices
     expected = {
         # path: (mode, uid, gid)
         "etc/kairan": (0o750, 0, gk),
@@ -241,7 +241,7 @@ def test_scratch_root_install_every_file_owner_and_mode(tmp_path: Path, inputs) 
     )
     assert f"meta skuid {{ {k}, {t} }} tcp dport 443" in ruleset
     assert "203.0.113.10" in ruleset and "2001:db8::10" in ruleset and "192.168.10.0/24" in ruleset
-    # Issue 15: the kiosk user reaches its network printer, on the printer port only.
+    # the kiosk user reaches its network printer, on the printer port only.
     kiosk = users["kairan-kiosk"]
     assert f"meta skuid {kiosk} ip daddr @printer_v4 tcp dport 9100 ct state new accept" in ruleset
     assert "elements = { 192.168.10.50 }" in ruleset

@@ -1,5 +1,5 @@
 """The mail channel end to end against real servers: dovecot (IMAPS) as the registration
-mailbox, aiosmtpd as the city's relay (issue 17: K9, K2, S8).
+mailbox, aiosmtpd as the city's relay (K9, K2, S8).
 
 A guardian registers by 空メール, confirms with the code, answers one question at a time,
 receives an alert exactly once (also after a relay timeout after DATA, and after the sender

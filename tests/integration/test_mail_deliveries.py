@@ -1,4 +1,4 @@
-"""Deliveries on both channels (issue 17: K9, K2, S8): an approved delivery to a segment
+"""Deliveries on both channels (K9, K2, S8): an approved delivery to a segment
 reaches its LINE residents through the simulator AND its mail subscribers through the relay,
 each mail subscriber exactly once (also across a restart and a SIGKILL mid-send); staff see
 counts per channel, never an address.

@@ -1,4 +1,4 @@
-"""Mail subscribers in programs (issue 17 with K1, K2, K9): a guardian registers by 空メール,
+"""Mail subscribers in programs (K1, K2, K9): a guardian registers by 空メール,
 joins 子ども安全情報 by mail (purpose notice, consent by number, 中学校区 → 小学校区, the
 program's further question), receives the next urgent alert for that district by mail exactly
 once (and a guardian of another district does not), changes districts, and leaves the program

@@ -1,4 +1,4 @@
-"""Mail-using residents of the simulator (issue 17) against the daemon's mail component:
+"""Mail-using residents of the simulator against the daemon's mail component:
 guardians register by 空メール through dovecot and the relay, choosing their area and topics;
 an approved delivery reaches those it concerns by mail exactly once; 停止 deletes one."""
 

@@ -1,4 +1,4 @@
-"""Issue 15: a killed daemon loses no ticket and sends no call twice. A real `kairand` process is
+"""A killed daemon loses no ticket and sends no call twice. A real `kairand` process is
 SIGKILLed exactly between LINE accepting a call push and the daemon marking it sent (the
 simulator kills it from inside the push request, before answering), and then at random points of
 a burst of desk calls; after each restart the push goes out again with its stored retry key, LINE

@@ -1,4 +1,4 @@
-"""Issue 15 end to end: a real `kairand` process, the LINE simulator's residents taking tickets
+"""The queue end to end: a real `kairand` process, the LINE simulator's residents taking tickets
 in the chat (reading the labels), a walk-in's kiosk ticket tied to LINE by "scanning" its QR
 code, the desk calling numbers through the real staff API (SO_PEERCRED), and the call pushes
 arriving once each at the residents; a no-show marked absent after the recalls."""

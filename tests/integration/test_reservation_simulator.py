@@ -1,4 +1,4 @@
-"""Issue 14 end to end: simulated residents book in the chat of a real `kairand` process
+"""Window reservations end to end: simulated residents book in the chat of a real `kairand` process
 through signed webhooks (the simulator's residents read labels, type kana and phone, take
 another time when a slot fills), are reminded by push (the real reminder worker, clock
 injected, pushing to the simulator), and cancel — and the store matches what every resident

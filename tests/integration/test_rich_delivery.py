@@ -1,4 +1,4 @@
-"""Rich deliveries end to end (issue 20): a card with an image and a link button, a photo and a
+"""Rich deliveries end to end: a card with an image and a link button, a photo and a
 sticker go to a segment; LINE (the simulator) fetches the images the way it would at LINE —
 through the relay path, i.e. TLS on the webhook's unix socket — only while they may be served.
 """

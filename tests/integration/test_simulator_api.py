@@ -321,7 +321,7 @@ async def test_monthly_quota_is_all_or_nothing_and_resets_next_month() -> None:
 
 
 async def test_monthly_count_turns_with_the_japanese_month(env: Env) -> None:
-    """Issue 18 item 11: the dashboard showed 本日 841 通 against 今月 4 通. The simulator
+    """The dashboard showed 本日 841 通 against 今月 4 通. The simulator
     counted LINE's month in UTC, so at 09:00 on the 1st (Japan time) the month's count went
     back to 0 while that morning's messages were still today's. LINE's month is Japan's."""
     uid = env.follow()[0]

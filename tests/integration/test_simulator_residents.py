@@ -176,7 +176,7 @@ async def test_paced_arrivals_and_summary(short_tmp: Path) -> None:
 async def test_state_file_keeps_friends_blocks_and_the_month_count_across_runs(
     short_tmp: Path,
 ) -> None:
-    """Issue 18 item 11: `make demo` started again restarted the simulator, which forgot its
+    """`make demo` started again restarted the simulator, which forgot its
     friends (the same residents followed again: 友だち追加 above 友だち) and the month's count
     (今月 below 本日). With a state file the simulated LINE remembers them as LINE does; another
     town (seed) starts afresh."""

@@ -1,4 +1,4 @@
-"""Training sockets (issue 18 item 13, config api.training_sockets): on such a socket the
+"""Training sockets (item 13, config api.training_sockets): on such a socket the
 daemon's own OS user acts as a trainee identity (研修 作成者 / 研修 承認者). Another OS user must
 never become that identity: SO_PEERCRED names them, and they are served (or refused) as
 themselves. A real child process under another uid, as in test_api_peercred (CI runs as root,

@@ -165,7 +165,7 @@ def test_sysusers_and_tmpfiles_parse(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    for device in ("kairan-kiosk", "kairan-board"):  # issue 15: the window's devices
+    for device in ("kairan-kiosk", "kairan-board"):  # the window's devices
         assert re.search(rf"^{device}:x:\d+:\d+:.*:/usr/sbin/nologin$", passwd, re.M)
         assert re.search(rf"^kairan-staff:x:\d+:.*\b{device}\b", group, re.M)
     assert (root / "var/lib/kairan").stat().st_mode & 0o777 == 0o700
@@ -175,7 +175,7 @@ def test_sysusers_and_tmpfiles_parse(tmp_path: Path) -> None:
 @pytest.mark.req("W2")
 @pytest.mark.parametrize("device", ["kiosk", "board"])
 def test_kiosk_and_board_units_run_their_program_as_their_own_user(device: str) -> None:
-    """Issue 15: the kiosk and the board run full screen on a console (cage + foot) as their
+    """The kiosk and the board run full screen on a console (cage + foot) as their
     own account, reaching only the staff API socket; the kairan command line is one the
     program accepts; the kiosk gets a private copy of kairan.toml for its printer settings."""
     d = directives(UNITS / f"kairan-{device}@.service")

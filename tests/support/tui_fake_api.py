@@ -33,15 +33,15 @@ NOW = dt.datetime(2026, 4, 1, 10, 0, tzinfo=JST)
 for _year in range(NOW.year - 1, NOW.year + 3):
     japan_holiday(dt.date(_year, 6, 1))  # (1/1 is 年末年始: answered without the tables)
 
-# Issue 20 routes, granted only when a test turns them on (FakeState.issue20), so the other
+# Rich-message routes, granted only when a test turns them on (FakeState.rich_routes), so the other
 # screens' snapshots (whose navigation lists the allowed screens) stay as they were.
-ISSUE20_ROUTES = frozenset(
+RICH_ROUTES = frozenset(
     name
     for name in roles.BY_NAME
     if name.split(".")[0] in ("media", "link_domains", "templates", "series", "calendar")
 )
 
-# The handling report's screen (issue 18, a leftover of issue 13), likewise: granted only when
+# The handling report's screen , likewise: granted only when
 # a test turns it on (FakeState.handling_report), so the auditor's other snapshots stay.
 REPORT_ROUTES = frozenset({"reports.handling"})
 
@@ -108,17 +108,17 @@ class FakeState:
     send_step: int = 40
     """Recipients 'sent' per tick while a delivery is sending."""
     tick_seconds: float = 0.15
-    issue20: bool = False
-    handling_report: bool = False  # the 取扱状況報告書 screen (issue 18), see REPORT_ROUTES
+    rich_routes: bool = False
+    handling_report: bool = False  # the 取扱状況報告書 screen, see REPORT_ROUTES
     """Grant the issue-20 routes (images, series, calendar)."""
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     series: dict[int, dict[str, Any]] = field(default_factory=dict)
     templates: dict[int, dict[str, Any]] = field(default_factory=dict)
     audience_calls: int = 0
     mail_audience: int = 0
-    """Mail subscribers every audience count adds (issue 17; 0: nobody by mail)."""
+    """Mail subscribers every audience count adds (0: nobody by mail)."""
     mail_registered: int | None = None
-    """Registered mail subscribers (issue 17; None: the mail channel is off). They answered the
+    """Registered mail subscribers (None: the mail channel is off). They answered the
     survey as the first that many residents did (for the statistics' mail view)."""
     quota_remaining: int | None = None
     """LINE's remaining monthly messages (None: unlimited)."""
@@ -274,7 +274,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
     def allowed(route: str) -> bool:
         if route in REPORT_ROUTES and not state.handling_report:
             return False
-        if route in ISSUE20_ROUTES and not state.issue20:
+        if route in RICH_ROUTES and not state.rich_routes:
             return False
         # The daemon's own roles matrix: a route the fake invents fails here (KeyError).
         return roles.allowed(roles.BY_NAME[route], me()["roles"])
@@ -303,7 +303,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
         routes_allowed = [
             r
             for r in roles.allowed_routes(person["roles"])
-            if (state.issue20 or r not in ISSUE20_ROUTES)
+            if (state.rich_routes or r not in RICH_ROUTES)
             and (state.handling_report or r not in REPORT_ROUTES)
         ]
         body = schema.Me.model_validate(
@@ -732,7 +732,7 @@ def make_fake_app(state: FakeState, username: str) -> web.Application:
 
     add_program_routes(routes, username, guard, state.programs)
     app = web.Application()
-    # -- issue 20 --------------------------------------------------------------------------
+    # -- rich messages ---------------------------------------------------------------------
 
     @routes.post("/v1/media")
     async def media_upload(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""The fake staff API's routes for programs, districts, institutions and alerts (issue 16):
+"""The fake staff API's routes for programs, districts, institutions and alerts:
 fixed figures for the TUI's snapshots and screen tests, every answer validated through
 kairand.api.schema (so the fake cannot drift from the wire shapes)."""
 

@@ -114,7 +114,7 @@ async def test_programs_screen_approves_a_template(app_for, fake, monkeypatch) -
 
 @pytest.mark.req("K9")
 async def test_programs_screen_counts_mail_members_apart(app_for, fake) -> None:
-    """Issue 17: members by mail are a count of their own beside LINE's (never an address);
+    """Members by mail are a count of their own beside LINE's (never an address);
     a program without them keeps its single 合計 row."""
     fake.call(lambda: fake.state.programs.__setitem__("registered_mail", "12"))
     app = app_for("ito")

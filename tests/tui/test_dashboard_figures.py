@@ -1,4 +1,4 @@
-"""Issue 18 item 11: the dashboard says what each figure counts, so 本日 against 今月 and
+"""The dashboard says what each figure counts, so 本日 against 今月 and
 友だち against 友だち追加 read without contradiction."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Japanese line breaking (禁則処理) of every text Kairan wraps (issue 18 item 8)."""
+"""Japanese line breaking (禁則処理) of every text Kairan wraps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Counts per channel on the staff screens (issue 17): the compose audience panel and a
+"""Counts per channel on the staff screens: the compose audience panel and a
 delivery's history detail say how many are reached by LINE and how many by mail; no address
 is ever shown (the API has none to give)."""
 

@@ -1,4 +1,4 @@
-"""配信サービスの管理 from the TUI (issue 16), against the fake API: an administrator creates a
+"""配信サービスの管理 from the TUI, against the fake API: an administrator creates a
 program, edits one and raises its consent version, adds a sending institution with its
 districts and head, and imports the district list from a CSV file (a bad line is reported
 with its number); an author/approver creates an alert template; the dialogs' parsing rules."""

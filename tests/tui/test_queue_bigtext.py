@@ -1,4 +1,4 @@
-"""The board's and kiosk's large ticket numbers for every prefix A–Z (issue 15): Textual's
+"""The board's and kiosk's large ticket numbers for every prefix A–Z: Textual's
 Digits for A–F, pyfiglet's box-drawing "future" font (the same three-row style) for G–Z."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""取扱状況報告書 (Shift+F9, issue 18 / a leftover of issue 13): the auditor chooses a period and
+"""取扱状況報告書 (Shift+F9): the auditor chooses a period and
 saves the signed report PDF (and its signed Markdown) in the export folder; the screen says
 where. Against the fake API (flow, snapshots) and the real staff API (a real signed PDF)."""
 

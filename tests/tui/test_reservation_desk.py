@@ -1,4 +1,4 @@
-"""The 窓口予約 desk (issue 14, W3/W5/W4) under Pilot against the REAL staff API and SQLCipher
+"""The 窓口予約 desk (W3/W5/W4) under Pilot against the REAL staff API and SQLCipher
 store (the API runs in a background thread): the day's bookings with names for the 窓口担当
 role, a phone booking, a change, a cancellation that notifies the LINE booker, 来庁, the slot
 settings editor and the chart; snapshots at 80×24 and 120×36."""

@@ -1,4 +1,4 @@
-"""Issue 20 in the TUI: composing image, sticker and card messages (the picture picked from the
+"""Rich messages in the TUI: composing image, sticker and card messages (the picture picked from the
 image folder and uploaded), the preview showing the card's layout, a recurring delivery, and the
 calendar of upcoming sends — with snapshots at 80×24 and 120×36."""
 
@@ -74,7 +74,7 @@ async def fill_card(pilot, app, with_image: bool = True) -> CardItemEditor:
 async def test_compose_card_image_and_sticker_and_submit(app_for, fake, images: Path) -> None:
     """N4: staff add a card (picture from the folder, uploaded through the API), a picture and a
     sticker; the preview lays out the card; the delivery saved carries every kind in order."""
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
@@ -103,7 +103,7 @@ async def test_compose_card_image_and_sticker_and_submit(app_for, fake, images: 
 async def test_card_without_valid_link_is_refused_with_japanese(
     app_for, fake, images: Path
 ) -> None:
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
@@ -117,7 +117,7 @@ async def test_card_without_valid_link_is_refused_with_japanese(
 async def test_recurring_delivery_is_submitted_as_a_series(app_for, fake, images: Path) -> None:
     """N4: choosing 繰り返し配信 shows the rule form (第2・第4水曜 by default), the rule in words
     with the next dates, and 承認依頼 creates and submits a series."""
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
@@ -162,7 +162,7 @@ def _open_compose_with_card(app, images):
 def test_card_preview_snapshot(size, app_for, fake, images, snap_compare) -> None:
     """N4: the preview shows the card's layout (picture, title, body, button and its address)
     in Japanese at both terminal sizes."""
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     app = app_for("ito")
     assert snap_compare(app, terminal_size=size, run_before=_open_compose_with_card(app, images))
 
@@ -172,7 +172,7 @@ def test_card_preview_snapshot(size, app_for, fake, images, snap_compare) -> Non
 def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:
     """N4: 配信予定 lists the upcoming sends of a recurring delivery (第2・第4水曜) and a
     scheduled one, and shows the series' rule and next dates."""
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     fake.state.series[1] = {
         "id": 1,
         "title": "燃えるごみの日のお知らせ",
@@ -213,7 +213,7 @@ def test_calendar_snapshot(size, app_for, fake, snap_compare) -> None:
 async def test_template_saved_and_reopened(app_for, fake, images: Path) -> None:
     """N4: the form (a text and a card) is saved as a template and a new delivery starts from
     it with the same messages."""
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
@@ -255,7 +255,7 @@ async def test_template_saved_and_reopened(app_for, fake, images: Path) -> None:
 
 
 def active_series(fake) -> None:
-    fake.state.issue20 = True
+    fake.state.rich_routes = True
     fake.state.series[1] = {
         "id": 1,
         "title": "燃えるごみの日のお知らせ",

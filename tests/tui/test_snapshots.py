@@ -89,7 +89,7 @@ def test_confirm_snapshot(app_for, snap_compare):
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
-# The 配信サービス screen's administration dialogs (issue 16), as the staff member who may use
+# The 配信サービス screen's administration dialogs, as the staff member who may use
 # each: dialog -> (staff member, key pressed on the screen, a selector inside the dialog).
 PROGRAM_DIALOGS = {
     "program-edit": ("tanaka", "e", "#program-reconsent"),

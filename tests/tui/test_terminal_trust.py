@@ -1,4 +1,4 @@
-"""Issue 18: a staff terminal a city office can trust (no lost work, readable Japanese at
+"""A staff terminal a city office can trust (no lost work, readable Japanese at
 80×24, only valid actions, four eyes in training). Against the fake API."""
 
 from __future__ import annotations

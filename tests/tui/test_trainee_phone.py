@@ -1,4 +1,4 @@
-"""テスト送信 in training (issue 18, item 14): the simulator's trainee phone (研修用スマートフォン)
+"""テスト送信 in training: the simulator's trainee phone (研修用スマートフォン)
 sends the テスト送信先 code as a signed webhook, the REAL daemon links it, and the test send
 arrives at that phone, where `kairan-phone` (a separate process, as in `make phone`) shows it.
 

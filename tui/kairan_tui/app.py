@@ -251,7 +251,7 @@ class KairanApp(App[None]):
         while True:
             try:
                 async for name, data in self.api.events("/v1/events", on_open=self._stream_open):
-                    if name == "alert":  # an urgent alert was sent (issue 16): tell at once
+                    if name == "alert":  # an urgent alert was sent: tell at once
                         self.notify_alert(data)
                     self.screen.post_message(DaemonEvent(name, data))
             except ConnectionLost:

@@ -210,7 +210,7 @@ class KairanApi(ApiClient):
         return await self._model(schema.DashboardOut, "GET", "/v1/dashboard")
 
     async def statistics(self, channel: str = "line") -> schema.StatisticsOut:
-        """CHANNEL "mail": the answers of mail subscribers (issue 17); LINE residents' else."""
+        """CHANNEL "mail": the answers of mail subscribers; LINE residents' else."""
         params = {"channel": channel} if channel != "line" else {}
         return await self._model(schema.StatisticsOut, "GET", "/v1/statistics", **params)
 
@@ -299,7 +299,7 @@ class KairanApi(ApiClient):
     async def verify_audit(self) -> schema.AuditVerifyResult:
         return await self._model(schema.AuditVerifyResult, "GET", "/v1/audit/verify")
 
-    # window reservations (issue 14)
+    # window reservations
     async def reservation_services(self) -> schema.ReservationServices:
         return await self._model(schema.ReservationServices, "GET", "/v1/reservations/services")
 
@@ -344,7 +344,7 @@ class KairanApi(ApiClient):
             last=last.isoformat(),
         )
 
-    # programs, districts, institutions, alerts (issue 16)
+    # programs, districts, institutions, alerts
     async def programs(self) -> schema.ProgramList:
         return await self._model(schema.ProgramList, "GET", "/v1/programs")
 
@@ -390,7 +390,7 @@ class KairanApi(ApiClient):
             schema.AlertSent, "POST", f"/v1/alerts/{delivery_id}/follow-up", body
         )
 
-    # images, link allowlist, templates, recurring deliveries, calendar (issue 20)
+    # images, link allowlist, templates, recurring deliveries, calendar
     async def upload_image(self, data: bytes, file_name: str, content_type: str) -> schema.MediaOut:
         """POST /v1/media with the picture's bytes (the TUI read the file from the folder)."""
         session = self._ensure_session()
@@ -443,7 +443,7 @@ class KairanApi(ApiClient):
             if name == "delivery" and isinstance(data, dict):
                 yield schema.DeliveryEvent.model_validate(data)
 
-    # -- same-day queue (issue 15) ---------------------------------------------------------
+    # -- same-day queue ---------------------------------------------------------
 
     async def queue_board(self) -> schema.QueueBoard:
         return await self._model(schema.QueueBoard, "GET", "/v1/queue/board")

@@ -64,6 +64,6 @@ def format_compact(value: dt.datetime, *, short: bool = False) -> str:
 
 
 def channel_split(line: int | None, mail: int) -> str:
-    """An audience by channel (issue 17), e.g. 「LINE 1,234 人・メール 56 人」 (counts only)."""
+    """An audience by channel, e.g. 「LINE 1,234 人・メール 56 人」 (counts only)."""
     line_text = "—" if line is None else f"{line:,}"
     return f"LINE {line_text} 人・メール {mail:,} 人"

@@ -294,7 +294,7 @@ class Limits:
         self.body_timeout = body_timeout
         self.raw_routes = raw_routes or {}
         """Route name -> (accepted content types, byte limit) for routes whose body is not
-        JSON (issue 20: image upload); their handler reads the body itself."""
+        JSON (image upload); their handler reads the body itself."""
 
 
 API_LIMITS = web.AppKey("api_limits", Limits)

@@ -1,4 +1,4 @@
-"""Wire shapes of the same-day queue (issue 15), re-exported by kairand.api.schema.
+"""Wire shapes of the same-day queue, re-exported by kairand.api.schema.
 
 Nothing here can carry a person: tickets are a label (A-012), a service, a state, a counter
 and times. The kiosk's QR link is returned once, to the kiosk that issued the ticket.

@@ -1,4 +1,4 @@
-"""Staff API shapes for window reservations (issue 14), re-exported by kairand.api.schema (the
+"""Staff API shapes for window reservations, re-exported by kairand.api.schema (the
 only module the TUI may import)."""
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 ADMIN, AUTHOR, APPROVER, AUDITOR = "admin", "author", "approver", "auditor"
 COUNTER = "counter"
-"""窓口担当 (issues 14 and 15): the window desk (bookings, calling the queue)."""
+"""窓口担当: the window desk (bookings, calling the queue)."""
 KIOSK, BOARD = "kiosk", "board"
-"""発券機 and 呼出表示盤 (issue 15): OS users of the ticket kiosk and the waiting-room TV. The
+"""発券機 and 呼出表示盤: OS users of the ticket kiosk and the waiting-room TV. The
 kiosk may only issue tickets; the board may only read the board. Neither sees anything else."""
 OFFICE = (ADMIN, AUTHOR, APPROVER, AUDITOR, COUNTER)
 """Roles of people at a staff terminal."""
@@ -66,7 +66,7 @@ ROUTES: tuple[Route, ...] = (
     _r("staff.delete", "DELETE", "/v1/staff/{username}", ADMIN),
     _r("audit.list", "GET", "/v1/audit", AUDITOR),
     _r("audit.verify", "GET", "/v1/audit/verify", AUDITOR),
-    # Window reservations (issue 14).
+    # Window reservations.
     _r("reservations.services", "GET", "/v1/reservations/services", COUNTER, ADMIN),
     _r("reservations.services.put", "PUT", "/v1/reservations/services", COUNTER, ADMIN, body=True),
     _r("reservations.bookings", "GET", "/v1/reservations/bookings", COUNTER),
@@ -77,7 +77,7 @@ ROUTES: tuple[Route, ...] = (
         "reservations.outcome", "POST", "/v1/reservations/bookings/{id}/outcome", COUNTER, body=True
     ),
     _r("reservations.statistics", "GET", "/v1/reservations/statistics", COUNTER, ADMIN, AUDITOR),
-    # Same-day queue (issue 15).
+    # Same-day queue.
     _r("queue.board", "GET", "/v1/queue/board", KIOSK, BOARD, COUNTER),
     _r("queue.board_events", "GET", "/v1/queue/board/events", KIOSK, BOARD, COUNTER, stream=True),
     _r("queue.issue", "POST", "/v1/queue/tickets", KIOSK, COUNTER, body=True),
@@ -87,7 +87,7 @@ ROUTES: tuple[Route, ...] = (
     _r("queue.pause", "POST", "/v1/queue/counters/{id}/pause", COUNTER, body=True),
     _r("queue.statistics", "GET", "/v1/queue/statistics", COUNTER, ADMIN, AUDITOR),
     _r("reports.handling", "GET", "/v1/reports/handling", AUDITOR),
-    # Programs, school districts, institutions, alert templates and alerts (issue 16).
+    # Programs, school districts, institutions, alert templates and alerts.
     _r("programs.list", "GET", "/v1/programs", *OFFICE),
     _r("programs.put", "PUT", "/v1/programs/{id}", ADMIN, body=True),
     _r("districts.list", "GET", "/v1/districts", *OFFICE),
@@ -102,7 +102,7 @@ ROUTES: tuple[Route, ...] = (
     _r("alerts.list", "GET", "/v1/alerts", AUTHOR, APPROVER, AUDITOR),
     _r("alerts.send", "POST", "/v1/alerts", AUTHOR, body=True),
     _r("alerts.follow_up", "POST", "/v1/alerts/{id}/follow-up", APPROVER, body=True),
-    # issue 20: images, link allowlist, templates, recurring deliveries, calendar
+    # images, link allowlist, templates, recurring deliveries, calendar
     _r("media.upload", "POST", "/v1/media", AUTHOR),
     _r("media.get", "GET", "/v1/media/{id}", AUTHOR, APPROVER, AUDITOR),
     _r("link_domains.get", "GET", "/v1/link-domains", *OFFICE),

@@ -254,7 +254,7 @@ class DashboardCounters(_Out):
     """Deliveries approved, scheduled or sending."""
     pending_approval: int
     registered_mail: str | None = None
-    """Mail subscribers registered now (issue 17), counted apart from `registered` (LINE), as
+    """Mail subscribers registered now, counted apart from `registered` (LINE), as
     shown: the count, or "<k" below config.privacy.small_cell_threshold; None when the mail
     channel is off and has nobody. Never an address."""
 
@@ -293,7 +293,7 @@ class StatisticsOut(_Out):
     registered_display: str
     """Registered residents (the population the cells count), suppressed like a cell."""
     registered_mail_display: str | None = None
-    """Registered mail subscribers (issue 17), suppressed like a cell; None when the mail
+    """Registered mail subscribers, suppressed like a cell; None when the mail
     channel is off and has nobody."""
     channel: str = "line"
     """Whose answers the cells count: "line" (LINE residents) or "mail" (mail subscribers,
@@ -315,9 +315,9 @@ class AudienceCount(_Out):
     small: bool
     """True when below the small-cell threshold: the TUI may warn before sending."""
     line: int | None = None
-    """Of `count`, residents reached by LINE (issue 17; None from an older daemon)."""
+    """Of `count`, residents reached by LINE (None from an older daemon)."""
     mail: int = 0
-    """Of `count`, subscribers reached by e-mail (issue 17). Counts only, never addresses."""
+    """Of `count`, subscribers reached by e-mail. Counts only, never addresses."""
 
 
 # -- deliveries --------------------------------------------------------------------------
@@ -330,7 +330,7 @@ class DeliveryQuery(_In):
 
 
 class MailTally(_Out):
-    """A delivery's mail channel in counts (issue 17): never an address."""
+    """A delivery's mail channel in counts: never an address."""
 
     recipients: int
     sent: int
@@ -384,7 +384,7 @@ class DeliveryDetail(DeliverySummary):
     """Four eyes is relaxed for this delivery (recipients below the threshold)."""
     links: list[str] = []
     """Every URL the messages carry, in full (link buttons and addresses in text): the
-    approver reads each one before approving (issue 20)."""
+    approver reads each one before approving."""
     series_id: int | None = None
     """The recurring series this delivery is an occurrence of."""
 
@@ -518,7 +518,7 @@ class AuditVerifyResult(_Out):
     head_hash: str
 
 
-# -- images, links, templates, recurring deliveries (issue 20) ---------------------------
+# -- images, links, templates, recurring deliveries ---------------------------
 
 
 class MediaOut(_Out):
@@ -594,7 +594,7 @@ class OccurrenceOut(_Out):
 
 
 class SeriesChangeOut(_Out):
-    """A change to an approved series awaiting its own approval (issue 20): the series keeps
+    """A change to an approved series awaiting its own approval: the series keeps
     sending as approved until another approver accepts it."""
 
     title: str
@@ -680,20 +680,20 @@ class HandlingReportOut(_Out):
     pdf_base64: str
 
 
-# -- window reservations (issue 14): shapes live in their own module, re-exported here ----------
+# -- window reservations: shapes live in their own module, re-exported here ----------
 
 from kairand.api.reservation_schema import *  # noqa: E402, F403
 from kairand.api.reservation_schema import __all__ as _reservation_names  # noqa: E402
 
 __all__ += _reservation_names
 
-# -- same-day queue (issue 15): shapes live in their own module, re-exported here ---------------
+# -- same-day queue: shapes live in their own module, re-exported here ---------------
 
 from kairand.api.queue_schema import *  # noqa: E402, F403
 from kairand.api.queue_schema import __all__ as _queue_names  # noqa: E402
 
 __all__ += _queue_names
-# -- programs, districts, institutions, alerts (issue 16) -----------------------------------
+# -- programs, districts, institutions, alerts -----------------------------------
 
 
 class ProgramOut(_Out):
@@ -705,7 +705,7 @@ class ProgramOut(_Out):
     registered: str
     """Registered LINE subscribers, aggregate; below the small-cell threshold shown as "<N"."""
     registered_mail: str = "0"
-    """Registered mail subscribers (issue 17), aggregate, small cells shown as "<N"."""
+    """Registered mail subscribers, aggregate, small cells shown as "<N"."""
     districts: dict[str, str] = {}
     """Registered subscribers per school district (district name -> count or "<N")."""
     definition: dict[str, Any] = {}
@@ -861,7 +861,7 @@ class MyInstitutions(_Out):
 
 
 class AlertEvent(_Out):
-    """SSE `alert` event (issue 16): an alert was just sent; streamed at once to approvers and
+    """SSE `alert` event: an alert was just sent; streamed at once to approvers and
     to the heads of the sending institution."""
 
     delivery_id: int

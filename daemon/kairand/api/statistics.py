@@ -54,6 +54,6 @@ def shown_total(total: int, k: int) -> str:
 
 
 def mail_total(count: int, k: int, enabled: bool) -> str | None:
-    """A count of mail subscribers as staff see it (issue 17): "<K" below K, None when the mail
+    """A count of mail subscribers as staff see it: "<K" below K, None when the mail
     channel is off and has nobody (the screens then show no mail line)."""
     return shown_total(count, k) if enabled or count else None

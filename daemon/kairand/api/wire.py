@@ -35,7 +35,7 @@ def _mail(view: DeliveryView) -> schema.MailTally | None:
 
 
 def _totals(view: DeliveryView) -> dict[str, object]:
-    """Counts on every channel: LINE residents plus mail subscribers (issue 17)."""
+    """Counts on every channel: LINE residents plus mail subscribers."""
     m = view.mail
     return {
         "recipient_count": (

@@ -28,8 +28,8 @@ GROUPS: list[str] = [
     "retention",  # retention show|set|status|run, wipe
     "audit",  # audit verify|checkpoint
     "staff",  # roster, staff add|remove|list
-    "records",  # incident record|list|report, training record|list (issue 13)
-    "handover",  # handover export (issue 13, S22)
+    "records",  # incident record|list|report, training record|list
+    "handover",  # handover export (S22)
     "programs",  # programs list|put|install-child-safety|districts|institution
     "mail",  # mail status
 ]

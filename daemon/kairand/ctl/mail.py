@@ -1,4 +1,4 @@
-"""kairanctl mail status: the mail channel in counts (issue 17). No address is ever shown:
+"""kairanctl mail status: the mail channel in counts. No address is ever shown:
 subscribers per stage, sends per state (with the 'unconfirmed' ones a person must check),
 bounces and inbound mails per outcome."""
 

@@ -1,5 +1,5 @@
 """kairanctl programs ...: subscription programs, school districts and sending institutions
-(issue 16). Every change goes through kairand.programs.service (rules and audit there), in the
+. Every change goes through kairand.programs.service (rules and audit there), in the
 operator's name.
 
     kairanctl programs list

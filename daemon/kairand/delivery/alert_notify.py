@@ -1,4 +1,4 @@
-"""Immediate notification of a sent alert (issue 16): the approvers and the institution's
+"""Immediate notification of a sent alert: the approvers and the institution's
 heads get it on their LINE test recipients (the TUI event stream shows it as well). Lives in
 delivery/ because it pushes through LINE, which programs/ does not import."""
 

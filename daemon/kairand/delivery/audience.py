@@ -99,7 +99,7 @@ async def audience_count(
 
 @dataclass(frozen=True)
 class ChannelCounts:
-    """An audience by channel (issue 17): LINE residents and mail subscribers."""
+    """An audience by channel: LINE residents and mail subscribers."""
 
     line: int
     mail: int

@@ -1,4 +1,4 @@
-"""Uploading an image staff picked (issue 20): checked, stripped of metadata and re-encoded by
+"""Uploading an image staff picked: checked, stripped of metadata and re-encoded by
 kairand.delivery.images, stored in the store, audited. Served by kairand.line.media. Purged
 from the store once nothing can need it any more (purge_expired, the media-purge worker)."""
 

@@ -1,4 +1,4 @@
-"""The schedule clock of training mode (issue 20): real time plus an offset that only grows.
+"""The schedule clock of training mode: real time plus an offset that only grows.
 
 On an appliance the series worker and the delivery sender read real time. In training mode with
 `recurring.training_fast_forward_seconds` set, both read one ScheduleClock instead, and the

@@ -1,4 +1,4 @@
-"""Recurring deliveries (issue 20): a series is approved once; each occurrence becomes its own
+"""Recurring deliveries: a series is approved once; each occurrence becomes its own
 delivery at its time.
 
 Series status: draft ──submit──> pending_approval ──approve──> active <──pause/resume──> paused

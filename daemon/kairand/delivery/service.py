@@ -112,7 +112,7 @@ class DeliveryView:
     """Share of batches settled (sent, failed, flagged or cancelled), 0.0–1.0."""
     quota_confirmed: bool
     mail: mail_store.DeliveryMail = NO_MAIL
-    """The mail channel's recipients and sends (issue 17); the counts above cover LINE."""
+    """The mail channel's recipients and sends; the counts above cover LINE."""
 
     @property
     def content(self) -> DeliveryContent:
@@ -189,7 +189,7 @@ def _check_class(confidentiality: int) -> None:
 
 def _check_segment(conn: Connection, segment: SegmentFilter, author: str | None = None) -> None:
     if segment.program != DEFAULT_PROGRAM or author is not None:
-        # Programs (issue 16): the program's own questions, and the author's institutions (K8).
+        # Programs: the program's own questions, and the author's institutions (K8).
         try:
             programs.check_segment(conn, author or "", segment)
         except programs.ProgramError as exc:
@@ -237,7 +237,7 @@ def _check_audience(conn: Connection, segment: SegmentFilter, scheduled_at: int 
     if segment_queries.count_segment(conn, segment, on, survey) > 0:
         return
     if mail_store.count_matching(conn, segment, on, survey) > 0:
-        return  # reached by mail only (issue 17)
+        return  # reached by mail only
     if segment.all_registered or not segment.conditions:
         raise NoRecipients("登録を済ませた方がまだいません。")
     for n in range(1, len(segment.conditions) + 1):
@@ -268,7 +268,7 @@ def allowed_domains(conn: Connection, configured: Iterable[str] = ()) -> list[st
 def _check_links_and_media(
     conn: Connection, messages: Iterable[MessageItem], configured: Iterable[str]
 ) -> None:
-    """Every link goes to an allowed domain; every image exists (issue 20)."""
+    """Every link goes to an allowed domain; every image exists."""
     items = list(messages)
     problems = url_problems(items, allowed_domains(conn, configured))
     if problems:

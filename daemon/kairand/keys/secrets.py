@@ -19,7 +19,7 @@ CHANNEL_SECRET = "line-channel-secret"  # noqa: S105 - a name, not a value
 CHANNEL_ACCESS_TOKEN = "line-channel-access-token"  # noqa: S105
 SIGNING_KEY = "signing-key"
 RECEIPT_HMAC_KEY = "receipt-hmac-key"
-# The city's SMTP relay and registration mailbox (issue 17): provisioned by the operator,
+# The city's SMTP relay and registration mailbox: provisioned by the operator,
 # optional (only when the mail channel is configured), so not in ALL.
 MAIL_SMTP_PASSWORD = "mail-smtp-password"  # noqa: S105 - a name, not a value
 MAIL_IMAP_PASSWORD = "mail-imap-password"  # noqa: S105 - a name, not a value

@@ -114,7 +114,7 @@ class Routed:
     """The resident must learn the outcome (a booking made, changed or cancelled)."""
     confirmation: tuple[int, str] | None = None
     """(booking id, notice kind) of a booking just made or changed: if the reply cannot be
-    made, the confirmation is pushed as that notice, with a stored retry key (issue 14)."""
+    made, the confirmation is pushed as that notice, with a stored retry key."""
 
 
 def route(conn: Connection, event: Event, now: float) -> Routed | None:

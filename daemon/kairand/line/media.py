@@ -1,4 +1,4 @@
-"""Images served to LINE through the relay, on the webhook's own site (issue 20).
+"""Images served to LINE through the relay, on the webhook's own site.
 
 LINE fetches `originalContentUrl`, `previewImageUrl` and a card's hero image over HTTPS. The
 appliance accepts no inbound connection, so the images are served exactly like the webhook:

@@ -41,7 +41,7 @@ MAX_LABEL = 20
 # The postbacks a rich-menu area may send: names → data the conversation understands.
 POSTBACKS = {
     "settings": ("a=settings", "設定を変更"),
-    # Window reservations (issue 14): the booking dialogue's menu (kairand.reservations.dialogue).
+    # Window reservations: the booking dialogue's menu (kairand.reservations.dialogue).
     "reservation": ("rsv=menu", "予約"),
 }
 

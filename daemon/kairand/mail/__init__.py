@@ -1,1 +1,1 @@
-"""E-mail as a second channel (issue 17, K9): 空メール registration over IMAP, alerts over SMTP."""
+"""E-mail as a second channel (K9): 空メール registration over IMAP, alerts over SMTP."""

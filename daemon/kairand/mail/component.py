@@ -1,4 +1,4 @@
-"""The mail channel inside the daemon (issue 17): at start-up, sends left 'pending' by a crash
+"""The mail channel inside the daemon: at start-up, sends left 'pending' by a crash
 become 'unconfirmed' (never resent); then the registration mailbox is watched (IMAP IDLE, or
 polling every `mail.poll_seconds`), approved deliveries' mail recipients are sent
 (kairand.mail.deliveries), and every minute the city's annual rule, if any, is applied to mail

@@ -1,4 +1,4 @@
-"""Approved deliveries by mail (issue 17): the shell that hands each frozen mail recipient of
+"""Approved deliveries by mail: the shell that hands each frozen mail recipient of
 a delivery to MailSender, which sends each (delivery, subscriber) at most once.
 
 The LINE sender freezes a delivery's mail recipients in the transaction that freezes its LINE

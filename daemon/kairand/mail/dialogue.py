@@ -1,4 +1,4 @@
-"""空メール registration and the survey by mail, as a pure state machine (issue 17, K9).
+"""空メール registration and the survey by mail, as a pure state machine (K9).
 
 `step(subscriber, mail, survey, new_code, new_token)` takes what the store knows about the
 sender (None for a stranger), one parsed inbound mail and the SAME survey definition as LINE

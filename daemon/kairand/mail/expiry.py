@@ -1,4 +1,4 @@
-"""Annual expiry of mail registrations (issue 17 item 4, K2): at each yearly boundary of the
+"""Annual expiry of mail registrations (item 4, K2): at each yearly boundary of the
 registration's annual retention rule (31 March 23:59 JST unless configured), every mail
 subscriber whose registration began before it is deleted with its answers, and a signed
 deletion receipt holding an HMAC of the address (never the address) is written for each, as

@@ -1,4 +1,4 @@
-"""Notices by mail to program members (issue 17 with K1, K2, S16), the mail side of what LINE
+"""Notices by mail to program members (K1, K2, S16), the mail side of what LINE
 members get by push:
 
 - the re-consent mail: when staff raise a program's consent version, the mail members who

@@ -1,4 +1,4 @@
-"""Connection checks for `kairanctl doctor` (issue 17 item 6): can the appliance reach the
+"""Connection checks for `kairanctl doctor`: can the appliance reach the
 city's SMTP relay and log in to the registration mailbox? Nothing is sent or deleted."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Joining a program by mail (issue 17, K9 with K1/K2): the pure dialogue by which a registered
+"""Joining a program by mail (K9 with K1/K2): the pure dialogue by which a registered
 mail subscriber joins a program such as 子ども安全情報, sees its purpose notice, agrees by
 number, chooses school districts in two steps (中学校区 → 小学校区, as in LINE:
 kairand.programs.dialogue), answers the program's further questions, and later changes its

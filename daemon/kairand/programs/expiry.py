@@ -76,7 +76,7 @@ def _expire_page(
             audit_detail={"program": program, **deleted},
         )
         done += 1
-    # Mail subscribers who joined the program (issue 17): the same rule, the receipt holding an
+    # Mail subscribers who joined the program: the same rule, the receipt holding an
     # HMAC of the address; the mail registration itself stays (its own annual rule).
     for subscriber_id, address in mail_programs.consented_before(conn, program, boundary, PAGE):
         deleted = mail_programs.leave(conn, subscriber_id, program)

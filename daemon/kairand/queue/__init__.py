@@ -1,1 +1,1 @@
-"""Same-day queue (issue 15): numbered tickets from LINE or a kiosk, calling, board."""
+"""Same-day queue: numbered tickets from LINE or a kiosk, calling, board."""

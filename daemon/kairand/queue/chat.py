@@ -1,4 +1,4 @@
-"""The queue in the LINE chat (issue 15, W2): 番号札を取る → service → ticket; 順番を確認;
+"""The queue in the LINE chat (W2): 番号札を取る → service → ticket; 順番を確認;
 取消; and the kiosk QR code's pre-filled message that ties a paper ticket to the sender.
 
 Runs inside the inbox worker's write transaction (like the booking dialogue), so a ticket and

@@ -1,4 +1,4 @@
-"""The same-day queue's rules (issue 15), pure: no I/O, no clock (callers pass `now`).
+"""The same-day queue's rules, pure: no I/O, no clock (callers pass `now`).
 
 A ticket belongs to one service and one day (Japan time) and carries the service's prefix and a
 number that counts 1, 2, 3, … per service and day (A-001). States:

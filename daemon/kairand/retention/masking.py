@@ -73,7 +73,7 @@ PHONE = MaskRule(target="reservations.phone", keep=(-2, -1), preserve="-")
 """W7's phone rule: only the last two digits survive."""
 
 
-# Seed 003 / issue 14 (W7): three months after the booking date, the kana name's 1st and 3rd
+# Seed 003 (W7): three months after the booking date, the kana name's 1st and 3rd
 # characters and the phone's last 2 digits are overwritten in place. A stricter overwrite (e.g.
 # keep=() for everything) is a configuration choice in the retention rules.
 BOOKING_KANA = MaskRule(

@@ -103,13 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue-rate",
         type=float,
         default=0.0,
-        help="friends who take a same-day queue ticket in LINE per second (issue 15)",
+        help="friends who take a same-day queue ticket in LINE per second",
     )
     p.add_argument(
         "--booking-rate",
         type=float,
         default=0.0,
-        help="friends who start booking a window appointment per second (issue 14)",
+        help="friends who start booking a window appointment per second",
     )
     p.add_argument(
         "--rush",

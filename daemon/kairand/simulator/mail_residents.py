@@ -1,4 +1,4 @@
-"""Mail-using residents for the demo (issue 17): guardians who do not use LINE register by
+"""Mail-using residents for the demo: guardians who do not use LINE register by
 空メール and receive alerts by mail, through a real mailbox (dovecot) and a real relay
 (aiosmtpd) — kairand.simulator.mailbed.
 

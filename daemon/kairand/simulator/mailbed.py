@@ -1,4 +1,4 @@
-"""A local mail test bed for the mail channel (issue 17), used by the demo and the tests:
+"""A local mail test bed for the mail channel, used by the demo and the tests:
 Debian's dovecot (IMAP4rev1 over TLS, `dovecot-imapd`) started in a folder of its own as the
 city's registration mailbox, and aiosmtpd as the city's SMTP relay. Real servers, no stand-in:
 the daemon talks to them exactly as to a city's. The dovecot process dies with its parent

@@ -1,4 +1,4 @@
-"""Fetching message images the way LINE does (issue 20).
+"""Fetching message images the way LINE does.
 
 LINE's servers fetch `originalContentUrl`, `previewImageUrl` and Flex image `url`s from the
 bot's HTTPS server. For Kairan that server is the appliance, reached through the relay: the

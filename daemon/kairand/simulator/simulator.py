@@ -145,12 +145,12 @@ class Simulator:
         self.sender: WebhookSender | None = None
         self.outbox: list[dict[str, Any]] = []  # events when no webhook target is set
         self.memories: dict[str, behaviour.Memory] = {}
-        # Window-reservation bookers (issue 14): plan, memory, and what they went through.
+        # Window-reservation bookers: plan, memory, and what they went through.
         self.bookers: dict[str, tuple[booking.Plan, booking.BookerMemory]] = {}
         self.booking_outcomes: Counter[str] = Counter()
         self.booking_sent_at: dict[str, float] = {}
         self.booking_latency_ms: list[float] = []
-        # Same-day queue visitors (issue 15): what each remembers of their ticket.
+        # Same-day queue visitors: what each remembers of their ticket.
         self.visitors: dict[str, queue_visitor.Visit] = {}
         # Residents a trainee plays by hand (`kairan-sim-chat`): no automatic reactions, never
         # picked by arrivals, bookings or the queue. See `play`.
@@ -327,7 +327,7 @@ class Simulator:
         )
 
     def _rich_status(self) -> str:
-        """Cards, images and stickers residents received, and image fetches (issue 20)."""
+        """Cards, images and stickers residents received, and image fetches."""
         kinds = self.ledger.kinds()
         fetcher = self.platform.image_fetcher
         fetched = fetcher.fetched if fetcher is not None else []
@@ -430,7 +430,7 @@ class Simulator:
         self.send_text(user_id, "予約")
 
     def take_ticket(self, user_id: str, service_hint: str = "") -> None:
-        """The resident types 番号札を取る and taps the service they came for (issue 15)."""
+        """The resident types 番号札を取る and taps the service they came for."""
         rng = self._rngs.get(user_id) or random.Random(user_id)
         visit = queue_visitor.plan_for(rng, (service_hint,) if service_hint else ())
         self.visitors[user_id] = visit

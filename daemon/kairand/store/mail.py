@@ -1,4 +1,4 @@
-"""Mail channel storage (issue 17): subscribers by address, their answers, the per-send
+"""Mail channel storage: subscribers by address, their answers, the per-send
 Message-ID rows that make each (delivery, subscriber) send happen at most once across crashes,
 processed inbound mails and counters."""
 

@@ -1,4 +1,4 @@
-"""Mail subscribers in programs (issue 17): memberships, dialogue state and program answers of
+"""Mail subscribers in programs: memberships, dialogue state and program answers of
 mail subscribers (migration 20), and the members a program segment selects. Internal ids only;
 the address is read only where a receipt needs its HMAC (annual expiry)."""
 

@@ -1,4 +1,4 @@
-"""Uploaded images and when they may be served (issue 20). Times are Unix seconds."""
+"""Uploaded images and when they may be served. Times are Unix seconds."""
 
 from __future__ import annotations
 

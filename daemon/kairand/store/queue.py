@@ -1,4 +1,4 @@
-"""SQL of the same-day queue (issue 15). Every function runs inside the caller's transaction;
+"""SQL of the same-day queue. Every function runs inside the caller's transaction;
 the rules (which state may follow which, who is next) are kairand.queue.core's."""
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def booked_slot(
     conn: Connection, resident_id: int | None, service: str, now: float
 ) -> float | None:
     """The start (Unix time) of the resident's active booking for SERVICE nearest NOW, from the
-    reservations table (issue 14) when this store has it; None without a booking."""
+    reservations table when this store has it; None without a booking."""
     if resident_id is None:
         return None
     exists = conn.execute(

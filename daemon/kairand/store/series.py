@@ -1,4 +1,4 @@
-"""Recurring delivery series and their occurrences (issue 20). Times are Unix seconds."""
+"""Recurring delivery series and their occurrences. Times are Unix seconds."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class SeriesRow:
     cursor: int | None
     occurrences_done: int
     pending: PendingChange | None = None
-    """A change to the approved series awaiting approval (issue 20)."""
+    """A change to the approved series awaiting approval."""
 
 
 @dataclass(frozen=True)

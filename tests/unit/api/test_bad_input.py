@@ -74,7 +74,7 @@ def card(**fields: object) -> dict[str, object]:
 
 STICKER = {"kind": "sticker", "package_id": "11537", "sticker_id": "52002734"}
 LINK = "https://www.city.example.jp/kenshin"
-# Issue 20: every text field of every message kind (card title, body, button label and URL, alt
+# every text field of every message kind (card title, body, button label and URL, alt
 # text, picture file names) is checked like a text message; only a card body keeps newlines.
 CONTROL_CASES += [
     ("NUL in a card title", card(title="健診\x00"), "messages.0.card.title"),

@@ -1,4 +1,4 @@
-"""The staff API socket holds nothing forever (issue 21, item 7): header and body read timeouts,
+"""The staff API socket holds nothing forever: header and body read timeouts,
 a connection limit per peer, 415 for a body that is not declared JSON (S7)."""
 
 from __future__ import annotations

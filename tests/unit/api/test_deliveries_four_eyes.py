@@ -260,7 +260,7 @@ async def test_test_send_reaches_only_the_callers_test_recipients(
 
 
 async def test_a_delivery_to_nobody_is_refused(api: ApiClient, store: Store) -> None:
-    """N4 (issue 18 item 4): submitting or approving a delivery whose segment selects 0 people
+    """N4: submitting or approving a delivery whose segment selects 0 people
     is refused with 「該当する登録者がいません」 and names the condition that leaves no one; the
     delivery stays where it was."""
     nobody = {**DRAFT, "segment": {"conditions": [{"question": "area", "any_of": ["asahi"]}]}}

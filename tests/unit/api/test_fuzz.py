@@ -57,12 +57,11 @@ VALID: dict[str, dict[str, Any]] = {
     "reservations.change": {"slot": "2026-10-01T09:30"},
     "reservations.cancel": {},
     "reservations.outcome": {"outcome": "attended"},
-    # Same-day queue (issue 15).
+    # Same-day queue.
     "queue.issue": {"service": "hoiku"},
     "queue.call": {"service": "hoiku", "counter": 1},
     "queue.action": {"action": "recall"},
     "queue.pause": {"paused": True},
-    # issue 16
     "programs.put": {"definition": {"name": "x"}},
     "districts.upload": {
         "csv": "code,name,kana,junior_high,junior_high_name\na,朝日,あさひ,j,東\n"
@@ -73,7 +72,6 @@ VALID: dict[str, dict[str, Any]] = {
     "alert_templates.approve": {},
     "alerts.send": {"template_id": 1, "institution": "x", "districts": ["a"], "values": {}},
     "alerts.follow_up": {"kind": "all_clear", "body": "解除します。"},
-    # issue 20
     "link_domains.put": {"domains": ["city.example.jp"]},
     "templates.create": {"name": "ごみの日", "content": {"title": "t", "messages": ["本文"]}},
     "templates.update": {"name": "ごみの日", "content": {"title": "t", "messages": ["本文"]}},

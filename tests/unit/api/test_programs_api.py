@@ -1,4 +1,4 @@
-"""Issue 16 through the staff API, route by route: scope (K8) holds on every route that can
+"""Programs through the staff API, route by route: scope (K8) holds on every route that can
 address a program's districts, guardian consent (K7) and class 1 (G3) on alerts, four eyes on
 templates, aggregate-only program statistics, and every call audited (S8)."""
 

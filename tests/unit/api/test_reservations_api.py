@@ -1,4 +1,4 @@
-"""Staff API for window reservations (issue 14): the desk for 窓口担当 (W3), phone bookings,
+"""Staff API for window reservations: the desk for 窓口担当 (W3), phone bookings,
 changes, cancellations and 来庁/不来庁, slot settings (W5), statistics without persons (W4);
 names and phones only for the counter role, every view of them audited (S8)."""
 

@@ -1,4 +1,4 @@
-"""Staff API for issue 20: image upload (metadata stripped), link allowlist managed by admins,
+"""Staff API for rich messages: image upload (metadata stripped), link allowlist managed by admins,
 templates with audited edits, series approved by someone else, the calendar, and the approver
 seeing every URL."""
 

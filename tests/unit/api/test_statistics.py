@@ -119,7 +119,7 @@ def _mail_subscribers(store: Store, areas: list[str]) -> list[str]:
 async def test_statistics_and_dashboard_count_mail_subscribers_apart(
     api: ApiClient, store: Store
 ) -> None:
-    """Issue 17: the dashboard and the statistics give the mail subscribers' total apart from
+    """The dashboard and the statistics give the mail subscribers' total apart from
     LINE's, suppressed below k; ?channel=mail counts their answers to the same survey, with the
     same suppression (a skipped question is 回答なし). No address anywhere."""
     add_residents(store, 3)

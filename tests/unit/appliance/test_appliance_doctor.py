@@ -120,7 +120,7 @@ def test_healthy_setup_passes_every_check(setup) -> None:
     config_path, stub = setup
     with with_socket(config_path):
         results = run(config_path)
-    # The mail channel (issue 17) is not configured in this setup: skipped, not failed.
+    # The mail channel is not configured in this setup: skipped, not failed.
     assert results.pop("mail channel").status == doctor.SKIP
     assert {name: c.status for name, c in results.items()} == {
         name: doctor.OK for name in results

@@ -160,12 +160,12 @@ def test_outbound_only_for_the_service_users(namespaces) -> None:
     assert not connect(box, OTHER, NET, 443)
     assert connect(box, TUNNEL, NET, 2222)
     assert not connect(box, KAIRAN, NET, 2222)
-    # The mail channel (issue 17): only the daemon, only to the mail hosts' mail ports.
+    # The mail channel: only the daemon, only to the mail hosts' mail ports.
     assert connect(box, KAIRAN, NET, 587)
     assert connect(box, KAIRAN, NET, 993)
     assert not connect(box, TUNNEL, NET, 587)
     assert not connect(box, OTHER, NET, 993)
-    # The kiosk's network printer (issue 15): only the kiosk user, only the printer port.
+    # The kiosk's network printer: only the kiosk user, only the printer port.
     assert connect(box, KIOSK, NET, 9100)
     assert not connect(box, KAIRAN, NET, 9100)
     assert not connect(box, OTHER, NET, 9100)

@@ -168,7 +168,7 @@ def test_config_template_validates(tmp_path: Path, bot: str) -> None:
 
 @pytest.mark.req("W2")
 def test_kiosk_and_board_accounts_get_their_one_program_over_ssh(tmp_path: Path) -> None:
-    """Issue 15: the kiosk and board accounts (members of kairan-staff for the API socket) get
+    """The kiosk and board accounts (members of kairan-staff for the API socket) get
     `kairan kiosk` / `kairan board` over ssh, never the staff terminal, with forwarding off."""
     dropin = (PROV / "sshd" / "kairan-staff.conf").read_text()
     for user, program in (("kairan-kiosk", "kiosk"), ("kairan-board", "board")):

@@ -593,7 +593,7 @@ def test_postback_of_a_survey_version_never_shown_is_refused(data: str) -> None:
 
 
 def test_a_follow_from_a_friend_is_not_counted_as_a_new_friend() -> None:
-    """Issue 18 item 11: the dashboard showed 469 friends added today against 314 friends and
+    """The dashboard showed 469 friends added today against 314 friends and
     no blocks: a follow event from someone already a friend (a restarted simulator re-sends
     them) counted again. Only a follow that makes a new friend counts."""
     resident = FakeResident()

@@ -1,4 +1,4 @@
-"""Issue 16: a sent alert is pushed at once to the LINE test recipients of the approvers and
+"""A sent alert is pushed at once to the LINE test recipients of the approvers and
 the sending institution's heads, marked as a staff notification; nobody else gets it."""
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ async def test_segment_checked_against_survey(store: Store) -> None:
 
 
 async def test_no_recipients_refused_naming_the_condition(store: Store) -> None:
-    """N4 (issue 18 item 4): the service itself (not only the TUI) refuses to submit a
+    """N4: the service itself (not only the TUI) refuses to submit a
     delivery that reaches nobody, and names which condition leaves no one."""
     add_registered(store, "asahi", start=700, n=3)
     did = await service.create_draft(store, "tanaka", content())

@@ -1,4 +1,4 @@
-"""Images are purged from the store after their serving period (issue 20), with an injected
+"""Images are purged from the store after their serving period, with an injected
 clock: not while a delivery, a series, a template or a test send may still need them; then
 deleted (bytes and links) and audited; the serving route then has nothing to serve."""
 

@@ -1,4 +1,4 @@
-"""Message kinds (issue 20): every message Kairan sends validates against LINE's OpenAPI spec
+"""Message kinds: every message Kairan sends validates against LINE's OpenAPI spec
 and LINE's extra limits; the model refuses what LINE would refuse; links only go to allowed
 domains; images are stripped of metadata and fit LINE's limits."""
 

@@ -1,4 +1,4 @@
-"""Training fast-forward (issue 20, `make demo`): the schedule clock jumps to a series' next
+"""Training fast-forward (`make demo`): the schedule clock jumps to a series' next
 occurrence once the previous occurrence was sent; the rule, the worker and the sender are the
 real ones. Never on an appliance (the config refuses it outside training mode)."""
 

@@ -1,4 +1,4 @@
-"""Scheduled and recurring deliveries with an injected clock (issue 20): a scheduled delivery
+"""Scheduled and recurring deliveries with an injected clock: a scheduled delivery
 waits for its time; a series is approved once and each occurrence is sent exactly once, also
 across downtime (late within the grace, otherwise skipped and reported); pause/resume/end."""
 

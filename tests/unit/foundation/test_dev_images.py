@@ -1,4 +1,4 @@
-"""What images need in a development setup (issue 20): a self-signed certificate on the webhook
+"""What images need in a development setup: a self-signed certificate on the webhook
 socket for the relay's name (and loopback), trusted by the simulator as its CA file; the
 simulator fetches images through its blind relay into that socket."""
 

@@ -1,4 +1,4 @@
-"""The [mail] config section and the mail sender's own rate limit (issue 17, K9)."""
+"""The [mail] config section and the mail sender's own rate limit (K9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The 空メール registration dialogue as a table of (state, mail) -> outcome (issue 17, K9)."""
+"""The 空メール registration dialogue as a table of (state, mail) -> outcome (K9)."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_choice_takes_exactly_one_number() -> None:
 @pytest.mark.req("K9")
 def test_the_child_safety_program_survey_can_be_answered_by_mail() -> None:
     """The mail dialogue takes any SurveyDefinition: the child-safety program's questions
-    (school districts as a multi-choice, issue 16) are answered by number like the main survey."""
+    (school districts as a multi-choice) are answered by number like the main survey."""
     from kairand.programs.catalogue import child_safety
     from kairand.programs.model import District, program_survey
 

@@ -1,4 +1,4 @@
-"""Annual expiry of mail registrations with receipts (issue 17 item 4: K2, K9, S8)."""
+"""Annual expiry of mail registrations with receipts (K2, K9, S8)."""
 
 from __future__ import annotations
 

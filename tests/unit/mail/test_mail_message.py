@@ -1,5 +1,5 @@
 """Mail messages: encodings, List-Unsubscribe, Authentication-Results, DSNs, log redaction
-(issue 17: K9, S8)."""
+(K9, S8)."""
 
 from __future__ import annotations
 

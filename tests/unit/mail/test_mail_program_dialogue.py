@@ -1,5 +1,5 @@
 """The pure dialogue by which a mail subscriber joins a program (kairand.mail.programs):
-every step's transition and operations, table-driven (issue 17, K9/K1)."""
+every step's transition and operations, table-driven (K9/K1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pure cores of issue 16: alert templates (K7, G3), institution scope (K8), the district CSV,
+"""Pure cores of programs: alert templates (K7, G3), institution scope (K8), the district CSV,
 and the program dialogue in LINE (join, 中学校区 → 小学校区, leave)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Never overbooked (issue 14 §3): random concurrent book / cancel / change sequences against
+"""Never overbooked (§3): random concurrent book / cancel / change sequences against
 the real SQLCipher store, through two Store handles on the same file (like the daemon and
 kairanctl) with several threads each. Capacity is never exceeded and no booking is lost: every
 booking a caller was told it got is in the store, in exactly the state the successful

@@ -232,7 +232,7 @@ def test_purged_resident_unlinks_ticket(store: Store) -> None:
 
 @pytest.mark.req("W2")
 def test_booked_resident_arriving_in_the_slot_goes_first(store: Store) -> None:
-    """The booking of issue 14 (same service code) gives priority within the grace period."""
+    """A window reservation (same service code) gives priority within the grace period."""
     from kairand.reservations import service as reservations
     from kairand.reservations.model import Catalogue, example_service
 

@@ -1,4 +1,4 @@
-"""The trainee's simulated LINE chat (issue 15's demo): residents played by hand never react by
+"""The trainee's simulated LINE chat (the queue demo): residents played by hand never react by
 themselves and are left alone by arrivals and the queue; the control socket sends their text,
 taps and QR scans; `kairan-sim-chat` shows what they receive with numbered buttons."""
 

@@ -1,4 +1,4 @@
-"""配信サービスの管理 (issue 16), from the 配信サービス screen: create or edit a program (raising
+"""配信サービスの管理, from the 配信サービス screen: create or edit a program (raising
 its consent version when its purpose notice changed), create an alert template, add or edit a
 sending institution (its districts and staff), and import the school districts from a CSV file
 on this terminal. The daemon checks everything again and audits it; these dialogs only collect

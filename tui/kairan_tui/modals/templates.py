@@ -1,5 +1,5 @@
 """定型文: start a delivery from a saved message, or save the current one as a template
-(issue 20). The daemon audits every template change."""
+. The daemon audits every template change."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def content_table(detail: schema.DeliveryDetail, survey: schema.SurveyDefinition
     )
     if detail.urgent:
         table.add_row("緊急配信", "はい")
-    if detail.links:  # issue 20: the approver reads every address in full
+    if detail.links:  # the approver reads every address in full
         table.add_row("リンク先", Text("\n".join(detail.links), overflow="fold"))
     return table
 

@@ -1,6 +1,6 @@
 """配信予定: a calendar of upcoming sends (scheduled deliveries and the occurrences of
 recurring ones), and the recurring deliveries (定期配信) with their rule, next sends and
-history; approvers approve a series here, staff pause, resume or end it (issue 20)."""
+history; approvers approve a series here, staff pause, resume or end it."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
                 with Horizontal(classes="button-row"):
                     yield Button("メッセージを追加", id="add-message")
                     yield Button("最後のメッセージを削除", id="remove-message")
-                yield RichAddBar()  # issue 20: image, sticker, card
+                yield RichAddBar()  # image, sticker, card
                 yield Label("配信対象（絞り込み条件）", classes="section-title")
                 yield Vertical(id="segment-holder")
                 yield Label("配信日時", classes="section-title")
@@ -493,7 +493,7 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
     @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def submit(self, content: schema.DeliveryContent) -> None:
         if self.query_one("#schedule", Select).value == "repeat":
-            await self.submit_series(content)  # issue 20: approved once as a series
+            await self.submit_series(content)  # approved once as a series
             return
         try:
             count = await self.api.audience_count(content.segment)
@@ -545,7 +545,7 @@ class ComposeScreen(RichComposeMixin, KairanScreen):
 
     async def reset_form(self) -> None:
         self.draft_id = None
-        self.editing_series = None  # issue 20: a series opened from 配信予定
+        self.editing_series = None  # a series opened from 配信予定
         self.query_one("#draft-state", Static).update("")
         self.query_one("#title", Input).value = ""
         await self._set_messages([""])

@@ -1,4 +1,4 @@
-"""配信作成, issue 20 additions kept out of compose.py: the message-kind buttons, 定型文 and
+"""配信作成, the rich-message parts kept out of compose.py: the message-kind buttons, 定型文 and
 submitting a recurring delivery (定期配信) as a series. Mixed into ComposeScreen."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class RichComposeMixin:
 
     @work(exit_on_error=False, exclusive=True, group="compose-io")
     async def templates(self) -> None:
-        """定型文: open one into the form, or save the form as one (issue 20)."""
+        """定型文: open one into the form, or save the form as one."""
         screen = cast("ComposeScreen", self)
         try:
             found = await screen.api.templates()

@@ -26,14 +26,14 @@ REFRESH_SECONDS = 60.0
 """Full reload (quota, health, days); counters arrive through the event stream."""
 
 
-# What each figure counts, under the cards (issue 18: staff compared 本日 with 今月 and 友だち
+# What each figure counts, under the cards (staff compared 本日 with 今月 and 友だち
 # with the week's 友だち追加 and found them "disagreeing").
 FIGURE_NOTES = (
     "友だち＝ブロックした方を除く人数、登録者＝そのうち配信を受け取る方。本日の配信＝今日0時"
     "からの配信の件数と通数（1人に1通）。今月の送信数＝LINEの集計（テスト送信・お知らせを含む）。"
 )
 MAIL_NOTE = "メール配信の登録者は {mail} 人です（LINEの登録者とは別に数えます）。"
-"""Put before the notes when the city uses the mail channel (issue 17)."""
+"""Put before the notes when the city uses the mail channel."""
 
 
 class StatCard(Vertical):
@@ -148,7 +148,7 @@ class DashboardScreen(KairanScreen):
         if data.registered_mail is None:
             registered.set_label("登録者")
             registered.set_value(f"{data.registered:,} 人")
-        else:  # the mail channel (issue 17): LINE and mail counted apart
+        else:  # the mail channel: LINE and mail counted apart
             registered.set_label("登録者（LINE）")
             registered.set_value(f"{data.registered:,} 人")
         self.query_one("#stat-notes", WrappedText).update(

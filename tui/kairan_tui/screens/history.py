@@ -263,7 +263,7 @@ class HistoryScreen(KairanScreen):
         table = content_table(detail, self.survey)
         mail = detail.mail
         if mail is not None and detail.recipient_count is not None:
-            # Issue 17: counts per channel, never an address.
+            # counts per channel, never an address.
             table.add_row(
                 "配信経路", channel_split(detail.recipient_count - mail.recipients, mail.recipients)
             )

@@ -113,7 +113,7 @@ class ProgramsScreen(KairanScreen):
             if p.registered_mail == "0":
                 table.add_row(name, "合計", p.registered)
                 self.program_rows.append(p.code)
-            else:  # issue 17: members by mail are counted apart (the districts are LINE's)
+            else:  # members by mail are counted apart (the districts are LINE's)
                 table.add_row(name, "LINE", p.registered)
                 table.add_row("", "メール", p.registered_mail)
                 self.program_rows += [p.code, p.code]
@@ -217,7 +217,7 @@ class ProgramsScreen(KairanScreen):
         self.notify("テンプレートを承認しました。", timeout=5)
         self.load()
 
-    # -- administration (issue 16: programs, templates, institutions, districts) -------------
+    # -- administration (programs, templates, institutions, districts) -------------
 
     def _may(self, route: str, what: str) -> bool:
         allowed = self.kairan.me.allowed if self.kairan.me else []

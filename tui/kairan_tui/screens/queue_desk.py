@@ -1,4 +1,4 @@
-"""呼出 (W3, issue 15): the calling desk of the 窓口担当 role, keyboard first, usable at 80×24.
+"""呼出 (W3): the calling desk of the 窓口担当 role, keyboard first, usable at 80×24.
 
 One counter (窓口) and one service at a time: the waiting list of the service, and the ticket
 at this counter. Keys: n 呼出 (call the next), r 再呼出, a 不在, s 対応開始, d 完了, t 転送,

@@ -1,4 +1,4 @@
-"""窓口予約 (issue 14, W3/W5/W4): the counter staff's desk.
+"""窓口予約 (W3/W5/W4): the counter staff's desk.
 
 The day's (or week's) bookings of one 窓口業務 with name and phone — this screen is the only
 place they appear, only for the 窓口担当 role, and the daemon audits every load (S8) — plus

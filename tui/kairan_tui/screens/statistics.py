@@ -43,7 +43,7 @@ class StatisticsScreen(KairanScreen):
     ]
 
     channel = "line"
-    """Whose answers are shown: "line" or "mail" (issue 17: mail subscribers answer the same
+    """Whose answers are shown: "line" or "mail" (mail subscribers answer the same
     survey by mail; shown apart, never merged)."""
     mail_display: str | None = None
     """Registered mail subscribers as the daemon shows them; None: the mail channel is off."""

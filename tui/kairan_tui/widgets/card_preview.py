@@ -1,4 +1,4 @@
-"""How a non-text message looks in the resident's chat (issue 20): a card's layout (picture,
+"""How a non-text message looks in the resident's chat: a card's layout (picture,
 title, body, buttons), a picture, a sticker. Used by the LINE preview of 配信作成 and by the
 approval screen, where every link is shown in full."""
 

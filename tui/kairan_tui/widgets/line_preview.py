@@ -40,7 +40,7 @@ class LinePreview(Vertical):
         self._render_bubbles()
 
     def show(self, messages: list, *, notification_disabled: bool = False) -> None:
-        """MESSAGES: strings (text) and, since issue 20, image / sticker / card items."""
+        """MESSAGES: strings (text) and image / sticker / card items."""
         self._messages = [m for m in messages if not isinstance(m, str) or m.strip()]
         self._silent = notification_disabled
         if self.is_mounted:

@@ -1,4 +1,4 @@
-"""Editors for the message kinds beyond text (issue 20): image, sticker and card.
+"""Editors for the message kinds beyond text: image, sticker and card.
 
 Each editor is one message of the delivery, mounted among the text editors of 配信作成 and
 numbered like them. `item()` returns the wire model (kairand.api.schema) or raises

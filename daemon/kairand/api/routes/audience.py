@@ -14,7 +14,7 @@ from kairand.segments.model import SegmentError
 
 async def audience_count(request: web.Request) -> web.Response:
     body = await json_body(request, schema.AudienceCountRequest)
-    # The segment's program decides which questions it is checked against (issue 16).
+    # The segment's program decides which questions it is checked against.
     survey = await store_of(request).read(programs.survey_for, body.segment.program)
     if survey is None:
         raise ApiProblem(

@@ -1,4 +1,4 @@
-"""Routes for rich content (issue 20): image upload, the link allowlist, templates (定型文)."""
+"""Routes for rich content: image upload, the link allowlist, templates (定型文)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ async def approve(request: web.Request) -> web.Response:
         )
     if four_eyes.audit_note == "relaxed":
         note(request, four_eyes="relaxed", recipients=four_eyes.recipients)
-    # Links and images are checked again at approval (issue 20).
+    # Links and images are checked again at approval.
     approve_now = functools.partial(
         service.approve,
         store,

@@ -28,7 +28,7 @@ RECENT_SECONDS = 3600
 
 def _alerts_for(conn: Connection, username: str, roles: tuple[str, ...], since: int) -> list[str]:
     """Alerts sent since SINCE that USERNAME is notified of: every alert for an approver, the
-    institution's own alerts for its heads (issue 16)."""
+    institution's own alerts for its heads."""
     out = []
     for alert in program_store.recent_alerts(conn, 20):
         if alert.created_at < since:

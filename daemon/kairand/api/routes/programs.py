@@ -1,4 +1,4 @@
-"""Programs, school districts, sending institutions, alert templates and alerts (issue 16).
+"""Programs, school districts, sending institutions, alert templates and alerts.
 
 The handlers read and answer; every rule (scope K8, consent K7, class 1 G3, four eyes on
 templates) is enforced in kairand.programs.service, whose refusals become problems here."""

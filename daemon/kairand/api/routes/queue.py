@@ -1,4 +1,4 @@
-"""The same-day queue (issue 15): the kiosk issues tickets, the desk (窓口担当) calls them, the
+"""The same-day queue: the kiosk issues tickets, the desk (窓口担当) calls them, the
 board shows them. Rules are kairand.queue.service's; a QueueRuleError becomes a 409 problem
 with its Japanese message."""
 

@@ -1,4 +1,4 @@
-"""Staff API for window reservations (issue 14): the desk (W3), phone bookings, changes,
+"""Staff API for window reservations: the desk (W3), phone bookings, changes,
 cancellations, 来庁/不来庁, the slot settings (W5) and statistics (W4).
 
 Names and phones leave the daemon only in the desk answer, only for the 窓口担当 role (the

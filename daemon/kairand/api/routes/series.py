@@ -1,4 +1,4 @@
-"""Routes for recurring deliveries (定期配信) and the calendar of upcoming sends (issue 20)."""
+"""Routes for recurring deliveries (定期配信) and the calendar of upcoming sends."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ NO_ANSWER = ("_none", "回答なし")
 
 async def statistics(request: web.Request) -> web.Response:
     """?channel=line (default): LINE residents' answers; ?channel=mail: mail subscribers'
-    (issue 17, the same survey answered by mail). Both totals are given either way."""
+    (the same survey answered by mail). Both totals are given either way."""
     store = store_of(request)
     k = config_of(request).privacy.small_cell_threshold
     channel = request.query.get("channel", "line")

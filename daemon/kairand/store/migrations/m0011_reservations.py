@@ -1,4 +1,4 @@
-"""Window reservations (issue 14): versioned service catalogue, bookings, kept contacts, the
+"""Window reservations: versioned service catalogue, bookings, kept contacts, the
 booking dialogue's position, and reminder/notice pushes with stored retry keys."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Same-day queue (issue 15): tickets, one-time QR tokens, counters, pushes with retry keys."""
+"""Same-day queue: tickets, one-time QR tokens, counters, pushes with retry keys."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Programs (subscriptions with their own notice, questions, retention and senders), school
 districts, sending institutions, pre-approved alert templates and the alerts sent from them
-(issue 16: K1, K2, K7, K8)."""
+(K1, K2, K7, K8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rich messages (issue 20): uploaded images, templates (定型文) and recurring deliveries."""
+"""Rich messages: uploaded images, templates (定型文) and recurring deliveries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The mail channel (issue 17, K9): subscribers reached by e-mail, their answers, one row per
+"""The mail channel (K9): subscribers reached by e-mail, their answers, one row per
 (delivery, subscriber) send holding the Message-ID written before the send, and inbound mails
 already processed.
 

@@ -1,4 +1,4 @@
-"""The mail channel inside deliveries (issue 17): the mail subscribers a delivery goes to,
+"""The mail channel inside deliveries: the mail subscribers a delivery goes to,
 frozen in the same transaction as its LINE batches, so that an approved delivery reaches the
 same people whatever happens to the answers afterwards. Internal ids only, never an address.
 """

@@ -1,4 +1,4 @@
-"""A change to an approved series waits for its own approval (issue 20).
+"""A change to an approved series waits for its own approval.
 
 While a change to an active or paused series awaits approval, the series keeps sending as it
 was approved; the proposed content and rule, who proposed them and when are kept here.

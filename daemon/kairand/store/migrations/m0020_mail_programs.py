@@ -1,4 +1,4 @@
-"""Mail subscribers in programs (issue 17): a mail subscriber joins a program such as
+"""Mail subscribers in programs: a mail subscriber joins a program such as
 子ども安全情報 as a LINE resident does (program_members), with its consent version, its own
 dialogue state and its answers (the school districts, the program's further questions).
 

@@ -1,4 +1,4 @@
-"""Notices by mail to program members (issue 17 with K1/K2/S16): the one re-consent mail per
+"""Notices by mail to program members (K1/K2/S16): the one re-consent mail per
 member and consent version, and the one March re-registration notice per member and annual
 cycle, each sent at most once like an alert (kairand.mail.sender): the Message-ID is stored
 with the row in state 'pending' before the relay is contacted, and a crash that leaves it
