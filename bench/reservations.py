@@ -10,6 +10,10 @@ number, confirm, and take another time when told 満席. Checked at the end agai
 booked == places, overbooked slots == 0, lost == 0 (every booking number a resident was told is
 in the store, and nothing else is). Round trip = a resident's event sent → the reply received
 (every step of the booking dialogue, and the confirmation step alone). Anchor: 300 ms p95.
+The `breakdown` line splits each step (see `_Timeline`): the simulator's webhook queue, the
+daemon's share (webhook POST sent → its reply reaches the simulator; `daemon_p95_ms`), the
+reply's schema validation, and the simulator's own dispatch to the resident. The simulator and
+the daemon share this machine's cores, so under load the simulator's shares grow too.
 The last line is machine-readable:
     BENCH reservations residents=… places=… booked=… overbooked=0 lost=0 p50_ms=… p95_ms=… …
 """

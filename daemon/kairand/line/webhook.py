@@ -233,7 +233,10 @@ class InboxWriter:
                             future.set_exception(exc)
                     continue
                 if processor is not None and result is not None:
-                    processor.take(result)
+                    try:
+                        processor.take(result)
+                    except Exception as exc:  # committed: LINE must still get its 200
+                        log.error("webhook.inline_take_failed", error=type(exc).__name__)
                 for (_, future), count in zip(batch, added, strict=True):
                     if not future.done():
                         future.set_result((count, result is not None))
