@@ -10,6 +10,10 @@ number, confirm, and take another time when told 満席. Checked at the end agai
 booked == places, overbooked slots == 0, lost == 0 (every booking number a resident was told is
 in the store, and nothing else is). Round trip = a resident's event sent → the reply received
 (every step of the booking dialogue, and the confirmation step alone). Anchor: 300 ms p95.
+The `breakdown` line splits each step (see `_Timeline`): the simulator's webhook queue, the
+daemon's share (webhook POST sent → its reply reaches the simulator; `daemon_p95_ms`), the
+reply's schema validation, and the simulator's own dispatch to the resident. The simulator and
+the daemon share this machine's cores, so under load the simulator's shares grow too.
 The last line is machine-readable:
     BENCH reservations residents=… places=… booked=… overbooked=0 lost=0 p50_ms=… p95_ms=… …
 """
@@ -161,6 +165,95 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class _Timeline:
+    """Where each booking step's round trip goes, per resident step (the bench's own
+    instrumentation: wrappers around the simulator's instance methods, nothing in the daemon).
+
+    t0 the resident's event is created (its reply token issued) → t1 the simulator's webhook
+    sender starts the POST carrying it → t2 the daemon answered that POST (inbox commit) →
+    t3 the daemon's reply request reached the simulator's API (body read) → t4 the reply body
+    passed LINE's schema validation → t5 the resident reads the reply (the round trip's end).
+    """
+
+    STAGES = (
+        ("sim_queue", 0, 1),
+        ("webhook_ack", 1, 2),
+        ("daemon", 1, 3),
+        ("validate", 3, 4),
+        ("sim_dispatch", 4, 5),
+    )
+
+    def __init__(self, sim: Any) -> None:
+        from kairand.simulator.spec import messaging_spec
+
+        self.open: dict[str, list[float]] = {}  # user id -> [t0..t4] of the step in flight
+        self.of_token: dict[str, str] = {}
+        self.steps: list[list[float]] = []
+        platform, sender = sim.platform, sim.sender
+        spec = messaging_spec()
+        new_token, post_body, validate, react = (
+            platform.new_reply_token,
+            sender.post_body,
+            spec.validate,
+            sim._react,
+        )
+
+        def new_reply_token(user_id: str) -> str:
+            token: str = new_token(user_id)
+            self.of_token[token] = user_id
+            self.open[user_id] = [time.monotonic()]
+            return token
+
+        async def timed_post(events: list[dict[str, Any]]) -> int:
+            started = time.monotonic()
+            status: int = await post_body(events)
+            for event in events:
+                step = self.open.get(self.of_token.get(event.get("replyToken", ""), ""))
+                if step is not None and len(step) == 1:
+                    step += [started, time.monotonic()]
+            return status
+
+        def timed_validate(schema: str, body: Any, volatile: tuple[str, ...] = ()) -> Any:
+            started = time.monotonic()
+            details = validate(schema, body, volatile)
+            token = body.get("replyToken", "") if isinstance(body, dict) else ""
+            step = self.open.get(self.of_token.get(token, ""))
+            if step is not None and len(step) == 3:
+                step += [started, time.monotonic()]
+            return details
+
+        async def timed_react(receipt: Any, messages: list[dict[str, Any]]) -> None:
+            step = self.open.pop(receipt.user_id, None)
+            if step is not None and len(step) == 5:
+                self.steps.append([*step, time.monotonic()])
+            await react(receipt, messages)
+
+        platform.new_reply_token = new_reply_token
+        sender.post_body = timed_post
+        spec.validate = timed_validate
+        sim._react = timed_react
+
+    def summary(self) -> str:
+        """p50/p95 of each stage, and their means over the slowest 5 % of steps."""
+        if not self.steps:
+            return "breakdown: no step traced"
+        total = sorted(self.steps, key=lambda s: s[5] - s[0])
+        tail = total[int(0.95 * len(total)) :]
+        parts = []
+        for name, a, b in (*self.STAGES, ("total", 0, 5)):
+            values = [1000 * (s[b] - s[a]) for s in self.steps]
+            tail_mean = statistics.fmean(1000 * (s[b] - s[a]) for s in tail)
+            parts.append(
+                f"{name} p50={_pct(values, 0.5):.0f} p95={_pct(values, 0.95):.0f} "
+                f"slowest5%_mean={tail_mean:.0f}"
+            )
+        return f"breakdown ({len(self.steps)} steps, ms): " + "; ".join(parts)
+
+    def daemon_ms(self) -> list[float]:
+        """Webhook POST sent → the daemon's reply reaches LINE: the daemon's own share."""
+        return [1000 * (s[3] - s[1]) for s in self.steps]
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -203,6 +296,7 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
         try:
             async with Simulator(sim_config) as sim:
                 await _wait_ready(config, secret, proc)
+                timeline = _Timeline(sim)
                 cpu_at_start = _cpu_seconds(proc.pid)  # start-up (imports, keys) excluded
                 people = list(sim.population.residents)
                 sim.befriend(people)
@@ -256,6 +350,8 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
         f"cpu: simulator+bench {own.ru_utime + own.ru_stime:.1f} s, "
         f"kairand {daemon.ru_utime + daemon.ru_stime:.1f} s"
     )
+    print(timeline.summary())
+    daemon_p95 = _pct(timeline.daemon_ms(), 0.95)
     print(
         f"rush: {residents} residents in {seconds:.1f} s, {events} webhook events, "
         f"steps={len(latencies)} full_seen={outcomes.get('full', 0)} "
@@ -265,6 +361,7 @@ async def run(residents: int, places: int, spread_s: float, think: tuple[float, 
         f"BENCH reservations residents={residents} places={places} booked={checked['booked']} "
         f"overbooked={checked['overbooked']} lost={checked['lost']} "
         f"p50_ms={p50:.0f} p95_ms={p95:.0f} p95_vs_300ms={p95 / ANCHOR_P95_MS:.2f} "
+        f"daemon_p95_ms={daemon_p95:.0f} "
         f"full_retries={outcomes.get('full', 0)} events={events} seconds={seconds:.1f} "
         f"daemon_cpu_ms_per_event={1000 * rush_cpu / max(1, events):.2f} "
         f"loadavg={os.getloadavg()[0]:.1f}"

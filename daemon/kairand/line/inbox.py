@@ -40,7 +40,7 @@ from kairand.line.replies import (
     must_know,
     send_replies,
 )
-from kairand.line.webhook import USER_ID_RE, wake_event
+from kairand.line.webhook import INBOX_INLINE, USER_ID_RE, wake_event
 from kairand.logs import get_logger
 from kairand.programs import inbox as program_inbox
 from kairand.queue import chat as queue_chat
@@ -350,6 +350,8 @@ class InboxWorker:
         self.queue_cfg = queue_cfg
         self.consult_reply = consult_reply
         self.processed = 0
+        self.running = False
+        """While `run` runs (kairand.line.webhook.InlineInbox)."""
         self.replies = (
             ReplySender(line, reply_concurrency, confirm_later=self._confirm_later)
             if line is not None
@@ -359,9 +361,11 @@ class InboxWorker:
         self._recorded_at = 0.0
         self._background: set[asyncio.Task[None]] = set()
 
-    async def run_once(self) -> BatchResult:
-        result = await self.store.write(
-            process_batch,
+    def process_in(self, conn: Connection) -> BatchResult:
+        """One batch inside the caller's write transaction (the worker's own, or the webhook's
+        insert: kairand.line.webhook.InlineInbox); `take` the result after the commit."""
+        return process_batch(
+            conn,
             BATCH_SIZE,
             time.time(),
             self.keys,
@@ -372,6 +376,10 @@ class InboxWorker:
             self.consult_reply,
             BATCH_BUDGET_SECONDS,
         )
+
+    def take(self, result: BatchResult) -> None:
+        """After the batch's commit: hand its replies to the sender (without waiting) and, if
+        events were left pending, wake the worker's loop for them."""
         self.processed += result.processed
         if result.processed:
             log.info("inbox.processed", events=result.processed, failed=result.failed)
@@ -384,8 +392,17 @@ class InboxWorker:
                 )
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
-            if time.monotonic() - self._recorded_at >= RECORD_EVERY_SECONDS:
-                await self.record()  # not every batch: a write (and fsync) of its own
+        if result.more:
+            self.wake.set()
+
+    async def run_once(self) -> BatchResult:
+        result = await self.store.write(self.process_in)
+        self.take(result)
+        if (
+            self.replies is not None
+            and time.monotonic() - self._recorded_at >= RECORD_EVERY_SECONDS
+        ):
+            await self.record()  # not every batch: a write (and fsync) of its own
         return result
 
     async def _confirm_later(self, booking_id: int, kind: str) -> None:
@@ -429,6 +446,7 @@ class InboxWorker:
         await self.record()
 
     async def run(self) -> None:
+        self.running = True
         try:
             while True:
                 self.wake.clear()
@@ -444,6 +462,7 @@ class InboxWorker:
                     with contextlib.suppress(Exception):
                         await self.record()  # outcomes of replies that settled meanwhile
         finally:
+            self.running = False
             if self.replies is not None:
                 await self.replies.close()
             for task in list(self._background):
@@ -474,6 +493,7 @@ async def inbox_component(app: web.Application) -> AsyncIterator[None]:
         notice_wake=lambda: reservation_notices.wake(app),
     )
     app[INBOX_WORKER] = worker
+    app[INBOX_INLINE] = worker  # the webhook processes new events in their insert transaction
     app[TASKS].worker("inbox-worker", worker.run)
     yield
 

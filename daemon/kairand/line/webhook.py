@@ -3,7 +3,9 @@
 Order matters: the body size is limited before it is read, the signature is checked over the
 raw bytes before anything is parsed, and the events are written to the inbox in one transaction
 before 200 is sent. Everything slower (the conversation, replies) is the inbox worker's job, so
-the answer comes well inside LINE's 2 seconds.
+the answer comes well inside LINE's 2 seconds. While the worker runs, it does that job inside the
+insert's own transaction (`InlineInbox`, bounded by its 25 ms batch budget): a resident's step
+is answered after one commit, not two (bench/reservations.py, the booking rush).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import os
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -37,6 +39,25 @@ log = get_logger(__name__)
 
 INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 """Set after events are committed so the inbox worker starts at once (it also polls)."""
+
+
+class InlineInbox(Protocol):
+    """Processes pending events inside the webhook's own insert transaction (the inbox
+    worker, kairand.line.inbox): a resident's event is answered after one commit instead of
+    two, without waiting for the worker to wake and queue its own transaction."""
+
+    running: bool
+    """False before the worker starts and once it stops (its replies can no longer go out):
+    events then stay pending for the next start."""
+
+    def process_in(self, conn: Connection) -> Any:
+        """In the writer thread, inside the insert's transaction; raises to be undone."""
+
+    def take(self, result: Any) -> None:
+        """On the event loop, after the commit: send the replies, wake for what is left."""
+
+
+INBOX_INLINE = web.AppKey("inbox_inline", InlineInbox)
 
 MAX_EVENT_ID = 128
 USER_ID_RE = re.compile(r"U[0-9a-f]{32}")
@@ -168,16 +189,26 @@ def parse_envelope(body: bytes) -> Envelope:
 class InboxWriter:
     """Group commit: bodies that arrive while a write is running are stored together in the
     next transaction (one fsync for many requests). Each body's events still commit all at
-    once, and no request is answered before its events are committed."""
+    once, and no request is answered before its events are committed.
 
-    def __init__(self, store: Store) -> None:
+    With an INLINE processor (the daemon's inbox worker), the pending events are also
+    processed in that transaction, each in its own savepoint as the worker does, within the
+    worker's time budget; if the processing fails it is undone alone and the events stay
+    pending for the worker. Crash safety is unchanged: events and their effects commit
+    together, and LINE is answered only after the commit."""
+
+    def __init__(
+        self, store: Store, inline: Callable[[], InlineInbox | None] | None = None
+    ) -> None:
         self.store = store
-        self._queue: list[tuple[Envelope, asyncio.Future[int]]] = []
+        self.inline = inline
+        self._queue: list[tuple[Envelope, asyncio.Future[tuple[int, bool]]]] = []
         self._flushing = False
         self._task: asyncio.Task[None] | None = None  # a reference keeps the task alive
 
-    async def add(self, envelope: Envelope) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def add(self, envelope: Envelope) -> tuple[int, bool]:
+        """(events newly stored, whether they were processed in the same transaction)."""
+        future: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
         self._queue.append((envelope, future))
         if not self._flushing:
             self._flushing = True
@@ -188,26 +219,50 @@ class InboxWriter:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
+                processor = self.inline() if self.inline is not None else None
+                if processor is not None and not processor.running:
+                    processor = None
+                process = processor.process_in if processor is not None else None
                 try:
-                    added = await self.store.write(_insert_bodies, [b for b, _ in batch])
+                    added, result = await self.store.write(
+                        _insert_bodies, [b for b, _ in batch], process
+                    )
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                if processor is not None and result is not None:
+                    try:
+                        processor.take(result)
+                    except Exception as exc:  # committed: LINE must still get its 200
+                        log.error("webhook.inline_take_failed", error=type(exc).__name__)
                 for (_, future), count in zip(batch, added, strict=True):
                     if not future.done():
-                        future.set_result(count)
+                        future.set_result((count, result is not None))
         finally:
             self._flushing = False
 
 
-def _insert_bodies(conn: Connection, bodies: list[Envelope]) -> list[int]:
+def _insert_bodies(
+    conn: Connection, bodies: list[Envelope], process: Callable[[Connection], Any] | None = None
+) -> tuple[list[int], Any]:
+    """Store the bodies' events; with PROCESS, process what is pending in the same
+    transaction (None: not processed, the inbox worker will)."""
     now = time.time()
     dropped = sum(b.invalid_user_ids for b in bodies)
     if dropped:
         metrics.increment(conn, "webhook_invalid_user_id", now, dropped)
-    return [inbox.insert_events(conn, body.events, now) for body in bodies]
+    added = [inbox.insert_events(conn, body.events, now) for body in bodies]
+    if process is None or not any(added):
+        return added, None
+    try:
+        with inbox.batch_savepoint(conn):
+            return added, process(conn)
+    except Exception as exc:
+        # Undone alone: the events stay pending and the worker (woken) processes them.
+        log.error("webhook.inline_processing_failed", error=type(exc).__name__)
+        return added, None
 
 
 def _bad_request(reason: str) -> web.Response:
@@ -215,14 +270,19 @@ def _bad_request(reason: str) -> web.Response:
 
 
 def make_webhook_app(
-    config: Config, store: Store, channel_secret: str, wake: asyncio.Event | None = None
+    config: Config,
+    store: Store,
+    channel_secret: str,
+    wake: asyncio.Event | None = None,
+    inline: Callable[[], InlineInbox | None] | None = None,
 ) -> web.Application:
-    """The webhook's own aiohttp application (served on its own sites)."""
+    """The webhook's own aiohttp application (served on its own sites). INLINE: the inbox
+    worker that processes new events in their insert transaction, once it runs."""
     settings = config.webhook
     app = web.Application(client_max_size=settings.max_body_bytes)
     stats = WebhookStats()
     app[WEBHOOK_STATS] = stats
-    writer = InboxWriter(store)
+    writer = InboxWriter(store, inline)
 
     async def receive(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
@@ -257,10 +317,10 @@ def make_webhook_app(
                 count=stats.invalid_user_id,
                 dropped=parsed.invalid_user_ids,
             )
-        added = await writer.add(parsed)
+        added, processed = await writer.add(parsed)
         stats.accepted_requests += 1
         stats.accepted_events += added
-        if added and wake is not None:
+        if added and wake is not None and not processed:
             wake.set()
         log.debug("webhook.accepted", events=len(parsed.events), new=added)
         return web.json_response({})
@@ -328,7 +388,9 @@ async def webhook_component(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     loop = asyncio.get_running_loop()
     channel_secret = await loop.run_in_executor(None, secrets.get_secret, secrets.CHANNEL_SECRET)
-    webhook_app = make_webhook_app(config, app[STORE], channel_secret, wake_event(app))
+    webhook_app = make_webhook_app(
+        config, app[STORE], channel_secret, wake_event(app), inline=lambda: app.get(INBOX_INLINE)
+    )
     add_media_routes(webhook_app, config, app[STORE])  # images go out the same way (issue 20)
     runner, where = await start_sites(config, webhook_app)
     log.info("webhook.listening", on=where, tls=bool(config.webhook.tls_cert))

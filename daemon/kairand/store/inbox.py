@@ -119,6 +119,20 @@ def event_savepoint(conn: Connection) -> Iterator[None]:
     conn.execute("RELEASE inbox_event")
 
 
+@contextlib.contextmanager
+def batch_savepoint(conn: Connection) -> Iterator[None]:
+    """A whole batch's effects inside a larger transaction (the webhook's insert): undone
+    together if processing fails, leaving the rest of the transaction to commit."""
+    conn.execute("SAVEPOINT inbox_batch")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK TO inbox_batch")
+        conn.execute("RELEASE inbox_batch")
+        raise
+    conn.execute("RELEASE inbox_batch")
+
+
 def prune_processed(conn: Connection, received_before: int) -> int:
     """Drop processed rows received before the given time (they hold only a dedupe key, type
     and times). LINE redelivers for minutes, not days, so a week-old key is no longer needed."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +16,7 @@ from kairand.simulator.api import image_size
 from kairand.simulator.clock import ManualClock
 from kairand.simulator.faults import FaultInjector, FaultKind, FaultProfile
 from kairand.simulator.ratelimit import RateLimiter, TokenBucket
-from kairand.simulator.spec import messaging_spec, webhook_spec
+from kairand.simulator.spec import Spec, messaging_spec, webhook_spec
 from kairand.simulator.webhook import EventFactory, sign
 
 
@@ -178,3 +180,103 @@ def test_image_size_reads_png_and_jpeg_headers() -> None:
     assert image_size(jpeg, "image/jpeg") == (2500, 1686)
     assert image_size(png, "image/jpeg") is None
     assert image_size(b"GIF89a", "image/png") is None
+
+
+def _valid_reply_bodies() -> list[dict[str, object]]:
+    """Replies like the dialogues' (buttons, a date picker, a card, a sticker), all valid."""
+    action = {
+        "type": "postback",
+        "label": "9:30（残り2）",
+        "data": "rsv=t&s=a",
+        "displayText": "9:30",
+    }
+    picker = {
+        "type": "datetimepicker",
+        "label": "カレンダーで選ぶ",
+        "data": "rsv=date",
+        "mode": "date",
+        "initial": "2026-12-04",
+        "min": "2026-12-02",
+        "max": "2027-01-31",
+    }
+    quick = {"items": [{"type": "action", "action": a} for a in (action, picker)]}
+    bubble = {
+        "type": "bubble",
+        "body": {
+            "type": "box",
+            "layout": "vertical",
+            "contents": [{"type": "text", "text": "予約番号：123456", "wrap": True}],
+        },
+        "footer": {
+            "type": "box",
+            "layout": "vertical",
+            "contents": [
+                {
+                    "type": "button",
+                    "action": {"type": "uri", "label": "詳しく", "uri": "https://example.jp/"},
+                }
+            ],
+        },
+    }
+    messages: list[list[dict[str, object]]] = [
+        [{"type": "text", "text": "空いている時間を選んでください。", "quickReply": quick}],
+        [
+            {"type": "text", "text": "予約を受け付けました。"},
+            {"type": "flex", "altText": "予約", "contents": bubble},
+        ],
+        [{"type": "sticker", "packageId": "446", "stickerId": "1988"}],
+        [
+            {
+                "type": "template",
+                "altText": "確認",
+                "template": {
+                    "type": "confirm",
+                    "text": "取り消しますか",
+                    "actions": [action, action],
+                },
+            }
+        ],
+    ]
+    return [{"replyToken": "r" * 32, "messages": m} for m in messages]
+
+
+def _paths(value: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [at]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*at, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*at, i))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_remembering_valid_objects_never_hides_an_error(data: st.DataObject) -> None:
+    """S5: the validator remembers objects it found valid (booking replies repeat most of their
+    buttons); a body with any part broken gets exactly the details a validator without that
+    memory reports, after the memory has seen the valid originals."""
+    spec = messaging_spec()
+    plain = Spec(spec.document, memo=False)
+    bodies = _valid_reply_bodies()
+    for original in bodies:
+        assert plain.validate("ReplyMessageRequest", original) == []
+        assert spec.validate("ReplyMessageRequest", original, ("replyToken", "to")) == []
+    body: Any = copy.deepcopy(data.draw(st.sampled_from(bodies)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(body)[1:]))
+        parent: Any = body
+        for part in path[:-1]:
+            parent = parent[part]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(json_values | st.text(min_size=301, max_size=310))
+        if not _paths(body)[1:]:
+            break
+    expected = plain.validate("ReplyMessageRequest", body)
+    assert spec.validate("ReplyMessageRequest", body) == expected
+    assert spec.validate("ReplyMessageRequest", body, ("replyToken", "to")) == plain.validate(
+        "ReplyMessageRequest", body, ("replyToken", "to")
+    )

@@ -1,0 +1,138 @@
+"""The webhook processes new events in their own insert transaction when the inbox worker runs
+(kairand.line.webhook.InlineInbox): one commit per resident step instead of two. A real
+webhook server on its unix socket, a real SQLCipher store, a real InboxWorker (no LINE)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kairand.config import Config
+from kairand.keys import secrets as keys
+from kairand.line.inbox import BatchResult, InboxWorker, PurgeKeys
+from kairand.line.webhook import make_webhook_app, start_sites
+from kairand.store import inbox, residents
+from kairand.store.bootstrap import open_store
+from kairand.store.database import Connection, Store
+from tests.support.line_fakes import channel_secret, envelope, event, setup_dev, sign, user_id
+from tests.support.ports import free_port
+
+Setup = tuple[Config, Store, PurgeKeys, str]
+
+
+@pytest.fixture
+def setup(short_tmp: Path) -> Iterator[Setup]:
+    _, config = setup_dev(short_tmp / "dev", free_port())
+    store = open_store(config)
+    purge_keys = PurgeKeys(keys.receipt_hmac_key(), keys.signing_key())
+    store.bind_loop()  # the tests' loop runs on this thread
+    yield config, store, purge_keys, channel_secret(config)
+    store.close()
+
+
+async def _post(config: Config, secret: str, body: bytes) -> int:
+    assert config.webhook.socket is not None
+    connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(
+            "http://localhost" + config.webhook.path,
+            data=body,
+            headers={"x-line-signature": sign(secret, body)},
+        ) as response,
+    ):
+        return response.status
+
+
+def _state(conn: Connection, user: str) -> tuple[int, bool]:
+    return inbox.count_pending(conn), residents.load(conn, user) is not None
+
+
+async def _serve(setup: Setup, wake: asyncio.Event, inline: Any) -> Any:
+    config, store, _, secret = setup
+    app = make_webhook_app(config, store, secret, wake, inline=lambda: inline)
+    runner, _ = await start_sites(config, app)
+    return runner
+
+
+async def test_a_new_event_is_processed_in_its_insert_transaction(
+    setup: Setup,
+) -> None:
+    """when LINE gets its 200 the event is already processed (its effects committed with
+    it), and the worker's loop is not woken for it."""
+    config, store, purge_keys, secret = setup
+    wake = asyncio.Event()
+    worker = InboxWorker(store, None, purge_keys, wake)
+    worker.running = True  # as while its loop runs; the loop itself is not needed here
+    runner = await _serve(setup, wake, worker)
+    try:
+        user = user_id()
+        body = envelope(config.webhook.bot_user_id, [event("follow", user, int(time.time()))])
+        assert await _post(config, secret, body) == 200
+        assert await store.read(_state, user) == (0, True)
+        assert worker.processed == 1
+        assert not wake.is_set()
+    finally:
+        await runner.cleanup()
+
+
+async def test_without_a_running_worker_events_wait_for_it(
+    setup: Setup,
+) -> None:
+    """before the worker starts (or after it stopped) the webhook only stores and wakes."""
+    config, store, purge_keys, secret = setup
+    wake = asyncio.Event()
+    worker = InboxWorker(store, None, purge_keys, wake)  # not running
+    runner = await _serve(setup, wake, worker)
+    try:
+        user = user_id()
+        body = envelope(config.webhook.bot_user_id, [event("follow", user, int(time.time()))])
+        assert await _post(config, secret, body) == 200
+        assert await store.read(_state, user) == (1, False)
+        assert wake.is_set()
+    finally:
+        await runner.cleanup()
+
+
+class _Failing:
+    """Processes the batch (writing its effects), then fails before the commit."""
+
+    running = True
+
+    def __init__(self, worker: InboxWorker) -> None:
+        self.worker = worker
+        self.taken: list[BatchResult] = []
+
+    def process_in(self, conn: Connection) -> BatchResult:
+        result = self.worker.process_in(conn)
+        assert result.processed == 1
+        raise RuntimeError("boom")
+
+    def take(self, result: BatchResult) -> None:
+        self.taken.append(result)
+
+
+async def test_failed_inline_processing_is_undone_alone_and_the_event_stays_pending(
+    setup: Setup,
+) -> None:
+    """a failure while processing inline undoes the processing only: the event is stored
+    (LINE gets 200, no redelivery needed), still pending, and the worker is woken for it."""
+    config, store, purge_keys, secret = setup
+    wake = asyncio.Event()
+    failing = _Failing(InboxWorker(store, None, purge_keys, wake))
+    runner = await _serve(setup, wake, failing)
+    try:
+        user = user_id()
+        body = envelope(config.webhook.bot_user_id, [event("follow", user, int(time.time()))])
+        assert await _post(config, secret, body) == 200
+        assert await store.read(_state, user) == (1, False)
+        assert failing.taken == []
+        assert wake.is_set()
+    finally:
+        await runner.cleanup()
