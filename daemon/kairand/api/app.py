@@ -142,7 +142,7 @@ async def audit(request: web.Request, actor: str, outcome: str, detail: dict[str
     target = request.match_info.get("id") or request.match_info.get("username") or ""
     entry = AuditEntry(now_ms(), actor, action, outcome, target, detail)
     try:
-        await request.app[STORE].write(audit_store.append, entry)
+        await request.app[STORE].write(audit_store.append, entry, urgent=True)
     except Exception as exc:  # the answer still goes out; the failure is loud in the journal
         log.error("api.audit_failed", action=action, error=type(exc).__name__)
 

@@ -276,7 +276,11 @@ class Sender:
                         run.preempted = run.stop = True
                         break
                     claimed = await self.store.write(
-                        q.claim_pending, row.id, concurrency, int(self.clock())
+                        q.claim_pending,
+                        row.id,
+                        concurrency,
+                        int(self.clock()),
+                        self.store.urgent_waiting,
                     )
                     if not claimed:
                         break

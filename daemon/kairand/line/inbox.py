@@ -236,9 +236,11 @@ def process_batch(
     queue_cfg: QueueSection | None = None,
     consult_reply: str | None = None,
     budget: float | None = None,
+    yield_to: Callable[[], bool] | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction, stopping early
-    once BUDGET seconds (of processing) have passed. Postbacks older than
+    once BUDGET seconds (of processing) have passed or YIELD_TO() says an urgent write (a
+    webhook's events waiting for their ack) is queued behind this one. Postbacks older than
     POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
     max_age_ms = None if postback_max_age_seconds is None else postback_max_age_seconds * 1000
     result = BatchResult()
@@ -252,7 +254,9 @@ def process_batch(
     at = int(now)
     stop = None if budget is None else time.monotonic() + budget
     for row in rows:
-        if stop is not None and result.processed and time.monotonic() >= stop:
+        if result.processed and (
+            (stop is not None and time.monotonic() >= stop) or (yield_to and yield_to())
+        ):
             result.more = True
             break  # the rest stays pending for the next batch
         try:
@@ -371,6 +375,7 @@ class InboxWorker:
             self.queue_cfg,
             self.consult_reply,
             BATCH_BUDGET_SECONDS,
+            self.store.urgent_waiting,
         )
         self.processed += result.processed
         if result.processed:

@@ -189,7 +189,9 @@ class InboxWriter:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    added = await self.store.write(_insert_bodies, [b for b, _ in batch])
+                    added = await self.store.write(
+                        _insert_bodies, [b for b, _ in batch], urgent=True
+                    )
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():

@@ -336,9 +336,16 @@ def load_in_flight(conn: Connection, batch_ids: list[int]) -> list[ClaimedBatch]
     return out
 
 
-def claim_pending(conn: Connection, delivery_id: int, limit: int, now: int) -> list[ClaimedBatch]:
+def claim_pending(
+    conn: Connection,
+    delivery_id: int,
+    limit: int,
+    now: int,
+    yield_to: Callable[[], bool] | None = None,
+) -> list[ClaimedBatch]:
     """Mark up to LIMIT pending batches in flight (committed before any request) and return
-    them with their recipients. A batch whose recipients all left is confirmed at once."""
+    them with their recipients. A batch whose recipients all left is confirmed at once.
+    Stops after the first claimed batch once YIELD_TO() says an urgent write is waiting."""
     rows = conn.execute(
         "SELECT id, seq, retry_key, attempts FROM batches"
         " WHERE delivery_id = ? AND state = 'pending' ORDER BY seq LIMIT ?",
@@ -360,6 +367,8 @@ def claim_pending(conn: Connection, delivery_id: int, limit: int, now: int) -> l
             (len(to), now, batch_id),
         )
         out.append(ClaimedBatch(batch_id, seq, key, now, attempts, False, to))
+        if yield_to is not None and yield_to():
+            break
     return out
 
 
