@@ -209,7 +209,8 @@ class Sender:
             ):
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
-            recipients, batches = q.freeze(conn, row.id, compiled, _new_key)
+            # The first batches now, the rest while they are sent (Sender._send: freezer).
+            recipients, batches = q.freeze(conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES)
             # The mail channel (issue 17): the same filter's mail subscribers, frozen here too.
             by_mail = mail_store.freeze_recipients(conn, row.id, segment, on, survey, now)
             q.set_status(
@@ -258,6 +259,31 @@ class Sender:
         queue: asyncio.Queue[ClaimedBatch | None] = asyncio.Queue(maxsize=concurrency)
         flush_now = asyncio.Event()
         messages = await self._line_messages(row)
+        frozen = asyncio.Event()  # set after each freezing transaction
+        claimed_some = asyncio.Event()  # set after each claim: the freezer looks again
+        freezing = await self.store.read(q.freeze_cursor, row.id) is not None
+        chunks = 0  # freezing transactions done in this run
+
+        async def freezer() -> None:
+            """Freeze the rest of the recipients chunk by chunk while batches are sent (each
+            chunk's batches and retry keys are committed before any of them is claimed)."""
+            nonlocal freezing, chunks
+            try:
+                while freezing and not run.stop:
+                    # Half a chunk ahead of the claims (about 0.25 s of sending at 200/s).
+                    if await self.store.read(q.pending_batches, row.id) > q.CHUNK_BATCHES // 2:
+                        claimed_some.clear()
+                        await claimed_some.wait()
+                        continue
+                    done = await self.store.write(self._freeze_more, row)
+                    chunks += 1
+                    freezing = not done
+                    frozen.set()
+                    if not done and await self.store.read(q.status_of, row.id) != "sending":
+                        break  # paused or cancelled: a later run continues or stops it
+            finally:
+                freezing = False
+                frozen.set()
 
         async def feeder() -> None:
             try:
@@ -275,6 +301,7 @@ class Sender:
                     ):
                         run.preempted = run.stop = True
                         break
+                    seen = chunks
                     claimed = await self.store.write(
                         q.claim_pending,
                         row.id,
@@ -282,11 +309,19 @@ class Sender:
                         int(self.clock()),
                         self.store.urgent_waiting,
                     )
+                    claimed_some.set()
                     if not claimed:
+                        if chunks != seen:  # a chunk was frozen meanwhile: claim again
+                            continue
+                        if freezing:  # more batches are on their way
+                            frozen.clear()
+                            await frozen.wait()
+                            continue
                         break
                     for batch in claimed:
                         await queue.put(batch)
             finally:
+                claimed_some.set()  # the freezer sees run.stop
                 for _ in range(concurrency):
                     await queue.put(None)
 
@@ -308,7 +343,7 @@ class Sender:
 
         flush_task = asyncio.create_task(flusher())
         try:
-            await asyncio.gather(feeder(), *(sender() for _ in range(concurrency)))
+            await asyncio.gather(freezer(), feeder(), *(sender() for _ in range(concurrency)))
         finally:
             flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -317,6 +352,15 @@ class Sender:
         await self.store.write(self._finish, run)
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
+
+    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> bool:
+        """One more freezing transaction of ROW; True when every recipient is frozen."""
+        segment = SegmentFilter.model_validate(row.segment)
+        now = int(self.clock())
+        on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
+        current = survey_store.current(conn)
+        compiled = segment_queries.compile_for(conn, segment, on, current[1] if current else None)
+        return q.freeze_more(conn, row.id, compiled, _new_key)
 
     async def _line_messages(self, row: q.DeliveryRow) -> list[Message]:
         """The delivery's messages in LINE's shape (kairand.delivery.messages.to_line)."""
@@ -360,6 +404,7 @@ class Sender:
         status = q.status_of(conn, row_id)
         now = int(self.clock())
         if status == Status.cancelled.value:
+            q.stop_freezing(conn, row_id)
             q.cancel_pending_batches(conn, row_id)
             flagged = q.cancel_orphans(conn, row_id)
             totals = q.batch_totals(conn, row_id)
@@ -376,8 +421,8 @@ class Sender:
         if status != Status.sending.value:
             return
         totals = q.batch_totals(conn, row_id)
-        if totals.pending or totals.in_flight:
-            return  # preempted or stopping: resumes later
+        if totals.pending or totals.in_flight or q.freeze_cursor(conn, row_id) is not None:
+            return  # preempted, stopping or not frozen completely: resumes later
         if totals.needs_attention:
             final = Status.needs_attention
         elif totals.failed == 0:

@@ -252,35 +252,138 @@ def urgent_due(conn: Connection, now: int, other_than: int) -> bool:
 # -- freezing the recipients ------------------------------------------------------------------
 
 
+FIRST_CHUNK_BATCHES = 8
+"""Batches frozen with the delivery's start (4,000 recipients): the first requests go out
+after a short transaction, and the rest is frozen while they are sent."""
+CHUNK_BATCHES = 100
+"""Batches per later freezing transaction (50,000 recipients: about 0.1 s of the writer). The
+sender freezes the next chunk when fewer than half a chunk is left to claim, so the freezing
+transactions are spread over the sending instead of holding the writer one after another."""
+
+
 def freeze(
     conn: Connection,
     delivery_id: int,
     compiled: CompiledSegment,
     new_key: Callable[[], str],
+    first_batches: int | None = None,
 ) -> tuple[int, int]:
-    """Snapshot the segment into batches of <= 500 with their retry keys (one transaction,
-    the caller's). Returns (recipients, batches)."""
+    """Snapshot the segment into batches of <= 500 with their retry keys (the caller's
+    transaction). Returns (recipients, batches) of the whole segment as it is now. With
+    FIRST_BATCHES, only that many batches are frozen here and `freeze_more` freezes the rest
+    (the delivery's `freeze_cursor` says how far it got)."""
     sql, params = compiled.count_sql()
     recipients = int(conn.execute(sql, params).fetchone()[0])
-    batches = math.ceil(recipients / BATCH_SIZE)
+    limit = None if first_batches is None else first_batches * BATCH_SIZE
+    _freeze_chunk(conn, delivery_id, compiled, new_key, None, limit)
+    return recipients, math.ceil(recipients / BATCH_SIZE)
+
+
+def freeze_more(
+    conn: Connection,
+    delivery_id: int,
+    compiled: CompiledSegment,
+    new_key: Callable[[], str],
+    batches: int | None = None,
+) -> bool:
+    """Freeze up to BATCHES (default CHUNK_BATCHES) more batches of a delivery still being frozen (the residents after
+    its cursor, as the segment selects them now). True when nothing is left to freeze."""
+    row = conn.execute(
+        "SELECT freeze_cursor, status FROM deliveries WHERE id = ?", (delivery_id,)
+    ).fetchone()
+    if row is None or row[0] is None:
+        return True
+    if row[1] != "sending":
+        return False  # paused or ended: a resumed send continues, a cancel stops freezing
+    limit = (batches or CHUNK_BATCHES) * BATCH_SIZE
+    cursor = _freeze_chunk(conn, delivery_id, compiled, new_key, int(row[0]), limit)
+    if cursor is None:
+        # Every recipient is in a batch: the count is what was frozen, not the start's estimate.
+        conn.execute(
+            "UPDATE deliveries SET recipient_count ="
+            " (SELECT coalesce(sum(recipient_count), 0) FROM batches"
+            "  WHERE delivery_id = ? AND state != 'split') WHERE id = ?",
+            (delivery_id, delivery_id),
+        )
+    return cursor is None
+
+
+def freeze_cursor(conn: Connection, delivery_id: int) -> int | None:
+    """The resident id up to which DELIVERY_ID is frozen; None when it is frozen completely."""
+    row = conn.execute(
+        "SELECT freeze_cursor FROM deliveries WHERE id = ?", (delivery_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def pending_batches(conn: Connection, delivery_id: int) -> int:
+    """Batches frozen and not claimed yet."""
+    row = conn.execute(
+        "SELECT count(*) FROM batches WHERE delivery_id = ? AND state = 'pending'",
+        (delivery_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+def stop_freezing(conn: Connection, delivery_id: int) -> None:
+    """A cancelled delivery freezes nobody more."""
+    conn.execute("UPDATE deliveries SET freeze_cursor = NULL WHERE id = ?", (delivery_id,))
+
+
+def _freeze_chunk(
+    conn: Connection,
+    delivery_id: int,
+    compiled: CompiledSegment,
+    new_key: Callable[[], str],
+    after: int | None,
+    limit: int | None,
+) -> int | None:
+    """Freeze the segment's residents with id > AFTER (all when None), at most LIMIT of them
+    (all when None), into new batches after the delivery's last one; records and returns the
+    new cursor (None: nothing left). Batches never share a resident: each chunk is an id
+    range, and ranges do not overlap."""
+    low = "id > ?" if after is not None else "1"
+    low_params: tuple[object, ...] = (after,) if after is not None else ()
+    high = None
+    if limit is not None:
+        row = conn.execute(
+            f"SELECT id FROM ({compiled.sql}) WHERE {low} ORDER BY id LIMIT 1 OFFSET ?",
+            (*compiled.params, *low_params, limit - 1),
+        ).fetchone()
+        high = int(row[0]) if row is not None else None
+    where = low + (" AND id <= ?" if high is not None else "")
+    range_params = (*low_params, *((high,) if high is not None else ()))
+    count = int(
+        conn.execute(
+            f"SELECT count(*) FROM ({compiled.sql}) WHERE {where}",
+            (*compiled.params, *range_params),
+        ).fetchone()[0]
+    )
+    first = int(
+        conn.execute(
+            "SELECT coalesce(max(seq), -1) + 1 FROM batches WHERE delivery_id = ?", (delivery_id,)
+        ).fetchone()[0]
+    )
+    batches = math.ceil(count / BATCH_SIZE)
     conn.executemany(
         "INSERT INTO batches (delivery_id, seq, retry_key, state, recipient_count)"
         " VALUES (?, ?, ?, 'pending', ?)",
         (
-            (delivery_id, seq, new_key(), min(BATCH_SIZE, recipients - seq * BATCH_SIZE))
-            for seq in range(batches)
+            (delivery_id, first + i, new_key(), min(BATCH_SIZE, count - i * BATCH_SIZE))
+            for i in range(batches)
         ),
     )
     if batches:
         conn.execute(
             "INSERT INTO batch_recipients (batch_id, resident_id)"
             " SELECT b.id, s.id FROM ("
-            f"   SELECT id, (row_number() OVER (ORDER BY id) - 1) / {BATCH_SIZE} AS seq"
-            f"   FROM ({compiled.sql})"
+            f"   SELECT id, ? + (row_number() OVER (ORDER BY id) - 1) / {BATCH_SIZE} AS seq"
+            f"   FROM ({compiled.sql}) WHERE {where}"
             " ) s JOIN batches b ON b.delivery_id = ? AND b.seq = s.seq",
-            (*compiled.params, delivery_id),
+            (first, *compiled.params, *range_params, delivery_id),
         )
-    return recipients, batches
+    conn.execute("UPDATE deliveries SET freeze_cursor = ? WHERE id = ?", (high, delivery_id))
+    return high
 
 
 # -- the sender's batch bookkeeping -----------------------------------------------------------
