@@ -29,6 +29,7 @@ import datetime as dt
 import random
 import time
 import uuid
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,9 @@ class Sender:
         """Times such a wait ended by `wake` rather than by the poll interval."""
         self.stopping = False
         self._quota_failures = 0
+        self._unfrozen: dict[int, array[int]] = {}
+        """Delivery id → resident ids of its snapshot still to freeze (in this process; after
+        a restart the segment is asked again for the residents after the freeze cursor)."""
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -210,7 +214,11 @@ class Sender:
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
             # The first batches now, the rest while they are sent (Sender._send: freezer).
-            recipients, batches = q.freeze(conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES)
+            recipients, batches, rest = q.freeze_start(
+                conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES
+            )
+            if rest:
+                self._unfrozen[row.id] = rest
             # The mail channel (issue 17): the same filter's mail subscribers, frozen here too.
             by_mail = mail_store.freeze_recipients(conn, row.id, segment, on, survey, now)
             q.set_status(
@@ -275,12 +283,16 @@ class Sender:
                         claimed_some.clear()
                         await claimed_some.wait()
                         continue
-                    done = await self.store.write(self._freeze_more, row)
+                    done, rest = await self.store.write(self._freeze_more, row)
                     chunks += 1
+                    if rest:
+                        self._unfrozen[row.id] = rest
+                    else:
+                        self._unfrozen.pop(row.id, None)
+                    if done is None:
+                        break  # paused or cancelled: a later run continues or stops it
                     freezing = not done
                     frozen.set()
-                    if not done and await self.store.read(q.status_of, row.id) != "sending":
-                        break  # paused or cancelled: a later run continues or stops it
             finally:
                 freezing = False
                 frozen.set()
@@ -353,14 +365,21 @@ class Sender:
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
 
-    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> bool:
-        """One more freezing transaction of ROW; True when every recipient is frozen."""
-        segment = SegmentFilter.model_validate(row.segment)
-        now = int(self.clock())
-        on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
-        current = survey_store.current(conn)
-        compiled = segment_queries.compile_for(conn, segment, on, current[1] if current else None)
-        return q.freeze_more(conn, row.id, compiled, _new_key)
+    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> tuple[bool | None, array[int]]:
+        """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left."""
+        rest = self._unfrozen.get(row.id)
+        if rest is None:  # after a restart: the segment's residents after the cursor
+            segment = SegmentFilter.model_validate(row.segment)
+            now = int(self.clock())
+            on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
+            current = survey_store.current(conn)
+            survey = current[1] if current else None
+            compiled = segment_queries.compile_for(conn, segment, on, survey)
+            rest = q.unfrozen_ids(conn, row.id, compiled)
+        size = q.CHUNK_BATCHES * q.BATCH_SIZE
+        chunk, left = rest[:size], rest[size:]
+        done = q.freeze_more(conn, row.id, chunk, _new_key, more=bool(left))
+        return done, (rest if done is None else left)
 
     async def _line_messages(self, row: q.DeliveryRow) -> list[Message]:
         """The delivery's messages in LINE's shape (kairand.delivery.messages.to_line)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -266,46 +267,112 @@ def freeze(
     delivery_id: int,
     compiled: CompiledSegment,
     new_key: Callable[[], str],
-    first_batches: int | None = None,
 ) -> tuple[int, int]:
-    """Snapshot the segment into batches of <= 500 with their retry keys (the caller's
-    transaction). Returns (recipients, batches) of the whole segment as it is now. With
-    FIRST_BATCHES, only that many batches are frozen here and `freeze_more` freezes the rest
-    (the delivery's `freeze_cursor` says how far it got)."""
-    sql, params = compiled.count_sql()
-    recipients = int(conn.execute(sql, params).fetchone()[0])
-    limit = None if first_batches is None else first_batches * BATCH_SIZE
-    _freeze_chunk(conn, delivery_id, compiled, new_key, None, limit)
-    return recipients, math.ceil(recipients / BATCH_SIZE)
+    """Snapshot the segment into batches of <= 500 with their retry keys, all at once (the
+    caller's transaction). Returns (recipients, batches)."""
+    recipients, batches, _ = freeze_start(conn, delivery_id, compiled, new_key, None)
+    return recipients, batches
+
+
+def freeze_start(
+    conn: Connection,
+    delivery_id: int,
+    compiled: CompiledSegment,
+    new_key: Callable[[], str],
+    first_batches: int | None,
+) -> tuple[int, int, array[int]]:
+    """Snapshot the segment (the caller's transaction): its residents' ids, in order; the
+    first FIRST_BATCHES batches (all when None) are frozen now with their retry keys. Returns
+    (recipients, batches, the ids still to freeze with `freeze_more`); the delivery's
+    `freeze_cursor` is the last frozen id while some are left."""
+    ids = array(
+        "q", (row[0] for row in conn.execute(f"{compiled.sql} ORDER BY id", compiled.params))
+    )
+    limit = len(ids) if first_batches is None else first_batches * BATCH_SIZE
+    rest = ids[limit:]
+    _insert_chunk(conn, delivery_id, ids[:limit], new_key, more=bool(rest))
+    return len(ids), math.ceil(len(ids) / BATCH_SIZE), rest
+
+
+def unfrozen_ids(conn: Connection, delivery_id: int, compiled: CompiledSegment) -> array[int]:
+    """After a restart: the residents the segment selects now after the delivery's cursor
+    (the ids frozen before the restart are never frozen again)."""
+    cursor = freeze_cursor(conn, delivery_id)
+    if cursor is None:
+        return array("q")
+    rows = conn.execute(
+        f"SELECT id FROM ({compiled.sql}) WHERE id > ? ORDER BY id", (*compiled.params, cursor)
+    )
+    return array("q", (row[0] for row in rows))
 
 
 def freeze_more(
     conn: Connection,
     delivery_id: int,
-    compiled: CompiledSegment,
+    ids: array[int],
     new_key: Callable[[], str],
-    batches: int | None = None,
-) -> bool:
-    """Freeze up to BATCHES (default CHUNK_BATCHES) more batches of a delivery still being frozen (the residents after
-    its cursor, as the segment selects them now). True when nothing is left to freeze."""
+    more: bool,
+) -> bool | None:
+    """Freeze IDS (the next ones, in order) into new batches of a delivery being frozen; MORE:
+    others follow. True when the delivery is frozen completely, False when more is to come,
+    None when it is not sending (paused: nothing done; cancelled: nothing more to freeze)."""
     row = conn.execute(
         "SELECT freeze_cursor, status FROM deliveries WHERE id = ?", (delivery_id,)
     ).fetchone()
     if row is None or row[0] is None:
         return True
     if row[1] != "sending":
-        return False  # paused or ended: a resumed send continues, a cancel stops freezing
-    limit = (batches or CHUNK_BATCHES) * BATCH_SIZE
-    cursor = _freeze_chunk(conn, delivery_id, compiled, new_key, int(row[0]), limit)
-    if cursor is None:
-        # Every recipient is in a batch: the count is what was frozen, not the start's estimate.
+        return None
+    cursor = int(row[0])
+    start = 0
+    while start < len(ids) and ids[start] <= cursor:
+        start += 1  # frozen already: never twice
+    _insert_chunk(conn, delivery_id, ids[start:], new_key, more)
+    if more:
+        return False
+    # Every recipient is in a batch: the count is what was frozen, not the start's snapshot.
+    conn.execute(
+        "UPDATE deliveries SET recipient_count ="
+        " (SELECT coalesce(sum(recipient_count), 0) FROM batches"
+        "  WHERE delivery_id = ? AND state != 'split') WHERE id = ?",
+        (delivery_id, delivery_id),
+    )
+    return True
+
+
+def _insert_chunk(
+    conn: Connection, delivery_id: int, ids: array[int], new_key: Callable[[], str], more: bool
+) -> None:
+    """IDS (ascending) into new batches after the delivery's last one, with their retry keys;
+    the cursor becomes the last of IDS when MORE follow, else NULL. A resident purged since
+    the snapshot is left out (the batch then holds fewer than 500)."""
+    first = int(
         conn.execute(
-            "UPDATE deliveries SET recipient_count ="
-            " (SELECT coalesce(sum(recipient_count), 0) FROM batches"
-            "  WHERE delivery_id = ? AND state != 'split') WHERE id = ?",
-            (delivery_id, delivery_id),
+            "SELECT coalesce(max(seq), -1) + 1 FROM batches WHERE delivery_id = ?", (delivery_id,)
+        ).fetchone()[0]
+    )
+    count = len(ids)
+    batches = math.ceil(count / BATCH_SIZE)
+    conn.executemany(
+        "INSERT INTO batches (delivery_id, seq, retry_key, state, recipient_count)"
+        " VALUES (?, ?, ?, 'pending', ?)",
+        (
+            (delivery_id, first + i, new_key(), min(BATCH_SIZE, count - i * BATCH_SIZE))
+            for i in range(batches)
+        ),
+    )
+    if batches:
+        conn.execute(
+            "INSERT INTO batch_recipients (batch_id, resident_id)"
+            " SELECT b.id, r.id FROM json_each(?) j"
+            " JOIN residents r ON r.id = j.value"
+            f" JOIN batches b ON b.delivery_id = ? AND b.seq = ? + j.key / {BATCH_SIZE}",
+            ("[" + ",".join(map(str, ids)) + "]", delivery_id, first),
         )
-    return cursor is None
+    cursor = ids[-1] if more and count else None
+    if more and not count:
+        cursor = freeze_cursor(conn, delivery_id)
+    conn.execute("UPDATE deliveries SET freeze_cursor = ? WHERE id = ?", (cursor, delivery_id))
 
 
 def freeze_cursor(conn: Connection, delivery_id: int) -> int | None:
@@ -328,62 +395,6 @@ def pending_batches(conn: Connection, delivery_id: int) -> int:
 def stop_freezing(conn: Connection, delivery_id: int) -> None:
     """A cancelled delivery freezes nobody more."""
     conn.execute("UPDATE deliveries SET freeze_cursor = NULL WHERE id = ?", (delivery_id,))
-
-
-def _freeze_chunk(
-    conn: Connection,
-    delivery_id: int,
-    compiled: CompiledSegment,
-    new_key: Callable[[], str],
-    after: int | None,
-    limit: int | None,
-) -> int | None:
-    """Freeze the segment's residents with id > AFTER (all when None), at most LIMIT of them
-    (all when None), into new batches after the delivery's last one; records and returns the
-    new cursor (None: nothing left). Batches never share a resident: each chunk is an id
-    range, and ranges do not overlap."""
-    low = "id > ?" if after is not None else "1"
-    low_params: tuple[object, ...] = (after,) if after is not None else ()
-    high = None
-    if limit is not None:
-        row = conn.execute(
-            f"SELECT id FROM ({compiled.sql}) WHERE {low} ORDER BY id LIMIT 1 OFFSET ?",
-            (*compiled.params, *low_params, limit - 1),
-        ).fetchone()
-        high = int(row[0]) if row is not None else None
-    where = low + (" AND id <= ?" if high is not None else "")
-    range_params = (*low_params, *((high,) if high is not None else ()))
-    count = int(
-        conn.execute(
-            f"SELECT count(*) FROM ({compiled.sql}) WHERE {where}",
-            (*compiled.params, *range_params),
-        ).fetchone()[0]
-    )
-    first = int(
-        conn.execute(
-            "SELECT coalesce(max(seq), -1) + 1 FROM batches WHERE delivery_id = ?", (delivery_id,)
-        ).fetchone()[0]
-    )
-    batches = math.ceil(count / BATCH_SIZE)
-    conn.executemany(
-        "INSERT INTO batches (delivery_id, seq, retry_key, state, recipient_count)"
-        " VALUES (?, ?, ?, 'pending', ?)",
-        (
-            (delivery_id, first + i, new_key(), min(BATCH_SIZE, count - i * BATCH_SIZE))
-            for i in range(batches)
-        ),
-    )
-    if batches:
-        conn.execute(
-            "INSERT INTO batch_recipients (batch_id, resident_id)"
-            " SELECT b.id, s.id FROM ("
-            f"   SELECT id, ? + (row_number() OVER (ORDER BY id) - 1) / {BATCH_SIZE} AS seq"
-            f"   FROM ({compiled.sql}) WHERE {where}"
-            " ) s JOIN batches b ON b.delivery_id = ? AND b.seq = s.seq",
-            (first, *compiled.params, *range_params, delivery_id),
-        )
-    conn.execute("UPDATE deliveries SET freeze_cursor = ? WHERE id = ?", (high, delivery_id))
-    return high
 
 
 # -- the sender's batch bookkeeping -----------------------------------------------------------
