@@ -278,8 +278,8 @@ class Sender:
             nonlocal freezing, chunks
             try:
                 while freezing and not run.stop:
-                    # Half a chunk ahead of the claims (about 0.25 s of sending at 200/s).
-                    if await self.store.read(q.pending_batches, row.id) > q.CHUNK_BATCHES // 2:
+                    # About a chunk ahead of the claims (0.1 s of sending at 200/s).
+                    if await self.store.read(q.pending_batches, row.id) >= q.CHUNK_BATCHES:
                         claimed_some.clear()
                         await claimed_some.wait()
                         continue
