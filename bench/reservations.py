@@ -1,4 +1,4 @@
-"""The 9:00 rush (issue 14): N simulated residents try to book the same window appointments the
+"""The 9:00 rush: N simulated residents try to book the same window appointments the
 moment the booking window opens, through the real webhook path — the LINE Platform simulator
 signs webhooks into a real `kairand` process (unix socket, SQLCipher store, inbox worker), the
 daemon replies through the simulator's reply API — for a fixed number of places.

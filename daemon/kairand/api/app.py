@@ -114,7 +114,7 @@ HANDLERS: dict[str, Handler] = {
     "queue.action": queue.action,
     "queue.pause": queue.pause,
     "queue.statistics": queue.statistics,
-    **reservations.HANDLERS,  # window reservations (issue 14)
+    **reservations.HANDLERS,  # window reservations
     "reports.handling": reports.handling_report,
     "programs.list": programs.programs_list,
     "programs.put": programs.programs_put,
@@ -130,8 +130,8 @@ HANDLERS: dict[str, Handler] = {
     "alerts.list": programs.alerts_list,
     "alerts.send": programs.alerts_send,
     "alerts.follow_up": programs.alerts_follow_up,
-    **content.HANDLERS,  # issue 20: images, link allowlist, templates
-    **series.HANDLERS,  # issue 20: recurring deliveries, calendar
+    **content.HANDLERS,  # images, link allowlist, templates
+    **series.HANDLERS,  # recurring deliveries, calendar
 }
 """Route name (api.roles.ROUTES) → handler."""
 
@@ -143,7 +143,7 @@ async def audit(request: web.Request, actor: str, outcome: str, detail: dict[str
     target = request.match_info.get("id") or request.match_info.get("username") or ""
     entry = AuditEntry(now_ms(), actor, action, outcome, target, detail)
     try:
-        await request.app[STORE].write(audit_store.append, entry)
+        await request.app[STORE].write(audit_store.append, entry, urgent=True)
     except Exception as exc:  # the answer still goes out; the failure is loud in the journal
         log.error("api.audit_failed", action=action, error=type(exc).__name__)
 

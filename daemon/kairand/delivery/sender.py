@@ -29,6 +29,7 @@ import datetime as dt
 import random
 import time
 import uuid
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -111,6 +112,9 @@ class Sender:
         """Times such a wait ended by `wake` rather than by the poll interval."""
         self.stopping = False
         self._quota_failures = 0
+        self._unfrozen: dict[int, array[int]] = {}
+        """Delivery id → resident ids of its snapshot still to freeze (in this process; after
+        a restart the segment is asked again for the residents after the freeze cursor)."""
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -211,8 +215,13 @@ class Sender:
             ):
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
-            recipients, batches = q.freeze(conn, row.id, compiled, _new_key)
-            # The mail channel (issue 17): the same filter's mail subscribers, frozen here too.
+            # The first batches now, the rest while they are sent (Sender._send: freezer).
+            recipients, batches, rest = q.freeze_start(
+                conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES
+            )
+            if rest:
+                self._unfrozen[row.id] = rest
+            # The mail channel: the same filter's mail subscribers, frozen here too.
             by_mail = mail_store.freeze_recipients(conn, row.id, segment, on, survey, now)
             q.set_status(
                 conn,
@@ -260,6 +269,35 @@ class Sender:
         queue: asyncio.Queue[ClaimedBatch | None] = asyncio.Queue(maxsize=concurrency)
         flush_now = asyncio.Event()
         messages = await self._line_messages(row)
+        frozen = asyncio.Event()  # set after each freezing transaction
+        claimed_some = asyncio.Event()  # set after each claim: the freezer looks again
+        freezing = await self.store.read(q.freeze_cursor, row.id) is not None
+        chunks = 0  # freezing transactions done in this run
+
+        async def freezer() -> None:
+            """Freeze the rest of the recipients chunk by chunk while batches are sent (each
+            chunk's batches and retry keys are committed before any of them is claimed)."""
+            nonlocal freezing, chunks
+            try:
+                while freezing and not run.stop:
+                    # About a chunk ahead of the claims (0.1 s of sending at 200/s).
+                    if await self.store.read(q.pending_batches, row.id) >= q.CHUNK_BATCHES:
+                        claimed_some.clear()
+                        await claimed_some.wait()
+                        continue
+                    done, rest = await self.store.write(self._freeze_more, row)
+                    chunks += 1
+                    if rest:
+                        self._unfrozen[row.id] = rest
+                    else:
+                        self._unfrozen.pop(row.id, None)
+                    if done is None:
+                        break  # paused or cancelled: a later run continues or stops it
+                    freezing = not done
+                    frozen.set()
+            finally:
+                freezing = False
+                frozen.set()
 
         async def feeder() -> None:
             try:
@@ -277,14 +315,27 @@ class Sender:
                     ):
                         run.preempted = run.stop = True
                         break
+                    seen = chunks
                     claimed = await self.store.write(
-                        q.claim_pending, row.id, concurrency, int(self.clock())
+                        q.claim_pending,
+                        row.id,
+                        concurrency,
+                        int(self.clock()),
+                        self.store.urgent_waiting,
                     )
+                    claimed_some.set()
                     if not claimed:
+                        if chunks != seen:  # a chunk was frozen meanwhile: claim again
+                            continue
+                        if freezing:  # more batches are on their way
+                            frozen.clear()
+                            await frozen.wait()
+                            continue
                         break
                     for batch in claimed:
                         await queue.put(batch)
             finally:
+                claimed_some.set()  # the freezer sees run.stop
                 for _ in range(concurrency):
                     await queue.put(None)
 
@@ -306,7 +357,7 @@ class Sender:
 
         flush_task = asyncio.create_task(flusher())
         try:
-            await asyncio.gather(feeder(), *(sender() for _ in range(concurrency)))
+            await asyncio.gather(freezer(), feeder(), *(sender() for _ in range(concurrency)))
         finally:
             flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -315,6 +366,22 @@ class Sender:
         await self.store.write(self._finish, run)
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
+
+    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> tuple[bool | None, array[int]]:
+        """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left."""
+        rest = self._unfrozen.get(row.id)
+        if rest is None:  # after a restart: the segment's residents after the cursor
+            segment = SegmentFilter.model_validate(row.segment)
+            now = int(self.clock())
+            on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
+            current = survey_store.current(conn)
+            survey = current[1] if current else None
+            compiled = segment_queries.compile_for(conn, segment, on, survey)
+            rest = q.unfrozen_ids(conn, row.id, compiled)
+        size = q.CHUNK_BATCHES * q.BATCH_SIZE
+        chunk, left = rest[:size], rest[size:]
+        done = q.freeze_more(conn, row.id, chunk, _new_key, more=bool(left))
+        return done, (rest if done is None else left)
 
     async def _line_messages(self, row: q.DeliveryRow) -> list[Message]:
         """The delivery's messages in LINE's shape (kairand.delivery.messages.to_line)."""
@@ -358,6 +425,7 @@ class Sender:
         status = q.status_of(conn, row_id)
         now = int(self.clock())
         if status == Status.cancelled.value:
+            q.stop_freezing(conn, row_id)
             q.cancel_pending_batches(conn, row_id)
             flagged = q.cancel_orphans(conn, row_id)
             totals = q.batch_totals(conn, row_id)
@@ -374,8 +442,8 @@ class Sender:
         if status != Status.sending.value:
             return
         totals = q.batch_totals(conn, row_id)
-        if totals.pending or totals.in_flight:
-            return  # preempted or stopping: resumes later
+        if totals.pending or totals.in_flight or q.freeze_cursor(conn, row_id) is not None:
+            return  # preempted, stopping or not frozen completely: resumes later
         if totals.needs_attention:
             final = Status.needs_attention
         elif totals.failed == 0:

@@ -110,7 +110,7 @@ def _apply(
         # every multicast batch it is in). Counted, never logged.
         metrics.increment(conn, "inbox_invalid_user_id", now)
         return "ignored"
-    # The same-day queue (issue 15); in standby mode Kairan takes no ticket and says nothing.
+    # The same-day queue; in standby mode Kairan takes no ticket and says nothing.
 
     def reply_with(
         messages: Sequence[Any], essential: bool, confirmation: tuple[int, str] | None = None
@@ -132,12 +132,12 @@ def _apply(
     queued = None if event.standby else queue_chat.route(conn, queue_cfg, event, now)
     if queued is not None:
         return reply_with(queued, True)
-    booked = booking_chat.route(conn, event, now)  # the booking dialogue (issue 14), if it is one
+    booked = booking_chat.route(conn, event, now)  # the booking dialogue, if it is one
     if booked is not None:
         return reply_with(booked.replies, booked.essential, booked.confirmation)
     loaded = residents.load(conn, user_id)
     resident_id, state = loaded if loaded else (None, None)
-    # Programs (issue 16) have their own dialogue: their keyword and their own postbacks.
+    # Programs have their own dialogue: their keyword and their own postbacks.
     program = program_inbox.apply_event(
         conn, event, user_id, resident_id, now, keys.hmac_key, keys.signing_key
     )
@@ -236,9 +236,11 @@ def process_batch(
     queue_cfg: QueueSection | None = None,
     consult_reply: str | None = None,
     budget: float | None = None,
+    yield_to: Callable[[], bool] | None = None,
 ) -> BatchResult:
     """Process up to LIMIT pending events inside the caller's write transaction, stopping early
-    once BUDGET seconds (of processing) have passed. Postbacks older than
+    once BUDGET seconds (of processing) have passed or YIELD_TO() says an urgent write (a
+    webhook's events waiting for their ack) is queued behind this one. Postbacks older than
     POSTBACK_MAX_AGE_SECONDS (by their event timestamp) are refused politely."""
     max_age_ms = None if postback_max_age_seconds is None else postback_max_age_seconds * 1000
     result = BatchResult()
@@ -252,7 +254,9 @@ def process_batch(
     at = int(now)
     stop = None if budget is None else time.monotonic() + budget
     for row in rows:
-        if stop is not None and result.processed and time.monotonic() >= stop:
+        if result.processed and (
+            (stop is not None and time.monotonic() >= stop) or (yield_to and yield_to())
+        ):
             result.more = True
             break  # the rest stays pending for the next batch
         try:
@@ -375,6 +379,7 @@ class InboxWorker:
             self.queue_cfg,
             self.consult_reply,
             BATCH_BUDGET_SECONDS,
+            self.store.urgent_waiting,
         )
 
     def take(self, result: BatchResult) -> None:

@@ -45,6 +45,11 @@ REPLY_CONCURRENCY = 1000
 latency 1,000 in flight carry 500 replies/s)."""
 REPLY_TOKEN_LIFETIME_SECONDS = 50.0
 """LINE: a reply token is usable for about a minute; 50 s leaves room for clocks and network."""
+FAILURE_LOG_SECONDS = 1.0
+"""At most one `inbox.reply_failed` line this often (with how many failed since the last one):
+when LINE refuses or times out every reply of a busy minute, a line per reply (1,000 a second
+in the mixed-load benchmark) took a tenth of the event loop. The counts are all kept
+(ReplyStats, daily metrics, `inbox.replies_not_made`)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,17 @@ class ReplySender:
         self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._failure_logged_at = -math.inf
+        self._failures_unlogged = 0
+
+    def _failed(self, **reason: Any) -> None:
+        """Log a failed reply, at most once per FAILURE_LOG_SECONDS (the rest counted)."""
+        self._failures_unlogged += 1
+        now = time.monotonic()
+        if now - self._failure_logged_at >= FAILURE_LOG_SECONDS:
+            log.warning("inbox.reply_failed", failures=self._failures_unlogged, **reason)
+            self._failure_logged_at = now
+            self._failures_unlogged = 0
 
     def submit(self, reply: PendingReply) -> None:
         """Queue REPLY after the same resident's earlier ones; returns at once."""
@@ -165,7 +181,7 @@ class ReplySender:
             await reply_json(line, body, min(line.timeout, remaining))
         except ApiException as exc:
             self.stats.failed += 1
-            log.warning("inbox.reply_failed", status=exc.status)
+            self._failed(status=exc.status)
             await self._late(reply)
         except TimeoutError:
             # Cut off at the token's deadline (or the client timeout): maybe delivered, maybe
@@ -174,15 +190,15 @@ class ReplySender:
                 self.stats.expired += 1
             else:
                 self.stats.failed += 1
-            log.warning("inbox.reply_failed", error="TimeoutError")
+            self._failed(error="TimeoutError")
             await self._late(reply)
         except (ClientError, OSError) as exc:
             self.stats.failed += 1
-            log.warning("inbox.reply_failed", error=type(exc).__name__)
+            self._failed(error=type(exc).__name__)
             await self._late(reply)
         except Exception as exc:  # e.g. an unparseable answer: never stop the worker
             self.stats.failed += 1
-            log.warning("inbox.reply_failed", error=type(exc).__name__)
+            self._failed(error=type(exc).__name__)
         else:
             self.stats.sent += 1
             self.stats.latencies_ms.append((self.clock() - started) * 1000)

@@ -225,7 +225,7 @@ class InboxWriter:
                 process = processor.process_in if processor is not None else None
                 try:
                     added, result = await self.store.write(
-                        _insert_bodies, [b for b, _ in batch], process
+                        _insert_bodies, [b for b, _ in batch], process, urgent=True
                     )
                 except Exception as exc:
                     for _, future in batch:
@@ -391,7 +391,7 @@ async def webhook_component(app: web.Application) -> AsyncIterator[None]:
     webhook_app = make_webhook_app(
         config, app[STORE], channel_secret, wake_event(app), inline=lambda: app.get(INBOX_INLINE)
     )
-    add_media_routes(webhook_app, config, app[STORE])  # images go out the same way (issue 20)
+    add_media_routes(webhook_app, config, app[STORE])  # images go out the same way
     runner, where = await start_sites(config, webhook_app)
     log.info("webhook.listening", on=where, tls=bool(config.webhook.tls_cert))
     try:

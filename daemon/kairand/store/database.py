@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -106,8 +107,18 @@ def transaction(conn: Connection, immediate: bool = True) -> Iterator[Connection
         raise
 
 
+_Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+
+
 class Store:
-    """The daemon's handle on the store. Construct, then `migrate()`, then use `write`/`read`."""
+    """The daemon's handle on the store. Construct, then `migrate()`, then use `write`/`read`.
+
+    Writes run one at a time on the writer thread, in two lanes: `write(fn, urgent=True)` (a
+    webhook's events, an API call's audit entry: short transactions somebody waits on) goes
+    before every queued ordinary write, and long batch transactions (the inbox worker's) end
+    early when `urgent_waiting()`. An urgent write waits at most for the transaction already
+    running, not for the queue behind it.
+    """
 
     def __init__(self, path: Path, key: bytes, read_threads: int = 2) -> None:
         self.path = path
@@ -117,6 +128,9 @@ class Store:
         self._local = threading.local()
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
+        self._jobs_lock = threading.Lock()
+        self._urgent: deque[_Job] = deque()
+        self._ordinary: deque[_Job] = deque()
         self._loop_thread: int | None = None
         self._closed = False
         # Open one connection now so a wrong key or missing file fails at start-up.
@@ -157,9 +171,39 @@ class Store:
         """From now on, synchronous calls on this (the loop's) thread raise BlockingCallError."""
         self._loop_thread = threading.get_ident()
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
+        """Run fn(conn, *args) in one write transaction on the writer thread. URGENT: before
+        every ordinary write still queued (see the class)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_pool, self._write_in_thread, fn, args)
+        future: asyncio.Future[T] = loop.create_future()
+        job: _Job = (fn, args, future)
+        lane = self._urgent if urgent else self._ordinary
+        with self._jobs_lock:
+            lane.append(job)
+        try:
+            # One slot per job: the writer thread runs the next job by lane, not this one.
+            loop.run_in_executor(self._writer_pool, self._run_next_write, loop)
+        except RuntimeError:  # the store is closed
+            with self._jobs_lock:
+                lane.remove(job)
+            raise
+        return await future
+
+    def urgent_waiting(self) -> bool:
+        """An urgent write is queued: a long transaction should commit what it has and end."""
+        return bool(self._urgent)
+
+    def _run_next_write(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._jobs_lock:
+            fn, args, future = self._urgent.popleft() if self._urgent else self._ordinary.popleft()
+        if future.cancelled():
+            return
+        try:
+            result = self._write_in_thread(fn, args)
+        except BaseException as exc:  # handed to the waiting coroutine
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -199,3 +243,12 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

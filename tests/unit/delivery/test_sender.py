@@ -20,6 +20,7 @@ from kairand.line.errors import classify
 from kairand.retention.purge import purge_resident
 from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
+from kairand.store import deliveries as delivery_queries
 from kairand.store import metrics, settings, synthetic
 from kairand.store.database import Store
 from tests.support.delivery_harness import (
@@ -66,6 +67,58 @@ async def test_delivery_exactly_once_in_batches_of_500(store: Store) -> None:
     system = [e.entry.action for e in entries if e.entry.actor == "system"]
     assert system == ["delivery.send_start", "delivery.send_finish"]
     assert view.progress == 1.0
+
+
+@pytest.mark.req("N4")
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_recipients_frozen_in_chunks_while_sending_exactly_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """N4: the first batch is frozen with the delivery's start and the rest chunk by chunk
+    while batches are sent: under faults every selected resident still gets exactly one copy,
+    every batch has its retry key stored before its first request, and the delivery ends only
+    once every recipient was frozen (its count is the frozen one)."""
+    monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 1)
+    monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 2)
+    expected = populate(store, 6000)
+    did = await approved(store)
+    faults = FaultProfile(error_ratio=0.2, lost_ratio=0.2, seed=seed)
+    async with simulator(6000, seed=seed, faults=faults) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+        keys_used = {m.retry_key for m in line.sim.multicasts}
+    view = await service.get(store, did)
+    rows = batches(store, did)
+    assert view.status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
+    assert [r[0] for r in rows] == list(range(len(rows))) and len(rows) == -(-len(expected) // 500)
+    assert keys_used == {r[1] for r in rows}
+    assert view.recipient_count == len(expected) == view.sent_count
+    assert store.read_sync(delivery_queries.freeze_cursor, did) is None
+
+
+@pytest.mark.req("N4")
+async def test_a_restart_mid_freezing_continues_from_the_cursor(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N4: a daemon stopped after the first chunks were frozen and sent continues freezing
+    after the last frozen resident: nobody twice, nobody skipped."""
+    monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 1)
+    monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 1)
+    expected = populate(store, 20000)
+    did = await approved(store)
+    async with simulator(20000) as line:
+        await run_sender(
+            Sender(store, line.api, fast_config(multicast_rate_per_second=5.0, concurrency=1)),
+            lambda: len(line.sim.multicasts) >= 2,
+        )
+        cursor = store.read_sync(delivery_queries.freeze_cursor, did)
+        assert cursor is not None  # stopped with recipients still to freeze
+        assert (await service.get(store, did)).status == Status.sending
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+    assert (await service.get(store, did)).status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

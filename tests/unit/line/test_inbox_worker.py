@@ -195,3 +195,50 @@ def test_a_stored_event_with_an_invalid_user_id_never_becomes_a_resident(store: 
     assert [r[0] for r in store.read_sync(_rows)] == ["ignored"]
     today = metrics.day_of(time.time())
     assert store.read_sync(metrics.series, "inbox_invalid_user_id", today, today) == {today: 1}
+
+
+def test_a_batch_ends_early_for_an_urgent_write_and_the_rest_stays_pending(store: Store) -> None:
+    """A webhook's events wait for their ack behind the batch running on the writer: the batch
+    commits what it has done as soon as an urgent write is queued, in event order, and the
+    rest is processed by the next batch (nothing skipped, nothing twice)."""
+    users = [_user() for _ in range(5)]
+    store.write_sync(
+        inbox.insert_events, [_incoming("follow", u, i) for i, u in enumerate(users)], time.time()
+    )
+    asks: list[int] = []
+
+    def urgent_after_two() -> bool:
+        asks.append(1)
+        return len(asks) >= 2
+
+    first = store.write_sync(
+        lambda conn: worker.process_batch(
+            conn, 10, time.time(), _keys(), False, yield_to=urgent_after_two
+        )
+    )
+    assert (first.processed, first.more) == (2, True)
+    assert [r[0] for r in store.read_sync(_rows)] == ["done", "done", *["pending"] * 3]
+    rest = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    assert (rest.processed, rest.more) == (3, False)
+    assert all(store.read_sync(residents.flags_of, u) is not None for u in users)
+
+
+def test_pending_events_come_out_oldest_first_by_index(store: Store) -> None:
+    """The inbox hands out pending events by (event_timestamp, id) through an index, without
+    sorting the backlog (migration 22)."""
+    users = [_user() for _ in range(3)]
+    store.write_sync(
+        inbox.insert_events,
+        [_incoming("follow", u, ts) for u, ts in zip(users, (30, 10, 20), strict=True)],
+        time.time(),
+    )
+    rows = store.read_sync(inbox.pending, 10)
+    assert [r.event_timestamp for r in rows] == [10, 20, 30]
+    plan = store.read_sync(
+        lambda conn: conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM inbox WHERE state = 'pending'"
+            " ORDER BY event_timestamp, id LIMIT 5"
+        ).fetchall()
+    )
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "inbox_pending_order" in details and "TEMP B-TREE" not in details

@@ -137,3 +137,55 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store) -> Non
     assert "disk is full" in caught.value.message
     assert await store.read(settings.get, "partial") is None
     assert await store.read(settings.get, "before") == "kept"
+
+
+async def test_urgent_write_goes_before_queued_ordinary_writes(store: Store) -> None:
+    """An urgent write (a webhook's events, an API call's audit entry) waits only for the
+    transaction already running, never for the ordinary writes queued behind it, and a long
+    transaction can see that it is waiting (Store.urgent_waiting) and end early."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    seen_waiting: list[bool] = []
+
+    def running(conn: Connection) -> None:
+        loop.call_soon_threadsafe(started.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+        seen_waiting.append(store.urgent_waiting())
+        order.append("running")
+
+    def step(conn: Connection, name: str) -> str:
+        settings.put(conn, f"order.{name}", len(order))
+        order.append(name)
+        return name
+
+    first = asyncio.create_task(store.write(running))
+    await started.wait()
+    ordinary = [asyncio.create_task(store.write(step, f"ordinary{i}")) for i in range(3)]
+    await asyncio.sleep(0)
+    urgent = asyncio.create_task(store.write(step, "urgent", urgent=True))
+    await asyncio.sleep(0.05)
+    assert not urgent.done()  # the running transaction is never interrupted
+    release.set()
+    assert await urgent == "urgent"
+    await asyncio.gather(first, *ordinary)
+    assert order == ["running", "urgent", "ordinary0", "ordinary1", "ordinary2"]
+    assert seen_waiting == [True]
+    assert not store.urgent_waiting()
+    assert await store.read(settings.get, "order.urgent") == 1
+
+
+async def test_failed_urgent_write_rolls_back_alone(store: Store) -> None:
+    """A failing write of either lane raises in its caller and changes nothing; the next
+    write runs as usual."""
+
+    def fail(conn: Connection) -> None:
+        settings.put(conn, "never", 1)
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await store.write(fail, urgent=True)
+    await store.write(settings.put, "after", 2)
+    assert await store.read(settings.get, "never") is None
+    assert await store.read(settings.get, "after") == 2
