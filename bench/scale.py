@@ -310,8 +310,12 @@ def main() -> int:
             log.close()
             sim.send_signal(signal.SIGTERM)
             out, _ = sim.communicate(timeout=120)
-        stamps = json.loads(out.strip().splitlines()[-1])["stamps"]
-        after = [t for t, _ in stamps if t > restarted_at]
+        report = json.loads(out.strip().splitlines()[-1])
+        stamps = report["stamps"]
+        # Requests the killed daemon sent just before the kill are accepted after the simulated
+        # 50-150 ms latency, possibly after the restart: resumption is the first request that
+        # reached the simulator after the restart (its arrival, before the latency).
+        after = [t for t in report["arrivals"] if t > restarted_at]
         figures["resume_s"] = (min(after) - restarted_at) if after else float("nan")
         figures["rss_mb"] = peak
         view = asyncio.run(service.get(store, did))
