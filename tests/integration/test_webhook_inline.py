@@ -12,11 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from kairand.config import Config
 from kairand.keys import secrets as keys
 from kairand.line.inbox import BatchResult, InboxWorker, PurgeKeys
-from kairand.line.webhook import make_webhook_app, start_sites
+from kairand.line.webhook import INBOX_INLINE, inline_now, make_webhook_app, start_sites
+from kairand.runtime import SENDING_GATE, SendingGate
 from kairand.store import inbox, residents
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, Store
@@ -136,3 +138,20 @@ async def test_failed_inline_processing_is_undone_alone_and_the_event_stays_pend
         assert wake.is_set()
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.req("N1")
+async def test_no_inline_processing_while_a_delivery_is_being_sent(setup: Setup) -> None:
+    """N1: while the sender sends (the sending gate closed), the webhook only stores events and
+    the worker processes them in its own batches; once nothing is sent, inline again."""
+    _, store, purge_keys, _ = setup
+    app = web.Application()
+    worker = InboxWorker(store, None, purge_keys, asyncio.Event())
+    app[INBOX_INLINE] = worker
+    gate = SendingGate(sender_present=True)  # closed until the sender finds nothing due
+    app[SENDING_GATE] = gate
+    assert inline_now(app) is None
+    gate.idle()
+    assert inline_now(app) is worker
+    gate.sending()
+    assert inline_now(app) is None

@@ -321,7 +321,6 @@ class Sender:
                         row.id,
                         concurrency,
                         int(self.clock()),
-                        self.store.urgent_waiting,
                     )
                     claimed_some.set()
                     if not claimed:
