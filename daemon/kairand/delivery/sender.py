@@ -29,7 +29,6 @@ import datetime as dt
 import random
 import time
 import uuid
-from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +111,7 @@ class Sender:
         """Times such a wait ended by `wake` rather than by the poll interval."""
         self.stopping = False
         self._quota_failures = 0
-        self._unfrozen: dict[int, array[int]] = {}
+        self._unfrozen: dict[int, q.Ids] = {}
         """Delivery id → resident ids of its snapshot still to freeze (in this process; after
         a restart the segment is asked again for the residents after the freeze cursor)."""
 
@@ -366,7 +365,7 @@ class Sender:
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
 
-    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> tuple[bool | None, array[int]]:
+    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> tuple[bool | None, q.Ids]:
         """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left."""
         rest = self._unfrozen.get(row.id)
         if rest is None:  # after a restart: the segment's residents after the cursor
