@@ -25,8 +25,8 @@ from tests.support.line_fakes import (
     channel_secret,
     envelope,
     event,
+    post_signed,
     setup_dev,
-    sign,
     user_id,
 )
 from tests.support.ports import free_port
@@ -49,17 +49,7 @@ def _start(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
 
 async def _post(config: Config, secret: str, events: list[dict]) -> int:
     body = envelope(config.webhook.bot_user_id, events)
-    assert config.webhook.socket is not None
-    connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        session.post(
-            "http://localhost" + config.webhook.path,
-            data=body,
-            headers={"x-line-signature": sign(secret, body)},
-        ) as response,
-    ):
-        return response.status
+    return await post_signed(config, secret, body)
 
 
 async def _wait_ready(config: Config, secret: str, proc: subprocess.Popen[bytes]) -> None:

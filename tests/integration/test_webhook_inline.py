@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -22,7 +21,14 @@ from kairand.runtime import SENDING_GATE, SendingGate
 from kairand.store import inbox, residents
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, Store
-from tests.support.line_fakes import channel_secret, envelope, event, setup_dev, sign, user_id
+from tests.support.line_fakes import (
+    channel_secret,
+    envelope,
+    event,
+    post_signed,
+    setup_dev,
+    user_id,
+)
 from tests.support.ports import free_port
 
 Setup = tuple[Config, Store, PurgeKeys, str]
@@ -39,17 +45,7 @@ def setup(short_tmp: Path) -> Iterator[Setup]:
 
 
 async def _post(config: Config, secret: str, body: bytes) -> int:
-    assert config.webhook.socket is not None
-    connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        session.post(
-            "http://localhost" + config.webhook.path,
-            data=body,
-            headers={"x-line-signature": sign(secret, body)},
-        ) as response,
-    ):
-        return response.status
+    return await post_signed(config, secret, body)
 
 
 def _state(conn: Connection, user: str) -> tuple[int, bool]:

@@ -62,6 +62,21 @@ def sign(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
+async def post_signed(config: Config, secret: str, body: bytes) -> int:
+    """POST BODY, signed with SECRET, to the daemon's webhook unix socket; the HTTP status."""
+    assert config.webhook.socket is not None
+    connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(
+            "http://localhost" + config.webhook.path,
+            data=body,
+            headers={"x-line-signature": sign(secret, body)},
+        ) as response,
+    ):
+        return response.status
+
+
 def event(
     kind: str,
     user: str,
