@@ -25,7 +25,7 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget, behavio
 from kairand.simulator.population import Municipality
 from kairand.store import inbox, metrics, residents
 from kairand.store.database import open_connection
-from tests.support.line_fakes import channel_secret, envelope, setup_dev, sign
+from tests.support.line_fakes import channel_secret, envelope, post_signed, setup_dev
 from tests.support.ports import free_port
 
 POPULATION = 1000
@@ -96,17 +96,8 @@ async def _wait_ready(config: Config, secret: str, proc: subprocess.Popen[bytes]
     for _ in range(400):
         assert proc.poll() is None, "kairand exited at start-up"
         try:
-            connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
-            async with (
-                aiohttp.ClientSession(connector=connector) as session,
-                session.post(
-                    "http://localhost" + config.webhook.path,
-                    data=body,
-                    headers={"x-line-signature": sign(secret, body)},
-                ) as response,
-            ):
-                if response.status == 200:
-                    return
+            if await post_signed(config, secret, body) == 200:
+                return
         except (aiohttp.ClientError, OSError):
             pass
         await asyncio.sleep(0.05)

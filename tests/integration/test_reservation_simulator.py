@@ -28,7 +28,7 @@ from kairand.simulator import Simulator, SimulatorConfig, WebhookTarget
 from kairand.store import reservations as rstore
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Store
-from tests.support.line_fakes import channel_secret, envelope, setup_dev, sign
+from tests.support.line_fakes import channel_secret, envelope, post_signed, setup_dev
 from tests.support.ports import free_port
 
 BOOKERS = 40
@@ -49,17 +49,8 @@ async def _wait_ready(config: Config, secret: str, proc: subprocess.Popen[bytes]
     for _ in range(400):
         assert proc.poll() is None, "kairand exited at start-up"
         try:
-            connector = aiohttp.UnixConnector(path=str(config.webhook.socket))
-            async with (
-                aiohttp.ClientSession(connector=connector) as session,
-                session.post(
-                    "http://localhost" + config.webhook.path,
-                    data=body,
-                    headers={"x-line-signature": sign(secret, body)},
-                ) as response,
-            ):
-                if response.status == 200:
-                    return
+            if await post_signed(config, secret, body) == 200:
+                return
         except (aiohttp.ClientError, OSError):
             pass
         await asyncio.sleep(0.05)

@@ -23,6 +23,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.mime.text import MIMEText
 
 from kairand.delivery.ratelimit import TokenBucket
 from kairand.logs import get_logger
@@ -106,15 +107,8 @@ class MailSender:
             return "failed"
         address, token = recipient
         try:
-            mime = message.build(
-                sender=self.settings.from_address,
-                to=address,
-                subject=alert.subject,
-                body=alert.body,
-                message_id=message_id,
-                encoding=self.settings.encoding,
-                unsubscribe=(self.settings.registration_address, token),
-                unsubscribe_url=self.settings.unsubscribe_url,
+            mime = self._build(
+                address, token, alert.subject, alert.body, message_id, self.settings.encoding
             )
         except ValueError:
             await self._finish(alert, subscriber_id, "failed")
@@ -162,15 +156,8 @@ class MailSender:
             encodings: tuple[message.Encoding, ...] = (self.settings.encoding, "utf-8")
             for encoding in encodings:
                 try:
-                    mime = message.build(
-                        sender=self.settings.from_address,
-                        to=address,
-                        subject=notice.subject,
-                        body=notice.body,
-                        message_id=message_id,
-                        encoding=encoding,
-                        unsubscribe=(self.settings.registration_address, token),
-                        unsubscribe_url=self.settings.unsubscribe_url,
+                    mime = self._build(
+                        address, token, notice.subject, notice.body, message_id, encoding
                     )
                     break
                 except ValueError:
@@ -186,6 +173,28 @@ class MailSender:
         if outcome is Outcome.UNCONFIRMED:
             log.warning("mail.notice.unconfirmed")
         return outcome.value
+
+    def _build(
+        self,
+        address: str,
+        token: str,
+        subject: str,
+        body: str,
+        message_id: str,
+        encoding: message.Encoding,
+    ) -> MIMEText:
+        """A mail from the city's address with its unsubscribe headers (ValueError: cannot be
+        encoded as ENCODING)."""
+        return message.build(
+            sender=self.settings.from_address,
+            to=address,
+            subject=subject,
+            body=body,
+            message_id=message_id,
+            encoding=encoding,
+            unsubscribe=(self.settings.registration_address, token),
+            unsubscribe_url=self.settings.unsubscribe_url,
+        )
 
     async def _finish(self, alert: Alert, subscriber_id: int, state: str) -> None:
         await self.store.write(_finish, alert.delivery_id, subscriber_id, state, int(self._clock()))
