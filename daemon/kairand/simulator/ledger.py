@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Receipt:
-    """One request's messages as one resident received them.
+    """One request's messages as one resident received them. Never changed once recorded.
 
     The messages are kept as the raw request body (bytes, shared by every recipient of a
     multicast): 10,000 residents x a survey's worth of parsed dicts would make every full
-    garbage collection pause the simulator for a noticeable time.
+    garbage collection pause the simulator for a noticeable time. Not `frozen`: a frozen
+    dataclass sets each field through `object.__setattr__`, and a multicast records 500 of
+    these (0.71 ms against 0.15 ms, a fifth of the simulator's work per multicast).
     """
 
     user_id: str

@@ -100,6 +100,30 @@ def _validator_class(valid: dict[tuple[str, str], None]) -> Any:
     )
 
 
+_PLAIN_KEYS = frozenset({"type", "description", "items", "minItems", "maxItems"})
+
+
+def _plainly_valid(schema: dict[str, Any], value: Any) -> bool:
+    """True when VALUE certainly satisfies SCHEMA, for the plain shapes of a volatile key: a
+    string, or an array of them with item bounds (a multicast's `to`). Anything else (another
+    keyword, a wrong type, an out-of-bounds length) answers False and is validated in full, so
+    this only skips work for values that would produce no error. jsonschema walks a 500-id
+    `to` item by item (3.3 ms of a multicast's ~5 ms in the simulator); this takes 0.02 ms."""
+    if not schema.keys() <= _PLAIN_KEYS:
+        return False
+    kind = schema.get("type")
+    if kind == "string":
+        return isinstance(value, str)
+    if kind != "array" or not isinstance(value, list):
+        return False
+    if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
+        return False
+    items = schema.get("items")
+    if items == {"type": "string"}:
+        return all(type(v) is str for v in value)
+    return items is None
+
+
 def _rewrite_discriminators(schemas: dict[str, Any]) -> dict[str, Any]:
     schemas = copy.deepcopy(schemas)
     for name, schema in list(schemas.items()):
@@ -211,6 +235,8 @@ class Spec:
         return details
 
     def _validate_now_schema(self, schema: dict[str, Any], value: Any) -> list[ErrorDetail]:
+        if _plainly_valid(schema, value):
+            return []
         validator = self._property_validators.get(id(schema))
         if validator is None:
             validator = self._validator_cls({**schema, "components": {"schemas": self.schemas}})

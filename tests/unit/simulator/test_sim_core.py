@@ -280,3 +280,29 @@ def test_remembering_valid_objects_never_hides_an_error(data: st.DataObject) -> 
     assert spec.validate("ReplyMessageRequest", body, ("replyToken", "to")) == plain.validate(
         "ReplyMessageRequest", body, ("replyToken", "to")
     )
+
+
+_user_ids = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32).map(lambda h: "U" + h)
+_to_values = st.one_of(
+    st.lists(_user_ids, min_size=0, max_size=510),
+    st.lists(st.one_of(_user_ids, json_values), max_size=20),
+    json_values,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(to=_to_values)
+def test_the_recipient_fast_path_reports_what_full_validation_reports(to: Any) -> None:
+    """S5: a multicast's `to` (500 ids) is checked by a plain loop when it is a list of
+    strings within bounds; every value gets the same details as validating the whole body
+    with jsonschema, including 0 or 501 ids and non-string items."""
+    spec = messaging_spec()
+    plain = Spec(spec.document, memo=False)
+    body = {"to": to, "messages": [{"type": "text", "text": "お知らせ"}]}
+    expected = plain.validate("MulticastRequest", body)
+    assert sorted(spec.validate("MulticastRequest", body, ("to",)), key=str) == sorted(
+        expected, key=str
+    )
+    assert (expected == []) == (
+        isinstance(to, list) and 1 <= len(to) <= 500 and all(isinstance(u, str) for u in to)
+    )
