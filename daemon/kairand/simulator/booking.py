@@ -47,6 +47,15 @@ MARKERS = (
 )
 
 
+TAP_TIME_S = (1.0, 4.0)
+"""Seconds a person takes to read a reply and tap one of its buttons (the simulator's default
+think time)."""
+TYPING_TIME_S = (3.0, 8.0)
+"""Further seconds to type an answer on a phone: a 4-8 character katakana name with flick
+input, or an 11-digit phone number. Mobile typing averages about 36 words a minute (≈ 3
+characters a second) (Palin et al., "How do People Type on Mobile Devices?", MobileHCI 2019,
+37,000 volunteers); kana input with conversion and checking the result is slower."""
+
 NO_SHOW_RATE = 0.12
 """Share of residents who book, keep the booking and never come (no-shows at Japanese
 municipal reservation windows are commonly reported around one in ten)."""

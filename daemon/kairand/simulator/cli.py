@@ -21,6 +21,7 @@ from typing import Any
 from kairand.errors import ConfigError, ExitCode, KairanError
 from kairand.keys import secrets
 from kairand.logs import get_logger, setup_logging
+from kairand.simulator.booking import TAP_TIME_S, TYPING_TIME_S
 from kairand.simulator.chat import control_socket_for
 from kairand.simulator.control import serve_control
 from kairand.simulator.faults import PROFILES
@@ -95,9 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--think-time",
         type=float,
         nargs=2,
-        default=(1.0, 4.0),
+        default=TAP_TIME_S,
         metavar=("MIN", "MAX"),
         help="seconds a resident takes before tapping (default 1-4)",
+    )
+    p.add_argument(
+        "--typing-time",
+        type=float,
+        nargs=2,
+        default=TYPING_TIME_S,
+        metavar=("MIN", "MAX"),
+        help="further seconds a booking resident takes to type a name or phone (default 3-8)",
     )
     p.add_argument(
         "--queue-rate",
@@ -248,6 +257,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         faults=faults,
         quota_limit=args.quota,
         think_time_s=(args.think_time[0], args.think_time[1]),
+        typing_time_s=(args.typing_time[0], args.typing_time[1]),
         redelivery=not args.no_redelivery,
         duplicate_ratio=args.duplicate_ratio,
         reorder_ratio=args.reorder_ratio,

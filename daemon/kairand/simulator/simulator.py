@@ -56,6 +56,9 @@ class SimulatorConfig:
     reply_token_ttl_s: float = 60.0
     retry_key_ttl_s: float = 24 * 3600.0
     think_time_s: tuple[float, float] = (0.0, 0.0)  # real seconds before a resident reacts
+    # Extra real seconds a booking resident spends typing an answer (kana name, phone number)
+    # after thinking; (0, 0): typed answers go as fast as taps.
+    typing_time_s: tuple[float, float] = (0.0, 0.0)
     auto_react: bool = True
     redelivery: bool = True
     redelivery_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
@@ -545,11 +548,16 @@ class Simulator:
             if memory.number and memory.state in ("booked", "done")
         }
 
-    def _react_booking(self, uid: str, messages: list[dict[str, Any]], rng: random.Random) -> None:
+    async def _react_booking(
+        self, uid: str, messages: list[dict[str, Any]], rng: random.Random
+    ) -> None:
         plan, memory = self.bookers[uid]
         action, memory, outcome = booking.react(plan, memory, messages, rng)
         self.bookers[uid] = (plan, memory)
         self.booking_outcomes[outcome] += 1
+        lo, hi = self.config.typing_time_s
+        if action is not None and action.kind == "text" and hi > 0:
+            await asyncio.sleep(rng.uniform(lo, hi))
         if action is not None and self.platform.is_follower(uid):
             self.booking_sent_at[uid] = time.monotonic()
             self._perform(uid, action)
@@ -619,7 +627,7 @@ class Simulator:
         if think:
             await asyncio.sleep(think)
         if is_booking:
-            self._react_booking(uid, messages, rng)
+            await self._react_booking(uid, messages, rng)
             return
         if uid in self.visitors and queue_visitor.is_queue_message(messages):
             action, self.visitors[uid] = queue_visitor.react(self.visitors[uid], messages, rng)
