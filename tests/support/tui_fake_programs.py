@@ -84,6 +84,7 @@ def add_program_routes(
             {"code": "kodomo", "name": "子ども安全情報", "is_default": False, "annual": True,
              "registered": "903", "districts": per,
              "registered_mail": state.get("registered_mail", "0"),
+             "districts_mail": state.get("districts_mail", {}),
              "definition": state["puts"].get("kodomo")
              or catalogue.child_safety().model_dump(mode="json")},
         ]  # fmt: skip

@@ -114,9 +114,16 @@ async def test_programs_screen_approves_a_template(app_for, fake, monkeypatch) -
 
 @pytest.mark.req("K9")
 async def test_programs_screen_counts_mail_members_apart(app_for, fake) -> None:
-    """Members by mail are a count of their own beside LINE's (never an address);
-    a program without them keeps its single 合計 row."""
+    """Members by mail are a count of their own beside LINE's (never an address), in total
+    and per school district; a program without them keeps its single 合計 row."""
     fake.call(lambda: fake.state.programs.__setitem__("registered_mail", "12"))
+    per_mail = {
+        "朝日小学校区": "12",
+        "光小学校区": "<10",
+        "緑が丘小学校区": "<10",
+        "港小学校区": "<10",
+    }
+    fake.call(lambda: fake.state.programs.__setitem__("districts_mail", per_mail))
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.me is not None)
@@ -128,6 +135,8 @@ async def test_programs_screen_counts_mail_members_apart(app_for, fake) -> None:
         assert ["市政情報", "合計", "5,204"] in rows
         assert ["子ども安全情報（年度登録）", "LINE", "903"] in rows
         assert ["", "メール", "12"] in rows
+        assert ["", "朝日小学校区", "412（メール 12）"] in rows
+        assert ["", "緑が丘小学校区", "<10（メール <10）"] in rows
         assert len(app.screen.program_rows) == table.row_count
 
 

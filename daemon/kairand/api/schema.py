@@ -707,7 +707,10 @@ class ProgramOut(_Out):
     registered_mail: str = "0"
     """Registered mail subscribers, aggregate, small cells shown as "<N"."""
     districts: dict[str, str] = {}
-    """Registered subscribers per school district (district name -> count or "<N")."""
+    """Registered LINE subscribers per school district (district name -> count or "<N")."""
+    districts_mail: dict[str, str] = {}
+    """Registered mail subscribers per school district, the same way (empty when the program
+    has no member by mail)."""
     definition: dict[str, Any] = {}
     """The program's definition as stored (empty for the default program), so staff can
     edit it and raise its consent version (see ProgramPut)."""

@@ -193,6 +193,21 @@ def member_counts(conn: Connection, program: str) -> int:
     )
 
 
+def answer_counts(conn: Connection, program: str, question: str) -> dict[str, int]:
+    """Registered mail members of PROGRAM per option of QUESTION, counted like
+    `member_counts` (aggregate only; kairand.store.programs.answer_counts for LINE)."""
+    version = int((_definition(conn, program) or {}).get("consent_version", 1))
+    rows = conn.execute(
+        "SELECT a.value, count(*) FROM mail_program_answers a JOIN mail_program_members m"
+        " ON m.subscriber_id = a.subscriber_id AND m.program = a.program"
+        " WHERE a.program = ? AND a.question = ? AND a.value != ''"
+        "   AND m.registered_at IS NOT NULL AND m.consent_version >= ?"
+        " GROUP BY a.value",
+        (program, question, version),
+    )
+    return {str(v): int(n) for v, n in rows}
+
+
 RECONSENT_STATE = '{"step":"consent"}'
 """The dialogue state of a suspended mail member: its next reply answers the new notice."""
 

@@ -238,6 +238,11 @@ async def test_program_list_counts_mail_members_apart_without_addresses(
     by_code = {p["code"]: p for p in r.body["items"]}
     assert by_code["city"]["registered_mail"] == "12"
     assert by_code[KODOMO]["registered_mail"] == "11"
+    # Per district too: the 11 are all in 朝日; another district's mail cell is suppressed.
+    per_mail = by_code[KODOMO]["districts_mail"]
+    assert per_mail["朝日小学校区"] == "11"
+    assert set(per_mail) == set(by_code[KODOMO]["districts"])
+    assert all(v == "<10" for name, v in per_mail.items() if name != "朝日小学校区")
     assert not any(a in str(r.body) for a in addresses)
 
 

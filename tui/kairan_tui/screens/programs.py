@@ -118,7 +118,8 @@ class ProgramsScreen(KairanScreen):
                 table.add_row("", "メール", p.registered_mail)
                 self.program_rows += [p.code, p.code]
             for district, count in p.districts.items():
-                table.add_row("", district, count)
+                by_mail = p.districts_mail.get(district)
+                table.add_row("", district, f"{count}（メール {by_mail}）" if by_mail else count)
                 self.program_rows.append(p.code)
         names = {d.code: d.name for d in districts.items}
         inst = self.query_one("#institutions-table", DataTable)

@@ -84,10 +84,18 @@ async def programs_list(request: web.Request) -> web.Response:
         registered, _ = await store.read(q.member_counts, row.code)
         by_mail = await store.read(mail_programs.member_counts, row.code)
         per: dict[str, str] = {}
+        per_mail: dict[str, str] = {}
         if definition.district_question:
-            counts = await store.read(q.answer_counts, row.code, definition.district_question)
+            question = definition.district_question
+            counts = await store.read(q.answer_counts, row.code, question)
+            mail = (
+                await store.read(mail_programs.answer_counts, row.code, question) if by_mail else {}
+            )
             names = {d.code: d.name for d in await store.read(service.districts_of)}
-            per = {names.get(c, c): _small(n, k) for c, n in sorted(counts.items())}
+            listed = sorted(counts | mail)  # a district with members by mail only is listed too
+            per = {names.get(c, c): _small(counts.get(c, 0), k) for c in listed}
+            if mail:
+                per_mail = {names.get(c, c): _small(mail.get(c, 0), k) for c in listed}
         items.append(
             schema.ProgramOut(
                 code=row.code,
@@ -97,6 +105,7 @@ async def programs_list(request: web.Request) -> web.Response:
                 registered=_small(registered, k),
                 registered_mail=_small(by_mail, k),
                 districts=per,
+                districts_mail=per_mail,
                 definition=definition.model_dump(mode="json"),
             )
         )
