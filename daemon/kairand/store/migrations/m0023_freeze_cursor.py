@@ -1,5 +1,5 @@
 """A delivery's recipients are frozen in chunks (the first request went out only
-after 100k recipients were frozen in one transaction; issue 19: at 1M that transaction held
+after 100k recipients were frozen in one transaction; in the mixed-load benchmark at 1M that transaction held
 the store's writer, and every webhook ack behind it, for over a second). `freeze_cursor` is
 the resident id up to which batches exist; NULL once every recipient is in a batch. A restart
 continues from it, so no resident is frozen twice or skipped."""
