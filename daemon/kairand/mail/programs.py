@@ -216,6 +216,22 @@ class _Dialogue:
         return Outcome("program_question", (self.q_reply(0),), (*ops, SetState(self.code, state)))
 
     def complete(self, ops: tuple[Operation, ...] = ()) -> Outcome:
+        agreed = max(
+            [op.consent_version for op in ops if isinstance(op, Join)]
+            + [self.member.consent_version if self.member else 0]
+        )
+        if agreed < self.d.consent_version:
+            # The notice was raised while this person was registering (LINE's buttons carry
+            # the version and show the new notice; a mail reply does not): the registration
+            # is kept, suspended like every member's under the older notice, and this reply is
+            # the re-consent mail, so the next 「1」 resumes it and 「2」 deletes it.
+            again = reconsent_reply(self.d)
+            lead = "ご回答ありがとうございます。登録内容を受け付けました。\n"
+            return Outcome(
+                "program_completed_reconsent",
+                (Reply(again.subject, lead + again.body),),
+                (*ops, MarkRegistered(self.code), SetState(self.code, {"step": "consent"})),
+            )
         body = (
             f"{self.d.completion}\n\n"
             f"学校区の変更や登録の解除は「{self.d.name}」と本文に書いて返信してください。\n"

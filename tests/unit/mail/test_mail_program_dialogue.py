@@ -144,6 +144,25 @@ def test_a_member_under_an_older_notice_agrees_again_and_keeps_the_districts() -
 
 
 @pytest.mark.req("K9")
+def test_a_notice_raised_while_registering_asks_again_at_the_end() -> None:
+    """A person who agreed to notice 1 by mail and was choosing districts when staff raised it
+    to 2 finishes registering: the registration is kept but waits, and the last reply is the
+    re-consent mail (not 登録完了), so they are neither silently left without alerts nor
+    counted; their 「1」 then resumes it like any suspended member's."""
+    newer = DEF.model_copy(update={"consent_version": 2})
+    last = {"step": "q", "q": len(DEF.questions) - 1, "mode": "onboard"}
+    out = p.step(CODE, newer, DISTRICTS, member(last, 1), "1")
+    assert out.event == "program_completed_reconsent"
+    assert states(out)[-1] == {"step": "consent"}
+    assert any(isinstance(op, MarkRegistered) for op in out.ops)
+    assert "改めて同意" in out.replies[0].body and "登録が完了" not in out.replies[0].subject
+    again = p.step(CODE, newer, DISTRICTS, member({"step": "consent"}, 1, True), "1")
+    assert again.event == "program_reconsented"
+    # Under the notice they agreed to, the same step completes as before.
+    assert p.step(CODE, DEF, DISTRICTS, member(last, 1), "1").event == "program_completed"
+
+
+@pytest.mark.req("K9")
 @pytest.mark.req("S16")
 def test_a_suspended_member_who_answers_2_leaves_with_the_deletion_said() -> None:
     newer = DEF.model_copy(update={"consent_version": 2})
