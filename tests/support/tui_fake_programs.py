@@ -232,7 +232,8 @@ def add_program_routes(
     async def retire(request: web.Request) -> web.Response:
         if (denied := guard("alert_templates.retire")) is not None:
             return denied
-        schema.AlertTemplateRetire.model_validate(await request.json())
+        if await request.json() != {}:
+            return invalid("本文は {} です。")
         tid = int(request.match_info["id"])
         template = next((t for t in state["templates"] if t["id"] == tid), None)
         if template is None or template["status"] == "retired":

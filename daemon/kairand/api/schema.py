@@ -824,11 +824,6 @@ class AlertTemplateCreate(_In):
     open revision): the original stays usable until the revision is approved."""
 
 
-class AlertTemplateRetire(_In):
-    note: Annotated[str, Field(max_length=200)] | None = None
-    """Why it is withdrawn, in the staff member's words (kept in the audit log only)."""
-
-
 class GuardianConsentIn(_In):
     by: Annotated[str, Field(min_length=1, max_length=60)]
     """Who consented, as a role (e.g. 被害児童の保護者（母））."""

@@ -317,12 +317,10 @@ def _current_version(conn: Connection, template_id: int) -> int | None:
     return None
 
 
-async def retire_template(
-    store: Store, actor: str, template_id: int, note: str | None = None
-) -> list[int]:
+async def retire_template(store: Store, actor: str, template_id: int) -> list[int]:
     """Withdraw a template (取り下げ): it can no longer be filled in. An open revision of it is
-    withdrawn with it. NOTE (the staff member's words, optional) goes to the audit entry.
-    Returns every template retired, TEMPLATE_ID first."""
+    withdrawn with it. The audit records the reason as a code (no free text: the log is kept
+    for years and cannot be edited). Returns every template retired, TEMPLATE_ID first."""
 
     def tx(conn: Connection) -> list[int]:
         row = q.template(conn, template_id)
@@ -333,7 +331,7 @@ async def retire_template(
         now = int(time.time())
         q.retire_template(conn, template_id, now)
         _audit(conn, actor, "alert_template.retire", f"alert_template {template_id}",
-               reason="withdrawn", note=note)  # fmt: skip
+               reason="withdrawn")  # fmt: skip
         revisions = tpl.withdrawn_with(template_id, lambda t: q.open_revision(conn, t))
         for rev in revisions:
             q.retire_template(conn, rev, now)

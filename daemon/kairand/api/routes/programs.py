@@ -236,9 +236,9 @@ async def templates_approve(request: web.Request) -> web.Response:
 
 async def templates_retire(request: web.Request) -> web.Response:
     tid = _path_int(request)
-    body = await json_body(request, schema.AlertTemplateRetire)
+    await json_body(request, Empty)
     retired = await _call(
-        service.retire_template(store_of(request), staff_of(request).username, tid, body.note)
+        service.retire_template(store_of(request), staff_of(request).username, tid)
     )
     note(request, template=tid, retired=retired)
     return ok(schema.Created(id=tid))
