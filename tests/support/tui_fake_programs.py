@@ -41,8 +41,25 @@ def _template(tid: int, status: str, name: str = "不審者情報") -> dict[str,
     return {
         "id": tid, "program": "kodomo", "name": name, "title": d.title, "status": status,
         "created_by": "suzuki", "approved_by": "ito" if status == "approved" else None,
-        "fields": [f.model_dump() for f in d.fields], "footer": d.footer,
+        "fields": [f.model_dump() for f in d.fields], "footer": d.footer, "replaces": None,
     }  # fmt: skip
+
+
+def default_templates(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The templates of STATE (first an approved 不審者情報, No.1, and a draft 熊の出没, No.2);
+    tests add to it before the app starts."""
+    return state.setdefault(
+        "templates", [_template(1, "approved"), _template(2, "draft", "熊の出没")]
+    )
+
+
+def revision_of_first(state: dict[str, Any]) -> dict[str, Any]:
+    """Add No.3, a draft revision of No.1 by another person; return it."""
+    templates = default_templates(state)
+    revision = {**templates[0], "id": len(templates) + 1, "status": "draft", "replaces": 1,
+                "created_by": "kato", "approved_by": None}  # fmt: skip
+    templates.append(revision)
+    return revision
 
 
 def add_program_routes(
@@ -52,7 +69,7 @@ def add_program_routes(
     state: dict[str, Any],
 ) -> None:
     """Register the routes on ROUTES for USERNAME; STATE is shared between identities."""
-    state.setdefault("templates", [_template(1, "approved"), _template(2, "draft", "熊の出没")])
+    default_templates(state)
     state.setdefault("alerts", [])
     state.setdefault("follow_ups", [])
     state.setdefault("puts", {})  # program code -> definition saved through the TUI
@@ -64,6 +81,11 @@ def add_program_routes(
         problem = {"type": "urn:kairan:problem:validation", "title": "入力内容に誤りがあります",
                    "status": 422, "detail": detail, "field": field}  # fmt: skip
         return web.json_response(problem, status=422, content_type="application/problem+json")
+
+    def conflict(detail: str, code: str) -> web.Response:
+        problem = {"type": "urn:kairan:problem:conflict", "title": "処理できない状態です",
+                   "status": 409, "detail": detail, "code": code}  # fmt: skip
+        return web.json_response(problem, status=409, content_type="application/problem+json")
 
     def answer(model: type[BaseModel], body: dict[str, Any], status: int = 200) -> web.Response:
         return web.json_response(model.model_validate(body).model_dump(mode="json"), status=status)
@@ -150,11 +172,19 @@ def add_program_routes(
             d = tpl.TemplateDefinition.model_validate(body.definition)
         except ValidationError:
             return invalid("テンプレートの定義に誤りがあります。", "definition")
+        if body.replaces is not None:  # two of the daemon's rules (tested in tests/unit/api)
+            original = next((t for t in state["templates"] if t["id"] == body.replaces), None)
+            if original is None or original["status"] == "retired":
+                return conflict("取り下げたテンプレートは修正できません。", "replaces_retired")
+            if any(t["replaces"] == body.replaces and t["status"] == "draft"
+                   for t in state["templates"]):  # fmt: skip
+                return conflict("承認待ちの修正案があります。", "revision_open")
         tid = len(state["templates"]) + 1
         state["templates"].append({
             "id": tid, "program": body.program, "name": body.name, "title": d.title,
             "status": "draft", "created_by": username, "approved_by": None,
             "fields": [f.model_dump() for f in d.fields], "footer": d.footer,
+            "replaces": body.replaces,
         })  # fmt: skip
         return answer(schema.Created, {"id": tid}, 201)
 
@@ -189,10 +219,31 @@ def add_program_routes(
     async def approve(request: web.Request) -> web.Response:
         if (denied := guard("alert_templates.approve")) is not None:
             return denied
+        tid = int(request.match_info["id"])
         for t in state["templates"]:
-            if t["id"] == int(request.match_info["id"]):
+            if t["id"] == tid:
                 t.update(status="approved", approved_by=username)
-        return answer(schema.Created, {"id": int(request.match_info["id"])})
+                for old in state["templates"]:  # approving a revision retires its original
+                    if old["id"] == t["replaces"]:
+                        old["status"] = "retired"
+        return answer(schema.Created, {"id": tid})
+
+    @routes.post("/v1/alert-templates/{id}/retire")
+    async def retire(request: web.Request) -> web.Response:
+        if (denied := guard("alert_templates.retire")) is not None:
+            return denied
+        if await request.json() != {}:
+            return invalid("本文は {} です。")
+        tid = int(request.match_info["id"])
+        template = next((t for t in state["templates"] if t["id"] == tid), None)
+        if template is None or template["status"] == "retired":
+            return conflict("このテンプレートはすでに取り下げられています。", "already_retired")
+        template["status"] = "retired"
+        state.setdefault("retired", []).append((tid, username))
+        for t in state["templates"]:  # its open revision goes with it
+            if t["replaces"] == tid and t["status"] == "draft":
+                t["status"] = "retired"
+        return answer(schema.Created, {"id": tid})
 
     @routes.post("/v1/alerts")
     async def send(request: web.Request) -> web.Response:

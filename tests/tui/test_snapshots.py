@@ -94,6 +94,7 @@ def test_confirm_snapshot(app_for, snap_compare):
 PROGRAM_DIALOGS = {
     "program-edit": ("tanaka", "e", "#program-reconsent"),
     "template-create": ("ito", "t", "#template-fields"),
+    "template-revise": ("ito", "e", "#template-fields"),  # on the templates table
     "institution": ("tanaka", "i", "#institution-districts"),
     "districts-import": ("tanaka", "d", "#districts-path"),
 }
@@ -113,6 +114,9 @@ def test_program_dialog_snapshot(name, size, app_for, snap_compare):
         await wait_until(pilot, lambda: bool(app.screen.program_rows))
         if name == "program-edit":
             app.screen.query_one("#programs-table").move_cursor(row=1)
+        if name == "template-revise":
+            app.screen.query_one("#templates-table").focus()
+            await pilot.pause()
         await pilot.press(key)
         await wait_until(pilot, _loaded(app, selector))
         await pilot.pause(0.3)

@@ -379,6 +379,9 @@ class KairanApi(ApiClient):
     async def approve_template(self, template_id: int) -> None:
         await self.post(f"/v1/alert-templates/{template_id}/approve", {})
 
+    async def retire_template(self, template_id: int) -> None:
+        await self.post(f"/v1/alert-templates/{template_id}/retire", {})
+
     async def send_alert(self, body: schema.AlertSend) -> schema.AlertSent:
         return await self._model(schema.AlertSent, "POST", "/v1/alerts", body)
 

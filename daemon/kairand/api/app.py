@@ -127,6 +127,7 @@ HANDLERS: dict[str, Handler] = {
     "alert_templates.list": programs.templates_list,
     "alert_templates.create": programs.templates_create,
     "alert_templates.approve": programs.templates_approve,
+    "alert_templates.retire": programs.templates_retire,
     "alerts.list": programs.alerts_list,
     "alerts.send": programs.alerts_send,
     "alerts.follow_up": programs.alerts_follow_up,

@@ -804,6 +804,9 @@ class AlertTemplateOut(_Out):
     approved_by: str | None
     fields: list[TemplateFieldOut]
     footer: str
+    replaces: int | None = None
+    """The template this one revises: a draft with `replaces` is a revision (修正案), and
+    approving it retires that template."""
 
 
 class AlertTemplateList(_Out):
@@ -816,6 +819,9 @@ class AlertTemplateCreate(_In):
     definition: dict[str, Any]
     """title, fields [{code, label, kind text|datetime|place, required, max_length, child,
     hint}], footer."""
+    replaces: int | None = None
+    """A revision of this template (same program, approved or draft, not retired, and no other
+    open revision): the original stays usable until the revision is approved."""
 
 
 class GuardianConsentIn(_In):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,25 +232,52 @@ async def assign_staff(
 # -- templates ---------------------------------------------------------------------------------
 
 
+def _state(row: q.TemplateRow) -> tpl.TemplateState:
+    return tpl.TemplateState(row.id, row.program, row.status, row.replaces)
+
+
+def _lookup(conn: Connection) -> Callable[[int], tpl.TemplateState | None]:
+    def lookup(template_id: int) -> tpl.TemplateState | None:
+        row = q.template(conn, template_id)
+        return _state(row) if row else None
+
+    return lookup
+
+
 async def create_template(
-    store: Store, actor: str, program: str, name: str, definition: tpl.TemplateDefinition
+    store: Store,
+    actor: str,
+    program: str,
+    name: str,
+    definition: tpl.TemplateDefinition,
+    replaces: int | None = None,
 ) -> int:
+    """A new draft; with REPLACES, a revision of that template (same program, not retired, no
+    other open revision), which stays usable until the revision is approved."""
+
     def tx(conn: Connection) -> int:
         if definition_of(conn, program) is None:
             raise ProgramError("unknown_program", "指定された配信サービスはありません。", "program")
+        if replaces is not None:
+            original = q.template(conn, replaces)
+            tpl.check_revision(
+                _state(original) if original else None, program, q.open_revision(conn, replaces)
+            )
         tid = q.insert_template(
-            conn, program, name, definition.model_dump_json(), actor, int(time.time())
+            conn, program, name, definition.model_dump_json(), actor, int(time.time()), replaces
         )
-        _audit(conn, actor, "alert_template.create", f"alert_template {tid}", program=program)
+        _audit(conn, actor, "alert_template.create", f"alert_template {tid}", program=program,
+               replaces=replaces)  # fmt: skip
         return tid
 
     return await store.write(tx)
 
 
-async def approve_template(store: Store, approver: str, template_id: int) -> None:
-    """An approver other than the template's writer approves it (four eyes, once)."""
+async def approve_template(store: Store, approver: str, template_id: int) -> list[int]:
+    """An approver other than the template's writer approves it (four eyes, once). Approving a
+    revision retires the template it replaces in the same transaction; returns what it retired."""
 
-    def tx(conn: Connection) -> None:
+    def tx(conn: Connection) -> list[int]:
         row = q.template(conn, template_id)
         if row is None:
             raise ProgramError("not_found", "テンプレートが見つかりません。")
@@ -263,19 +290,56 @@ async def approve_template(store: Store, approver: str, template_id: int) -> Non
                 "self_approval",
                 "テンプレートを作成した方とは別の承認者が承認してください（二人による確認）。",
             )
-        q.set_template_status(conn, template_id, "approved", approver, int(time.time()))
-        _audit(conn, approver, "alert_template.approve", f"alert_template {template_id}")
+        now = int(time.time())
+        q.set_template_status(conn, template_id, "approved", approver, now)
+        _audit(conn, approver, "alert_template.approve", f"alert_template {template_id}",
+               replaces=row.replaces)  # fmt: skip
+        retired = tpl.superseded(_state(row), _lookup(conn))
+        for old in retired:
+            q.retire_template(conn, old, now)
+            _audit(conn, approver, "alert_template.retire", f"alert_template {old}",
+                   reason="replaced", replaced_by=template_id)  # fmt: skip
+        return retired
 
-    await store.write(tx)
+    return await store.write(tx)
 
 
-async def retire_template(store: Store, actor: str, template_id: int) -> None:
-    def tx(conn: Connection) -> None:
-        if not q.set_template_status(conn, template_id, "retired", None, None):
+def _current_version(conn: Connection, template_id: int) -> int | None:
+    """The approved template that replaced TEMPLATE_ID, through later revisions; None if it was
+    withdrawn without a successor."""
+    current, seen = q.replacement_of(conn, template_id), {template_id}
+    while current is not None and current not in seen:
+        row = q.template(conn, current)
+        if row is not None and row.status == "approved":
+            return current
+        seen.add(current)
+        current = q.replacement_of(conn, current)
+    return None
+
+
+async def retire_template(store: Store, actor: str, template_id: int) -> list[int]:
+    """Withdraw a template (取り下げ): it can no longer be filled in. An open revision of it is
+    withdrawn with it. The audit records the reason as a code (no free text: the log is kept
+    for years and cannot be edited). Returns every template retired, TEMPLATE_ID first."""
+
+    def tx(conn: Connection) -> list[int]:
+        row = q.template(conn, template_id)
+        if row is None:
             raise ProgramError("not_found", "テンプレートが見つかりません。")
-        _audit(conn, actor, "alert_template.retire", f"alert_template {template_id}")
+        if row.status == "retired":
+            raise ProgramError("already_retired", "このテンプレートはすでに取り下げられています。")
+        now = int(time.time())
+        q.retire_template(conn, template_id, now)
+        _audit(conn, actor, "alert_template.retire", f"alert_template {template_id}",
+               reason="withdrawn")  # fmt: skip
+        revisions = tpl.withdrawn_with(template_id, lambda t: q.open_revision(conn, t))
+        for rev in revisions:
+            q.retire_template(conn, rev, now)
+            _audit(conn, actor, "alert_template.retire", f"alert_template {rev}",
+                   reason="original_withdrawn", original=template_id)  # fmt: skip
+        return [template_id, *revisions]
 
-    await store.write(tx)
+    return await store.write(tx)
 
 
 # -- alerts ------------------------------------------------------------------------------------
@@ -357,6 +421,15 @@ async def send_alert(
 
     def tx(conn: Connection) -> SentAlert | Exception:
         row = q.template(conn, template_id)
+        if row is not None and row.status == "retired":
+            refuse(conn, "template_retired")
+            newer = _current_version(conn, template_id)
+            return ProgramError(
+                "template_retired",
+                "このテンプレートは取り下げられたため使えません。"
+                + (f"修正後のテンプレート（No.{newer}）を使ってください。" if newer else ""),
+                "template_id",
+            )
         if row is None or row.status != "approved":
             refuse(conn, "template_not_approved")
             return ProgramError(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -206,3 +206,80 @@ def follow_up_text(
     if len(text) > MAX_MESSAGE:
         raise TemplateError("too_long", "body", "本文が長すぎます。")
     return text
+
+
+# -- revising and withdrawing templates ------------------------------------------------------
+#
+# A template is never edited in place: an approved text is what authors were allowed to send.
+# A fix is a new draft that `replaces` it (same program); the original stays usable until the
+# revision is approved by an approver other than its writer, and that approval retires the
+# original in the same transaction. A template can also be withdrawn (取り下げ): it can no longer
+# be filled in, and a pending revision of it goes with it.
+
+CONFLICTS = frozenset({"replaces_retired", "revision_open", "already_retired"})
+"""Refusals that are about the template's state (HTTP 409), not about the input."""
+
+
+@dataclass(frozen=True)
+class TemplateState:
+    id: int
+    program: str
+    status: str
+    """draft, approved or retired."""
+    replaces: int | None = None
+
+
+def check_revision(original: TemplateState | None, program: str, open_revision: int | None) -> None:
+    """May a new draft of PROGRAM replace ORIGINAL, whose open revision (a draft) is
+    OPEN_REVISION? Raises TemplateError with the reason."""
+    if original is None:
+        raise TemplateError(
+            "replaces_unknown", "replaces", "修正するテンプレートが見つかりません。"
+        )
+    if original.status == "retired":
+        raise TemplateError(
+            "replaces_retired",
+            "replaces",
+            "取り下げたテンプレートは修正できません。新しいテンプレートとして作成してください。",
+        )
+    if original.program != program:
+        raise TemplateError(
+            "replaces_other_program",
+            "program",
+            "修正案は元のテンプレートと同じ配信サービスで作成してください。",
+        )
+    if open_revision is not None:
+        raise TemplateError(
+            "revision_open",
+            "replaces",
+            f"このテンプレートには承認待ちの修正案（No.{open_revision}）があります。"
+            "その修正案を承認するか取り下げてから、あらためて修正してください。",
+        )
+
+
+def superseded(approved: TemplateState, lookup: Callable[[int], TemplateState | None]) -> list[int]:
+    """What approving the revision APPROVED retires: the template it replaces and, when that
+    was itself an unapproved revision, the one before it, and so on (not those retired yet)."""
+    out: list[int] = []
+    seen = {approved.id}
+    current = approved.replaces
+    while current is not None and current not in seen:
+        seen.add(current)
+        state = lookup(current)
+        if state is None:
+            break
+        if state.status != "retired":
+            out.append(state.id)
+        current = state.replaces
+    return out
+
+
+def withdrawn_with(template_id: int, revision_of: Callable[[int], int | None]) -> list[int]:
+    """The open revisions that go when TEMPLATE_ID is withdrawn (a revision of a revision too);
+    REVISION_OF gives a template's open revision."""
+    out: list[int] = []
+    current = revision_of(template_id)
+    while current is not None and current not in out and current != template_id:
+        out.append(current)
+        current = revision_of(current)
+    return out

@@ -384,29 +384,70 @@ class TemplateRow:
     created_at: int
     approved_by: str | None
     approved_at: int | None
+    replaces: int | None = None
+    """The template this one revises (a draft until approved; approving it retires that one)."""
+    retired_at: int | None = None
 
 
 _TEMPLATE_COLUMNS = (
-    "id, program, name, definition, status, created_by, created_at, approved_by, approved_at"
+    "id, program, name, definition, status, created_by, created_at, approved_by, approved_at,"
+    " replaces, retired_at"
 )
 
 
 def _template(r: tuple[Any, ...]) -> TemplateRow:
     return TemplateRow(
         int(r[0]), str(r[1]), str(r[2]), json.loads(r[3]), str(r[4]), str(r[5]), int(r[6]),
-        r[7], r[8],
+        r[7], r[8], r[9], r[10],
     )  # fmt: skip
 
 
 def insert_template(
-    conn: Connection, program: str, name: str, definition_json: str, by: str, now: int
+    conn: Connection,
+    program: str,
+    name: str,
+    definition_json: str,
+    by: str,
+    now: int,
+    replaces: int | None = None,
 ) -> int:
     cursor = conn.execute(
-        "INSERT INTO alert_templates (program, name, definition, status, created_by, created_at)"
-        " VALUES (?, ?, ?, 'draft', ?, ?)",
-        (program, name, definition_json, by, now),
+        "INSERT INTO alert_templates"
+        " (program, name, definition, status, created_by, created_at, replaces)"
+        " VALUES (?, ?, ?, 'draft', ?, ?, ?)",
+        (program, name, definition_json, by, now, replaces),
     )
     return int(cursor.lastrowid or 0)
+
+
+def open_revision(conn: Connection, template_id: int) -> int | None:
+    """The draft revising TEMPLATE_ID, if any (there is at most one)."""
+    row = conn.execute(
+        "SELECT id FROM alert_templates WHERE replaces = ? AND status = 'draft'", (template_id,)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def replacement_of(conn: Connection, template_id: int) -> int | None:
+    """The approved revision that replaced TEMPLATE_ID (it may be retired since), if any."""
+    row = conn.execute(
+        "SELECT id FROM alert_templates WHERE replaces = ? AND approved_by IS NOT NULL"
+        " ORDER BY id DESC LIMIT 1",
+        (template_id,),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def retire_template(conn: Connection, template_id: int, now: int) -> bool:
+    """Withdraw a template that is not retired yet; False if there is none such."""
+    return (
+        conn.execute(
+            "UPDATE alert_templates SET status = 'retired', retired_at = ?"
+            " WHERE id = ? AND status != 'retired'",
+            (now, template_id),
+        ).rowcount
+        == 1
+    )
 
 
 def template(conn: Connection, template_id: int) -> TemplateRow | None:

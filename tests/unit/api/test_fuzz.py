@@ -70,6 +70,7 @@ VALID: dict[str, dict[str, Any]] = {
     "institutions.staff": {"username": "all", "head": False},
     "alert_templates.create": {"program": "kodomo", "name": "t", "definition": {}},
     "alert_templates.approve": {},
+    "alert_templates.retire": {},
     "alerts.send": {"template_id": 1, "institution": "x", "districts": ["a"], "values": {}},
     "alerts.follow_up": {"kind": "all_clear", "body": "解除します。"},
     "link_domains.put": {"domains": ["city.example.jp"]},

@@ -301,3 +301,49 @@ def test_many_junior_highs_are_paged() -> None:
         out = dialogue.handle(post("jhp", page=page), "kodomo", DEF, many, member)
         seen |= {x for x in labels(out.replies[0]) if x.startswith("第")}
     assert len(seen) == 30
+
+
+# -- revising and withdrawing templates ------------------------------------------------------
+
+
+@pytest.mark.req("K8")
+def test_revision_rules_name_the_reason() -> None:
+    approved = tpl.TemplateState(1, "kodomo", "approved")
+    tpl.check_revision(approved, "kodomo", None)
+    tpl.check_revision(tpl.TemplateState(2, "kodomo", "draft"), "kodomo", None)
+    cases = [
+        (None, "kodomo", None, "replaces_unknown", "replaces"),
+        (tpl.TemplateState(1, "kodomo", "retired"), "kodomo", None, "replaces_retired", "replaces"),
+        (approved, "bousai", None, "replaces_other_program", "program"),
+        (approved, "kodomo", 7, "revision_open", "replaces"),
+    ]
+    for original, program, open_revision, code, field in cases:
+        with pytest.raises(tpl.TemplateError) as refused:
+            tpl.check_revision(original, program, open_revision)
+        assert (refused.value.code, refused.value.field) == (code, field)
+    with pytest.raises(tpl.TemplateError) as refused:
+        tpl.check_revision(approved, "kodomo", 7)
+    assert "No.7" in refused.value.message_ja  # the staff member knows which draft waits
+    assert {"replaces_retired", "revision_open"} <= tpl.CONFLICTS
+
+
+@pytest.mark.req("K8")
+def test_approval_retires_the_line_it_replaces_and_withdrawal_takes_open_revisions() -> None:
+    states = {
+        1: tpl.TemplateState(1, "kodomo", "approved"),
+        2: tpl.TemplateState(2, "kodomo", "draft", replaces=1),
+        3: tpl.TemplateState(3, "kodomo", "draft", replaces=2),
+        4: tpl.TemplateState(4, "kodomo", "retired"),
+        5: tpl.TemplateState(5, "kodomo", "draft", replaces=4),
+    }
+    assert tpl.superseded(states[3], states.get) == [2, 1]
+    assert tpl.superseded(states[2], states.get) == [1]
+    assert tpl.superseded(states[1], states.get) == []
+    assert tpl.superseded(states[5], states.get) == []  # 4 was retired already
+    # A loop in stored data cannot hang the approval.
+    looped = {1: tpl.TemplateState(1, "k", "draft", 2), 2: tpl.TemplateState(2, "k", "draft", 1)}
+    assert tpl.superseded(looped[1], looped.get) == [2]
+    open_revision = {1: 2, 2: 3}
+    assert tpl.withdrawn_with(1, open_revision.get) == [2, 3]
+    assert tpl.withdrawn_with(3, open_revision.get) == []
+    assert tpl.withdrawn_with(1, {1: 2, 2: 1}.get) == [2]

@@ -264,17 +264,30 @@ STANDARD_FIELDS = (
 
 
 class AlertTemplateModal(_AdminModal):
-    """Dismisses with a schema.AlertTemplateCreate or None."""
+    """Dismisses with a schema.AlertTemplateCreate or None. With ORIGINAL, a revision (修正案)
+    of that template: prefilled from it, in its program, naming it in `replaces`."""
 
-    def __init__(self, programs: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, programs: list[tuple[str, str]], original: schema.AlertTemplateOut | None = None
+    ) -> None:
         super().__init__()
-        self.programs = programs
+        self.original = original
+        self.programs = (
+            [p for p in programs if p[0] == original.program]
+            or [(original.program, original.program)]
+            if original is not None
+            else programs
+        )
 
     def compose(self) -> ComposeResult:
+        o = self.original
+        heading = (
+            f"「{o.name}」（No.{o.id}）の修正案を作成します（承認されると元のテンプレートと置き換わります）"
+            if o is not None
+            else "緊急配信テンプレートを作成します（承認後に使えます）"
+        )
         with Vertical(id="template-dialog", classes="dialog admin-dialog"):
-            yield Static(
-                "緊急配信テンプレートを作成します（承認後に使えます）", classes="dialog-title"
-            )
+            yield Static(heading, classes="dialog-title")
             with VerticalScroll():
                 yield Label("配信サービス")
                 yield Select[str](
@@ -282,22 +295,29 @@ class AlertTemplateModal(_AdminModal):
                     compact=True,
                     value=self.programs[0][0],
                     allow_blank=False,
+                    disabled=o is not None,
                     id="template-program",
                 )
                 yield Label("テンプレート名（例：熊の出没）")
-                yield Input(id="template-name", max_length=40, compact=True)
+                yield Input(o.name if o else "", id="template-name", max_length=40, compact=True)
                 yield Label("見出し（【】で囲んで先頭に表示）")
-                yield Input(id="template-title", max_length=40, compact=True)
+                yield Input(o.title if o else "", id="template-title", max_length=40, compact=True)
                 yield Label("項目（1行に1つ）")
                 yield Static(
                     "末尾に（任意）（日時）（場所）（子ども）を付けられます。"
                     "（子ども）の項目は保護者の同意を記録したときだけ記入できます。",
                     classes="dialog-hint",
                 )
-                yield TextArea(STANDARD_FIELDS, id="template-fields", compact=True)
+                yield TextArea(
+                    field_lines(o.fields) if o else STANDARD_FIELDS,
+                    id="template-fields",
+                    compact=True,
+                )
                 yield Label("末尾の文（任意）")
-                yield Input(id="template-footer", max_length=500, compact=True)
-            yield from self.buttons()
+                yield Input(
+                    o.footer if o else "", id="template-footer", max_length=500, compact=True
+                )
+            yield from self.buttons("修正案を保存する（Ctrl+S）" if o else "保存する（Ctrl+S）")
 
     def on_mount(self) -> None:
         self.query_one("#template-name", Input).focus()
@@ -312,9 +332,33 @@ class AlertTemplateModal(_AdminModal):
         except FieldLinesError as exc:
             self.problem(f"項目の{exc.line}行目：{exc.message_ja}")
             return
+        if self.original is not None:
+            fields = keep_field_details(fields, self.original.fields)
         program = str(self.query_one("#template-program", Select).value)
         definition = {"title": title, "fields": fields, "footer": self.value("#template-footer")}
-        self.dismiss(schema.AlertTemplateCreate(program=program, name=name, definition=definition))
+        self.dismiss(
+            schema.AlertTemplateCreate(
+                program=program,
+                name=name,
+                definition=definition,
+                replaces=self.original.id if self.original else None,
+            )
+        )
+
+
+def keep_field_details(
+    fields: list[dict[str, Any]], before: list[schema.TemplateFieldOut]
+) -> list[dict[str, Any]]:
+    """A revised field with the label and kind it had keeps its length limit and its hint (the
+    lines show neither); a new or changed field gets the defaults."""
+    old = {(f.label, f.kind): f for f in before}
+    out = []
+    for f in fields:
+        match = old.get((f["label"], f["kind"]))
+        if match is not None and match.child == f["child"]:
+            f = {**f, "max_length": match.max_length, "hint": match.hint}
+        out.append(f)
+    return out
 
 
 # -- institutions ----------------------------------------------------------------------------

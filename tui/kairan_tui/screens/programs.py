@@ -3,7 +3,9 @@
 templates and their approval (an approver other than the writer). Administrators create and
 edit programs (raising the consent version when the purpose notice changed), sending
 institutions and the district list (CSV file); authors and approvers create alert templates
-(kairan_tui.modals.programs_admin)."""
+(kairan_tui.modals.programs_admin). On the templates table, `e` writes a revision (修正案) of the
+template on the cursor (approving it replaces the original) and `x` withdraws it (approvers and
+administrators)."""
 
 from __future__ import annotations
 
@@ -28,8 +30,32 @@ from kairan_tui.modals.programs_admin import (
 from kairan_tui.screens.base import KairanScreen
 from kairand.api import schema
 
-STATUS = {"draft": "承認待ち", "approved": "承認済み", "retired": "廃止"}
+STATUS = {"draft": "下書き（承認待ち）", "approved": "承認済み", "retired": "取り下げ"}
 KINDS = {"alert": "緊急配信", "correction": "訂正", "all_clear": "解除"}
+
+
+def status_label(t: schema.AlertTemplateOut, every: list[schema.AlertTemplateOut]) -> str:
+    """A template's state in Japanese: a draft that revises another is its 修正案, and a
+    template retired by an approved revision says which one replaced it."""
+    if t.status == "draft" and t.replaces is not None:
+        return f"No.{t.replaces}の修正案（承認待ち）"
+    if t.status == "retired":
+        newer = next(
+            (o.id for o in every if o.replaces == t.id and o.approved_by is not None), None
+        )
+        if newer is not None:
+            return f"取り下げ（No.{newer}に修正）"
+    return STATUS.get(t.status, t.status)
+
+
+class TemplatesTable(DataTable[str]):
+    """The alert templates; its keys act on the template on the cursor (shown in the footer
+    while the table has the focus; `e` elsewhere on the screen edits a program)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "screen.revise_template", "テンプレートを修正"),
+        Binding("x", "screen.retire_template", "テンプレートを取り下げ"),
+    ]
 
 
 class ProgramsScreen(KairanScreen):
@@ -68,8 +94,11 @@ class ProgramsScreen(KairanScreen):
             yield DataTable(id="programs-table", cursor_type="row", zebra_stripes=True)
             yield Static("発信元と担当する学校区（i：追加・変更）", classes="box-title")
             yield DataTable(id="institutions-table", cursor_type="row", zebra_stripes=True)
-            yield Static("緊急配信テンプレート（t：作成、a：承認）", classes="box-title")
-            yield DataTable(id="templates-table", cursor_type="row", zebra_stripes=True)
+            yield Static(
+                "緊急配信テンプレート（t：作成、a：承認、表を選んで e：修正、x：取り下げ）",
+                classes="box-title",
+            )
+            yield TemplatesTable(id="templates-table", cursor_type="row", zebra_stripes=True)
             yield Static("最近の緊急配信（f：訂正・解除、承認者のみ）", classes="box-title")
             yield DataTable(id="alerts-table", cursor_type="row", zebra_stripes=True)
             yield Static(
@@ -81,7 +110,9 @@ class ProgramsScreen(KairanScreen):
     def on_mount(self) -> None:
         self.query_one("#programs-table", DataTable).add_columns("配信サービス", "学校区", "登録数")
         self.query_one("#institutions-table", DataTable).add_columns("発信元", "種別", "担当学校区")
-        self.query_one("#templates-table", DataTable).add_columns("テンプレート", "状態", "作成者")
+        self.query_one("#templates-table", DataTable).add_columns(
+            "No.", "テンプレート", "状態", "作成者"
+        )
         self.query_one("#alerts-table", DataTable).add_columns("配信", "種類", "発信元", "学校区数")
 
     def action_reload(self) -> None:
@@ -133,7 +164,9 @@ class ProgramsScreen(KairanScreen):
         tt.clear()
         self.templates = templates.items if templates else []
         for t in self.templates:
-            tt.add_row(t.name, STATUS.get(t.status, t.status), t.created_by, key=str(t.id))
+            tt.add_row(
+                str(t.id), t.name, status_label(t, self.templates), t.created_by, key=str(t.id)
+            )
         at = self.query_one("#alerts-table", DataTable)
         at.clear()
         self.alerts = alerts.items if alerts else []
@@ -184,11 +217,21 @@ class ProgramsScreen(KairanScreen):
         self.notify(f"配信 {sent.delivery_id} として送信を開始しました。", timeout=8)
         self.load()
 
-    def action_approve(self) -> None:
+    def _selected_template(self) -> schema.AlertTemplateOut | None:
         table = self.query_one("#templates-table", DataTable)
         if not self.templates or table.cursor_row < 0:
+            return None
+        return self.templates[min(table.cursor_row, len(self.templates) - 1)]
+
+    def _open_revision(self, template: schema.AlertTemplateOut) -> schema.AlertTemplateOut | None:
+        return next(
+            (t for t in self.templates if t.replaces == template.id and t.status == "draft"), None
+        )
+
+    def action_approve(self) -> None:
+        template = self._selected_template()
+        if template is None:
             return
-        template = self.templates[min(table.cursor_row, len(self.templates) - 1)]
         if template.status != "draft":
             self.notify("承認待ちのテンプレートを選んでください。", severity="warning")
             return
@@ -199,6 +242,11 @@ class ProgramsScreen(KairanScreen):
             f"「{template.name}」を承認すると、発信元の作成者がこのテンプレートで二人目の承認なしに"
             f"緊急配信できるようになります。\n項目：{fields}"
         )
+        if template.replaces is not None:
+            body += (
+                f"\nこれはNo.{template.replaces}の修正案です。承認するとNo.{template.replaces}は"
+                "取り下げられ、この修正案に置き換わります。"
+            )
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -261,6 +309,72 @@ class ProgramsScreen(KairanScreen):
         self.notify(f"配信サービス「{definition['name']}」を保存しました。", timeout=5)
         self.load()
 
+    def action_revise_template(self) -> None:
+        if not self._may("alert_templates.create", "テンプレートの修正"):
+            return
+        template = self._selected_template()
+        if template is None:
+            return
+        if template.status == "retired":
+            self.notify(
+                "取り下げたテンプレートは修正できません。新しく作成してください（t）。",
+                severity="warning",
+            )
+            return
+        pending = self._open_revision(template)
+        if pending is not None:
+            self.notify(
+                f"このテンプレートには承認待ちの修正案（No.{pending.id}）があります。"
+                "その修正案を承認するか取り下げてから修正してください。",
+                severity="warning",
+            )
+            return
+        programs = [(p.code, p.name) for p in self.programs if not p.is_default]
+
+        def answered(body: schema.AlertTemplateCreate | None) -> None:
+            if body is not None:
+                self.create_template(body)
+
+        self.app.push_screen(AlertTemplateModal(programs, template), answered)
+
+    def action_retire_template(self) -> None:
+        if not self._may("alert_templates.retire", "テンプレートの取り下げ"):
+            return
+        template = self._selected_template()
+        if template is None:
+            return
+        if template.status == "retired":
+            self.notify("このテンプレートはすでに取り下げられています。", severity="warning")
+            return
+        body = f"「{template.name}」（No.{template.id}）を取り下げます。"
+        if template.status == "approved":
+            body += "取り下げると、発信元の作成者はこのテンプレートで緊急配信できなくなります。"
+        if template.status == "draft" and template.replaces is not None:
+            body += f"元のテンプレート（No.{template.replaces}）はそのまま使えます。"
+        pending = self._open_revision(template)
+        if pending is not None:
+            body += f"\n承認待ちの修正案（No.{pending.id}）も取り下げられます。"
+        body += "\n送信済みの緊急配信の訂正・解除は、取り下げた後も行えます。"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.retire(template.id)
+
+        self.app.push_screen(
+            ConfirmModal("テンプレートを取り下げますか", body, confirm_label="取り下げる"), answered
+        )
+
+    @work(exit_on_error=False, group="programs-approve")
+    async def retire(self, template_id: int) -> None:
+        try:
+            await self.api.retire_template(template_id)
+        except ApiError as exc:
+            self.report(exc, "テンプレートを取り下げ")
+            self.load()
+            return
+        self.notify(f"テンプレートNo.{template_id}を取り下げました。", timeout=5)
+        self.load()
+
     def action_new_template(self) -> None:
         if not self._may("alert_templates.create", "テンプレートの作成"):
             return
@@ -282,9 +396,17 @@ class ProgramsScreen(KairanScreen):
         except ApiError as exc:
             self.report(exc, "テンプレートを作成")
             return
-        self.notify(
-            f"テンプレート「{body.name}」を作成しました。別の承認者の承認後に使えます。", timeout=8
-        )
+        if body.replaces is not None:
+            self.notify(
+                f"修正案「{body.name}」を作成しました。別の承認者が承認すると"
+                f"No.{body.replaces}と置き換わります（それまではNo.{body.replaces}を使えます）。",
+                timeout=8,
+            )
+        else:
+            self.notify(
+                f"テンプレート「{body.name}」を作成しました。別の承認者の承認後に使えます。",
+                timeout=8,
+            )
         self.load()
 
     def action_edit_institution(self) -> None:

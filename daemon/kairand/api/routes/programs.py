@@ -50,13 +50,14 @@ async def _call(awaitable: Awaitable[T]) -> T:
         kind = "not-found" if exc.code in ("not_found",) else "validation"
         if exc.code in ("not_member", "self_approval"):
             kind = "forbidden"
-        if exc.code == "invalid_transition":
+        if exc.code in ("invalid_transition", "template_retired") or exc.code in tpl.CONFLICTS:
             kind = "conflict"
         raise ApiProblem(kind, exc.message_ja, field=exc.field, code=exc.code) from None
     except ScopeError as exc:
         raise ApiProblem("forbidden", exc.message_ja, field=exc.field, code=exc.code) from None
     except tpl.TemplateError as exc:
-        raise ApiProblem("validation", exc.message_ja, field=exc.field, code=exc.code) from None
+        kind = "conflict" if exc.code in tpl.CONFLICTS else "validation"
+        raise ApiProblem(kind, exc.message_ja, field=exc.field, code=exc.code) from None
     except SegmentError as exc:
         raise ApiProblem("validation", exc.message_ja, field="districts", code="segment") from None
     except DistrictCsvError as exc:
@@ -191,6 +192,7 @@ def _template(row: q.TemplateRow) -> schema.AlertTemplateOut:
         status=row.status,  # type: ignore[arg-type]
         created_by=row.created_by, approved_by=row.approved_by, footer=d.footer,
         fields=[schema.TemplateFieldOut(**f.model_dump()) for f in d.fields],
+        replaces=row.replaces,
     )  # fmt: skip
 
 
@@ -209,8 +211,9 @@ async def templates_create(request: web.Request) -> web.Response:
             "validation", "テンプレートの定義に誤りがあります。", field=f"definition.{where}"
         ) from None
     tid = await _call(service.create_template(store_of(request), staff_of(request).username,
-                                              body.program, body.name, definition))  # fmt: skip
-    note(request, template=tid)
+                                              body.program, body.name, definition,
+                                              body.replaces))  # fmt: skip
+    note(request, template=tid, replaces=body.replaces)
     return ok(schema.Created(id=tid), status=201)
 
 
@@ -224,8 +227,20 @@ def _path_int(request: web.Request) -> int:
 async def templates_approve(request: web.Request) -> web.Response:
     tid = _path_int(request)
     await json_body(request, Empty)
-    await _call(service.approve_template(store_of(request), staff_of(request).username, tid))
-    note(request, template=tid)
+    retired = await _call(
+        service.approve_template(store_of(request), staff_of(request).username, tid)
+    )
+    note(request, template=tid, retired=retired)
+    return ok(schema.Created(id=tid))
+
+
+async def templates_retire(request: web.Request) -> web.Response:
+    tid = _path_int(request)
+    await json_body(request, Empty)
+    retired = await _call(
+        service.retire_template(store_of(request), staff_of(request).username, tid)
+    )
+    note(request, template=tid, retired=retired)
     return ok(schema.Created(id=tid))
 
 
