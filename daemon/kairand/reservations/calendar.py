@@ -54,6 +54,18 @@ class Slot:
     def key(self) -> str:
         return slot_key(self.start)
 
+    @functools.cached_property
+    def shown(self) -> str:
+        """format_slot(start): 10月1日(木) 9:30. Slots are memoised (slots_on), so the booking
+        dialogue's labels are formatted once per slot, not once per reply."""
+        return format_slot(self.start)
+
+    @functools.cached_property
+    def codes(self) -> tuple[str, str]:
+        """(YYYYMMDD, HHMM) of the start in Japan time, as the booking postbacks carry them."""
+        local = self.start.astimezone(JST)
+        return local.strftime("%Y%m%d"), local.strftime("%H%M")
+
     @property
     def end(self) -> dt.datetime:
         return self.start + dt.timedelta(minutes=self.minutes)

@@ -242,3 +242,41 @@ def test_pending_events_come_out_oldest_first_by_index(store: Store) -> None:
     )
     details = " ".join(str(row[-1]) for row in plan)
     assert "inbox_pending_order" in details and "TEMP B-TREE" not in details
+
+
+@pytest.mark.parametrize(("limit", "processed", "more"), [(200, 40, False), (20, 20, True)])
+def test_a_batch_reads_the_backlog_a_chunk_at_a_time_in_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch, limit: int, processed: int, more: bool
+) -> None:
+    """Pending events are read PENDING_CHUNK at a time (a batch under a backlog ends after a
+    few events): across chunks every event is processed once, oldest first, up to the limit,
+    and only the chunks needed are read."""
+    users = [_user() for _ in range(40)]
+    store.write_sync(
+        inbox.insert_events,
+        [_incoming("follow", u, 1000 - i) for i, u in enumerate(users)],  # newest inserted first
+        time.time(),
+    )
+    reads: list[int] = []
+    pending = inbox.pending
+
+    def counted(conn: Connection, n: int) -> list[inbox.PendingEvent]:
+        rows = pending(conn, n)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(inbox, "pending", counted)
+    order: list[str] = []
+    start = residents.start
+
+    def started(conn: Connection, user: str, now: int) -> int:
+        order.append(user)
+        return start(conn, user, now)
+
+    monkeypatch.setattr(residents, "start", started)
+    result = store.write_sync(worker.process_batch, limit, time.time(), _keys(), False)
+    assert (result.processed, result.more) == (processed, more)
+    assert order == users[::-1][:processed]  # oldest event first
+    assert max(reads) == worker.PENDING_CHUNK and sum(reads) == processed
+    states = [r[0] for r in store.read_sync(_rows)]
+    assert states.count("done") == processed and states.count("pending") == 40 - processed
