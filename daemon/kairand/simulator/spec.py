@@ -311,9 +311,9 @@ class Spec:
         rest (the messages) repeats; the rest is validated once per distinct value and cached,
         the volatile keys are checked on their own against their property schemas.
         """
-        if self._shortcuts and self._surely_valid(schema_name, body):
-            return []
         if not volatile or not isinstance(body, dict):
+            if self._shortcuts and self._surely_valid(schema_name, body):
+                return []
             return self._validate_now(schema_name, body)
         rest = {k: v for k, v in body.items() if k not in volatile}
         # Which volatile keys are present is part of the key: a body without its reply token
@@ -328,7 +328,11 @@ class Spec:
                 for k in volatile
                 if k in body
             }
-            cached = self._validate_now(schema_name, {**rest, **stand_ins})
+            whole = {**rest, **stand_ins}
+            if self._shortcuts and self._surely_valid(schema_name, whole):
+                cached = []
+            else:
+                cached = self._validate_now(schema_name, whole)
             if len(self._cache) >= 4096:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = cached
