@@ -161,6 +161,8 @@ def _surely_valid(
     jsonschema's descent into every changed button. SEEN holds the (schema, value) pairs of
     this body already found valid (by id: the body is alive for the whole walk): a discriminated
     object meets its base's properties twice, through the base and through the subtype."""
+    if type(value) is not dict:
+        return _walk(schemas, schema, value, seen)  # cheap to check again
     pair = (id(schema), id(value))
     if pair in seen:
         return True
@@ -173,12 +175,13 @@ def _surely_valid(
 def _walk(
     schemas: dict[str, Any], schema: dict[str, Any], value: Any, seen: set[tuple[int, int]]
 ) -> bool:
+    ref = schema.get("$ref")
+    if ref is not None:  # Draft 4: a `$ref` replaces its siblings
+        target = _component(schemas, ref)
+        return target is not None and _surely_valid(schemas, target, value, seen)
     for keyword, expected in schema.items():
-        if keyword == "$ref":
-            # Draft 4: a `$ref` replaces its siblings.
-            target = _component(schemas, expected)
-            return target is not None and _surely_valid(schemas, target, value, seen)
-    for keyword, expected in schema.items():
+        if keyword in _ANNOTATIONS:
+            continue
         if keyword == "type":
             kinds = _PY_TYPES.get(expected) if isinstance(expected, str) else None
             if kinds is None or type(value) not in kinds:
@@ -226,7 +229,7 @@ def _walk(
                     sub = _component(schemas, target)
                     if sub is None or not _surely_valid(schemas, sub, value, seen):
                         return False
-        elif keyword not in _ANNOTATIONS and not keyword.startswith("x-"):
+        elif not keyword.startswith("x-"):
             return False  # not modelled here: jsonschema decides
     return True
 
