@@ -280,3 +280,22 @@ def test_a_batch_reads_the_backlog_a_chunk_at_a_time_in_order(
     assert max(reads) == worker.PENDING_CHUNK and sum(reads) == processed
     states = [r[0] for r in store.read_sync(_rows)]
     assert states.count("done") == processed and states.count("pending") == 40 - processed
+
+
+def test_bodies_stored_in_one_transaction_count_each_body_and_the_metric_once(
+    store: Store,
+) -> None:
+    """The webhook's group commit stores several bodies in one transaction: each body's new
+    events are counted (a redelivered event is not new), the day's webhook_event metric
+    gets their sum and webhook.last_seen_at the time, as if stored one body at a time."""
+    from kairand.store import metrics, settings
+
+    now = time.time()
+    first = [_incoming("follow", _user(), 1), _incoming("follow", _user(), 2)]
+    second = [first[0], _incoming("follow", _user(), 3)]
+    assert store.write_sync(inbox.insert_bodies, [first, second, []], now) == [2, 1, 0]
+    assert store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 4)], now) == 1
+    today = metrics.day_of(now)
+    assert store.read_sync(metrics.series, "webhook_event", today, today) == {today: 4}
+    assert store.read_sync(settings.get, "webhook.last_seen_at") == int(now)
+    assert len(store.read_sync(inbox.pending, 10)) == 4
