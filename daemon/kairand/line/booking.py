@@ -45,13 +45,6 @@ def view_of(conn: Connection, catalogue: Catalogue, resident_id: int) -> booking
     return booking.View(catalogue.active(), active, contact)
 
 
-def _resident_id(conn: Connection, line_user_id: str) -> int | None:
-    row = conn.execute(
-        "SELECT id FROM residents WHERE line_user_id = ?", (line_user_id,)
-    ).fetchone()
-    return int(row[0]) if row else None
-
-
 def _audit(conn: Connection, now: float, action: str, b: rstore.Booking) -> None:
     audit.append(
         conn,
@@ -125,8 +118,7 @@ def route(conn: Connection, event: Event, now: float) -> Routed | None:
         # Standby: another channel owns the chat and Kairan may not answer — a booking the
         # resident is never told about must not be taken.
         return None
-    resident_id = _resident_id(conn, event.user_id)
-    state = rstore.dialogue_of(conn, resident_id) if resident_id is not None else {}
+    resident_id, state = rstore.resident_and_dialogue(conn, event.user_id)
     if not booking.wants(event, state):
         return None
     if resident_id is None:

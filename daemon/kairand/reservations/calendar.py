@@ -54,6 +54,18 @@ class Slot:
     def key(self) -> str:
         return slot_key(self.start)
 
+    @functools.cached_property
+    def shown(self) -> str:
+        """format_slot(start): 10月1日(木) 9:30. Slots are memoised (slots_on), so the booking
+        dialogue's labels are formatted once per slot, not once per reply."""
+        return format_slot(self.start)
+
+    @functools.cached_property
+    def codes(self) -> tuple[str, str]:
+        """(YYYYMMDD, HHMM) of the start in Japan time, as the booking postbacks carry them."""
+        local = self.start.astimezone(JST)
+        return local.strftime("%Y%m%d"), local.strftime("%H%M")
+
     @property
     def end(self) -> dt.datetime:
         return self.start + dt.timedelta(minutes=self.minutes)
@@ -175,6 +187,55 @@ def dates_in_window(service: Service, now: float) -> Iterator[dt.date]:
     while day <= last:
         yield day
         day += dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Window:
+    service: Service
+    valid_from: float
+    valid_until: float
+    slots: tuple[Slot, ...]
+
+
+_WINDOW_CACHE: dict[int, _Window] = {}
+_WINDOW_CACHE_MAX = 256
+
+
+def _next_midnight(at: float) -> float:
+    """The first JST midnight after AT (a timestamp)."""
+    day = dt.datetime.fromtimestamp(at, JST).date() + dt.timedelta(days=1)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=JST).timestamp()
+
+
+def window_slots(service: Service, now: float) -> tuple[Slot, ...]:
+    """Every bookable slot in the booking window at NOW, in time order: `bookable_slots` of
+    each date of `dates_in_window`, one after the other.
+
+    The booking rush asks this for every date prompt and every 満席 answer (60 days of the
+    window each time); the answer only changes when NOW crosses a JST midnight (the window's
+    last date moves), the midnight of NOW + closes_hours_before (its first date moves) or the
+    closing time of its first slot (the earliest one leaves the window; later ones close after
+    it). It is memoised per service object until the first of those, like `slots_on`: a staff
+    edit of the slot settings makes a new catalogue, hence new service objects. Taken places
+    are not part of it: callers count them in their own transaction."""
+    cached = _WINDOW_CACHE.get(id(service))
+    if (
+        cached is not None
+        and cached.service is service
+        and cached.valid_from <= now < cached.valid_until
+    ):
+        return cached.slots
+    slots = tuple(
+        s for day in dates_in_window(service, now) for s in bookable_slots(service, day, now)
+    )
+    closes = service.closes_hours_before * 3600
+    until = min(_next_midnight(now), _next_midnight(now + closes) - closes)
+    if slots:
+        until = min(until, slots[0].start.timestamp() - closes)
+    if len(_WINDOW_CACHE) >= _WINDOW_CACHE_MAX:
+        _WINDOW_CACHE.clear()
+    _WINDOW_CACHE[id(service)] = _Window(service, now, until, slots)
+    return slots
 
 
 def reminder_times(service: Service, slot_start: dt.datetime) -> list[tuple[str, dt.datetime]]:

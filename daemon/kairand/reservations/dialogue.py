@@ -284,9 +284,8 @@ def _time_label(slot: calendar.Slot, remaining: int) -> str:
 
 
 def _time_item(service: str, slot: calendar.Slot, remaining: int) -> Message:
-    local = slot.start.astimezone(calendar.JST)
-    data = encode("time", service, local.strftime("%Y%m%d"), local.strftime("%H%M"))
-    return _item(_time_label(slot, remaining), data, f"{calendar.format_slot(slot.start)}")
+    data = encode("time", service, *slot.codes)
+    return _item(_time_label(slot, remaining), data, slot.shown)
 
 
 def booked_message(done: Done, service: Service | None) -> Message:
@@ -593,7 +592,7 @@ def after_book(result: BookResult, view: View) -> Outcome:
         items = [_time_item(result.service, s, r) for s, r in result.alternatives[:11]]
         items.append(_item(tx.OTHER_DATE, encode("svc", result.service), tx.OTHER_DATE))
         lines = [tx.FULL]
-        lines += [f"・{calendar.format_slot(s.start)}（残り{r}）" for s, r in result.alternatives]
+        lines += [f"・{s.shown}（残り{r}）" for s, r in result.alternatives]
         return Outcome((_text("\n".join(lines), items),))
     if isinstance(result, Limit):
         service = view.service(result.service)

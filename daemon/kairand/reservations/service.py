@@ -63,11 +63,11 @@ def dates_with_room(
         conn, service.code, f"{first.isoformat()}T00:00", f"{last.isoformat()}T23:59"
     )
     out: list[tuple[dt.date, int]] = []
-    for day in calendar.dates_in_window(service, now):
-        room = sum(
-            max(0, s.capacity - used.get(s.key, 0))
-            for s in calendar.bookable_slots(service, day, now)
-        )
+    room_of: dict[dt.date, int] = {}
+    for s in calendar.window_slots(service, now):  # in time order, so dates in order too
+        day = s.start.date()
+        room_of[day] = room_of.get(day, 0) + max(0, s.capacity - used.get(s.key, 0))
+    for day, room in room_of.items():
         if room:
             out.append((day, room))
             if len(out) >= limit:
@@ -88,26 +88,31 @@ def next_free(
     Earlier times count too: the slot that filled may have been the last late one."""
     if staff:
         days = [after.date() + dt.timedelta(days=i) for i in range(14)]
+        slots = [s for day in days for s in calendar.slots_on(service, day)]
+        first, last = days[0], days[-1]
     else:
-        days = list(calendar.dates_in_window(service, now))
-    if not days:
-        return []
+        # The window's slots are memoised (calendar.window_slots): a rush's 満席 answers no
+        # longer rebuild 60 days of calendar each; the places taken are counted here, now.
+        slots = list(calendar.window_slots(service, now))
+        if not slots:
+            return []
+        first, last = slots[0].start.date(), slots[-1].start.date()
     # One query for the whole range (the race loser's answer; a rush makes many of them).
     used = store.taken_between(
-        conn, service.code, f"{days[0].isoformat()}T00:00", f"{days[-1].isoformat()}T23:59"
+        conn, service.code, f"{first.isoformat()}T00:00", f"{last.isoformat()}T23:59"
     )
     later: list[Free] = []
     earlier: list[Free] = []
-    for day in days:
-        slots = (
-            calendar.slots_on(service, day) if staff else calendar.bookable_slots(service, day, now)
-        )
-        frees = [Free(s, max(0, s.capacity - used.get(s.key, 0))) for s in slots]
-        for free in frees:
-            if free.remaining:
-                (later if free.slot.start >= after else earlier).append(free)
-        if len(later) >= limit:
-            break
+    for s in slots:  # in time order: every earlier slot comes before every later one
+        remaining = max(0, s.capacity - used.get(s.key, 0))
+        if not remaining:
+            continue
+        if s.start >= after:
+            later.append(Free(s, remaining))
+            if len(later) >= limit:
+                break
+        else:
+            earlier.append(Free(s, remaining))
     return (later + earlier[::-1])[:limit]
 
 

@@ -40,25 +40,35 @@ class PendingEvent:
 def insert_events(conn: Connection, events: list[IncomingEvent], now: float) -> int:
     """Store every event of one webhook body; duplicates (same webhookEventId) are ignored.
     Returns how many were new. Also records webhook.last_seen_at and the webhook_event metric."""
-    added = 0
-    for event in events:
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO inbox"
-            " (webhook_event_id, line_user_id, event_type, event_timestamp, received_at, body)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                event.webhook_event_id,
-                event.line_user_id,
-                event.event_type,
-                event.event_timestamp,
-                int(now),
-                event.body,
-            ),
-        )
-        added += cursor.rowcount
+    return insert_bodies(conn, [events], now)[0]
+
+
+def insert_bodies(conn: Connection, bodies: list[list[IncomingEvent]], now: float) -> list[int]:
+    """insert_events for several webhook bodies stored in one transaction (the webhook's group
+    commit): how many of each body's events were new; webhook.last_seen_at and the metric are
+    written once for all of them."""
+    added: list[int] = []
+    for events in bodies:
+        new = 0
+        for event in events:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO inbox"
+                " (webhook_event_id, line_user_id, event_type, event_timestamp, received_at, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.webhook_event_id,
+                    event.line_user_id,
+                    event.event_type,
+                    event.event_timestamp,
+                    int(now),
+                    event.body,
+                ),
+            )
+            new += cursor.rowcount
+        added.append(new)
     settings.put(conn, "webhook.last_seen_at", int(now))
-    if added:
-        metrics.increment(conn, "webhook_event", now, added)
+    if sum(added):
+        metrics.increment(conn, "webhook_event", now, sum(added))
     return added
 
 

@@ -276,10 +276,27 @@ def dialogue_of(conn: Connection, resident_id: int) -> dict[str, Any]:
     row = conn.execute(
         "SELECT state FROM reservation_dialogues WHERE resident_id = ?", (resident_id,)
     ).fetchone()
+    return _dialogue(row[0] if row else None)
+
+
+def resident_and_dialogue(conn: Connection, line_user_id: str) -> tuple[int | None, dict[str, Any]]:
+    """(resident id or None, dialogue position) of LINE_USER_ID in one query: the booking
+    dialogue asks both for every event."""
+    row = conn.execute(
+        "SELECT r.id, d.state FROM residents r"
+        " LEFT JOIN reservation_dialogues d ON d.resident_id = r.id WHERE r.line_user_id = ?",
+        (line_user_id,),
+    ).fetchone()
     if row is None:
+        return None, {}
+    return int(row[0]), _dialogue(row[1])
+
+
+def _dialogue(text: str | None) -> dict[str, Any]:
+    if text is None:
         return {}
     try:
-        state = json.loads(row[0])
+        state = json.loads(text)
     except ValueError:
         return {}
     return state if isinstance(state, dict) else {}

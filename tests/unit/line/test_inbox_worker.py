@@ -242,3 +242,60 @@ def test_pending_events_come_out_oldest_first_by_index(store: Store) -> None:
     )
     details = " ".join(str(row[-1]) for row in plan)
     assert "inbox_pending_order" in details and "TEMP B-TREE" not in details
+
+
+@pytest.mark.parametrize(("limit", "processed", "more"), [(200, 40, False), (20, 20, True)])
+def test_a_batch_reads_the_backlog_a_chunk_at_a_time_in_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch, limit: int, processed: int, more: bool
+) -> None:
+    """Pending events are read PENDING_CHUNK at a time (a batch under a backlog ends after a
+    few events): across chunks every event is processed once, oldest first, up to the limit,
+    and only the chunks needed are read."""
+    users = [_user() for _ in range(40)]
+    store.write_sync(
+        inbox.insert_events,
+        [_incoming("follow", u, 1000 - i) for i, u in enumerate(users)],  # newest inserted first
+        time.time(),
+    )
+    reads: list[int] = []
+    pending = inbox.pending
+
+    def counted(conn: Connection, n: int) -> list[inbox.PendingEvent]:
+        rows = pending(conn, n)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(inbox, "pending", counted)
+    order: list[str] = []
+    start = residents.start
+
+    def started(conn: Connection, user: str, now: int) -> int:
+        order.append(user)
+        return start(conn, user, now)
+
+    monkeypatch.setattr(residents, "start", started)
+    result = store.write_sync(worker.process_batch, limit, time.time(), _keys(), False)
+    assert (result.processed, result.more) == (processed, more)
+    assert order == users[::-1][:processed]  # oldest event first
+    assert max(reads) == worker.PENDING_CHUNK and sum(reads) == processed
+    states = [r[0] for r in store.read_sync(_rows)]
+    assert states.count("done") == processed and states.count("pending") == 40 - processed
+
+
+def test_bodies_stored_in_one_transaction_count_each_body_and_the_metric_once(
+    store: Store,
+) -> None:
+    """The webhook's group commit stores several bodies in one transaction: each body's new
+    events are counted (a redelivered event is not new), the day's webhook_event metric
+    gets their sum and webhook.last_seen_at the time, as if stored one body at a time."""
+    from kairand.store import metrics, settings
+
+    now = time.time()
+    first = [_incoming("follow", _user(), 1), _incoming("follow", _user(), 2)]
+    second = [first[0], _incoming("follow", _user(), 3)]
+    assert store.write_sync(inbox.insert_bodies, [first, second, []], now) == [2, 1, 0]
+    assert store.write_sync(inbox.insert_events, [_incoming("follow", _user(), 4)], now) == 1
+    today = metrics.day_of(now)
+    assert store.read_sync(metrics.series, "webhook_event", today, today) == {today: 4}
+    assert store.read_sync(settings.get, "webhook.last_seen_at") == int(now)
+    assert len(store.read_sync(inbox.pending, 10)) == 4

@@ -215,6 +215,63 @@ def test_bookable_slots_are_exactly_the_slots_in_the_window(now: float, offset: 
     assert calendar.bookable_slots(SERVICE, day, now) == expected
 
 
+def _window_uncached(service: Service, now: float) -> tuple[calendar.Slot, ...]:
+    return tuple(
+        s
+        for day in calendar.dates_in_window(service, now)
+        for s in calendar.bookable_slots(service, day, now)
+    )
+
+
+@given(
+    st.floats(at(2026, 9, 1), at(2027, 2, 1)),
+    st.lists(
+        st.one_of(
+            st.floats(0, 3 * 86400),
+            st.sampled_from(["first_closes", "just_before", "midnight", "first_date_moves"]),
+        ),
+        max_size=25,
+    ),
+    st.integers(0, 30),
+)
+def test_window_slots_follow_the_clock(start: float, steps: list[float | str], hours: int) -> None:
+    """window_slots is memoised per service object until the window can change: as the clock
+    moves on — by any amount, or exactly onto a slot's closing time or a midnight — it always
+    equals the window computed afresh (it would fail if an entry outlived its validity)."""
+    service = SERVICE.model_copy(update={"closes_hours_before": hours, "capacity": 2})
+    now = start
+    for step in steps:
+        window = _window_uncached(service, now)
+        assert calendar.window_slots(service, now) == window
+        if step == "first_closes" and window:
+            now = window[0].start.timestamp() - hours * 3600
+        elif step == "just_before" and window:
+            now = window[0].start.timestamp() - hours * 3600 - 0.001
+        elif step == "midnight":
+            now = calendar._next_midnight(now)
+        elif step == "first_date_moves":
+            now = calendar._next_midnight(now + hours * 3600) - hours * 3600
+        elif isinstance(step, float):
+            now += step
+    assert calendar.window_slots(service, now) == _window_uncached(service, now)
+    # The clock going back (a test, a corrected clock) is answered afresh too.
+    assert calendar.window_slots(service, start) == _window_uncached(service, start)
+
+
+def test_window_slots_follow_a_settings_edit() -> None:
+    """A staff edit makes new service objects: the memo of the old one is never answered."""
+    now = at(2026, 9, 20, 9)
+    before = calendar.window_slots(SERVICE, now)
+    assert dt.date(2026, 9, 24) in {s.start.date() for s in before}
+    edited = SERVICE.model_copy(
+        update={"capacity": 7, "overrides": (DayOverride(date=dt.date(2026, 9, 24)),)}
+    )
+    after = calendar.window_slots(edited, now)
+    assert dt.date(2026, 9, 24) not in {s.start.date() for s in after}
+    assert {s.capacity for s in after} == {7}
+    assert calendar.window_slots(SERVICE, now) == before
+
+
 # -- contact (W8) ---------------------------------------------------------------------------
 
 

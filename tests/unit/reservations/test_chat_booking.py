@@ -17,7 +17,7 @@ from kairand.keys import secrets as keys
 from kairand.line import inbox as worker
 from kairand.reservations import calendar, service
 from kairand.reservations import dialogue as booking
-from kairand.reservations.model import Catalogue, example_service
+from kairand.reservations.model import Catalogue, DayOverride, example_service
 from kairand.store import inbox
 from kairand.store import reservations as rstore
 from kairand.store.bootstrap import open_store
@@ -281,3 +281,40 @@ def test_standby_mode_books_nothing(store: Store) -> None:
         lambda c: c.execute("SELECT count(*) FROM reservation_dialogues").fetchone()[0]
     )
     assert states == 0
+
+
+def test_bookings_cancellations_and_slot_edits_show_in_the_next_answer(store: Store) -> None:
+    """The window's slots are memoised between events (calendar.window_slots), the places taken
+    are counted in each event's own transaction: a booking, a cancellation and a staff edit of
+    the slot settings each show in the very next date list and 満席 alternatives."""
+
+    def first_date(chat: Chat) -> str:
+        return str(items(chat.say("予約"))[0]["label"])
+
+    def edit(**update: Any) -> None:
+        catalogue = Catalogue(services=(SERVICE.model_copy(update=update),))
+        store.write_sync(service.save_catalogue, catalogue, "staff", int(NOW))
+
+    first = Chat(store)
+    assert first_date(first) == "9月24日(木) 残り28"
+    assert "予約を受け付けました" in text(book_through_chat(first, "9月24日(木)", "9:00"))
+    assert first_date(Chat(store)) == "9月24日(木) 残り27"  # the booking
+    edit(capacity=3)
+    assert first_date(Chat(store)) == "9月24日(木) 残り41"  # the edit
+    [b] = store.read_sync(_bookings)
+    store.write_sync(rstore.cancel, b.id, "staff", int(NOW))
+    assert first_date(Chat(store)) == "9月24日(木) 残り42"  # the cancellation
+    edit(capacity=1, overrides=(DayOverride(date=dt.date(2026, 9, 24)),))  # closed; 1 a slot
+    chats = [Chat(store), Chat(store)]
+    confirms = []
+    for chat in chats:
+        out = chat.say("予約")
+        assert items(out)[0]["label"] == "9月25日(金) 残り14"
+        out = tap_label(chat, tap_label(chat, out, "9月25日(金)"), "9:00")
+        chat.say("スイタ ハナコ")
+        confirms.append(chat.say("09012345678"))
+    results = [tap_label(c, o, "予約する") for c, o in zip(chats, confirms, strict=True)]
+    assert "予約を受け付けました" in text(results[0])
+    loser = text(results[1])
+    assert "満席になりました" in loser and "9月25日(金) 9:30（残り1）" in loser
+    assert "9月24日" not in loser

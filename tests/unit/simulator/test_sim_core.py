@@ -306,3 +306,35 @@ def test_the_recipient_fast_path_reports_what_full_validation_reports(to: Any) -
     assert (expected == []) == (
         isinstance(to, list) and 1 <= len(to) <= 500 and all(isinstance(u, str) for u in to)
     )
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_plainly_valid_shortcut_only_passes_bodies_jsonschema_passes(
+    data: st.DataObject,
+) -> None:
+    """S5: bodies the simulator finds plainly valid skip jsonschema. Every body it lets through
+    (the dialogues' replies, and those with any part broken or replaced by arbitrary JSON)
+    gets no detail from full validation, and the valid originals do take the shortcut."""
+    spec = messaging_spec()
+    plain = Spec(spec.document, memo=False)
+    bodies = _valid_reply_bodies()
+    assert all(spec._surely_valid("ReplyMessageRequest", b) for b in bodies)
+    body: Any = copy.deepcopy(data.draw(st.sampled_from(bodies)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(body)[1:]))
+        parent: Any = body
+        for part in path[:-1]:
+            parent = parent[part]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(
+                json_values
+                | st.text(min_size=301, max_size=310)
+                | st.sampled_from([True, 1.0, -1, 2**40, "", "postback", "datetimepicker"])
+            )
+        if not _paths(body)[1:]:
+            break
+    if spec._surely_valid("ReplyMessageRequest", body):
+        assert plain.validate("ReplyMessageRequest", body) == []

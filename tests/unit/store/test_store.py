@@ -189,3 +189,19 @@ async def test_failed_urgent_write_rolls_back_alone(store: Store) -> None:
     await store.write(settings.put, "after", 2)
     assert await store.read(settings.get, "never") is None
     assert await store.read(settings.get, "after") == 2
+
+
+def test_current_survey_follows_every_saved_version(store: Store) -> None:
+    """survey.current caches parsed definitions by content: a new version is read at once,
+    and going back to an earlier text gives that text's definition, never the cached one."""
+    from kairand.conversation.survey import default_survey
+    from kairand.store import survey
+
+    first = default_survey()
+    second = first.model_copy(update={"welcome": first.welcome + "（改訂）"})
+    v1 = store.write_sync(survey.save, first, "test")
+    assert store.read_sync(survey.current) == (v1, first)
+    v2 = store.write_sync(survey.save, second, "test")
+    assert store.read_sync(survey.current) == (v2, second)
+    v3 = store.write_sync(survey.save, first, "test")
+    assert store.read_sync(survey.current) == (v3, first)
