@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,9 @@ class BatchResult:
     """LINE user ids whose display name to fetch (only with privacy.store_display_name)."""
     more: bool = False
     """Events may still be pending (the batch stopped at its limit or its time budget)."""
+    counted: list[str] = field(default_factory=list)
+    """Daily metrics of the batch's processed events (one per event, e.g. "follow"), written
+    once per metric at the end of the batch instead of once per event."""
 
 
 def _apply(
@@ -170,7 +174,7 @@ def _apply(
             if store_display_name:
                 result.want_profile.append(user_id)
         elif isinstance(op, machine.CountMetric):
-            metrics.increment(conn, op.metric, now)
+            result.counted.append(op.metric)  # written by process_batch
         elif isinstance(op, machine.Purge):
             purge_resident(
                 conn,
@@ -259,6 +263,7 @@ def process_batch(
         ):
             result.more = True
             break  # the rest stays pending for the next batch
+        counted = len(result.counted)
         try:
             with inbox.event_savepoint(conn):
                 state = _apply(
@@ -280,8 +285,11 @@ def process_batch(
             # Logged without the event (it may hold a user id); the row is kept as 'failed'.
             log.error("inbox.event_failed", inbox_id=row.id, error=type(exc).__name__)
             inbox.finish(conn, row.id, "failed", at)
+            del result.counted[counted:]  # undone with the event's other effects
             result.failed += 1
         result.processed += 1
+    for metric, count in Counter(result.counted).items():
+        metrics.increment(conn, metric, at, count)
     result.more = result.more or len(rows) >= limit
     return result
 

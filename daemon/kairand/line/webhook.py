@@ -253,7 +253,7 @@ def _insert_bodies(
     dropped = sum(b.invalid_user_ids for b in bodies)
     if dropped:
         metrics.increment(conn, "webhook_invalid_user_id", now, dropped)
-    added = [inbox.insert_events(conn, body.events, now) for body in bodies]
+    added = inbox.insert_bodies(conn, [body.events for body in bodies], now)
     if process is None or not any(added):
         return added, None
     try:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from kairand.conversation.survey import SurveyDefinition
 from kairand.store.database import Connection
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(definition: str) -> SurveyDefinition:
+    """A stored definition, validated once: the inbox reads the current one for every batch.
+    SurveyDefinition is frozen, so the cached object can be shared."""
+    return SurveyDefinition.model_validate_json(definition)
 
 
 def current(conn: Connection) -> tuple[int, SurveyDefinition] | None:
@@ -14,7 +22,7 @@ def current(conn: Connection) -> tuple[int, SurveyDefinition] | None:
     ).fetchone()
     if row is None:
         return None
-    return int(row[0]), SurveyDefinition.model_validate_json(row[1])
+    return int(row[0]), _parsed(row[1])
 
 
 def save(conn: Connection, definition: SurveyDefinition, created_by: str) -> int:
