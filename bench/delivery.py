@@ -16,8 +16,8 @@ following the account) for 60 s, and a staff member's terminal asks `/v1/me` 20 
 over the API socket; the run reports the webhook's ack p99 and the API's p99 besides the ratio
 (the delivery itself takes about 10 s at 1M: the load runs on after it, so the p99s are reported
 for the whole load and for the part that overlapped the delivery), and how many of the events
-the inbox had processed when the daemon stopped, right after the load (the rest still pending:
-acknowledged, not yet answered). In the simulator the follow events' reply tokens are unknown,
+the inbox had processed as the load ended (the rest still pending: acknowledged, not yet
+answered). In the simulator the follow events' reply tokens are unknown,
 so every greeting reply is refused (400) after the same request work as an accepted one.
 """
 
@@ -323,12 +323,16 @@ def run(
         )
     peak = 0.0
     load_result: dict[str, list[tuple[float, float]]] = {}
+    inbox_at_load_end: dict[str, int] = {}
     load_thread = None
     if mixed_seconds:
         wait_for_api(config.api.socket, daemon)
 
         def load_in_thread() -> None:
             load_result.update(asyncio.run(mixed_load(config_path, channel_secret, mixed_seconds)))
+            # The inbox as the load ends (read from this process while the daemon runs): how
+            # far the background work kept up, whenever the daemon is stopped afterwards.
+            inbox_at_load_end.update(store.read_sync(inbox_store.counts))
 
         load_thread = threading.Thread(target=load_in_thread, name="mixed-load")
         load_thread.start()
@@ -367,9 +371,6 @@ def run(
     if os.environ.get("BENCH_DUMP"):
         Path(os.environ["BENCH_DUMP"]).write_text(json.dumps(stamps))
     view = asyncio.run(service.get(store, did))
-    # The inbox when the daemon stopped (right after the load): events still pending were
-    # received and acknowledged but not yet processed (background work that fell behind).
-    inbox_counts = store.read_sync(inbox_store.counts)
     store.close()
     first, last = stamps[0][0], stamps[-1][0]
     accepted = len(stamps)
@@ -414,8 +415,10 @@ def run(
     }
     if mixed_seconds:
         acks, api_times = load_result.get("acks", []), load_result.get("api", [])
-        result["events_processed"] = sum(n for k, n in inbox_counts.items() if k != "pending")
-        result["events_pending"] = inbox_counts.get("pending", 0)
+        # Events still pending were received and acknowledged but not yet processed.
+        counts = inbox_at_load_end
+        result["events_processed"] = sum(n for k, n in counts.items() if k != "pending")
+        result["events_pending"] = counts.get("pending", 0)
         result["events_per_s"] = 10 * len(acks) / mixed_seconds
         result["ack_p99_ms"] = p99([ms for _, ms in acks])
         result["ack_p99_ms_during"] = p99([ms for t, ms in acks if t <= delivery_done])
@@ -425,8 +428,8 @@ def run(
             f"[mixed load] webhook {result['events_per_s']:.0f} events/s for {mixed_seconds:.0f} s:"
             f" ack p99 {result['ack_p99_ms']:.1f} ms (during the delivery"
             f" {result['ack_p99_ms_during']:.1f} ms); /v1/me p99 {result['api_p99_ms']:.1f} ms"
-            f" (during the delivery {result['api_p99_ms_during']:.1f} ms); inbox when the daemon"
-            f" stopped: {result['events_processed']:,} events processed,"
+            f" (during the delivery {result['api_p99_ms_during']:.1f} ms); inbox as the load"
+            f" ended: {result['events_processed']:,} events processed,"
             f" {result['events_pending']:,} pending",
             flush=True,
         )
