@@ -15,7 +15,10 @@ figure is what LINE would see, not what the daemon believes it sent.
 following the account) for 60 s, and a staff member's terminal asks `/v1/me` 20 times a second
 over the API socket; the run reports the webhook's ack p99 and the API's p99 besides the ratio
 (the delivery itself takes about 10 s at 1M: the load runs on after it, so the p99s are reported
-for the whole load and for the part that overlapped the delivery).
+for the whole load and for the part that overlapped the delivery), and how many of the events
+the inbox had processed as the load ended (the rest still pending: acknowledged, not yet
+answered). In the simulator the follow events' reply tokens are unknown,
+so every greeting reply is refused (400) after the same request work as an accepted one.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from kairand.delivery.model import TERMINAL, DeliveryContent
 from kairand.devsetup import init_dev
 from kairand.keys import secrets
 from kairand.segments.model import SegmentFilter
+from kairand.store import inbox as inbox_store
 from kairand.store.bootstrap import open_store, select_keyring
 
 SIM_SCRIPT = r"""
@@ -65,12 +69,19 @@ async def main(port, token):
         faults=FaultProfile(latency_min_ms=50, latency_max_ms=150, seed=1),
     )
     sim = Simulator(config)
-    # Arrival before the simulated 50-150 ms latency (push/multicast/reply draw a latency;
-    # only multicast is sent outside --mixed): what the sender's pacing controls.
+    # Arrival of each multicast before the simulated 50-150 ms latency: what the sender's
+    # pacing controls. push, multicast and reply all draw a latency (--mixed sends replies
+    # too); the simulator counts a request's group just before it draws, with no await in
+    # between, so a draw that follows a new multicast count is a multicast's.
     arrivals = []
+    counters = sim.platform.counters
     decide = sim.platform.injector.decide
+    seen = [0]
     def stamped_decide():
-        arrivals.append(time.monotonic())
+        multicasts = counters.get("multicast", 0)
+        if multicasts != seen[0]:
+            seen[0] = multicasts
+            arrivals.append(time.monotonic())
         return decide()
     sim.platform.injector.decide = stamped_decide
     await sim.start()
@@ -312,12 +323,16 @@ def run(
         )
     peak = 0.0
     load_result: dict[str, list[tuple[float, float]]] = {}
+    inbox_at_load_end: dict[str, int] = {}
     load_thread = None
     if mixed_seconds:
         wait_for_api(config.api.socket, daemon)
 
         def load_in_thread() -> None:
             load_result.update(asyncio.run(mixed_load(config_path, channel_secret, mixed_seconds)))
+            # The inbox as the load ends (read from this process while the daemon runs): how
+            # far the background work kept up, whenever the daemon is stopped afterwards.
+            inbox_at_load_end.update(store.read_sync(inbox_store.counts))
 
         load_thread = threading.Thread(target=load_in_thread, name="mixed-load")
         load_thread.start()
@@ -371,7 +386,7 @@ def run(
     # the daemon sends. After the simulated 50-150 ms latency, the spread alone moves requests
     # between seconds; the anchor below shows how much for a flawless sender.
     busiest_after = busiest_window(times)
-    busiest = busiest_window(sorted(report["arrivals"])) if not mixed_seconds else 0
+    busiest = busiest_window(sorted(report["arrivals"]))
     # Anchor: perfectly even sends at the bound through the same 50-150 ms latency (seeded):
     # the busiest window a flawless sender would show here (about 207-210 for 2,000 requests).
     bound = config.delivery.multicast_rate_per_second
@@ -400,6 +415,10 @@ def run(
     }
     if mixed_seconds:
         acks, api_times = load_result.get("acks", []), load_result.get("api", [])
+        # Events still pending were received and acknowledged but not yet processed.
+        counts = inbox_at_load_end
+        result["events_processed"] = sum(n for k, n in counts.items() if k != "pending")
+        result["events_pending"] = counts.get("pending", 0)
         result["events_per_s"] = 10 * len(acks) / mixed_seconds
         result["ack_p99_ms"] = p99([ms for _, ms in acks])
         result["ack_p99_ms_during"] = p99([ms for t, ms in acks if t <= delivery_done])
@@ -409,7 +428,9 @@ def run(
             f"[mixed load] webhook {result['events_per_s']:.0f} events/s for {mixed_seconds:.0f} s:"
             f" ack p99 {result['ack_p99_ms']:.1f} ms (during the delivery"
             f" {result['ack_p99_ms_during']:.1f} ms); /v1/me p99 {result['api_p99_ms']:.1f} ms"
-            f" (during the delivery {result['api_p99_ms_during']:.1f} ms)",
+            f" (during the delivery {result['api_p99_ms_during']:.1f} ms); inbox as the load"
+            f" ended: {result['events_processed']:,} events processed,"
+            f" {result['events_pending']:,} pending",
             flush=True,
         )
     print(
@@ -459,11 +480,14 @@ def main() -> int:
         tag = "1m" if n == 1_000_000 else "100k"
         print(
             f"BENCH delivery_mixed ratio_{tag}={loaded['ratio']:.3f}"
+            f" max_window_ratio={loaded['max_window_ratio']:.3f}"
             f" max_window_ratio_after_latency={loaded['max_window_ratio_after_latency']:.3f}"
             f" events_per_s={loaded['events_per_s']:.0f} ack_p99_ms={loaded['ack_p99_ms']:.1f}"
             f" ack_p99_ms_during={loaded['ack_p99_ms_during']:.1f}"
             f" api_p99_ms={loaded['api_p99_ms']:.1f}"
             f" api_p99_ms_during={loaded['api_p99_ms_during']:.1f} rss_mb={loaded['rss_mb']:.1f}"
+            f" events_processed={loaded['events_processed']}"
+            f" events_pending={loaded['events_pending']} cpu_s={loaded['cpu_daemon_s']:.1f}"
         )
         return 0
     if args.residents:

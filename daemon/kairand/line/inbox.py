@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,9 @@ class BatchResult:
     """LINE user ids whose display name to fetch (only with privacy.store_display_name)."""
     more: bool = False
     """Events may still be pending (the batch stopped at its limit or its time budget)."""
+    counted: list[str] = field(default_factory=list)
+    """Daily metrics of the batch's processed events (one per event, e.g. "follow"), written
+    once per metric at the end of the batch instead of once per event."""
 
 
 def _apply(
@@ -174,7 +178,7 @@ def _apply(
             if store_display_name:
                 result.want_profile.append(user_id)
         elif isinstance(op, machine.CountMetric):
-            metrics.increment(conn, op.metric, now)
+            result.counted.append(op.metric)  # written by process_batch
         elif isinstance(op, machine.Purge):
             purge_resident(
                 conn,
@@ -258,6 +262,7 @@ def process_batch(
     version, definition = current
     at = int(now)
     stop = None if budget is None else time.monotonic() + budget
+    stopped = False
     while rows:
         stopped = _process_rows(
             conn,
@@ -275,15 +280,15 @@ def process_batch(
             queue_cfg,
             consult_reply,
         )
-        if stopped:
-            result.more = True  # the rest stays pending for the next batch
-            return result
-        if len(rows) < chunk or result.processed >= limit:
+        if stopped or len(rows) < chunk or result.processed >= limit:
             break
         # Every row read is processed (its state is no longer pending): the next ones.
         chunk = min(PENDING_CHUNK, limit - result.processed)
         rows = inbox.pending(conn, chunk)
-    result.more = result.processed >= limit
+    # The rest stays pending for the next batch when stopped early or at the limit.
+    result.more = stopped or result.processed >= limit
+    for metric, count in Counter(result.counted).items():
+        metrics.increment(conn, metric, at, count)
     return result
 
 
@@ -310,6 +315,7 @@ def _process_rows(
             (stop is not None and time.monotonic() >= stop) or (yield_to and yield_to())
         ):
             return True
+        counted = len(result.counted)
         try:
             with inbox.event_savepoint(conn):
                 state = _apply(
@@ -331,6 +337,7 @@ def _process_rows(
             # Logged without the event (it may hold a user id); the row is kept as 'failed'.
             log.error("inbox.event_failed", inbox_id=row.id, error=type(exc).__name__)
             inbox.finish(conn, row.id, "failed", at)
+            del result.counted[counted:]  # undone with the event's other effects
             result.failed += 1
         result.processed += 1
     return False

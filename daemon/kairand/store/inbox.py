@@ -37,39 +37,51 @@ class PendingEvent:
     """Epoch seconds the webhook stored it (the reply token's life is counted from then)."""
 
 
-def insert_events(conn: Connection, events: list[IncomingEvent], now: float) -> int:
-    """Store every event of one webhook body; duplicates (same webhookEventId) are ignored.
-    Returns how many were new. Also records webhook.last_seen_at and the webhook_event metric."""
-    return insert_bodies(conn, [events], now)[0]
+ROWS_PER_INSERT = 500
+"""Events stored by one multi-row INSERT (6 parameters each, well below SQLite's 32,766)."""
+
+
+def _insert_rows(conn: Connection, events: list[IncomingEvent], now: float) -> int:
+    """One INSERT per ROWS_PER_INSERT events instead of one per event (a webhook body carries
+    up to about a hundred); duplicates (same webhookEventId) are ignored. Returns how many
+    were new."""
+    added = 0
+    for start in range(0, len(events), ROWS_PER_INSERT):
+        chunk = events[start : start + ROWS_PER_INSERT]
+        values: list[str | int | None] = []
+        for event in chunk:
+            values += (
+                event.webhook_event_id,
+                event.line_user_id,
+                event.event_type,
+                event.event_timestamp,
+                int(now),
+                event.body,
+            )
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO inbox"
+            " (webhook_event_id, line_user_id, event_type, event_timestamp, received_at, body)"
+            " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+            values,
+        )
+        added += cursor.rowcount
+    return added
 
 
 def insert_bodies(conn: Connection, bodies: list[list[IncomingEvent]], now: float) -> list[int]:
-    """insert_events for several webhook bodies stored in one transaction (the webhook's group
-    commit): how many of each body's events were new; webhook.last_seen_at and the metric are
-    written once for all of them."""
-    added: list[int] = []
-    for events in bodies:
-        new = 0
-        for event in events:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO inbox"
-                " (webhook_event_id, line_user_id, event_type, event_timestamp, received_at, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    event.webhook_event_id,
-                    event.line_user_id,
-                    event.event_type,
-                    event.event_timestamp,
-                    int(now),
-                    event.body,
-                ),
-            )
-            new += cursor.rowcount
-        added.append(new)
+    """Store every event of several webhook bodies (one group commit); duplicates (same
+    webhookEventId) are ignored. Returns how many of each body's were new. Records
+    webhook.last_seen_at and the webhook_event metric once for all of them."""
+    added = [_insert_rows(conn, events, now) for events in bodies]
     settings.put(conn, "webhook.last_seen_at", int(now))
     if sum(added):
         metrics.increment(conn, "webhook_event", now, sum(added))
     return added
+
+
+def insert_events(conn: Connection, events: list[IncomingEvent], now: float) -> int:
+    """Store every event of one webhook body (insert_bodies for one body)."""
+    return insert_bodies(conn, [events], now)[0]
 
 
 def pending(conn: Connection, limit: int) -> list[PendingEvent]:

@@ -41,16 +41,23 @@ def load(conn: Connection, line_user_id: str) -> tuple[int, ResidentState] | Non
 
 
 def start(conn: Connection, line_user_id: str, now: int) -> int:
-    """Create the resident or reset an existing record to a fresh one (no answers, no consent)."""
-    row = conn.execute(
+    """Create the resident or reset an existing record to a fresh one (no answers, no consent).
+    A new record is one statement (every follow of a new friend); only a reset also clears
+    the answers."""
+    cursor = conn.execute(
         "INSERT INTO residents (line_user_id, followed_at, last_interaction_at)"
-        " VALUES (?, ?, ?)"
-        " ON CONFLICT (line_user_id) DO UPDATE SET followed_at = excluded.followed_at,"
+        " VALUES (?, ?, ?) ON CONFLICT (line_user_id) DO NOTHING",
+        (line_user_id, now, now),
+    )
+    if cursor.rowcount == 1 and cursor.lastrowid is not None:
+        return int(cursor.lastrowid)  # a new id: no answers can refer to it
+    row = conn.execute(
+        "UPDATE residents SET followed_at = ?,"
         " consent_version = NULL, consented_at = NULL, survey_version = NULL,"
         " conversation = '{}', registered_at = NULL, deliveries_stopped = 0,"
-        " display_name = NULL, last_interaction_at = excluded.last_interaction_at"
-        " RETURNING id",
-        (line_user_id, now, now),
+        " display_name = NULL, last_interaction_at = ?"
+        " WHERE line_user_id = ? RETURNING id",
+        (now, now, line_user_id),
     ).fetchone()
     resident_id = int(row[0])
     conn.execute("DELETE FROM answers WHERE resident_id = ?", (resident_id,))

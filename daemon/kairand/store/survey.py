@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 
 from kairand.conversation.survey import SurveyDefinition
 from kairand.store.database import Connection
 
-_parsed_lock = threading.Lock()
-_parsed: dict[str, SurveyDefinition] = {}
+
+@functools.lru_cache(maxsize=8)
+def _parsed(definition: str) -> SurveyDefinition:
+    """A stored definition, validated once: the inbox reads the current one for every batch.
+    SurveyDefinition is frozen, so the cached object can be shared."""
+    return SurveyDefinition.model_validate_json(definition)
 
 
 def current(conn: Connection) -> tuple[int, SurveyDefinition] | None:
-    """(version, definition) of the newest survey. Parsed definitions are cached by content
-    (they are frozen): the inbox worker reads it for every batch, and the booking rush makes a
-    batch of one or two events per webhook."""
     row = conn.execute(
         "SELECT version, definition FROM survey_versions ORDER BY version DESC LIMIT 1"
     ).fetchone()
     if row is None:
         return None
-    text = str(row[1])
-    with _parsed_lock:
-        definition = _parsed.get(text)
-    if definition is None:
-        definition = SurveyDefinition.model_validate_json(text)
-        with _parsed_lock:
-            _parsed.clear()
-            _parsed[text] = definition
-    return int(row[0]), definition
+    return int(row[0]), _parsed(row[1])
 
 
 def save(conn: Connection, definition: SurveyDefinition, created_by: str) -> int:

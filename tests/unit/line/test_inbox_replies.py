@@ -277,3 +277,30 @@ async def test_failed_replies_are_logged_at_most_once_a_second_and_all_counted(
     failed = [line for line in lines if line["event"] == "inbox.reply_failed"]
     assert 1 <= len(failed) <= 3 and sum(line["failures"] for line in failed) <= 20
     assert await store.read(_count, "reply_failed") == 20
+
+
+async def test_a_burst_of_replies_starts_a_few_per_loop_turn(slow_line: SlowLine) -> None:
+    """A committed batch hands over its replies at once; they start REPLY_STARTS_PER_TURN per
+    turn of the event loop, so a webhook answer or a staff API call waits for a few of them,
+    not for the burst; every reply still goes out, one resident's in order."""
+    async with line_api(f"http://127.0.0.1:{slow_line.port}", "token", 30.0) as line:
+        sender = replies_module.ReplySender(line)
+        text = ({"type": "text", "text": "ようこそ"},)
+        burst = [replies_module.PendingReply(f"b{i}", text, user_id=_user()) for i in range(80)]
+        one = _user()
+        ordered = [replies_module.PendingReply(f"o{i}", text, user_id=one) for i in range(3)]
+        for reply in [*burst, *ordered]:
+            slow_line.delays[reply.reply_token] = 0.3  # none settles during the first turns
+            sender.submit(reply)
+        assert sender.pending == 83
+        seen = 0
+        for _ in range(3):
+            await asyncio.sleep(0)  # one turn of the loop
+            assert sender.stats.in_flight - seen <= replies_module.REPLY_STARTS_PER_TURN
+            seen = sender.stats.in_flight
+        assert 0 < seen < 80
+        await sender.drain()
+        assert sender.stats.sent == 83 and sender.pending == 0
+        arrived = [slow_line.arrived[r.reply_token] for r in ordered]
+        answered = [slow_line.answered[r.reply_token] for r in ordered]
+        assert arrived[1] >= answered[0] and arrived[2] >= answered[1]

@@ -16,7 +16,7 @@ from kairand.conversation.events import Event
 from kairand.conversation.survey import SurveyDefinition
 from kairand.keys import secrets as keys
 from kairand.line import inbox as worker
-from kairand.store import inbox, residents
+from kairand.store import inbox, metrics, residents
 from kairand.store.bootstrap import open_store
 from kairand.store.database import Connection, Store
 
@@ -221,6 +221,56 @@ def test_a_batch_ends_early_for_an_urgent_write_and_the_rest_stays_pending(store
     rest = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
     assert (rest.processed, rest.more) == (3, False)
     assert all(store.read_sync(residents.flags_of, u) is not None for u in users)
+
+
+def test_a_batch_counts_its_events_once_and_a_failed_event_not_at_all(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daily "follow" count is written once per batch (not once per event); an event whose
+    processing fails is undone with its count."""
+    users = [_user() for _ in range(3)]
+    store.write_sync(
+        inbox.insert_events, [_incoming("follow", u, i) for i, u in enumerate(users)], time.time()
+    )
+    real = residents.set_conversation
+    calls: list[int] = []
+
+    def second_fails(conn: Connection, *args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        real(conn, *args)
+
+    monkeypatch.setattr(residents, "set_conversation", second_fails)
+    statements: list[str] = []
+    conn = store.raw_writer()
+    conn.set_trace_callback(statements.append)
+    try:
+        result = store.write_sync(worker.process_batch, 10, time.time(), _keys(), False)
+    finally:
+        conn.set_trace_callback(None)
+    assert (result.processed, result.failed) == (3, 1)
+    today = metrics.day_of(time.time())
+    assert store.read_sync(metrics.series, "follow", today, today) == {today: 2}
+    assert sum("INTO daily_counts" in sql and "'follow'" in sql for sql in statements) == 1
+    assert [r[0] for r in store.read_sync(_rows)] == ["done", "failed", "done"]
+
+
+def test_bodies_are_stored_with_duplicates_ignored_and_counted_per_body(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One group commit of several bodies: each body's new events are counted, a redelivered
+    event (same webhookEventId, within a body or across them) is stored once, and a body
+    longer than one multi-row INSERT is stored whole."""
+    monkeypatch.setattr(inbox, "ROWS_PER_INSERT", 3)
+    first = [_incoming("follow", _user(), i) for i in range(7)]
+    again = [first[2], _incoming("follow", _user(), 8), first[5], first[5]]
+    added = store.write_sync(inbox.insert_bodies, [first, again, []], time.time())
+    assert added == [7, 1, 0]
+    assert store.write_sync(inbox.insert_events, first[:4], time.time()) == 0
+    assert store.read_sync(inbox.count_pending) == 8
+    today = metrics.day_of(time.time())
+    assert store.read_sync(metrics.series, "webhook_event", today, today) == {today: 8}
 
 
 def test_pending_events_come_out_oldest_first_by_index(store: Store) -> None:
