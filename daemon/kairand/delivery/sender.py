@@ -481,8 +481,9 @@ class Sender:
         # Built without pydantic's validation, which walks the 500 recipients on the event
         # loop (0.7 ms a request, 14 % of a core at 200 requests/s): every field is already
         # valid (at most 500 stored user ids, validated Message objects, a bool), and the
-        # body is the same (tests/unit/delivery/test_sender.py checks it on the wire).
-        request = MulticastRequest.construct(
+        # body is the same (tests/unit/delivery/test_sender.py checks it on the wire). Its
+        # serialisation skips the same walk (_Multicast).
+        request = _Multicast.construct(
             to=list(batch.to),
             messages=messages,
             notification_disabled=bool(run.row.notification_disabled),
@@ -570,6 +571,24 @@ class Sender:
                 delay=round(delay, 3),
             )
             await asyncio.sleep(delay)
+
+
+class _Multicast(MulticastRequest):  # type: ignore[misc]  # the SDK is untyped
+    """A multicast request serialised without pydantic's `dict()`, which walks the 500
+    recipients again on every request (0.7 of the 0.85 ms the SDK spends turning a request
+    into JSON on the event loop). The body is MulticastRequest.to_dict's, key for key
+    (tests/unit/delivery/test_sender.py compares them)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": [m.to_dict() for m in self.messages],
+            "to": list(self.to),
+        }
+        if self.notification_disabled is not None:
+            body["notificationDisabled"] = self.notification_disabled
+        if self.custom_aggregation_units is not None:
+            body["customAggregationUnits"] = list(self.custom_aggregation_units)
+        return body
 
 
 def _parts(n: int, named: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:

@@ -385,6 +385,39 @@ async def test_notification_disabled_and_retry_key_on_the_wire(store: Store) -> 
     assert key == batches(store, did)[0][1] and uuid.UUID(key).version == 4
 
 
+def test_multicast_body_is_the_sdks() -> None:
+    """The sender serialises its unvalidated request itself (kairand.delivery.sender's
+    _Multicast): the JSON is byte for byte the SDK's, from a validated MulticastRequest, for
+    each kind of message and both notification settings."""
+    from linebot.v3.messaging import ApiClient, Message, MulticastRequest
+
+    from kairand.delivery.sender import _Multicast
+
+    messages = [
+        Message.from_dict(d)
+        for d in (
+            {"type": "text", "text": "一\n二"},
+            {"type": "sticker", "packageId": "446", "stickerId": "1988"},
+            {
+                "type": "image",
+                "originalContentUrl": "https://example.jp/a.jpg",
+                "previewImageUrl": "https://example.jp/a-p.jpg",
+            },
+            {"type": "flex", "altText": "案内", "contents": {"type": "bubble", "body": {
+                "type": "box", "layout": "vertical",
+                "contents": [{"type": "text", "text": "本文", "wrap": True}]}}},
+        )
+    ]  # fmt: skip
+    to = [f"U{i:032x}" for i in range(500)]
+    client = ApiClient.__new__(ApiClient)  # sanitize_for_serialization needs no state
+    for disabled in (True, False):
+        ours = _Multicast.construct(to=to, messages=messages, notification_disabled=disabled)
+        sdk = MulticastRequest(to=to, messages=messages, notification_disabled=disabled)
+        assert json.dumps(client.sanitize_for_serialization(ours)) == json.dumps(
+            client.sanitize_for_serialization(sdk)
+        )
+
+
 BAD_IDS = ("hello-world", "U" + "x" * 5000, "U" + "0" * 31 + "\x00")
 
 
