@@ -24,6 +24,7 @@ and running the sender inside the daemon kairand.delivery.worker's.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
 import random
@@ -111,6 +112,8 @@ class Sender:
         """Times such a wait ended by `wake` rather than by the poll interval."""
         self.stopping = False
         self._quota_failures = 0
+        self._snapshots: dict[int, asyncio.Future[q.Ids]] = {}
+        """Delivery id → its recipients read beside its start's transaction (Sender._start)."""
         self._unfrozen: dict[int, q.Ids] = {}
         """Delivery id → resident ids of its snapshot still to freeze (in this process; after
         a restart the segment is asked again for the residents after the freeze cursor)."""
@@ -214,38 +217,60 @@ class Sender:
             ):
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
-            # The first batches now, the rest while they are sent (Sender._send: freezer).
-            recipients, batches, rest = q.freeze_start(
+            # The first batches now; the rest, read meanwhile (`snapshot`), is frozen while
+            # they are sent (Sender._send: freezer): the first request waits for the first
+            # 10,000 residents, not for all of them.
+            recipients, cursor = q.freeze_first(
                 conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES
             )
-            if rest:
-                self._unfrozen[row.id] = rest
+            more = cursor is not None
+            self._unfrozen.pop(row.id, None)
             # The mail channel: the same filter's mail subscribers, frozen here too.
             by_mail = mail_store.freeze_recipients(conn, row.id, segment, on, survey, now)
+            batches = -(-recipients // q.BATCH_SIZE)
+            # With more to come, the count is set once the rest is read (q.freeze_more).
             q.set_status(
                 conn,
                 row.id,
                 [Status.sending.value],
                 Status.sending.value,
                 now,
-                recipient_count=recipients,
+                recipient_count=None if more else recipients,
+            )
+            frozen: dict[str, Any] = (
+                {"first_recipients": recipients, "first_batches": batches}
+                if more
+                else {"recipients": recipients, "batches": batches}
             )
             _audit(
                 conn,
                 "delivery.send_start",
                 row.id,
                 "ok",
-                recipients=recipients,
-                batches=batches,
+                **frozen,
                 mail_recipients=by_mail,
                 send_date=on.isoformat(),
             )
             return q.get(conn, row.id)
 
+        def snapshot(conn: Connection) -> q.Ids:
+            """Every recipient, read beside the start's transaction (the store's reader):
+            the freezer takes the ones after the first batches. A resident who joins while
+            the two run may miss the alert, as one who joins after it would."""
+            return q.selected_ids(conn, segment_queries.compile_for(conn, segment, on, survey))
+
+        self._drop_snapshot(row.id)
+        self._snapshots[row.id] = asyncio.ensure_future(self.store.read(snapshot))
         started = await self.store.write(freeze)
-        if started is not None:
+        if started is None:
+            self._drop_snapshot(row.id)
+        else:
             log.info("delivery.frozen", delivery=row.id, recipients=started.recipient_count)
         return started
+
+    def _drop_snapshot(self, delivery_id: int) -> None:
+        """Forget the snapshot read with DELIVERY_ID's start, if any (unused)."""
+        _discard(self._snapshots.pop(delivery_id, None))
 
     @staticmethod
     def _refuse(conn: Connection, row: q.DeliveryRow, status: str, reason: str) -> None:
@@ -270,7 +295,12 @@ class Sender:
         messages = await self._line_messages(row)
         frozen = asyncio.Event()  # set after each freezing transaction
         claimed_some = asyncio.Event()  # set after each claim: the freezer looks again
-        freezing = await self.store.read(q.freeze_cursor, row.id) is not None
+        cursor = await self.store.read(q.freeze_cursor, row.id)
+        freezing = cursor is not None
+        snapshot = self._snapshots.pop(row.id, None)
+        if not freezing:  # frozen completely with the start
+            _discard(snapshot)
+            snapshot = None
         chunks = 0  # freezing transactions done in this run
 
         async def freezer() -> None:
@@ -278,13 +308,26 @@ class Sender:
             chunk's batches and retry keys are committed before any of them is claimed)."""
             nonlocal freezing, chunks
             try:
+                remaining: int | None = None
+                if freezing and row.id not in self._unfrozen:
+                    # The recipients after the cursor: from the snapshot read with the start,
+                    # or (after a restart) read now; either way beside the writer, while the
+                    # first batches are claimed and sent.
+                    if snapshot is not None and cursor is not None:
+                        ids = await snapshot
+                        rest = ids[bisect.bisect_right(ids, cursor) :]
+                    else:
+                        rest = await self.store.read(self._rest, row)
+                    self._unfrozen[row.id] = rest
+                    remaining = len(rest)
                 while freezing and not run.stop:
                     # About a chunk ahead of the claims (0.1 s of sending at 200/s).
                     if await self.store.read(q.pending_batches, row.id) >= q.CHUNK_BATCHES:
                         claimed_some.clear()
                         await claimed_some.wait()
                         continue
-                    done, rest = await self.store.write(self._freeze_more, row)
+                    done, rest = await self.store.write(self._freeze_more, row, remaining)
+                    remaining = None
                     chunks += 1
                     if rest:
                         self._unfrozen[row.id] = rest
@@ -365,21 +408,36 @@ class Sender:
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
 
-    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> tuple[bool | None, q.Ids]:
-        """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left."""
+    def _freeze_more(
+        self, conn: Connection, row: q.DeliveryRow, remaining: int | None
+    ) -> tuple[bool | None, q.Ids]:
+        """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left;
+        REMAINING: the recipients still to freeze, just read (sets the delivery's count)."""
         rest = self._unfrozen.get(row.id)
-        if rest is None:  # after a restart: the segment's residents after the cursor
-            segment = SegmentFilter.model_validate(row.segment)
-            now = int(self.clock())
-            on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
-            current = survey_store.current(conn)
-            survey = current[1] if current else None
-            compiled = segment_queries.compile_for(conn, segment, on, survey)
-            rest = q.unfrozen_ids(conn, row.id, compiled)
+        if rest is None:
+            rest = self._rest(conn, row)
         size = q.CHUNK_BATCHES * q.BATCH_SIZE
         chunk, left = rest[:size], rest[size:]
-        done = q.freeze_more(conn, row.id, chunk, _new_key, more=bool(left))
+        done = q.freeze_more(
+            conn,
+            row.id,
+            chunk,
+            _new_key,
+            more=bool(left),
+            remaining=None if remaining is None else len(left),
+        )
         return done, (rest if done is None else left)
+
+    def _rest(self, conn: Connection, row: q.DeliveryRow) -> q.Ids:
+        """ROW's recipients still to freeze: the segment's residents after the cursor, on the
+        delivery's send date (the rest after its start, or after a restart)."""
+        segment = SegmentFilter.model_validate(row.segment)
+        now = int(self.clock())
+        on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
+        current = survey_store.current(conn)
+        survey = current[1] if current else None
+        compiled = segment_queries.compile_for(conn, segment, on, survey)
+        return q.unfrozen_ids(conn, row.id, compiled)
 
     async def _line_messages(self, row: q.DeliveryRow) -> list[Message]:
         """The delivery's messages in LINE's shape (kairand.delivery.messages.to_line)."""
@@ -468,6 +526,7 @@ class Sender:
             row_id,
             "ok" if final == Status.sent else "failed",
             status=final.value,
+            recipients=row.recipient_count if row else 0,
             sent=row.sent_count if row else 0,
             failed=row.failed_count if row else 0,
             batches=totals.total,
@@ -601,6 +660,16 @@ def _parts(n: int, named: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
         return tuple((i,) for i in bad) + ((rest,) if rest else ())
     half = n // 2
     return (tuple(range(half)), tuple(range(half, n)))
+
+
+def _discard(future: asyncio.Future[Any] | None) -> None:
+    """Cancel FUTURE, or take its exception if it has one (never reported as unretrieved)."""
+    if future is None:
+        return
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()
 
 
 def _utc(now: int) -> dt.datetime:

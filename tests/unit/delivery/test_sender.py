@@ -102,7 +102,8 @@ async def test_a_restart_mid_freezing_continues_from_the_cursor(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """N4: a daemon stopped after the first chunks were frozen and sent continues freezing
-    after the last frozen resident: nobody twice, nobody skipped."""
+    after the last frozen resident: nobody twice, nobody skipped. The delivery's count is
+    the snapshot's before every chunk is frozen."""
     monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 1)
     monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 1)
     expected = populate(store, 20000)
@@ -114,7 +115,10 @@ async def test_a_restart_mid_freezing_continues_from_the_cursor(
         )
         cursor = store.read_sync(delivery_queries.freeze_cursor, did)
         assert cursor is not None  # stopped with recipients still to freeze
-        assert (await service.get(store, did)).status == Status.sending
+        view = await service.get(store, did)
+        assert view.status == Status.sending
+        # The count is known once the rest was read, before it is frozen.
+        assert view.recipient_count == len(expected)
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
         received = line.sim.received()
     assert (await service.get(store, did)).status == Status.sent
