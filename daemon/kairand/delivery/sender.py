@@ -321,9 +321,12 @@ class Sender:
                     self._unfrozen[row.id] = rest
                     remaining = len(rest)
                 while freezing and not run.stop:
-                    # About a chunk ahead of the claims (0.1 s of sending at 200/s).
+                    # About a chunk ahead of the claims (0.1 s of sending at 200/s). Cleared
+                    # before the count is read: a claim committed meanwhile (the count then
+                    # stale) still wakes the wait, else the feeder, finding nothing pending,
+                    # would wait for this freezer and this freezer for a claim, for ever.
+                    claimed_some.clear()
                     if await self.store.read(q.pending_batches, row.id) >= q.CHUNK_BATCHES:
-                        claimed_some.clear()
                         await claimed_some.wait()
                         continue
                     done, rest = await self.store.write(self._freeze_more, row, remaining)

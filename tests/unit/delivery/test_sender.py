@@ -22,7 +22,7 @@ from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as delivery_queries
 from kairand.store import metrics, settings, synthetic
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 from tests.support.delivery_harness import (
     approved,
     fast_config,
@@ -120,6 +120,36 @@ async def test_a_restart_mid_freezing_continues_from_the_cursor(
         # The count is known once the rest was read, before it is frozen.
         assert view.recipient_count == len(expected)
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+    assert (await service.get(store, did)).status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
+
+
+@pytest.mark.req("N4")
+async def test_a_stale_pending_count_does_not_stall_the_freezing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N4: the freezer waits for a claim while a chunk is pending; when the count it read is
+    stale (a claim took the pending batches meanwhile; the reader descheduled on a busy
+    machine, 50 ms here) the claim still wakes it, and the delivery is frozen and sent to the
+    end (before: the feeder waited for the freezer and the freezer for a claim, for ever)."""
+    monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 2)
+    monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 2)
+    pending = delivery_queries.pending_batches
+
+    def stale_pending(conn: Connection, delivery_id: int) -> int:
+        count = pending(conn, delivery_id)
+        time.sleep(0.05)
+        return count
+
+    monkeypatch.setattr(delivery_queries, "pending_batches", stale_pending)
+    expected = populate(store, 5000)
+    did = await approved(store)
+    async with simulator(5000) as line:
+        config = fast_config(multicast_rate_per_second=1000, concurrency=4)
+        await run_sender(
+            Sender(store, line.api, config), store=store, delivery_ids=(did,), limit_seconds=10
+        )
         received = line.sim.received()
     assert (await service.get(store, did)).status == Status.sent
     assert set(received) == expected and set(received.values()) == {1}
