@@ -149,10 +149,15 @@ async def measure(store: Store, url: str, token: str, tid: int) -> Timeline:
         timeline.committed = time.monotonic()
         sender.wake.set()  # what the API does after an alert is accepted
         try:
+            deadline = time.monotonic() + 120
             while True:
                 view = await delivery_service.get(store, sent.delivery_id)
                 if view.status in TERMINAL:
                     break
+                if task.done():  # the sender ended: say why instead of waiting for ever
+                    raise RuntimeError(f"the sender ended: {task.exception()!r}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"delivery still {view.status.value} after 120 s")
                 await asyncio.sleep(0.02)
         finally:
             stop.set()
