@@ -24,7 +24,6 @@ and running the sender inside the daemon kairand.delivery.worker's.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import datetime as dt
 import random
@@ -112,11 +111,9 @@ class Sender:
         """Times such a wait ended by `wake` rather than by the poll interval."""
         self.stopping = False
         self._quota_failures = 0
-        self._snapshots: dict[int, asyncio.Future[q.Ids]] = {}
-        """Delivery id → its recipients read beside its start's transaction (Sender._start)."""
         self._unfrozen: dict[int, q.Ids] = {}
-        """Delivery id → resident ids of its snapshot still to freeze (in this process; after
-        a restart the segment is asked again for the residents after the freeze cursor)."""
+        """Delivery id → resident ids still to freeze, read once after the start (or, after a
+        restart, the segment's residents after the freeze cursor)."""
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -217,9 +214,9 @@ class Sender:
             ):
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
-            # The first batches now; the rest, read meanwhile (`snapshot`), is frozen while
-            # they are sent (Sender._send: freezer): the first request waits for the first
-            # 10,000 residents, not for all of them.
+            # The first batches now; the rest is read and frozen while they are sent
+            # (Sender._send: freezer): the first request waits for the first 10,000
+            # residents, not for all of them.
             recipients, cursor = q.freeze_first(
                 conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES
             )
@@ -253,24 +250,10 @@ class Sender:
             )
             return q.get(conn, row.id)
 
-        def snapshot(conn: Connection) -> q.Ids:
-            """Every recipient, read beside the start's transaction (the store's reader):
-            the freezer takes the ones after the first batches. A resident who joins while
-            the two run may miss the alert, as one who joins after it would."""
-            return q.selected_ids(conn, segment_queries.compile_for(conn, segment, on, survey))
-
-        self._drop_snapshot(row.id)
-        self._snapshots[row.id] = asyncio.ensure_future(self.store.read(snapshot))
         started = await self.store.write(freeze)
-        if started is None:
-            self._drop_snapshot(row.id)
-        else:
+        if started is not None:
             log.info("delivery.frozen", delivery=row.id, recipients=started.recipient_count)
         return started
-
-    def _drop_snapshot(self, delivery_id: int) -> None:
-        """Forget the snapshot read with DELIVERY_ID's start, if any (unused)."""
-        _discard(self._snapshots.pop(delivery_id, None))
 
     @staticmethod
     def _refuse(conn: Connection, row: q.DeliveryRow, status: str, reason: str) -> None:
@@ -295,12 +278,7 @@ class Sender:
         messages = await self._line_messages(row)
         frozen = asyncio.Event()  # set after each freezing transaction
         claimed_some = asyncio.Event()  # set after each claim: the freezer looks again
-        cursor = await self.store.read(q.freeze_cursor, row.id)
-        freezing = cursor is not None
-        snapshot = self._snapshots.pop(row.id, None)
-        if not freezing:  # frozen completely with the start
-            _discard(snapshot)
-            snapshot = None
+        freezing = await self.store.read(q.freeze_cursor, row.id) is not None
         chunks = 0  # freezing transactions done in this run
 
         async def freezer() -> None:
@@ -310,14 +288,9 @@ class Sender:
             try:
                 remaining: int | None = None
                 if freezing and row.id not in self._unfrozen:
-                    # The recipients after the cursor: from the snapshot read with the start,
-                    # or (after a restart) read now; either way beside the writer, while the
-                    # first batches are claimed and sent.
-                    if snapshot is not None and cursor is not None:
-                        ids = await snapshot
-                        rest = ids[bisect.bisect_right(ids, cursor) :]
-                    else:
-                        rest = await self.store.read(self._rest, row)
+                    # The recipients after the cursor (after the start, or after a restart),
+                    # read beside the writer while the first batches are claimed and sent.
+                    rest = await self.store.read(self._rest, row)
                     self._unfrozen[row.id] = rest
                     remaining = len(rest)
                 while freezing and not run.stop:
@@ -663,16 +636,6 @@ def _parts(n: int, named: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
         return tuple((i,) for i in bad) + ((rest,) if rest else ())
     half = n // 2
     return (tuple(range(half)), tuple(range(half, n)))
-
-
-def _discard(future: asyncio.Future[Any] | None) -> None:
-    """Cancel FUTURE, or take its exception if it has one (never reported as unretrieved)."""
-    if future is None:
-        return
-    if not future.done():
-        future.cancel()
-    elif not future.cancelled():
-        future.exception()
 
 
 def _utc(now: int) -> dt.datetime:

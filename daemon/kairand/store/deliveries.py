@@ -256,10 +256,10 @@ def urgent_due(conn: Connection, now: int, other_than: int) -> bool:
 
 FIRST_CHUNK_BATCHES = 20
 """Batches frozen with the delivery's start (10,000 recipients; `freeze_first` reads only
-these): the first requests go out after a short transaction, and the rest of the recipients is
-read beside it and frozen while they are sent. The first batches must last until then: 10
-go out at once (the sender's burst), the next 10 over 50 ms at 200 requests/s, about the time
-the rest of 100,000 takes to read and its next chunk to freeze."""
+these): the first requests go out after a short transaction, and the rest of the recipients
+is read right after it (on the store's reader) and frozen while they are sent. The first
+batches should last until then: 10 go out at once (the sender's burst), the next 10 over
+50 ms at 200 requests/s, about the time the rest of 100,000 takes to read."""
 CHUNK_BATCHES = 20
 """Batches per later freezing transaction (10,000 recipients: 20-40 ms of the writer, so a
 webhook's ack never waits long behind one). The sender keeps about a chunk frozen ahead of its
@@ -301,7 +301,7 @@ def freeze_first(
     retry keys; the caller's transaction) without reading the rest of it (of 100,000
     guardians, the first 10,000 are read in 15-22 ms, all of them in 44-51 ms). Returns
     (recipients frozen, the cursor: the last frozen id while more may follow, else None);
-    the rest is the ids after the cursor of a snapshot (`selected_ids`, `unfrozen_ids`)."""
+    the rest is read afterwards (`unfrozen_ids`)."""
     limit = batches * BATCH_SIZE
     ids = array(
         "q",
