@@ -42,6 +42,7 @@ import threading
 import time
 from pathlib import Path
 
+import stamped_sim
 from kairand.config import load_config
 from kairand.delivery import service
 from kairand.delivery.model import TERMINAL, DeliveryContent
@@ -50,53 +51,6 @@ from kairand.keys import secrets
 from kairand.segments.model import SegmentFilter
 from kairand.store import inbox as inbox_store
 from kairand.store.bootstrap import open_store, select_keyring
-
-SIM_SCRIPT = r"""
-import asyncio, json, signal, sys, time
-from kairand.simulator import FaultProfile, Simulator, SimulatorConfig
-from kairand.simulator import api as sim_api
-
-async def main(port, token):
-    stamps = []
-    original = sim_api.Platform.deliver
-    def deliver(self, user_ids, kind, *args, **kwargs):
-        if kind == "multicast":
-            stamps.append((time.monotonic(), len(user_ids)))
-        return original(self, user_ids, kind, *args, **kwargs)
-    sim_api.Platform.deliver = deliver
-    config = SimulatorConfig(
-        population=0, access_token=token, port=port, auto_react=False,
-        faults=FaultProfile(latency_min_ms=50, latency_max_ms=150, seed=1),
-    )
-    sim = Simulator(config)
-    # Arrival of each multicast before the simulated 50-150 ms latency: what the sender's
-    # pacing controls. push, multicast and reply all draw a latency (--mixed sends replies
-    # too); the simulator counts a request's group just before it draws, with no await in
-    # between, so a draw that follows a new multicast count is a multicast's.
-    arrivals = []
-    counters = sim.platform.counters
-    decide = sim.platform.injector.decide
-    seen = [0]
-    def stamped_decide():
-        multicasts = counters.get("multicast", 0)
-        if multicasts != seen[0]:
-            seen[0] = multicasts
-            arrivals.append(time.monotonic())
-        return decide()
-    sim.platform.injector.decide = stamped_decide
-    await sim.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    print("ready", flush=True)
-    await stop.wait()
-    await sim.stop()
-    counters = dict(sim.platform.counters)
-    report = {"stamps": stamps, "arrivals": arrivals, "requests": counters.get("multicast", 0)}
-    print(json.dumps(report), flush=True)
-
-asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
-"""
 
 
 def free_port() -> int:
@@ -294,13 +248,7 @@ def run(
         return did
 
     did = asyncio.run(make())
-    sim = subprocess.Popen(
-        [sys.executable, "-c", SIM_SCRIPT, str(sim_port), token],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sim.stdout is not None
-    assert sim.stdout.readline().strip() == "ready"
+    sim = stamped_sim.start(sim_port, token)
     log = (folder / f"kairand-{n}.log").open("w")
     started = time.monotonic()
     # only_sender: the daemon with no component but the sender, to attribute memory.
@@ -363,10 +311,8 @@ def run(
         if spy is not None:
             spy.wait(60)
         log.close()
-        sim.send_signal(signal.SIGTERM)
-        out, _ = sim.communicate(timeout=60)
+        report = stamped_sim.stop(sim)
     elapsed = time.monotonic() - started
-    report = json.loads(out.strip().splitlines()[-1])
     stamps = report["stamps"]
     if os.environ.get("BENCH_DUMP"):
         Path(os.environ["BENCH_DUMP"]).write_text(json.dumps(stamps))

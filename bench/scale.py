@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import resource
 import shutil
@@ -42,8 +41,9 @@ import time
 import uuid
 from pathlib import Path
 
+import stamped_sim
 from audience import SEGMENTS, TODAY, generate, percentile
-from delivery import SIM_SCRIPT, free_port, peak_rss_mb
+from delivery import free_port, peak_rss_mb
 from kairand.backup import envelope
 from kairand.backup import service as backup_service
 from kairand.config import load_config
@@ -274,12 +274,7 @@ def main() -> int:
         # 7. kill -9 in the middle of the delivery, restart, time until sending resumes
         select_keyring(config)
         token = secrets.get_secret(secrets.CHANNEL_ACCESS_TOKEN)
-        sim = subprocess.Popen(
-            [sys.executable, "-c", SIM_SCRIPT, str(sim_port), token],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert sim.stdout is not None and sim.stdout.readline().strip() == "ready"
+        sim = stamped_sim.start(sim_port, token)
         log = (root / "kairand.log").open("w")
         command = [sys.executable, "-m", "kairand", "--config", str(config_path)]
         daemon = subprocess.Popen(command, stdout=log, stderr=log)
@@ -308,9 +303,7 @@ def main() -> int:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(60)
             log.close()
-            sim.send_signal(signal.SIGTERM)
-            out, _ = sim.communicate(timeout=120)
-        report = json.loads(out.strip().splitlines()[-1])
+            report = stamped_sim.stop(sim, timeout=120)
         stamps = report["stamps"]
         # Requests the killed daemon sent just before the kill are accepted after the simulated
         # 50-150 ms latency, possibly after the restart: resumption is the first request that

@@ -22,7 +22,7 @@ from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as delivery_queries
 from kairand.store import metrics, settings, synthetic
-from kairand.store.database import Store
+from kairand.store.database import Connection, Store
 from tests.support.delivery_harness import (
     approved,
     fast_config,
@@ -102,7 +102,8 @@ async def test_a_restart_mid_freezing_continues_from_the_cursor(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """N4: a daemon stopped after the first chunks were frozen and sent continues freezing
-    after the last frozen resident: nobody twice, nobody skipped."""
+    after the last frozen resident: nobody twice, nobody skipped. The delivery's count is
+    the snapshot's before every chunk is frozen."""
     monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 1)
     monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 1)
     expected = populate(store, 20000)
@@ -114,8 +115,41 @@ async def test_a_restart_mid_freezing_continues_from_the_cursor(
         )
         cursor = store.read_sync(delivery_queries.freeze_cursor, did)
         assert cursor is not None  # stopped with recipients still to freeze
-        assert (await service.get(store, did)).status == Status.sending
+        view = await service.get(store, did)
+        assert view.status == Status.sending
+        # The count is known once the rest was read, before it is frozen.
+        assert view.recipient_count == len(expected)
         await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+    assert (await service.get(store, did)).status == Status.sent
+    assert set(received) == expected and set(received.values()) == {1}
+
+
+@pytest.mark.req("N4")
+async def test_a_stale_pending_count_does_not_stall_the_freezing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N4: the freezer waits for a claim while a chunk is pending; when the count it read is
+    stale (a claim took the pending batches meanwhile; the reader descheduled on a busy
+    machine, 50 ms here) the claim still wakes it, and the delivery is frozen and sent to the
+    end (before: the feeder waited for the freezer and the freezer for a claim, for ever)."""
+    monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 2)
+    monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 2)
+    pending = delivery_queries.pending_batches
+
+    def stale_pending(conn: Connection, delivery_id: int) -> int:
+        count = pending(conn, delivery_id)
+        time.sleep(0.05)
+        return count
+
+    monkeypatch.setattr(delivery_queries, "pending_batches", stale_pending)
+    expected = populate(store, 5000)
+    did = await approved(store)
+    async with simulator(5000) as line:
+        config = fast_config(multicast_rate_per_second=1000, concurrency=4)
+        await run_sender(
+            Sender(store, line.api, config), store=store, delivery_ids=(did,), limit_seconds=10
+        )
         received = line.sim.received()
     assert (await service.get(store, did)).status == Status.sent
     assert set(received) == expected and set(received.values()) == {1}
@@ -383,6 +417,39 @@ async def test_notification_disabled_and_retry_key_on_the_wire(store: Store) -> 
     assert body["notificationDisabled"] is True
     assert [m["text"] for m in body["messages"]] == ["一", "二"]
     assert key == batches(store, did)[0][1] and uuid.UUID(key).version == 4
+
+
+def test_multicast_body_is_the_sdks() -> None:
+    """The sender serialises its unvalidated request itself (kairand.delivery.sender's
+    _Multicast): the JSON is byte for byte the SDK's, from a validated MulticastRequest, for
+    each kind of message and both notification settings."""
+    from linebot.v3.messaging import ApiClient, Message, MulticastRequest
+
+    from kairand.delivery.sender import _Multicast
+
+    messages = [
+        Message.from_dict(d)
+        for d in (
+            {"type": "text", "text": "一\n二"},
+            {"type": "sticker", "packageId": "446", "stickerId": "1988"},
+            {
+                "type": "image",
+                "originalContentUrl": "https://example.jp/a.jpg",
+                "previewImageUrl": "https://example.jp/a-p.jpg",
+            },
+            {"type": "flex", "altText": "案内", "contents": {"type": "bubble", "body": {
+                "type": "box", "layout": "vertical",
+                "contents": [{"type": "text", "text": "本文", "wrap": True}]}}},
+        )
+    ]  # fmt: skip
+    to = [f"U{i:032x}" for i in range(500)]
+    client = ApiClient.__new__(ApiClient)  # sanitize_for_serialization needs no state
+    for disabled in (True, False):
+        ours = _Multicast.construct(to=to, messages=messages, notification_disabled=disabled)
+        sdk = MulticastRequest(to=to, messages=messages, notification_disabled=disabled)
+        assert json.dumps(client.sanitize_for_serialization(ours)) == json.dumps(
+            client.sanitize_for_serialization(sdk)
+        )
 
 
 BAD_IDS = ("hello-world", "U" + "x" * 5000, "U" + "0" * 31 + "\x00")
