@@ -38,7 +38,7 @@ async def main(port, token, followers):
     sim_api.Platform.deliver = deliver
     config = SimulatorConfig(
         population=0, access_token=token, port=port, auto_react=False,
-        faults=FaultProfile(latency_min_ms=50, latency_max_ms=150, seed=1),
+        faults=FaultProfile(latency_min_ms=@LMIN@, latency_max_ms=@LMAX@, seed=@SEED@),
     )
     sim = Simulator(config)
     # Arrival of each multicast before the simulated 50-150 ms latency: what the sender's
@@ -70,6 +70,26 @@ async def main(port, token, followers):
 
 asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0))
 """
+
+
+LATENCY_MS = (50, 150)
+LATENCY_SEED = 1
+SIM_SCRIPT = (
+    SIM_SCRIPT.replace("@LMIN@", str(LATENCY_MS[0]))
+    .replace("@LMAX@", str(LATENCY_MS[1]))
+    .replace("@SEED@", str(LATENCY_SEED))
+)
+
+
+def latencies(n: int) -> list[float]:
+    """The latencies (seconds) the simulator draws for its first N requests, in the order
+    they arrive: the same seeded draws, made here (kairand.simulator.faults)."""
+    from kairand.simulator.faults import FaultInjector, FaultProfile
+
+    injector = FaultInjector(
+        FaultProfile(latency_min_ms=LATENCY_MS[0], latency_max_ms=LATENCY_MS[1], seed=LATENCY_SEED)
+    )
+    return [injector.decide().latency_s for _ in range(n)]
 
 
 def start(port: int, token: str, followers: int = 0) -> subprocess.Popen[str]:
