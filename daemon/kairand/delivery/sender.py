@@ -58,9 +58,9 @@ from kairand.store.deliveries import BatchResult, ClaimedBatch
 log = get_logger(__name__)
 
 KEY_LIFETIME_SECONDS = 24 * 3600
+"""LINE remembers an accepted retry key for 24 hours; after that a retry would send again."""
 FIRST_CLAIM = 4
 """Batches in a delivery run's first claim (see Sender._send: feeder)."""
-"""LINE remembers an accepted retry key for 24 hours; after that a retry would send again."""
 
 
 class _Run:
@@ -115,8 +115,8 @@ class Sender:
         self.stopping = False
         self._quota_failures = 0
         self._unfrozen: dict[int, q.Ids] = {}
-        """Delivery id → resident ids still to freeze, read once after the start (or, after a
-        restart, the segment's residents after the freeze cursor)."""
+        """Delivery id → resident ids of its snapshot still to freeze (in this process; after
+        a restart the segment is asked again for the residents after the freeze cursor)."""
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -217,37 +217,29 @@ class Sender:
             ):
                 return None
             compiled = segment_queries.compile_for(conn, segment, on, survey)
-            # The first batches now; the rest is read and frozen while they are sent
-            # (Sender._send: freezer): the first request waits for the first 10,000
-            # residents, not for all of them.
-            recipients, cursor = q.freeze_first(
+            # The first batches now, the rest while they are sent (Sender._send: freezer).
+            recipients, batches, rest = q.freeze_start(
                 conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES
             )
-            more = cursor is not None
-            self._unfrozen.pop(row.id, None)
+            if rest:
+                self._unfrozen[row.id] = rest
             # The mail channel: the same filter's mail subscribers, frozen here too.
             by_mail = mail_store.freeze_recipients(conn, row.id, segment, on, survey, now)
-            batches = -(-recipients // q.BATCH_SIZE)
-            # With more to come, the count is set once the rest is read (q.freeze_more).
             q.set_status(
                 conn,
                 row.id,
                 [Status.sending.value],
                 Status.sending.value,
                 now,
-                recipient_count=None if more else recipients,
-            )
-            frozen: dict[str, Any] = (
-                {"first_recipients": recipients, "first_batches": batches}
-                if more
-                else {"recipients": recipients, "batches": batches}
+                recipient_count=recipients,
             )
             _audit(
                 conn,
                 "delivery.send_start",
                 row.id,
                 "ok",
-                **frozen,
+                recipients=recipients,
+                batches=batches,
                 mail_recipients=by_mail,
                 send_date=on.isoformat(),
             )
@@ -298,13 +290,6 @@ class Sender:
             chunk's batches and retry keys are committed before any of them is claimed)."""
             nonlocal freezing, chunks
             try:
-                remaining: int | None = None
-                if freezing and row.id not in self._unfrozen:
-                    # The recipients after the cursor (after the start, or after a restart),
-                    # read beside the writer while the first batches are claimed and sent.
-                    rest = await self.store.read(self._rest, row)
-                    self._unfrozen[row.id] = rest
-                    remaining = len(rest)
                 while freezing and not run.stop:
                     # About a chunk ahead of the claims (0.1 s of sending at 200/s). Cleared
                     # before the count is read: a claim committed meanwhile (the count then
@@ -314,8 +299,7 @@ class Sender:
                     if await self.store.read(q.pending_batches, row.id) >= q.CHUNK_BATCHES:
                         await claimed_some.wait()
                         continue
-                    done, rest = await self.store.write(self._freeze_more, row, remaining)
-                    remaining = None
+                    done, rest = await self.store.write(self._freeze_more, row)
                     chunks += 1
                     if rest:
                         self._unfrozen[row.id] = rest
@@ -401,36 +385,21 @@ class Sender:
         # No settled batch (e.g. paused or preempted at once): let the loop wait a moment.
         return run.settled > 0 or run.preempted
 
-    def _freeze_more(
-        self, conn: Connection, row: q.DeliveryRow, remaining: int | None
-    ) -> tuple[bool | None, q.Ids]:
-        """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left;
-        REMAINING: the recipients still to freeze, just read (sets the delivery's count)."""
+    def _freeze_more(self, conn: Connection, row: q.DeliveryRow) -> tuple[bool | None, q.Ids]:
+        """One more freezing transaction of ROW (q.freeze_more's answer) and the ids left."""
         rest = self._unfrozen.get(row.id)
-        if rest is None:
-            rest = self._rest(conn, row)
+        if rest is None:  # after a restart: the segment's residents after the cursor
+            segment = SegmentFilter.model_validate(row.segment)
+            now = int(self.clock())
+            on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
+            current = survey_store.current(conn)
+            survey = current[1] if current else None
+            compiled = segment_queries.compile_for(conn, segment, on, survey)
+            rest = q.unfrozen_ids(conn, row.id, compiled)
         size = q.CHUNK_BATCHES * q.BATCH_SIZE
         chunk, left = rest[:size], rest[size:]
-        done = q.freeze_more(
-            conn,
-            row.id,
-            chunk,
-            _new_key,
-            more=bool(left),
-            remaining=None if remaining is None else len(left),
-        )
+        done = q.freeze_more(conn, row.id, chunk, _new_key, more=bool(left))
         return done, (rest if done is None else left)
-
-    def _rest(self, conn: Connection, row: q.DeliveryRow) -> q.Ids:
-        """ROW's recipients still to freeze: the segment's residents after the cursor, on the
-        delivery's send date (the rest after its start, or after a restart)."""
-        segment = SegmentFilter.model_validate(row.segment)
-        now = int(self.clock())
-        on = dt.date.fromisoformat(row.send_date) if row.send_date else send_date(_utc(now))
-        current = survey_store.current(conn)
-        survey = current[1] if current else None
-        compiled = segment_queries.compile_for(conn, segment, on, survey)
-        return q.unfrozen_ids(conn, row.id, compiled)
 
     async def _line_messages(self, row: q.DeliveryRow) -> list[Message]:
         """The delivery's messages in LINE's shape (kairand.delivery.messages.to_line)."""

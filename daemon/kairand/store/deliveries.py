@@ -7,7 +7,6 @@ pending -> cancelled. See docs/delivery.md.
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import uuid
@@ -254,12 +253,9 @@ def urgent_due(conn: Connection, now: int, other_than: int) -> bool:
 # -- freezing the recipients ------------------------------------------------------------------
 
 
-FIRST_CHUNK_BATCHES = 20
-"""Batches frozen with the delivery's start (10,000 recipients; `freeze_first` reads only
-these): the first requests go out after a short transaction, and the rest of the recipients
-is read right after it (on the store's reader) and frozen while they are sent. The first
-batches should last until then: 10 go out at once (the sender's burst), the next 10 over
-50 ms at 200 requests/s, about the time the rest of 100,000 takes to read."""
+FIRST_CHUNK_BATCHES = 8
+"""Batches frozen with the delivery's start (4,000 recipients): the first requests go out
+after a short transaction, and the rest is frozen while they are sent."""
 CHUNK_BATCHES = 20
 """Batches per later freezing transaction (10,000 recipients: 20-40 ms of the writer, so a
 webhook's ack never waits long behind one). The sender keeps about a chunk frozen ahead of its
@@ -274,9 +270,8 @@ def freeze(
 ) -> tuple[int, int]:
     """Snapshot the segment into batches of <= 500 with their retry keys, all at once (the
     caller's transaction). Returns (recipients, batches)."""
-    ids = selected_ids(conn, compiled)
-    _insert_chunk(conn, delivery_id, ids, new_key, more=False)
-    return len(ids), math.ceil(len(ids) / BATCH_SIZE)
+    recipients, batches, _ = freeze_start(conn, delivery_id, compiled, new_key, None)
+    return recipients, batches
 
 
 Ids = memoryview
@@ -284,44 +279,30 @@ Ids = memoryview
 taking the next chunk (a slice) never copies what is left (1M recipients: 8 MB, once)."""
 
 
-def selected_ids(conn: Connection, compiled: CompiledSegment) -> Ids:
-    """The residents a compiled segment selects in this transaction's snapshot, in order."""
-    rows = conn.execute(f"{compiled.sql} ORDER BY id", compiled.params)
-    return memoryview(array("q", (row[0] for row in rows)))
-
-
-def freeze_first(
+def freeze_start(
     conn: Connection,
     delivery_id: int,
     compiled: CompiledSegment,
     new_key: Callable[[], str],
-    batches: int,
-) -> tuple[int, int | None]:
-    """Freeze the segment's first BATCHES batches (its residents in id order, with their
-    retry keys; the caller's transaction) without reading the rest of it (of 100,000
-    guardians, the first 10,000 are read in 15-22 ms, all of them in 44-51 ms). Returns
-    (recipients frozen, the cursor: the last frozen id while more may follow, else None);
-    the rest is read afterwards (`unfrozen_ids`)."""
-    limit = batches * BATCH_SIZE
+    first_batches: int | None,
+) -> tuple[int, int, Ids]:
+    """Snapshot the segment (the caller's transaction): its residents' ids, in order; the
+    first FIRST_BATCHES batches (all when None) are frozen now with their retry keys. Returns
+    (recipients, batches, the ids still to freeze with `freeze_more`); the delivery's
+    `freeze_cursor` is the last frozen id while some are left."""
     ids = array(
-        "q",
-        (
-            row[0]
-            for row in conn.execute(
-                f"{compiled.sql} ORDER BY id LIMIT ?", (*compiled.params, limit + 1)
-            )
-        ),
+        "q", (row[0] for row in conn.execute(f"{compiled.sql} ORDER BY id", compiled.params))
     )
-    more = len(ids) > limit
-    first = memoryview(ids)[:limit]
-    _insert_chunk(conn, delivery_id, first, new_key, more=more)
-    return len(first), first[-1] if more else None
+    limit = len(ids) if first_batches is None else first_batches * BATCH_SIZE
+    view = memoryview(ids)  # slices of a view copy nothing
+    rest = view[limit:]
+    _insert_chunk(conn, delivery_id, view[:limit], new_key, more=bool(rest))
+    return len(ids), math.ceil(len(ids) / BATCH_SIZE), rest
 
 
 def unfrozen_ids(conn: Connection, delivery_id: int, compiled: CompiledSegment) -> Ids:
-    """The residents the segment selects now after the delivery's cursor, in order (the ids
-    frozen already are never frozen again): the rest of the recipients after `freeze_first`,
-    or after a restart."""
+    """After a restart: the residents the segment selects now after the delivery's cursor
+    (the ids frozen before the restart are never frozen again)."""
     cursor = freeze_cursor(conn, delivery_id)
     if cursor is None:
         return memoryview(array("q"))
@@ -337,13 +318,10 @@ def freeze_more(
     ids: Ids,
     new_key: Callable[[], str],
     more: bool,
-    remaining: int | None = None,
 ) -> bool | None:
     """Freeze IDS (the next ones, in order) into new batches of a delivery being frozen; MORE:
-    others follow (REMAINING of them: the delivery's recipient_count, unknown until the rest
-    was read after `freeze_first`, becomes the frozen ones plus these). True when the
-    delivery is frozen completely, False when more is to come, None when it is not sending
-    (paused: nothing done; cancelled: nothing more to freeze)."""
+    others follow. True when the delivery is frozen completely, False when more is to come,
+    None when it is not sending (paused: nothing done; cancelled: nothing more to freeze)."""
     row = conn.execute(
         "SELECT freeze_cursor, status FROM deliveries WHERE id = ?", (delivery_id,)
     ).fetchone()
@@ -351,16 +329,12 @@ def freeze_more(
         return True
     if row[1] != "sending":
         return None
-    start = bisect.bisect_right(ids, int(row[0]))  # the ids up to the cursor: never twice
+    cursor = int(row[0])
+    start = 0
+    while start < len(ids) and ids[start] <= cursor:
+        start += 1  # frozen already: never twice
     _insert_chunk(conn, delivery_id, ids[start:], new_key, more)
     if more:
-        if remaining is not None:  # the delivery's count, once the rest has been read
-            conn.execute(
-                "UPDATE deliveries SET recipient_count = ? + (SELECT sum(recipient_count)"
-                " FROM batches WHERE delivery_id = ? AND state != 'split')"
-                " WHERE id = ? AND recipient_count IS NULL",
-                (remaining, delivery_id, delivery_id),
-            )
         return False
     # Every recipient is in a batch: the count is what was frozen, not the start's snapshot.
     conn.execute(
