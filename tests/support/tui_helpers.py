@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from textual.css.query import NoMatches
 from textual.widgets import Input, TextArea
+
+if TYPE_CHECKING:
+    from kairan_tui.screens.programs import ProgramsScreen
 
 
 async def wait_until(pilot, condition: Callable[[], object], limit: float = 10.0) -> None:
@@ -38,3 +42,16 @@ async def type_into(pilot, widget: Input | TextArea, text: str) -> None:
     if isinstance(widget, Input):
         widget.value = ""
     await pilot.press(*list(text))
+
+
+async def open_programs(pilot, app, ready: Callable[[Any], object]) -> ProgramsScreen:
+    """Log in, press Ctrl+F and wait until the 配信サービス screen is shown and READY(screen)."""
+    from kairan_tui.screens.programs import ProgramsScreen
+
+    await wait_until(pilot, lambda: app.me is not None)
+    await pilot.press("ctrl+f")
+    await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
+    screen = app.screen
+    assert isinstance(screen, ProgramsScreen)
+    await wait_until(pilot, lambda: ready(screen))
+    return screen

@@ -9,8 +9,7 @@ from textual.widgets import DataTable, Input, SelectionList
 
 from kairan_tui.modals.confirm import ConfirmModal
 from kairan_tui.screens.alert import AlertScreen, parse_consent_time
-from kairan_tui.screens.programs import ProgramsScreen
-from tests.support.tui_helpers import notifications, wait_until
+from tests.support.tui_helpers import notifications, open_programs, wait_until
 
 SIZE = (80, 24)
 
@@ -91,12 +90,7 @@ def test_consent_time_format() -> None:
 async def test_programs_screen_approves_a_template(app_for, fake, monkeypatch) -> None:
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("ctrl+f")
-        await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
-        screen = app.screen
-        assert isinstance(screen, ProgramsScreen)
-        await wait_until(pilot, lambda: len(screen.templates) == 2)
+        screen = await open_programs(pilot, app, lambda screen: len(screen.templates) == 2)
         from kairan_tui.modals import confirm
 
         monkeypatch.setattr(confirm, "GUARD_SECONDS", 0.0)
@@ -126,11 +120,10 @@ async def test_programs_screen_counts_mail_members_apart(app_for, fake) -> None:
     fake.call(lambda: fake.state.programs.__setitem__("districts_mail", per_mail))
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("ctrl+f")
-        await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
-        table = app.screen.query_one("#programs-table", DataTable)
-        await wait_until(pilot, lambda: table.row_count > 0)
+        screen = await open_programs(
+            pilot, app, lambda screen: screen.query_one("#programs-table", DataTable).row_count
+        )
+        table = screen.query_one("#programs-table", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert ["市政情報", "合計", "5,204"] in rows
         assert ["子ども安全情報（年度登録）", "LINE", "903"] in rows
@@ -147,12 +140,7 @@ async def test_approver_sends_an_all_clear(app_for, fake) -> None:
 
     app = app_for("ito")
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.me is not None)
-        await pilot.press("ctrl+f")
-        await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
-        screen = app.screen
-        assert isinstance(screen, ProgramsScreen)
-        await wait_until(pilot, lambda: len(screen.alerts) == 1)
+        screen = await open_programs(pilot, app, lambda screen: len(screen.alerts) == 1)
         screen.query_one("#alerts-table").focus()
         screen.action_follow_up()
         await wait_until(pilot, lambda: isinstance(app.screen, FollowUpModal))

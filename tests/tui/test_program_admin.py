@@ -25,18 +25,13 @@ from kairan_tui.screens.programs import ProgramsScreen
 from kairan_tui.widgets.marks import Check, CheckList
 from kairand.api import schema
 from kairand.programs import catalogue
-from tests.support.tui_helpers import notifications, wait_until
+from tests.support.tui_helpers import notifications, open_programs, wait_until
 
 SIZE = (80, 24)
 
 
 async def _open(pilot, app) -> ProgramsScreen:
-    await wait_until(pilot, lambda: app.me is not None)
-    await pilot.press("ctrl+f")
-    await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
-    screen = app.screen
-    assert isinstance(screen, ProgramsScreen)
-    await wait_until(pilot, lambda: bool(screen.program_rows))
+    screen: ProgramsScreen = await open_programs(pilot, app, lambda s: bool(s.program_rows))
     return screen
 
 

@@ -15,18 +15,13 @@ from kairan_tui.modals.programs_admin import AlertTemplateModal, keep_field_deta
 from kairan_tui.screens.programs import ProgramsScreen
 from kairand.api import schema
 from tests.support.tui_fake_programs import revision_of_first
-from tests.support.tui_helpers import notifications, wait_until
+from tests.support.tui_helpers import notifications, open_programs, wait_until
 
 SIZE = (80, 24)
 
 
 async def _open(pilot, app) -> ProgramsScreen:
-    await wait_until(pilot, lambda: app.me is not None)
-    await pilot.press("ctrl+f")
-    await wait_until(pilot, lambda: isinstance(app.screen, ProgramsScreen))
-    screen = app.screen
-    assert isinstance(screen, ProgramsScreen)
-    await wait_until(pilot, lambda: len(screen.templates) >= 2)
+    screen: ProgramsScreen = await open_programs(pilot, app, lambda s: len(s.templates) >= 2)
     return screen
 
 

@@ -251,6 +251,23 @@ def _paths(value: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...
     return out
 
 
+def _broken(data: st.DataObject, bodies: list[Any], values: st.SearchStrategy[Any]) -> Any:
+    """One of BODIES with 1-3 of its parts deleted or replaced by a drawn value."""
+    body: Any = copy.deepcopy(data.draw(st.sampled_from(bodies)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(body)[1:]))
+        parent: Any = body
+        for part in path[:-1]:
+            parent = parent[part]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(values)
+        if not _paths(body)[1:]:
+            break
+    return body
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_remembering_valid_objects_never_hides_an_error(data: st.DataObject) -> None:
@@ -263,18 +280,7 @@ def test_remembering_valid_objects_never_hides_an_error(data: st.DataObject) -> 
     for original in bodies:
         assert plain.validate("ReplyMessageRequest", original) == []
         assert spec.validate("ReplyMessageRequest", original, ("replyToken", "to")) == []
-    body: Any = copy.deepcopy(data.draw(st.sampled_from(bodies)))
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(body)[1:]))
-        parent: Any = body
-        for part in path[:-1]:
-            parent = parent[part]
-        if isinstance(parent, dict) and data.draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = data.draw(json_values | st.text(min_size=301, max_size=310))
-        if not _paths(body)[1:]:
-            break
+    body = _broken(data, bodies, json_values | st.text(min_size=301, max_size=310))
     expected = plain.validate("ReplyMessageRequest", body)
     assert spec.validate("ReplyMessageRequest", body) == expected
     assert spec.validate("ReplyMessageRequest", body, ("replyToken", "to")) == plain.validate(
@@ -320,21 +326,12 @@ def test_the_plainly_valid_shortcut_only_passes_bodies_jsonschema_passes(
     plain = Spec(spec.document, memo=False)
     bodies = _valid_reply_bodies()
     assert all(spec._surely_valid("ReplyMessageRequest", b) for b in bodies)
-    body: Any = copy.deepcopy(data.draw(st.sampled_from(bodies)))
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(body)[1:]))
-        parent: Any = body
-        for part in path[:-1]:
-            parent = parent[part]
-        if isinstance(parent, dict) and data.draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = data.draw(
-                json_values
-                | st.text(min_size=301, max_size=310)
-                | st.sampled_from([True, 1.0, -1, 2**40, "", "postback", "datetimepicker"])
-            )
-        if not _paths(body)[1:]:
-            break
+    body = _broken(
+        data,
+        bodies,
+        json_values
+        | st.text(min_size=301, max_size=310)
+        | st.sampled_from([True, 1.0, -1, 2**40, "", "postback", "datetimepicker"]),
+    )
     if spec._surely_valid("ReplyMessageRequest", body):
         assert plain.validate("ReplyMessageRequest", body) == []
