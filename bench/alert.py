@@ -44,6 +44,7 @@ from typing import Any
 import stamped_sim
 from kairand.config import DeliverySection, load_config
 from kairand.delivery import service as delivery_service
+from kairand.delivery.audience import warm_index
 from kairand.delivery.model import TERMINAL
 from kairand.delivery.sender import Sender
 from kairand.devsetup import init_dev
@@ -188,6 +189,9 @@ def main() -> None:
         store = open_store(config)
         tid = asyncio.run(prepare(store))
         populate(store.raw_writer(), n)
+        # What the daemon does at start-up (audience_index_component): the in-memory audience
+        # index is built before any delivery, and the freeze reads the recipients from it.
+        asyncio.run(warm_index(store))
         sim = stamped_sim.start(port, token, n)
         timeline = asyncio.run(measure(store, f"http://127.0.0.1:{port}", token, tid))
         report = stamped_sim.stop(sim)

@@ -36,6 +36,7 @@ from linebot.v3.messaging import Message, MulticastRequest
 
 from kairand.audit.chain import AuditEntry
 from kairand.config import DeliverySection, MediaSection
+from kairand.delivery.audience import shared_index
 from kairand.delivery.messages import media_of, parse_item, to_line_all
 from kairand.delivery.model import Status
 from kairand.delivery.quota import Quota, read_quota
@@ -216,10 +217,16 @@ class Sender:
                 send_date=on.isoformat(),
             ):
                 return None
-            compiled = segment_queries.compile_for(conn, segment, on, survey)
+            # The snapshot from the audience index when it is ready (about 1 ms at 100,000
+            # recipients, against ~60 ms of SQL), else from the SQL.
+            shared = shared_index(self.store)
+            ids = segment_queries.select_ids(conn, segment, on, shared.index, shared.lock)
+            if ids is None:
+                compiled = segment_queries.compile_for(conn, segment, on, survey)
+                ids = q.segment_ids(conn, compiled)
             # The first batches now, the rest while they are sent (Sender._send: freezer).
             recipients, batches, rest = q.freeze_start(
-                conn, row.id, compiled, _new_key, q.FIRST_CHUNK_BATCHES
+                conn, row.id, ids, _new_key, q.FIRST_CHUNK_BATCHES
             )
             if rest:
                 self._unfrozen[row.id] = rest
@@ -290,6 +297,9 @@ class Sender:
             chunk's batches and retry keys are committed before any of them is claimed)."""
             nonlocal freezing, chunks
             try:
+                # The run's first claim goes to the store's writer first: the first request
+                # waits for no chunk (the feeder sets this after every claim and at its end).
+                await claimed_some.wait()
                 while freezing and not run.stop:
                     # About a chunk ahead of the claims (0.1 s of sending at 200/s). Cleared
                     # before the count is read: a claim committed meanwhile (the count then

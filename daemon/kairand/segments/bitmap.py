@@ -163,16 +163,9 @@ class AudienceIndex:
     def count(self, segment: SegmentFilter, on: dt.date, facets: FacetMap) -> int:
         """How many residents SEGMENT selects on send date ON; NotCovered when the facet map
         cannot express a condition (the SQL answers plan then counts)."""
-        # The default program's audience is the eligible residents; another program's is
-        # its registered members (kairand.segments.compiler._base), conditions alike.
-        if segment.program == DEFAULT_PROGRAM:
-            base = self.eligible
-        else:
-            base = self.programs.get(segment.program, BitMap())
-        if segment.all_registered or not segment.conditions:
+        base, selected = self._parts(segment, on, facets)
+        if selected is None:
             return len(base)
-        selected = [self._condition(cond, on, facets) for cond in segment.conditions]
-        selected.sort(key=len)
         if not selected[0]:
             return 0
         result = selected[0] & base
@@ -181,6 +174,33 @@ class AudienceIndex:
         if len(selected) == 1:
             return len(result)
         return result.intersection_cardinality(selected[-1])
+
+    def select(self, segment: SegmentFilter, on: dt.date, facets: FacetMap) -> BitMap:
+        """The residents SEGMENT selects on send date ON (a new bitmap, the ids a delivery
+        freezes); NotCovered as for `count`."""
+        base, selected = self._parts(segment, on, facets)
+        if selected is None:
+            return BitMap(base)
+        result = selected[0] & base
+        for bitmap in selected[1:]:
+            result &= bitmap
+        return result
+
+    def _parts(
+        self, segment: SegmentFilter, on: dt.date, facets: FacetMap
+    ) -> tuple[BitMap, list[BitMap] | None]:
+        """SEGMENT's base set and its conditions' sets, smallest first (None: no condition)."""
+        # The default program's audience is the eligible residents; another program's is
+        # its registered members (kairand.segments.compiler._base), conditions alike.
+        if segment.program == DEFAULT_PROGRAM:
+            base = self.eligible
+        else:
+            base = self.programs.get(segment.program, BitMap())
+        if segment.all_registered or not segment.conditions:
+            return base, None
+        selected = [self._condition(cond, on, facets) for cond in segment.conditions]
+        selected.sort(key=len)
+        return base, selected
 
     def _condition(self, cond: Condition, on: dt.date, facets: FacetMap) -> BitMap:
         slot = facets.slots.get(cond.question)

@@ -270,29 +270,35 @@ def freeze(
 ) -> tuple[int, int]:
     """Snapshot the segment into batches of <= 500 with their retry keys, all at once (the
     caller's transaction). Returns (recipients, batches)."""
-    recipients, batches, _ = freeze_start(conn, delivery_id, compiled, new_key, None)
+    ids = segment_ids(conn, compiled)
+    recipients, batches, _ = freeze_start(conn, delivery_id, ids, new_key, None)
     return recipients, batches
 
 
 Ids = memoryview
-"""Resident ids of a recipient snapshot: a view of an array('q') of 8 bytes an id, so that
-taking the next chunk (a slice) never copies what is left (1M recipients: 8 MB, once)."""
+"""Resident ids of a recipient snapshot: a view of an array of ids ('q', 8 bytes an id, from
+the SQL; 'I', 4 bytes, from the audience index), so that taking the next chunk (a slice)
+never copies what is left (1M recipients: 4-8 MB, once)."""
+
+
+def segment_ids(conn: Connection, compiled: CompiledSegment) -> array[int]:
+    """The segment's residents' ids in this transaction's snapshot, in order (the SQL way of
+    kairand.store.segments.select_ids)."""
+    rows = conn.execute(f"{compiled.sql} ORDER BY id", compiled.params)
+    return array("q", (row[0] for row in rows))
 
 
 def freeze_start(
     conn: Connection,
     delivery_id: int,
-    compiled: CompiledSegment,
+    ids: array[int],
     new_key: Callable[[], str],
     first_batches: int | None,
 ) -> tuple[int, int, Ids]:
-    """Snapshot the segment (the caller's transaction): its residents' ids, in order; the
-    first FIRST_BATCHES batches (all when None) are frozen now with their retry keys. Returns
-    (recipients, batches, the ids still to freeze with `freeze_more`); the delivery's
-    `freeze_cursor` is the last frozen id while some are left."""
-    ids = array(
-        "q", (row[0] for row in conn.execute(f"{compiled.sql} ORDER BY id", compiled.params))
-    )
+    """Freeze a snapshot of the segment (IDS: its residents' ids in ascending order, read in
+    the caller's transaction): the first FIRST_BATCHES batches (all when None) now, with their
+    retry keys. Returns (recipients, batches, the ids still to freeze with `freeze_more`); the
+    delivery's `freeze_cursor` is the last frozen id while some are left."""
     limit = len(ids) if first_batches is None else first_batches * BATCH_SIZE
     view = memoryview(ids)  # slices of a view copy nothing
     rest = view[limit:]

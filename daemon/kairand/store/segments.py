@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -125,6 +126,35 @@ def sync_index(conn: Connection, index: AudienceIndex) -> bool:
             index.update(row[0], facets, row[-1].split(SEPARATOR) if row[-1] else ())
         index.applied = int(seq)
     return True
+
+
+FREEZE_CATCH_UP = 20_000
+"""Change-log entries the index may be behind for a delivery's freeze to use it (catching up
+costs ~10 µs an entry; beyond this the SQL is no slower)."""
+
+
+def select_ids(
+    conn: Connection,
+    segment: SegmentFilter,
+    on: dt.date,
+    index: AudienceIndex,
+    lock: threading.Lock,
+) -> array[int] | None:
+    """The residents SEGMENT selects on ON in this transaction's snapshot, in ascending order,
+    from INDEX brought up to it under LOCK: about a millisecond at 100,000 where the SQL takes
+    tens. None when the index is not built yet, far behind (FREEZE_CATCH_UP) or cannot
+    express the filter: the caller selects with SQL then (never a build here, which takes
+    seconds at a million residents)."""
+    with lock:
+        seq, pruned = conn.execute("SELECT seq, pruned FROM segment_clock WHERE id = 1").fetchone()
+        if not 0 <= index.applied <= seq or index.applied < pruned:
+            return None
+        if seq - index.applied > FREEZE_CATCH_UP or not sync_index(conn, index):
+            return None
+        try:
+            return index.select(segment, on, facet_map(conn)).to_array()
+        except NotCovered:
+            return None
 
 
 BUILD_CHUNK = 16_384

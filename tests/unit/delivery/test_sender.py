@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from array import array
 from collections import Counter
 
 import pytest
 
 from kairand.delivery import service
+from kairand.delivery.audience import warm_index
 from kairand.delivery.errors import QuotaExceeded
 from kairand.delivery.model import Status
 from kairand.delivery.ratelimit import TokenBucket
@@ -18,10 +20,12 @@ from kairand.delivery.sender import KEY_LIFETIME_SECONDS, Sender
 from kairand.keys.secrets import receipt_hmac_key, signing_key
 from kairand.line.errors import classify
 from kairand.retention.purge import purge_resident
+from kairand.segments.compiler import CompiledSegment
 from kairand.simulator import FaultProfile
 from kairand.store import audit as audit_store
 from kairand.store import deliveries as delivery_queries
 from kairand.store import metrics, settings, synthetic
+from kairand.store import segments as segment_queries
 from kairand.store.database import Connection, Store
 from tests.support.delivery_harness import (
     approved,
@@ -153,6 +157,40 @@ async def test_a_stale_pending_count_does_not_stall_the_freezing(
         received = line.sim.received()
     assert (await service.get(store, did)).status == Status.sent
     assert set(received) == expected and set(received.values()) == {1}
+
+
+@pytest.mark.req("N4")
+@pytest.mark.parametrize("index_ready", [True, False])
+async def test_the_freeze_reads_the_audience_index_when_it_is_ready(
+    store: Store, monkeypatch: pytest.MonkeyPatch, index_ready: bool
+) -> None:
+    """N4: with the audience index built and at most FREEZE_CATCH_UP changes behind, the
+    delivery's snapshot comes from it (caught up in the start transaction: a resident stopped
+    after the build gets nothing), never from the SQL; too far behind, the SQL selects. Either
+    way every selected resident gets exactly one copy."""
+    expected = populate(store, 3000)
+    did = await approved(store)
+    await warm_index(store)
+    stopped = sorted(expected)[::50]
+    for resident in stopped:  # changes the index has not applied yet
+        await store.write(synthetic.set_stopped, resident, True)
+    expected -= set(stopped)
+    if not index_ready:
+        monkeypatch.setattr(segment_queries, "FREEZE_CATCH_UP", len(stopped) - 1)
+    by_sql = []
+    sql_ids = delivery_queries.segment_ids
+
+    def spy(conn: Connection, compiled: CompiledSegment) -> array[int]:
+        by_sql.append(compiled)
+        return sql_ids(conn, compiled)
+
+    monkeypatch.setattr(delivery_queries, "segment_ids", spy)
+    async with simulator(3000) as line:
+        await run_sender(Sender(store, line.api, fast_config()), store=store, delivery_ids=(did,))
+        received = line.sim.received()
+    assert (await service.get(store, did)).recipient_count == len(expected)
+    assert set(received) == expected and set(received.values()) == {1}
+    assert len(by_sql) == (0 if index_ready else 1)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
