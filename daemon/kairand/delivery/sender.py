@@ -152,7 +152,8 @@ class Sender:
         if row is None:
             self._idle()
             return False
-        if row.status in (Status.approved.value, Status.scheduled.value):
+        fresh = row.status in (Status.approved.value, Status.scheduled.value)
+        if fresh:
             started = await self._start(row)
             if started is None:
                 self._idle()
@@ -160,7 +161,7 @@ class Sender:
             row = started
         if self.gate is not None:
             self.gate.sending()
-        return await self._send(row)
+        return await self._send(row, fresh)
 
     def _idle(self) -> None:
         if self.gate is not None:
@@ -281,7 +282,10 @@ class Sender:
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def _send(self, row: q.DeliveryRow) -> bool:
+    async def _send(self, row: q.DeliveryRow, fresh: bool = False) -> bool:
+        """Send ROW's batches until none is left, it pauses or an urgent one preempts it.
+        FRESH: this process has just started it (nothing claimed yet, its unfrozen ids here),
+        so the first claim reads nothing before it."""
         run = _Run(row)
         concurrency = self.config.concurrency
         queue: asyncio.Queue[ClaimedBatch | None] = asyncio.Queue(maxsize=concurrency)
@@ -289,7 +293,10 @@ class Sender:
         messages = await self._line_messages(row)
         frozen = asyncio.Event()  # set after each freezing transaction
         claimed_some = asyncio.Event()  # set after each claim: the freezer looks again
-        freezing = await self.store.read(q.freeze_cursor, row.id) is not None
+        if fresh:
+            freezing = row.id in self._unfrozen
+        else:
+            freezing = await self.store.read(q.freeze_cursor, row.id) is not None
         chunks = 0  # freezing transactions done in this run
 
         async def freezer() -> None:
@@ -326,7 +333,7 @@ class Sender:
         async def feeder() -> None:
             first = True
             try:
-                orphan_ids = await self.store.read(q.in_flight_ids, row.id)
+                orphan_ids = [] if fresh else await self.store.read(q.in_flight_ids, row.id)
                 for i in range(0, len(orphan_ids), concurrency):
                     if run.stop:
                         break
