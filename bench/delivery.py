@@ -193,6 +193,25 @@ ONLY_SENDER = (
 )
 
 
+MIXED_APPROVE_AFTER_S = 1.0
+
+
+def wait_until_warm(store, daemon: subprocess.Popen[bytes]) -> None:  # type: ignore[no-untyped-def]
+    """Until the daemon saved its audience index and recorded its start-up retention pass."""
+    from kairand.store import retention as retention_store
+    from kairand.store import settings
+
+    def warm(conn) -> bool:  # type: ignore[no-untyped-def]
+        saved = conn.execute("SELECT saved FROM segment_clock WHERE id = 1").fetchone()[0]
+        return saved is not None and settings.get(conn, retention_store.LAST_RUN_KEY) is not None
+
+    deadline = time.monotonic() + 300
+    while not store.read_sync(warm):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the daemon did not finish its start-up passes")
+        time.sleep(0.2)
+
+
 def wait_for_api(socket_path: Path, daemon: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while not socket_path.exists():
@@ -244,7 +263,8 @@ def run(
         )
         did = await service.create_draft(store, "bench", content)
         await service.submit(store, did, "bench")
-        await service.approve(store, did, "bench2")
+        if not mixed_seconds:
+            await service.approve(store, did, "bench2")
         return did
 
     did = asyncio.run(make())
@@ -275,6 +295,9 @@ def run(
     load_thread = None
     if mixed_seconds:
         wait_for_api(config.api.socket, daemon)
+        # A daemon that has been running: its start-up passes over every resident (the
+        # audience index built and saved, the retention pass) are done before the load.
+        wait_until_warm(store, daemon)
 
         def load_in_thread() -> None:
             load_result.update(asyncio.run(mixed_load(config_path, channel_secret, mixed_seconds)))
@@ -284,6 +307,10 @@ def run(
 
         load_thread = threading.Thread(target=load_in_thread, name="mixed-load")
         load_thread.start()
+        # The delivery is approved a second into the load, as staff would in a running
+        # daemon: the sender finds it at its next poll.
+        time.sleep(MIXED_APPROVE_AFTER_S)
+        asyncio.run(service.approve(store, did, "bench2"))
     try:
         deadline = time.monotonic() + max(120, n / 1000)
         while time.monotonic() < deadline:

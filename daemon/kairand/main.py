@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from pathlib import Path
 
@@ -47,13 +48,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             print("kairand: configuration, keys and store are usable")
             return ExitCode.OK
-        asyncio.run(run(config, store))
+        asyncio.run(run(config, store, ready=_started))
     except KairanError as exc:
         log.error("daemon.failed", exit_code=int(exc.exit_code), error=exc.message)
         return report("kairand", exc)
     finally:
         store.close()
     return ExitCode.OK
+
+
+def _started(app: object) -> None:
+    """Every component is up. What start-up created (modules, configuration, the models'
+    schemas, the specs) lives as long as the daemon: frozen out of the cyclic collector's
+    reach, so a full collection walks only what the daemon made since. Unfrozen, about
+    200,000 such objects made every full collection stop the event loop ~80 ms (every 4 s
+    under 1,000 webhook events/s on a 2-core appliance: the webhook's and the API's p99)."""
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -98,10 +98,39 @@ async def test_without_a_running_worker_events_wait_for_it(
         await runner.cleanup()
 
 
+@pytest.mark.req("N1")
+async def test_a_worker_behind_its_backlog_gets_no_inline_processing(setup: Setup) -> None:
+    """N1: while the worker's last batch left events pending (a backlog: the daemon was busy),
+    the webhook only stores new events and wakes the worker, so LINE's 200 never waits for
+    a backlog batch; once a batch leaves nothing pending, events are processed inline again."""
+    config, store, purge_keys, secret = setup
+    wake = asyncio.Event()
+    worker = InboxWorker(store, None, purge_keys, wake)
+    worker.running = True
+    worker.behind = True  # as after a batch that stopped with events still pending
+    runner = await _serve(setup, wake, worker)
+    try:
+        first = user_id()
+        body = envelope(config.webhook.bot_user_id, [event("follow", first, int(time.time()))])
+        assert await _post(config, secret, body) == 200
+        assert await store.read(_state, first) == (1, False)
+        assert wake.is_set() and worker.processed == 0
+        await worker.run_once()  # the worker catches up: nothing left pending
+        assert not worker.behind and await store.read(_state, first) == (0, True)
+        second = user_id()
+        body = envelope(config.webhook.bot_user_id, [event("follow", second, int(time.time()))])
+        assert await _post(config, secret, body) == 200
+        assert await store.read(_state, second) == (0, True)  # inline again
+        assert worker.processed == 2
+    finally:
+        await runner.cleanup()
+
+
 class _Failing:
     """Processes the batch (writing its effects), then fails before the commit."""
 
     running = True
+    behind = False
 
     def __init__(self, worker: InboxWorker) -> None:
         self.worker = worker

@@ -53,7 +53,7 @@ async def warm_index(store: Store) -> float:
         with shared.lock:
             segment_queries.sync_index(conn, shared.index)
 
-    await store.read(build)
+    await store.read(build, long=True)
     await save_index(store)
     return time.perf_counter() - start
 
@@ -70,10 +70,16 @@ async def save_index(store: Store) -> None:
             if shared.index.applied == shared.saved:
                 return
             bitmaps, applied = shared.index.dump(), shared.index.applied
-        segment_queries.save_index(conn, bitmaps, applied)
+        segment_queries.save_index(conn, bitmaps, applied, prune=False)
         shared.saved = applied
 
     await store.write(save)
+    # The log up to the saved position, a bounded chunk per transaction (other writes,
+    # webhook acks first of all, go in between).
+    while not await store.write(
+        segment_queries.prune_changes, shared.saved, segment_queries.PRUNE_CHUNK
+    ):
+        pass
 
 
 async def audience_count(

@@ -207,6 +207,8 @@ class Sender:
                 )
                 return None
 
+        shared = shared_index(self.store)
+
         def freeze(conn: Connection) -> q.DeliveryRow | None:
             if not q.set_status(
                 conn,
@@ -219,12 +221,12 @@ class Sender:
             ):
                 return None
             # The snapshot from the audience index when it is ready (about 1 ms at 100,000
-            # recipients, against ~60 ms of SQL), else from the SQL.
-            shared = shared_index(self.store)
+            # recipients), else from the SQL (~60 ms at 100,000, ~0.5 s at 1M). Read here,
+            # not on a reader thread before: that held ~5-8 MB more at the peak of a 1M
+            # delivery (bench/delivery.py, RSS 153-156 MB against 148).
             ids = segment_queries.select_ids(conn, segment, on, shared.index, shared.lock)
             if ids is None:
-                compiled = segment_queries.compile_for(conn, segment, on, survey)
-                ids = q.segment_ids(conn, compiled)
+                ids = q.segment_ids(conn, segment_queries.compile_for(conn, segment, on, survey))
             # The first batches now, the rest while they are sent (Sender._send: freezer).
             recipients, batches, rest = q.freeze_start(
                 conn, row.id, ids, _new_key, q.FIRST_CHUNK_BATCHES

@@ -413,6 +413,9 @@ class InboxWorker:
         self.processed = 0
         self.running = False
         """While `run` runs (kairand.line.webhook.InlineInbox)."""
+        self.behind = False
+        """The last batch left events pending (kairand.line.webhook.InlineInbox): until one
+        leaves none, the webhook only stores new events and this worker catches up."""
         self.replies = (
             ReplySender(line, reply_concurrency, confirm_later=self._confirm_later)
             if line is not None
@@ -443,6 +446,7 @@ class InboxWorker:
         """After the batch's commit: hand its replies to the sender (without waiting) and, if
         events were left pending, wake the worker's loop for them."""
         self.processed += result.processed
+        self.behind = result.more
         if result.processed:
             log.info("inbox.processed", events=result.processed, failed=result.failed)
         if self.line is not None and self.replies is not None:

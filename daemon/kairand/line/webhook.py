@@ -50,6 +50,10 @@ class InlineInbox(Protocol):
     """False before the worker starts and once it stops (its replies can no longer go out):
     events then stay pending for the next start."""
 
+    behind: bool
+    """Events are pending beyond what one batch processes: the webhook then only stores new
+    ones (processing them inline would make every ack wait for a backlog batch)."""
+
     def process_in(self, conn: Connection) -> Any:
         """In the writer thread, inside the insert's transaction; raises to be undone."""
 
@@ -220,7 +224,7 @@ class InboxWriter:
             while self._queue:
                 batch, self._queue = self._queue, []
                 processor = self.inline() if self.inline is not None else None
-                if processor is not None and not processor.running:
+                if processor is not None and (not processor.running or processor.behind):
                     processor = None
                 process = processor.process_in if processor is not None else None
                 try:

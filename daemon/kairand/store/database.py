@@ -125,6 +125,9 @@ class Store:
         self._key = key
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="kairan-db-writer")
         self._reader_pool = ThreadPoolExecutor(read_threads, thread_name_prefix="kairan-db-reader")
+        # Reads that take seconds (the audience index built from every row) run here, so
+        # they never hold a reader the staff API and the sender are waiting for.
+        self._long_pool = ThreadPoolExecutor(1, thread_name_prefix="kairan-db-long-read")
         self._local = threading.local()
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
@@ -205,9 +208,12 @@ class Store:
         else:
             loop.call_soon_threadsafe(_settle, future, result, None)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def read(self, fn: Callable[..., T], *args: Any, long: bool = False) -> T:
+        """Run fn(conn, *args) in one read transaction on a reader thread. LONG: a read of
+        seconds, on its own thread (one at a time), not on the readers others wait for."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_pool, self._read_in_thread, fn, args)
+        pool = self._long_pool if long else self._reader_pool
+        return await loop.run_in_executor(pool, self._read_in_thread, fn, args)
 
     def _write_in_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         with self._lock, transaction(self._writer):
@@ -232,6 +238,7 @@ class Store:
         self._closed = True
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
+        self._long_pool.shutdown(wait=True)
         with self._lock:
             for conn in self._connections:
                 with contextlib.suppress(Exception):

@@ -51,13 +51,17 @@ def count_segment(
 ) -> int:
     """How many residents SEGMENT selects on ON, in this transaction's snapshot: from INDEX
     (brought up to the snapshot under LOCK) when it covers the filter, else with SQL."""
-    if index is not None and lock is not None:
-        with lock:
+    # The index unless another thread holds it longer than LOCK_WAIT (building it from every
+    # row takes seconds at a million residents: the SQL answers sooner meanwhile).
+    if index is not None and lock is not None and lock.acquire(timeout=LOCK_WAIT):
+        try:
             if sync_index(conn, index):
                 try:
                     return index.count(segment, on, facet_map(conn))
                 except NotCovered:
                     pass
+        finally:
+            lock.release()
     conn.execute(f"PRAGMA cache_size = -{COUNT_CACHE_KIB}")
     return count(conn, compile_for(conn, segment, on, survey))
 
@@ -132,6 +136,10 @@ FREEZE_CATCH_UP = 20_000
 """Change-log entries the index may be behind for a delivery's freeze to use it (catching up
 costs ~10 µs an entry; beyond this the SQL is no slower)."""
 
+LOCK_WAIT = 0.05
+"""Seconds a freeze waits for the index (another thread counting or catching it up: about a
+millisecond; building it from every row: seconds, and the SQL is sooner)."""
+
 
 def select_ids(
     conn: Connection,
@@ -144,8 +152,11 @@ def select_ids(
     from INDEX brought up to it under LOCK: about a millisecond at 100,000 where the SQL takes
     tens. None when the index is not built yet, far behind (FREEZE_CATCH_UP) or cannot
     express the filter: the caller selects with SQL then (never a build here, which takes
-    seconds at a million residents)."""
-    with lock:
+    seconds at a million residents, nor a wait for one: the index is being built while
+    another thread holds LOCK for longer than LOCK_WAIT)."""
+    if not lock.acquire(timeout=LOCK_WAIT):
+        return None
+    try:
         seq, pruned = conn.execute("SELECT seq, pruned FROM segment_clock WHERE id = 1").fetchone()
         if not 0 <= index.applied <= seq or index.applied < pruned:
             return None
@@ -155,6 +166,8 @@ def select_ids(
             return index.select(segment, on, facet_map(conn)).to_array()
         except NotCovered:
             return None
+    finally:
+        lock.release()
 
 
 BUILD_CHUNK = 16_384
@@ -180,16 +193,36 @@ def build_index(conn: Connection, index: AudienceIndex, applied: int) -> None:
     index.load(chunks(facets), c_slots, y_slots, applied, chunks(members))
 
 
-def prune_changes(conn: Connection, through: int) -> None:
-    """Forget log entries up to THROUGH (an index has applied them); older indexes rebuild."""
-    conn.execute("DELETE FROM segment_changes WHERE seq <= ?", (through,))
-    conn.execute("UPDATE segment_clock SET pruned = max(pruned, ?) WHERE id = 1", (through,))
+PRUNE_CHUNK = 20_000
+"""Log entries forgotten in one write transaction (a first save after a bulk import or a
+rebuild can leave a million: pruned at once they held the store's writer, and every
+webhook ack behind it, for most of a second)."""
 
 
-def save_index(conn: Connection, bitmaps: list[tuple[str, bytes]], applied: int) -> None:
+def prune_changes(conn: Connection, through: int, limit: int | None = None) -> bool:
+    """Forget log entries up to THROUGH (an index has applied them); older indexes rebuild.
+    LIMIT: at most that many of the oldest in this transaction. True when none is left
+    up to THROUGH."""
+    upto = through
+    if limit is not None:
+        row = conn.execute(
+            "SELECT seq FROM segment_changes WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?",
+            (through, limit - 1),
+        ).fetchone()
+        upto = through if row is None else min(through, int(row[0]))
+    conn.execute("DELETE FROM segment_changes WHERE seq <= ?", (upto,))
+    conn.execute("UPDATE segment_clock SET pruned = max(pruned, ?) WHERE id = 1", (upto,))
+    return upto == through
+
+
+def save_index(
+    conn: Connection, bitmaps: list[tuple[str, bytes]], applied: int, prune: bool = True
+) -> None:
     """Keep an index's bitmaps (reflecting log position APPLIED) for the next start-up, and
-    prune the log up to it: a restart then applies only the changes made after APPLIED."""
+    (PRUNE) forget the log up to it: a restart then applies only the changes made after
+    APPLIED. Without PRUNE the caller forgets it in chunks (`prune_changes` with a limit)."""
     conn.execute("DELETE FROM segment_index")
     conn.executemany("INSERT INTO segment_index (key, data) VALUES (?, ?)", bitmaps)
     conn.execute("UPDATE segment_clock SET saved = ? WHERE id = 1", (applied,))
-    prune_changes(conn, applied)
+    if prune:
+        prune_changes(conn, applied)

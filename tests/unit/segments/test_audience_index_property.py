@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kairand.conversation.survey import default_survey
-from kairand.delivery.audience import audience_count, shared_index
+from kairand.delivery.audience import audience_count, save_index, shared_index
 from kairand.segments.bitmap import AudienceIndex
 from kairand.segments.compiler import compile_segment
 from kairand.segments.model import AgeCondition, ChoiceCondition, SegmentFilter
@@ -288,3 +289,69 @@ async def test_service_counts_from_the_index_saves_and_restarts(store: Store, mo
     monkeypatch.setattr(AudienceIndex, "load", no_full_load)
     restarted = AudienceIndex()
     assert _index_count(store, restarted, segment) == 6 == _sql_count(store, segment)
+
+
+@pytest.mark.req("N4")
+async def test_a_save_forgets_the_log_a_chunk_per_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N4: a save after many changes (a bulk import) forgets the change log in transactions
+    of at most PRUNE_CHUNK entries, so no single one holds the store's writer (and the
+    webhook's acks) for long; in the end the log is empty up to the saved position."""
+    monkeypatch.setattr(segment_queries, "PRUNE_CHUNK", 3)
+
+    def load(conn: Connection) -> None:
+        synthetic.insert_residents(
+            conn,
+            [synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[0]]}) for i in range(10)],
+            1_700_000_000,
+        )
+
+    await store.write(load)
+    deleted: list[int] = []
+    prune = segment_queries.prune_changes
+
+    def counting(conn: Connection, through: int, limit: int | None = None) -> bool:
+        before = conn.execute("SELECT count(*) FROM segment_changes").fetchone()[0]
+        done = prune(conn, through, limit)
+        deleted.append(before - conn.execute("SELECT count(*) FROM segment_changes").fetchone()[0])
+        return done
+
+    monkeypatch.setattr(segment_queries, "prune_changes", counting)
+    await save_index(store)
+    left, pruned, saved = await store.read(
+        lambda conn: (
+            conn.execute("SELECT count(*) FROM segment_changes").fetchone()[0],
+            *conn.execute("SELECT pruned, saved FROM segment_clock").fetchone(),
+        )
+    )
+    assert left == 0 and pruned == saved == shared_index(store).index.applied
+    assert sum(deleted) >= 10 and max(deleted) <= 3 and len(deleted) >= 4
+
+
+@pytest.mark.req("N4")
+async def test_a_count_does_not_wait_for_an_index_being_built(store: Store) -> None:
+    """N4: while another thread holds the index (building it from every row takes seconds at
+    a million residents), a count answers from the SQL after LOCK_WAIT, and correctly; so
+    does a delivery's freeze (None: the caller selects with SQL)."""
+
+    def load(conn: Connection) -> None:
+        synthetic.insert_residents(
+            conn,
+            [
+                synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[i % 3]]})
+                for i in range(9)
+            ],
+            1_700_000_000,
+        )
+
+    await store.write(load)
+    segment = SegmentFilter(conditions=(ChoiceCondition(question="area", any_of=(AREAS[0],)),))
+    shared = shared_index(store)
+    assert await audience_count(store, segment, SURVEY, ON) == 3  # built
+    with shared.lock:  # as while the daemon's start-up build runs
+        started = time.monotonic()
+        assert await audience_count(store, segment, SURVEY, ON) == 3
+        ids = await store.read(segment_queries.select_ids, segment, ON, shared.index, shared.lock)
+        assert ids is None
+        assert time.monotonic() - started < 1.0

@@ -176,6 +176,29 @@ async def test_urgent_write_goes_before_queued_ordinary_writes(store: Store) -> 
     assert await store.read(settings.get, "order.urgent") == 1
 
 
+async def test_a_long_read_never_holds_the_readers(store: Store) -> None:
+    """A read of seconds (the audience index built from every row: `long=True`) runs on its
+    own thread: every ordinary read meanwhile is answered at once, on both readers."""
+    await store.write(settings.put, "k", 1)
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    def long_read(conn: Connection) -> int:
+        loop.call_soon_threadsafe(started.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+        return int(settings.get(conn, "k"))
+
+    # Two long reads: on the readers they would hold both (read_threads=2).
+    running = [asyncio.create_task(store.read(long_read, long=True)) for _ in range(2)]
+    await started.wait()
+    ordinary = asyncio.gather(*(store.read(settings.get, "k") for _ in range(4)))
+    assert await asyncio.wait_for(ordinary, 5) == [1] * 4
+    assert not any(task.done() for task in running)
+    release.set()
+    assert await asyncio.gather(*running) == [1, 1]
+
+
 async def test_failed_urgent_write_rolls_back_alone(store: Store) -> None:
     """A failing write of either lane raises in its caller and changes nothing; the next
     write runs as usual."""
