@@ -11,7 +11,10 @@ the daemon's peak RSS (VmHWM) and the time to freeze the recipients into batches
 Request times are taken inside the simulator process (every accepted multicast), so the
 figure is what LINE would see, not what the daemon believes it sent.
 
---mixed: while the delivery runs, signed webhook events arrive at 1,000 events/s (new residents
+--mixed: a daemon that has been running (started on the 1M store, its start-up passes over
+every resident done: the audience index built and saved, the retention pass recorded) gets
+the load, and the delivery is approved a second into it, as staff would. While it runs,
+signed webhook events arrive at 1,000 events/s (new residents
 following the account) for 60 s, and a staff member's terminal asks `/v1/me` 20 times a second
 over the API socket; the run reports the webhook's ack p99 and the API's p99 besides the ratio
 (the delivery itself takes about 10 s at 1M: the load runs on after it, so the p99s are reported

@@ -343,6 +343,30 @@ async def test_body_over_2mb_is_413(env: Env) -> None:
     assert len(env.sim.ledger) == 0
 
 
+async def test_a_client_gone_mid_body_is_answered_quietly(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that closes its connection before the whole body arrived (a daemon stopped
+    while its replies were on their way) is no server error: nothing is accepted or logged as
+    an unhandled exception, and the simulator keeps serving."""
+    uid = env.follow()[0]
+    host, port = env.sim.api_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /v2/bot/message/multicast HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"to\": ["
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.close()
+    await asyncio.sleep(0.1)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    body = {"to": [uid], "messages": [{"type": "text", "text": "x"}]}
+    assert (await env.raw("POST", "/v2/bot/message/multicast", body))[0] == 200
+    assert len(env.sim.ledger) == 1
+
+
 async def test_rate_limit_429_is_deterministic_with_the_injected_clock(env: Env) -> None:
     """S5: multicast 200/s: a burst beyond the bucket gets LINE's 429 text; it refills."""
     uid = env.follow()[0]

@@ -300,6 +300,10 @@ def endpoint(
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 return error(413, MSG_TOO_LARGE)
+            except ConnectionResetError:
+                # The client went away mid-body (a daemon stopped while replies were on
+                # their way): nobody reads an answer; nothing was accepted.
+                return error(400, "The request body was not received")
             if len(raw) > MAX_BODY_BYTES:
                 return error(413, MSG_TOO_LARGE)
             call = Call(platform, request_id, raw=raw)
