@@ -351,7 +351,7 @@ async def test_a_client_gone_mid_body_is_answered_quietly(
     an unhandled exception, and the simulator keeps serving."""
     uid = env.follow()[0]
     host, port = env.sim.api_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    _reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
         b"POST /v2/bot/message/multicast HTTP/1.1\r\nHost: x\r\n"
         b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
