@@ -355,7 +355,7 @@ async def test_a_client_gone_mid_body_is_answered_quietly(
     writer.write(
         b"POST /v2/bot/message/multicast HTTP/1.1\r\nHost: x\r\n"
         b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
-        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"to\": ["
+        b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"to": ['
     )
     await writer.drain()
     await asyncio.sleep(0.05)
