@@ -253,6 +253,18 @@ def test_index_equals_sql_after_random_changes(store: Store, ops, checks, seed_t
         assert _index_count(store, lagging, segment) == _sql_count(store, segment)
 
 
+def _residents_by_area(conn: Connection, n: int, areas: int) -> None:
+    """N residents, the I-th in area I % AREAS (of the survey's first ones)."""
+    synthetic.insert_residents(
+        conn,
+        [
+            synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[i % areas]]})
+            for i in range(n)
+        ],
+        1_700_000_000,
+    )
+
+
 @pytest.mark.req("N4")
 async def test_service_counts_from_the_index_saves_and_restarts(store: Store, monkeypatch) -> None:
     """The staff API's count path uses the store's shared index, saves it and prunes the
@@ -260,17 +272,7 @@ async def test_service_counts_from_the_index_saves_and_restarts(store: Store, mo
     from the saved bitmaps plus the later changes and still agrees with SQL."""
     monkeypatch.setattr("kairand.delivery.audience.SAVE_EVERY", 3)
 
-    def load(conn: Connection) -> None:
-        synthetic.insert_residents(
-            conn,
-            [
-                synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[i % 3]]})
-                for i in range(10)
-            ],
-            1_700_000_000,
-        )
-
-    await store.write(load)
+    await store.write(_residents_by_area, 10, 3)
     segment = SegmentFilter(conditions=(ChoiceCondition(question="area", any_of=(AREAS[0],)),))
     assert await audience_count(store, segment, SURVEY, ON) == 4
     shared = shared_index(store)
@@ -300,14 +302,7 @@ async def test_a_save_forgets_the_log_a_chunk_per_transaction(
     webhook's acks) for long; in the end the log is empty up to the saved position."""
     monkeypatch.setattr(segment_queries, "PRUNE_CHUNK", 3)
 
-    def load(conn: Connection) -> None:
-        synthetic.insert_residents(
-            conn,
-            [synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[0]]}) for i in range(10)],
-            1_700_000_000,
-        )
-
-    await store.write(load)
+    await store.write(_residents_by_area, 10, 1)
     deleted: list[int] = []
     prune = segment_queries.prune_changes
 
@@ -335,17 +330,7 @@ async def test_a_count_does_not_wait_for_an_index_being_built(store: Store) -> N
     a million residents), a count answers from the SQL after LOCK_WAIT, and correctly; so
     does a delivery's freeze (None: the caller selects with SQL)."""
 
-    def load(conn: Connection) -> None:
-        synthetic.insert_residents(
-            conn,
-            [
-                synthetic.SyntheticResident(_uid(i), choices={"area": [AREAS[i % 3]]})
-                for i in range(9)
-            ],
-            1_700_000_000,
-        )
-
-    await store.write(load)
+    await store.write(_residents_by_area, 9, 3)
     segment = SegmentFilter(conditions=(ChoiceCondition(question="area", any_of=(AREAS[0],)),))
     shared = shared_index(store)
     assert await audience_count(store, segment, SURVEY, ON) == 3  # built
