@@ -64,12 +64,18 @@ async def save_index(store: Store) -> None:
     shared = shared_index(store)
 
     def save(conn: Connection) -> None:
-        with shared.lock:
+        # Not while another thread holds the index for long (a count building it on demand):
+        # the store's writer would wait with it. The next save catches up.
+        if not shared.lock.acquire(timeout=segment_queries.LOCK_WAIT):
+            return
+        try:
             # In the write transaction the index catches up with everything committed.
             segment_queries.sync_index(conn, shared.index)
             if shared.index.applied == shared.saved:
                 return
             bitmaps, applied = shared.index.dump(), shared.index.applied
+        finally:
+            shared.lock.release()
         segment_queries.save_index(conn, bitmaps, applied, prune=False)
         shared.saved = applied
 
