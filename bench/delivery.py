@@ -5,6 +5,7 @@
     .venv/bin/python bench/delivery.py --quick    # 100k recipients only
     .venv/bin/python bench/delivery.py --retention-rules   # 1M only, an annual rule in force
     .venv/bin/python bench/delivery.py --mixed    # 1M delivery while webhooks and the API load it
+    .venv/bin/python bench/delivery.py --residents 1000000 --warm   # in a daemon already running
 
 Figures: achieved multicast requests/s ÷ the configured rate bound (200/s), recipients/s,
 the daemon's peak RSS (VmHWM) and the time to freeze the recipients into batches.
@@ -84,10 +85,11 @@ def busiest_window(times: list[float]) -> int:
     return busiest
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak RSS (VmHWM: over its life) or, with field="VmRSS", its RSS now."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -241,7 +243,11 @@ def run(
     only_sender: bool = False,
     retention_rules: bool = False,
     mixed_seconds: float = 0.0,
+    warm: bool = False,
 ) -> dict[str, float]:
+    """One delivery of N recipients through a real kairand. WARM (and with MIXED_SECONDS): the
+    daemon finishes its start-up passes before the delivery is approved."""
+    warm = warm or bool(mixed_seconds)
     sim_port = free_port()
     config_path = init_dev(
         folder / f"dev-{n}-{int(only_sender)}", webhook_port=free_port(), simulator_port=sim_port
@@ -266,7 +272,7 @@ def run(
         )
         did = await service.create_draft(store, "bench", content)
         await service.submit(store, did, "bench")
-        if not mixed_seconds:
+        if not warm:
             await service.approve(store, did, "bench2")
         return did
 
@@ -293,14 +299,24 @@ def run(
             stderr=subprocess.DEVNULL,
         )
     peak = 0.0
+    during = 0.0
     load_result: dict[str, list[tuple[float, float]]] = {}
     inbox_at_load_end: dict[str, int] = {}
     load_thread = None
-    if mixed_seconds:
+    if warm:
         wait_for_api(config.api.socket, daemon)
         # A daemon that has been running: its start-up passes over every resident (the
         # audience index built and saved, the retention pass) are done before the load.
         wait_until_warm(store, daemon)
+        if os.environ.get("BENCH_TRACE"):
+            print(
+                f"  warm: RSS {peak_rss_mb(daemon.pid, 'VmRSS'):.1f} MB,"
+                f" peak so far {peak_rss_mb(daemon.pid):.1f} MB",
+                flush=True,
+            )
+        if not mixed_seconds:
+            asyncio.run(service.approve(store, did, "bench2"))
+    if mixed_seconds:
 
         def load_in_thread() -> None:
             load_result.update(asyncio.run(mixed_load(config_path, channel_secret, mixed_seconds)))
@@ -319,6 +335,8 @@ def run(
         while time.monotonic() < deadline:
             peak = max(peak, peak_rss_mb(daemon.pid))
             view = asyncio.run(service.get(store, did))
+            if view.status.value == "sending":  # sampled every 0.25 s while it is sent
+                during = max(during, peak_rss_mb(daemon.pid, "VmRSS"))
             if os.environ.get("BENCH_TRACE"):
                 print(
                     f"  t={time.monotonic() - started:5.1f}s rss_peak={peak:6.1f} MB"
@@ -383,6 +401,7 @@ def run(
         "max_window_ratio_ideal": busiest_ideal / bound,
         "recipients_per_s": recipients_per_s,
         "rss_mb": peak,
+        "rss_during_mb": during,
         "status": view.status.value,
         "sent": view.sent_count,
         "elapsed_s": elapsed,
@@ -441,6 +460,12 @@ def main() -> int:
         help="1M recipients only, whole daemon, with an annual retention rule in force",
     )
     parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="with --residents: the delivery is approved once the daemon's start-up passes"
+        " are done (its audience index built), as in a daemon that has been running",
+    )
+    parser.add_argument(
         "--mixed",
         action="store_true",
         help="whole daemon under webhook and staff-API load (with --quick: 100k, 15 s of load)",
@@ -466,6 +491,19 @@ def main() -> int:
             f" events_pending={loaded['events_pending']} cpu_s={loaded['cpu_daemon_s']:.1f}"
         )
         return 0
+    if args.residents and args.warm:
+        folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
+        try:
+            warmed = run(args.residents, folder, warm=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(
+            f"BENCH delivery_warm_{args.residents // 1000}k ratio={warmed['ratio']:.3f}"
+            f" max_window_ratio={warmed['max_window_ratio']:.3f} rss_mb={warmed['rss_mb']:.1f}"
+            f" rss_during_mb={warmed['rss_during_mb']:.1f}"
+            f" cpu_s={warmed['cpu_daemon_s']:.1f}"
+        )
+        return 0
     if args.residents:
         folder = Path(tempfile.mkdtemp(prefix="kb-", dir=os.environ.get("TMPDIR", "/tmp")))
         try:
@@ -480,7 +518,7 @@ def main() -> int:
             f" max_window_ratio={whole['max_window_ratio']:.3f}"
             f" max_window_ratio_after_latency={whole['max_window_ratio_after_latency']:.3f}"
             f" max_window_ratio_ideal={whole['max_window_ratio_ideal']:.3f}"
-            f" rss_mb={whole['rss_mb']:.1f}"
+            f" rss_mb={whole['rss_mb']:.1f} rss_during_mb={whole['rss_during_mb']:.1f}"
             f" cpu_s={whole['cpu_daemon_s']:.1f} ratio_sender_only={alone['ratio']:.3f}"
             f" max_window_ratio_sender_only={alone['max_window_ratio']:.3f}"
             f" rss_mb_sender_only={alone['rss_mb']:.1f}"

@@ -29,10 +29,12 @@ import datetime as dt
 import random
 import time
 import uuid
+from array import array
 from collections.abc import Callable
 from typing import Any
 
 from linebot.v3.messaging import Message, MulticastRequest
+from pyroaring import BitMap
 
 from kairand.audit.chain import AuditEntry
 from kairand.config import DeliverySection, MediaSection
@@ -221,10 +223,12 @@ class Sender:
             ):
                 return None
             # The snapshot from the audience index when it is ready (about 1 ms at 100,000
-            # recipients), else from the SQL (~60 ms at 100,000, ~0.5 s at 1M). Read here,
-            # not on a reader thread before: that held ~5-8 MB more at the peak of a 1M
-            # delivery (bench/delivery.py, RSS 153-156 MB against 148).
-            ids = segment_queries.select_ids(conn, segment, on, shared.index, shared.lock)
+            # recipients; a compressed set), else from the SQL (~60 ms at 100,000, ~0.5 s and
+            # 8 MB at 1M). Read here, not on a reader thread before: that held ~5-8 MB more at
+            # the peak of a 1M delivery (bench/delivery.py, RSS 153-156 MB against 148).
+            ids: array[int] | BitMap | None = segment_queries.select_ids(
+                conn, segment, on, shared.index, shared.lock
+            )
             if ids is None:
                 ids = q.segment_ids(conn, segment_queries.compile_for(conn, segment, on, survey))
             # The first batches now, the rest while they are sent (Sender._send: freezer).

@@ -110,6 +110,14 @@ def transaction(conn: Connection, immediate: bool = True) -> Iterator[Connection
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 
 
+READER_CACHE_KIB = 2048
+"""Page cache of each reader's connection (SQLCipher's default is 8 MB a connection). Readers
+answer point reads and pages through tables once (the retention pass, the audience index
+build): a full cache each left the daemon 8 MB larger per reader after its start-up passes
+over a million residents, and a bigger one saves nothing on a single pass. The writer keeps
+the default; an audience count by SQL sets its own (kairand.store.segments)."""
+
+
 class Store:
     """The daemon's handle on the store. Construct, then `migrate()`, then use `write`/`read`.
 
@@ -125,8 +133,9 @@ class Store:
         self._key = key
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="kairan-db-writer")
         self._reader_pool = ThreadPoolExecutor(read_threads, thread_name_prefix="kairan-db-reader")
-        # Reads that take seconds (the audience index built from every row) run here, so
-        # they never hold a reader the staff API and the sender are waiting for.
+        # Reads that take seconds (the audience index built from every row) run here, each on
+        # a connection of its own, so they never hold a reader the staff API and the sender
+        # are waiting for.
         self._long_pool = ThreadPoolExecutor(1, thread_name_prefix="kairan-db-long-read")
         self._local = threading.local()
         self._connections: list[Connection] = []
@@ -157,6 +166,7 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = open_connection(self.path, self._key)
+            conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -212,8 +222,20 @@ class Store:
         """Run fn(conn, *args) in one read transaction on a reader thread. LONG: a read of
         seconds, on its own thread (one at a time), not on the readers others wait for."""
         loop = asyncio.get_running_loop()
-        pool = self._long_pool if long else self._reader_pool
-        return await loop.run_in_executor(pool, self._read_in_thread, fn, args)
+        if long:
+            return await loop.run_in_executor(self._long_pool, self._long_read, fn, args)
+        return await loop.run_in_executor(self._reader_pool, self._read_in_thread, fn, args)
+
+    def _long_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """On a connection of its own, closed afterwards: what a pass over every row cached
+        (and the connection's buffers) is not kept for the daemon's life."""
+        conn = open_connection(self.path, self._key)
+        try:
+            conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+            with transaction(conn, immediate=False):
+                return fn(conn, *args)
+        finally:
+            conn.close()
 
     def _write_in_thread(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         with self._lock, transaction(self._writer):

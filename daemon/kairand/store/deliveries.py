@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pyroaring import BitMap
+
 from kairand.segments.compiler import CompiledSegment
 from kairand.store.database import Connection
 
@@ -275,10 +277,11 @@ def freeze(
     return recipients, batches
 
 
-Ids = memoryview
-"""Resident ids of a recipient snapshot: a view of an array of ids ('q', 8 bytes an id, from
-the SQL; 'I', 4 bytes, from the audience index), so that taking the next chunk (a slice)
-never copies what is left (1M recipients: 4-8 MB, once)."""
+Ids = memoryview | BitMap
+"""Resident ids of a recipient snapshot, ascending: from the SQL, a view of an array('q') (8
+bytes an id; taking the next chunk, a slice, never copies what is left: 1M recipients, 8 MB
+once); from the audience index, its compressed bitmap (sliced by position just as well, a
+fraction of the memory)."""
 
 
 def segment_ids(conn: Connection, compiled: CompiledSegment) -> array[int]:
@@ -291,7 +294,7 @@ def segment_ids(conn: Connection, compiled: CompiledSegment) -> array[int]:
 def freeze_start(
     conn: Connection,
     delivery_id: int,
-    ids: array[int],
+    ids: array[int] | BitMap,
     new_key: Callable[[], str],
     first_batches: int | None,
 ) -> tuple[int, int, Ids]:
@@ -300,7 +303,7 @@ def freeze_start(
     retry keys. Returns (recipients, batches, the ids still to freeze with `freeze_more`); the
     delivery's `freeze_cursor` is the last frozen id while some are left."""
     limit = len(ids) if first_batches is None else first_batches * BATCH_SIZE
-    view = memoryview(ids)  # slices of a view copy nothing
+    view: Ids = memoryview(ids) if isinstance(ids, array) else ids  # slices copy no ids
     rest = view[limit:]
     _insert_chunk(conn, delivery_id, view[:limit], new_key, more=bool(rest))
     return len(ids), math.ceil(len(ids) / BATCH_SIZE), rest

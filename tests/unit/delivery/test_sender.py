@@ -167,7 +167,10 @@ async def test_the_freeze_reads_the_audience_index_when_it_is_ready(
     """N4: with the audience index built and at most FREEZE_CATCH_UP changes behind, the
     delivery's snapshot comes from it (caught up in the start transaction: a resident stopped
     after the build gets nothing), never from the SQL; too far behind, the SQL selects. Either
-    way every selected resident gets exactly one copy."""
+    way every selected resident gets exactly one copy, the rest frozen chunk by chunk (from
+    the index's compressed set, or the SQL's array)."""
+    monkeypatch.setattr(delivery_queries, "FIRST_CHUNK_BATCHES", 1)
+    monkeypatch.setattr(delivery_queries, "CHUNK_BATCHES", 1)
     expected = populate(store, 3000)
     did = await approved(store)
     await warm_index(store)
@@ -191,6 +194,7 @@ async def test_the_freeze_reads_the_audience_index_when_it_is_ready(
     assert (await service.get(store, did)).recipient_count == len(expected)
     assert set(received) == expected and set(received.values()) == {1}
     assert len(by_sql) == (0 if index_ready else 1)
+    assert len(batches(store, did)) == -(-len(expected) // 500)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

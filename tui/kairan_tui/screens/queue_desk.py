@@ -145,9 +145,11 @@ class QueueDeskScreen(KairanScreen):
         )
 
     def on_mount(self) -> None:
-        self.query_one("#queue-waiting", DataTable).add_columns(
-            "番号", "発券", "経路", "LINE", "優先"
-        )
+        # Fixed widths (cells): the table keeps its shape while it is refilled, whatever the
+        # rows (番号 up to "A-9999", 発券 "10:00", 経路 "発券機", LINE "連携", 優先 "予約").
+        table = self.query_one("#queue-waiting", DataTable)
+        for label, width in (("番号", 6), ("発券", 5), ("経路", 6), ("LINE", 4), ("優先", 4)):
+            table.add_column(label, width=width)
         self.set_interval(POLL_SECONDS, self.refresh_data)
         self.follow()
 
