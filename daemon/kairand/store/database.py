@@ -114,8 +114,14 @@ READER_CACHE_KIB = 2048
 """Page cache of each reader's connection (SQLCipher's default is 8 MB a connection). Readers
 answer point reads and pages through tables once (the retention pass, the audience index
 build): a full cache each left the daemon 8 MB larger per reader after its start-up passes
-over a million residents, and a bigger one saves nothing on a single pass. The writer keeps
-the default; an audience count by SQL sets its own (kairand.store.segments)."""
+over a million residents, and a bigger one saves nothing on a single pass. An audience
+count by SQL sets its own (kairand.store.segments)."""
+
+WRITER_CACHE_KIB = 6144
+"""Page cache of the writer's connection, below SQLCipher's 8 MB: a 1M delivery in a daemon
+that has been running peaks at 149 MB instead of 151 at the same rate (bench/delivery.py
+--warm, session 6). At 4 MB the staff API's p99 during a delivery under webhook load rose
+from ~30 to ~50 ms (claims and receipts re-read pages), so not lower."""
 
 
 class Store:
@@ -147,6 +153,7 @@ class Store:
         self._closed = False
         # Open one connection now so a wrong key or missing file fails at start-up.
         self._writer = open_connection(path, key)
+        self._writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         self._connections.append(self._writer)
 
     # -- synchronous API (kairanctl, tests, and inside the worker threads) -----------------
