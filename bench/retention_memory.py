@@ -3,7 +3,8 @@ daemon does at start) over N synthetic residents, in a fresh process, reporting 
 process's peak RSS (VmHWM) before and after the run.
 
     .venv/bin/python bench/retention_memory.py            # 1M residents
-    .venv/bin/python bench/retention_memory.py --n 100000
+    .venv/bin/python bench/retention_memory.py --quick    # 100,000 residents (< 1 min)
+    .venv/bin/python bench/retention_memory.py --n 200000
 
 The rules in force (annual registration rule + a per-question annual rule + a months rule)
 make the worker read every resident's facts; the residents are recent, so the run expires
@@ -95,8 +96,11 @@ def measure(config_path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 residents (< 1 min)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.n = 100_000
     if args.measure:
         measure(args.measure)
         return 0
